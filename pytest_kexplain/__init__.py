@@ -1,0 +1,45 @@
+"""pytest-kexplain: test what a Keras model has learned.
+
+Public names are resolved lazily so that importing this package (which pytest does at
+start-up through the plugin entry point) pulls in neither NumPy nor any deep-learning
+framework until a check actually runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "explain": "pytest_kexplain.api",
+    "clear_cache": "pytest_kexplain.api",
+    "Explanation": "pytest_kexplain.explanation",
+    "available_methods": "pytest_kexplain.explainers",
+    "KexplainError": "pytest_kexplain.errors",
+    "ModelHasNoGradientError": "pytest_kexplain.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'pytest_kexplain' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pytest_kexplain.api import clear_cache, explain
+    from pytest_kexplain.errors import KexplainError, ModelHasNoGradientError
+    from pytest_kexplain.explainers import available_methods
+    from pytest_kexplain.explanation import Explanation

@@ -1,0 +1,1 @@
+"""Differentiation backends: one module per Keras backend, each with `build_functions`."""

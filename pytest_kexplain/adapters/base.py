@@ -1,0 +1,60 @@
+"""The model adapter interface: how explainers call and differentiate a model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+# Elements of input (rows x sample size) per model call; bounds memory for images.
+DEFAULT_ELEMENTS_PER_BATCH = 2**21
+MAX_ROWS_PER_BATCH = 16384
+
+
+def default_batch_size(sample_shape: tuple[int, ...]) -> int:
+    """Rows per model call: large for tabular data, smaller for big samples."""
+    sample_size = max(1, int(np.prod(sample_shape)))
+    return int(np.clip(DEFAULT_ELEMENTS_PER_BATCH // sample_size, 16, MAX_ROWS_PER_BATCH))
+
+
+def batches(n_rows: int, batch_size: int) -> Iterator[slice]:
+    """Consecutive slices covering range(n_rows) with at most batch_size rows each."""
+    for start in range(0, n_rows, batch_size):
+        yield slice(start, min(start + batch_size, n_rows))
+
+
+@dataclass(frozen=True)
+class GradientFunctions:
+    """Compiled per-chunk functions a differentiation backend provides for one model."""
+
+    forward: Callable[[np.ndarray], np.ndarray]
+    gradient: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class ModelAdapter(Protocol):
+    """What explainers need from a model, whatever the framework."""
+
+    #: whether ``gradient`` is available
+    differentiable: bool
+    #: short description used in error messages and reports
+    description: str
+
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Model outputs as float64 of shape (n, n_outputs), computed in batches."""
+        ...
+
+    def gradient(
+        self, x: np.ndarray, target: np.ndarray, batch_size: int | None = None
+    ) -> np.ndarray:
+        """d output[i, target[i]] / d x[i] for every row, shape of x, float64."""
+        ...
+
+    def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
+        """Raise KexplainError if samples of this shape cannot go through the model."""
+        ...
+
+    def fingerprint(self) -> str | None:
+        """A digest of the model's architecture and weights, or None if it has none."""
+        ...

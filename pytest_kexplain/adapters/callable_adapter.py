@@ -1,0 +1,47 @@
+"""Adapter for a plain callable mapping a batch to outputs (model-agnostic methods only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.adapters.base import batches, default_batch_size
+from pytest_kexplain.adapters.outputs import as_output_matrix
+from pytest_kexplain.errors import ModelHasNoGradientError
+
+
+class CallableAdapter:
+    """Calls a Python function batch by batch; it has no gradient."""
+
+    differentiable = False
+
+    def __init__(self, function: Callable[[np.ndarray], Any], batch_size: int | None = None):
+        self._function = function
+        self._batch_size = batch_size
+        self.description = getattr(function, "__qualname__", type(function).__name__)
+
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Outputs of the function, called in batches."""
+        size = batch_size or self._batch_size or default_batch_size(tuple(x.shape[1:]))
+        chunks = [as_output_matrix(self._function(x[part]), part.stop - part.start)
+                  for part in batches(len(x), size)]
+        return np.concatenate(chunks, axis=0)
+
+    def gradient(
+        self, x: np.ndarray, target: np.ndarray, batch_size: int | None = None
+    ) -> np.ndarray:
+        """Always fails: a plain callable cannot be differentiated here."""
+        raise ModelHasNoGradientError(
+            f"{self.description} is a plain callable, so gradient-based methods cannot "
+            "differentiate it; use a model-agnostic method: method='shap', 'permutation' "
+            "or 'occlusion' (or pass the Keras model itself)."
+        )
+
+    def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
+        """A callable declares no input shape; nothing to check."""
+
+    def fingerprint(self) -> str | None:
+        """A plain callable has no weights to fingerprint."""
+        return None

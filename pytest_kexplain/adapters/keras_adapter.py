@@ -1,0 +1,155 @@
+"""Adapter for Keras 3 models: batched, compiled calls and input gradients."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.adapters.base import GradientFunctions, batches, default_batch_size
+from pytest_kexplain.adapters.outputs import as_output_matrix
+from pytest_kexplain.errors import KexplainError
+
+# Keras backend name -> module implementing `build_functions(model, sample_shape, dtype)`.
+_BACKEND_MODULES = {
+    "tensorflow": "pytest_kexplain.adapters.backends.tensorflow_backend",
+}
+
+
+def is_keras_model(obj: Any) -> bool:
+    """Whether obj is a Keras 3 model (checked without importing Keras when possible)."""
+    module = type(obj).__module__ or ""
+    if not (module.startswith("keras") or any(
+        (c.__module__ or "").startswith("keras") for c in type(obj).__mro__
+    )):
+        return False
+    import keras
+
+    return isinstance(obj, keras.Model)
+
+
+def _input_dtype(model: Any) -> str:
+    for source in (lambda: model.inputs[0].dtype, lambda: model.layers[0].compute_dtype):
+        try:
+            dtype = source()
+        except (AttributeError, IndexError, TypeError, ValueError):
+            continue
+        name = getattr(dtype, "name", dtype)
+        if isinstance(name, str) and name.startswith("float"):
+            return name
+    return "float32"
+
+
+def _declared_sample_shape(model: Any) -> tuple[int | None, ...] | None:
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(shape, list):
+        return None  # several inputs: left to the model to reject
+    return tuple(shape[1:])
+
+
+class KerasAdapter:
+    """Wraps a Keras model; differentiation goes through the active Keras backend."""
+
+    differentiable = True
+
+    def __init__(self, model: Any, batch_size: int | None = None):
+        import keras
+
+        self.model = model
+        self.backend = keras.backend.backend()
+        self._batch_size = batch_size
+        self.dtype = _input_dtype(model)
+        self.description = f"Keras model {getattr(model, 'name', type(model).__name__)!r}"
+        self._functions: dict[tuple[int, ...], GradientFunctions] = {}
+        self._fingerprint: str | None = None
+
+    # -- shape checks -------------------------------------------------------------------
+    def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
+        """Compare the sample shape with the model's declared input shape."""
+        declared = _declared_sample_shape(self.model)
+        if declared is None:
+            return
+        fits = len(declared) == len(sample_shape) and all(
+            d is None or d == s for d, s in zip(declared, sample_shape)
+        )
+        if not fits:
+            expected = "(n, " + ", ".join("?" if d is None else str(d) for d in declared) + ")"
+            raise KexplainError(
+                f"X has samples of shape {sample_shape} (X.shape = (n, "
+                f"{', '.join(map(str, sample_shape))})) but {self.description} expects "
+                f"input of shape {expected}."
+            )
+
+    # -- compiled functions --------------------------------------------------------------
+    def _functions_for(self, sample_shape: tuple[int, ...]) -> GradientFunctions:
+        functions = self._functions.get(sample_shape)
+        if functions is None:
+            module_name = _BACKEND_MODULES.get(self.backend)
+            if module_name is None:
+                raise KexplainError(
+                    f"the Keras backend {self.backend!r} is not supported yet; supported: "
+                    f"{', '.join(sorted(_BACKEND_MODULES))}. Set KERAS_BACKEND accordingly."
+                )
+            backend = importlib.import_module(module_name)
+            if not self.model.built:
+                self.model(np.zeros((1, *sample_shape), dtype=self.dtype))
+            functions = backend.build_functions(self.model, sample_shape, self.dtype, self.description)
+            self._functions[sample_shape] = functions
+        return functions
+
+    def batch_size_for(self, sample_shape: tuple[int, ...], batch_size: int | None) -> int:
+        """The rows per model call to use."""
+        return int(batch_size or self._batch_size or default_batch_size(sample_shape))
+
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Model outputs, float64 (n, n_outputs), computed in compiled batches."""
+        sample_shape = tuple(x.shape[1:])
+        forward = self._functions_for(sample_shape).forward
+        size = self.batch_size_for(sample_shape, batch_size)
+        x = np.asarray(x, dtype=self.dtype)
+        chunks = [as_output_matrix(forward(x[part]), part.stop - part.start)
+                  for part in batches(len(x), size)]
+        return np.concatenate(chunks, axis=0)
+
+    def gradient(
+        self, x: np.ndarray, target: np.ndarray, batch_size: int | None = None
+    ) -> np.ndarray:
+        """Input gradient of output[i, target[i]] for every row, float64."""
+        sample_shape = tuple(x.shape[1:])
+        gradient = self._functions_for(sample_shape).gradient
+        size = self.batch_size_for(sample_shape, batch_size)
+        x = np.asarray(x, dtype=self.dtype)
+        target = np.asarray(target, dtype=np.int32)
+        out = np.empty(x.shape, dtype=np.float64)
+        for part in batches(len(x), size):
+            out[part] = gradient(x[part], target[part])
+        return out
+
+    # -- identity ------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """blake2b digest of the architecture and every weight's name, shape and bytes."""
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.model)
+        return self._fingerprint
+
+
+def model_fingerprint(model: Any) -> str:
+    """Digest of a Keras model's class, configuration and weights."""
+    import keras
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(type(model).__qualname__.encode())
+    try:
+        digest.update(model.to_json().encode())
+    except Exception:  # subclassed models may not serialise their config
+        digest.update(repr([layer.name for layer in model.layers]).encode())
+    for weight in model.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight))
+        digest.update(f"{weight.path}:{value.dtype}:{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,191 @@
+"""explain(): validate the inputs, pick the explainer, memoise the result."""
+
+from __future__ import annotations
+
+import os
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.adapters import adapt_model, load_keras_file
+from pytest_kexplain.adapters.base import ModelAdapter
+from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
+from pytest_kexplain.errors import KexplainError, ModelHasNoGradientError
+from pytest_kexplain.events import ExplainEvent, emit
+from pytest_kexplain.explainers import AUTO, get_explainer
+from pytest_kexplain.explainers.base import ExplainerSpec, ExplainRequest
+from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.inputs import prepare_background, prepare_input
+
+Target = int | str | Sequence[int] | np.ndarray | None
+
+# Adapters hold compiled functions: reuse them for as long as the model object lives.
+_KERAS_ADAPTERS: "weakref.WeakKeyDictionary[Any, ModelAdapter]" = weakref.WeakKeyDictionary()
+_LOADED_FILES: dict[tuple[str, int, int], Any] = {}
+
+
+def _load_cached(path: str | os.PathLike[str]) -> Any:
+    resolved = os.path.abspath(os.fspath(path))
+    stat = os.stat(resolved) if os.path.exists(resolved) else None
+    key = (resolved, stat.st_mtime_ns, stat.st_size) if stat else None
+    if key is None or key not in _LOADED_FILES:
+        model = load_keras_file(resolved)
+        if key is None:
+            return model
+        _LOADED_FILES[key] = model
+    return _LOADED_FILES[key]
+
+
+def get_adapter(model: Any, batch_size: int | None = None) -> tuple[Any, ModelAdapter]:
+    """The (possibly loaded) model object and a reusable adapter for it."""
+    if isinstance(model, (str, os.PathLike)):
+        model = _load_cached(model)
+    try:
+        adapter = _KERAS_ADAPTERS.get(model)
+    except TypeError:  # not weak-referenceable
+        adapter = None
+    if adapter is None:
+        adapter = adapt_model(model)
+        if adapter.differentiable:
+            _KERAS_ADAPTERS[model] = adapter
+    return model, adapter
+
+
+def choose_method(method: str, adapter: ModelAdapter) -> ExplainerSpec:
+    """Resolve 'auto' and check that the model supports the method."""
+    if method == AUTO:
+        method = "integrated_gradients" if adapter.differentiable else "shap"
+    spec = get_explainer(method)
+    if spec.requires_gradient and not adapter.differentiable:
+        adapter.gradient(np.zeros((0,)), np.zeros((0,), dtype=int))  # raises with the advice
+        raise ModelHasNoGradientError(f"{adapter.description} has no gradient.")
+    return spec
+
+
+def resolve_target(target: Target, outputs: np.ndarray) -> tuple[np.ndarray, str]:
+    """Per-row output indices to explain, and a name for the explained output."""
+    n, n_outputs = outputs.shape
+    if target is None:
+        if n_outputs != 1:
+            raise KexplainError(
+                f"the model has {n_outputs} outputs; pass target=<index in 0..{n_outputs - 1}> "
+                "or target='predicted' (the argmax of each sample) to choose one."
+            )
+        return np.zeros(n, dtype=np.int64), "output"
+    if isinstance(target, str):
+        if target != "predicted":
+            raise KexplainError(f"target must be an output index or 'predicted', got {target!r}.")
+        return outputs.argmax(axis=1).astype(np.int64), "predicted"
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        index = int(target)
+        if not -n_outputs <= index < n_outputs:
+            raise KexplainError(
+                f"target={index} is out of range: the model has {n_outputs} output(s), "
+                f"so valid indices are 0..{n_outputs - 1}."
+            )
+        index %= n_outputs
+        return np.full(n, index, dtype=np.int64), f"output[{index}]"
+    indices = np.asarray(target)
+    if indices.shape != (n,) or not np.issubdtype(indices.dtype, np.integer):
+        raise KexplainError(
+            "target must be None, an int, 'predicted', or one integer index per sample "
+            f"(shape ({n},)); got {type(target).__name__} of shape {indices.shape}."
+        )
+    if indices.min() < 0 or indices.max() >= n_outputs:
+        raise KexplainError(f"target indices must lie in 0..{n_outputs - 1}.")
+    return indices.astype(np.int64), "per-sample target"
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array, dtype=np.float64)
+    array.setflags(write=False)
+    return array
+
+
+def explain(
+    model: Any,
+    X: Any,
+    *,
+    method: str = AUTO,
+    target: Target = None,
+    feature_names: Sequence[str] | None = None,
+    background: Any = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    **options: Any,
+) -> Explanation:
+    """Explain `model`'s output on `X` with the named method; memoised for the session."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise KexplainError(f"seed must be an integer, got {seed!r}.")
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise KexplainError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    prepared = prepare_input(X, feature_names)
+    background_array = prepare_background(background, prepared)
+    model, adapter = get_adapter(model)
+    spec = choose_method(method, adapter)
+    resolved_options = spec.resolve_options(options)
+    adapter.check_input_shape(prepared.feature_shape)
+
+    fingerprint = adapter.fingerprint()
+    key = cache_key(
+        model=fingerprint or f"object@{id(model)}",
+        data=array_digest(prepared.array),
+        background=array_digest(background_array),
+        feature_names=prepared.feature_names,
+        method=spec.name,
+        options=resolved_options,
+        target=target if not isinstance(target, np.ndarray) else array_digest(target),
+        seed=int(seed),
+    )
+    started = time.perf_counter()
+    cached, source = SESSION_CACHE.get(key)
+    if cached is None:
+        cached = _compute(adapter, spec, prepared.array, prepared.feature_names, background_array,
+                          target, int(seed), resolved_options, batch_size)
+        SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else model,
+                          persist=fingerprint is not None)
+    emit(ExplainEvent(
+        method=spec.name, model=adapter.description, n_samples=len(prepared.array),
+        seconds=time.perf_counter() - started, source=source,
+    ))
+    return cached
+
+
+def _compute(
+    adapter: ModelAdapter,
+    spec: ExplainerSpec,
+    x: np.ndarray,
+    feature_names: tuple[str, ...],
+    background: np.ndarray | None,
+    target: Target,
+    seed: int,
+    options: dict[str, Any],
+    batch_size: int | None,
+) -> Explanation:
+    outputs = adapter.predict(x, batch_size=batch_size)
+    target_indices, output_name = resolve_target(target, outputs)
+    request = ExplainRequest(
+        adapter=adapter, x=x, target=target_indices, background=background, seed=seed,
+        options=options, batch_size=batch_size,
+    )
+    attribution = spec.function(request)
+    return Explanation(
+        values=_frozen(attribution.values),
+        base_values=_frozen(attribution.base_values),
+        data=x,
+        feature_names=feature_names,
+        method=spec.name,
+        options={**options, **{k: v for k, v in attribution.details.items()}, "seed": seed},
+        output_name=output_name,
+        outputs=_frozen(outputs[np.arange(len(x)), target_indices]),
+        global_importance=None if attribution.global_importance is None
+        else _frozen(attribution.global_importance),
+    )
+
+
+def clear_cache() -> None:
+    """Forget every memoised explanation (the next explain() call recomputes)."""
+    SESSION_CACHE.clear()

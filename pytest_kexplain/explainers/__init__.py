@@ -1,0 +1,25 @@
+"""Explainers, one module per family, registered by name."""
+
+from __future__ import annotations
+
+from pytest_kexplain.explainers import gradients, occlusion, permutation, shapley  # noqa: F401
+from pytest_kexplain.explainers.base import REGISTRY, ExplainerSpec
+from pytest_kexplain.errors import KexplainError
+
+AUTO = "auto"
+
+
+def available_methods() -> list[str]:
+    """Names accepted by explain(method=...), 'auto' included."""
+    return [AUTO, *sorted(REGISTRY)]
+
+
+def get_explainer(method: str) -> ExplainerSpec:
+    """The registered explainer for a method name; unknown names list the known ones."""
+    spec = REGISTRY.get(method) if isinstance(method, str) else None
+    if spec is None:
+        raise KexplainError(
+            f"unknown explanation method {method!r}; choose one of: "
+            f"{', '.join(available_methods())}."
+        )
+    return spec

@@ -1,0 +1,118 @@
+"""What every explainer receives and returns, and the registry that names them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.adapters.base import ModelAdapter
+from pytest_kexplain.errors import KexplainError
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """Validated inputs of one explanation."""
+
+    adapter: ModelAdapter
+    x: np.ndarray  # (n, *sample_shape), float64
+    target: np.ndarray  # (n,), output index explained for each row
+    background: np.ndarray | None  # (m, *sample_shape) or None
+    seed: int
+    options: Mapping[str, Any]
+    batch_size: int | None = None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample."""
+        return tuple(self.x.shape[1:])
+
+    @property
+    def n_features(self) -> int:
+        """Number of scalar features per sample."""
+        return int(np.prod(self.sample_shape))
+
+    def reference(self) -> np.ndarray:
+        """The single reference input: the background mean, or zeros without background."""
+        if self.background is None:
+            return np.zeros(self.sample_shape)
+        return self.background.mean(axis=0)
+
+    def rng(self) -> np.random.Generator:
+        """A fresh generator seeded with the request's seed (same draws on every call)."""
+        return np.random.default_rng(self.seed)
+
+    def predict_selected(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Explained output of every row of x, for that row's target index."""
+        outputs = self.adapter.predict(x, batch_size=self.batch_size)
+        return outputs[np.arange(len(x)), target]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """An explainer's result before it is wrapped into an Explanation."""
+
+    values: np.ndarray
+    base_values: np.ndarray
+    global_importance: np.ndarray | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+ExplainFunction = Callable[[ExplainRequest], Attribution]
+
+
+@dataclass(frozen=True)
+class ExplainerSpec:
+    """A registered explanation method."""
+
+    name: str
+    function: ExplainFunction
+    defaults: Mapping[str, Any]
+    requires_gradient: bool
+    summary: str
+
+    def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with the caller's options; unknown options are an error."""
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            accepted = ", ".join(sorted(self.defaults)) or "none"
+            raise KexplainError(
+                f"method {self.name!r} got unknown option(s) {', '.join(unknown)}; "
+                f"it accepts: {accepted}."
+            )
+        return {**self.defaults, **options}
+
+
+REGISTRY: dict[str, ExplainerSpec] = {}
+
+
+def register(
+    name: str, *, defaults: Mapping[str, Any], requires_gradient: bool, summary: str
+) -> Callable[[ExplainFunction], ExplainFunction]:
+    """Register an explanation method under `name`."""
+
+    def decorator(function: ExplainFunction) -> ExplainFunction:
+        REGISTRY[name] = ExplainerSpec(name, function, dict(defaults), requires_gradient, summary)
+        return function
+
+    return decorator
+
+
+def positive_int(options: Mapping[str, Any], name: str) -> int:
+    """Read an option that must be a positive integer."""
+    value = options[name]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise KexplainError(f"option {name!r} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def non_negative_float(options: Mapping[str, Any], name: str) -> float:
+    """Read an option that must be a finite number >= 0."""
+    value = options[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
+        np.isfinite(value) and value >= 0
+    ):
+        raise KexplainError(f"option {name!r} must be a finite number >= 0, got {value!r}.")
+    return float(value)

@@ -1,0 +1,173 @@
+"""Gradient methods: saliency, gradient x input, integrated gradients, SmoothGrad.
+
+All of them reduce to many input-gradient evaluations; each builds its evaluation points
+for a chunk of rows and sends them through the model adapter in large batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from pytest_kexplain.adapters.base import default_batch_size
+from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.explanation import relative_completeness_gaps
+from pytest_kexplain.explainers.base import (
+    Attribution,
+    ExplainRequest,
+    non_negative_float,
+    positive_int,
+    register,
+)
+
+
+def _reference_outputs(request: ExplainRequest) -> np.ndarray:
+    reference = request.reference()[None]
+    repeated = np.repeat(reference, len(request.x), axis=0)
+    return request.predict_selected(repeated, request.target)
+
+
+def _row_chunks(request: ExplainRequest, points_per_row: int, n_rows: int) -> Iterator[slice]:
+    """Chunks of rows whose evaluation points fill about one model batch."""
+    batch = request.batch_size or default_batch_size(request.sample_shape)
+    rows = max(1, batch // points_per_row)
+    for start in range(0, n_rows, rows):
+        yield slice(start, min(start + rows, n_rows))
+
+
+@register(
+    "saliency",
+    defaults={},
+    requires_gradient=True,
+    summary="gradient of the explained output with respect to the input",
+)
+def saliency(request: ExplainRequest) -> Attribution:
+    """Plain input gradient."""
+    grads = request.adapter.gradient(request.x, request.target, batch_size=request.batch_size)
+    return Attribution(values=grads, base_values=_reference_outputs(request))
+
+
+@register(
+    "gradient_x_input",
+    defaults={},
+    requires_gradient=True,
+    summary="gradient times (input - reference)",
+)
+def gradient_x_input(request: ExplainRequest) -> Attribution:
+    """Gradient times the input's offset from the reference (zeros without background)."""
+    grads = request.adapter.gradient(request.x, request.target, batch_size=request.batch_size)
+    return Attribution(
+        values=grads * (request.x - request.reference()), base_values=_reference_outputs(request)
+    )
+
+
+INTEGRATION_RULES = ("trapezoid", "riemann_middle", "gauss_legendre")
+
+
+def integration_points(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolation coefficients in [0, 1] and weights summing to 1 for a quadrature rule."""
+    if rule == "trapezoid":
+        alphas = np.linspace(0.0, 1.0, steps + 1)
+        weights = np.full(steps + 1, 1.0 / steps)
+        weights[[0, -1]] /= 2
+    elif rule == "riemann_middle":
+        alphas = (np.arange(steps) + 0.5) / steps
+        weights = np.full(steps, 1.0 / steps)
+    elif rule == "gauss_legendre":
+        nodes, node_weights = np.polynomial.legendre.leggauss(steps)
+        alphas, weights = (nodes + 1) / 2, node_weights / 2
+    else:
+        raise KexplainError(
+            f"option 'rule' must be one of {', '.join(INTEGRATION_RULES)}, got {rule!r}."
+        )
+    return alphas, weights
+
+
+def _integrate(request: ExplainRequest, rows: np.ndarray, steps: int, rule: str) -> np.ndarray:
+    """Integrated gradients of the given rows with one quadrature rule."""
+    alphas, weights = integration_points(steps, rule)
+    reference = request.reference()
+    shape_tail = (1,) * len(request.sample_shape)
+    n_points = len(alphas)
+    values = np.empty((len(rows), *request.sample_shape))
+    for chunk in _row_chunks(request, n_points, len(rows)):
+        picked = rows[chunk]
+        delta = request.x[picked] - reference
+        # (rows, points, *sample) -> one flat batch: every step of these rows in few calls
+        path = reference + alphas.reshape(1, n_points, *shape_tail) * delta[:, None]
+        grads = request.adapter.gradient(
+            path.reshape(-1, *request.sample_shape),
+            np.repeat(request.target[picked], n_points),
+            batch_size=request.batch_size,
+        ).reshape(path.shape)
+        values[chunk] = np.tensordot(weights, grads, axes=([0], [1])) * delta
+    return values
+
+
+@register(
+    "integrated_gradients",
+    defaults={"steps": 64, "rule": "trapezoid", "tolerance": 0.01, "max_steps": 1024},
+    requires_gradient=True,
+    summary="path integral of gradients from the reference to the input (Sundararajan 2017)",
+)
+def integrated_gradients(request: ExplainRequest) -> Attribution:
+    """(x - x') times the average gradient along the straight path from x' to x.
+
+    Rows whose completeness gap exceeds ``tolerance`` (relative to how far their output
+    moves from the reference) are integrated again with twice the steps, up to
+    ``max_steps``; ``tolerance=None`` turns the refinement off.
+    """
+    steps = positive_int(request.options, "steps")
+    max_steps = positive_int(request.options, "max_steps")
+    tolerance = request.options["tolerance"]
+    if tolerance is not None:
+        tolerance = non_negative_float(request.options, "tolerance")
+    rule = request.options["rule"]
+    integration_points(steps, rule)  # validates the rule before any model call
+    outputs = request.predict_selected(request.x, request.target)
+    base_values = _reference_outputs(request)
+    values = _integrate(request, np.arange(len(request.x)), steps, rule)
+    steps_used = np.full(len(request.x), steps)
+    while tolerance is not None and steps < max_steps:
+        sums = values.reshape(len(values), -1).sum(axis=1)
+        failing = np.flatnonzero(relative_completeness_gaps(sums, base_values, outputs) > tolerance)
+        if len(failing) == 0:
+            break
+        steps = min(2 * steps, max_steps)
+        values[failing] = _integrate(request, failing, steps, rule)
+        steps_used[failing] = steps
+    return Attribution(
+        values=values, base_values=base_values, details={"max_steps_used": int(steps_used.max())}
+    )
+
+
+def feature_spread(request: ExplainRequest) -> np.ndarray:
+    """Per-feature range (max - min) of the background, or of X without one; 1 where constant."""
+    source = request.background if request.background is not None else request.x
+    spread = source.max(axis=0) - source.min(axis=0)
+    return np.where(spread > 0, spread, 1.0)
+
+
+@register(
+    "smoothgrad",
+    defaults={"noise": 0.1, "samples": 32},
+    requires_gradient=True,
+    summary="gradient averaged over noisy copies of the input (Smilkov 2017)",
+)
+def smoothgrad(request: ExplainRequest) -> Attribution:
+    """Mean gradient over Gaussian-perturbed inputs; noise is relative to each feature's range."""
+    noise = non_negative_float(request.options, "noise")
+    samples = positive_int(request.options, "samples")
+    sigma = noise * feature_spread(request)
+    rng = request.rng()
+    values = np.empty_like(request.x)
+    for rows in _row_chunks(request, samples, len(request.x)):
+        x = request.x[rows]
+        noisy = x[:, None] + rng.standard_normal((len(x), samples, *request.sample_shape)) * sigma
+        flat = noisy.reshape(-1, *request.sample_shape)
+        grads = request.adapter.gradient(
+            flat, np.repeat(request.target[rows], samples), batch_size=request.batch_size
+        )
+        values[rows] = grads.reshape(noisy.shape).mean(axis=1)
+    return Attribution(values=values, base_values=_reference_outputs(request))

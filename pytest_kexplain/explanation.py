@@ -1,0 +1,112 @@
+"""The Explanation result: attributions plus everything needed to read them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def relative_completeness_gaps(
+    attribution_sums: np.ndarray, base_values: np.ndarray, outputs: np.ndarray
+) -> np.ndarray:
+    """Per-row |sum(values) + base - output| relative to that row's |output - base|.
+
+    Rows whose output barely moves from the reference are measured against 1% of the mean
+    movement instead, so a near-zero denominator cannot inflate the error.
+    """
+    gaps = np.abs(attribution_sums + base_values - outputs)
+    movement = np.abs(outputs - base_values)
+    floor = max(0.01 * float(movement.mean()), 1e-12)
+    return gaps / np.maximum(movement, floor)
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """Attributions of one model output for a batch of samples.
+
+    ``values`` has the shape of ``data``: ``(n, *feature_shape)``. ``base_values`` is the
+    model output at the reference. For the additive methods ``values`` summed over the
+    features plus ``base_values`` gives ``outputs``: exactly for ``shap``, up to the
+    integration error for ``integrated_gradients`` (see ``completeness_error``).
+    """
+
+    values: np.ndarray
+    base_values: np.ndarray
+    data: np.ndarray
+    feature_names: tuple[str, ...]
+    method: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    output_name: str = "output"
+    outputs: np.ndarray | None = None
+    global_importance: np.ndarray | None = None
+
+    @property
+    def n_samples(self) -> int:
+        """Number of explained samples."""
+        return int(self.values.shape[0])
+
+    @property
+    def flat_values(self) -> np.ndarray:
+        """Attributions as a (n_samples, n_features) array."""
+        return self.values.reshape(self.n_samples, -1)
+
+    def importance_array(self) -> np.ndarray:
+        """Global importance per feature as an array, in feature order."""
+        if self.global_importance is not None:
+            return np.asarray(self.global_importance, dtype=np.float64)
+        return np.abs(self.flat_values).mean(axis=0)
+
+    def importance(self) -> dict[str, float]:
+        """Mean absolute attribution per feature (the method's own global score where it has one)."""
+        return {name: float(v) for name, v in zip(self.feature_names, self.importance_array())}
+
+    def shares(self) -> dict[str, float]:
+        """Each feature's fraction of the total importance (all zeros if the total is zero)."""
+        importance = self.importance_array()
+        total = float(np.abs(importance).sum())
+        fractions = np.abs(importance) / total if total > 0 else np.zeros_like(importance)
+        return {name: float(v) for name, v in zip(self.feature_names, fractions)}
+
+    def ranking(self) -> list[str]:
+        """Feature names by descending importance; ties keep feature order."""
+        importance = self.importance_array()
+        order = np.lexsort((np.arange(len(importance)), -importance))
+        return [self.feature_names[i] for i in order]
+
+    def top(self, k: int) -> list[str]:
+        """The k most important feature names."""
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}.")
+        return self.ranking()[: int(k)]
+
+    def completeness_error(self) -> float:
+        """Largest per-row |sum(values) + base_values - outputs| relative to |outputs - base|."""
+        if self.outputs is None:
+            raise ValueError("this explanation does not record the model outputs.")
+        gaps = relative_completeness_gaps(
+            self.flat_values.sum(axis=1), self.base_values, self.outputs
+        )
+        return float(gaps.max())
+
+    def to_shap(self) -> Any:
+        """Return a ``shap.Explanation`` so shap's plots can be used on this result."""
+        import shap
+
+        return shap.Explanation(
+            values=np.array(self.values),
+            base_values=np.array(self.base_values),
+            data=np.array(self.data),
+            feature_names=list(self.feature_names),
+            output_names=self.output_name,
+        )
+
+    def __repr__(self) -> str:
+        top = ", ".join(self.ranking()[:3])
+        return (
+            f"Explanation(method={self.method!r}, n_samples={self.n_samples}, "
+            f"feature_shape={tuple(self.values.shape[1:])}, output={self.output_name!r}, "
+            f"top=[{top}])"
+        )

@@ -1,0 +1,93 @@
+"""Small reference models and data sets with known answers, for tests, demos and benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TabularData:
+    """Standardised features with names, split into train and test rows."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    feature_names: tuple[str, ...]
+
+
+def linear_model(weights: Sequence[float], bias: float = 0.0, dtype: str = "float32") -> Any:
+    """A Keras model computing exactly f(x) = weights . x + bias."""
+    import keras
+
+    weights = np.asarray(weights, dtype=dtype)
+    model = keras.Sequential(
+        [keras.Input((len(weights),), dtype=dtype), keras.layers.Dense(1, dtype=dtype)],
+        name="linear",
+    )
+    model.layers[-1].set_weights([weights[:, None], np.array([bias], dtype=dtype)])
+    return model
+
+
+def breast_cancer_data(seed: int = 0, test_fraction: float = 0.25) -> TabularData:
+    """scikit-learn's bundled breast-cancer data, standardised on the training rows."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(bunch.target))
+    n_test = int(len(order) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    x = bunch.data.astype(np.float64)
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0)
+    x = (x - mean) / std
+    y = bunch.target.astype(np.float64)
+    return TabularData(x[train], y[train], x[test], y[test], tuple(map(str, bunch.feature_names)))
+
+
+def mlp(n_features: int, hidden: Sequence[int] = (32, 16), seed: int = 0,
+        output_activation: str = "sigmoid", outputs: int = 1) -> Any:
+    """An untrained ReLU MLP with seeded initial weights."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((n_features,))]
+    layers += [keras.layers.Dense(units, activation="relu") for units in hidden]
+    layers.append(keras.layers.Dense(outputs, activation=output_activation))
+    return keras.Sequential(layers, name="mlp")
+
+
+def train_classifier(data: TabularData, seed: int = 0, epochs: int = 40,
+                     hidden: Sequence[int] = (32, 16)) -> Any:
+    """A binary MLP classifier trained with a fixed seed (a few seconds on a CPU)."""
+    import keras
+
+    model = mlp(data.x_train.shape[1], hidden=hidden, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=32, verbose=0, shuffle=True)
+    return model
+
+
+def synthetic_regression(coefficients: Sequence[float], n: int = 2000, seed: int = 0,
+                         noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Standard-normal features and y = X @ coefficients + noise: the top features are known."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, len(coefficients)))
+    y = x @ np.asarray(coefficients, dtype=np.float64) + noise * rng.standard_normal(n)
+    return x, y
+
+
+def train_regressor(x: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 30,
+                    hidden: Sequence[int] = (32,)) -> Any:
+    """A small MLP regressor trained with a fixed seed."""
+    import keras
+
+    model = mlp(x.shape[1], hidden=hidden, seed=seed, output_activation="linear")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
+    return model

@@ -1,0 +1,62 @@
+"""Shared fixtures: small Keras models whose explanations are known in closed form."""
+
+import numpy as np
+import pytest
+
+from pytest_kexplain import zoo
+
+WEIGHTS = np.array([1.5, -2.0, 0.5, 3.0, -0.25])
+BIAS = 0.3
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty explanation cache (no cross-test coupling)."""
+    from pytest_kexplain import clear_cache
+
+    clear_cache()
+    yield
+
+
+@pytest.fixture(scope="session")
+def linear64():
+    """f(x) = WEIGHTS . x + BIAS computed in float64."""
+    return zoo.linear_model(WEIGHTS, BIAS, dtype="float64")
+
+
+@pytest.fixture(scope="session")
+def linear32():
+    """The same linear model in float32, as most real models are."""
+    return zoo.linear_model(WEIGHTS, BIAS)
+
+
+@pytest.fixture(scope="session")
+def rows():
+    """Samples to explain and a background shifted away from zero."""
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(40, 5)), rng.normal(loc=0.5, size=(64, 5))
+
+
+@pytest.fixture(scope="session")
+def nonlinear5():
+    """A 5-feature model with interactions (tanh MLP, seeded weights), float64."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    return keras.Sequential([
+        keras.Input((5,), dtype="float64"),
+        keras.layers.Dense(8, activation="tanh", dtype="float64"),
+        keras.layers.Dense(1, dtype="float64"),
+    ])
+
+
+@pytest.fixture(scope="session")
+def classifier3():
+    """A three-class softmax model over 4 features."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    return keras.Sequential([
+        keras.Input((4,)), keras.layers.Dense(6, activation="relu"),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
