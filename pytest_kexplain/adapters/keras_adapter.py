@@ -96,8 +96,10 @@ class KerasAdapter:
                     f"{', '.join(sorted(_BACKEND_MODULES))}. Set KERAS_BACKEND accordingly."
                 )
             backend = importlib.import_module(module_name)
-            if not self.model.built:
-                self.model(np.zeros((1, *sample_shape), dtype=self.dtype))
+            # One eager call builds an unbuilt model and rejects unsupported outputs with
+            # a clear error before anything is traced.
+            as_output_matrix(self.model(np.zeros((1, *sample_shape), dtype=self.dtype),
+                                        training=False), 1)
             functions = backend.build_functions(self.model, sample_shape, self.dtype, self.description)
             self._functions[sample_shape] = functions
         return functions
