@@ -20,6 +20,16 @@ _EXPORTS: dict[str, str] = {
     "available_methods": "pytest_kexplain.explainers",
     "KexplainError": "pytest_kexplain.errors",
     "ModelHasNoGradientError": "pytest_kexplain.errors",
+    "assert_top_features": "pytest_kexplain.assertions",
+    "assert_importance_order": "pytest_kexplain.assertions",
+    "assert_max_importance_share": "pytest_kexplain.assertions",
+    "assert_attribution_sign": "pytest_kexplain.assertions",
+    "assert_monotonic": "pytest_kexplain.assertions",
+    "assert_invariant": "pytest_kexplain.assertions",
+    "assert_saliency_stable": "pytest_kexplain.assertions",
+    "assert_faithful": "pytest_kexplain.assertions",
+    "assert_model_sensitive": "pytest_kexplain.assertions",
+    "CheckFailed": "pytest_kexplain.assertions",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -40,6 +50,18 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from pytest_kexplain.api import clear_cache, explain
+    from pytest_kexplain.assertions import (
+        CheckFailed,
+        assert_attribution_sign,
+        assert_faithful,
+        assert_importance_order,
+        assert_invariant,
+        assert_max_importance_share,
+        assert_model_sensitive,
+        assert_monotonic,
+        assert_saliency_stable,
+        assert_top_features,
+    )
     from pytest_kexplain.errors import KexplainError, ModelHasNoGradientError
     from pytest_kexplain.explainers import available_methods
     from pytest_kexplain.explanation import Explanation

@@ -1,0 +1,127 @@
+"""What every check shares: keyword resolution, name lookup, argument validation, failure."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+import numpy as np
+
+from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.settings import with_defaults
+
+#: explain() keywords that only matter to the model's outputs, not to an explainer
+OUTPUT_KEYWORDS = ("target", "feature_names", "batch_size")
+
+
+class CheckFailed(AssertionError):
+    """A check found the model breaking an expectation; ``result`` holds the measurements."""
+
+    def __init__(self, message: str, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+def fail(message: str, result: Any = None) -> NoReturn:
+    """Raise the AssertionError a failing check reports."""
+    __tracebackhide__ = True
+    raise CheckFailed(message, result)
+
+
+def explain_for_check(model: Any, X: Any, explain_kwargs: Mapping[str, Any]) -> Explanation:
+    """explain() with the running test's defaults, through the session cache."""
+    from pytest_kexplain.api import explain
+
+    return explain(model, X, **with_defaults(explain_kwargs))
+
+
+def output_keywords(explain_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller's and the test's defaults for the keywords of output-only checks."""
+    merged = with_defaults(explain_kwargs)
+    return {k: merged[k] for k in OUTPUT_KEYWORDS if k in merged}
+
+
+def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str = "feature") -> int:
+    """Position of a named feature; unknown names suggest the closest existing ones."""
+    if not isinstance(feature, str):
+        raise TypeError(
+            f"{argument} must be a feature name (str), got {type(feature).__name__} {feature!r}."
+        )
+    try:
+        return list(feature_names).index(feature)
+    except ValueError:
+        pass
+    close = difflib.get_close_matches(feature, list(feature_names), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    shown = ", ".join(feature_names[:12]) + (", ..." if len(feature_names) > 12 else "")
+    raise KexplainError(
+        f"{argument} {feature!r} is not a feature of X.{hint} The features are: {shown}. "
+        "(Names come from feature_names=, or a DataFrame's columns; unnamed features are "
+        "x0, x1, ...)"
+    )
+
+
+def feature_indices(
+    feature_names: Sequence[str], features: Any, *, argument: str = "features"
+) -> list[int]:
+    """Positions of a non-empty list of distinct feature names."""
+    if isinstance(features, str):
+        features = [features]
+    if not isinstance(features, Sequence) or isinstance(features, (bytes, bytearray)):
+        raise TypeError(
+            f"{argument} must be a list of feature names, got {type(features).__name__}."
+        )
+    if len(features) == 0:
+        raise KexplainError(f"{argument} is empty; name at least one feature.")
+    indices = [feature_index(feature_names, f, argument=f"{argument} entry") for f in features]
+    repeated = sorted({feature_names[i] for i in indices if indices.count(i) > 1})
+    if repeated:
+        raise KexplainError(f"{argument} names a feature more than once: {', '.join(repeated)}.")
+    return indices
+
+
+def check_number(
+    name: str, value: Any, *, low: float | None = None, high: float | None = None,
+    low_open: bool = False,
+) -> float:
+    """A finite real number within [low, high] (or (low, high] with low_open)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}.")
+    number = float(value)
+    too_low = low is not None and (number <= low if low_open else number < low)
+    too_high = high is not None and number > high
+    if not np.isfinite(number) or too_low or too_high:
+        left = "(" if low_open else "["
+        bounds = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise KexplainError(f"{name} must lie in {bounds}, got {value!r}.")
+    return number
+
+
+def check_count(name: str, value: Any, *, low: int = 1, high: int | None = None) -> int:
+    """An integer within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}.")
+    if value < low or (high is not None and value > high):
+        upper = "" if high is None else f" and at most {high}"
+        raise KexplainError(f"{name} must be at least {low}{upper}, got {value}.")
+    return int(value)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """One of a fixed set of strings."""
+    if value not in choices:
+        raise KexplainError(
+            f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}."
+        )
+    return str(value)
+
+
+def require_tabular(array: np.ndarray, check: str) -> None:
+    """Checks that move single features need (n_samples, n_features) data."""
+    if array.ndim != 2:
+        raise KexplainError(
+            f"{check} works on tabular data of shape (n_samples, n_features); X has shape "
+            f"{array.shape}."
+        )

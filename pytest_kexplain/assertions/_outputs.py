@@ -1,0 +1,47 @@
+"""Model outputs for the checks that look at predictions rather than attributions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.adapters.base import ModelAdapter
+from pytest_kexplain.inputs import PreparedInput, prepare_input
+
+
+@dataclass(frozen=True)
+class OutputModel:
+    """A model adapter bound to the output each row's checks look at."""
+
+    adapter: ModelAdapter
+    target: Any
+    batch_size: int | None
+
+    def outputs(self, x: np.ndarray, rows_target: np.ndarray | None = None) -> np.ndarray:
+        """The explained output of every row of x (target resolved on x unless given)."""
+        from pytest_kexplain.api import resolve_target
+
+        outputs = self.adapter.predict(np.asarray(x, dtype=np.float64), batch_size=self.batch_size)
+        if rows_target is None:
+            rows_target, _ = resolve_target(self.target, outputs)
+        return outputs[np.arange(len(x)), rows_target]
+
+    def row_targets(self, x: np.ndarray) -> np.ndarray:
+        """Output index per row of x, fixed before the rows are modified."""
+        from pytest_kexplain.api import resolve_target
+
+        outputs = self.adapter.predict(np.asarray(x, dtype=np.float64), batch_size=self.batch_size)
+        return resolve_target(self.target, outputs)[0]
+
+
+def bind_model(model: Any, X: Any, keywords: dict[str, Any]) -> tuple[OutputModel, PreparedInput]:
+    """Validate X, adapt the model and check they fit together."""
+    from pytest_kexplain.api import get_adapter
+
+    prepared = prepare_input(X, keywords.get("feature_names"))
+    _, adapter = get_adapter(model)
+    adapter.check_input_shape(prepared.feature_shape)
+    bound = OutputModel(adapter, keywords.get("target"), keywords.get("batch_size"))
+    return bound, prepared

@@ -1,0 +1,103 @@
+"""Check that the features an explanation calls important are the ones the output needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.assertions import messages
+from pytest_kexplain.assertions._common import (
+    check_count,
+    check_number,
+    explain_for_check,
+    fail,
+    output_keywords,
+)
+from pytest_kexplain.assertions._outputs import bind_model
+from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.inputs import prepare_background, prepare_input
+from pytest_kexplain.settings import with_defaults
+
+# Most points on the deletion curve (for image-sized inputs the curve is subsampled).
+MAX_CURVE_POINTS = 21
+
+
+@dataclass(frozen=True)
+class FaithfulnessResult:
+    """Output change when deleting the top-k features versus k random ones."""
+
+    explanation: Explanation
+    k: int
+    margin: float
+    top_k_change: float  # mean |f(x) - f(x without its k most important features)|
+    random_change: float  # the same for k random features, averaged over the draws
+    ratio: float  # top_k_change / random_change (inf when random deletions change nothing)
+    deleted: np.ndarray  # deletion curve x-axis: how many top features were deleted
+    deletion_curve: np.ndarray  # mean output after deleting that many top features
+
+
+def _delete(x: np.ndarray, reference: np.ndarray, order: np.ndarray, count: int) -> np.ndarray:
+    """Rows of flat x with the first `count` features of each row's order set to the reference."""
+    deleted = x.copy()
+    rows = np.arange(len(x))[:, None]
+    columns = order[:, :count]
+    deleted[rows, columns] = reference[columns]
+    return deleted
+
+
+def assert_faithful(
+    model: Any, X: Any, *, k: int | None = None, margin: float = 0.1, random_draws: int = 10,
+    **explain_kwargs: Any,
+) -> FaithfulnessResult:
+    """Assert deleting each row's k most important features moves the output at least
+    (1 + margin) times as much as deleting k random features."""
+    __tracebackhide__ = True
+    margin = check_number("margin", margin, low=0.0)
+    random_draws = check_count("random_draws", random_draws)
+    explanation = explain_for_check(model, X, explain_kwargs)
+    n, n_features = explanation.flat_values.shape
+    k = max(1, n_features // 4) if k is None else check_count("k", k, high=max(1, n_features - 1))
+    merged = with_defaults(explain_kwargs)
+    bound, prepared = bind_model(
+        model, explanation.data,
+        {**output_keywords(explain_kwargs), "feature_names": explanation.feature_names})
+    background = prepare_background(merged.get("background"), prepared)
+    shape = explanation.data.shape
+    flat = explanation.flat_values
+    x = explanation.data.reshape(n, -1)
+    reference = (np.zeros(n_features) if background is None
+                 else background.reshape(len(background), -1).mean(axis=0))
+    targets = bound.row_targets(explanation.data)
+
+    def outputs(rows: np.ndarray) -> np.ndarray:
+        return bound.outputs(rows.reshape(-1, *shape[1:]), np.tile(targets, len(rows) // n))
+
+    original = outputs(x)
+    by_importance = np.lexsort((np.broadcast_to(np.arange(n_features), flat.shape), -np.abs(flat)))
+    top_change = float(np.abs(original - outputs(_delete(x, reference, by_importance, k))).mean())
+    rng = np.random.default_rng(int(merged.get("seed", 0)))
+    random_orders = np.argsort(rng.random((random_draws, n, n_features)), axis=-1)
+    randomly_deleted = np.concatenate([_delete(x, reference, order, k) for order in random_orders])
+    random_change = float(np.abs(np.tile(original, random_draws) - outputs(randomly_deleted)).mean())
+    ratio = top_change / random_change if random_change > 0 else (np.inf if top_change > 0 else 0.0)
+
+    counts = np.unique(np.linspace(0, n_features, min(n_features + 1, MAX_CURVE_POINTS)).round()).astype(int)
+    curve_inputs = np.concatenate([_delete(x, reference, by_importance, c) for c in counts])
+    curve = outputs(curve_inputs).reshape(len(counts), n).mean(axis=1)
+    result = FaithfulnessResult(explanation, k, margin, top_change, random_change, float(ratio),
+                                counts, curve)
+    if not ratio >= 1 + margin:
+        rows = [(int(c), float(v)) for c, v in zip(counts, curve)]
+        fail(
+            f"deleting each row's {k} most important features changes the output by "
+            f"{messages.number(top_change)} on average, deleting {k} random ones by "
+            f"{messages.number(random_change)}: ratio {messages.number(ratio)} is below "
+            f"1 + margin = {messages.number(1 + margin)} ({messages.about(explanation)}). "
+            "The explanation does not single out the features the output depends on.\n"
+            f"{messages.INDENT}deletion curve (features set to the reference, most important first):\n"
+            + messages.table(("deleted", "mean output"), rows),
+            result,
+        )
+    return result

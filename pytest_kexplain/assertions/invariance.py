@@ -1,0 +1,109 @@
+"""Check that the output ignores a transformation of the input (e.g. a protected attribute)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.assertions import messages
+from pytest_kexplain.assertions._common import check_number, fail, feature_index, output_keywords
+from pytest_kexplain.assertions._outputs import bind_model
+from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.inputs import is_dataframe, prepare_input
+
+# Rows shown in a failure message.
+SHOWN_ROWS = 5
+
+Transform = Callable[[Any], Any] | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class InvarianceResult:
+    """How much each row's output moved under the transformation."""
+
+    atol: float
+    max_change: float
+    n_changed: int
+    changes: np.ndarray  # per row, the largest absolute output change
+
+
+def _set_columns(X: Any, assignments: Mapping[str, Any], feature_names: Any) -> Any:
+    """A copy of X with the named columns set to constant values."""
+    if not assignments:
+        raise KexplainError("transform is an empty mapping; name at least one feature to set.")
+    if is_dataframe(X):
+        frame = X.copy()
+        for name, value in assignments.items():
+            feature_index([str(c) for c in frame.columns], name, argument="transform key")
+            column = frame[name]
+            if str(column.dtype) == "category":
+                if value not in column.cat.categories:
+                    raise KexplainError(
+                        f"{value!r} is not a category of column {name!r}; its categories are "
+                        f"{list(column.cat.categories)}.")
+                import pandas as pd
+
+                frame[name] = pd.Categorical([value] * len(frame), dtype=column.dtype)
+            else:
+                frame[name] = value
+        return frame
+    prepared = prepare_input(X, feature_names)
+    array = np.array(prepared.array)
+    for name, value in assignments.items():
+        column = feature_index(prepared.feature_names, name, argument="transform key")
+        array.reshape(len(array), -1)[:, column] = check_number(f"transform[{name!r}]", value)
+    return array
+
+
+def assert_invariant(
+    model: Any, X: Any, transform: Transform, *, atol: float, **explain_kwargs: Any
+) -> InvarianceResult:
+    """Assert no output changes by more than `atol` when `transform` is applied to X."""
+    __tracebackhide__ = True
+    atol = check_number("atol", atol, low=0.0)
+    keywords = output_keywords(explain_kwargs)
+    bound, prepared = bind_model(model, X, keywords)
+    if isinstance(transform, Mapping):
+        transformed = _set_columns(X, transform, keywords.get("feature_names"))
+        description = ", ".join(f"{k}={v!r}" for k, v in transform.items())
+    elif callable(transform):
+        transformed = transform(X.copy() if hasattr(X, "copy") else X)
+        description = getattr(transform, "__name__", type(transform).__name__)
+    else:
+        raise TypeError(
+            "transform must be a callable taking and returning X, or a {feature: value} "
+            f"mapping, got {type(transform).__name__}.")
+    moved = prepare_input(transformed, keywords.get("feature_names") or prepared.feature_names,
+                          name="transform(X)")
+    if moved.array.shape != prepared.array.shape:
+        raise KexplainError(
+            f"transform(X) has shape {moved.array.shape}, X has {prepared.array.shape}; the "
+            "transform must return the same rows and features.")
+    if bound.target is None:
+        # no output chosen: every output must stay put
+        before = bound.adapter.predict(prepared.array, batch_size=bound.batch_size)
+        after = bound.adapter.predict(moved.array, batch_size=bound.batch_size)
+    else:
+        targets = bound.row_targets(prepared.array)
+        before = bound.outputs(prepared.array, targets)[:, None]
+        after = bound.outputs(moved.array, targets)[:, None]
+    changes = np.abs(after - before).max(axis=1)
+    changed = changes > atol
+    result = InvarianceResult(atol, float(changes.max()), int(changed.sum()), changes)
+    if changed.any():
+        worst = np.argsort(-changes, kind="stable")[:SHOWN_ROWS]
+        column = int(np.abs(after - before)[worst].max(axis=0).argmax())
+        label = "output" if before.shape[1] == 1 else f"output[{column}]"
+        rows = [(int(i), float(before[i, column]), float(after[i, column]), float(changes[i]))
+                for i in worst]
+        fail(
+            f"the output changed by up to {messages.number(result.max_change)} (more than atol="
+            f"{messages.number(atol)}) on {result.n_changed} of {len(changes)} rows under "
+            f"transform {description}; the rows that changed most:\n"
+            + messages.table(("row", f"{label} before", "after", "change"), rows),
+            result,
+        )
+    return result

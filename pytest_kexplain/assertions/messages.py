@@ -1,0 +1,56 @@
+"""Failure-message building blocks: stable number formatting and compact tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.report import format_table
+
+INDENT = "  "
+
+
+def number(value: float, digits: int = 4) -> str:
+    """A float with fixed decimals (scientific when very large or tiny); never '-0.0000'."""
+    value = float(value)
+    if not np.isfinite(value):
+        return str(value)
+    magnitude = abs(value)
+    if magnitude != 0 and (magnitude >= 1e6 or magnitude < 10.0 ** -digits):
+        return f"{value:.{digits - 1}e}"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """An indented plain-text table (floats formatted with `number`)."""
+    cells = [tuple(number(c) if isinstance(c, (float, np.floating)) else c for c in row)
+             for row in rows]
+    return "\n".join(INDENT + line for line in format_table(tuple(header), cells))
+
+
+def about(explanation: Explanation) -> str:
+    """Which explanation a message talks about, e.g. 'integrated_gradients, 40 samples'."""
+    return f"{explanation.method}, {explanation.n_samples} samples, {explanation.output_name}"
+
+
+def ranking_table(
+    explanation: Explanation, marked: Sequence[str], *, show_top: int, mark_header: str = "expected"
+) -> str:
+    """Rank, importance and share of the top features and of every marked one."""
+    ranking = explanation.ranking()
+    importance, shares = explanation.importance(), explanation.shares()
+    marked_set = set(marked)
+    rows = []
+    for rank, name in enumerate(ranking, start=1):
+        if rank <= show_top or name in marked_set:
+            rows.append((rank, name, importance[name], shares[name], "*" if name in marked_set else ""))
+    return table(("rank", "feature", "importance", "share", mark_header), rows)
+
+
+def names(items: Iterable[str]) -> str:
+    """Comma-separated feature names."""
+    return ", ".join(items)

@@ -1,0 +1,203 @@
+"""Check that the output moves in one direction as one feature increases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.assertions import messages
+from pytest_kexplain.assertions._common import (
+    check_choice,
+    check_count,
+    check_number,
+    fail,
+    feature_index,
+    output_keywords,
+    require_tabular,
+)
+from pytest_kexplain.assertions._outputs import OutputModel, bind_model
+from pytest_kexplain.settings import with_defaults
+
+DIRECTIONS = ("increasing", "decreasing")
+# Other features of a counterexample's row shown in a message.
+SHOWN_FEATURES = 8
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """Two inputs differing only in the checked feature, whose outputs move the wrong way."""
+
+    source: str  # "ICE curve" or "hypothesis search"
+    row: int | None  # the row of X, None for a generated row
+    values: tuple[float, ...]  # the whole input at the lower feature value
+    low: float
+    high: float
+    output_low: float
+    output_high: float
+
+    @property
+    def change(self) -> float:
+        """Output at the higher value minus output at the lower one."""
+        return self.output_high - self.output_low
+
+
+@dataclass(frozen=True)
+class MonotonicResult:
+    """What the sweep and the search examined and the largest move against the direction."""
+
+    feature: str
+    direction: str
+    tolerance: float
+    grid: tuple[float, ...]
+    n_rows: int
+    n_rows_violating: int
+    search_examples: int
+    worst_violation: float  # largest move against the direction seen (<= tolerance on success)
+    counterexamples: tuple[Counterexample, ...]
+
+
+class _Violation(Exception):
+    def __init__(self, counterexample: Counterexample):
+        super().__init__("monotonicity violated")
+        self.counterexample = counterexample
+
+
+def _ice_curves(bound: OutputModel, x: np.ndarray, column: int, grid: np.ndarray) -> np.ndarray:
+    """Output of every row with the feature set to each grid value: shape (rows, grid)."""
+    n, points = len(x), len(grid)
+    sweep = np.repeat(x, points, axis=0)
+    sweep[:, column] = np.tile(grid, n)
+    targets = np.repeat(bound.row_targets(x), points)
+    return bound.outputs(sweep, targets).reshape(n, points)
+
+
+def _worst_pairs(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the largest fall of a curve (a later point below an earlier one) and where."""
+    n, points = curves.shape
+    running_best = np.maximum.accumulate(curves, axis=1)
+    best_at = np.zeros((n, points), dtype=int)
+    for j in range(1, points):
+        improved = curves[:, j] >= running_best[:, j - 1]
+        best_at[:, j] = np.where(improved, j, best_at[:, j - 1])
+    falls = running_best - curves
+    high = falls.argmax(axis=1)
+    low = best_at[np.arange(n), high]
+    return falls.max(axis=1), low, high
+
+
+def _search(
+    bound: OutputModel, bounds: Any, column: int, orientation: float, tolerance: float,
+    max_examples: int, seed: int,
+) -> tuple[Counterexample | None, int]:
+    """Hypothesis search for a violating pair, shrunk; bounded and seeded so CI cannot flake."""
+    import hypothesis
+    from hypothesis import HealthCheck, Phase, Verbosity, given
+    from hypothesis import strategies as st
+
+    from pytest_kexplain.strategies import row_arrays
+
+    feature = bounds[column]
+    examples = 0
+
+    @hypothesis.seed(seed)
+    @hypothesis.settings(
+        max_examples=max_examples, deadline=None, database=None, derandomize=False,
+        phases=(Phase.generate, Phase.target, Phase.shrink), report_multiple_bugs=False,
+        verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck), print_blob=False,
+    )
+    @given(st.tuples(row_arrays(bounds), feature.strategy(), feature.strategy()))
+    def search(case: tuple[np.ndarray, float, float]) -> None:
+        nonlocal examples
+        examples += 1
+        row, first, second = case
+        low, high = min(first, second), max(first, second)
+        if low == high:
+            return
+        pair = np.repeat(row, 2, axis=0)
+        pair[:, column] = (low, high)
+        targets = np.repeat(bound.row_targets(pair[:1]), 2)
+        outputs = bound.outputs(pair, targets)
+        against = float(orientation * (outputs[0] - outputs[1]))
+        hypothesis.target(against)
+        if against > tolerance:
+            raise _Violation(Counterexample("hypothesis search", None, tuple(map(float, pair[0])), low, high,
+                                            float(outputs[0]), float(outputs[1])))
+
+    try:
+        search()
+    except _Violation as violation:
+        return violation.counterexample, examples
+    return None, examples
+
+
+def assert_monotonic(
+    model: Any, X: Any, feature: str, *, direction: str = "increasing", tolerance: float = 0.0,
+    grid_points: int = 20, max_examples: int = 100, **explain_kwargs: Any,
+) -> MonotonicResult:
+    """Assert the output never moves against `direction` when only `feature` increases."""
+    __tracebackhide__ = True
+    direction = check_choice("direction", direction, DIRECTIONS)
+    tolerance = check_number("tolerance", tolerance, low=0.0)
+    grid_points = check_count("grid_points", grid_points, low=2)
+    max_examples = check_count("max_examples", max_examples, low=0)
+    keywords = output_keywords(explain_kwargs)
+    seed = check_count("seed", with_defaults(explain_kwargs).get("seed", 0), low=0)
+    bound, prepared = bind_model(model, X, keywords)
+    require_tabular(prepared.array, "assert_monotonic")
+    column = feature_index(prepared.feature_names, feature)
+
+    from pytest_kexplain.strategies import feature_bounds
+
+    bounds = feature_bounds(X, keywords.get("feature_names"))
+    grid = bounds[column].grid(grid_points)
+    orientation = 1.0 if direction == "increasing" else -1.0
+    x = np.array(prepared.array)
+    curves = _ice_curves(bound, x, column, grid)
+    drops, lows, highs = _worst_pairs(orientation * curves)
+    counterexamples = []
+    row = int(drops.argmax())
+    if drops[row] > tolerance:
+        values = x[row].copy()
+        values[column] = grid[lows[row]]
+        counterexamples.append(Counterexample(
+            "ICE curve", row, tuple(map(float, values)), float(grid[lows[row]]), float(grid[highs[row]]),
+            float(curves[row, lows[row]]), float(curves[row, highs[row]])))
+    examples = 0
+    target_per_row = keywords.get("target") is not None and not isinstance(
+        keywords.get("target"), (int, np.integer, str))
+    if max_examples and not target_per_row:
+        found, examples = _search(bound, bounds, column, orientation, tolerance, max_examples, seed)
+        if found is not None:
+            counterexamples.append(found)
+    worst = max([float(drops.max()), *(orientation * -c.change for c in counterexamples)])
+    result = MonotonicResult(
+        feature, direction, tolerance, tuple(float(g) for g in grid), len(x),
+        int((drops > tolerance).sum()), examples, worst, tuple(counterexamples))
+    if counterexamples:
+        fail(_failure_message(result, bounds, column), result)
+    return result
+
+
+def _failure_message(result: MonotonicResult, bounds: Any, column: int) -> str:
+    feature = bounds[column]
+    moves = "decreases" if result.direction == "increasing" else "increases"
+    ordered = sorted(result.counterexamples, key=lambda c: -abs(c.change))
+    worst = ordered[0]
+    rows = [(c.source, "-" if c.row is None else c.row, feature.label(c.low), feature.label(c.high),
+             c.output_low, c.output_high, c.change) for c in ordered]
+    others = [f"{b.name}={b.label(v)}" for i, (b, v) in enumerate(zip(bounds, worst.values))
+              if i != column]
+    shown = ", ".join(others[:SHOWN_FEATURES]) + (", ..." if len(others) > SHOWN_FEATURES else "")
+    where = "generated row" if worst.row is None else f"row {worst.row}"
+    return (
+        f"the output {moves} when {result.feature} increases (expected {result.direction}, "
+        f"tolerance={messages.number(result.tolerance)}); worst counterexample first:\n"
+        + messages.table(("found by", "row", f"{result.feature} from", "to", "output from", "to",
+                          "change"), rows)
+        + f"\n{messages.INDENT}{where}, other features: {shown}\n"
+        f"{messages.INDENT}{result.n_rows_violating} of {result.n_rows} ICE curves over "
+        f"{len(result.grid)} grid values violate it; the hypothesis search ran "
+        f"{result.search_examples} examples."
+    )

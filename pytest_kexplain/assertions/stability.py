@@ -1,0 +1,139 @@
+"""Check that explanations barely change under small input noise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain import metrics
+from pytest_kexplain.assertions import messages
+from pytest_kexplain.assertions._common import (
+    check_choice,
+    check_count,
+    check_number,
+    explain_for_check,
+    fail,
+    output_keywords,
+)
+from pytest_kexplain.assertions._outputs import bind_model
+from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.inputs import prepare_input
+from pytest_kexplain.settings import with_defaults
+
+# Per-row similarity of two (rows, features) attribution arrays; k only for top_k.
+SIMILARITY_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
+    "spearman": lambda a, b, k: metrics.spearman_rows(a, b),
+    "top_k": lambda a, b, k: metrics.top_k_overlap_rows(a, b, k),
+    "cosine": lambda a, b, k: metrics.cosine_rows(a, b),
+}
+SHOWN_ROWS = 5
+
+
+@dataclass(frozen=True)
+class StabilityResult:
+    """Similarity of each row's explanation to those of its noisy copies."""
+
+    explanation: Explanation
+    noisy_explanation: Explanation
+    metric: str
+    epsilon: float
+    samples: int
+    similarity: float  # mean over rows and noisy copies
+    min_similarity: float
+    row_similarity: np.ndarray  # per row, mean over its noisy copies
+    worst_similarity: float  # lowest similarity of any single noisy copy
+    max_sensitivity: float  # largest ||phi(x + noise) - phi(x)|| / ||phi(x)||
+
+
+def default_k(n_features: int) -> int:
+    """Top-k size when none is given: a quarter of the features, at least one."""
+    return max(1, n_features // 4)
+
+
+def _noise_scale(x: np.ndarray, background: Any, epsilon: float) -> np.ndarray:
+    """epsilon times each feature's standard deviation (over the background when given)."""
+    source = x if background is None else prepare_input(background, name="background").array
+    spread = source.std(axis=0)
+    if not np.any(spread > 0):
+        raise KexplainError(
+            "every feature is constant in X, so noise relative to each feature's spread is zero; "
+            "pass background= with representative rows (e.g. the training data).")
+    return epsilon * spread
+
+
+def _relative_changes(base: np.ndarray, noisy: np.ndarray) -> np.ndarray:
+    """||noisy - base|| / ||base|| per pair of rows (near-zero norms measured against 1% of the mean)."""
+    norms = np.linalg.norm(base, axis=-1)
+    floor = max(0.01 * float(norms.mean()), 1e-12)
+    return np.linalg.norm(noisy - base, axis=-1) / np.maximum(norms, floor)
+
+
+def assert_saliency_stable(
+    model: Any, X: Any, *, epsilon: float = 0.05, samples: int = 8, min_similarity: float = 0.8,
+    metric: str = "spearman", k: int | None = None, max_sensitivity: float | None = None,
+    **explain_kwargs: Any,
+) -> StabilityResult:
+    """Assert the mean similarity between each row's explanation and those of `samples` noisy
+    copies (noise: epsilon x each feature's standard deviation, seeded) is at least
+    `min_similarity`."""
+    __tracebackhide__ = True
+    epsilon = check_number("epsilon", epsilon, low=0.0, low_open=True)
+    samples = check_count("samples", samples)
+    metric = check_choice("metric", metric, tuple(SIMILARITY_METRICS))
+    min_similarity = check_number("min_similarity", min_similarity,
+                                  low=0.0 if metric == "top_k" else -1.0, high=1.0)
+    if max_sensitivity is not None:
+        max_sensitivity = check_number("max_sensitivity", max_sensitivity, low=0.0)
+    explanation = explain_for_check(model, X, explain_kwargs)
+    x, n = explanation.data, explanation.n_samples
+    n_features = explanation.flat_values.shape[1]
+    k = default_k(n_features) if k is None else check_count("k", k, high=n_features)
+    merged = with_defaults(explain_kwargs)
+
+    rng = np.random.default_rng(int(merged.get("seed", 0)))
+    scale = _noise_scale(x, merged.get("background"), epsilon)
+    noisy = (x[None] + rng.standard_normal((samples, *x.shape)) * scale).reshape(-1, *x.shape[1:])
+    target = merged.get("target")
+    if target is not None and not isinstance(target, (int, np.integer)):
+        # explain each noisy copy for the same output as its original row
+        bound, _ = bind_model(model, x, output_keywords(explain_kwargs))
+        target = np.tile(bound.row_targets(x), samples)
+    noisy_explanation = explain_for_check(
+        model, noisy, {**explain_kwargs, "feature_names": explanation.feature_names,
+                       "target": target})
+
+    base = np.broadcast_to(explanation.flat_values, (samples, n, n_features)).reshape(-1, n_features)
+    perturbed = noisy_explanation.flat_values
+    similarity = SIMILARITY_METRICS[metric](base, perturbed, k).reshape(samples, n)
+    sensitivity = _relative_changes(base, perturbed)
+    row_similarity = similarity.mean(axis=0)
+    result = StabilityResult(
+        explanation, noisy_explanation, metric, epsilon, samples, float(similarity.mean()),
+        min_similarity, row_similarity, float(similarity.min()), float(sensitivity.max()))
+
+    problems = []
+    if result.similarity < min_similarity:
+        problems.append(f"mean {metric} similarity {messages.number(result.similarity)} is below "
+                        f"min_similarity={messages.number(min_similarity)}")
+    if max_sensitivity is not None and result.max_sensitivity > max_sensitivity:
+        problems.append(f"max sensitivity {messages.number(result.max_sensitivity)} exceeds "
+                        f"max_sensitivity={messages.number(max_sensitivity)}")
+    if problems:
+        worst = np.argsort(row_similarity, kind="stable")[:SHOWN_ROWS]
+        row_sensitivity = sensitivity.reshape(samples, n).max(axis=0)
+        rows = [(int(i), float(row_similarity[i]), float(similarity[:, i].min()),
+                 float(row_sensitivity[i])) for i in worst]
+        fail(
+            f"explanations are not stable under noise of epsilon={messages.number(epsilon)} x "
+            f"each feature's standard deviation ({samples} noisy copies per row; "
+            f"{messages.about(explanation)}):\n"
+            + "".join(f"{messages.INDENT}- {p}\n" for p in problems)
+            + f"{messages.INDENT}the least stable rows:\n"
+            + messages.table(("row", f"mean {metric}", "worst copy", "max sensitivity"), rows),
+            result,
+        )
+    return result
