@@ -1,7 +1,14 @@
-"""Shared fixtures: small Keras models whose explanations are known in closed form."""
+"""Shared fixtures: small Keras models whose explanations are known in closed form.
 
+Keras and TensorFlow are imported here, before any in-process pytester run: pytester
+removes the modules an inner run imported first, and TensorFlow cannot be imported twice
+in one process.
+"""
+
+import keras  # noqa: F401
 import numpy as np
 import pytest
+import tensorflow  # noqa: F401
 
 from pytest_kexplain import zoo
 

@@ -66,7 +66,6 @@ class KerasAdapter:
         self.dtype = _input_dtype(model)
         self.description = f"Keras model {getattr(model, 'name', type(model).__name__)!r}"
         self._functions: dict[tuple[int, ...], GradientFunctions] = {}
-        self._fingerprint: str | None = None
 
     # -- shape checks -------------------------------------------------------------------
     def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
@@ -134,16 +133,12 @@ class KerasAdapter:
 
     # -- identity ------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """blake2b digest of the architecture and every weight's name, shape and bytes."""
-        if self._fingerprint is None:
-            self._fingerprint = model_fingerprint(self.model)
-        return self._fingerprint
+        """Digest of the architecture and current weights (recomputed: weights may change)."""
+        return model_fingerprint(self.model)
 
 
 def model_fingerprint(model: Any) -> str:
     """Digest of a Keras model's class, configuration and weights."""
-    import keras
-
     digest = hashlib.blake2b(digest_size=16)
     digest.update(type(model).__qualname__.encode())
     try:
@@ -151,7 +146,7 @@ def model_fingerprint(model: Any) -> str:
     except Exception:  # subclassed models may not serialise their config
         digest.update(repr([layer.name for layer in model.layers]).encode())
     for weight in model.weights:
-        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight))
+        value = np.ascontiguousarray(weight.numpy())
         digest.update(f"{weight.path}:{value.dtype}:{value.shape}".encode())
         digest.update(value.tobytes())
     return digest.hexdigest()

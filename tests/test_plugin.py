@@ -1,0 +1,132 @@
+"""The pytest side: options, markers, the kexplain fixture, the report, start-up cost."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HEAVY = ("tensorflow", "keras", "shap", "jax", "torch")
+
+MODEL_CONFTEST = textwrap.dedent("""
+    import numpy as np
+    import pytest
+    from pytest_kexplain import zoo
+
+    @pytest.fixture(scope="session")
+    def model():
+        return zoo.linear_model([1.0, -2.0, 3.0], dtype="float64")
+
+    @pytest.fixture(scope="session")
+    def X():
+        return np.random.default_rng(0).normal(size=(12, 3))
+""")
+
+
+def test_import_pulls_in_no_framework():
+    code = ("import sys, pytest_kexplain, pytest_kexplain.plugin; "
+            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_pytest_start_up_imports_no_framework(pytester):
+    pytester.makeconftest(textwrap.dedent(f"""
+        import sys
+        def pytest_collection_finish(session):
+            print("HEAVY", [m for m in {HEAVY!r} if m in sys.modules])
+    """))
+    pytester.makepyfile(test_plain="def test_nothing(): pass")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-s")
+    result.stdout.fnmatch_lines(["HEAVY []"])
+    assert result.ret == 0
+
+
+def test_options_and_ini_are_documented(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines([
+        "*explanation checks (pytest-kexplain)*",
+        "*--kexplain-update*", "*--kexplain-prune*", "*--kexplain-report=PATH*",
+        "*kexplain_method*", "*kexplain_seed*", "*kexplain_baseline_dir*",
+    ])
+
+
+def test_marker_is_documented(pytester):
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.kexplain(**settings): explanation settings*"])
+
+
+def test_fixture_caches_across_tests_and_reports(pytester):
+    pytester.makeconftest(MODEL_CONFTEST)
+    pytester.makepyfile(test_user=textwrap.dedent("""
+        def test_first(kexplain, model, X):
+            assert kexplain.explain(model, X, method="shap").top(1) == ["x2"]
+
+        def test_second(kexplain, model, X):
+            explanation = kexplain.explain(model, X, method="shap")
+            assert explanation.ranking()[0] == "x2"
+            assert kexplain.cache_info()["hits"] >= 1
+    """))
+    result = pytester.runpytest("--kexplain-report=out/report.md")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*= kexplain =*",
+        "test*method*outcome*time*source*",
+        "test_user.py::test_first*shap*passed*computed",
+        "test_user.py::test_second*shap*passed*cached (memory)",
+        "2 explanation(s): 1 computed, 1 from cache",
+        "report written to out*report.md",
+    ])
+    report = (pytester.path / "out" / "report.md").read_text()
+    assert "| `test_user.py::test_second` | shap | passed |" in report
+
+
+def test_marker_and_ini_set_defaults(pytester):
+    pytester.makeconftest(MODEL_CONFTEST)
+    pytester.makeini("[pytest]\nkexplain_method = occlusion\nkexplain_seed = 5\n")
+    pytester.makepyfile(test_user=textwrap.dedent("""
+        import pytest
+
+        def test_ini_default(kexplain, model, X):
+            explanation = kexplain.explain(model, X)
+            assert explanation.method == "occlusion"
+            assert explanation.options["seed"] == 5
+
+        @pytest.mark.kexplain(method="smoothgrad", options={"samples": 4})
+        def test_marker_wins(kexplain, model, X):
+            explanation = kexplain.explain(model, X)
+            assert explanation.method == "smoothgrad"
+            assert explanation.options["samples"] == 4
+
+        @pytest.mark.kexplain(method="smoothgrad")
+        def test_call_wins(kexplain, model, X):
+            assert kexplain.explain(model, X, method="saliency").method == "saliency"
+    """))
+    pytester.runpytest().assert_outcomes(passed=3)
+
+
+def test_positional_marker_arguments_are_a_usage_error(pytester):
+    pytester.makeconftest(MODEL_CONFTEST)
+    pytester.makepyfile(test_user=textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.kexplain("shap")
+        def test_wrong(kexplain):
+            pass
+    """))
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines(["*@pytest.mark.kexplain takes keywords only*"])
+    assert result.ret != 0
+
+
+def test_bad_ini_seed_is_a_usage_error(pytester):
+    pytester.makeini("[pytest]\nkexplain_seed = abc\n")
+    pytester.makepyfile(test_user="def test_x(kexplain): pass")
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines(["*kexplain_seed must be an integer, got 'abc'*"])
+
+
+def test_plugin_can_be_disabled(pytester):
+    pytester.makepyfile(test_user="def test_x(): pass")
+    result = pytester.runpytest("-p", "no:kexplain", "--help")
+    assert "--kexplain-update" not in result.stdout.str()
