@@ -128,7 +128,7 @@ def prepare_background(
     if background is None:
         return None
     prepared = prepare_input(background, None, name=name)
-    if is_dataframe(background) and is_dataframe_names_mismatch(background, reference):
+    if is_dataframe(background) and tuple(map(str, background.columns)) != reference.feature_names:
         raise KexplainError(
             f"{name} columns {list(map(str, background.columns))} differ from X's "
             f"feature names {list(reference.feature_names)}."
@@ -139,8 +139,3 @@ def prepare_background(
             f"{reference.feature_shape}; both must describe the same features."
         )
     return prepared.array
-
-
-def is_dataframe_names_mismatch(frame: Any, reference: PreparedInput) -> bool:
-    """Whether a DataFrame's columns differ from the reference's feature names."""
-    return tuple(str(c) for c in frame.columns) != reference.feature_names

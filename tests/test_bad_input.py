@@ -123,3 +123,12 @@ def test_missing_model_file(tmp_path, rows):
 def test_unsupported_model_object(rows):
     with pytest.raises(KexplainError, match="cannot explain an object of type int"):
         explain(42, rows[0])
+
+
+def test_background_dataframe_with_other_columns(linear64, rows):
+    pd = pytest.importorskip("pandas")
+    names = list("abcde")
+    x = pd.DataFrame(rows[0], columns=names)
+    background = pd.DataFrame(rows[1], columns=list("abcdz"))
+    with pytest.raises(KexplainError, match=r"background columns .* differ from X's feature names"):
+        explain(linear64, x, background=background)

@@ -19,6 +19,12 @@ def default_batch_size(sample_shape: tuple[int, ...]) -> int:
     return int(np.clip(DEFAULT_ELEMENTS_PER_BATCH // sample_size, 16, MAX_ROWS_PER_BATCH))
 
 
+def copies_per_call(n_rows: int, sample_shape: tuple[int, ...]) -> int:
+    """How many modified copies of an (n_rows, *sample_shape) input to build at once."""
+    elements = max(1, n_rows * int(np.prod(sample_shape)))
+    return max(1, (4 * DEFAULT_ELEMENTS_PER_BATCH) // elements)
+
+
 def batches(n_rows: int, batch_size: int) -> Iterator[slice]:
     """Consecutive slices covering range(n_rows) with at most batch_size rows each."""
     for start in range(0, n_rows, batch_size):

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 
+from pytest_kexplain.adapters.base import copies_per_call
 from pytest_kexplain.errors import KexplainError
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
 
@@ -51,8 +52,8 @@ def occlusion(request: ExplainRequest) -> Attribution:
                for corner in itertools.product(*starts)]
     values = np.zeros_like(request.x)
     n = len(request.x)
-    # Occlude several windows per model call: one copy of X per window.
-    per_call = max(1, 2**16 // n)
+    # Occlude several windows per model call: one copy of X per window, memory bounded.
+    per_call = copies_per_call(n, request.sample_shape)
     for first in range(0, len(windows), per_call):
         group = windows[first:first + per_call]
         occluded = np.repeat(request.x[None], len(group), axis=0)

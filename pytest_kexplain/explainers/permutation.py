@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pytest_kexplain.adapters.base import copies_per_call
 from pytest_kexplain.errors import KexplainError
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, positive_int, register
 
@@ -46,15 +47,20 @@ def permutation_importance(request: ExplainRequest) -> Attribution:
     changes = np.zeros((repeats, n, d))
     score_drops = np.zeros((repeats, d))
     base_score = _score(y, original, scoring) if y is not None else 0.0
+    group = copies_per_call(n, request.sample_shape)
     for r in range(repeats):
         sources = [rng.permutation(n) if pool is x else rng.integers(len(pool), size=n)
                    for _ in range(d)]
-        shuffled = np.repeat(x[None], d, axis=0)  # (d, n, d): copy j has column j replaced
-        for j, rows in enumerate(sources):
-            shuffled[j, :, j] = pool[rows, j]
-        outputs = request.predict_selected(
-            shuffled.reshape(d * n, *request.sample_shape), np.tile(request.target, d)
-        ).reshape(d, n)
+        outputs = np.empty((d, n))
+        for first in range(0, d, group):
+            features = range(first, min(first + group, d))
+            # one copy of X per feature in the group, with that feature's column replaced
+            shuffled = np.repeat(x[None], len(features), axis=0)
+            for k, j in enumerate(features):
+                shuffled[k, :, j] = pool[sources[j], j]
+            outputs[first:first + len(features)] = request.predict_selected(
+                shuffled.reshape(-1, *request.sample_shape), np.tile(request.target, len(features))
+            ).reshape(len(features), n)
         changes[r] = (original[None, :] - outputs).T
         if y is not None:
             score_drops[r] = [base_score - _score(y, outputs[j], scoring) for j in range(d)]
