@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import GradientFunctions, batches, default_batch_size
+from pytest_kexplain.adapters.coalitions import coalition_batch_size
 from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import KexplainError
 
@@ -66,6 +67,7 @@ class KerasAdapter:
         self.dtype = _input_dtype(model)
         self.description = f"Keras model {getattr(model, 'name', type(model).__name__)!r}"
         self._functions: dict[tuple[int, ...], GradientFunctions] = {}
+        self._masked: dict[tuple[int, ...], Any] = {}
 
     # -- shape checks -------------------------------------------------------------------
     def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
@@ -130,6 +132,39 @@ class KerasAdapter:
         for part in batches(len(x), size):
             out[part] = gradient(x[part], target[part])
         return out
+
+    def masked_outputs(
+        self, x: np.ndarray, masks: np.ndarray, background: np.ndarray, target: np.ndarray,
+        batch_size: int | None = None,
+    ) -> np.ndarray | None:
+        """Outputs (P, m) of sample x[p] with the features outside masks[p] from each background row.
+
+        x is (P, *sample_shape), masks (P, n_features) boolean, background (m, *sample_shape);
+        the mixing runs inside the compiled graph. None when the Keras backend cannot do that
+        (the caller then mixes in NumPy).
+        """
+        sample_shape = tuple(background.shape[1:])
+        function = self._masked_outputs_for(sample_shape)
+        if function is None:
+            return None
+        rows_per_call = int(batch_size or self._batch_size or coalition_batch_size(sample_shape))
+        pairs_per_call = max(1, rows_per_call // len(background))
+        flat_x = np.asarray(x, dtype=self.dtype).reshape(len(x), -1)
+        flat_background = np.asarray(background, dtype=self.dtype).reshape(len(background), -1)
+        target = np.asarray(target, dtype=np.int32)
+        masks = np.asarray(masks, dtype=bool)
+        out = np.empty((len(flat_x), len(flat_background)), dtype=np.float64)
+        for part in batches(len(flat_x), pairs_per_call):
+            out[part] = function(flat_x[part], masks[part], flat_background, target[part])
+        return out
+
+    def _masked_outputs_for(self, sample_shape: tuple[int, ...]) -> Any:
+        if sample_shape not in self._masked:
+            self._functions_for(sample_shape)  # builds the model and checks its outputs
+            backend = importlib.import_module(_BACKEND_MODULES[self.backend])
+            build = getattr(backend, "build_masked_outputs", None)
+            self._masked[sample_shape] = build and build(self.model, sample_shape, self.dtype)
+        return self._masked[sample_shape]
 
     # -- identity ------------------------------------------------------------------------
     def fingerprint(self) -> str:

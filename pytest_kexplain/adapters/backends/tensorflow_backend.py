@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from pytest_kexplain.adapters.base import GradientFunctions
-from pytest_kexplain.errors import ModelHasNoGradientError
-
-
-def _single_output(raw: Any) -> tf.Tensor:
-    """The model's one output as (rows, outputs); the adapter has checked there is one."""
-    if isinstance(raw, dict):
-        raw = next(iter(raw.values()))
-    if isinstance(raw, (list, tuple)):
-        raw = raw[0]
-    return tf.reshape(raw, (tf.shape(raw)[0], -1))
+from pytest_kexplain.adapters.backends.common import no_gradient_error, single_output
 
 
 def build_functions(
@@ -31,13 +23,13 @@ def build_functions(
 
     @tf.function(input_signature=[x_spec])
     def forward(x: tf.Tensor) -> tf.Tensor:
-        return _single_output(model(x, training=False))
+        return single_output(model(x, training=False))
 
     @tf.function(input_signature=[x_spec, tf.TensorSpec((None,), tf.int32)])
     def gradient(x: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             tape.watch(x)
-            outputs = _single_output(model(x, training=False))
+            outputs = single_output(model(x, training=False))
             # Rows are independent (inference mode), so the gradient of the sum is per-row.
             selected = tf.gather(outputs, target, axis=1, batch_dims=1)
         grads = tape.gradient(selected, x)
@@ -52,12 +44,37 @@ def build_functions(
     def gradient_numpy(x: np.ndarray, target: np.ndarray) -> np.ndarray:
         grads = gradient(tf.convert_to_tensor(x), tf.convert_to_tensor(target)).numpy()
         if not traced["has_gradient"]:
-            raise ModelHasNoGradientError(
-                f"{description} has no gradient with respect to its input (a rounding, "
-                "argmax, cast or stop_gradient blocks it), so gradient-based methods cannot "
-                "explain it; use a model-agnostic method: method='shap', 'permutation' or "
-                "'occlusion'."
-            )
+            raise no_gradient_error(description)
         return grads
 
     return GradientFunctions(forward=forward_numpy, gradient=gradient_numpy)
+
+
+def build_masked_outputs(
+    model: Any, sample_shape: tuple[int, ...], dtype: str
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Compile coalition evaluation: mix rows with the background inside the graph.
+
+    For P (row, mask) pairs and m background rows, the (P * m) mixed inputs exist only
+    inside TensorFlow, so NumPy never materialises (and page-faults in) that array.
+    """
+    size = int(np.prod(sample_shape))
+    flat_spec = tf.TensorSpec((None, size), tf.as_dtype(dtype))
+
+    @tf.function(input_signature=[
+        flat_spec, tf.TensorSpec((None, size), tf.bool), flat_spec, tf.TensorSpec((None,), tf.int32)
+    ])
+    def masked_outputs(x: tf.Tensor, masks: tf.Tensor, background: tf.Tensor,
+                       target: tf.Tensor) -> tf.Tensor:
+        mixed = tf.where(masks[:, None, :], x[:, None, :], background[None, :, :])
+        outputs = single_output(model(tf.reshape(mixed, (-1, *sample_shape)), training=False))
+        per_pair = tf.reshape(outputs, (tf.shape(x)[0], tf.shape(background)[0], -1))
+        return tf.gather(per_pair, target, axis=2, batch_dims=1)
+
+    def masked_outputs_numpy(x: np.ndarray, masks: np.ndarray, background: np.ndarray,
+                             target: np.ndarray) -> np.ndarray:
+        return masked_outputs(tf.convert_to_tensor(x), tf.convert_to_tensor(masks),
+                              tf.convert_to_tensor(background),
+                              tf.convert_to_tensor(target)).numpy()
+
+    return masked_outputs_numpy
