@@ -30,6 +30,8 @@ _EXPORTS: dict[str, str] = {
     "assert_faithful": "pytest_kexplain.assertions",
     "assert_model_sensitive": "pytest_kexplain.assertions",
     "CheckFailed": "pytest_kexplain.assertions",
+    "assert_consistent_explanations": "pytest_kexplain.baselines.consistency",
+    "BaselineError": "pytest_kexplain.baselines",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -49,6 +51,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pytest_kexplain.baselines import BaselineError
+    from pytest_kexplain.baselines.consistency import assert_consistent_explanations
     from pytest_kexplain.api import clear_cache, explain
     from pytest_kexplain.assertions import (
         CheckFailed,

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_kexplain import events, settings
-from pytest_kexplain.report import CheckRecord, RunReport
+from pytest_kexplain import disk_cache, events, settings
+from pytest_kexplain.baselines import store
+from pytest_kexplain.baselines.tolerances import TOLERANCE_HELP, resolve_tolerances
+from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.report import BaselineRecord, CheckRecord, RunReport
 
 REPORT_KEY = pytest.StashKey[RunReport]()
 ITEM_EVENTS_KEY = pytest.StashKey[list]()
+ITEM_BASELINES_KEY = pytest.StashKey[list]()
+COLLECTED_OUTPUT_KEY = "kexplain_collected"  # xdist workeroutput: module -> test file stems
 
 MARKER_HELP = (
     "kexplain(**settings): explanation settings for this test: method=, seed=, target=, "
-    "batch_size=, options={...} (explainer options); see pytest-kexplain's docs."
+    "batch_size=, options={...} (explainer options), and drift tolerances of "
+    "explanation_baseline: rank_correlation=, rank_metric=, top_k=, top_k_overlap=, "
+    "max_share_change=, sample_similarity=; see pytest-kexplain's docs."
 )
 
 
@@ -33,20 +41,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --kexplain-update: delete baselines whose test no longer exists.")
     group.addoption("--kexplain-report", metavar="PATH", default=None,
                     help="write a Markdown report of every explanation of the run to PATH.")
+    group.addoption("--kexplain-no-disk-cache", action="store_true", default=False,
+                    help="do not reuse or store explanations in pytest's cache directory "
+                         "(--cache-clear empties it).")
     parser.addini("kexplain_method", "default explanation method of checks (default: auto)",
                   default="auto")
     parser.addini("kexplain_seed", "default random seed of explanations (default: 0)", default="0")
     parser.addini("kexplain_baseline_dir",
                   "directory, next to each test module, holding explanation baselines",
                   default="explanation_baselines")
+    for keyword, help_text in TOLERANCE_HELP.items():
+        parser.addini(f"kexplain_{keyword}", f"explanation_baseline: {help_text}", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Document the marker and start the run report."""
     config.addinivalue_line("markers", MARKER_HELP)
+    if config.getoption("kexplain_prune") and not config.getoption("kexplain_update"):
+        raise pytest.UsageError("--kexplain-prune deletes unused baselines only together with "
+                                "--kexplain-update: pytest --kexplain-update --kexplain-prune")
+    ini_defaults(config)  # a bad ini value fails the run at start-up
+    disk_cache.install(explanation_cache_dir(config))
+    config.add_cleanup(disk_cache.uninstall)
     recorder = RunRecorder(config)
     config.stash[REPORT_KEY] = recorder.report
     config.pluginmanager.register(recorder, "kexplain-recorder")
+
+
+def explanation_cache_dir(config: pytest.Config) -> Path | None:
+    """Directory of the on-disk explanation cache, or None (flag given, or no cacheprovider)."""
+    if config.getoption("kexplain_no_disk_cache") or getattr(config, "cache", None) is None:
+        return None
+    return config.cache.mkdir("kexplain")
 
 
 def ini_defaults(config: pytest.Config) -> dict[str, Any]:
@@ -56,7 +82,14 @@ def ini_defaults(config: pytest.Config) -> dict[str, Any]:
         seed = int(seed_text)
     except ValueError:
         raise pytest.UsageError(f"ini option kexplain_seed must be an integer, got {seed_text!r}")
-    return {"method": str(config.getini("kexplain_method")).strip() or "auto", "seed": seed}
+    tolerances = {key: str(config.getini(f"kexplain_{key}")).strip() for key in TOLERANCE_HELP}
+    tolerances = {key: text for key, text in tolerances.items() if text}
+    try:
+        resolve_tolerances((tolerances, "ini options kexplain_*"))
+    except KexplainError as error:
+        raise pytest.UsageError(str(error)) from None
+    return {"method": str(config.getini("kexplain_method")).strip() or "auto", "seed": seed,
+            **tolerances}
 
 
 def item_defaults(item: pytest.Item) -> dict[str, Any]:
@@ -80,6 +113,28 @@ def kexplain(request: pytest.FixtureRequest) -> Any:
     return KexplainFixture(defaults=item_defaults(request.node))
 
 
+@pytest.fixture
+def explanation_baseline(request: pytest.FixtureRequest) -> Any:
+    """Compare explanations with this test's committed baselines (--kexplain-update rewrites them)."""
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+
+    item, config = request.node, request.config
+    saved = item.stash.setdefault(ITEM_BASELINES_KEY, [])
+    return ExplanationBaseline(
+        nodeid=item.nodeid,
+        directory=store.baseline_directory(item.path, baseline_dir_setting(config)),
+        update=bool(config.getoption("kexplain_update")),
+        rootdir=config.rootpath,
+        defaults=item_defaults(item),
+        record=lambda path, status: saved.append({"path": path, "status": status}),
+    )
+
+
+def baseline_dir_setting(config: pytest.Config) -> str:
+    """The kexplain_baseline_dir ini option."""
+    return str(config.getini("kexplain_baseline_dir")).strip() or "explanation_baselines"
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
     """Attribute explain() calls to the running test and apply its defaults."""
@@ -99,10 +154,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator:
-    """Ship the test's explanation events on its teardown report (works across xdist)."""
+    """Ship the test's explanation events and saved baselines on its teardown report (works across xdist)."""
     report = yield
     if call.when == "teardown":
         report.kexplain_events = list(item.stash.get(ITEM_EVENTS_KEY, []))
+        report.kexplain_baselines = list(item.stash.get(ITEM_BASELINES_KEY, []))
     return report
 
 
@@ -112,6 +168,47 @@ class RunRecorder:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.report = RunReport()
+        self.collected: dict[str, set[str]] = {}  # module path -> file stems of its tests
+
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        """Remember every collected test, deselected ones included (for unused baselines)."""
+        self.collected.setdefault(str(item.path.resolve()), set()).add(store.test_stem(item.nodeid))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """On an xdist worker, hand the collected tests to the controller."""
+        if hasattr(self.config, "workeroutput"):
+            self.config.workeroutput[COLLECTED_OUTPUT_KEY] = {
+                module: sorted(stems) for module, stems in self.collected.items()}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """On the xdist controller, merge the tests a worker collected."""
+        for module, stems in getattr(node, "workeroutput", {}).get(COLLECTED_OUTPUT_KEY, {}).items():
+            self.collected.setdefault(module, set()).update(stems)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """List (and with --kexplain-update --kexplain-prune delete) baselines of vanished tests."""
+        if hasattr(self.config, "workeroutput") or exitstatus not in (0, 1):
+            return
+        if self.config.getoption("lf", default=False):
+            return  # --last-failed collects only part of each module
+        partial = partially_collected_modules(self.config)
+        modules = {m: stems for m, stems in self.collected.items() if m not in partial}
+        unused = store.find_unused(modules, baseline_dir_setting(self.config))
+        prune = self.config.getoption("kexplain_prune") and self.config.getoption("kexplain_update")
+        for path in unused:
+            shown = self._display(path)
+            if prune:
+                store.delete_baseline(path)
+                self.report.pruned_baselines.append(shown)
+            else:
+                self.report.unused_baselines.append(shown)
+
+    def _display(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.config.rootpath).as_posix()
+        except ValueError:
+            return str(path)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Record the outcome and the explanations shipped on a test's reports."""
@@ -119,10 +216,12 @@ class RunRecorder:
             self.report.outcomes[report.nodeid] = report.outcome
         for event in getattr(report, "kexplain_events", None) or []:
             self.report.add(CheckRecord.from_event(report.nodeid, events.ExplainEvent(**event)))
+        for saved in getattr(report, "kexplain_baselines", None) or []:
+            self.report.baselines.append(BaselineRecord(test=report.nodeid, **saved))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Print the explanations of the run and write the report file if asked."""
-        if not self.report.records:
+        if not self.report.has_content():
             return
         terminalreporter.section("kexplain")
         for line in self.report.terminal_lines():
@@ -131,3 +230,13 @@ class RunRecorder:
         if path:
             written = self.report.write(path)
             terminalreporter.write_line(f"report written to {written}")
+
+
+def partially_collected_modules(config: pytest.Config) -> set[str]:
+    """Modules named with ::test selectors on the command line (only part of them ran)."""
+    partial = set()
+    for arg in config.args:
+        if "::" in arg:
+            module = Path(arg.split("::", 1)[0])
+            partial.add(str((config.invocation_params.dir / module).resolve()))
+    return partial

@@ -26,12 +26,45 @@ class CheckRecord:
         return cls(test=test, **asdict(event))
 
 
+@dataclass(frozen=True)
+class BaselineRecord:
+    """A baseline file saved by --kexplain-update: 'written', 'updated' or 'unchanged'."""
+
+    test: str
+    path: str
+    status: str
+
+
 @dataclass
 class RunReport:
     """Everything the terminal summary and the report file show."""
 
     records: list[CheckRecord] = field(default_factory=list)
     outcomes: dict[str, str] = field(default_factory=dict)
+    baselines: list[BaselineRecord] = field(default_factory=list)
+    unused_baselines: list[str] = field(default_factory=list)
+    pruned_baselines: list[str] = field(default_factory=list)
+
+    def has_content(self) -> bool:
+        """Whether the run explained anything or touched a baseline."""
+        return bool(self.records or self.baselines or self.unused_baselines or self.pruned_baselines)
+
+    def baseline_lines(self) -> list[str]:
+        """Baselines saved, unused and pruned, for the terminal summary."""
+        lines = []
+        if self.baselines:
+            counts = {status: sum(b.status == status for b in self.baselines)
+                      for status in ("written", "updated", "unchanged")}
+            lines.append("baselines: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+            lines += [f"  {b.status:<9}  {b.path}" for b in sorted(self.baselines, key=lambda b: b.path)]
+        if self.unused_baselines:
+            lines.append(f"{len(self.unused_baselines)} unused baseline(s), whose test no longer "
+                         "exists (pytest --kexplain-update --kexplain-prune deletes them):")
+            lines += [f"  {path}" for path in self.unused_baselines]
+        if self.pruned_baselines:
+            lines.append(f"{len(self.pruned_baselines)} unused baseline file(s) deleted:")
+            lines += [f"  {path}" for path in self.pruned_baselines]
+        return lines
 
     def add(self, record: CheckRecord) -> None:
         """Record one explanation."""
@@ -53,8 +86,9 @@ class RunReport:
 
     def terminal_lines(self) -> list[str]:
         """The table printed in pytest's terminal summary."""
-        return [*format_table(("test", "method", "outcome", "time", "source"), self.rows()),
-                self.summary_line()]
+        table = [*format_table(("test", "method", "outcome", "time", "source"), self.rows()),
+                 self.summary_line()] if self.records else []
+        return table + self.baseline_lines()
 
     def markdown(self) -> str:
         """The report file's content."""
@@ -63,6 +97,8 @@ class RunReport:
                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(f"`{c}`" if i == 0 else c for i, c in enumerate(row)) + " |"
                   for row in self.rows()]
+        if self.baseline_lines():
+            lines += ["", "## Baselines", "", "```", *self.baseline_lines(), "```"]
         return "\n".join(lines) + "\n"
 
     def write(self, path: str | Path) -> Path:

@@ -1,0 +1,160 @@
+"""Compare two explanations of the same data: global ranking, top features, shares, samples."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pytest_kexplain import metrics
+from pytest_kexplain.baselines.tolerances import Tolerances
+
+__all__ = ["Comparison", "FeatureChange", "MetricCheck", "Tolerances", "compare", "effective_top_k"]
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """One measured agreement figure and the threshold it is held to."""
+
+    keyword: str  # the tolerance keyword that sets the threshold
+    label: str
+    value: float
+    threshold: float
+    higher_is_better: bool
+
+    @property
+    def passed(self) -> bool:
+        """Whether the value is on the right side of the threshold."""
+        return self.value >= self.threshold if self.higher_is_better else self.value <= self.threshold
+
+    def describe(self) -> str:
+        """e.g. 'rank correlation (spearman) 0.412 < 0.8 required (rank_correlation)'."""
+        if self.passed:
+            relation = ">=" if self.higher_is_better else "<="
+            return f"{self.label} {self.value:.3f} {relation} {self.threshold:g} ok"
+        relation, bound = ("<", "at least") if self.higher_is_better else (">", "at most")
+        return (f"{self.label} {self.value:.3f} {relation} {self.threshold:g}: must be {bound} "
+                f"{self.threshold:g} ({self.keyword}={self.threshold:g})")
+
+
+@dataclass(frozen=True)
+class FeatureChange:
+    """One feature's rank and importance before and after."""
+
+    feature: str
+    before_rank: int
+    before_importance: float
+    after_rank: int
+    after_importance: float
+    share_change: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every metric of one comparison; `passed` when all thresholds hold."""
+
+    feature_names: tuple[str, ...]
+    before_importance: np.ndarray
+    after_importance: np.ndarray
+    checks: tuple[MetricCheck, ...]
+    top_k: int
+
+    @property
+    def passed(self) -> bool:
+        """Whether every enabled metric is within its tolerance."""
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failures(self) -> tuple[MetricCheck, ...]:
+        """The metrics outside their tolerance."""
+        return tuple(check for check in self.checks if not check.passed)
+
+    def value(self, keyword: str) -> float | None:
+        """The measured value of a metric by its tolerance keyword (None if switched off)."""
+        return next((c.value for c in self.checks if c.keyword == keyword), None)
+
+    def feature_changes(self) -> list[FeatureChange]:
+        """Per-feature ranks, importances and share change, in the baseline's rank order."""
+        before_ranks = _ranks(self.before_importance)
+        after_ranks = _ranks(self.after_importance)
+        changes = metrics.share_changes(self.before_importance, self.after_importance)
+        rows = [
+            FeatureChange(name, int(before_ranks[i]), float(self.before_importance[i]),
+                          int(after_ranks[i]), float(self.after_importance[i]), float(changes[i]))
+            for i, name in enumerate(self.feature_names)
+        ]
+        return sorted(rows, key=lambda row: row.before_rank)
+
+
+def effective_top_k(top_k: int, n_features: int) -> int:
+    """top_k capped at half the features (rounded up): the top-k of all features always agree."""
+    return max(1, min(top_k, math.ceil(n_features / 2)))
+
+
+def measure(
+    before_importance: np.ndarray,
+    after_importance: np.ndarray,
+    before_values: np.ndarray | None,
+    after_values: np.ndarray | None,
+    top_k: int = Tolerances.top_k,
+) -> dict[str, float]:
+    """Every agreement figure, whatever the thresholds (used by the tolerance benchmark too)."""
+    before = np.asarray(before_importance, dtype=np.float64)
+    after = np.asarray(after_importance, dtype=np.float64)
+    figures = {
+        "spearman": metrics.spearman(before, after),
+        "kendall": metrics.kendall_tau(before, after),
+        "top_k_overlap": metrics.top_k_overlap(before, after, effective_top_k(top_k, len(before))),
+        "max_share_change": float(np.abs(metrics.share_changes(before, after)).max()),
+    }
+    if before_values is not None and after_values is not None:
+        rows = len(before_values)
+        similarity = metrics.cosine_rows(np.reshape(before_values, (rows, -1)),
+                                         np.reshape(after_values, (rows, -1)))
+        figures["sample_similarity"] = float(similarity.mean())
+    return figures
+
+
+def compare(
+    feature_names: Sequence[str],
+    before_importance: np.ndarray,
+    after_importance: np.ndarray,
+    tolerances: Tolerances,
+    before_values: np.ndarray | None = None,
+    after_values: np.ndarray | None = None,
+) -> Comparison:
+    """Measure the agreement of two explanations and hold each figure to its tolerance."""
+    figures = measure(before_importance, after_importance, before_values, after_values,
+                      tolerances.top_k)
+    k = effective_top_k(tolerances.top_k, len(feature_names))
+    candidates = [
+        ("rank_correlation", f"rank correlation ({tolerances.rank_metric})",
+         figures[tolerances.rank_metric], tolerances.rank_correlation, True),
+        ("top_k_overlap", f"top-{k} overlap", figures["top_k_overlap"], tolerances.top_k_overlap, True),
+        ("max_share_change", "largest share change", figures["max_share_change"],
+         tolerances.max_share_change, False),
+        ("sample_similarity", "per-sample attribution similarity (mean cosine)",
+         figures.get("sample_similarity"), tolerances.sample_similarity, True),
+    ]
+    checks = tuple(
+        MetricCheck(keyword, label, float(value), float(threshold), higher)
+        for keyword, label, value, threshold, higher in candidates
+        if threshold is not None and value is not None
+    )
+    return Comparison(
+        feature_names=tuple(feature_names),
+        before_importance=np.asarray(before_importance, dtype=np.float64),
+        after_importance=np.asarray(after_importance, dtype=np.float64),
+        checks=checks,
+        top_k=k,
+    )
+
+
+def _ranks(importance: np.ndarray) -> np.ndarray:
+    """1-based rank of each feature by descending importance, ties by position."""
+    order = metrics.top_k_indices(importance, len(importance))
+    ranks = np.empty(len(importance), dtype=np.int64)
+    ranks[order] = np.arange(1, len(importance) + 1)
+    return ranks

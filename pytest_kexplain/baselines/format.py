@@ -1,0 +1,280 @@
+"""The baseline file format: canonical, rounded JSON a reviewer can read in a diff.
+
+One JSON document per baseline holds the metadata, the global importance and rank of every
+feature (one line per feature) and the per-sample attributions (one line per sample). When
+there are more than ``INLINE_LIMIT`` attribution values they go into a NumPy ``.npz`` file
+beside it, named after their digest and loaded with ``allow_pickle=False``. Numbers are
+rounded to ``SIGNIFICANT_DIGITS`` relative to the largest magnitude of their array, so that
+rewriting a baseline of the same model gives the same bytes. Reading never executes code.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.baselines import BaselineError
+from pytest_kexplain.cache import array_digest
+from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.metrics import shares
+
+FORMAT_NAME = "pytest-kexplain explanation baseline"
+FORMAT_VERSION = 1
+SIGNIFICANT_DIGITS = 5
+SHARE_DECIMALS = 4
+INLINE_LIMIT = 2048  # attribution values kept in the JSON; more go to the .npz sidecar
+VERSIONED_PACKAGES = ("pytest-kexplain", "numpy", "keras", "tensorflow", "tensorflow-cpu",
+                      "jax", "torch", "shap")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a baseline file records about one explanation."""
+
+    test: str
+    name: str | None
+    method: str
+    output: str
+    options: Mapping[str, Any]
+    feature_names: tuple[str, ...]
+    data_shape: tuple[int, ...]
+    data_fingerprint: str
+    background_fingerprint: str | None
+    model_description: str
+    model_fingerprint: str | None
+    importance: np.ndarray  # rounded, in feature order
+    values: np.ndarray  # rounded per-sample attributions, shape data_shape
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ranking(self) -> list[str]:
+        """Feature names by descending importance; ties keep feature order."""
+        order = np.lexsort((np.arange(len(self.importance)), -self.importance))
+        return [self.feature_names[i] for i in order]
+
+
+@dataclass(frozen=True)
+class RenderedBaseline:
+    """The bytes of a baseline: the JSON text and, for large attributions, the sidecar."""
+
+    json_text: str
+    sidecar_name: str | None = None
+    sidecar_bytes: bytes | None = None
+
+
+def quantise(array: Any, significant: int = SIGNIFICANT_DIGITS) -> np.ndarray:
+    """Round to `significant` digits relative to the array's largest magnitude (-0.0 -> 0.0)."""
+    array = np.asarray(array, dtype=np.float64)
+    largest = float(np.abs(array).max()) if array.size else 0.0
+    if largest == 0.0:
+        return np.zeros_like(array)
+    decimals = significant - 1 - int(np.floor(np.log10(largest)))
+    return np.round(array, decimals) + 0.0
+
+
+def installed_versions() -> dict[str, str]:
+    """Versions of the installed packages that shape explanations (metadata only, no imports)."""
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def json_safe(value: Any) -> Any:
+    """Options as stable JSON: arrays by digest, callables by name, floats rounded."""
+    if isinstance(value, np.ndarray):
+        return {"array": list(value.shape), "digest": array_digest(value)}
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(f"{float(value):.{SIGNIFICANT_DIGITS + 3}g}")
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}"
+    return type(value).__qualname__
+
+
+def from_explanation(
+    explanation: Explanation,
+    *,
+    test: str,
+    name: str | None,
+    model_description: str,
+    model_fingerprint: str | None,
+    background_fingerprint: str | None = None,
+) -> Baseline:
+    """The baseline an explanation would be written as (numbers already rounded)."""
+    return Baseline(
+        test=test,
+        name=name,
+        method=explanation.method,
+        output=explanation.output_name,
+        options=json_safe(dict(explanation.options)),
+        feature_names=tuple(explanation.feature_names),
+        data_shape=tuple(int(s) for s in explanation.data.shape),
+        data_fingerprint=array_digest(explanation.data),
+        background_fingerprint=background_fingerprint,
+        model_description=model_description,
+        model_fingerprint=model_fingerprint,
+        importance=quantise(explanation.importance_array()),
+        values=quantise(explanation.values),
+        versions=installed_versions(),
+    )
+
+
+def render(baseline: Baseline, stem: str) -> RenderedBaseline:
+    """The JSON text (and sidecar, if the attributions are large) of a baseline file `stem`."""
+    ranking = baseline.ranking
+    fractions = shares(baseline.importance)
+    features = [
+        {"feature": feature, "rank": ranking.index(feature) + 1,
+         "importance": float(baseline.importance[i]), "share": round(float(fractions[i]), SHARE_DECIMALS)}
+        for i, feature in enumerate(baseline.feature_names)
+    ]
+    flat = baseline.values.reshape(len(baseline.values), -1)
+    attributions: dict[str, Any] = {"shape": list(baseline.values.shape)}
+    sidecar_name = sidecar_bytes = None
+    if baseline.values.size <= INLINE_LIMIT:
+        attributions["values"] = [[float(v) for v in row] for row in flat]
+    else:
+        digest = array_digest(baseline.values)
+        sidecar_name = f"{stem}.{digest[:12]}.npz"
+        sidecar_bytes = npz_bytes({"values": baseline.values})
+        attributions.update({"file": sidecar_name, "digest": digest})
+    document = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "test": baseline.test,
+        "name": baseline.name,
+        "method": baseline.method,
+        "output": baseline.output,
+        "options": baseline.options,
+        "data": {"shape": list(baseline.data_shape), "fingerprint": baseline.data_fingerprint,
+                 "background_fingerprint": baseline.background_fingerprint},
+        "model": {"description": baseline.model_description,
+                  "fingerprint": baseline.model_fingerprint},
+        "versions": dict(baseline.versions),
+        "ranking": ranking,
+        "features": features,
+        "attributions": attributions,
+    }
+    return RenderedBaseline(_render(document, 0) + "\n", sidecar_name, sidecar_bytes)
+
+
+def parse(text: str, source: str, read_sidecar: Callable[[str], bytes]) -> Baseline:
+    """Read a baseline document; any malformation raises BaselineError naming `source`."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BaselineError(f"explanation baseline {source} is not valid JSON: {error}.") from None
+    try:
+        return _from_document(document, read_sidecar)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        detail = f"missing field {error}" if isinstance(error, KeyError) else str(error)
+        raise BaselineError(f"explanation baseline {source} is malformed: {detail}.") from None
+
+
+def _from_document(document: Any, read_sidecar: Callable[[str], bytes]) -> Baseline:
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ValueError(f"it is not a {FORMAT_NAME} file (no \"format\": \"{FORMAT_NAME}\")")
+    if document["version"] != FORMAT_VERSION:
+        raise ValueError(f"format version {document['version']!r} is not supported "
+                         f"(this pytest-kexplain reads version {FORMAT_VERSION})")
+    rows = document["features"]
+    feature_names = tuple(_text(row["feature"], "feature") for row in rows)
+    importance = np.array([float(row["importance"]) for row in rows], dtype=np.float64)
+    shape = tuple(int(s) for s in document["data"]["shape"])
+    values = _attributions(document["attributions"], read_sidecar)
+    if values.shape != shape:
+        raise ValueError(f"attributions have shape {values.shape}, data shape is {shape}")
+    if int(np.prod(shape[1:])) != len(feature_names):
+        raise ValueError(f"{len(feature_names)} features listed for samples of shape {shape[1:]}")
+    if not (np.isfinite(importance).all() and np.isfinite(values).all()):
+        raise ValueError("it contains non-finite numbers")
+    model = document["model"]
+    return Baseline(
+        test=_text(document["test"], "test"),
+        name=document["name"],
+        method=_text(document["method"], "method"),
+        output=_text(document["output"], "output"),
+        options=dict(document["options"]),
+        feature_names=feature_names,
+        data_shape=shape,
+        data_fingerprint=_text(document["data"]["fingerprint"], "data fingerprint"),
+        background_fingerprint=document["data"].get("background_fingerprint"),
+        model_description=_text(model["description"], "model description"),
+        model_fingerprint=model.get("fingerprint"),
+        importance=importance,
+        values=values,
+        versions=dict(document.get("versions") or {}),
+    )
+
+
+def _attributions(section: Mapping[str, Any], read_sidecar: Callable[[str], bytes]) -> np.ndarray:
+    shape = tuple(int(s) for s in section["shape"])
+    if "values" in section:
+        return np.array(section["values"], dtype=np.float64).reshape(shape)
+    file_name = _text(section["file"], "attributions file")
+    if "/" in file_name or "\\" in file_name:
+        raise ValueError(f"attributions file {file_name!r} must be a plain file name")
+    try:
+        with np.load(io.BytesIO(read_sidecar(file_name)), allow_pickle=False) as archive:
+            values = np.asarray(archive["values"], dtype=np.float64)
+    except FileNotFoundError:
+        raise ValueError(f"its attributions file {file_name} is missing") from None
+    except (OSError, zipfile.BadZipFile, KeyError) as error:
+        raise ValueError(f"its attributions file {file_name} cannot be read ({error})") from None
+    if array_digest(values) != section["digest"]:
+        raise ValueError(f"its attributions file {file_name} does not match the recorded digest")
+    return values.reshape(shape)
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """An .npz archive with fixed timestamps, so equal arrays give equal bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # the same bytes whichever OS writes it
+            archive.writestr(info, member.getvalue())
+    return buffer.getvalue()
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {value!r}")
+    return value
+
+
+def _render(value: Any, indent: int) -> str:
+    """JSON with nested objects indented and each row of a table of rows on one line."""
+    pad = " " * (indent + 2)
+    if isinstance(value, dict) and value:
+        items = [f"{pad}{_compact(k)}: {_render(v, indent + 2)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    if isinstance(value, list) and value and all(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(pad + _compact(v) for v in value) + "\n" + " " * indent + "]"
+    return _compact(value)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
