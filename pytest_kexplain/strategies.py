@@ -27,6 +27,8 @@ from pytest_kexplain.errors import KexplainError
 from pytest_kexplain.inputs import is_dataframe, prepare_input
 
 FLOAT, INTEGER, CATEGORICAL = "float", "integer", "categorical"
+# Resolution of the evenly spread draws of a float feature.
+EVEN_STEPS = 2**16
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,11 @@ class FeatureBounds:
             return st.integers(int(self.low), int(self.high)).map(float)
         if self.low == self.high:
             return st.just(self.low)
-        return st.floats(self.low, self.high, allow_nan=False, allow_infinity=False)
+        # hypothesis favours simple and boundary floats; evenly spread values cover the inside
+        spread = st.integers(0, EVEN_STEPS).map(
+            lambda i: min(self.high, self.low + (self.high - self.low) * i / EVEN_STEPS))
+        return st.one_of(st.floats(self.low, self.high, allow_nan=False, allow_infinity=False),
+                         spread)
 
     def grid(self, points: int) -> np.ndarray:
         """Up to `points` increasing values spanning the range (every value if fewer exist)."""

@@ -36,6 +36,7 @@ class FaithfulnessResult:
     ratio: float  # top_k_change / random_change (inf when random deletions change nothing)
     deleted: np.ndarray  # deletion curve x-axis: how many top features were deleted
     deletion_curve: np.ndarray  # mean output after deleting that many top features
+    deletion_change: np.ndarray  # mean |output change| after deleting that many top features
 
 
 def _delete(x: np.ndarray, reference: np.ndarray, order: np.ndarray, count: int) -> np.ndarray:
@@ -85,11 +86,13 @@ def assert_faithful(
 
     counts = np.unique(np.linspace(0, n_features, min(n_features + 1, MAX_CURVE_POINTS)).round()).astype(int)
     curve_inputs = np.concatenate([_delete(x, reference, by_importance, c) for c in counts])
-    curve = outputs(curve_inputs).reshape(len(counts), n).mean(axis=1)
+    curve_outputs = outputs(curve_inputs).reshape(len(counts), n)
+    curve = curve_outputs.mean(axis=1)
+    change = np.abs(curve_outputs - original).mean(axis=1)
     result = FaithfulnessResult(explanation, k, margin, top_change, random_change, float(ratio),
-                                counts, curve)
+                                counts, curve, change)
     if not ratio >= 1 + margin:
-        rows = [(int(c), float(v)) for c, v in zip(counts, curve)]
+        rows = [(int(c), float(v), float(d)) for c, v, d in zip(counts, curve, change)]
         fail(
             f"deleting each row's {k} most important features changes the output by "
             f"{messages.number(top_change)} on average, deleting {k} random ones by "
@@ -97,7 +100,7 @@ def assert_faithful(
             f"1 + margin = {messages.number(1 + margin)} ({messages.about(explanation)}). "
             "The explanation does not single out the features the output depends on.\n"
             f"{messages.INDENT}deletion curve (features set to the reference, most important first):\n"
-            + messages.table(("deleted", "mean output"), rows),
+            + messages.table(("deleted", "mean output", "mean |change|"), rows),
             result,
         )
     return result

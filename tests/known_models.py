@@ -1,0 +1,48 @@
+"""Hand-built Keras models whose answers to the checks are known without running them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _dense(units: int, kernel: Sequence[Sequence[float]], bias: Sequence[float], activation=None):
+    import keras
+
+    layer = keras.layers.Dense(units, activation=activation)
+    layer.build((None, len(kernel)))
+    layer.set_weights([np.asarray(kernel, dtype="float32"), np.asarray(bias, dtype="float32")])
+    return layer
+
+
+def bent_model():
+    """f(x0, x1) = x0 - 2 * relu(x0 - 1) + 0.5 * x1: rises until x0 = 1, then falls."""
+    import keras
+
+    inputs = keras.Input((2,))
+    linear = _dense(1, [[1.0], [0.5]], [0.0])(inputs)
+    hinge = _dense(1, [[1.0], [0.0]], [-1.0], activation="relu")(inputs)
+    output = _dense(1, [[1.0], [-2.0]], [0.0])(keras.layers.Concatenate()([linear, hinge]))
+    return keras.Model(inputs, output, name="bent")
+
+
+def wavy_model(frequency: float, amplitude: float, weights: Sequence[float]):
+    """f(x) = amplitude * sin(frequency * x0) + weights . x[1:]: x0's gradient flips sign
+    every pi / frequency."""
+    import keras
+
+    n = len(weights) + 1
+    inputs = keras.Input((n,))
+    phase = _dense(1, [[frequency]] + [[0.0]] * (n - 1), [0.0])(inputs)
+    wave = keras.layers.Activation(keras.ops.sin)(phase)
+    linear = _dense(1, [[0.0]] + [[w] for w in weights], [0.0])(inputs)
+    output = _dense(1, [[amplitude], [1.0]], [0.0])(keras.layers.Concatenate()([wave, linear]))
+    return keras.Model(inputs, output, name="wavy")
+
+
+def ordinal_model():
+    """f(level, size) = -1.5 * level + 0.5 * size, where level is a category code."""
+    from pytest_kexplain import zoo
+
+    return zoo.linear_model([-1.5, 0.5])

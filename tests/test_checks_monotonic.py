@@ -1,0 +1,142 @@
+"""assert_monotonic on models whose monotonicity is known by construction."""
+
+import numpy as np
+import pytest
+
+from known_models import bent_model, ordinal_model
+from pytest_kexplain import CheckFailed, KexplainError, assert_monotonic, zoo
+
+
+def bent(x0: float, x1: float) -> float:
+    """The function bent_model computes."""
+    return x0 - 2 * max(x0 - 1, 0.0) + 0.5 * x1
+
+
+@pytest.fixture(scope="module")
+def model():
+    return bent_model()
+
+
+@pytest.fixture(scope="module")
+def X():
+    return np.random.default_rng(0).uniform(-2, 3, size=(40, 2))
+
+
+def test_a_non_monotone_model_fails_with_real_counterexamples(model, X):
+    with pytest.raises(CheckFailed) as failure:
+        assert_monotonic(model, X, "x0")
+    result = failure.value.result
+    assert [c.source for c in result.counterexamples] == ["ICE curve", "hypothesis search"]
+    for example in result.counterexamples:
+        assert example.low < example.high
+        assert example.output_high < example.output_low  # the output fell as x0 rose
+        x1 = example.values[1]
+        assert example.output_low == pytest.approx(bent(example.low, x1), abs=1e-5)
+        assert example.output_high == pytest.approx(bent(example.high, x1), abs=1e-5)
+    ice = result.counterexamples[0]
+    assert ice.row is not None and X[ice.row, 1] == ice.values[1]
+    # the worst fall along the observed range: from the peak at x0 = 1 to the maximum of x0
+    assert result.worst_violation == pytest.approx(X[:, 0].max() - 1, abs=0.15)
+    assert result.n_rows_violating == len(X)
+
+
+def test_the_hypothesis_search_finds_what_a_coarse_grid_misses(model, X):
+    # with two grid points the ICE curves only compare x0's minimum and maximum, which
+    # are not in the wrong order when the maximum stays below 2
+    rows = X[X[:, 0] < 1.8]
+    with pytest.raises(CheckFailed) as failure:
+        assert_monotonic(model, rows, "x0", grid_points=2)
+    (example,) = failure.value.result.counterexamples
+    assert example.source == "hypothesis search" and example.row is None
+    assert bent(example.low, example.values[1]) > bent(example.high, example.values[1])
+    assert 0 < failure.value.result.search_examples <= 100
+
+
+def test_the_search_is_seeded(model, X):
+    def found(seed):
+        with pytest.raises(CheckFailed) as failure:
+            assert_monotonic(model, X[X[:, 0] < 1.8], "x0", grid_points=2, seed=seed)
+        return failure.value.result.counterexamples
+
+    assert found(0) == found(0)
+
+
+def test_monotone_within_the_observed_range_passes(model, X):
+    below_the_bend = X[X[:, 0] <= 1.0]
+    result = assert_monotonic(model, below_the_bend, "x0")
+    assert result.counterexamples == ()
+    assert result.worst_violation <= 0.0
+    assert result.search_examples == 100
+    assert max(result.grid) <= 1.0
+
+
+def test_the_other_feature_and_direction(model, X):
+    assert_monotonic(model, X, "x1")
+    with pytest.raises(CheckFailed, match="the output increases when x1 increases"):
+        assert_monotonic(model, X, "x1", direction="decreasing", max_examples=0)
+
+
+def test_tolerance_allows_small_moves(model, X):
+    with pytest.raises(CheckFailed):
+        assert_monotonic(model, X, "x0", tolerance=1.0, max_examples=0)
+    result = assert_monotonic(model, X, "x0", tolerance=2.5)
+    assert 1.0 < result.worst_violation <= 2.5
+
+
+def test_a_linear_model_is_monotone_in_every_feature():
+    model = zoo.linear_model([1.5, -2.0, 0.0])
+    X = np.random.default_rng(1).normal(size=(30, 3))
+    assert_monotonic(model, X, "x0")
+    assert_monotonic(model, X, "x1", direction="decreasing")
+    assert_monotonic(model, X, "x2", direction="increasing")  # flat counts as monotone
+    assert_monotonic(model, X, "x2", direction="decreasing")
+
+
+def test_an_ordinal_category_follows_its_value_order():
+    import pandas as pd
+
+    levels = pd.CategoricalDtype(["low", "mid", "high"], ordered=True)
+    frame = pd.DataFrame({
+        "level": pd.Categorical(["low", "high", "mid", "low", "high", "mid"], dtype=levels),
+        "size": [0.1, 0.5, -0.3, 1.2, 0.0, 0.7],
+    })
+    model = ordinal_model()  # -1.5 * level code + 0.5 * size
+    result = assert_monotonic(model, frame, "level", direction="decreasing")
+    assert result.grid == (0.0, 1.0, 2.0)
+    with pytest.raises(CheckFailed) as failure:
+        assert_monotonic(model, frame, "level")
+    message = str(failure.value)
+    assert "level from" in message
+    ice = failure.value.result.counterexamples[0]
+    assert (ice.low, ice.high) == (0.0, 2.0)
+    assert "ICE curve" in message and " low " in message and " high " in message
+
+
+def test_a_multi_output_model_needs_a_target(classifier3):
+    X = np.random.default_rng(2).normal(size=(10, 4))
+    with pytest.raises(KexplainError, match="pass target="):
+        assert_monotonic(classifier3, X, "x0", max_examples=5)
+    result = assert_monotonic(classifier3, X, "x0", target=0, max_examples=5, tolerance=10.0)
+    assert result.n_rows == 10
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    ({"feature": "x7"}, KexplainError, "'x7' is not a feature"),
+    ({"feature": "x0", "direction": "up"}, KexplainError, "'increasing', 'decreasing'"),
+    ({"feature": "x0", "tolerance": -0.1}, KexplainError, "tolerance must lie in"),
+    ({"feature": "x0", "grid_points": 1}, KexplainError, "grid_points must be at least 2"),
+    ({"feature": "x0", "max_examples": -1}, KexplainError, "max_examples must be at least 0"),
+    ({"feature": "x0", "max_examples": 2.5}, TypeError, "must be an integer"),
+])
+def test_usage_mistakes(model, X, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern) as raised:
+        assert_monotonic(model, X, **kwargs)
+    assert not isinstance(raised.value, AssertionError)
+
+
+def test_images_are_not_tabular():
+    import keras
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    with pytest.raises(KexplainError, match="tabular data"):
+        assert_monotonic(model, np.zeros((2, 4, 4, 1)), "x[0,0,0]")
