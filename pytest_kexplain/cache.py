@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain import disk_cache
 from pytest_kexplain.explanation import Explanation
 
 
@@ -98,3 +99,4 @@ class ExplanationCache:
 
 
 SESSION_CACHE = ExplanationCache()
+disk_cache.attach(SESSION_CACHE)  # the on-disk layer, once the pytest plugin installs it

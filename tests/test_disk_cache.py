@@ -1,0 +1,148 @@
+"""The on-disk explanation cache: round trip, robustness to bad files, and reuse across runs."""
+
+import numpy as np
+import pytest
+
+from pytest_kexplain import clear_cache, disk_cache, events, explain
+from pytest_kexplain.disk_cache import DiskCache
+
+
+@pytest.fixture
+def on_disk(tmp_path):
+    """Install a disk layer in a fresh directory for the duration of one test."""
+    disk_cache.install(tmp_path)
+    yield tmp_path
+    disk_cache.uninstall()
+
+
+@pytest.fixture
+def sources():
+    """Where each explain() call of the test got its result from."""
+    seen = []
+    listener = lambda event: seen.append(event.source)  # noqa: E731
+    events.LISTENERS.append(listener)
+    yield seen
+    events.LISTENERS.remove(listener)
+
+
+def stored_files(directory):
+    return sorted(p.name for p in directory.iterdir() if p.suffix == ".npz")
+
+
+def test_round_trip_keeps_every_field(linear64, rows, tmp_path):
+    x, background = rows
+    original = explain(linear64, x, method="shap", background=background,
+                       feature_names=list("abcde"))
+    cache = DiskCache(tmp_path)
+    assert cache.store("k1", original)
+    loaded = cache.load("k1")
+    for name in ("values", "base_values", "data", "outputs"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(original, name))
+        assert not getattr(loaded, name).flags.writeable
+    assert loaded.global_importance is None
+    assert loaded.feature_names == original.feature_names
+    assert (loaded.method, loaded.output_name) == (original.method, original.output_name)
+    assert dict(loaded.options) == dict(original.options)
+
+
+def test_array_and_tuple_options_survive(linear64, rows, tmp_path):
+    x, _ = rows
+    labels = np.arange(len(x), dtype=np.float64)
+    original = explain(linear64, x, method="permutation", y=labels, repeats=2)
+    original = type(original)(**{**original.__dict__, "options": {**original.options,
+                                                                  "patch": (2, 3)}})
+    cache = DiskCache(tmp_path)
+    assert cache.store("k", original)
+    loaded = cache.load("k")
+    np.testing.assert_array_equal(loaded.options["y"], labels)
+    assert loaded.options["patch"] == (2, 3)
+    np.testing.assert_array_equal(loaded.global_importance, original.global_importance)
+
+
+def test_callable_option_is_not_stored(linear64, rows, tmp_path):
+    x, _ = rows
+    explanation = explain(linear64, x, method="permutation", y=np.zeros(len(x)),
+                          scoring=lambda y, p: -np.abs(y - p).mean(), repeats=1)
+    cache = DiskCache(tmp_path)
+    assert not cache.store("k", explanation)
+    assert stored_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "other_key", "pickled"])
+def test_bad_files_are_ignored(linear64, rows, tmp_path, damage):
+    x, background = rows
+    cache = DiskCache(tmp_path)
+    good = explain(linear64, x, method="shap", background=background)
+    cache.store("k", good)
+    path = cache.path_for("k")
+    if damage == "garbage":
+        path.write_bytes(b"not a zip archive")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "other_key":
+        cache.store("other", good)
+        path.write_bytes(cache.path_for("other").read_bytes())
+    else:  # an object array would need pickle (code execution) to load
+        with path.open("wb") as stream:
+            np.savez(stream, meta=np.array('{"format": 1, "key": "k"}'),
+                     values=np.array([object()], dtype=object))
+    assert cache.load("k") is None
+
+
+def test_keras_explanations_are_reused_from_disk(linear64, rows, on_disk, sources):
+    x, background = rows
+    first = explain(linear64, x, method="shap", background=background)
+    assert len(stored_files(on_disk)) == 1
+    clear_cache()  # a new run: nothing in memory
+    second = explain(linear64, x, method="shap", background=background)
+    assert sources == ["computed", "disk"]
+    np.testing.assert_array_equal(second.values, first.values)
+
+
+def test_corrupted_entry_is_recomputed_and_overwritten(linear64, rows, on_disk, sources):
+    x, background = rows
+    explain(linear64, x, method="shap", background=background)
+    (path,) = on_disk.glob("*.npz")
+    path.write_bytes(b"\x00" * 10)
+    clear_cache()
+    recomputed = explain(linear64, x, method="shap", background=background)
+    assert sources == ["computed", "computed"]
+    assert DiskCache(on_disk).load(path.stem) is not None
+    np.testing.assert_array_equal(DiskCache(on_disk).load(path.stem).values, recomputed.values)
+    assert [p.name for p in on_disk.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_plain_callables_are_never_persisted(rows, on_disk):
+    x, background = rows
+    explain(lambda batch: batch.sum(axis=1), x, method="shap", background=background)
+    assert stored_files(on_disk) == []
+
+
+TEST_MODULE = """
+import numpy as np
+from pytest_kexplain import explain, zoo
+
+def test_explains():
+    model = zoo.linear_model([1.0, -2.0, 0.5], bias=0.1)
+    x = np.random.default_rng(0).normal(size=(8, 3))
+    explanation = explain(model, x, method="shap")
+    assert explanation.values.shape == (8, 3)
+"""
+
+
+def test_second_pytest_run_reads_the_disk_cache(pytester):
+    pytester.makepyfile(test_model=TEST_MODULE)
+
+    def run(*args):
+        result = pytester.runpytest_subprocess(*args)
+        result.assert_outcomes(passed=1)
+        return result.stdout.str()
+
+    first = run("--cache-clear")
+    assert "1 computed, 0 from cache" in first
+    second = run()
+    assert "cached (disk)" in second and "0 computed, 1 from cache" in second
+    cleared = run("--cache-clear")
+    assert "1 computed, 0 from cache" in cleared
+    disabled = run("--kexplain-no-disk-cache")
+    assert "1 computed, 0 from cache" in disabled
