@@ -238,7 +238,7 @@ def _attributions(section: Mapping[str, Any], read_sidecar: Callable[[str], byte
             values = np.asarray(archive["values"], dtype=np.float64)
     except FileNotFoundError:
         raise ValueError(f"its attributions file {file_name} is missing") from None
-    except (OSError, zipfile.BadZipFile, KeyError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile, KeyError) as error:
         raise ValueError(f"its attributions file {file_name} cannot be read ({error})") from None
     if array_digest(values) != section["digest"]:
         raise ValueError(f"its attributions file {file_name} does not match the recorded digest")
