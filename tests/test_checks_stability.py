@@ -1,0 +1,114 @@
+"""assert_saliency_stable: a linear model is stable, a sign-flipping one is not."""
+
+import numpy as np
+import pytest
+
+from known_models import wavy_model
+from pytest_kexplain import CheckFailed, KexplainError, assert_saliency_stable, zoo
+from pytest_kexplain.cache import SESSION_CACHE
+
+METHODS = ("saliency", "gradient_x_input", "integrated_gradients", "smoothgrad")
+METRICS = ("spearman", "top_k", "cosine")
+
+
+@pytest.fixture(scope="module")
+def X():
+    return np.random.default_rng(0).normal(size=(20, 4))
+
+
+@pytest.fixture(scope="module")
+def linear():
+    return zoo.linear_model([1.5, -2.0, 0.5, 3.0])
+
+
+@pytest.fixture(scope="module")
+def wavy():
+    """2 sin(30 x0) + x1 - 0.5 x2 + 0.25 x3: x0's gradient flips every 0.1, inside the noise."""
+    return wavy_model(30.0, 2.0, [1.0, -0.5, 0.25])
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("epsilon", [0.01, 0.1])
+def test_a_linear_model_is_stable_with_any_settings(linear, X, method, metric, epsilon):
+    result = assert_saliency_stable(linear, X, method=method, metric=metric, epsilon=epsilon,
+                                    samples=3)
+    assert result.similarity >= 0.8
+    assert result.row_similarity.shape == (len(X),)
+
+
+@pytest.mark.parametrize("method", ["saliency", "smoothgrad"])
+def test_a_linear_models_gradient_does_not_move_at_all(linear, X, method):
+    result = assert_saliency_stable(linear, X, method=method, epsilon=1.0, metric="cosine",
+                                    min_similarity=1.0 - 1e-9, max_sensitivity=1e-6)
+    assert result.max_sensitivity == pytest.approx(0.0, abs=1e-6)
+    assert result.worst_similarity == pytest.approx(1.0)
+
+
+def test_a_sign_flipping_model_fails_with_the_defaults(wavy, X):
+    with pytest.raises(CheckFailed) as failure:
+        assert_saliency_stable(wavy, X)
+    result = failure.value.result
+    assert result.similarity < 0.8
+    assert result.metric == "spearman" and result.epsilon == 0.05 and result.samples == 8
+    message = str(failure.value)
+    assert "mean spearman similarity" in message and "the least stable rows" in message
+    assert len(message.splitlines()) == 10  # header, problem, caption, table head, rule, 5 rows
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_the_sign_flips_show_in_every_metric_of_signed_attributions(wavy, X, metric):
+    with pytest.raises(CheckFailed):
+        assert_saliency_stable(wavy, X, metric=metric)
+
+
+def test_a_max_sensitivity_bound_is_checked(linear, X):
+    """IG of a linear model moves by w * noise: its relative change is small but not zero."""
+    result = assert_saliency_stable(linear, X, method="integrated_gradients", samples=2)
+    assert 0 < result.max_sensitivity < 1
+    with pytest.raises(CheckFailed, match="max sensitivity .* exceeds max_sensitivity=0.0000"):
+        assert_saliency_stable(linear, X, method="integrated_gradients", samples=2,
+                               max_sensitivity=0.0)
+
+
+def test_noise_is_seeded_and_explanations_are_cached(wavy, X):
+    first = assert_saliency_stable(wavy, X, method="saliency", metric="top_k", k=3,
+                                   min_similarity=0.0)
+    misses = SESSION_CACHE.misses
+    again = assert_saliency_stable(wavy, X, method="saliency", metric="top_k", k=3,
+                                   min_similarity=0.0)
+    assert SESSION_CACHE.misses == misses  # the original and the noisy copies: both cached
+    assert again.similarity == first.similarity
+    other = assert_saliency_stable(wavy, X, method="saliency", metric="cosine",
+                                   min_similarity=-1.0, seed=1)
+    assert not np.array_equal(other.noisy_explanation.data, first.noisy_explanation.data)
+
+
+def test_a_single_row_takes_its_spread_from_the_background(linear, X):
+    with pytest.raises(KexplainError, match="every feature is constant"):
+        assert_saliency_stable(linear, X[:1], method="saliency")
+    result = assert_saliency_stable(linear, X[:1], method="saliency", background=X)
+    assert result.noisy_explanation.n_samples == 8
+
+
+def test_a_multi_output_model_keeps_each_rows_predicted_class(classifier3):
+    X = np.random.default_rng(1).normal(size=(6, 4))
+    result = assert_saliency_stable(classifier3, X, target="predicted", method="saliency",
+                                    min_similarity=-1.0, samples=2)
+    assert result.noisy_explanation.output_name == "per-sample target"
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    ({"epsilon": 0}, KexplainError, r"epsilon must lie in \(0.0, inf\]"),
+    ({"samples": 0}, KexplainError, "samples must be at least 1"),
+    ({"metric": "pearson"}, KexplainError, "'spearman', 'top_k', 'cosine'"),
+    ({"min_similarity": 1.5}, KexplainError, "min_similarity must lie in"),
+    ({"metric": "top_k", "min_similarity": -0.5}, KexplainError, "min_similarity must lie in"),
+    ({"k": 9}, KexplainError, "k must be at least 1 and at most 4"),
+    ({"max_sensitivity": -1}, KexplainError, "max_sensitivity"),
+    ({"epsilon": "small"}, TypeError, "epsilon must be a number"),
+])
+def test_usage_mistakes(linear, X, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern) as raised:
+        assert_saliency_stable(linear, X, **kwargs)
+    assert not isinstance(raised.value, AssertionError)
