@@ -24,6 +24,10 @@ class CheckFailed(AssertionError):
         self.result = result
 
 
+# Shown in tracebacks as pytest_kexplain.CheckFailed, where users import it from.
+CheckFailed.__module__ = "pytest_kexplain"
+
+
 def fail(message: str, result: Any = None) -> NoReturn:
     """Raise the AssertionError a failing check reports."""
     __tracebackhide__ = True
@@ -45,6 +49,7 @@ def output_keywords(explain_kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str = "feature") -> int:
     """Position of a named feature; unknown names suggest the closest existing ones."""
+    __tracebackhide__ = True
     if not isinstance(feature, str):
         raise TypeError(
             f"{argument} must be a feature name (str), got {type(feature).__name__} {feature!r}."
@@ -67,6 +72,7 @@ def feature_indices(
     feature_names: Sequence[str], features: Any, *, argument: str = "features"
 ) -> list[int]:
     """Positions of a non-empty list of distinct feature names."""
+    __tracebackhide__ = True
     if isinstance(features, str):
         features = [features]
     if not isinstance(features, Sequence) or isinstance(features, (bytes, bytearray)):
@@ -75,7 +81,9 @@ def feature_indices(
         )
     if len(features) == 0:
         raise KexplainError(f"{argument} is empty; name at least one feature.")
-    indices = [feature_index(feature_names, f, argument=f"{argument} entry") for f in features]
+    indices = []
+    for feature in features:  # a loop, not a comprehension, so the frame stays hidden
+        indices.append(feature_index(feature_names, feature, argument=f"{argument} entry"))
     repeated = sorted({feature_names[i] for i in indices if indices.count(i) > 1})
     if repeated:
         raise KexplainError(f"{argument} names a feature more than once: {', '.join(repeated)}.")
@@ -87,6 +95,7 @@ def check_number(
     low_open: bool = False,
 ) -> float:
     """A finite real number within [low, high] (or (low, high] with low_open)."""
+    __tracebackhide__ = True
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}.")
     number = float(value)
@@ -101,6 +110,7 @@ def check_number(
 
 def check_count(name: str, value: Any, *, low: int = 1, high: int | None = None) -> int:
     """An integer within [low, high]."""
+    __tracebackhide__ = True
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}.")
     if value < low or (high is not None and value > high):
@@ -111,6 +121,7 @@ def check_count(name: str, value: Any, *, low: int = 1, high: int | None = None)
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     """One of a fixed set of strings."""
+    __tracebackhide__ = True
     if value not in choices:
         raise KexplainError(
             f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}."
@@ -120,6 +131,7 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
 
 def require_tabular(array: np.ndarray, check: str) -> None:
     """Checks that move single features need (n_samples, n_features) data."""
+    __tracebackhide__ = True
     if array.ndim != 2:
         raise KexplainError(
             f"{check} works on tabular data of shape (n_samples, n_features); X has shape "

@@ -80,7 +80,8 @@ def assert_top_features(
                         f"found {messages.names(found_order)}")
     if problems:
         fail(
-            f"the top {k} features are not as expected ({messages.about(explanation)}):\n"
+            f"the top {k} feature{'s are' if k > 1 else ' is'} not as expected "
+            f"({messages.about(explanation)}):\n"
             + "".join(f"{messages.INDENT}- {p}\n" for p in problems)
             + messages.ranking_table(explanation, expected_names, show_top=k + CONTEXT_ROWS),
             result,

@@ -1,0 +1,123 @@
+"""What a user sees when a check fails inside pytest: outcome and the exact message text."""
+
+import re
+
+import pytest
+
+MODEL = """
+import numpy as np
+import pytest
+from pytest_kexplain import zoo
+from pytest_kexplain import (assert_top_features, assert_monotonic, assert_max_importance_share,
+                             assert_importance_order)
+
+# f(x) = x0 - 3 x1 + 0.5 x2; on rows of ones integrated gradients are exactly the weights
+MODEL = zoo.linear_model([1.0, -3.0, 0.5])
+X = np.ones((4, 3))
+"""
+
+FAILING_CHECKS = MODEL + """
+def test_top_features():
+    assert_top_features(MODEL, X, ["x0"])
+
+def test_share():
+    assert_max_importance_share(MODEL, X, ["x1", "x2"], max_share=0.5)
+
+def test_order():
+    assert_importance_order(MODEL, X, ["x2", "x0", "x1"])
+
+def test_monotonic():
+    rows = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    assert_monotonic(MODEL, rows, "x1", grid_points=3, max_examples=0)
+
+def test_monotonic_with_the_search():
+    rows = np.random.default_rng(0).normal(size=(5, 3))
+    assert_monotonic(MODEL, rows, "x1")
+
+def test_typo():
+    assert_top_features(MODEL, X, ["x_1"])
+"""
+
+
+def run_failing_checks(pytester):
+    pytester.makepyfile(test_user=FAILING_CHECKS)
+    return pytester.runpytest("-p", "no:cacheprovider")
+
+
+def test_failing_checks_print_compact_tables(pytester):
+    failing_run = run_failing_checks(pytester)
+    failing_run.assert_outcomes(failed=6)
+    # ranking: each feature's rank, importance and share, the expected ones marked
+    failing_run.stdout.fnmatch_lines([
+        "E       pytest_kexplain.CheckFailed: the top 1 feature is not as expected "
+        "(integrated_gradients, 4 samples, output):",
+        "E         - x0 is ranked 2",
+        "E         rank  feature  importance  share   expected",
+        "E         ----  -------  ----------  ------  --------",
+        "E         1     x1       3.0000      0.6667",
+        "E         2     x0       1.0000      0.2222  *",
+        "E         3     x2       0.5000      0.1111",
+    ])
+    # share and order
+    failing_run.stdout.fnmatch_lines([
+        "E       pytest_kexplain.CheckFailed: x1, x2 together carry 0.7778 of the total importance, "
+        "more than max_share=0.5000 (integrated_gradients, 4 samples, output):",
+        "E         rank  feature  importance  share   guarded",
+        "E         ----  -------  ----------  ------  -------",
+        "E         1     x1       3.0000      0.6667  *",
+        "E         2     x0       1.0000      0.2222",
+        "E         3     x2       0.5000      0.1111  *",
+    ])
+    failing_run.stdout.fnmatch_lines([
+        "E       pytest_kexplain.CheckFailed: importance does not decrease along x2, x0, x1 *",
+        "E         - x2 (0.5000) is not more important than x0 (1.0000)",
+        "E         - x0 (1.0000) is not more important than x1 (3.0000)",
+        "E         rank  feature  importance  share   checked",
+    ])
+    # monotonicity: the counterexample
+    failing_run.stdout.fnmatch_lines([
+        "E       pytest_kexplain.CheckFailed: the output decreases when x1 increases "
+        "(expected increasing, tolerance=0.0000); worst counterexample first:",
+        "E         found by   row  x1 from  to  output from  to       change",
+        "E         ---------  ---  -------  --  -----------  -------  -------",
+        "E         ICE curve  0    0        2   0.0000       -6.0000  -6.0000",
+        "E         row 0, other features: x0=0, x2=0",
+        "E         2 of 2 ICE curves over 3 grid values violate it; the hypothesis search ran 0 examples.",
+    ])
+    # a typo is a usage error pointing at the user's line, with a suggestion
+    failing_run.stdout.fnmatch_lines([
+        ">       assert_top_features(MODEL, X, [\"x_1\"])",
+        "E       pytest_kexplain.errors.KexplainError: expected entry 'x_1' is not a feature of X. "
+        "Did you mean 'x1'*",
+    ])
+    assert "AssertionError" not in failing_run.stdout.str()
+
+
+def test_messages_are_deterministic_and_free_of_addresses(pytester):
+    from pytest_kexplain import clear_cache
+
+    first = run_failing_checks(pytester).stdout.lines
+    clear_cache()  # recompute, rather than reuse, every explanation
+    second = run_failing_checks(pytester).stdout.lines
+    messages = [line for line in first if line.startswith("E  ")]
+    assert len(messages) > 20 and messages == [line for line in second if line.startswith("E  ")]
+    assert not any(re.search(r"0x[0-9a-f]{6,}", line) for line in messages)
+    assert any("hypothesis search  -" in line for line in messages)
+
+
+def test_the_marker_and_ini_defaults_reach_the_checks(pytester):
+    pytester.makeini("[pytest]\nkexplain_method = gradient_x_input\n")
+    pytester.makepyfile(test_user=MODEL + """
+def test_ini_default():
+    assert assert_top_features(MODEL, X, ["x1"]).explanation.method == "gradient_x_input"
+
+@pytest.mark.kexplain(method="saliency")
+def test_marker():
+    assert assert_top_features(MODEL, X, ["x1"]).explanation.method == "saliency"
+
+@pytest.mark.kexplain(method="saliency")
+def test_explicit_keyword_wins():
+    result = assert_top_features(MODEL, X, ["x1"], method="occlusion")
+    assert result.explanation.method == "occlusion"
+""")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)
