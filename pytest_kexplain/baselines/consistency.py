@@ -20,6 +20,7 @@ def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X
     Keywords are explain()'s and the drift tolerances of `explanation_baseline.assert_match`;
     both models are explained with the same method, data and options.
     """
+    __tracebackhide__ = True
     from pytest_kexplain.api import explain
 
     call_tolerances, explain_kwargs = split_tolerances(kwargs)
