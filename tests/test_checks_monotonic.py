@@ -127,6 +127,7 @@ def test_a_multi_output_model_needs_a_target(classifier3):
     ({"feature": "x0", "grid_points": 1}, KexplainError, "grid_points must be at least 2"),
     ({"feature": "x0", "max_examples": -1}, KexplainError, "max_examples must be at least 0"),
     ({"feature": "x0", "max_examples": 2.5}, TypeError, "must be an integer"),
+    ({"feature": "x0", "tolerence": 0.1}, TypeError, "unexpected keyword argument.*tolerence"),
 ])
 def test_usage_mistakes(model, X, kwargs, error, pattern):
     with pytest.raises(error, match=pattern) as raised:

@@ -12,6 +12,8 @@ from pytest_kexplain.errors import KexplainError
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.settings import with_defaults
 
+#: explain()'s named keywords (anything else it takes is an explainer option)
+EXPLAIN_ARGUMENTS = ("method", "target", "feature_names", "background", "seed", "batch_size")
 #: explain() keywords that only matter to the model's outputs, not to an explainer
 OUTPUT_KEYWORDS = ("target", "feature_names", "batch_size")
 
@@ -43,6 +45,12 @@ def explain_for_check(model: Any, X: Any, explain_kwargs: Mapping[str, Any]) -> 
 
 def output_keywords(explain_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The caller's and the test's defaults for the keywords of output-only checks."""
+    __tracebackhide__ = True
+    unexpected = sorted(set(explain_kwargs) - set(EXPLAIN_ARGUMENTS))
+    if unexpected:
+        raise TypeError(
+            f"unexpected keyword argument(s) {', '.join(unexpected)}; this check looks at the "
+            f"model's outputs and accepts only {', '.join(EXPLAIN_ARGUMENTS)} besides its own.")
     merged = with_defaults(explain_kwargs)
     return {k: merged[k] for k in OUTPUT_KEYWORDS if k in merged}
 
