@@ -180,3 +180,23 @@ def test_find_unused_spares_deselected_tests_and_flags_vanished_modules(tmp_path
     unused = store.find_unused(collected, "explanation_baselines")
     # test_other.py exists but was not collected: its baselines are left alone
     assert [p.name for p in unused] == ["test_gone_module.test_x.json", "test_m.test_gone.json"]
+
+
+def test_fixture_object_writes_then_compares_and_rejects_a_repeated_name(tmp_path, linear64, rows):
+    from pytest_kexplain import KexplainError
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+
+    saved = []
+    common = dict(nodeid="tests/test_m.py::test_x", directory=tmp_path / "baselines", rootdir=tmp_path)
+    writer = ExplanationBaseline(update=True, record=lambda path, status: saved.append((path, status)),
+                                 **common)
+    assert writer.assert_match(linear64, rows[0], name="all rows") is None
+    [(path, status)] = saved
+    assert status == "written" and path.startswith("baselines/test_m.test_x--all_rows-")  # space sanitised
+
+    checker = ExplanationBaseline(update=False, **common)
+    result = checker.assert_match(linear64, rows[0], name="all rows")
+    assert result.passed and result.value("sample_similarity") == pytest.approx(1.0)
+    with pytest.raises(KexplainError, match="already checked a baseline named 'all rows'"):
+        checker.assert_match(linear64, rows[0], name="all rows")
+    assert "record" not in repr(checker) and "0x" not in repr(checker)

@@ -35,15 +35,13 @@ class ExplanationBaseline:
 
     def assert_match(self, model: Any, X: Any, *, method: str | None = None,
                      name: str | None = None, **kwargs: Any) -> Comparison | None:
-        """Fail if model's explanation of X drifted from the baseline; with --kexplain-update, rewrite it.
+        """Fail if model's explanation of X drifted from the baseline (--kexplain-update rewrites it).
 
         Keywords are explain()'s (feature_names, background, target, seed, options) and the
         tolerances (rank_correlation, rank_metric, top_k, top_k_overlap, max_share_change,
         sample_similarity). Returns the comparison, or None when the baseline was rewritten.
         """
         __tracebackhide__ = True
-        from pytest_kexplain.api import explain, get_adapter
-
         stem = self._claim(name)
         call_tolerances, explain_kwargs = split_tolerances(kwargs)
         tolerances = resolve_tolerances((self.defaults, DEFAULTS_SOURCE),
@@ -51,14 +49,8 @@ class ExplanationBaseline:
         baseline = None if self.update else self._load(stem, name)  # fail fast, before explaining
         if method is not None:
             explain_kwargs["method"] = method
-        explanation = explain(model, X, **with_defaults(explain_kwargs, self.defaults))
-        _, adapter = get_adapter(model)
-        current = baseline_format.from_explanation(
-            explanation, test=self.nodeid, name=name, model_description=adapter.description,
-            model_fingerprint=adapter.fingerprint(),
-            background_fingerprint=_background_fingerprint(explain_kwargs.get("background")),
-        )
-        if self.update:
+        current = self._explain(model, X, name, explain_kwargs)
+        if baseline is None:
             self._save(stem, current)
             return None
         path = self._display(self.directory / f"{stem}.json")
@@ -74,6 +66,19 @@ class ExplanationBaseline:
                 notes=_context_notes(baseline, current),
             ))
         return comparison
+
+    def _explain(self, model: Any, X: Any, name: str | None,
+                 explain_kwargs: dict[str, Any]) -> baseline_format.Baseline:
+        """The current explanation, in the form a baseline file records."""
+        from pytest_kexplain.api import explain, get_adapter
+
+        explanation = explain(model, X, **with_defaults(explain_kwargs, self.defaults))
+        _, adapter = get_adapter(model)
+        return baseline_format.from_explanation(
+            explanation, test=self.nodeid, name=name, model_description=adapter.description,
+            model_fingerprint=adapter.fingerprint(),
+            background_fingerprint=_background_fingerprint(explain_kwargs.get("background")),
+        )
 
     def _claim(self, name: str | None) -> str:
         """The file stem of this baseline; each one may be checked once per test."""
