@@ -94,8 +94,9 @@ def assert_faithful(
     if not ratio >= 1 + margin:
         rows = [(int(c), float(v), float(d)) for c, v, d in zip(counts, curve, change)]
         fail(
-            f"deleting each row's {k} most important features changes the output by "
-            f"{messages.number(top_change)} on average, deleting {k} random ones by "
+            f"deleting each row's {messages.count(k, 'most important feature')} changes the "
+            f"output by {messages.number(top_change)} on average, deleting "
+            f"{messages.count(k, 'random feature')} by "
             f"{messages.number(random_change)}: ratio {messages.number(ratio)} is below "
             f"1 + margin = {messages.number(1 + margin)} ({messages.about(explanation)}). "
             "The explanation does not single out the features the output depends on.\n"

@@ -51,6 +51,11 @@ def ranking_table(
     return table(("rank", "feature", "importance", "share", mark_header), rows)
 
 
+def count(n: int, noun: str) -> str:
+    """'1 feature', '3 features'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def names(items: Iterable[str]) -> str:
     """Comma-separated feature names."""
     return ", ".join(items)
