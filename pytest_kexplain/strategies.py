@@ -66,7 +66,8 @@ class FeatureBounds:
             candidates = np.asarray(self.observed)
             if len(candidates) <= points:
                 return candidates
-            return candidates[np.unique(np.linspace(0, len(candidates) - 1, points).round().astype(int))]
+            picks = np.linspace(0, len(candidates) - 1, points).round().astype(int)
+            return candidates[np.unique(picks)]
         grid = np.linspace(self.low, self.high, points)
         if self.kind == INTEGER:
             if self.high - self.low + 1 <= points:
@@ -114,7 +115,9 @@ def feature_bounds(X: Any, feature_names: Sequence[str] | None = None) -> tuple[
     return tuple(bounds)
 
 
-def feature_values(X: Any, feature: str, feature_names: Sequence[str] | None = None) -> st.SearchStrategy[float]:
+def feature_values(
+    X: Any, feature: str, feature_names: Sequence[str] | None = None
+) -> st.SearchStrategy[float]:
     """Values of one named feature inside its observed range (category codes for categoricals)."""
     bounds = feature_bounds(X, feature_names)
     return bounds[feature_index([b.name for b in bounds], feature)].strategy()

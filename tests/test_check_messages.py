@@ -2,8 +2,6 @@
 
 import re
 
-import pytest
-
 MODEL = """
 import numpy as np
 import pytest
@@ -60,8 +58,8 @@ def test_failing_checks_print_compact_tables(pytester):
     ])
     # share and order
     failing_run.stdout.fnmatch_lines([
-        "E       pytest_kexplain.CheckFailed: x1, x2 together carry 0.7778 of the total importance, "
-        "more than max_share=0.5000 (integrated_gradients, 4 samples, output):",
+        "E       pytest_kexplain.CheckFailed: x1, x2 together carry 0.7778 of the total "
+        "importance, more than max_share=0.5000 (integrated_gradients, 4 samples, output):",
         "E         rank  feature  importance  share   guarded",
         "E         ----  -------  ----------  ------  -------",
         "E         1     x1       3.0000      0.6667  *",
@@ -82,7 +80,8 @@ def test_failing_checks_print_compact_tables(pytester):
         "E         ---------  ---  -------  --  -----------  -------  -------",
         "E         ICE curve  0    0        2   0.0000       -6.0000  -6.0000",
         "E         row 0, other features: x0=0, x2=0",
-        "E         2 of 2 ICE curves over 3 grid values violate it; the hypothesis search ran 0 examples.",
+        "E         2 of 2 ICE curves over 3 grid values violate it; "
+        "the hypothesis search ran 0 examples.",
     ])
     # a typo is a usage error pointing at the user's line, with a suggestion
     failing_run.stdout.fnmatch_lines([

@@ -138,6 +138,7 @@ def test_usage_mistakes(model, X, kwargs, error, pattern):
 def test_images_are_not_tabular():
     import keras
 
-    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
     with pytest.raises(KexplainError, match="tabular data"):
         assert_monotonic(model, np.zeros((2, 4, 4, 1)), "x[0,0,0]")

@@ -123,7 +123,8 @@ def test_attributions_that_follow_the_output_are_faithful(ripple, trained):
     outputs = model.predict(rows, verbose=0).ravel()
     assert result.deletion_curve[0] == pytest.approx(outputs.mean(), abs=1e-4)
     assert result.deletion_change[0] == 0.0
-    assert result.deletion_curve[-1] == pytest.approx(model.predict(np.zeros((1, 5)), verbose=0)[0, 0], abs=1e-4)
+    at_reference = model.predict(np.zeros((1, 5)), verbose=0)[0, 0]  # everything deleted
+    assert result.deletion_curve[-1] == pytest.approx(at_reference, abs=1e-4)
 
 
 def test_the_gradient_of_a_ripple_is_not_faithful(ripple):
@@ -175,7 +176,7 @@ def test_integrated_gradients_of_a_trained_model_depend_on_its_weights(trained):
 
 def test_an_explainer_that_ignores_the_model_fails(trained, input_echo):
     model, X = trained
-    with pytest.raises(CheckFailed, match="explanations barely depend on the model's weights") as failure:
+    with pytest.raises(CheckFailed, match="barely depend on the model's weights") as failure:
         assert_model_sensitive(model, X, method=input_echo)
     assert failure.value.result.similarity == pytest.approx(1.0)
 

@@ -148,26 +148,33 @@ def test_the_tests_defaults_apply_and_explicit_keywords_win(protected):
     assert explicit.explanation.method == "gradient_x_input"
 
 
-@pytest.mark.parametrize("call, error, pattern", [
-    (lambda m, X: assert_top_features(m, X, ["x0", "x9"]), KexplainError, "'x9' is not a feature"),
-    (lambda m, X: assert_top_features(m, X, ["incme"], feature_names=["age", "income", "gender", "tenure"]),
-     KexplainError, "Did you mean 'income'"),
-    (lambda m, X: assert_top_features(m, X, []), KexplainError, "expected is empty"),
-    (lambda m, X: assert_top_features(m, X, ["x0", "x0"]), KexplainError, "more than once"),
-    (lambda m, X: assert_top_features(m, X, ["x0", "x1"], k=1), KexplainError, "k must be at least 2"),
-    (lambda m, X: assert_top_features(m, X, ["x0"], k=9), KexplainError, "at most 4"),
-    (lambda m, X: assert_top_features(m, X, ["x0"], k=1.5), TypeError, "k must be an integer"),
-    (lambda m, X: assert_top_features(m, X, 3), TypeError, "list of feature names"),
-    (lambda m, X: assert_top_features(m, X, ["x0"], ordered="yes"), TypeError, "ordered"),
-    (lambda m, X: assert_importance_order(m, X, ["x0"]), KexplainError, "at least two"),
-    (lambda m, X: assert_max_importance_share(m, X, "x2", 1.5), KexplainError, r"max_share must lie in \[0.0, 1.0\]"),
-    (lambda m, X: assert_max_importance_share(m, X, "x2", "0.1"), TypeError, "max_share must be a number"),
-    (lambda m, X: assert_attribution_sign(m, X, "x0", "up"), KexplainError, "'positive', 'negative'"),
-    (lambda m, X: assert_attribution_sign(m, X, "x0", "positive", min_fraction=2), KexplainError, "min_fraction"),
-    (lambda m, X: assert_attribution_sign(m, X, 0, "positive"), TypeError, "feature name"),
-])
-def test_usage_mistakes_are_not_assertion_errors(protected, call, error, pattern):
+NAMES = ["age", "income", "gender", "tenure"]
+USAGE_MISTAKES = [
+    (assert_top_features, (["x0", "x9"],), {}, KexplainError, "'x9' is not a feature"),
+    (assert_top_features, (["incme"],), {"feature_names": NAMES}, KexplainError,
+     "Did you mean 'income'"),
+    (assert_top_features, ([],), {}, KexplainError, "expected is empty"),
+    (assert_top_features, (["x0", "x0"],), {}, KexplainError, "more than once"),
+    (assert_top_features, (["x0", "x1"],), {"k": 1}, KexplainError, "k must be at least 2"),
+    (assert_top_features, (["x0"],), {"k": 9}, KexplainError, "at most 4"),
+    (assert_top_features, (["x0"],), {"k": 1.5}, TypeError, "k must be an integer"),
+    (assert_top_features, (3,), {}, TypeError, "list of feature names"),
+    (assert_top_features, (["x0"],), {"ordered": "yes"}, TypeError, "ordered"),
+    (assert_importance_order, (["x0"],), {}, KexplainError, "at least two"),
+    (assert_max_importance_share, ("x2", 1.5), {}, KexplainError,
+     r"max_share must lie in \[0.0, 1.0\]"),
+    (assert_max_importance_share, ("x2", "0.1"), {}, TypeError, "max_share must be a number"),
+    (assert_attribution_sign, ("x0", "up"), {}, KexplainError, "'positive', 'negative'"),
+    (assert_attribution_sign, ("x0", "positive"), {"min_fraction": 2}, KexplainError,
+     "min_fraction"),
+    (assert_attribution_sign, (0, "positive"), {}, TypeError, "feature name"),
+    (assert_top_features, (["x0"],), {"methd": "shap"}, KexplainError, "unknown option"),
+]
+
+
+@pytest.mark.parametrize("check, args, kwargs, error, pattern", USAGE_MISTAKES)
+def test_usage_mistakes_are_not_assertion_errors(protected, check, args, kwargs, error, pattern):
     model, X = protected
     with pytest.raises(error, match=pattern) as raised:
-        call(model, X)
+        check(model, X, *args, **kwargs)
     assert not isinstance(raised.value, AssertionError)

@@ -17,7 +17,7 @@ from pytest_kexplain.assertions._common import (
 )
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.explanation import Explanation
-from pytest_kexplain.inputs import prepare_background, prepare_input
+from pytest_kexplain.inputs import prepare_background
 from pytest_kexplain.settings import with_defaults
 
 # Most points on the deletion curve (for image-sized inputs the curve is subsampled).
@@ -81,10 +81,12 @@ def assert_faithful(
     rng = np.random.default_rng(int(merged.get("seed", 0)))
     random_orders = np.argsort(rng.random((random_draws, n, n_features)), axis=-1)
     randomly_deleted = np.concatenate([_delete(x, reference, order, k) for order in random_orders])
-    random_change = float(np.abs(np.tile(original, random_draws) - outputs(randomly_deleted)).mean())
+    random_outputs = outputs(randomly_deleted)
+    random_change = float(np.abs(np.tile(original, random_draws) - random_outputs).mean())
     ratio = top_change / random_change if random_change > 0 else (np.inf if top_change > 0 else 0.0)
 
-    counts = np.unique(np.linspace(0, n_features, min(n_features + 1, MAX_CURVE_POINTS)).round()).astype(int)
+    points = min(n_features + 1, MAX_CURVE_POINTS)
+    counts = np.unique(np.linspace(0, n_features, points).round()).astype(int)
     curve_inputs = np.concatenate([_delete(x, reference, by_importance, c) for c in counts])
     curve_outputs = outputs(curve_inputs).reshape(len(counts), n)
     curve = curve_outputs.mean(axis=1)
@@ -100,7 +102,8 @@ def assert_faithful(
             f"{messages.number(random_change)}: ratio {messages.number(ratio)} is below "
             f"1 + margin = {messages.number(1 + margin)} ({messages.about(explanation)}). "
             "The explanation does not single out the features the output depends on.\n"
-            f"{messages.INDENT}deletion curve (features set to the reference, most important first):\n"
+            f"{messages.INDENT}deletion curve (features set to the reference, most important "
+            "first):\n"
             + messages.table(("deleted", "mean output", "mean |change|"), rows),
             result,
         )

@@ -47,7 +47,8 @@ def ranking_table(
     rows = []
     for rank, name in enumerate(ranking, start=1):
         if rank <= show_top or name in marked_set:
-            rows.append((rank, name, importance[name], shares[name], "*" if name in marked_set else ""))
+            mark = "*" if name in marked_set else ""
+            rows.append((rank, name, importance[name], shares[name], mark))
     return table(("rank", "feature", "importance", "share", mark_header), rows)
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from pytest_kexplain.assertions._common import (
 )
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
 from pytest_kexplain.settings import with_defaults
+
+if TYPE_CHECKING:  # the strategies module imports hypothesis, loaded only for the search
+    from pytest_kexplain.strategies import FeatureBounds
 
 DIRECTIONS = ("increasing", "decreasing")
 # Feature values checked along the segment between each pair the search draws.
@@ -89,7 +93,7 @@ def _worst_pairs(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return falls.max(axis=1), low, high
 
 
-def _segment(feature: Any, low: float, high: float, points: int) -> np.ndarray:
+def _segment(feature: FeatureBounds, low: float, high: float, points: int) -> np.ndarray:
     """Increasing values from low to high: evenly spaced, or the discrete values in between."""
     if feature.kind == "float":
         return np.linspace(low, high, points)
@@ -98,8 +102,8 @@ def _segment(feature: Any, low: float, high: float, points: int) -> np.ndarray:
 
 
 def _search(
-    bound: OutputModel, bounds: Any, column: int, orientation: float, tolerance: float,
-    max_examples: int, seed: int,
+    bound: OutputModel, bounds: Sequence[FeatureBounds], column: int, orientation: float,
+    tolerance: float, max_examples: int, seed: int,
 ) -> tuple[Counterexample | None, int]:
     """Hypothesis search for a violating pair, shrunk; bounded and seeded so CI cannot flake."""
     import hypothesis
@@ -177,7 +181,8 @@ def assert_monotonic(
         values = x[row].copy()
         values[column] = grid[lows[row]]
         counterexamples.append(Counterexample(
-            "ICE curve", row, tuple(map(float, values)), float(grid[lows[row]]), float(grid[highs[row]]),
+            "ICE curve", row, tuple(map(float, values)), float(grid[lows[row]]),
+            float(grid[highs[row]]),
             float(curves[row, lows[row]]), float(curves[row, highs[row]])))
     examples = 0
     target_per_row = keywords.get("target") is not None and not isinstance(
@@ -195,7 +200,9 @@ def assert_monotonic(
     return result
 
 
-def _failure_message(result: MonotonicResult, bounds: Any, column: int) -> str:
+def _failure_message(
+    result: MonotonicResult, bounds: Sequence[FeatureBounds], column: int
+) -> str:
     feature = bounds[column]
     moves = "decreases" if result.direction == "increasing" else "increases"
     ordered = sorted(result.counterexamples, key=lambda c: -abs(c.change))

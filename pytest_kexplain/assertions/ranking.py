@@ -101,7 +101,8 @@ def assert_importance_order(
         raise KexplainError("features must name at least two features to compare their order.")
     importance = explanation.importance_array()
     chosen = tuple(names[i] for i in indices)
-    result = ImportanceOrderResult(explanation, chosen, tuple(float(importance[i]) for i in indices))
+    chosen_importance = tuple(float(importance[i]) for i in indices)
+    result = ImportanceOrderResult(explanation, chosen, chosen_importance)
     inversions = [
         f"{names[a]} ({messages.number(importance[a])}) is not more important than "
         f"{names[b]} ({messages.number(importance[b])})"
@@ -136,7 +137,8 @@ def assert_max_importance_share(
             f"{messages.names(chosen)} {'carries' if len(chosen) == 1 else 'together carry'} "
             f"{messages.number(share)} of the total importance, "
             f"more than max_share={messages.number(max_share)} ({messages.about(explanation)}):\n"
-            + messages.ranking_table(explanation, chosen, show_top=CONTEXT_ROWS, mark_header="guarded"),
+            + messages.ranking_table(explanation, chosen, show_top=CONTEXT_ROWS,
+                                     mark_header="guarded"),
             result,
         )
     return result

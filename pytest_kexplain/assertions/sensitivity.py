@@ -104,8 +104,10 @@ def assert_model_sensitive(
     if count == 0:
         raise KexplainError("the model has no layer weights with an initializer to re-draw.")
     randomized_explanation = explain_for_check(
-        randomized, explanation.data, {**explain_kwargs, "feature_names": explanation.feature_names})
-    row_similarity = _similarity(metric, explanation.flat_values, randomized_explanation.flat_values)
+        randomized, explanation.data,
+        {**explain_kwargs, "feature_names": explanation.feature_names})
+    row_similarity = _similarity(
+        metric, explanation.flat_values, randomized_explanation.flat_values)
     result = ModelSensitivityResult(explanation, randomized_explanation, metric,
                                     float(row_similarity.mean()), max_similarity, row_similarity,
                                     count)

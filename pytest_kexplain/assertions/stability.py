@@ -66,7 +66,7 @@ def _noise_scale(x: np.ndarray, background: Any, epsilon: float) -> np.ndarray:
 
 
 def _relative_changes(base: np.ndarray, noisy: np.ndarray) -> np.ndarray:
-    """||noisy - base|| / ||base|| per pair of rows (near-zero norms measured against 1% of the mean)."""
+    """||noisy - base|| / ||base|| per pair of rows; near-zero norms count as 1% of the mean."""
     norms = np.linalg.norm(base, axis=-1)
     floor = max(0.01 * float(norms.mean()), 1e-12)
     return np.linalg.norm(noisy - base, axis=-1) / np.maximum(norms, floor)
@@ -106,7 +106,8 @@ def assert_saliency_stable(
         model, noisy, {**explain_kwargs, "feature_names": explanation.feature_names,
                        "target": target})
 
-    base = np.broadcast_to(explanation.flat_values, (samples, n, n_features)).reshape(-1, n_features)
+    base = np.broadcast_to(explanation.flat_values, (samples, n, n_features))
+    base = base.reshape(-1, n_features)
     perturbed = noisy_explanation.flat_values
     similarity = SIMILARITY_METRICS[metric](base, perturbed, k).reshape(samples, n)
     sensitivity = _relative_changes(base, perturbed)
