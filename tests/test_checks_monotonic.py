@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from known_models import bent_model, ordinal_model
 from pytest_kexplain import CheckFailed, KexplainError, assert_monotonic, zoo
@@ -86,10 +88,10 @@ def test_tolerance_allows_small_moves(model, X):
 def test_a_linear_model_is_monotone_in_every_feature():
     model = zoo.linear_model([1.5, -2.0, 0.0])
     X = np.random.default_rng(1).normal(size=(30, 3))
-    assert_monotonic(model, X, "x0")
-    assert_monotonic(model, X, "x1", direction="decreasing")
-    assert_monotonic(model, X, "x2", direction="increasing")  # flat counts as monotone
-    assert_monotonic(model, X, "x2", direction="decreasing")
+    assert assert_monotonic(model, X, "x0").search_examples == 100
+    assert_monotonic(model, X, "x1", direction="decreasing", max_examples=25)
+    assert_monotonic(model, X, "x2", direction="increasing", max_examples=25)  # flat is monotone
+    assert_monotonic(model, X, "x2", direction="decreasing", max_examples=25)
 
 
 def test_an_ordinal_category_follows_its_value_order():
@@ -118,6 +120,15 @@ def test_a_multi_output_model_needs_a_target(classifier3):
         assert_monotonic(classifier3, X, "x0", max_examples=5)
     result = assert_monotonic(classifier3, X, "x0", target=0, max_examples=5, tolerance=10.0)
     assert result.n_rows == 10
+
+
+@settings(max_examples=2, deadline=None, database=None)
+@given(st.floats(1.1, 1.5))
+def test_inside_a_hypothesis_test_only_the_ice_curves_run(model, X, threshold):
+    with pytest.raises(CheckFailed) as failure:
+        assert_monotonic(model, X[X[:, 0] < threshold + 1], "x0")
+    assert failure.value.result.search_examples == 0
+    assert [c.source for c in failure.value.result.counterexamples] == ["ICE curve"]
 
 
 @pytest.mark.parametrize("kwargs, error, pattern", [
