@@ -118,7 +118,8 @@ def test_attributions_that_follow_the_output_are_faithful(ripple, trained):
     result = assert_faithful(ripple, X, k=1)
     assert result.ratio > 1.1 and result.top_k_change > result.random_change
     model, rows = trained
-    result = assert_faithful(model, rows, k=1)
+    result = assert_faithful(model, rows, k=1, steps=32)  # explainer options pass through
+    assert result.explanation.options["steps"] == 32
     assert list(result.deleted) == [0, 1, 2, 3, 4, 5]
     outputs = model.predict(rows, verbose=0).ravel()
     assert result.deletion_curve[0] == pytest.approx(outputs.mean(), abs=1e-4)

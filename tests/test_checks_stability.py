@@ -93,7 +93,7 @@ def test_a_single_row_takes_its_spread_from_the_background(linear, X):
 
 def test_a_multi_output_model_keeps_each_rows_predicted_class(classifier3):
     X = np.random.default_rng(1).normal(size=(6, 4))
-    result = assert_saliency_stable(classifier3, X, target="predicted", method="saliency",
+    result = assert_saliency_stable(classifier3, X, target="predicted", steps=16,
                                     min_similarity=-1.0, samples=2)
     assert result.noisy_explanation.output_name == "per-sample target"
 

@@ -13,7 +13,6 @@ from pytest_kexplain.assertions._common import (
     check_number,
     explain_for_check,
     fail,
-    output_keywords,
 )
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.explanation import Explanation
@@ -61,9 +60,9 @@ def assert_faithful(
     n, n_features = explanation.flat_values.shape
     k = max(1, n_features // 4) if k is None else check_count("k", k, high=max(1, n_features - 1))
     merged = with_defaults(explain_kwargs)
-    bound, prepared = bind_model(
-        model, explanation.data,
-        {**output_keywords(explain_kwargs), "feature_names": explanation.feature_names})
+    bound, prepared = bind_model(model, explanation.data, {
+        "target": merged.get("target"), "batch_size": merged.get("batch_size"),
+        "feature_names": explanation.feature_names})
     background = prepare_background(merged.get("background"), prepared)
     shape = explanation.data.shape
     flat = explanation.flat_values

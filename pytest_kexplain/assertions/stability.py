@@ -16,7 +16,6 @@ from pytest_kexplain.assertions._common import (
     check_number,
     explain_for_check,
     fail,
-    output_keywords,
 )
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.errors import KexplainError
@@ -100,7 +99,7 @@ def assert_saliency_stable(
     target = merged.get("target")
     if target is not None and not isinstance(target, (int, np.integer)):
         # explain each noisy copy for the same output as its original row
-        bound, _ = bind_model(model, x, output_keywords(explain_kwargs))
+        bound, _ = bind_model(model, x, {"target": target, "batch_size": merged.get("batch_size")})
         target = np.tile(bound.row_targets(x), samples)
     noisy_explanation = explain_for_check(
         model, noisy, {**explain_kwargs, "feature_names": explanation.feature_names,
