@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import weakref
@@ -21,6 +22,7 @@ from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.inputs import prepare_background, prepare_input
 
 Target = int | str | Sequence[int] | np.ndarray | None
+KERAS_AUTO_METHOD = "integrated_gradients"  # what method="auto" means for a Keras model
 
 # Adapters hold compiled functions: reuse them for as long as the model object lives.
 _KERAS_ADAPTERS: "weakref.WeakKeyDictionary[Any, ModelAdapter]" = weakref.WeakKeyDictionary()
@@ -54,10 +56,21 @@ def get_adapter(model: Any, batch_size: int | None = None) -> tuple[Any, ModelAd
     return model, adapter
 
 
+def saved_model_digest(model: Any) -> str | None:
+    """Digest of a saved model file's bytes, or None when model is not a path to a file."""
+    if not isinstance(model, (str, os.PathLike)) or not os.path.isfile(model):
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    with open(model, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return f"keras-file:{digest.hexdigest()}"
+
+
 def choose_method(method: str, adapter: ModelAdapter) -> ExplainerSpec:
     """Resolve 'auto' and check that the model supports the method."""
     if method == AUTO:
-        method = "integrated_gradients" if adapter.differentiable else "shap"
+        method = KERAS_AUTO_METHOD if adapter.differentiable else "shap"
     spec = get_explainer(method)
     if spec.requires_gradient and not adapter.differentiable:
         adapter.gradient(np.zeros((0,)), np.zeros((0,), dtype=int))  # raises with the advice
@@ -124,24 +137,37 @@ def explain(
         raise KexplainError(f"batch_size must be a positive integer, got {batch_size!r}.")
     prepared = prepare_input(X, feature_names)
     background_array = prepare_background(background, prepared)
+    key_parts = {
+        "data": array_digest(prepared.array), "background": array_digest(background_array),
+        "feature_names": prepared.feature_names,
+        "target": target if not isinstance(target, np.ndarray) else array_digest(target),
+        "seed": int(seed),
+    }
+    started = time.perf_counter()
+    file_digest = saved_model_digest(model)
+    if file_digest is not None:
+        # A saved model is identified by its bytes: a cached explanation needs no Keras import.
+        spec = get_explainer(KERAS_AUTO_METHOD if method == AUTO else method)
+        key = cache_key(model=file_digest, method=spec.name,
+                        options=spec.resolve_options(options), **key_parts)
+        cached, source = SESSION_CACHE.get(key)
+        if cached is not None:
+            emit(ExplainEvent(
+                method=spec.name, model=f"Keras model file {os.path.basename(os.fspath(model))!r}",
+                n_samples=len(prepared.array), seconds=time.perf_counter() - started,
+                source=source,
+            ))
+            return cached
     model, adapter = get_adapter(model)
     spec = choose_method(method, adapter)
     resolved_options = spec.resolve_options(options)
     adapter.check_input_shape(prepared.feature_shape)
 
     fingerprint = adapter.fingerprint()
-    key = cache_key(
-        model=fingerprint or f"object@{id(model)}",
-        data=array_digest(prepared.array),
-        background=array_digest(background_array),
-        feature_names=prepared.feature_names,
-        method=spec.name,
-        options=resolved_options,
-        target=target if not isinstance(target, np.ndarray) else array_digest(target),
-        seed=int(seed),
-    )
-    started = time.perf_counter()
-    cached, source = SESSION_CACHE.get(key)
+    if file_digest is None:
+        key = cache_key(model=fingerprint or f"object@{id(model)}", method=spec.name,
+                        options=resolved_options, **key_parts)
+        cached, source = SESSION_CACHE.get(key)
     if cached is None:
         cached = _compute(adapter, spec, prepared.array, prepared.feature_names, background_array,
                           target, int(seed), resolved_options, batch_size)

@@ -146,3 +146,37 @@ def test_second_pytest_run_reads_the_disk_cache(pytester):
     assert "1 computed, 0 from cache" in cleared
     disabled = run("--kexplain-no-disk-cache")
     assert "1 computed, 0 from cache" in disabled
+
+
+def test_saved_model_hits_need_no_model_load(linear64, rows, on_disk, sources, tmp_path,
+                                             monkeypatch):
+    """A .keras file is keyed by its bytes, so a cached explanation never loads Keras."""
+    from pytest_kexplain import api
+
+    x, background = rows
+    path = tmp_path / "linear.keras"
+    linear64.save(path)
+    first = explain(path, x, method="shap", background=background)
+    clear_cache()
+
+    def fail(*_args, **_kwargs):
+        raise AssertionError("the model file was loaded despite a cached explanation")
+
+    monkeypatch.setattr(api, "load_keras_file", fail)
+    monkeypatch.setattr(api, "_LOADED_FILES", {})
+    second = explain(path, x, method="shap", background=background)
+    assert sources == ["computed", "disk"]
+    np.testing.assert_array_equal(second.values, first.values)
+
+
+def test_changed_model_file_is_recomputed(linear64, rows, on_disk, sources, tmp_path):
+    from pytest_kexplain import zoo
+
+    x, background = rows
+    path = tmp_path / "model.keras"
+    linear64.save(path)
+    first = explain(path, x, method="shap", background=background)
+    zoo.linear_model([0.0, 1.0, 0.0, 0.0, 0.0], dtype="float64").save(path)
+    second = explain(path, x, method="shap", background=background)
+    assert sources == ["computed", "computed"]
+    assert not np.allclose(first.values, second.values)
