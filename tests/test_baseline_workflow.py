@@ -85,11 +85,12 @@ def test_missing_baseline_fails_with_the_command_and_writes_nothing(project):
 
 
 def test_update_writes_and_lists_the_files_then_the_gate_passes(project):
-    result = run(project, "--kexplain-update")
+    result = run(project, "--kexplain-update", "--kexplain-report=report.md")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*baselines: 3 written, 0 updated, 0 unchanged"])
     for name in FILES:
         assert f"  written    {BASELINES}/{name}" in result.stdout.lines
+        assert f"  written    {BASELINES}/{name}" in (project.path / "report.md").read_text()
     written = baseline_bytes(project)
     assert sorted(written) == FILES
     document = json.loads(written[FILES[0]])
@@ -121,12 +122,13 @@ def test_retrain_passes_and_a_changed_model_fails_with_the_table(project, monkey
     assert baseline_bytes(project) == saved
 
 
-def test_marker_and_call_tolerances_loosen_the_gate(project, monkeypatch):
+def test_ini_marker_and_call_tolerances_loosen_the_gate(project, monkeypatch):
+    project.makeini("[pytest]\nkexplain_rank_correlation = off\nkexplain_max_share_change = 0.01\n")
     project.makepyfile(test_loose=textwrap.dedent('''
         import pytest
         from conftest import FEATURES
 
-        @pytest.mark.kexplain(max_share_change=1.0, rank_correlation=None)
+        @pytest.mark.kexplain(max_share_change=1.0)
         def test_loose(model, X, explanation_baseline):
             explanation_baseline.assert_match(model, X, feature_names=FEATURES,
                                               sample_similarity=-1.0, top_k_overlap=0.0)
@@ -204,6 +206,13 @@ def test_unused_baselines_are_listed_spared_when_deselected_and_pruned(project):
     pruned = run(project, "--kexplain-update", "--kexplain-prune", "-k", "no_drift")
     pruned.stdout.fnmatch_lines(["*2 unused baseline file(s) deleted:*"])
     assert sorted(baseline_bytes(project)) == [FILES[0]]
+
+
+def test_bad_ini_tolerance_is_a_usage_error(project):
+    project.makeini("[pytest]\nkexplain_top_k = many\n")
+    result = run(project)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini options kexplain_*: top_k must be a number, got 'many'*"])
 
 
 def test_prune_needs_update(project):
