@@ -227,9 +227,15 @@ def test_updates_in_separate_processes_serial_and_xdist_give_identical_bytes(pro
     serial.assert_outcomes(passed=3)
     written = baseline_bytes(project)
 
+    stale = project.path / BASELINES / "test_credit.test_removed.json"
+    stale.write_bytes(written[FILES[0]])
+
     parallel = project.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--kexplain-update")
     parallel.assert_outcomes(passed=3)
     parallel.stdout.fnmatch_lines(["*baselines: 0 written, 0 updated, 3 unchanged"])
+    # the workers' collected tests reach the controller: the stale file is found
+    parallel.stdout.fnmatch_lines(["*1 unused baseline(s)*", f"*{BASELINES}/test_credit.test_removed.json"])
+    stale.unlink()
     assert baseline_bytes(project) == written
 
     monkeypatch.setenv("MODEL_VARIANT", "income_ignored")
