@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,13 +11,15 @@ from pytest_kexplain.adapters.base import ModelAdapter
 from pytest_kexplain.inputs import PreparedInput, prepare_input
 
 
-@dataclass(frozen=True)
+@dataclass
 class OutputModel:
     """A model adapter bound to the output each row's checks look at."""
 
     adapter: ModelAdapter
     target: Any
     batch_size: int | None
+    # the resolved index when the target is the same for every row (None or an int)
+    _constant_target: int | None = field(default=None, init=False, repr=False)
 
     def outputs(self, x: np.ndarray, rows_target: np.ndarray | None = None) -> np.ndarray:
         """The explained output of every row of x (target resolved on x unless given)."""
@@ -32,11 +34,18 @@ class OutputModel:
         """Output index per row of x, fixed before the rows are modified."""
         from pytest_kexplain.api import resolve_target
 
+        if self._constant_target is not None:
+            return np.full(len(x), self._constant_target, dtype=np.int64)
         outputs = self.adapter.predict(np.asarray(x, dtype=np.float64), batch_size=self.batch_size)
-        return resolve_target(self.target, outputs)[0]
+        targets = resolve_target(self.target, outputs)[0]
+        if self.target is None or isinstance(self.target, (int, np.integer)):
+            self._constant_target = int(targets[0])
+        return targets
 
 
-def bind_model(model: Any, X: Any, keywords: dict[str, Any]) -> tuple[OutputModel, PreparedInput]:
+def bind_model(
+    model: Any, X: Any, keywords: dict[str, Any]
+) -> tuple[OutputModel, PreparedInput]:
     """Validate X, adapt the model and check they fit together."""
     from pytest_kexplain.api import get_adapter
 
