@@ -65,7 +65,8 @@ def regression_scenario(name: str, coefficients: list[float], n: int, epochs: in
                               np.sign(coefficients[1]) * abs(coefficients[0]))
 
     def swap_top_two(x_train: np.ndarray, _: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return x_train, x_train @ np.asarray(swapped) + 0.05 * np.random.default_rng(1).standard_normal(len(x_train))
+        noise = 0.05 * np.random.default_rng(1).standard_normal(len(x_train))
+        return x_train, x_train @ np.asarray(swapped) + noise
 
     return Scenario(
         name=name, x_train=x, y_train=y, x_explain=x_explain,
@@ -110,7 +111,8 @@ def run(scenario: Scenario, seeds: int) -> list[tuple[str, str, dict[str, float]
     rows = []
     for seed in range(1, seeds):
         model = scenario.train(scenario.x_train, scenario.y_train, seed)
-        rows.append(("retrain", f"seed {seed}", measure(*_pair(reference, explain_model(model, scenario.x_explain)))))
+        current = explain_model(model, scenario.x_explain)
+        rows.append(("retrain", f"seed {seed}", measure(*_pair(reference, current))))
     for change_name, change in scenario.changes.items():
         x, y = change(scenario.x_train, scenario.y_train)
         for seed in (0, 1):
