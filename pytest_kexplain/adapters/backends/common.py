@@ -1,0 +1,27 @@
+"""What every differentiation backend shares: output selection and the no-gradient error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from pytest_kexplain.errors import ModelHasNoGradientError
+
+
+def single_output(raw: Any) -> Any:
+    """The model's one output as (rows, outputs); the adapter has checked there is one."""
+    if isinstance(raw, dict):
+        raw = next(iter(raw.values()))
+    if isinstance(raw, (list, tuple)):
+        raw = raw[0]
+    return keras.ops.reshape(raw, (keras.ops.shape(raw)[0], -1))
+
+
+def no_gradient_error(description: str) -> ModelHasNoGradientError:
+    """The error for a model whose output has no gradient path back to its input."""
+    return ModelHasNoGradientError(
+        f"{description} has no gradient with respect to its input (a rounding, argmax, cast "
+        "or stop_gradient blocks it), so gradient-based methods cannot explain it; use a "
+        "model-agnostic method: method='shap', 'permutation' or 'occlusion'."
+    )
