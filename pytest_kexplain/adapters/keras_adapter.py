@@ -13,9 +13,12 @@ from pytest_kexplain.adapters.coalitions import coalition_batch_size
 from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import KexplainError
 
-# Keras backend name -> module implementing `build_functions(model, sample_shape, dtype)`.
+# Keras backend name -> module implementing
+# `build_functions(model, sample_shape, dtype, description) -> GradientFunctions`.
 _BACKEND_MODULES = {
     "tensorflow": "pytest_kexplain.adapters.backends.tensorflow_backend",
+    "jax": "pytest_kexplain.adapters.backends.jax_backend",
+    "torch": "pytest_kexplain.adapters.backends.torch_backend",
 }
 
 
@@ -97,10 +100,13 @@ class KerasAdapter:
                     f"{', '.join(sorted(_BACKEND_MODULES))}. Set KERAS_BACKEND accordingly."
                 )
             backend = importlib.import_module(module_name)
+            import keras
+
             # One eager call builds an unbuilt model and rejects unsupported outputs with
-            # a clear error before anything is traced.
-            as_output_matrix(self.model(np.zeros((1, *sample_shape), dtype=self.dtype),
-                                        training=False), 1)
+            # a clear error before anything is traced (convert_to_numpy also reads PyTorch
+            # outputs that track gradients).
+            raw = self.model(np.zeros((1, *sample_shape), dtype=self.dtype), training=False)
+            as_output_matrix(keras.tree.map_structure(keras.ops.convert_to_numpy, raw), 1)
             functions = backend.build_functions(self.model, sample_shape, self.dtype, self.description)
             self._functions[sample_shape] = functions
         return functions

@@ -1,0 +1,87 @@
+"""JAX differentiation: jit-compiled stateless calls that take the model's weights as arguments.
+
+The current variable values are passed on every call, so weights changed after compilation
+(``set_weights``, further training) are used, never stale constants. Row counts are padded
+to a power of two so that a handful of compilations serve every chunk size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pytest_kexplain.adapters.backends.common import no_gradient_error, single_output
+from pytest_kexplain.adapters.base import GradientFunctions
+
+
+def padded_row_count(n_rows: int) -> int:
+    """The power of two at or above n_rows: the row count a chunk is compiled for."""
+    return 1 << max(0, n_rows - 1).bit_length()
+
+
+def _pad_rows(array: np.ndarray, n_rows: int) -> np.ndarray:
+    # Rows are independent in inference mode, so zero rows change no other row's result.
+    padding = [(0, n_rows - len(array))] + [(0, 0)] * (array.ndim - 1)
+    return np.pad(array, padding)
+
+
+def _output_depends_on_input(function: Any, x: np.ndarray) -> bool:
+    """Whether any output tangent of the linearised function depends on the input tangent.
+
+    JAX gives rounding and stop_gradient a symbolic zero derivative rather than none, so the
+    gradient alone cannot tell "no path" from "zero here"; the linear map's data flow can.
+    """
+    _, linear = jax.linearize(function, x)
+    jaxpr = jax.make_jaxpr(linear)(x).jaxpr
+    # Literals (constant zeros) are not hashable, so variables are tracked by identity.
+    dependent = {id(var) for var in jaxpr.invars}
+    for equation in jaxpr.eqns:
+        if any(id(var) in dependent for var in equation.invars):
+            dependent.update(id(var) for var in equation.outvars)
+    return any(id(var) in dependent for var in jaxpr.outvars)
+
+
+def build_functions(
+    model: Any, sample_shape: tuple[int, ...], dtype: str, description: str
+) -> GradientFunctions:
+    """Compile the forward pass and the per-row input gradient of one selected output."""
+
+    def outputs(trainable: list[Any], non_trainable: list[Any], x: jax.Array) -> jax.Array:
+        raw, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        return single_output(raw)
+
+    def selected_total(
+        x: jax.Array, target: jax.Array, trainable: list[Any], non_trainable: list[Any]
+    ) -> jax.Array:
+        selected = jnp.take_along_axis(outputs(trainable, non_trainable, x), target[:, None], axis=1)
+        # Rows are independent (inference mode), so the gradient of the sum is per-row.
+        return selected.sum()
+
+    forward = jax.jit(outputs)
+    gradient = jax.jit(jax.grad(selected_total))
+    has_gradient: list[bool] = []  # filled on the first gradient call
+
+    def variables() -> tuple[list[Any], list[Any]]:
+        return ([v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables])
+
+    def forward_numpy(x: np.ndarray) -> np.ndarray:
+        result = forward(*variables(), _pad_rows(x, padded_row_count(len(x))))
+        return np.asarray(result)[: len(x)]
+
+    def gradient_numpy(x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        trainable, non_trainable = variables()
+        if not has_gradient:
+            probe = np.zeros((1, *sample_shape), dtype=dtype)
+            has_gradient.append(_output_depends_on_input(
+                lambda rows: outputs(trainable, non_trainable, rows), probe))
+        if not has_gradient[0]:
+            raise no_gradient_error(description)
+        n_rows = padded_row_count(len(x))
+        grads = gradient(_pad_rows(x, n_rows), _pad_rows(target, n_rows), trainable, non_trainable)
+        return np.asarray(grads)[: len(x)]
+
+    return GradientFunctions(forward=forward_numpy, gradient=gradient_numpy)

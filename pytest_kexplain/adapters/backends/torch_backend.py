@@ -1,0 +1,64 @@
+"""PyTorch differentiation: eager calls with training=False, input gradients from autograd.
+
+PyTorch runs eagerly, so there is nothing to compile per input signature; every call reads
+the model's current weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import torch
+
+from pytest_kexplain.adapters.backends.common import no_gradient_error, single_output
+from pytest_kexplain.adapters.base import GradientFunctions
+
+# Autograd nodes of piecewise-constant operations: PyTorch gives them a zero derivative where
+# TensorFlow and JAX give none, so a path through them carries no gradient.
+ZERO_DERIVATIVE_NODES = ("RoundBackward", "FloorBackward", "CeilBackward", "TruncBackward",
+                         "SignBackward")
+
+
+def _gradient_reaches(output: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether the autograd graph of output reaches x other than through zero-derivative nodes."""
+    pending = [output.grad_fn]
+    seen: set[int] = set()
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen or node.name().startswith(ZERO_DERIVATIVE_NODES):
+            continue
+        seen.add(id(node))
+        if getattr(node, "variable", None) is x:
+            return True
+        pending.extend(parent for parent, _ in node.next_functions)
+    return False
+
+
+def build_functions(
+    model: Any, sample_shape: tuple[int, ...], dtype: str, description: str
+) -> GradientFunctions:
+    """The forward pass and the per-row input gradient of one selected output."""
+    has_gradient: list[bool] = []  # filled on the first gradient call
+
+    def forward_numpy(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            outputs = single_output(model(keras.ops.convert_to_tensor(x), training=False))
+        return keras.ops.convert_to_numpy(outputs)
+
+    def gradient_numpy(x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        inputs = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
+        with torch.enable_grad():
+            outputs = single_output(model(inputs, training=False))
+            index = torch.as_tensor(target, dtype=torch.int64, device=outputs.device)
+            # Rows are independent (inference mode), so the gradient of the sum is per-row.
+            selected = outputs.gather(1, index[:, None]).sum()
+        if not has_gradient:
+            has_gradient.append(_gradient_reaches(selected, inputs))
+        if not has_gradient[0]:
+            raise no_gradient_error(description)
+        (grads,) = torch.autograd.grad(selected, inputs)
+        return keras.ops.convert_to_numpy(grads)
+
+    return GradientFunctions(forward=forward_numpy, gradient=gradient_numpy)

@@ -1,0 +1,100 @@
+"""Explanations computed on whichever Keras backend KERAS_BACKEND selects, printed as JSON.
+
+Keras picks its backend once per process, so tests/test_backends.py runs this file once per
+backend: ``python backend_checks.py DIRECTORY`` reads the models and data that the test saved
+in DIRECTORY and prints one JSON object on the last line of standard output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+GRADIENT_METHODS = ("integrated_gradients", "gradient_x_input", "saliency")
+
+
+def _no_gradient_models() -> dict[str, Any]:
+    """Models whose output has no gradient path to the input, and one that keeps a path."""
+    import keras
+
+    inputs = keras.Input((3,))
+    rounded = keras.layers.Lambda(lambda t: keras.ops.round(t))(inputs)
+    mixed_inputs = keras.layers.Concatenate()([rounded, inputs])
+    return {
+        "round": keras.Model(inputs, keras.layers.Dense(1)(rounded)),
+        "stop_gradient": keras.Model(inputs, keras.layers.Dense(1)(keras.ops.stop_gradient(inputs))),
+        "round_beside_identity": keras.Model(inputs, keras.layers.Dense(1)(mixed_inputs)),
+    }
+
+
+def _gradient_failures(x: np.ndarray) -> dict[str, Any]:
+    """For each no-gradient model: the error raised (or the kernel rows that should be the gradient)."""
+    from pytest_kexplain import explain
+
+    results: dict[str, Any] = {}
+    for name, model in _no_gradient_models().items():
+        try:
+            saliency = explain(model, x, method="saliency").values
+        except Exception as exc:  # the test asserts on the type and message
+            occlusion = explain(model, x, method="occlusion").values
+            results[name] = {"error": type(exc).__name__, "message": str(exc),
+                             "occlusion_shape": list(occlusion.shape)}
+        else:
+            kernel = model.layers[-1].get_weights()[0][:, 0]
+            results[name] = {"saliency": saliency.tolist(), "identity_kernel": kernel[3:].tolist()}
+    return results
+
+
+def _reweighted(model_path: Path, x: np.ndarray, background: np.ndarray) -> dict[str, Any]:
+    """Integrated gradients before and after doubling the (linear) last layer's weights."""
+    import keras
+
+    from pytest_kexplain import clear_cache, explain
+
+    model = keras.saving.load_model(model_path)
+    clear_cache()  # compute both explanations with this model's compiled functions
+    before = explain(model, x, method="integrated_gradients", background=background)
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([2 * kernel, 2 * bias])
+    after = explain(model, x, method="integrated_gradients", background=background)
+    return {"before": before.values.tolist(), "after": after.values.tolist()}
+
+
+def run_checks(directory: Path) -> dict[str, Any]:
+    """Every explanation the backend tests compare, as JSON-ready lists."""
+    import keras
+
+    from pytest_kexplain import explain, zoo
+
+    data = np.load(directory / "data.npz")
+    x, background = data["x"], data["background"]
+    linear = zoo.linear_model(data["weights"], float(data["bias"]))
+    results: dict[str, Any] = {
+        "backend": keras.backend.backend(),
+        "linear": {method: explain(linear, x, method=method, background=background).values.tolist()
+                   for method in GRADIENT_METHODS},
+    }
+    mlp = explain(directory / "mlp.keras", x, method="integrated_gradients", background=background)
+    results["mlp"] = {"values": mlp.values.tolist(), "completeness_error": mlp.completeness_error()}
+
+    x_classifier = data["x_classifier"]
+    classifier = explain(directory / "classifier.keras", x_classifier,
+                         method="integrated_gradients", target="predicted")
+    probabilities = keras.saving.load_model(directory / "classifier.keras").predict(
+        x_classifier, verbose=0)
+    results["classifier"] = {
+        "values": classifier.values.tolist(), "outputs": classifier.outputs.tolist(),
+        "probabilities": np.asarray(probabilities).tolist(),
+        "completeness_error": classifier.completeness_error(),
+    }
+    results["no_gradient"] = _gradient_failures(x[:4, :3])
+    results["reweighted"] = _reweighted(directory / "mlp.keras", x, background)
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_checks(Path(sys.argv[1]))))

@@ -1,0 +1,131 @@
+"""The JAX and PyTorch backends give the closed forms and TensorFlow's explanations.
+
+Keras picks its backend once per process: the TensorFlow answers are computed here, each other
+backend runs tests/backend_checks.py in its own subprocess on the same saved models and data.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import backend_checks
+from conftest import BIAS, WEIGHTS
+
+OTHER_BACKENDS = ("jax", "torch")
+ADVICE = "use a model-agnostic method: method='shap', 'permutation' or 'occlusion'"
+
+
+def tanh_mlp(n_features, hidden, outputs, output_activation, seed):
+    """A smooth MLP (seeded weights): integrated gradients converge on every row."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((n_features,))]
+        + [keras.layers.Dense(units, activation="tanh") for units in hidden]
+        + [keras.layers.Dense(outputs, activation=output_activation)]
+    )
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Models saved once from TensorFlow and the data every backend explains."""
+    directory = tmp_path_factory.mktemp("backends")
+    tanh_mlp(5, (16, 8), 1, "linear", seed=1).save(directory / "mlp.keras")
+    tanh_mlp(4, (8,), 3, "softmax", seed=2).save(directory / "classifier.keras")
+    rng = np.random.default_rng(0)
+    np.savez(directory / "data.npz", weights=WEIGHTS, bias=BIAS, x=rng.normal(size=(24, 5)),
+             background=rng.normal(loc=0.5, size=(32, 5)), x_classifier=rng.normal(size=(16, 4)))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def other_backend_runs(saved):
+    """The checks started on each other backend, in parallel subprocesses."""
+    runs = {}
+    for name in OTHER_BACKENDS:
+        with open(saved / f"{name}.out", "w") as out, open(saved / f"{name}.err", "w") as err:
+            runs[name] = subprocess.Popen(
+                [sys.executable, backend_checks.__file__, str(saved)],
+                env={**os.environ, "KERAS_BACKEND": name}, stdout=out, stderr=err,
+            )
+    yield runs
+    for run in runs.values():
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+@pytest.fixture(scope="module")
+def tensorflow_results(saved, other_backend_runs):
+    """The checks on the TensorFlow backend, which this process runs (while the others run)."""
+    return backend_checks.run_checks(saved)
+
+
+@pytest.fixture(scope="module", params=("tensorflow",) + OTHER_BACKENDS)
+def results(request, saved, other_backend_runs, tensorflow_results):
+    """The checks' results on one backend."""
+    name = request.param
+    if name == "tensorflow":
+        return tensorflow_results
+    if other_backend_runs[name].wait(timeout=600) != 0:
+        stderr = (saved / f"{name}.err").read_text()
+        pytest.fail(f"the checks failed on the {name} backend:\n{stderr[-4000:]}")
+    return json.loads((saved / f"{name}.out").read_text().strip().splitlines()[-1])
+
+
+def test_the_requested_backend_ran(results, request):
+    assert results["backend"] == request.node.callspec.params["results"]
+
+
+@pytest.mark.parametrize("method", backend_checks.GRADIENT_METHODS)
+def test_linear_model_matches_the_closed_form(results, saved, method):
+    data = np.load(saved / "data.npz")
+    offset = data["x"] - data["background"].mean(axis=0)
+    expected = WEIGHTS * (np.ones_like(offset) if method == "saliency" else offset)
+    np.testing.assert_allclose(results["linear"][method], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_nonlinear_integrated_gradients_are_complete_and_match_tensorflow(
+        results, tensorflow_results):
+    assert results["mlp"]["completeness_error"] < 0.01
+    reference = np.asarray(tensorflow_results["mlp"]["values"])
+    np.testing.assert_allclose(results["mlp"]["values"], reference, rtol=1e-3,
+                               atol=1e-4 * np.abs(reference).max())
+
+
+def test_multi_output_model_explains_the_predicted_class(results, tensorflow_results):
+    classifier = results["classifier"]
+    np.testing.assert_allclose(classifier["outputs"],
+                               np.max(classifier["probabilities"], axis=1), rtol=1e-5)
+    assert classifier["completeness_error"] < 0.01
+    reference = np.asarray(tensorflow_results["classifier"]["values"])
+    np.testing.assert_allclose(classifier["values"], reference, rtol=1e-3,
+                               atol=1e-4 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("blocker", ["round", "stop_gradient"])
+def test_model_without_gradient_raises_with_advice(results, blocker):
+    failure = results["no_gradient"][blocker]
+    assert failure.get("error") == "ModelHasNoGradientError", failure
+    assert "has no gradient with respect to its input" in failure["message"]
+    assert ADVICE in failure["message"]
+    assert failure["occlusion_shape"] == [4, 3]  # the suggested method works on it
+
+
+def test_a_rounded_branch_does_not_hide_an_identity_branch(results):
+    mixed = results["no_gradient"]["round_beside_identity"]
+    assert "error" not in mixed, mixed
+    expected = np.tile(mixed["identity_kernel"], (4, 1))
+    np.testing.assert_allclose(mixed["saliency"], expected, rtol=1e-6)
+
+
+def test_changed_weights_change_the_explanation(results):
+    before = np.asarray(results["reweighted"]["before"])
+    # The last layer is linear: doubling its weights doubles every attribution.
+    np.testing.assert_allclose(results["reweighted"]["after"], 2 * before, rtol=1e-5,
+                               atol=1e-6 * np.abs(before).max())
