@@ -1,6 +1,9 @@
 """What a user sees when a check fails inside pytest: outcome and the exact message text."""
 
+import os
 import re
+import subprocess
+import sys
 
 MODEL = """
 import numpy as np
@@ -120,3 +123,24 @@ def test_explicit_keyword_wins():
     assert result.explanation.method == "occlusion"
 """)
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)
+
+
+def test_checks_work_outside_pytest(tmp_path):
+    """A plain script: no plugin, no defaults; a failing check is an AssertionError."""
+    script = tmp_path / "release_gate.py"
+    script.write_text(MODEL + """
+result = assert_top_features(MODEL, X, ["x1", "x0"], ordered=True)
+print("passed:", result.top, result.explanation.method)
+try:
+    assert_top_features(MODEL, X, ["x2"])
+except AssertionError as failure:
+    print(type(failure).__name__, "|", str(failure).splitlines()[0])
+""")
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                               timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines()[-2:] == [
+        "passed: ('x1', 'x0') integrated_gradients",
+        "CheckFailed | the top 1 feature is not as expected "
+        "(integrated_gradients, 4 samples, output):",
+    ]

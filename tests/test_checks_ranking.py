@@ -50,6 +50,13 @@ def test_a_larger_k_only_needs_the_expected_features_inside_it(trained):
         assert_top_features(model, X, ["x0", "x2"])  # k = 2: x1 is in the way
 
 
+def test_ordered_with_a_larger_k_checks_the_relative_order(trained):
+    model, X = trained
+    assert_top_features(model, X, ["x0", "x2"], k=3, ordered=True)
+    with pytest.raises(CheckFailed, match="expected order x2, x0, found x0, x2"):
+        assert_top_features(model, X, ["x2", "x0"], k=3, ordered=True)
+
+
 def test_a_wrong_top_feature_fails_with_its_rank(trained):
     model, X = trained
     with pytest.raises(AssertionError) as failure:
