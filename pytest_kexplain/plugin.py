@@ -6,6 +6,7 @@ heavy modules load only when a test actually explains something.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from dataclasses import asdict
 from pathlib import Path
@@ -172,7 +173,7 @@ class RunRecorder:
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         """Remember every collected test, deselected ones included (for unused baselines)."""
-        self.collected.setdefault(str(item.path.resolve()), set()).add(store.test_stem(item.nodeid))
+        self.collected.setdefault(str(item.path), set()).add(store.test_stem(item.nodeid))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """On an xdist worker, hand the collected tests to the controller."""
@@ -237,6 +238,6 @@ def partially_collected_modules(config: pytest.Config) -> set[str]:
     partial = set()
     for arg in config.args:
         if "::" in arg:
-            module = Path(arg.split("::", 1)[0])
-            partial.add(str((config.invocation_params.dir / module).resolve()))
+            module = config.invocation_params.dir / arg.split("::", 1)[0]
+            partial.add(os.path.abspath(module))  # the way pytest makes item paths absolute
     return partial
