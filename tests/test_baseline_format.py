@@ -200,3 +200,18 @@ def test_fixture_object_writes_then_compares_and_rejects_a_repeated_name(tmp_pat
     with pytest.raises(KexplainError, match="already checked a baseline named 'all rows'"):
         checker.assert_match(linear64, rows[0], name="all rows")
     assert "record" not in repr(checker) and "0x" not in repr(checker)
+
+
+def test_drift_message_says_when_the_data_changed_but_the_model_did_not(tmp_path, linear64, rows):
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+
+    common = dict(nodeid="tests/test_m.py::test_x", directory=tmp_path, rootdir=tmp_path)
+    ExplanationBaseline(update=True, **common).assert_match(linear64, rows[0])
+    shuffled_rows = rows[0][::-1].copy()  # same global importance, other samples per row
+    with pytest.raises(AssertionError) as failure:
+        ExplanationBaseline(update=False, **common).assert_match(linear64, shuffled_rows)
+    message = str(failure.value)
+    assert "FAILED per-sample attribution similarity" in message
+    assert "note: X differs from the data the baseline was made on (same shape, other values)." in message
+    assert "note: the model weights are the same as the baseline's." in message
+    assert message.endswith("pytest --kexplain-update tests/test_m.py::test_x")
