@@ -7,16 +7,14 @@ moved into place with ``os.replace``, so a reader sees a whole file or none. A f
 unreadable, truncated or of another format version is ignored, and overwritten once the
 explanation is recomputed.
 
-Importing this module does not import NumPy: the plugin installs the layer at start-up, and
-NumPy loads only when an explanation is first stored or looked up.
+Importing this module is cheap (no NumPy, zipfile or tempfile): the plugin installs the layer
+at start-up, and those load only when an explanation is first stored or looked up.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +77,8 @@ class DiskCache:
 
     def load(self, key: str) -> Explanation | None:
         """The stored explanation, or None if absent, unreadable or of another format."""
+        import zipfile
+
         import numpy as np
 
         from pytest_kexplain.explanation import Explanation
@@ -127,6 +127,8 @@ class DiskCache:
         return True
 
     def _write_atomically(self, path: Path, meta: dict[str, Any], arrays: dict[str, Any]) -> None:
+        import tempfile
+
         import numpy as np
 
         self.directory.mkdir(parents=True, exist_ok=True)
