@@ -99,6 +99,7 @@ def plot(found: list[ScalePoint], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     panels = [("rows", "rows", lambda p: p.rows), ("features", "features", lambda p: p.features),
               ("steps", "integration steps", lambda p: p.steps_or_evals)]
@@ -109,6 +110,8 @@ def plot(found: list[ScalePoint], path: Path) -> None:
             if chosen:
                 axis.loglog([x_of(p) for p in chosen], [p.seconds for p in chosen],
                             marker=marker, label=method)
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.set_xlabel(label)
         axis.set_ylabel("seconds")
         axis.grid(True, which="both", alpha=0.3)
