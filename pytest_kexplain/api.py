@@ -14,7 +14,7 @@ import numpy as np
 from pytest_kexplain.adapters import adapt_model, load_keras_file
 from pytest_kexplain.adapters.base import ModelAdapter
 from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
-from pytest_kexplain.errors import KexplainError, ModelHasNoGradientError
+from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, KexplainError, ModelHasNoGradientError
 from pytest_kexplain.events import ExplainEvent, emit
 from pytest_kexplain.explainers import AUTO, get_explainer
 from pytest_kexplain.explainers.base import ExplainerSpec, ExplainRequest
@@ -73,8 +73,11 @@ def choose_method(method: str, adapter: ModelAdapter) -> ExplainerSpec:
         method = KERAS_AUTO_METHOD if adapter.differentiable else "shap"
     spec = get_explainer(method)
     if spec.requires_gradient and not adapter.differentiable:
-        adapter.gradient(np.zeros((0,)), np.zeros((0,), dtype=int))  # raises with the advice
-        raise ModelHasNoGradientError(f"{adapter.description} has no gradient.")
+        raise ModelHasNoGradientError(
+            f"{adapter.description} is a plain callable, which cannot be differentiated, so "
+            f"method={spec.name!r} cannot explain it; {MODEL_AGNOSTIC_ADVICE} "
+            "(or pass the Keras model itself)."
+        )
     return spec
 
 
@@ -118,6 +121,25 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _check_call_arguments(seed: Any, batch_size: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise KexplainError(f"seed must be an integer, got {seed!r}.")
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise KexplainError(f"batch_size must be a positive integer, got {batch_size!r}.")
+
+
+def _report(explanation: Explanation, model_description: str, started: float,
+            source: str) -> Explanation:
+    emit(ExplainEvent(
+        method=explanation.method, model=model_description, n_samples=explanation.n_samples,
+        seconds=time.perf_counter() - started, source=source,
+    ))
+    return explanation
+
+
 def explain(
     model: Any,
     X: Any,
@@ -131,53 +153,43 @@ def explain(
     **options: Any,
 ) -> Explanation:
     """Explain `model`'s output on `X` with the named method; memoised for the session."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise KexplainError(f"seed must be an integer, got {seed!r}.")
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise KexplainError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    _check_call_arguments(seed, batch_size)
+    started = time.perf_counter()
     prepared = prepare_input(X, feature_names)
     background_array = prepare_background(background, prepared)
-    key_parts = {
+    data_key = {
         "data": array_digest(prepared.array), "background": array_digest(background_array),
         "feature_names": prepared.feature_names,
         "target": target if not isinstance(target, np.ndarray) else array_digest(target),
         "seed": int(seed),
     }
-    started = time.perf_counter()
     file_digest = saved_model_digest(model)
     if file_digest is not None:
         # A saved model is identified by its bytes: a cached explanation needs no Keras import.
         spec = get_explainer(KERAS_AUTO_METHOD if method == AUTO else method)
         key = cache_key(model=file_digest, method=spec.name,
-                        options=spec.resolve_options(options), **key_parts)
+                        options=spec.resolve_options(options), **data_key)
         cached, source = SESSION_CACHE.get(key)
         if cached is not None:
-            emit(ExplainEvent(
-                method=spec.name, model=f"Keras model file {os.path.basename(os.fspath(model))!r}",
-                n_samples=len(prepared.array), seconds=time.perf_counter() - started,
-                source=source,
-            ))
-            return cached
+            name = f"Keras model file {os.path.basename(os.fspath(model))!r}"
+            return _report(cached, name, started, source)
+
     model, adapter = get_adapter(model)
     spec = choose_method(method, adapter)
     resolved_options = spec.resolve_options(options)
     adapter.check_input_shape(prepared.feature_shape)
-
-    fingerprint = adapter.fingerprint()
+    fingerprint = file_digest or adapter.fingerprint()
     if file_digest is None:
         key = cache_key(model=fingerprint or f"object@{id(model)}", method=spec.name,
-                        options=resolved_options, **key_parts)
+                        options=resolved_options, **data_key)
         cached, source = SESSION_CACHE.get(key)
     if cached is None:
         cached = _compute(adapter, spec, prepared.array, prepared.feature_names, background_array,
                           target, int(seed), resolved_options, batch_size)
+        # Without a fingerprint the key holds the object's id: pin the object, keep it in memory.
         SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else model,
                           persist=fingerprint is not None)
-    emit(ExplainEvent(
-        method=spec.name, model=adapter.description, n_samples=len(prepared.array),
-        seconds=time.perf_counter() - started, source=source,
-    ))
-    return cached
+    return _report(cached, adapter.description, started, source)
 
 
 def _compute(

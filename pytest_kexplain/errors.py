@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: what to use instead when a model cannot be differentiated
+MODEL_AGNOSTIC_ADVICE = "use a model-agnostic method: method='shap', 'permutation' or 'occlusion'"
+
 
 class KexplainError(ValueError):
     """A usage or input error: bad data, unknown names, an unusable model."""

@@ -132,3 +132,21 @@ def test_background_dataframe_with_other_columns(linear64, rows):
     background = pd.DataFrame(rows[1], columns=list("abcdz"))
     with pytest.raises(KexplainError, match=r"background columns .* differ from X's feature names"):
         explain(linear64, x, background=background)
+
+
+def test_model_without_declared_input_shape_rejects_other_shapes():
+    """A model built by its first call: a later, different shape is a clear error."""
+    import keras
+
+    class Doubler(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, inputs):
+            return self.dense(inputs) * 2.0
+
+    model = Doubler()
+    assert explain(model, np.ones((2, 3)), method="saliency").values.shape == (2, 3)
+    with pytest.raises(KexplainError, match=r"cannot take samples of shape \(4,\)"):
+        explain(model, np.ones((2, 4)), method="saliency")

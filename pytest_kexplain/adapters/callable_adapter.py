@@ -9,7 +9,7 @@ import numpy as np
 
 from pytest_kexplain.adapters.base import batches, default_batch_size
 from pytest_kexplain.adapters.outputs import as_output_matrix
-from pytest_kexplain.errors import ModelHasNoGradientError
+from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, ModelHasNoGradientError
 
 
 class CallableAdapter:
@@ -35,8 +35,7 @@ class CallableAdapter:
         """Always fails: a plain callable cannot be differentiated here."""
         raise ModelHasNoGradientError(
             f"{self.description} is a plain callable, so gradient-based methods cannot "
-            "differentiate it; use a model-agnostic method: method='shap', 'permutation' "
-            "or 'occlusion' (or pass the Keras model itself)."
+            f"differentiate it; {MODEL_AGNOSTIC_ADVICE} (or pass the Keras model itself)."
         )
 
     def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:

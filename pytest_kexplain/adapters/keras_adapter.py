@@ -105,7 +105,14 @@ class KerasAdapter:
             # One eager call builds an unbuilt model and rejects unsupported outputs with
             # a clear error before anything is traced (convert_to_numpy also reads PyTorch
             # outputs that track gradients).
-            raw = self.model(np.zeros((1, *sample_shape), dtype=self.dtype), training=False)
+            try:
+                raw = self.model(np.zeros((1, *sample_shape), dtype=self.dtype), training=False)
+            except Exception as exc:  # the framework's own message says what did not fit
+                first_line = (str(exc).strip().splitlines() or [""])[0]
+                raise KexplainError(
+                    f"{self.description} cannot take samples of shape {sample_shape}: "
+                    f"{type(exc).__name__}: {first_line}"
+                ) from exc
             as_output_matrix(keras.tree.map_structure(keras.ops.convert_to_numpy, raw), 1)
             functions = backend.build_functions(self.model, sample_shape, self.dtype, self.description)
             self._functions[sample_shape] = functions

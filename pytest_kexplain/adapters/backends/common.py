@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from pytest_kexplain.errors import ModelHasNoGradientError
+from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, ModelHasNoGradientError
 
 
 def single_output(raw: Any) -> Any:
@@ -22,6 +22,6 @@ def no_gradient_error(description: str) -> ModelHasNoGradientError:
     """The error for a model whose output has no gradient path back to its input."""
     return ModelHasNoGradientError(
         f"{description} has no gradient with respect to its input (a rounding, argmax, cast "
-        "or stop_gradient blocks it), so gradient-based methods cannot explain it; use a "
-        "model-agnostic method: method='shap', 'permutation' or 'occlusion'."
+        f"or stop_gradient blocks it), so gradient-based methods cannot explain it; "
+        f"{MODEL_AGNOSTIC_ADVICE}."
     )
