@@ -29,7 +29,7 @@ MARKER_HELP = (
     "kexplain(**settings): explanation settings for this test: method=, seed=, target=, "
     "batch_size=, options={...} (explainer options), and drift tolerances of "
     "explanation_baseline: rank_correlation=, rank_metric=, top_k=, top_k_overlap=, "
-    "max_share_change=, sample_similarity=; see pytest-kexplain's docs."
+    "max_share_change=, min_top_importance=, sample_similarity=; see pytest-kexplain's docs."
 )
 
 
