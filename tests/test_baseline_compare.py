@@ -17,7 +17,8 @@ def test_identical_explanations_pass_every_metric():
     result = compare(NAMES, BEFORE, BEFORE, Tolerances(), values, values)
     assert result.passed
     assert {c.keyword: c.value for c in result.checks} == pytest.approx(
-        {"rank_correlation": 1.0, "top_k_overlap": 1.0, "max_share_change": 0.0, "sample_similarity": 1.0})
+        {"rank_correlation": 1.0, "top_k_overlap": 1.0, "max_share_change": 0.0,
+         "min_top_importance": 6 * 4 / 21, "sample_similarity": 1.0})
 
 
 def test_share_change_is_the_largest_change_of_one_features_fraction():
@@ -31,9 +32,42 @@ def test_share_change_is_the_largest_change_of_one_features_fraction():
 
 
 def test_reversed_ranking_fails_rank_correlation_and_top_k():
-    result = compare(NAMES, BEFORE, BEFORE[::-1].copy(), Tolerances(max_share_change=None))
+    result = compare(NAMES, BEFORE, BEFORE[::-1].copy(),
+                     Tolerances(max_share_change=None, min_top_importance=None))
     assert result.value("rank_correlation") == pytest.approx(-1.0)
     assert {c.keyword for c in result.failures} == {"rank_correlation", "top_k_overlap"}
+
+
+def test_min_top_importance_is_the_weakest_baseline_top_k_feature_against_an_average_one():
+    after = np.array([0.5, 5.0, 4.0, 6.0, 2.0, 1.0])  # a (rank 1) now has 0.5 of 18.5
+    result = compare(NAMES, BEFORE, after, Tolerances(max_share_change=None))
+    assert result.value("min_top_importance") == pytest.approx(6 * 0.5 / 18.5)
+    [failure] = [check for check in result.failures if check.keyword == "min_top_importance"]
+    lost = 1 - (0.5 / 18.5) / (6 / 21)
+    assert failure.detail == (f"'a' lost {lost:.0%} of its importance share (rank 1 -> 6), "
+                              f"now {6 * 0.5 / 18.5:.2f}x an average feature's importance")
+
+
+def test_min_top_importance_looks_only_at_the_baselines_top_k():
+    after = BEFORE.copy()
+    after[3:] = 0.0  # d, e, f: outside the top 3 of six features
+    result = compare(NAMES, BEFORE, after, Tolerances(max_share_change=None))
+    assert result.value("min_top_importance") == pytest.approx(6 * 4 / 15)
+    assert result.passed and result.top_k == 3
+    narrower = compare(NAMES, BEFORE, after, Tolerances(max_share_change=None, top_k=1))
+    assert narrower.value("min_top_importance") == pytest.approx(6 * 6 / 15)
+
+
+def test_min_top_importance_when_the_top_feature_gained():
+    after = BEFORE.copy()
+    after[2] = 0.1  # c fell; a gained share
+    result = compare(NAMES, BEFORE, after, Tolerances(max_share_change=None, min_top_importance=2.0))
+    assert [c.keyword for c in result.failures] == ["min_top_importance"]
+    assert result.failures[0].detail.startswith("'c' lost ")
+    unchanged = compare(NAMES, BEFORE, BEFORE, Tolerances(min_top_importance=2.0))
+    assert [c.detail for c in unchanged.failures] == [
+        "'c' kept its importance share (0.190 -> 0.190, rank 3 -> 3), "
+        "now 1.14x an average feature's importance"]
 
 
 def test_kendall_can_replace_spearman():
@@ -58,12 +92,14 @@ def test_top_k_is_capped_at_half_the_features(top_k, n_features, expected):
 
 def test_tolerances_layer_ini_text_marker_and_call():
     tolerances = resolve_tolerances(
-        ({"rank_correlation": "0.9", "top_k": "3", "sample_similarity": "off", "method": "shap"}, "ini"),
-        ({"rank_correlation": 0.7}, "marker"),
+        ({"rank_correlation": "0.9", "top_k": "3", "sample_similarity": "off", "method": "shap",
+          "min_top_importance": "0.25"}, "ini"),
+        ({"rank_correlation": 0.7, "min_top_importance": None}, "marker"),
         ({"max_share_change": 0.2}, "call"),
     )
     assert tolerances == Tolerances(rank_correlation=0.7, top_k=3, sample_similarity=None,
-                                    max_share_change=0.2)
+                                    max_share_change=0.2, min_top_importance=None)
+    assert resolve_tolerances(({"min_top_importance": "OFF"}, "ini")).min_top_importance is None
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -71,6 +107,7 @@ def test_tolerances_layer_ini_text_marker_and_call():
     ({"top_k": 0}, "top_k must be a positive integer"),
     ({"rank_metric": "pearson"}, "rank_metric must be one of spearman, kendall"),
     ({"max_share_change": "lots"}, "max_share_change must be a number"),
+    ({"min_top_importance": -0.1}, "min_top_importance must be a number >= 0 (or None"),
 ])
 def test_bad_tolerances_are_usage_errors_naming_the_source(settings, message):
     with pytest.raises(KexplainError, match="^the marker: ") as error:
@@ -98,6 +135,21 @@ def test_failure_message_shows_metric_threshold_table_and_hint():
     row_b = next(line for line in lines if line.startswith("b "))
     assert row_b.split() == ["b", "2", "5", "6", "(down", "4)", "0.5", "-0.206"]
     assert lines[-1] == "run: pytest --kexplain-update x"
+
+
+def test_failure_message_says_which_top_feature_lost_its_importance():
+    after = BEFORE.copy()
+    after[0] = 0.3
+    message = drift_message(compare(NAMES, BEFORE, after, Tolerances(max_share_change=None)),
+                            headline="explanation drifted")
+    print(message)
+    lines = message.splitlines()
+    failed = lines.index("  FAILED importance of the weakest baseline top-3 feature relative to an "
+                         "average feature "
+                         "0.118 < 0.5: must be at least 0.5 (min_top_importance=0.5)")
+    assert lines[failed + 1] == ("         'a' lost 93% of its importance share (rank 1 -> 6), "
+                                 "now 0.12x an average feature's importance")
+    assert "  passed top-3 overlap 0.667 >= 0.2 ok" in lines
 
 
 def test_large_tables_keep_top_features_and_largest_movers():

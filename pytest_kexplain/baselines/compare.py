@@ -23,6 +23,7 @@ class MetricCheck:
     value: float
     threshold: float
     higher_is_better: bool
+    detail: str = ""  # what the figure means for the features, shown when the check fails
 
     @property
     def passed(self) -> bool:
@@ -93,6 +94,16 @@ def effective_top_k(top_k: int, n_features: int) -> int:
     return max(1, min(top_k, math.ceil(n_features / 2)))
 
 
+def weakest_top_feature(before_importance: np.ndarray, after_importance: np.ndarray,
+                        top_k: int) -> tuple[int, float]:
+    """Of the baseline's top-k features, the one with the smallest current importance, and that
+    importance relative to an average feature's (its share times the number of features)."""
+    relative = metrics.shares(after_importance) * len(after_importance)
+    top = metrics.top_k_indices(before_importance, effective_top_k(top_k, len(before_importance)))
+    weakest = int(top[np.argmin(relative[top])])
+    return weakest, float(relative[weakest])
+
+
 def measure(
     before_importance: np.ndarray,
     after_importance: np.ndarray,
@@ -108,6 +119,7 @@ def measure(
         "kendall": metrics.kendall_tau(before, after),
         "top_k_overlap": metrics.top_k_overlap(before, after, effective_top_k(top_k, len(before))),
         "max_share_change": float(np.abs(metrics.share_changes(before, after)).max()),
+        "min_top_importance": weakest_top_feature(before, after, top_k)[1],
     }
     if before_values is not None and after_values is not None:
         rows = len(before_values)
@@ -135,11 +147,16 @@ def compare(
         ("top_k_overlap", f"top-{k} overlap", figures["top_k_overlap"], tolerances.top_k_overlap, True),
         ("max_share_change", "largest share change", figures["max_share_change"],
          tolerances.max_share_change, False),
+        ("min_top_importance",
+         f"importance of the weakest baseline top-{k} feature relative to an average feature",
+         figures["min_top_importance"], tolerances.min_top_importance, True),
         ("sample_similarity", "per-sample attribution similarity (mean cosine)",
          figures.get("sample_similarity"), tolerances.sample_similarity, True),
     ]
+    details = {"min_top_importance": _lost_importance_detail(feature_names, before_importance,
+                                                             after_importance, tolerances.top_k)}
     checks = tuple(
-        MetricCheck(keyword, label, float(value), float(threshold), higher)
+        MetricCheck(keyword, label, float(value), float(threshold), higher, details.get(keyword, ""))
         for keyword, label, value, threshold, higher in candidates
         if threshold is not None and value is not None
     )
@@ -150,6 +167,21 @@ def compare(
         checks=checks,
         top_k=k,
     )
+
+
+def _lost_importance_detail(feature_names: Sequence[str], before_importance: np.ndarray,
+                            after_importance: np.ndarray, top_k: int) -> str:
+    """e.g. "'income' lost 93% of its importance share (rank 1 -> 4), now 0.14x an average
+    feature's importance"."""
+    index, relative = weakest_top_feature(before_importance, after_importance, top_k)
+    before_share = metrics.shares(before_importance)[index]
+    after_share = metrics.shares(after_importance)[index]
+    ranks = f"rank {_ranks(before_importance)[index]} -> {_ranks(after_importance)[index]}"
+    if before_share > after_share:
+        change = f"lost {1 - after_share / before_share:.0%} of its importance share ({ranks})"
+    else:
+        change = f"kept its importance share ({before_share:.3f} -> {after_share:.3f}, {ranks})"
+    return f"{feature_names[index]!r} {change}, now {relative:.2f}x an average feature's importance"
 
 
 def _ranks(importance: np.ndarray) -> np.ndarray:

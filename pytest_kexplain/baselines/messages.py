@@ -29,7 +29,10 @@ def drift_message(
 ) -> str:
     """Headline, failed and passed metrics, the side-by-side feature table, notes and hint."""
     lines = [headline, ""]
-    lines += [f"  FAILED {check.describe()}" for check in comparison.failures]
+    for check in comparison.failures:
+        lines.append(f"  FAILED {check.describe()}")
+        if check.detail:
+            lines.append(f"         {check.detail}")
     lines += [f"  passed {check.describe()}" for check in comparison.checks if check.passed]
     lines.append("")
     lines += feature_table(comparison, before, after)
