@@ -1,10 +1,11 @@
-"""The sampled Shapley estimator: valid orders, accuracy against exact values and against shap."""
+"""The sampled Shapley estimator: valid orders, stratified background draws, unbiasedness,
+accuracy against exact values and against shap at the same number of model rows."""
 
 import numpy as np
 import pytest
 
 from pytest_kexplain import explain
-from pytest_kexplain.explainers.shapley import orthogonal_orders
+from pytest_kexplain.explainers.shapley import background_cycles, orthogonal_orders
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,20 @@ def test_orders_within_a_group_are_distinct():
         assert len({tuple(order) for order in row}) == 11
 
 
+def test_background_rows_are_drawn_equally_often():
+    """Every complete pass uses each background row once; the last pass has no repeats."""
+    drawn = background_cycles(np.random.default_rng(0), n_rows=4, pairs=250, m=100)
+    assert drawn.shape == (4, 250)
+    for row in drawn:
+        np.testing.assert_array_equal(np.bincount(row[:200], minlength=100), 2)
+        assert len(set(row[200:])) == 50
+    assert not (drawn[0] == drawn[1]).all()  # rows draw independently
+    np.testing.assert_array_equal(
+        drawn, background_cycles(np.random.default_rng(0), n_rows=4, pairs=250, m=100))
+
+
 def test_sampled_values_are_close_to_exact_and_exactly_additive(tanh10, data10):
+    """200 * 20 / 18 = 222 pairs: not whole passes over the background, still additive."""
     x, background = data10
     exact = explain(tanh10, x, method="shap", background=background, max_evals=2**10)
     sampled = explain(tanh10, x, method="shap", background=background, max_evals=200)
@@ -53,14 +67,25 @@ def test_sampled_values_are_close_to_exact_and_exactly_additive(tanh10, data10):
                                sampled.outputs, atol=1e-12)
 
 
+def test_sampled_values_are_unbiased(tanh10, data10):
+    """The mean of independent estimates converges to the exact values (no bias floor)."""
+    x, background = data10
+    exact = explain(tanh10, x, method="shap", background=background, max_evals=2**10).values
+    runs = np.stack([explain(tanh10, x, method="shap", background=background, max_evals=4,
+                             seed=seed).values for seed in range(16)])
+    single_error = np.sqrt(np.mean((runs - exact) ** 2))
+    mean_error = np.sqrt(np.mean((runs.mean(axis=0) - exact) ** 2))
+    assert mean_error < 0.4 * single_error  # 1/sqrt(16) = 0.25 without bias
+
+
 def test_error_is_at_most_shap_permutation_explainers(tanh10, data10):
-    """Same number of antithetic orders per row as shap.PermutationExplainer, no more error."""
+    """The same model rows per sample as shap.PermutationExplainer, no more error."""
     shap = pytest.importorskip("shap")
     x, background = data10
     exact = explain(tanh10, x, method="shap", background=background, max_evals=2**10).values
-    pairs = 4  # our budget: 2 * pairs * (d - 1) + 2 coalitions; shap's: pairs * (2 * d + 1)
-    ours = explain(tanh10, x, method="shap", background=background,
-                   max_evals=2 * pairs * 9 + 2).values
+    shap_evals = 4 * 21  # four antithetic pairs of orders of 10 features
+    # both evaluate about max_evals * len(background) model rows per sample
+    ours = explain(tanh10, x, method="shap", background=background, max_evals=shap_evals).values
 
     def predict(batch):
         return np.asarray(tanh10(batch)).ravel()
@@ -69,14 +94,14 @@ def test_error_is_at_most_shap_permutation_explainers(tanh10, data10):
     errors_theirs = []
     for seed in range(3):
         theirs = shap.PermutationExplainer(predict, masker, seed=seed)(
-            x, max_evals=pairs * 21, silent=True).values
+            x, max_evals=shap_evals, silent=True).values
         errors_theirs.append(np.sqrt(np.mean((theirs - exact) ** 2)))
     error_ours = np.sqrt(np.mean((ours - exact) ** 2))
     assert error_ours <= np.mean(errors_theirs)
 
 
 def test_in_graph_and_numpy_mixing_agree(nonlinear5, rows):
-    """The Keras path mixes coalitions inside the graph, a plain callable in NumPy."""
+    """Keras and plain-callable models give the same values, exact and sampled."""
     x, background = rows
 
     def as_callable(batch):

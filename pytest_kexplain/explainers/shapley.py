@@ -16,7 +16,7 @@ from math import factorial
 
 import numpy as np
 
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.adapters.coalitions import coalition_batch_size
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, positive_int, register
 
 DEFAULT_BACKGROUND_ROWS = 100
@@ -125,39 +125,83 @@ def orthogonal_orders(rng: np.random.Generator, n_rows: int, d: int, pairs: int)
     return np.concatenate([orders, orders[:, :, ::-1]], axis=1)
 
 
-def permutation_shapley(
-    request: ExplainRequest, background: np.ndarray, max_evals: int, ends: np.ndarray
-) -> np.ndarray:
-    """Antithetic permutation-sampling estimate using about max_evals coalitions per row.
+def background_cycles(rng: np.random.Generator, n_rows: int, pairs: int, m: int) -> np.ndarray:
+    """Per row, the background row of each of `pairs` paths: (n_rows, pairs) indices.
 
-    ``ends`` is (n, 2): v(empty) and v(full) per row, which every order shares.
+    Each row walks through shuffled passes over the whole background, so every background
+    row is used equally often in every complete pass (stratified sampling).
     """
-    d = request.n_features
-    pairs = max(1, (max_evals - 2) // (2 * (d - 1)))
-    orders = orthogonal_orders(request.rng(), len(request.x), d, pairs)
-    n_orders = orders.shape[1]
-    ranks = np.argsort(orders, axis=2)  # position of each feature in each order
-    prefix_sizes = np.arange(1, d)  # coalitions of size 1..d-1 along each order
+    passes = -(-pairs // m)
+    shuffled = np.argsort(rng.random((n_rows, passes, m)), axis=2)
+    return shuffled.reshape(n_rows, passes * m)[:, :pairs]
+
+
+def mixed_paths(ranks: np.ndarray, x: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The inner coalitions of each order and of its reverse, each mixed with one background row.
+
+    ranks (n, pairs, d) is each feature's position in the forward orders; x (n, d) and
+    background (n, pairs, d) hold float32 or float64. Returns (n, 2, pairs, d - 1, d): [:, 0]
+    row k has the first k + 1 features of the order from x and the rest from the background
+    row; [:, 1] is its complement, the reverse order's coalition of size d - k - 1.
+    """
+    n, pairs, d = ranks.shape
+    bits = np.dtype(f"i{x.dtype.itemsize}")  # select by bit masks: exact and faster than where
+    x_bits, background_bits = x.view(bits)[:, None, :], background.view(bits)
+    out = np.empty((n, 2, pairs, d - 1, d), dtype=bits)
+    prefix_sizes = np.arange(1, d, dtype=ranks.dtype)
+    np.less(ranks[:, :, None, :], prefix_sizes[None, None, :, None], out=out[:, 0])
+    np.negative(out[:, 0], out=out[:, 0])  # 1 -> all bits set, 0 -> none
+    out[:, 0] &= (x_bits ^ background_bits)[:, :, None, :]
+    np.bitwise_xor(out[:, 0], x_bits[:, :, None, :], out=out[:, 1])  # the complement
+    out[:, 0] ^= background_bits[:, :, None, :]  # from x inside the coalition, else background
+    return out.view(x.dtype)
+
+
+def permutation_shapley(
+    request: ExplainRequest, background: np.ndarray, pairs: int, ends: np.ndarray,
+    background_outputs: np.ndarray, target_index: np.ndarray,
+) -> np.ndarray:
+    """Antithetic permutation sampling with one background row per pair of paths.
+
+    ``ends`` is (n, 2): mean f over the background and f(x) per row; background_outputs is
+    (targets, m): f(b) of every background row for each explained output, and target_index
+    picks each row's. Along a path with background row b the values go from f(b) to f(x);
+    the stratified draws make the mean of f(b) exactly the background mean whenever pairs
+    is a multiple of m, and a zero-mean correction shared equally by the features keeps
+    additivity exact otherwise.
+    """
+    d, m = request.n_features, len(background)
+    rng = request.rng()
+    orders = orthogonal_orders(rng, len(request.x), d, pairs)  # (n, 2 * pairs, d)
+    drawn = background_cycles(rng, len(request.x), pairs, m)  # an order and its reverse share b
+    ranks = np.argsort(orders[:, :pairs], axis=2).astype(np.min_scalar_type(d))
+    dtype = mixing_dtype(request)
+    x = request.x.reshape(len(request.x), -1).astype(dtype, copy=False)
+    bg = background.reshape(m, -1).astype(dtype, copy=False)
+    batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
     values = np.zeros((len(request.x), d))
-    for rows in row_chunks(len(request.x), n_orders * (d - 1), len(background), d):
+    for rows in row_chunks(len(request.x), 2 * pairs * (d - 1), 1, d):
         n_rows = rows.stop - rows.start
-        masks = (ranks[rows][:, :, None, :] < prefix_sizes[None, None, :, None]).reshape(
-            n_rows, n_orders * (d - 1), d)
-        v_inner = coalition_values(request, rows, masks, background).reshape(n_rows, n_orders, d - 1)
+        mixed = mixed_paths(ranks[rows], x[rows], bg[drawn[rows]])
+        targets = np.repeat(request.target[rows], 2 * pairs * (d - 1))
+        outputs = request.adapter.predict(mixed.reshape(-1, *request.sample_shape), batch_size)
+        inner = outputs[np.arange(len(targets)), targets].reshape(n_rows, 2, pairs, d - 1)
+        inner = np.concatenate([inner[:, 0], inner[:, 1, :, ::-1]], axis=1)  # reverse: by size
+        start = background_outputs[target_index[rows, None], np.tile(drawn[rows], 2)]  # f(b)
         path = np.concatenate(
-            [np.repeat(ends[rows, None, :1], n_orders, 1), v_inner,
-             np.repeat(ends[rows, None, 1:], n_orders, 1)], axis=2
-        )  # (rows, orders, d+1): v along each order, from empty to full
-        gains = np.diff(path, axis=2)  # marginal contribution of the feature added at step k
-        contributions = np.zeros((n_rows, n_orders, d))
-        np.put_along_axis(contributions, orders[rows], gains, axis=2)
-        values[rows] = contributions.mean(axis=1)
+            [start[:, :, None], inner, np.repeat(ends[rows, None, 1:], 2 * pairs, 1)], axis=2
+        )  # (rows, orders, d+1): v along each order, from f(b) to f(x)
+        contributions = np.zeros((n_rows, 2 * pairs, d))
+        np.put_along_axis(contributions, orders[rows], np.diff(path, axis=2), axis=2)
+        estimate = contributions.mean(axis=1)
+        gap = (ends[rows, 1] - ends[rows, 0]) - estimate.sum(axis=1)
+        values[rows] = estimate + gap[:, None] / d
     return values
 
 
 @register(
     "shap",
-    defaults={"max_evals": 512},
+    defaults={"max_evals": 128},
     requires_gradient=False,
     summary="interventional Shapley values against the background (exact or sampled)",
 )
@@ -167,24 +211,24 @@ def shapley(request: ExplainRequest) -> Attribution:
     background = default_background(request)
     d = request.n_features
     targets = np.unique(request.target)
-    base = np.array([
-        request.predict_selected(background, np.full(len(background), t)).mean() for t in targets
+    outputs_by_target = np.stack([
+        request.predict_selected(background, np.full(len(background), t)) for t in targets
     ])
-    base_values = base[np.searchsorted(targets, request.target)]
+    target_index = np.searchsorted(targets, request.target)
+    base_values = outputs_by_target.mean(axis=1)[target_index]
     if d == 1 or 2**d <= max_evals:
-        flat_values, estimator = exact_shapley(request, background), "exact"
+        flat_values, estimator, pairs = exact_shapley(request, background), "exact", 0
     else:
-        if max_evals < 2 * d:
-            raise KexplainError(
-                f"option 'max_evals' = {max_evals} is too small for {d} features; "
-                f"sampling needs at least {2 * d} coalition evaluations per sample."
-            )
-        # v(empty) is the background mean output and v(full) the output itself: no sampling.
+        # The budget is max_evals * len(background) model rows per sample, as for the exact
+        # values; each pair of paths costs 2 * (d - 1) rows (f(b) and f(x) are shared).
+        pairs = max(1, max_evals * len(background) // (2 * (d - 1)))
         ends = np.stack([base_values, request.predict_selected(request.x, request.target)], 1)
-        flat_values = permutation_shapley(request, background, max_evals, ends)
+        flat_values = permutation_shapley(request, background, pairs, ends,
+                                          outputs_by_target, target_index)
         estimator = "permutation"
     return Attribution(
         values=flat_values.reshape(request.x.shape),
         base_values=base_values,
-        details={"estimator": estimator, "background_rows": len(background)},
+        details={"estimator": estimator, "background_rows": len(background),
+                 "sampled_orders": 2 * pairs},
     )
