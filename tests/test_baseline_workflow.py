@@ -122,8 +122,31 @@ def test_retrain_passes_and_a_changed_model_fails_with_the_table(project, monkey
     assert baseline_bytes(project) == saved
 
 
+def test_a_retrain_without_the_top_features_signal_fails_on_its_lost_importance(project, monkeypatch):
+    """With every other metric off, the top feature's lost importance alone fails the gate."""
+    project.makeini("[pytest]\n" + "".join(
+        f"kexplain_{keyword} = off\n"
+        for keyword in ("rank_correlation", "top_k_overlap", "max_share_change", "sample_similarity")))
+    run(project, "--kexplain-update", "test_credit.py::test_no_drift").assert_outcomes(passed=1)
+    monkeypatch.setenv("MODEL_SEED", "1")
+    run(project, "test_credit.py::test_no_drift").assert_outcomes(passed=1)
+
+    monkeypatch.setenv("MODEL_VARIANT", "income_ignored")
+    result = run(project, "test_credit.py::test_no_drift")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*explanation drifted from the baseline explanation_baselines/test_credit.test_no_drift.json",
+        "*FAILED importance of the weakest baseline top-2 feature relative to an average feature "
+        "0.* < 0.5: must be at least 0.5 (min_top_importance=0.5)",
+        "*'income' lost *% of its importance share (rank 1 -> 4), now 0.*x an average feature's importance",
+        "*income   1  *  4 (down 3)  *",
+    ])
+    assert len([line for line in result.stdout.lines if "FAILED " in line and ": must be " in line]) == 1
+
+
 def test_ini_marker_and_call_tolerances_loosen_the_gate(project, monkeypatch):
-    project.makeini("[pytest]\nkexplain_rank_correlation = off\nkexplain_max_share_change = 0.01\n")
+    project.makeini("[pytest]\nkexplain_rank_correlation = off\nkexplain_max_share_change = 0.01\n"
+                    "kexplain_min_top_importance = off\n")
     project.makepyfile(test_loose=textwrap.dedent('''
         import pytest
         from conftest import FEATURES
