@@ -24,7 +24,7 @@ TOLERANCE_HELP: dict[str, str] = {
     "max_share_change": "largest allowed change of one feature's share of the importance (default 0.075)",
     "min_top_importance": ("minimum importance of each of the baseline's top-k features, relative to an "
                            "average feature's (share x number of features; default 0.5)"),
-    "sample_similarity": "minimum mean cosine similarity of per-sample attributions (default 0.8)",
+    "sample_similarity": "minimum mean cosine similarity of per-sample attributions (default 0.78)",
 }
 TOLERANCE_KEYWORDS = tuple(TOLERANCE_HELP)
 _DISABLED = ("none", "off")
@@ -40,7 +40,7 @@ class Tolerances:
     top_k_overlap: float | None = 0.2
     max_share_change: float | None = 0.075
     min_top_importance: float | None = 0.5
-    sample_similarity: float | None = 0.8
+    sample_similarity: float | None = 0.78
 
     def __post_init__(self) -> None:
         if self.rank_metric not in RANK_METRICS:
