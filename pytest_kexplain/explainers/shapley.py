@@ -12,12 +12,18 @@ draws and lowers the error at the same number of model evaluations.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from math import factorial
+from typing import TypeVar
 
 import numpy as np
 
 from pytest_kexplain.adapters.coalitions import coalition_batch_size
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, positive_int, register
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_BACKGROUND_ROWS = 100
 # Upper bound on input values (model rows x features) materialised at once for coalitions:
@@ -157,6 +163,21 @@ def mixed_paths(ranks: np.ndarray, x: np.ndarray, background: np.ndarray) -> np.
     return out.view(x.dtype)
 
 
+def prefetched(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+    """function(item) for each item, the next one computed in a thread while this one is used.
+
+    Mixing the next chunk (NumPy, GIL released) overlaps the model call on this one, which
+    hides most of the mixing time (docs/performance.md).
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(function, items[0]) if items else None
+        for index in range(len(items)):
+            result = pending.result()
+            if index + 1 < len(items):
+                pending = pool.submit(function, items[index + 1])
+            yield result
+
+
 def permutation_shapley(
     request: ExplainRequest, background: np.ndarray, pairs: int, ends: np.ndarray,
     background_outputs: np.ndarray, target_index: np.ndarray,
@@ -180,9 +201,11 @@ def permutation_shapley(
     bg = background.reshape(m, -1).astype(dtype, copy=False)
     batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
     values = np.zeros((len(request.x), d))
-    for rows in row_chunks(len(request.x), 2 * pairs * (d - 1), 1, d):
+    chunks = row_chunks(len(request.x), 2 * pairs * (d - 1), 1, d)
+    mixed_chunks = prefetched(lambda rows: mixed_paths(ranks[rows], x[rows], bg[drawn[rows]]),
+                              chunks)
+    for rows, mixed in zip(chunks, mixed_chunks):
         n_rows = rows.stop - rows.start
-        mixed = mixed_paths(ranks[rows], x[rows], bg[drawn[rows]])
         targets = np.repeat(request.target[rows], 2 * pairs * (d - 1))
         outputs = request.adapter.predict(mixed.reshape(-1, *request.sample_shape), batch_size)
         inner = outputs[np.arange(len(targets)), targets].reshape(n_rows, 2, pairs, d - 1)
