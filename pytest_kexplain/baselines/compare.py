@@ -153,8 +153,10 @@ def compare(
         ("sample_similarity", "per-sample attribution similarity (mean cosine)",
          figures.get("sample_similarity"), tolerances.sample_similarity, True),
     ]
-    details = {"min_top_importance": _lost_importance_detail(feature_names, before_importance,
-                                                             after_importance, tolerances.top_k)}
+    details: dict[str, str] = {}
+    if tolerances.min_top_importance is not None:
+        details["min_top_importance"] = _lost_importance_detail(
+            feature_names, before_importance, after_importance, tolerances.top_k)
     checks = tuple(
         MetricCheck(keyword, label, float(value), float(threshold), higher, details.get(keyword, ""))
         for keyword, label, value, threshold, higher in candidates

@@ -39,7 +39,8 @@ class ExplanationBaseline:
 
         Keywords are explain()'s (feature_names, background, target, seed, options) and the
         tolerances (rank_correlation, rank_metric, top_k, top_k_overlap, max_share_change,
-        min_top_importance, sample_similarity). Returns the comparison, or None when the baseline was rewritten.
+        min_top_importance, sample_similarity). Returns the comparison, or None when the
+        baseline was rewritten.
         """
         __tracebackhide__ = True
         stem = self._claim(name)
