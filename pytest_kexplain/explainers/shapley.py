@@ -2,12 +2,16 @@
 
 v(S) for a sample x is the mean model output over background rows b with the features in
 S taken from x and the rest from b. With d features, the exact values need 2**d coalitions.
-Past the evaluation budget, antithetic permutation sampling is used (each sampled order and
-its reverse, exact for games with at most pairwise interactions), which keeps additivity
-exact: values sum to f(x) - E[f(b)]. The sampled orders are orthogonal (Mitchell et al.,
-2022, "Sampling permutations for Shapley value estimation"): each order is the ranking of one
-of a set of orthonormal directions, which spreads the orders more evenly than independent
-draws and lowers the error at the same number of model evaluations.
+Past the budget (max_evals coalitions against the whole background, that is max_evals *
+len(background) model rows per sample), antithetic permutation sampling is used: each
+sampled order and its reverse, exact for games with at most pairwise interactions, paired
+with one background row drawn in shuffled passes over the background. That is an unbiased
+estimate of the same values (an average over b of the Shapley values of f(x_S, b_rest))
+and buys len(background) times more orders than averaging every coalition over the whole
+background; additivity stays exact: values sum to f(x) - E[f(b)]. The sampled orders are
+orthogonal (Mitchell et al., 2022, "Sampling permutations for Shapley value estimation"):
+each order is the ranking of one of a set of orthonormal directions, which spreads the
+orders more evenly than independent draws.
 """
 
 from __future__ import annotations
@@ -170,11 +174,11 @@ def prefetched(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
     hides most of the mixing time (docs/performance.md).
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(function, items[0]) if items else None
-        for index in range(len(items)):
-            result = pending.result()
-            if index + 1 < len(items):
-                pending = pool.submit(function, items[index + 1])
+        pending = [pool.submit(function, items[0])] if items else []
+        for index in range(1, len(items) + 1):
+            result = pending.pop().result()
+            if index < len(items):
+                pending.append(pool.submit(function, items[index]))
             yield result
 
 
@@ -197,8 +201,9 @@ def permutation_shapley(
     drawn = background_cycles(rng, len(request.x), pairs, m)  # an order and its reverse share b
     ranks = np.argsort(orders[:, :pairs], axis=2).astype(np.min_scalar_type(d))
     dtype = mixing_dtype(request)
-    x = request.x.reshape(len(request.x), -1).astype(dtype, copy=False)
-    bg = background.reshape(m, -1).astype(dtype, copy=False)
+    # contiguous: mixed_paths views the values as integers of the same width
+    x = np.ascontiguousarray(request.x.reshape(len(request.x), -1), dtype=dtype)
+    bg = np.ascontiguousarray(background.reshape(m, -1), dtype=dtype)
     batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
     values = np.zeros((len(request.x), d))
     chunks = row_chunks(len(request.x), 2 * pairs * (d - 1), 1, d)
