@@ -21,9 +21,13 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 
 demo: install
+	@echo "Example suite: a Keras model trained on scikit-learn's breast-cancer data, and tests"
+	@echo "of what it learned (examples/test_breast_cancer.py). The kexplain section at the end"
+	@echo "lists every explanation, and whether it was computed or reused from the cache."
 	$(PY) -m pytest examples -p no:cacheprovider --kexplain-report=reports/demo-report.md -v
 	@echo
-	@echo "Report written to reports/demo-report.md"
+	@echo "Report written to reports/demo-report.md. Next: read examples/test_breast_cancer.py,"
+	@echo "then README.md for the checks and the baseline gate (pytest --kexplain-update)."
 
 test: install
 	$(PY) -m pytest tests -n 2 --dist loadfile

@@ -83,3 +83,12 @@ def test_explanations_are_stable_under_measurement_noise(model, X, data, FEATURE
     result = assert_saliency_stable(model, X, method="integrated_gradients",
                                     background=data.x_train, feature_names=FEATURES)
     print(f"mean rank correlation under noise: {result.similarity:.3f}")
+
+
+def test_explanations_have_not_drifted(model, X, data, FEATURES, explanation_baseline):
+    """The release gate: compared with the baseline committed under explanation_baselines/.
+
+    After an intended change, `pytest examples --kexplain-update` rewrites the file; review
+    its diff like any other change.
+    """
+    explanation_baseline.assert_match(model, X, background=data.x_train, feature_names=FEATURES)

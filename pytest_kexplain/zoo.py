@@ -61,6 +61,19 @@ def mlp(n_features: int, hidden: Sequence[int] = (32, 16), seed: int = 0,
     return keras.Sequential(layers, name="mlp")
 
 
+def tanh_mlp(n_features: int, hidden: int, seed: int, output_activation: str | None = None,
+             dtype: str = "float64") -> Any:
+    """An untrained one-hidden-layer tanh MLP with seeded weights: smooth, with interactions."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((n_features,), dtype=dtype),
+        keras.layers.Dense(hidden, activation="tanh", dtype=dtype),
+        keras.layers.Dense(1, activation=output_activation, dtype=dtype),
+    ])
+
+
 def train_classifier(data: TabularData, seed: int = 0, epochs: int = 40,
                      hidden: Sequence[int] = (32, 16)) -> Any:
     """A binary MLP classifier trained with a fixed seed (a few seconds on a CPU)."""

@@ -47,14 +47,7 @@ def rows():
 @pytest.fixture(scope="session")
 def nonlinear5():
     """A 5-feature model with interactions (tanh MLP, seeded weights), float64."""
-    import keras
-
-    keras.utils.set_random_seed(7)
-    return keras.Sequential([
-        keras.Input((5,), dtype="float64"),
-        keras.layers.Dense(8, activation="tanh", dtype="float64"),
-        keras.layers.Dense(1, dtype="float64"),
-    ])
+    return zoo.tanh_mlp(5, hidden=8, seed=7)
 
 
 @pytest.fixture(scope="session")

@@ -4,21 +4,14 @@ accuracy against exact values and against shap at the same number of model rows.
 import numpy as np
 import pytest
 
-from pytest_kexplain import explain
+from pytest_kexplain import explain, zoo
 from pytest_kexplain.explainers.shapley import background_cycles, orthogonal_orders
 
 
 @pytest.fixture(scope="module")
 def tanh10():
     """A 10-feature float64 tanh MLP: interactions of every order, 2**10 coalitions exact."""
-    import keras
-
-    keras.utils.set_random_seed(21)
-    return keras.Sequential([
-        keras.Input((10,), dtype="float64"),
-        keras.layers.Dense(16, activation="tanh", dtype="float64"),
-        keras.layers.Dense(1, activation="sigmoid", dtype="float64"),
-    ])
+    return zoo.tanh_mlp(10, hidden=16, seed=21, output_activation="sigmoid")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from math import factorial
 import numpy as np
 import pytest
 
-from pytest_kexplain import explain
+from pytest_kexplain import explain, zoo
 
 
 def brute_force_shapley(predict, x, background):
@@ -64,12 +64,7 @@ def test_sampled_shap_is_close_to_brute_force_and_additive(nonlinear5, problem):
 
 def test_sampled_shap_error_shrinks_with_budget():
     """On 12 features (too many to enumerate cheaply) more evaluations mean less error."""
-    import keras
-
-    keras.utils.set_random_seed(5)
-    model = keras.Sequential([keras.Input((12,), dtype="float64"),
-                              keras.layers.Dense(16, activation="tanh", dtype="float64"),
-                              keras.layers.Dense(1, dtype="float64")])
+    model = zoo.tanh_mlp(12, hidden=16, seed=5)
     rng = np.random.default_rng(2)
     x, background = rng.normal(size=(5, 12)), rng.normal(size=(10, 12))
     exact = explain(model, x, method="shap", background=background, max_evals=2**12)

@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 
 # Elements of input (rows x sample size) per model call; bounds memory for images.
-DEFAULT_ELEMENTS_PER_BATCH = 2**21
+DEFAULT_ELEMENTS_PER_BATCH = 2**22
 MAX_ROWS_PER_BATCH = 16384
 
 
