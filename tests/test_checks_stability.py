@@ -37,6 +37,23 @@ def test_a_linear_model_is_stable_with_any_settings(linear, X, method, metric, e
     assert result.row_similarity.shape == (len(X),)
 
 
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("epsilon", [0.01, 0.1, 1.0, 5.0])
+@pytest.mark.parametrize("min_similarity", [0.8, 0.999])
+def test_a_linear_model_passes_with_any_settings_of_the_default_method(linear, X, metric,
+                                                                        epsilon, min_similarity):
+    result = assert_saliency_stable(linear, X, metric=metric, epsilon=epsilon, samples=4,
+                                    min_similarity=min_similarity)
+    assert result.explanation.method == "saliency"
+    assert result.similarity == pytest.approx(1.0)
+
+
+def test_auto_means_shap_for_a_plain_callable(X):
+    weights = np.array([1.5, -2.0, 0.5, 3.0])
+    result = assert_saliency_stable(lambda batch: batch @ weights, X, epsilon=0.01, samples=2)
+    assert result.explanation.method == "shap"
+
+
 @pytest.mark.parametrize("method", ["saliency", "smoothgrad"])
 def test_a_linear_models_gradient_does_not_move_at_all(linear, X, method):
     result = assert_saliency_stable(linear, X, method=method, epsilon=1.0, metric="cosine",
@@ -56,10 +73,17 @@ def test_a_sign_flipping_model_fails_with_the_defaults(wavy, X):
     assert len(message.splitlines()) == 10  # header, problem, caption, table head, rule, 5 rows
 
 
-@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("metric", ["spearman", "cosine"])
 def test_the_sign_flips_show_in_every_metric_of_signed_attributions(wavy, X, metric):
     with pytest.raises(CheckFailed):
         assert_saliency_stable(wavy, X, metric=metric)
+
+
+def test_top_k_sees_the_flips_where_attribution_magnitudes_move(wavy, X):
+    """top_k ranks |attributions|: blind to a gradient's sign, not to integrated gradients'."""
+    assert_saliency_stable(wavy, X, metric="top_k")  # |60 cos(30 x0)| still leads
+    with pytest.raises(CheckFailed):
+        assert_saliency_stable(wavy, X, metric="top_k", method="integrated_gradients")
 
 
 def test_a_max_sensitivity_bound_is_checked(linear, X):
@@ -93,7 +117,8 @@ def test_a_single_row_takes_its_spread_from_the_background(linear, X):
 
 def test_a_multi_output_model_keeps_each_rows_predicted_class(classifier3):
     X = np.random.default_rng(1).normal(size=(6, 4))
-    result = assert_saliency_stable(classifier3, X, target="predicted", steps=16,
+    result = assert_saliency_stable(classifier3, X, target="predicted",
+                                    method="integrated_gradients", steps=16,
                                     min_similarity=-1.0, samples=2)
     assert result.noisy_explanation.output_name == "per-sample target"
 

@@ -71,6 +71,20 @@ def _relative_changes(base: np.ndarray, noisy: np.ndarray) -> np.ndarray:
     return np.linalg.norm(noisy - base, axis=-1) / np.maximum(norms, floor)
 
 
+def _with_stability_method(model: Any, explain_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Resolve method='auto' to the gradient map for a Keras model (SHAP for a callable).
+
+    The check is about saliency: a gradient map is constant for a linear model under any
+    noise, while attributions that multiply by (x - reference) move with the input itself.
+    """
+    if with_defaults(explain_kwargs).get("method", "auto") != "auto":
+        return explain_kwargs
+    from pytest_kexplain.api import get_adapter
+
+    differentiable = get_adapter(model)[1].differentiable
+    return {**explain_kwargs, "method": "saliency" if differentiable else "shap"}
+
+
 def assert_saliency_stable(
     model: Any, X: Any, *, epsilon: float = 0.05, samples: int = 8, min_similarity: float = 0.8,
     metric: str = "spearman", k: int | None = None, max_sensitivity: float | None = None,
@@ -87,6 +101,7 @@ def assert_saliency_stable(
                                   low=0.0 if metric == "top_k" else -1.0, high=1.0)
     if max_sensitivity is not None:
         max_sensitivity = check_number("max_sensitivity", max_sensitivity, low=0.0)
+    explain_kwargs = _with_stability_method(model, explain_kwargs)
     explanation = explain_for_check(model, X, explain_kwargs)
     x, n = explanation.data, explanation.n_samples
     n_features = explanation.flat_values.shape[1]
