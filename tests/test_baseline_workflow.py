@@ -100,16 +100,23 @@ def test_update_writes_and_lists_the_files_then_the_gate_passes(project):
     run(project).assert_outcomes(passed=3)
 
 
-def test_retrain_passes_and_a_changed_model_fails_with_the_table(project, monkeypatch):
-    run(project, "--kexplain-update", "test_credit.py::test_no_drift").assert_outcomes(passed=1)
-    saved = baseline_bytes(project)
+def gate_a_retrain_then_a_model_that_ignores_income(pytester, monkeypatch):
+    """Write the baseline, check that a retrain passes, then gate the changed model.
 
+    Returns the changed model's run and the baseline's bytes as the update wrote them.
+    """
+    run(pytester, "--kexplain-update", "test_credit.py::test_no_drift").assert_outcomes(passed=1)
+    written = baseline_bytes(pytester)
     monkeypatch.setenv("MODEL_SEED", "1")
-    run(project, "test_credit.py::test_no_drift").assert_outcomes(passed=1)
-
+    run(pytester, "test_credit.py::test_no_drift").assert_outcomes(passed=1)
     monkeypatch.setenv("MODEL_VARIANT", "income_ignored")
-    result = run(project, "test_credit.py::test_no_drift")
+    result = run(pytester, "test_credit.py::test_no_drift")
     result.assert_outcomes(failed=1)
+    return result, written
+
+
+def test_retrain_passes_and_a_changed_model_fails_with_the_table(project, monkeypatch):
+    result, saved = gate_a_retrain_then_a_model_that_ignores_income(project, monkeypatch)
     result.stdout.fnmatch_lines([
         "*AssertionError: explanation drifted from the baseline "
         "explanation_baselines/test_credit.test_no_drift.json",
@@ -127,13 +134,7 @@ def test_a_retrain_without_the_top_features_signal_fails_on_its_lost_importance(
     project.makeini("[pytest]\n" + "".join(
         f"kexplain_{keyword} = off\n"
         for keyword in ("rank_correlation", "top_k_overlap", "max_share_change", "sample_similarity")))
-    run(project, "--kexplain-update", "test_credit.py::test_no_drift").assert_outcomes(passed=1)
-    monkeypatch.setenv("MODEL_SEED", "1")
-    run(project, "test_credit.py::test_no_drift").assert_outcomes(passed=1)
-
-    monkeypatch.setenv("MODEL_VARIANT", "income_ignored")
-    result = run(project, "test_credit.py::test_no_drift")
-    result.assert_outcomes(failed=1)
+    result, _ = gate_a_retrain_then_a_model_that_ignores_income(project, monkeypatch)
     result.stdout.fnmatch_lines([
         "*explanation drifted from the baseline explanation_baselines/test_credit.test_no_drift.json",
         "*FAILED importance of the weakest baseline top-2 feature relative to an average feature "
