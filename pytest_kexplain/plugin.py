@@ -23,6 +23,7 @@ from pytest_kexplain.report import BaselineRecord, CheckRecord, RunReport
 REPORT_KEY = pytest.StashKey[RunReport]()
 ITEM_EVENTS_KEY = pytest.StashKey[list]()
 ITEM_BASELINES_KEY = pytest.StashKey[list]()
+INI_DEFAULTS_KEY = pytest.StashKey[dict]()
 COLLECTED_OUTPUT_KEY = "kexplain_collected"  # xdist workeroutput: module -> test file stems
 
 MARKER_HELP = (
@@ -61,7 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("kexplain_prune") and not config.getoption("kexplain_update"):
         raise pytest.UsageError("--kexplain-prune deletes unused baselines only together with "
                                 "--kexplain-update: pytest --kexplain-update --kexplain-prune")
-    ini_defaults(config)  # a bad ini value fails the run at start-up
+    # Read and validated once: a bad ini value fails the run at start-up.
+    config.stash[INI_DEFAULTS_KEY] = ini_defaults(config)
     disk_cache.install(explanation_cache_dir(config))
     config.add_cleanup(disk_cache.uninstall)
     recorder = RunRecorder(config)
@@ -95,7 +97,7 @@ def ini_defaults(config: pytest.Config) -> dict[str, Any]:
 
 def item_defaults(item: pytest.Item) -> dict[str, Any]:
     """Ini defaults overlaid with the closest `kexplain` marker's keywords."""
-    defaults = ini_defaults(item.config)
+    defaults = dict(item.config.stash[INI_DEFAULTS_KEY])
     for marker in reversed(list(item.iter_markers("kexplain"))):  # closest marker wins
         if marker.args:
             raise pytest.UsageError(
