@@ -41,7 +41,7 @@ def _load_cached(path: str | os.PathLike[str]) -> Any:
     return _LOADED_FILES[key]
 
 
-def get_adapter(model: Any, batch_size: int | None = None) -> tuple[Any, ModelAdapter]:
+def get_adapter(model: Any) -> tuple[Any, ModelAdapter]:
     """The (possibly loaded) model object and a reusable adapter for it."""
     if isinstance(model, (str, os.PathLike)):
         model = _load_cached(model)

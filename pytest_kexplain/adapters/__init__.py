@@ -26,7 +26,7 @@ def load_keras_file(path: str | os.PathLike[str]) -> Any:
         raise KexplainError(f"could not load the Keras model from {path!r}: {exc}") from exc
 
 
-def adapt_model(model: Any, batch_size: int | None = None) -> ModelAdapter:
+def adapt_model(model: Any) -> ModelAdapter:
     """Wrap a Keras model, a `.keras` path or a plain callable in a ModelAdapter."""
     from pytest_kexplain.adapters.callable_adapter import CallableAdapter
     from pytest_kexplain.adapters.keras_adapter import KerasAdapter, is_keras_model
@@ -34,9 +34,9 @@ def adapt_model(model: Any, batch_size: int | None = None) -> ModelAdapter:
     if isinstance(model, (str, os.PathLike)):
         model = load_keras_file(model)
     if is_keras_model(model):
-        return KerasAdapter(model, batch_size=batch_size)
+        return KerasAdapter(model)
     if callable(model):
-        return CallableAdapter(model, batch_size=batch_size)
+        return CallableAdapter(model)
     raise KexplainError(
         f"cannot explain an object of type {type(model).__name__}: pass a Keras model, a path "
         "to a .keras file, or a callable mapping a batch of inputs to outputs."

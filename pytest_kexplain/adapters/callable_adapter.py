@@ -17,14 +17,13 @@ class CallableAdapter:
 
     differentiable = False
 
-    def __init__(self, function: Callable[[np.ndarray], Any], batch_size: int | None = None):
+    def __init__(self, function: Callable[[np.ndarray], Any]):
         self._function = function
-        self._batch_size = batch_size
         self.description = getattr(function, "__qualname__", type(function).__name__)
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Outputs of the function, called in batches."""
-        size = batch_size or self._batch_size or default_batch_size(tuple(x.shape[1:]))
+        size = batch_size or default_batch_size(tuple(x.shape[1:]))
         chunks = [as_output_matrix(self._function(x[part]), part.stop - part.start)
                   for part in batches(len(x), size)]
         return np.concatenate(chunks, axis=0)

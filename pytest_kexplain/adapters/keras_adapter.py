@@ -61,12 +61,11 @@ class KerasAdapter:
 
     differentiable = True
 
-    def __init__(self, model: Any, batch_size: int | None = None):
+    def __init__(self, model: Any):
         import keras
 
         self.model = model
         self.backend = keras.backend.backend()
-        self._batch_size = batch_size
         self.dtype = _input_dtype(model)
         self.description = f"Keras model {getattr(model, 'name', type(model).__name__)!r}"
         self._functions: dict[tuple[int, ...], GradientFunctions] = {}
@@ -120,7 +119,7 @@ class KerasAdapter:
 
     def batch_size_for(self, sample_shape: tuple[int, ...], batch_size: int | None) -> int:
         """The rows per model call to use."""
-        return int(batch_size or self._batch_size or default_batch_size(sample_shape))
+        return int(batch_size or default_batch_size(sample_shape))
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Model outputs, float64 (n, n_outputs), computed in compiled batches."""
@@ -160,7 +159,7 @@ class KerasAdapter:
         function = self._masked_outputs_for(sample_shape)
         if function is None:
             return None
-        rows_per_call = int(batch_size or self._batch_size or coalition_batch_size(sample_shape))
+        rows_per_call = int(batch_size or coalition_batch_size(sample_shape))
         pairs_per_call = max(1, rows_per_call // len(background))
         flat_x = np.asarray(x, dtype=self.dtype).reshape(len(x), -1)
         flat_background = np.asarray(background, dtype=self.dtype).reshape(len(background), -1)
