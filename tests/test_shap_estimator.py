@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 from pytest_kexplain import explain, zoo
-from pytest_kexplain.explainers.shapley import background_cycles, orthogonal_orders
+from pytest_kexplain.explainers.shapley import (
+    background_cycles,
+    path_contributions,
+    random_ranks,
+)
 
 
 @pytest.fixture(scope="module")
@@ -20,20 +24,43 @@ def data10():
     return rng.normal(size=(30, 10)) * 1.5, rng.normal(size=(20, 10))
 
 
-def test_orders_are_permutations_with_their_reverses():
-    orders = orthogonal_orders(np.random.default_rng(0), n_rows=3, d=7, pairs=9)
-    assert orders.shape == (3, 18, 7)
-    assert (np.sort(orders, axis=2) == np.arange(7)).all()
-    np.testing.assert_array_equal(orders[:, 9:], orders[:, :9, ::-1])
-    again = orthogonal_orders(np.random.default_rng(0), n_rows=3, d=7, pairs=9)
-    np.testing.assert_array_equal(orders, again)
+def test_ranks_are_permutations_drawn_the_same_in_chunks():
+    ranks = random_ranks(np.random.default_rng(0), n_rows=3, pairs=9, d=7)
+    assert ranks.shape == (3, 9, 7)
+    assert (np.sort(ranks, axis=2) == np.arange(7)).all()
+    rng = np.random.default_rng(0)
+    chunked = np.concatenate([random_ranks(rng, 1, 9, 7), random_ranks(rng, 2, 9, 7)])
+    np.testing.assert_array_equal(ranks, chunked)
 
 
-def test_orders_within_a_group_are_distinct():
-    """Orthogonal directions never rank the features the same way."""
-    orders = orthogonal_orders(np.random.default_rng(1), n_rows=50, d=12, pairs=11)
-    for row in orders[:, :11]:
-        assert len({tuple(order) for order in row}) == 11
+def test_ranks_cover_every_order_uniformly():
+    """All 6 orders of 3 features are about equally frequent (a biased sampler fails)."""
+    ranks = random_ranks(np.random.default_rng(2), n_rows=1, pairs=60_000, d=3)[0]
+    codes = ranks @ np.array([9, 3, 1])
+    counts = np.unique(codes, return_counts=True)[1]
+    assert len(counts) == 6
+    assert np.all(np.abs(counts / 10_000 - 1) < 0.05)
+
+
+def test_path_contributions_telescope_along_each_order():
+    """Against an explicit walk along one order and its reverse, feature by feature."""
+    rng = np.random.default_rng(3)
+    d, pairs = 5, 4
+    ranks = random_ranks(rng, 1, pairs, d)
+    inner, start, end = rng.normal(size=(1, 2, pairs, d - 1)), rng.normal(size=(1, pairs)), \
+        rng.normal(size=1)
+    expected = np.zeros(d)
+    for p in range(pairs):
+        order = np.argsort(ranks[0, p])
+        forward = [start[0, p], *inner[0, 0, p], end[0]]  # by number of features from x
+        # the reverse order's first s features are the complement of the forward first d - s
+        reverse = [start[0, p], *inner[0, 1, p, ::-1], end[0]]
+        for position, feature in enumerate(order):
+            expected[feature] += forward[position + 1] - forward[position]
+        for position, feature in enumerate(order[::-1]):
+            expected[feature] += reverse[position + 1] - reverse[position]
+    np.testing.assert_allclose(path_contributions(inner, start, end, ranks)[0], expected,
+                               atol=1e-12)
 
 
 def test_background_rows_are_drawn_equally_often():

@@ -7,7 +7,7 @@ import numpy as np
 # Forward-only calls on mixed inputs keep no activations for a backward pass, so they can be
 # larger than gradient batches; throughput on small tabular models keeps rising up to a few
 # hundred thousand rows per call (see docs/performance.md).
-COALITION_ELEMENTS_PER_BATCH = 2**22
+COALITION_ELEMENTS_PER_BATCH = 2**23
 MAX_COALITION_ROWS_PER_BATCH = 2**18
 
 

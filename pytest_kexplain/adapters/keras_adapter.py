@@ -69,7 +69,9 @@ class KerasAdapter:
         self.dtype = _input_dtype(model)
         self.description = f"Keras model {getattr(model, 'name', type(model).__name__)!r}"
         self._functions: dict[tuple[int, ...], GradientFunctions] = {}
-        self._masked: dict[tuple[int, ...], Any] = {}
+        # (builder name, sample shape) -> compiled coalition function, or None when the
+        # backend module has no such builder
+        self._coalition_functions: dict[tuple[str, tuple[int, ...]], Any] = {}
 
     # -- shape checks -------------------------------------------------------------------
     def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
@@ -156,7 +158,7 @@ class KerasAdapter:
         (the caller then mixes in NumPy).
         """
         sample_shape = tuple(background.shape[1:])
-        function = self._masked_outputs_for(sample_shape)
+        function = self._coalition_function("build_masked_outputs", sample_shape)
         if function is None:
             return None
         rows_per_call = int(batch_size or coalition_batch_size(sample_shape))
@@ -170,13 +172,43 @@ class KerasAdapter:
             out[part] = function(flat_x[part], masks[part], flat_background, target[part])
         return out
 
-    def _masked_outputs_for(self, sample_shape: tuple[int, ...]) -> Any:
-        if sample_shape not in self._masked:
+    def mixes_paths_in_graph(self, sample_shape: tuple[int, ...]) -> bool:
+        """Whether path_outputs can mix permutation paths inside the compiled call."""
+        return self._coalition_function("build_path_outputs", sample_shape) is not None
+
+    def path_outputs(
+        self, ranks: np.ndarray, x: np.ndarray, background: np.ndarray, target: np.ndarray,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Outputs (P, 2, d - 1) along P permutation paths, the coalitions mixed in the graph.
+
+        ranks (P, d) is each feature's position in path p's order; x and background are
+        (P, *sample_shape), one sample and one background row per path. [:, 0, k] is the
+        output with the first k + 1 features of the order from x and the rest from the
+        background row, [:, 1, k] its complement. Only where mixes_paths_in_graph says so.
+        """
+        sample_shape = tuple(x.shape[1:])
+        function = self._coalition_function("build_path_outputs", sample_shape)
+        d = int(np.prod(sample_shape))
+        rows_per_call = int(batch_size or coalition_batch_size(sample_shape))
+        paths_per_call = max(1, rows_per_call // (2 * (d - 1)))
+        flat_x = np.asarray(x, dtype=self.dtype).reshape(len(x), d)
+        flat_background = np.asarray(background, dtype=self.dtype).reshape(len(x), d)
+        ranks = np.asarray(ranks, dtype=np.int32)
+        target = np.asarray(target, dtype=np.int32)
+        out = np.empty((len(flat_x), 2 * (d - 1)), dtype=np.float64)
+        for part in batches(len(flat_x), paths_per_call):
+            out[part] = function(ranks[part], flat_x[part], flat_background[part], target[part])
+        return out.reshape(len(flat_x), 2, d - 1)
+
+    def _coalition_function(self, builder: str, sample_shape: tuple[int, ...]) -> Any:
+        key = (builder, sample_shape)
+        if key not in self._coalition_functions:
             self._functions_for(sample_shape)  # builds the model and checks its outputs
             backend = importlib.import_module(_BACKEND_MODULES[self.backend])
-            build = getattr(backend, "build_masked_outputs", None)
-            self._masked[sample_shape] = build and build(self.model, sample_shape, self.dtype)
-        return self._masked[sample_shape]
+            build = getattr(backend, builder, None)
+            self._coalition_functions[key] = build and build(self.model, sample_shape, self.dtype)
+        return self._coalition_functions[key]
 
     # -- identity ------------------------------------------------------------------------
     def fingerprint(self) -> str:

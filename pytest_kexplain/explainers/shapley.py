@@ -8,16 +8,16 @@ sampled order and its reverse, exact for games with at most pairwise interaction
 with one background row drawn in shuffled passes over the background. That is an unbiased
 estimate of the same values (an average over b of the Shapley values of f(x_S, b_rest))
 and buys len(background) times more orders than averaging every coalition over the whole
-background; additivity stays exact: values sum to f(x) - E[f(b)]. The sampled orders are
-orthogonal (Mitchell et al., 2022, "Sampling permutations for Shapley value estimation"):
-each order is the ranking of one of a set of orthonormal directions, which spreads the
-orders more evenly than independent draws.
+background; additivity stays exact: values sum to f(x) - E[f(b)]. Orders are drawn
+independently and uniformly; where the adapter can, a path's coalitions are mixed inside the
+compiled model call, so only the order, the sample and the background row cross into it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from math import factorial
 from typing import TypeVar
 
@@ -119,20 +119,14 @@ def exact_shapley(request: ExplainRequest, background: np.ndarray) -> np.ndarray
     return values
 
 
-def orthogonal_orders(rng: np.random.Generator, n_rows: int, d: int, pairs: int) -> np.ndarray:
-    """Per row, `pairs` feature orders and their reverses: (n_rows, 2 * pairs, d).
+def random_ranks(rng: np.random.Generator, n_rows: int, pairs: int, d: int) -> np.ndarray:
+    """Per row, `pairs` uniformly random feature orders as ranks: (n_rows, pairs, d).
 
-    Orders are the rankings of random orthonormal directions orthogonal to (1, ..., 1), in
-    groups of up to d - 1; reversing an order is ranking the opposite direction.
+    ranks[i, p, j] is feature j's position in order p; the reverse order puts it at
+    d - 1 - ranks[i, p, j]. Draws fill row by row, so drawing rows in chunks gives the
+    same ranks as drawing them at once.
     """
-    group = min(pairs, d - 1)
-    groups = -(-pairs // group)
-    gaussian = rng.standard_normal((n_rows, groups, d, group))
-    gaussian -= gaussian.mean(axis=2, keepdims=True)  # orthogonal to the all-ones direction
-    directions, _ = np.linalg.qr(gaussian)
-    directions = np.swapaxes(directions, 2, 3).reshape(n_rows, groups * group, d)[:, :pairs]
-    orders = np.argsort(directions, axis=2)
-    return np.concatenate([orders, orders[:, :, ::-1]], axis=1)
+    return np.argsort(rng.random((n_rows, pairs, d)), axis=2).astype(np.min_scalar_type(d))
 
 
 def background_cycles(rng: np.random.Generator, n_rows: int, pairs: int, m: int) -> np.ndarray:
@@ -170,8 +164,9 @@ def mixed_paths(ranks: np.ndarray, x: np.ndarray, background: np.ndarray) -> np.
 def prefetched(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
     """function(item) for each item, the next one computed in a thread while this one is used.
 
-    Mixing the next chunk (NumPy, GIL released) overlaps the model call on this one, which
-    hides most of the mixing time (docs/performance.md).
+    Drawing the next chunk's orders (and mixing its inputs when that is done in NumPy; both
+    release the GIL) overlaps the model call on this one (docs/performance.md). Items are
+    processed one at a time, in order.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = [pool.submit(function, items[0])] if items else []
@@ -180,6 +175,59 @@ def prefetched(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
             if index < len(items):
                 pending.append(pool.submit(function, items[index]))
             yield result
+
+
+@dataclass(frozen=True)
+class PathChunk:
+    """The sampled paths of one chunk of rows: feature orders and background rows."""
+
+    rows: slice
+    ranks: np.ndarray  # (n_rows, pairs, d): each feature's position in the forward orders
+    drawn: np.ndarray  # (n_rows, pairs): the background row of each pair of paths
+    mixed: np.ndarray | None  # the paths' inputs (mixed_paths), None when mixed in the graph
+
+
+def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
+                 background: np.ndarray) -> np.ndarray:
+    """Model outputs along every path of the chunk: (n_rows, 2, pairs, d - 1).
+
+    [:, 0, p, k] has the first k + 1 features of order p from x and the rest from its
+    background row; [:, 1, p, k] is the complement. Mixed inside the compiled model call
+    unless the chunk carries inputs mixed in NumPy.
+    """
+    n_rows, pairs, d = chunk.ranks.shape
+    targets = request.target[chunk.rows]
+    if chunk.mixed is None:
+        outputs = request.adapter.path_outputs(
+            chunk.ranks.reshape(n_rows * pairs, d),
+            np.repeat(x[chunk.rows], pairs, axis=0).reshape(-1, *request.sample_shape),
+            background[chunk.drawn].reshape(-1, *request.sample_shape),
+            np.repeat(targets, pairs), batch_size=request.batch_size)
+        return outputs.reshape(n_rows, pairs, 2, d - 1).transpose(0, 2, 1, 3)
+    batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
+    outputs = request.adapter.predict(chunk.mixed.reshape(-1, *request.sample_shape), batch_size)
+    selected = outputs[np.arange(len(outputs)), np.repeat(targets, 2 * pairs * (d - 1))]
+    return selected.reshape(n_rows, 2, pairs, d - 1)
+
+
+def path_contributions(inner: np.ndarray, start: np.ndarray, end: np.ndarray,
+                       ranks: np.ndarray) -> np.ndarray:
+    """Each feature's marginal contribution summed over the paths: (n_rows, d).
+
+    inner (n_rows, 2, pairs, d - 1) are the outputs along the paths (path_outputs), start
+    (n_rows, pairs) f(b) of each pair's background row, end (n_rows,) f(x). A feature's
+    contribution on a path is the change in output when it joins the coalition.
+    """
+    n_rows, _, pairs, _ = inner.shape
+    start, end = start[:, :, None], np.broadcast_to(end[:, None, None], (n_rows, pairs, 1))
+    # With t features of the forward order from x: forward[t], and reverse[t] for the
+    # complement (the reverse order's first d - t). Feature j at forward rank r adds
+    # forward[r + 1] - forward[r] on the forward path and reverse[r] - reverse[r + 1] on
+    # the reverse one: together a step of forward - reverse.
+    forward_minus_reverse = (np.concatenate([start, inner[:, 0], end], axis=2)
+                             - np.concatenate([end, inner[:, 1], start], axis=2))
+    steps = np.diff(forward_minus_reverse, axis=2)
+    return np.take_along_axis(steps, ranks, axis=2).sum(axis=1)
 
 
 def permutation_shapley(
@@ -195,33 +243,29 @@ def permutation_shapley(
     is a multiple of m, and a zero-mean correction shared equally by the features keeps
     additivity exact otherwise.
     """
-    d, m = request.n_features, len(background)
-    rng = request.rng()
-    orders = orthogonal_orders(rng, len(request.x), d, pairs)  # (n, 2 * pairs, d)
-    drawn = background_cycles(rng, len(request.x), pairs, m)  # an order and its reverse share b
-    ranks = np.argsort(orders[:, :pairs], axis=2).astype(np.min_scalar_type(d))
+    n, d, m = len(request.x), request.n_features, len(background)
+    order_rng, background_rng = request.rng().spawn(2)
+    drawn = background_cycles(background_rng, n, pairs, m)  # an order and its reverse share b
     dtype = mixing_dtype(request)
     # contiguous: mixed_paths views the values as integers of the same width
-    x = np.ascontiguousarray(request.x.reshape(len(request.x), -1), dtype=dtype)
+    x = np.ascontiguousarray(request.x.reshape(n, -1), dtype=dtype)
     bg = np.ascontiguousarray(background.reshape(m, -1), dtype=dtype)
-    batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
-    values = np.zeros((len(request.x), d))
-    chunks = row_chunks(len(request.x), 2 * pairs * (d - 1), 1, d)
-    mixed_chunks = prefetched(lambda rows: mixed_paths(ranks[rows], x[rows], bg[drawn[rows]]),
-                              chunks)
-    for rows, mixed in zip(chunks, mixed_chunks):
-        n_rows = rows.stop - rows.start
-        targets = np.repeat(request.target[rows], 2 * pairs * (d - 1))
-        outputs = request.adapter.predict(mixed.reshape(-1, *request.sample_shape), batch_size)
-        inner = outputs[np.arange(len(targets)), targets].reshape(n_rows, 2, pairs, d - 1)
-        inner = np.concatenate([inner[:, 0], inner[:, 1, :, ::-1]], axis=1)  # reverse: by size
-        start = background_outputs[target_index[rows, None], np.tile(drawn[rows], 2)]  # f(b)
-        path = np.concatenate(
-            [start[:, :, None], inner, np.repeat(ends[rows, None, 1:], 2 * pairs, 1)], axis=2
-        )  # (rows, orders, d+1): v along each order, from f(b) to f(x)
-        contributions = np.zeros((n_rows, 2 * pairs, d))
-        np.put_along_axis(contributions, orders[rows], np.diff(path, axis=2), axis=2)
-        estimate = contributions.mean(axis=1)
+
+    mixes_in_graph = getattr(request.adapter, "mixes_paths_in_graph", None)
+    in_graph = bool(mixes_in_graph and mixes_in_graph(request.sample_shape))
+
+    def sampled_paths(rows: slice) -> PathChunk:
+        # Called for one chunk at a time, in row order: the draws do not depend on chunking.
+        ranks = random_ranks(order_rng, rows.stop - rows.start, pairs, d)
+        mixed = None if in_graph else mixed_paths(ranks, x[rows], bg[drawn[rows]])
+        return PathChunk(rows, ranks, drawn[rows], mixed)
+
+    values = np.zeros((n, d))
+    for chunk in prefetched(sampled_paths, row_chunks(n, 2 * pairs * (d - 1), 1, d)):
+        rows = chunk.rows
+        start = background_outputs[target_index[rows, None], chunk.drawn]  # f(b)
+        estimate = path_contributions(path_outputs(request, chunk, x, bg), start,
+                                      ends[rows, 1], chunk.ranks) / (2 * pairs)
         gap = (ends[rows, 1] - ends[rows, 0]) - estimate.sum(axis=1)
         values[rows] = estimate + gap[:, None] / d
     return values
@@ -229,7 +273,7 @@ def permutation_shapley(
 
 @register(
     "shap",
-    defaults={"max_evals": 128},
+    defaults={"max_evals": 96},
     requires_gradient=False,
     summary="interventional Shapley values against the background (exact or sampled)",
 )
