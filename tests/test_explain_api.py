@@ -154,6 +154,21 @@ def test_changed_weights_are_explained_again(rows):
     assert not np.allclose(before.values, after.values)
 
 
+def test_an_added_layer_is_explained_again(rows):
+    """The architecture part of the cache key is re-read when the layers change."""
+    import keras
+
+    model = keras.Sequential([keras.Input((5,), dtype="float64"),
+                              keras.layers.Dense(1, dtype="float64", kernel_initializer="ones")])
+    before = explain(model, rows[0], method="saliency")
+    model.add(keras.layers.Dense(1, dtype="float64", kernel_initializer="ones",
+                                 bias_initializer="zeros"))
+    model.add(keras.layers.Rescaling(3.0, dtype="float64"))
+    after = explain(model, rows[0], method="saliency")
+    np.testing.assert_allclose(before.values, 1.0)
+    np.testing.assert_allclose(after.values, 3.0)
+
+
 def test_explanations_identical_across_processes(tmp_path):
     """Same model and data in two fresh processes: the same bytes."""
     script = tmp_path / "run.py"

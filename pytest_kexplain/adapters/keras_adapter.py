@@ -72,6 +72,8 @@ class KerasAdapter:
         # (builder name, sample shape) -> compiled coalition function, or None when the
         # backend module has no such builder
         self._coalition_functions: dict[tuple[str, tuple[int, ...]], Any] = {}
+        self._compiled_structure: tuple[Any, ...] | None = None  # what _functions were traced for
+        self._architecture: tuple[tuple[Any, ...], bytes] | None = None
 
     # -- shape checks -------------------------------------------------------------------
     def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
@@ -91,7 +93,17 @@ class KerasAdapter:
             )
 
     # -- compiled functions --------------------------------------------------------------
+    def _drop_stale_functions(self) -> None:
+        # Traced functions call the layers the model had when traced: a layer added since
+        # (Sequential.add) would be silently left out.
+        structure = model_structure(self.model)
+        if structure != self._compiled_structure:
+            self._functions.clear()
+            self._coalition_functions.clear()
+            self._compiled_structure = structure
+
     def _functions_for(self, sample_shape: tuple[int, ...]) -> GradientFunctions:
+        self._drop_stale_functions()
         functions = self._functions.get(sample_shape)
         if functions is None:
             module_name = _BACKEND_MODULES.get(self.backend)
@@ -203,8 +215,8 @@ class KerasAdapter:
 
     def _coalition_function(self, builder: str, sample_shape: tuple[int, ...]) -> Any:
         key = (builder, sample_shape)
+        self._functions_for(sample_shape)  # builds the model, checks its outputs, drops stale
         if key not in self._coalition_functions:
-            self._functions_for(sample_shape)  # builds the model and checks its outputs
             backend = importlib.import_module(_BACKEND_MODULES[self.backend])
             build = getattr(backend, builder, None)
             self._coalition_functions[key] = build and build(self.model, sample_shape, self.dtype)
@@ -212,20 +224,41 @@ class KerasAdapter:
 
     # -- identity ------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """Digest of the architecture and current weights (recomputed: weights may change)."""
-        return model_fingerprint(self.model)
+        """Digest of the architecture and current weights (the weights are read every call)."""
+        structure = model_structure(self.model)
+        if self._architecture is None or self._architecture[0] != structure:
+            # Serialising the configuration is most of a cache hit's cost, so it is redone
+            # only when the layers or the weights' names and shapes change.
+            self._architecture = (structure, architecture_bytes(self.model))
+        return weights_digest(self.model, self._architecture[1])
 
 
-def model_fingerprint(model: Any) -> str:
-    """Digest of a Keras model's class, configuration and weights."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(type(model).__qualname__.encode())
+def model_structure(model: Any) -> tuple[Any, ...]:
+    """The model's layer objects and weight names and shapes: cheap to read and compare."""
+    return (tuple(id(layer) for layer in model.layers),
+            tuple((weight.path, tuple(weight.shape)) for weight in model.weights))
+
+
+def architecture_bytes(model: Any) -> bytes:
+    """The model's class and configuration, as hashed into its fingerprint."""
     try:
-        digest.update(model.to_json().encode())
+        config = model.to_json()
     except Exception:  # subclassed models may not serialise their config
-        digest.update(repr([layer.name for layer in model.layers]).encode())
+        config = repr([layer.name for layer in model.layers])
+    return type(model).__qualname__.encode() + config.encode()
+
+
+def weights_digest(model: Any, architecture: bytes) -> str:
+    """Digest of the architecture bytes and every weight's name, dtype, shape and values."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(architecture)
     for weight in model.weights:
         value = np.ascontiguousarray(weight.numpy())
         digest.update(f"{weight.path}:{value.dtype}:{value.shape}".encode())
         digest.update(value.tobytes())
     return digest.hexdigest()
+
+
+def model_fingerprint(model: Any) -> str:
+    """Digest of a Keras model's class, configuration and weights."""
+    return weights_digest(model, architecture_bytes(model))
