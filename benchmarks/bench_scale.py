@@ -69,8 +69,10 @@ def _timed(method: str, varied: str, rows: int, features: int, setting: int) -> 
 
 
 def shap_budget(features: int) -> int:
-    """The default budget: 128 coalitions against the whole background."""
-    return 128
+    """The default budget (max_evals coalitions against the whole background)."""
+    from pytest_kexplain.explainers import REGISTRY
+
+    return int(REGISTRY["shap"].defaults["max_evals"])
 
 
 def points() -> list[ScalePoint]:

@@ -18,7 +18,7 @@ from common import TargetResult, measure
 
 ROWS = 200
 BACKGROUND_ROWS = 100
-REFERENCE_MAX_EVALS = 4096  # 32x the default budget: each run has about 1/6 of its error
+REFERENCE_MAX_EVALS = 4096  # 43x the default budget: each run has about 1/6.5 of its error
 REFERENCE_SEEDS = (12345, 54321)
 THROUGHPUT_BATCHES = (4096, 16384, 65536, 131072, 262144)
 
