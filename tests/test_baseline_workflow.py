@@ -218,6 +218,43 @@ def test_interrupted_update_leaves_the_old_file_intact(project, monkeypatch):
     assert baseline_bytes(project) == saved  # no half-written file, no temporary left behind
 
 
+def test_an_update_killed_mid_write_leaves_the_old_baseline_whole(project, monkeypatch):
+    """SIGKILL after the new sidecar and the new JSON's temporary file are written, before
+    the JSON's rename: the old baseline still loads and passes; the next update cleans up."""
+    run(project, "--kexplain-update", "test_credit.py::test_no_drift")
+    saved = baseline_bytes(project)
+    project.makeconftest(USER_CONFTEST + textwrap.dedent('''
+
+        import signal
+
+        @pytest.fixture(autouse=True)
+        def killed_before_the_rename(monkeypatch):
+            real_replace = os.replace
+
+            def replace(source, target):
+                if str(target).endswith(".json"):
+                    os.kill(os.getpid(), signal.SIGKILL)
+                real_replace(source, target)
+            monkeypatch.setattr(os, "replace", replace)
+    '''))
+    monkeypatch.setenv("MODEL_SEED", "2")  # a different model: the update must rewrite
+    killed = project.runpytest_subprocess("-p", "no:cacheprovider", "--kexplain-update",
+                                          "test_credit.py::test_no_drift")
+    assert killed.ret == -9
+    after_kill = baseline_bytes(project)
+    assert {name: after_kill[name] for name in saved} == saved  # old JSON and sidecar intact
+    assert any(name.endswith(".tmp") for name in after_kill)  # the kill did land mid-update
+
+    project.makeconftest(USER_CONFTEST)
+    monkeypatch.delenv("MODEL_SEED")
+    run(project, "test_credit.py::test_no_drift").assert_outcomes(passed=1)
+    monkeypatch.setenv("MODEL_SEED", "2")
+    run(project, "--kexplain-update", "test_credit.py::test_no_drift").assert_outcomes(passed=1)
+    names = sorted(baseline_bytes(project))
+    assert not [name for name in names if name.endswith(".tmp")]
+    assert len([name for name in names if name.endswith(".npz")]) <= 1
+
+
 def test_unused_baselines_are_listed_spared_when_deselected_and_pruned(project):
     run(project, "--kexplain-update").assert_outcomes(passed=3)
     project.makepyfile(test_credit=USER_TESTS.replace("def test_subsets", "def test_parts"))

@@ -106,6 +106,9 @@ def save(directory: Path, stem: str, json_text: str, sidecar_name: str | None = 
     for stale in sidecars(directory, stem):
         if stale.name != sidecar_name:
             stale.unlink(missing_ok=True)
+    # temporary files of an update of this baseline that was killed before its rename
+    for leftover in directory.glob(f".{glob_escape(stem)}.*.tmp"):
+        leftover.unlink(missing_ok=True)
     return SaveResult(path, "updated" if existed else "written")
 
 
