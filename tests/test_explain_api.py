@@ -169,6 +169,15 @@ def test_an_added_layer_is_explained_again(rows):
     np.testing.assert_allclose(after.values, 3.0)
 
 
+def test_many_models_do_not_warn_about_retracing(rows, caplog):
+    """One trace per model is by design: TensorFlow's frequent-retracing warning is not shown."""
+    from pytest_kexplain import zoo
+
+    for seed in range(8):
+        explain(zoo.mlp(5, hidden=(4,), seed=seed), rows[0], method="saliency")
+    assert not [record for record in caplog.records if "retracing" in record.getMessage()]
+
+
 def test_explanations_identical_across_processes(tmp_path):
     """Same model and data in two fresh processes: the same bytes."""
     script = tmp_path / "run.py"

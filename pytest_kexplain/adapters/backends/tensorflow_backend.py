@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,32 @@ import tensorflow as tf
 
 from pytest_kexplain.adapters.base import GradientFunctions
 from pytest_kexplain.adapters.backends.common import no_gradient_error, single_output
+
+_OWN_FUNCTIONS = ("build_functions.<locals>", "build_masked_outputs.<locals>",
+                  "build_path_outputs.<locals>")
+
+
+class _OwnRetracingFilter(logging.Filter):
+    """Drops TensorFlow's frequent-retracing warning when it is about this module's functions.
+
+    Every model gets its own traced functions, made from the same Python code, and
+    TensorFlow counts their traces together: from the sixth model explained in a session it
+    would warn about what is one trace per model and input shape, by design.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("tf.function retracing" in message
+                    and any(name in message for name in _OWN_FUNCTIONS))
+
+
+def _install_retracing_filter() -> None:
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(existing, _OwnRetracingFilter) for existing in logger.filters):
+        logger.addFilter(_OwnRetracingFilter())
+
+
+_install_retracing_filter()
 
 
 def build_functions(
