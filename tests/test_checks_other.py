@@ -182,6 +182,57 @@ def test_an_explainer_that_ignores_the_model_fails(trained, input_echo):
     assert failure.value.result.similarity == pytest.approx(1.0)
 
 
+@pytest.fixture
+def first_layer_only():
+    """An 'explainer' that reads only the first layer's weights (each input's kernel row norm,
+    the same map for every sample): blind to the layers above it, as guided backpropagation
+    is to the top layers (Adebayo et al., 2018)."""
+
+    @register("first_layer_only", defaults={}, requires_gradient=False, summary="|W1| rows")
+    def first_layer(request):
+        norms = np.linalg.norm(request.adapter.model.layers[0].kernel.numpy(), axis=1)
+        reference = request.reference()
+        return Attribution(values=np.tile(norms, (len(request.x), 1)),
+                           base_values=request.predict_selected(
+                               np.repeat(reference[None], len(request.x), 0), request.target))
+
+    yield "first_layer_only"
+    REGISTRY.pop("first_layer_only")
+
+
+def test_cascading_randomisation_finds_an_explainer_blind_to_the_top_layers(first_layer_only):
+    """Re-initialising everything hides it; randomising from the output layer down does not."""
+    model = zoo.mlp(20, hidden=(16,), seed=3)
+    first = model.layers[0]
+    first.kernel.assign(first.kernel.numpy() * np.linspace(0.1, 3.0, 20)[:, None])  # learned
+    X = np.random.default_rng(0).normal(size=(10, 20))
+    full = assert_model_sensitive(model, X, method=first_layer_only)
+    assert full.mode == "full" and len(full.stages) == 1
+    with pytest.raises(CheckFailed, match=r"after re-initialising dense\w* only \(cascading "
+                                          r"mode\)") as failure:
+        assert_model_sensitive(model, X, method=first_layer_only, mode="cascading")
+    stages = failure.value.result.stages
+    assert [stage.layers for stage in stages] == [
+        (model.layers[-1].name,), (model.layers[0].name, model.layers[-1].name)]
+    assert stages[0].similarity == pytest.approx(1.0)
+    assert stages[1].similarity == pytest.approx(full.similarity)  # the last stage is "full"
+    assert failure.value.result.similarity == pytest.approx(1.0)
+    text = str(failure.value)
+    assert "stage  re-initialised layers" in text and "above max" in text
+
+
+def test_gradients_of_a_trained_model_depend_on_every_layer(trained):
+    model, X = trained
+    for mode in ("cascading", "independent"):
+        result = assert_model_sensitive(model, X, method="saliency", mode=mode)
+        assert len(result.stages) == 2
+        assert result.similarity == max(stage.similarity for stage in result.stages) < 0.5
+    independent = assert_model_sensitive(model, X, method="saliency", mode="independent")
+    assert [stage.layers for stage in independent.stages] == [
+        (model.layers[-1].name,), (model.layers[0].name,)]
+    assert [stage.reinitialized_weights for stage in independent.stages] == [2, 2]
+
+
 def test_randomisation_is_seeded_and_leaves_the_model_alone(trained):
     model, _ = trained
     before = [w.copy() for w in model.get_weights()]
@@ -206,3 +257,5 @@ def test_model_sensitive_usage_mistakes(trained):
         assert_model_sensitive(model, X, metric="ssim")
     with pytest.raises(KexplainError, match="max_similarity must lie in"):
         assert_model_sensitive(model, X, max_similarity=2.0)
+    with pytest.raises(KexplainError, match="'full', 'cascading', 'independent'"):
+        assert_model_sensitive(model, X, mode="layerwise")

@@ -15,14 +15,19 @@ from pytest_kexplain.assertions.ranking import (
     assert_max_importance_share,
     assert_top_features,
 )
-from pytest_kexplain.assertions.sensitivity import ModelSensitivityResult, assert_model_sensitive
+from pytest_kexplain.assertions.sensitivity import (
+    ModelSensitivityResult,
+    RandomizationStage,
+    assert_model_sensitive,
+)
 from pytest_kexplain.assertions.sign import AttributionSignResult, assert_attribution_sign
 from pytest_kexplain.assertions.stability import StabilityResult, assert_saliency_stable
 
 __all__ = [
     "AttributionSignResult", "CheckFailed", "Counterexample", "FaithfulnessResult",
     "ImportanceOrderResult", "ImportanceShareResult", "InvarianceResult",
-    "ModelSensitivityResult", "MonotonicResult", "StabilityResult", "TopFeaturesResult",
+    "ModelSensitivityResult", "MonotonicResult", "RandomizationStage", "StabilityResult",
+    "TopFeaturesResult",
     "assert_attribution_sign", "assert_faithful", "assert_importance_order", "assert_invariant",
     "assert_max_importance_share", "assert_model_sensitive", "assert_monotonic",
     "assert_saliency_stable", "assert_top_features",
