@@ -91,6 +91,13 @@ def run_checks(directory: Path) -> dict[str, Any]:
         "probabilities": np.asarray(probabilities).tolist(),
         "completeness_error": classifier.completeness_error(),
     }
+    results["shap"] = {
+        estimator: explain(directory / "mlp.keras", x, method="shap", background=background,
+                           max_evals=budget).values.tolist()
+        for estimator, budget in (("exact", 32), ("sampled", 16))}
+    results["shap_classifier"] = explain(
+        directory / "classifier.keras", x_classifier, method="shap", target="predicted",
+        background=x_classifier, max_evals=8).values.tolist()
     results["no_gradient"] = _gradient_failures(x[:4, :3])
     results["reweighted"] = _reweighted(directory / "mlp.keras", x, background)
     return results

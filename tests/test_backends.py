@@ -108,6 +108,20 @@ def test_multi_output_model_explains_the_predicted_class(results, tensorflow_res
                                atol=1e-4 * np.abs(reference).max())
 
 
+@pytest.mark.parametrize("case", ["exact", "sampled"])
+def test_shap_matches_tensorflow(results, tensorflow_results, case):
+    """The same coalitions and draws on every backend: the same values up to float32 rounding."""
+    reference = np.asarray(tensorflow_results["shap"][case])
+    np.testing.assert_allclose(results["shap"][case], reference, rtol=1e-4,
+                               atol=1e-5 * np.abs(reference).max())
+
+
+def test_sampled_shap_of_the_predicted_class_matches_tensorflow(results, tensorflow_results):
+    reference = np.asarray(tensorflow_results["shap_classifier"])
+    np.testing.assert_allclose(results["shap_classifier"], reference, rtol=1e-4,
+                               atol=1e-5 * np.abs(reference).max())
+
+
 @pytest.mark.parametrize("blocker", ["round", "stop_gradient"])
 def test_model_without_gradient_raises_with_advice(results, blocker):
     failure = results["no_gradient"][blocker]

@@ -203,7 +203,8 @@ class KerasAdapter:
         function = self._coalition_function("build_path_outputs", sample_shape)
         d = int(np.prod(sample_shape))
         rows_per_call = int(batch_size or coalition_batch_size(sample_shape))
-        paths_per_call = max(1, rows_per_call // (2 * (d - 1)))
+        # a power of two: the JAX backend pads each call's rows up to one
+        paths_per_call = 1 << max(0, (rows_per_call // (2 * (d - 1))).bit_length() - 1)
         flat_x = np.asarray(x, dtype=self.dtype).reshape(len(x), d)
         flat_background = np.asarray(background, dtype=self.dtype).reshape(len(x), d)
         ranks = np.asarray(ranks, dtype=np.int32)

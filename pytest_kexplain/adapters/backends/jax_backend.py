@@ -7,6 +7,7 @@ to a power of two so that a handful of compilations serve every chunk size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -44,6 +45,12 @@ def _output_depends_on_input(function: Any, x: np.ndarray) -> bool:
     return any(id(var) in dependent for var in jaxpr.outvars)
 
 
+def _variables(model: Any) -> tuple[list[Any], list[Any]]:
+    """The model's current trainable and non-trainable values, passed to every call."""
+    return ([v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables])
+
+
 def build_functions(
     model: Any, sample_shape: tuple[int, ...], dtype: str, description: str
 ) -> GradientFunctions:
@@ -64,16 +71,12 @@ def build_functions(
     gradient = jax.jit(jax.grad(selected_total))
     has_gradient: list[bool] = []  # filled on the first gradient call
 
-    def variables() -> tuple[list[Any], list[Any]]:
-        return ([v.value for v in model.trainable_variables],
-                [v.value for v in model.non_trainable_variables])
-
     def forward_numpy(x: np.ndarray) -> np.ndarray:
-        result = forward(*variables(), _pad_rows(x, padded_row_count(len(x))))
+        result = forward(*_variables(model), _pad_rows(x, padded_row_count(len(x))))
         return np.asarray(result)[: len(x)]
 
     def gradient_numpy(x: np.ndarray, target: np.ndarray) -> np.ndarray:
-        trainable, non_trainable = variables()
+        trainable, non_trainable = _variables(model)
         if not has_gradient:
             probe = np.zeros((1, *sample_shape), dtype=dtype)
             has_gradient.append(_output_depends_on_input(
@@ -85,3 +88,35 @@ def build_functions(
         return np.asarray(grads)[: len(x)]
 
     return GradientFunctions(forward=forward_numpy, gradient=gradient_numpy)
+
+
+def build_path_outputs(
+    model: Any, sample_shape: tuple[int, ...], dtype: str
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Compile permutation-path evaluation: build each path's coalitions inside the jit.
+
+    For P paths (a feature order given by each feature's rank, a sample and one background
+    row), the 2 * (d - 1) inner coalitions of the order and of its reverse are mixed inside
+    the compiled call, as in the TensorFlow backend.
+    """
+    size = int(np.prod(sample_shape))
+
+    def path_outputs(trainable: list[Any], non_trainable: list[Any], ranks: jax.Array,
+                     x: jax.Array, background: jax.Array, target: jax.Array) -> jax.Array:
+        inside = ranks[:, None, :] < jnp.arange(1, size)[None, :, None]  # (P, d - 1, d)
+        from_x = jnp.stack([inside, ~inside], axis=1)  # and the complements
+        mixed = jnp.where(from_x, x[:, None, None, :], background[:, None, None, :])
+        raw, _ = model.stateless_call(trainable, non_trainable,
+                                      mixed.reshape((-1, *sample_shape)), training=False)
+        per_path = single_output(raw).reshape((x.shape[0], 2 * (size - 1), -1))
+        return jnp.take_along_axis(per_path, target[:, None, None], axis=2)[:, :, 0]
+
+    compiled = jax.jit(path_outputs)
+
+    def path_outputs_numpy(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
+                           target: np.ndarray) -> np.ndarray:
+        n_rows = padded_row_count(len(x))
+        padded = [_pad_rows(array, n_rows) for array in (ranks, x, background, target)]
+        return np.asarray(compiled(*_variables(model), *padded))[: len(x)]
+
+    return path_outputs_numpy
