@@ -59,8 +59,9 @@ def test_path_contributions_telescope_along_each_order():
             expected[feature] += forward[position + 1] - forward[position]
         for position, feature in enumerate(order[::-1]):
             expected[feature] += reverse[position + 1] - reverse[position]
-    np.testing.assert_allclose(path_contributions(inner, start, end, ranks)[0], expected,
-                               atol=1e-12)
+    weights = np.full((1, pairs), 0.25)
+    np.testing.assert_allclose(path_contributions(inner, start, end, ranks, weights)[0],
+                               0.25 * expected, atol=1e-12)
 
 
 def test_background_rows_are_drawn_equally_often():

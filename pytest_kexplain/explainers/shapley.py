@@ -1,25 +1,31 @@
 """Interventional Shapley values against a background set, exact or sampled.
 
-v(S) for a sample x is the mean model output over background rows b with the features in
-S taken from x and the rest from b. With d features, the exact values need 2**d coalitions.
-Past the budget (max_evals coalitions against the whole background, that is max_evals *
-len(background) model rows per sample), antithetic permutation sampling is used: each
-sampled order and its reverse, exact for games with at most pairwise interactions, paired
-with one background row drawn in shuffled passes over the background. That is an unbiased
-estimate of the same values (an average over b of the Shapley values of f(x_S, b_rest))
-and buys len(background) times more orders than averaging every coalition over the whole
-background; additivity stays exact: values sum to f(x) - E[f(b)]. Orders are drawn
-independently and uniformly; where the adapter can, a path's coalitions are mixed inside the
-compiled model call, so only the order, the sample and the background row cross into it.
+v(S) for a sample x is the mean model output over background rows b with the players in S
+taken from x and the rest from b. A player is a set of flat feature columns masked together
+(by default each feature is its own player). With p players the exact values need 2**p
+coalitions; they are enumerated by default up to EXACT_MAX_PLAYERS players, as
+shap.Explainer does, and whenever 2**p fits an explicit max_evals.
+
+Otherwise antithetic permutation sampling is used: each sampled order and its reverse,
+exact for games with at most pairwise interactions, paired with one background row drawn in
+shuffled passes over the background, every background row at least once. That is an
+unbiased estimate of the same values (an average over b of the Shapley values of the game
+f(x_S, b_rest)) and buys len(background) times more orders than averaging every coalition
+over the whole background. Each path's marginal contributions telescope from f(b) to f(x),
+and each background row's paths are averaged first, then the background rows with equal
+weight, so the Shapley axioms hold exactly, whatever the number of orders: a feature the
+model never reads gets 0, an additive model gets its exact values, and the values sum to
+f(x) - E[f(b)]. Where the adapter can, a path's coalitions are mixed inside the compiled
+model call, so only the order, the sample and the background row cross into it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from math import factorial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -30,6 +36,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 DEFAULT_BACKGROUND_ROWS = 100
+# max_evals=None (the default): exact enumeration up to this many players (2**10 = 1,024
+# coalitions, as shap.Explainer's default), else sampling with DEFAULT_SAMPLED_EVALS.
+EXACT_MAX_PLAYERS = 10
+DEFAULT_SAMPLED_EVALS = 96
 # Upper bound on input values (model rows x features) materialised at once for coalitions:
 # 2**24 float32 values are 64 MB, and each chunk fills several large model batches.
 VALUES_PER_CHUNK = 2**24
@@ -96,7 +106,7 @@ def row_chunks(n: int, masks_per_row: int, background_rows: int, d: int) -> list
 
 
 def exact_weights(d: int) -> tuple[np.ndarray, np.ndarray]:
-    """All 2**d coalition masks and the (d, 2**d) matrix W with phi = v @ W.T."""
+    """All 2**d coalition masks of d players and the (d, 2**d) matrix W with phi = v @ W.T."""
     codes = np.arange(2**d)
     masks = ((codes[:, None] >> np.arange(d)[None, :]) & 1).astype(bool)
     sizes = masks.sum(axis=1)
@@ -109,11 +119,30 @@ def exact_weights(d: int) -> tuple[np.ndarray, np.ndarray]:
     return masks, matrix
 
 
-def exact_shapley(request: ExplainRequest, background: np.ndarray) -> np.ndarray:
-    """Exact interventional Shapley values by enumerating every coalition."""
+def single_feature_players(n_features: int) -> np.ndarray:
+    """The default players: each flat feature column is its own player."""
+    return np.arange(n_features)
+
+
+def column_masks(player_masks: np.ndarray, player_of_column: np.ndarray) -> np.ndarray:
+    """Coalitions of players (..., p) as masks over the flat feature columns (..., d)."""
+    return player_masks[..., player_of_column]
+
+
+def exact_shapley(request: ExplainRequest, background: np.ndarray,
+                  player_of_column: np.ndarray | None = None) -> np.ndarray:
+    """Exact interventional Shapley values of each player, enumerating every coalition.
+
+    player_of_column (d,) names each flat column's player (default: one per column);
+    returns (n, players).
+    """
     d = request.n_features
-    masks, matrix = exact_weights(d)
-    values = np.empty((len(request.x), d))
+    if player_of_column is None:
+        player_of_column = single_feature_players(d)
+    n_players = int(player_of_column.max()) + 1
+    player_masks, matrix = exact_weights(n_players)
+    masks = column_masks(player_masks, player_of_column)
+    values = np.empty((len(request.x), n_players))
     for rows in row_chunks(len(request.x), len(masks), len(background), d):
         values[rows] = coalition_values(request, rows, masks, background) @ matrix.T
     return values
@@ -211,12 +240,13 @@ def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
 
 
 def path_contributions(inner: np.ndarray, start: np.ndarray, end: np.ndarray,
-                       ranks: np.ndarray) -> np.ndarray:
-    """Each feature's marginal contribution summed over the paths: (n_rows, d).
+                       ranks: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each feature's marginal contributions, weighted per pair of paths and summed: (n_rows, d).
 
     inner (n_rows, 2, pairs, d - 1) are the outputs along the paths (path_outputs), start
-    (n_rows, pairs) f(b) of each pair's background row, end (n_rows,) f(x). A feature's
-    contribution on a path is the change in output when it joins the coalition.
+    (n_rows, pairs) f(b) of each pair's background row, end (n_rows,) f(x), weights
+    (n_rows, pairs) each pair's weight. A feature's contribution on a path is the change in
+    output when it joins the coalition; on every path they sum to f(x) - f(b).
     """
     n_rows, _, pairs, _ = inner.shape
     start, end = start[:, :, None], np.broadcast_to(end[:, None, None], (n_rows, pairs, 1))
@@ -227,7 +257,23 @@ def path_contributions(inner: np.ndarray, start: np.ndarray, end: np.ndarray,
     forward_minus_reverse = (np.concatenate([start, inner[:, 0], end], axis=2)
                              - np.concatenate([end, inner[:, 1], start], axis=2))
     steps = np.diff(forward_minus_reverse, axis=2)
-    return np.take_along_axis(steps, ranks, axis=2).sum(axis=1)
+    per_pair = np.take_along_axis(steps, ranks, axis=2)
+    return np.einsum("npd,np->nd", per_pair, weights)
+
+
+def stratum_weights(drawn: np.ndarray, m: int) -> np.ndarray:
+    """Weight of each pair of paths: (n_rows, pairs), 1 / (2 m c_b) for background row b.
+
+    c_b is how many pairs of the row use background row b; every background row gets the
+    same total weight 1/m, so a partial last pass over the background biases nothing and
+    the values sum exactly to f(x) minus the background mean of f.
+    """
+    n_rows, pairs = drawn.shape
+    offsets = (np.arange(n_rows) * m)[:, None]
+    counts = np.bincount((drawn + offsets).ravel(), minlength=n_rows * m).reshape(n_rows, m)
+    if counts.min() == 0:
+        raise ValueError("every background row needs at least one pair of paths")
+    return 1.0 / (2.0 * m * np.take_along_axis(counts, drawn, axis=1))
 
 
 def permutation_shapley(
@@ -238,14 +284,15 @@ def permutation_shapley(
 
     ``ends`` is (n, 2): mean f over the background and f(x) per row; background_outputs is
     (targets, m): f(b) of every background row for each explained output, and target_index
-    picks each row's. Along a path with background row b the values go from f(b) to f(x);
-    the stratified draws make the mean of f(b) exactly the background mean whenever pairs
-    is a multiple of m, and a zero-mean correction shared equally by the features keeps
-    additivity exact otherwise.
+    picks each row's. pairs >= m: every background row is used by at least one pair. Along
+    a path with background row b the values go from f(b) to f(x); each background row's
+    pairs are averaged, then the background rows with equal weight (stratum_weights), so
+    no remainder is ever spread over the features.
     """
     n, d, m = len(request.x), request.n_features, len(background)
     order_rng, background_rng = request.rng().spawn(2)
     drawn = background_cycles(background_rng, n, pairs, m)  # an order and its reverse share b
+    weights = stratum_weights(drawn, m)
     dtype = mixing_dtype(request)
     # contiguous: mixed_paths views the values as integers of the same width
     x = np.ascontiguousarray(request.x.reshape(n, -1), dtype=dtype)
@@ -264,22 +311,37 @@ def permutation_shapley(
     for chunk in prefetched(sampled_paths, row_chunks(n, 2 * pairs * (d - 1), 1, d)):
         rows = chunk.rows
         start = background_outputs[target_index[rows, None], chunk.drawn]  # f(b)
-        estimate = path_contributions(path_outputs(request, chunk, x, bg), start,
-                                      ends[rows, 1], chunk.ranks) / (2 * pairs)
-        gap = (ends[rows, 1] - ends[rows, 0]) - estimate.sum(axis=1)
-        values[rows] = estimate + gap[:, None] / d
+        values[rows] = path_contributions(path_outputs(request, chunk, x, bg), start,
+                                          ends[rows, 1], chunk.ranks, weights[rows])
     return values
+
+
+def sampled_pairs(max_evals: int, n_features: int, background_rows: int) -> int:
+    """Pairs of paths per sample for a budget of max_evals * background_rows model rows.
+
+    Each pair costs 2 * (d - 1) model rows (f(b) and f(x) are shared). At least one pair
+    per background row, which the exact axioms need: with many features that costs more
+    than the budget (2 * (d - 1) * background_rows model rows per sample).
+    """
+    budget = max_evals * background_rows // (2 * (n_features - 1))
+    return max(background_rows, budget)
+
+
+def _max_evals(options: Mapping[str, Any]) -> int | None:
+    if options["max_evals"] is None:
+        return None
+    return positive_int(options, "max_evals")
 
 
 @register(
     "shap",
-    defaults={"max_evals": 96},
+    defaults={"max_evals": None},
     requires_gradient=False,
     summary="interventional Shapley values against the background (exact or sampled)",
 )
 def shapley(request: ExplainRequest) -> Attribution:
-    """Exact Shapley values when 2**d coalitions fit in max_evals, else a sampled estimate."""
-    max_evals = positive_int(request.options, "max_evals")
+    """Exact Shapley values when affordable (see EXACT_MAX_PLAYERS), else a sampled estimate."""
+    max_evals = _max_evals(request.options)
     background = default_background(request)
     d = request.n_features
     targets = np.unique(request.target)
@@ -288,19 +350,21 @@ def shapley(request: ExplainRequest) -> Attribution:
     ])
     target_index = np.searchsorted(targets, request.target)
     base_values = outputs_by_target.mean(axis=1)[target_index]
-    if d == 1 or 2**d <= max_evals:
+    exact = d == 1 or (d <= EXACT_MAX_PLAYERS if max_evals is None else 2**d <= max_evals)
+    if exact:
         flat_values, estimator, pairs = exact_shapley(request, background), "exact", 0
+        model_rows = 2**d * len(background)
     else:
-        # The budget is max_evals * len(background) model rows per sample, as for the exact
-        # values; each pair of paths costs 2 * (d - 1) rows (f(b) and f(x) are shared).
-        pairs = max(1, max_evals * len(background) // (2 * (d - 1)))
+        budget = DEFAULT_SAMPLED_EVALS if max_evals is None else max_evals
+        pairs = sampled_pairs(budget, d, len(background))
         ends = np.stack([base_values, request.predict_selected(request.x, request.target)], 1)
         flat_values = permutation_shapley(request, background, pairs, ends,
                                           outputs_by_target, target_index)
         estimator = "permutation"
+        model_rows = 2 * pairs * (d - 1)
     return Attribution(
         values=flat_values.reshape(request.x.shape),
         base_values=base_values,
         details={"estimator": estimator, "background_rows": len(background),
-                 "sampled_orders": 2 * pairs},
+                 "sampled_orders": 2 * pairs, "model_rows_per_sample": model_rows},
     )
