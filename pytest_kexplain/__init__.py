@@ -20,6 +20,8 @@ _EXPORTS: dict[str, str] = {
     "available_methods": "pytest_kexplain.explainers",
     "KexplainError": "pytest_kexplain.errors",
     "ModelHasNoGradientError": "pytest_kexplain.errors",
+    "KexplainWarning": "pytest_kexplain.errors",
+    "IntegrationToleranceWarning": "pytest_kexplain.errors",
     "assert_top_features": "pytest_kexplain.assertions",
     "assert_importance_order": "pytest_kexplain.assertions",
     "assert_max_importance_share": "pytest_kexplain.assertions",
@@ -66,6 +68,11 @@ if TYPE_CHECKING:  # pragma: no cover
         assert_saliency_stable,
         assert_top_features,
     )
-    from pytest_kexplain.errors import KexplainError, ModelHasNoGradientError
+    from pytest_kexplain.errors import (
+        IntegrationToleranceWarning,
+        KexplainError,
+        KexplainWarning,
+        ModelHasNoGradientError,
+    )
     from pytest_kexplain.explainers import available_methods
     from pytest_kexplain.explanation import Explanation

@@ -12,3 +12,11 @@ class KexplainError(ValueError):
 
 class ModelHasNoGradientError(KexplainError):
     """The model cannot be differentiated with respect to its input."""
+
+
+class KexplainWarning(UserWarning):
+    """Something the user should know about a result that is still returned."""
+
+
+class IntegrationToleranceWarning(KexplainWarning):
+    """Integrated gradients reached max_steps with rows still over the completeness tolerance."""
