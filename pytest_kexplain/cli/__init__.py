@@ -1,0 +1,166 @@
+"""The `kexplain` command: explain a saved model, read and compare baselines, render reports.
+
+Start-up stays light: building the parser imports only the standard library, so
+`kexplain --help` loads no framework. Each subcommand's module is imported when it runs.
+Exit codes: 0 success, 1 drift found by `kexplain diff`, 2 a usage or input error (reported
+as one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from pytest_kexplain.baselines.tolerances import TOLERANCE_HELP
+
+__all__ = ["EXIT_DRIFT", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_USAGE = 2
+
+#: subcommand -> module that implements it (imported only when the subcommand runs)
+COMMANDS = {
+    "explain": "pytest_kexplain.cli.explain",
+    "show": "pytest_kexplain.cli.show",
+    "diff": "pytest_kexplain.cli.diff",
+    "report": "pytest_kexplain.cli.report",
+}
+
+
+class CliError(Exception):
+    """A usage or input mistake on the command line: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a mistake as one line (and the --help hint), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (standard library only)."""
+    from pytest_kexplain import __version__
+
+    parser = _Parser(
+        prog="kexplain",
+        description="Explain saved Keras models and review explanation baselines outside pytest.",
+        epilog="Exit codes: 0 ok, 1 drift (diff), 2 usage or input error.",
+    )
+    parser.add_argument("--version", action="version", version=f"pytest-kexplain {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    explain = commands.add_parser(
+        "explain", help="explain a saved model on a data file and print the importance table",
+        description="Explain a .keras model on the rows of a .csv, .parquet, .npy or .npz file "
+                    "and print each feature's global importance (mean absolute attribution).")
+    explain.add_argument("model", metavar="MODEL", help="a Keras model saved as a .keras file")
+    explain.add_argument("data", metavar="DATA", help="the rows to explain: .csv, .parquet, .npy or .npz")
+    explain.add_argument("--method", default="auto",
+                         help="explanation method, e.g. integrated_gradients, shap, saliency, "
+                              "permutation, occlusion (default: auto)")
+    explain.add_argument("--target", default=None,
+                         help="output to explain for a multi-output model: an index, 'predicted', "
+                              "or a class label the model knows")
+    explain.add_argument("--top", type=_positive_int, default=10, metavar="N",
+                         help="features to list (default 10)")
+    explain.add_argument("--plot", metavar="PNG", default=None,
+                         help="also write a bar chart of the top features to this image file")
+    explain.add_argument("--background", metavar="FILE", default=None,
+                         help="reference rows (same formats as DATA): SHAP's background, the "
+                              "gradient methods' reference mean")
+    explain.add_argument("--drop", metavar="COLUMN", action="append", default=[],
+                         help="leave this column of a table out (e.g. the label); repeatable")
+    explain.add_argument("--rows", type=_positive_int, default=None, metavar="N",
+                         help="explain only the first N rows")
+    explain.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    explain.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                         help="rows per model call (default: chosen from the input size)")
+    explain.add_argument("--option", metavar="KEY=VALUE", action="append", default=[],
+                         help="an explainer option, e.g. --option steps=128; repeatable")
+    explain.add_argument("--json", action="store_true",
+                         help="print the whole result as JSON instead of a table")
+    explain.add_argument("--quiet", action="store_true", help="no progress display")
+
+    show = commands.add_parser(
+        "show", help="print a baseline file as a readable table",
+        description="Print an explanation baseline (or an .obtained file): its top features and "
+                    "shares, method and options, model fingerprint, and the versions it was "
+                    "written with.")
+    show.add_argument("baseline", metavar="BASELINE", help="a baseline .json file")
+    show.add_argument("--top", type=_positive_int, default=10, metavar="N",
+                      help="features to list (default 10)")
+    show.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    diff = commands.add_parser(
+        "diff", help="compare two baselines (or a baseline and an .obtained file) like the gate",
+        description="Compare two explanations of the same data with the release gate's metrics "
+                    "and tolerances. Exit 1 when they drifted apart, 0 when they agree.")
+    diff.add_argument("old", metavar="OLD", help="the reference: a baseline .json file")
+    diff.add_argument("new", metavar="NEW", help="the candidate: a baseline or an .obtained file")
+    for keyword, help_text in TOLERANCE_HELP.items():
+        diff.add_argument(f"--{keyword.replace('_', '-')}", dest=f"tolerance_{keyword}",
+                          metavar="VALUE", default=None,
+                          help=f"{help_text}; 'off' switches a threshold off")
+    diff.add_argument("--ini", metavar="FILE", default=None,
+                      help="read kexplain_* tolerances from this pytest configuration file "
+                           "(pytest.ini, pyproject.toml, tox.ini or setup.cfg); flags win")
+    diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+    report = commands.add_parser(
+        "report", help="render the HTML page of a saved JSON report",
+        description="Render the self-contained HTML page from the JSON file that "
+                    "pytest --kexplain-report=PATH.html writes beside the page.")
+    report.add_argument("results", metavar="RESULTS.json", help="the JSON report")
+    report.add_argument("-o", "--output", metavar="PAGE.html", required=True,
+                        help="where to write the HTML page")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the kexplain command; the exit code (0 ok, 1 drift, 2 usage or input error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        module = importlib.import_module(COMMANDS[args.command])
+        return int(module.run(args))
+    except KeyboardInterrupt:
+        print("kexplain: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # every failure becomes one line unless --debug
+        if args.debug:
+            raise
+        print(f"kexplain {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line; errors that are not ours also name their type."""
+    from pytest_kexplain.errors import KexplainError
+
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, (CliError, KexplainError)):
+        return text
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return f"{type(error).__name__}: {text} (run with --debug for the traceback)"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value

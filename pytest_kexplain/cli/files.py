@@ -1,0 +1,139 @@
+"""Reading the command's input files: data tables and arrays, baselines, with one-line errors."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_kexplain.cli import CliError
+
+DATA_SUFFIXES = (".csv", ".parquet", ".npy", ".npz")
+#: data files larger than this are refused (they would not fit a command-line explanation)
+MAX_DATA_BYTES = 2 << 30
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows read from a data file: a NumPy array or a pandas DataFrame (named columns)."""
+
+    rows: Any
+    n_rows: int
+    source: str
+
+
+def regular_file(path_text: str, what: str, suffixes: tuple[str, ...] | None = None) -> Path:
+    """The path of an existing, readable regular file with one of `suffixes`, or a CliError."""
+    path = Path(path_text)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise CliError(f"{what} {path_text} does not exist.") from None
+    except OSError as error:
+        raise CliError(f"{what} {path_text} cannot be read: {error.strerror}.") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise CliError(f"{what} {path_text} is a directory, not a file.")
+    if not stat.S_ISREG(info.st_mode):
+        raise CliError(f"{what} {path_text} is not a regular file (a device, socket or pipe?).")
+    if not os.access(path, os.R_OK):
+        raise CliError(f"{what} {path_text} is not readable (check its permissions).")
+    if suffixes is not None and not path.name.lower().endswith(suffixes):
+        raise CliError(f"{what} {path_text} must be a {' or '.join(suffixes)} file.")
+    return path
+
+
+def read_data(path_text: str, what: str = "data file", drop: tuple[str, ...] = (),
+              rows: int | None = None) -> Table:
+    """Rows from a .csv, .parquet (DataFrames), .npy or .npz file (arrays), checked for shape."""
+    path = regular_file(path_text, what, DATA_SUFFIXES)
+    if path.stat().st_size > MAX_DATA_BYTES:
+        raise CliError(f"{what} {path_text} is larger than {MAX_DATA_BYTES >> 30} GB; "
+                       "explain a sample of its rows instead.")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".parquet"):
+        table = _read_frame(path, suffix, what)
+        missing = [column for column in drop if column not in table.columns]
+        if missing:
+            raise CliError(f"--drop: {what} {path_text} has no column {missing[0]!r} "
+                           f"(columns: {', '.join(map(str, table.columns))}).")
+        table = table.drop(columns=list(drop))
+        if len(table.columns) == 0:
+            raise CliError(f"{what} {path_text} has no feature columns left.")
+    else:
+        if drop:
+            raise CliError(f"--drop names columns, but {what} {path_text} is an array without "
+                           "column names.")
+        table = _read_array(path, suffix, what)
+    if len(table) == 0:
+        raise CliError(f"{what} {path_text} has no rows.")
+    if rows is not None:
+        table = table[:rows] if suffix in (".npy", ".npz") else table.iloc[:rows]
+    return Table(table, len(table), path_text)
+
+
+def _read_frame(path: Path, suffix: str, what: str) -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise CliError(f"reading a {suffix} {what} needs pandas: pip install pandas") from None
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except ImportError as error:
+        raise CliError(f"reading {path} needs a Parquet engine: pip install pyarrow ({error}).") from None
+    except pd.errors.EmptyDataError:
+        raise CliError(f"{what} {path} is empty.") from None
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise CliError(f"{what} {path} cannot be read as {suffix[1:].upper()}: "
+                       f"{' '.join(str(error).split())}") from None
+    except Exception as error:  # parquet engines raise their own error types
+        raise CliError(f"{what} {path} cannot be read as {suffix[1:].upper()}: "
+                       f"{type(error).__name__}: {' '.join(str(error).split())}") from None
+
+
+def _read_array(path: Path, suffix: str, what: str) -> Any:
+    import zipfile
+
+    import numpy as np
+
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        hint = " (object arrays are refused: save numbers only)" if "pickle" in str(error) else ""
+        raise CliError(f"{what} {path} cannot be read as {suffix[1:]}: "
+                       f"{' '.join(str(error).split())}{hint}") from None
+    if suffix == ".npz":
+        with loaded:
+            names = list(loaded.files)
+            if len(names) != 1:
+                raise CliError(f"{what} {path} holds {len(names)} arrays ({', '.join(names) or 'none'}); "
+                               "save the rows to explain as the only array.")
+            try:
+                loaded = loaded[names[0]]
+            except ValueError as error:
+                raise CliError(f"{what} {path} cannot be read: {error}") from None
+    array = np.asarray(loaded)
+    if array.ndim < 2:
+        raise CliError(f"{what} {path} holds an array of shape {array.shape}; it needs one row "
+                       "per sample: shape (rows, features) or (rows, ...).")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise CliError(f"{what} {path} holds {array.dtype} values; it needs numbers.")
+    return array
+
+
+def read_baseline(path_text: str, what: str = "baseline") -> tuple[Path, Any]:
+    """A baseline document (or an .obtained file in the same format), parsed and validated."""
+    path = regular_file(path_text, what)
+    from pytest_kexplain.baselines import format as baseline_format
+    from pytest_kexplain.baselines import store
+
+    text = store.read_text(path)
+    directory = path.parent
+
+    def read_sidecar(name: str) -> bytes:
+        return regular_file(str(directory / name), f"attributions file of {path_text}").read_bytes()
+
+    return path, baseline_format.parse(text, path_text, read_sidecar)

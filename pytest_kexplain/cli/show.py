@@ -1,0 +1,92 @@
+"""`kexplain show BASELINE`: a baseline file as a readable summary and table."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from typing import Any
+
+from pytest_kexplain.cli import EXIT_OK, output
+from pytest_kexplain.cli.files import read_baseline
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the baseline's metadata and its top features."""
+    path, baseline = read_baseline(args.baseline)
+    summary = summarise(baseline)
+    modified = datetime.datetime.fromtimestamp(path.stat().st_mtime, tz=datetime.timezone.utc)
+    summary["file_modified"] = modified.isoformat(timespec="seconds")
+    if args.json:
+        output.print_json({"path": args.baseline, **summary})
+        return EXIT_OK
+    lines = [f"explanation baseline {args.baseline}", ""]
+    width = max(len(label) for label in LABELS.values())
+    for key, label in LABELS.items():
+        lines.append(f"  {label:<{width}}  {_text(summary.get(key))}")
+    lines.append("")
+    output.print_lines(lines)
+    features = summary["features"][:args.top]
+    cumulative = 0.0
+    rows = []
+    for row in features:
+        cumulative += row["share"]
+        rows.append((row["rank"], row["feature"], f"{row['importance']:.4g}", f"{row['share']:.1%}",
+                     f"{cumulative:.1%}"))
+    output.print_lines([f"top {len(features)} of {len(summary['features'])} features "
+                        "by mean |attribution|:", ""])
+    output.print_table(None, ("rank", "feature", "importance", "share", "cumulative"), rows,
+                       right_aligned=("rank", "importance", "share", "cumulative"))
+    return EXIT_OK
+
+
+#: summary key -> label, in the order printed
+LABELS = {
+    "test": "test",
+    "name": "name",
+    "method": "method",
+    "options": "options",
+    "output": "explained output",
+    "data_shape": "data shape",
+    "data_fingerprint": "data fingerprint",
+    "background_fingerprint": "background fingerprint",
+    "model": "model",
+    "model_fingerprint": "model fingerprint",
+    "versions": "written with",
+    "file_modified": "file modified",
+}
+
+
+def summarise(baseline: Any) -> dict[str, Any]:
+    """The baseline's metadata and every feature's rank, importance and share, as plain data."""
+    from pytest_kexplain.metrics import shares
+
+    fractions = shares(baseline.importance)
+    index = {name: i for i, name in enumerate(baseline.feature_names)}
+    features = [{"rank": rank, "feature": name, "importance": float(baseline.importance[index[name]]),
+                 "share": float(fractions[index[name]])}
+                for rank, name in enumerate(baseline.ranking, start=1)]
+    return {
+        "test": baseline.test,
+        "name": baseline.name,
+        "method": baseline.method,
+        "options": dict(baseline.options),
+        "output": baseline.output,
+        "data_shape": list(baseline.data_shape),
+        "data_fingerprint": baseline.data_fingerprint,
+        "background_fingerprint": baseline.background_fingerprint,
+        "model": baseline.model_description,
+        "model_fingerprint": baseline.model_fingerprint,
+        "versions": dict(baseline.versions),
+        "features": features,
+    }
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" if not isinstance(v, (dict, list)) else f"{k}={v}"
+                         for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return " x ".join(map(str, value))
+    return str(value)
