@@ -18,6 +18,7 @@ from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, KexplainError, ModelHa
 from pytest_kexplain.events import ExplainEvent, emit
 from pytest_kexplain.explainers import AUTO, get_explainer
 from pytest_kexplain.explainers.base import ExplainerSpec, ExplainRequest
+from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.inputs import prepare_background, prepare_input
 
@@ -133,6 +134,7 @@ def _check_call_arguments(seed: Any, batch_size: Any) -> None:
 
 def _report(explanation: Explanation, model_description: str, started: float,
             source: str) -> Explanation:
+    warn_if_incomplete(explanation.options, stacklevel=3)  # cached results warn again
     emit(ExplainEvent(
         method=explanation.method, model=model_description, n_samples=explanation.n_samples,
         seconds=time.perf_counter() - started, source=source,

@@ -1,11 +1,23 @@
-"""Session memoisation of explanations, keyed by digests of everything that shapes them."""
+"""Session memoisation of explanations, keyed by digests of everything that shapes them.
+
+Besides the model, the data and the options, every key holds the numerical environment
+(numerics_environment): the Keras backend and the versions of Keras, the backend framework,
+NumPy and this package, the dtype policy and the settings of the frameworks that change
+results (JAX's 64-bit mode, oneDNN, matmul precision, visible GPUs). An explanation cached
+under one backend or version is never served under another.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
+import platform
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,15 +53,94 @@ def _canonical(value: Any) -> Any:
     return {"repr": repr(value)}
 
 
-def options_digest(options: Mapping[str, Any]) -> str:
-    """Order-independent digest of explainer options (arrays by content)."""
-    text = json.dumps(_canonical(dict(options)), sort_keys=True)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+# The distributions whose versions can change a backend's numbers, first installed wins.
+_BACKEND_DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "tensorflow": (("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly"),),
+    "jax": (("jax",), ("jaxlib",)),
+    "torch": (("torch",),),
+    "numpy": (),
+}
+# Environment variables read by the frameworks that change the computed values.
+_NUMERIC_VARIABLES = (
+    "KERAS_BACKEND", "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_PLATFORMS",
+    "JAX_PLATFORM_NAME", "XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS",
+    "CUDA_VISIBLE_DEVICES",
+)
+
+
+@functools.lru_cache(maxsize=None)
+def _installed_version(*candidates: str) -> str:
+    """Version of the first installed distribution of these names ('absent' when none is)."""
+    from importlib import metadata
+
+    for name in candidates:
+        try:
+            return f"{name}=={metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return f"{candidates[0]} absent"
+
+
+def _keras_config_file() -> dict[str, Any]:
+    """Keras' own configuration file (backend, floatx), read as Keras reads it."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        return dict(json.loads(Path(home, "keras.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def _keras_settings() -> dict[str, str]:
+    """Backend, floatx and global dtype policy, without importing Keras when it is not loaded."""
+    keras = sys.modules.get("keras")
+    config = getattr(keras, "config", None)
+    if config is not None and hasattr(config, "backend"):
+        return {"backend": str(config.backend()), "floatx": str(config.floatx()),
+                "dtype_policy": str(config.dtype_policy().name)}
+    file_config = _keras_config_file()
+    floatx = str(file_config.get("floatx", "float32"))
+    backend = os.environ.get("KERAS_BACKEND") or str(file_config.get("backend", "tensorflow"))
+    return {"backend": backend, "floatx": floatx, "dtype_policy": floatx}
+
+
+def _framework_settings(backend: str) -> dict[str, str]:
+    """Run-time switches of the loaded frameworks that change results."""
+    settings: dict[str, str] = {}
+    jax = sys.modules.get("jax")
+    if backend == "jax" and jax is not None and hasattr(jax, "config"):
+        settings["jax_enable_x64"] = str(bool(jax.config.read("jax_enable_x64")))
+        settings["jax_default_matmul_precision"] = str(
+            jax.config.read("jax_default_matmul_precision"))
+    torch = sys.modules.get("torch")
+    if backend == "torch" and torch is not None and hasattr(torch, "get_default_dtype"):
+        settings["torch_default_dtype"] = str(torch.get_default_dtype())
+    return settings
+
+
+def numerics_environment() -> dict[str, Any]:
+    """Everything outside the model, data and options that can change an explanation's numbers.
+
+    Cheap and import-free: versions are read from the installed distributions once per
+    process, the rest from the environment and the frameworks already loaded.
+    """
+    from pytest_kexplain import __version__
+
+    keras_settings = _keras_settings()
+    backend = keras_settings["backend"]
+    versions = [_installed_version("keras"), f"numpy=={np.__version__}",
+                f"pytest-kexplain=={__version__}"]
+    versions += [_installed_version(*names) for names in _BACKEND_DISTRIBUTIONS.get(backend, ())]
+    return {
+        **keras_settings, **_framework_settings(backend), "versions": versions,
+        "variables": {name: os.environ.get(name) for name in _NUMERIC_VARIABLES},
+        "platform": f"{sys.platform}-{platform.machine()}",
+    }
 
 
 def cache_key(**parts: Any) -> str:
-    """One digest over named key parts."""
-    text = json.dumps(_canonical(parts), sort_keys=True)
+    """One digest over named key parts and the numerical environment (numerics_environment)."""
+    text = json.dumps(_canonical({**parts, "environment": numerics_environment()}),
+                      sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
 

@@ -6,12 +6,14 @@ for a chunk of rows and sends them through the model adapter in large batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
 from pytest_kexplain.adapters.base import default_batch_size
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import IntegrationToleranceWarning, KexplainError
 from pytest_kexplain.explanation import relative_completeness_gaps
 from pytest_kexplain.explainers.base import (
     Attribution,
@@ -116,7 +118,9 @@ def integrated_gradients(request: ExplainRequest) -> Attribution:
 
     Rows whose completeness gap exceeds ``tolerance`` (relative to how far their output
     moves from the reference) are integrated again with twice the steps, up to
-    ``max_steps``; ``tolerance=None`` turns the refinement off.
+    ``max_steps``; ``tolerance=None`` turns the refinement off. Rows still over the
+    tolerance at ``max_steps`` are recorded in the details (``rows_over_tolerance``, with
+    the largest gap as ``completeness_gap``) and reported by ``warn_if_incomplete``.
     """
     steps = positive_int(request.options, "steps")
     max_steps = positive_int(request.options, "max_steps")
@@ -129,17 +133,48 @@ def integrated_gradients(request: ExplainRequest) -> Attribution:
     base_values = _reference_outputs(request)
     values = _integrate(request, np.arange(len(request.x)), steps, rule)
     steps_used = np.full(len(request.x), steps)
-    while tolerance is not None and steps < max_steps:
+
+    def gaps() -> np.ndarray:
         sums = values.reshape(len(values), -1).sum(axis=1)
-        failing = np.flatnonzero(relative_completeness_gaps(sums, base_values, outputs) > tolerance)
+        return relative_completeness_gaps(sums, base_values, outputs)
+
+    while tolerance is not None and steps < max_steps:
+        failing = np.flatnonzero(gaps() > tolerance)
         if len(failing) == 0:
             break
         steps = min(2 * steps, max_steps)
         values[failing] = _integrate(request, failing, steps, rule)
         steps_used[failing] = steps
-    return Attribution(
-        values=values, base_values=base_values, details={"max_steps_used": int(steps_used.max())}
+    details: dict[str, Any] = {"max_steps_used": int(steps_used.max())}
+    if tolerance is not None:
+        final_gaps = gaps()
+        details["completeness_gap"] = float(final_gaps.max()) if len(final_gaps) else 0.0
+        details["rows_over_tolerance"] = tuple(
+            int(row) for row in np.flatnonzero(final_gaps > tolerance))
+    return Attribution(values=values, base_values=base_values, details=details)
+
+
+def integration_shortfall(options: Mapping[str, Any]) -> str | None:
+    """Why an integrated-gradients result missed its tolerance, or None when it did not."""
+    rows = tuple(options.get("rows_over_tolerance") or ())
+    if not rows:
+        return None
+    shown = ", ".join(str(row) for row in rows[:10]) + (", ..." if len(rows) > 10 else "")
+    return (
+        f"integrated gradients reached max_steps={options.get('max_steps')} with "
+        f"{len(rows)} row(s) still over tolerance={options.get('tolerance')}: their "
+        "attributions miss the change of the output from the reference by up to "
+        f"{options.get('completeness_gap', float('nan')):.2%} of it (rows {shown}). "
+        "Raise max_steps, or pass a larger tolerance to accept the gap; it is recorded in "
+        "explanation.options['completeness_gap'] and ['rows_over_tolerance']."
     )
+
+
+def warn_if_incomplete(options: Mapping[str, Any], stacklevel: int = 2) -> None:
+    """Warn (IntegrationToleranceWarning) when integration stopped short of its tolerance."""
+    message = integration_shortfall(options)
+    if message is not None:
+        warnings.warn(message, IntegrationToleranceWarning, stacklevel=stacklevel + 1)
 
 
 def feature_spread(request: ExplainRequest) -> np.ndarray:
