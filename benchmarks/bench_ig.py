@@ -42,7 +42,7 @@ def images(n: int, seed: int = 0) -> np.ndarray:
 
 def gradient_floor(model: Any, x: np.ndarray, target: np.ndarray) -> tuple[float, int, dict]:
     """Fastest (steps + 1) gradient passes over x, over batch sizes (median of 3 each)."""
-    from pytest_kexplain.api import get_adapter
+    from pytest_kexplain.adapters import get_adapter
 
     _, adapter = get_adapter(model)
     alphas = np.linspace(0.0, 1.0, STEPS + 1)

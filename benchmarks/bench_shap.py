@@ -69,7 +69,7 @@ def fastest_callable(model: Any, sample: np.ndarray) -> tuple[str, Any, dict[str
 
 def peak_throughput(model: Any, n_features: int) -> tuple[float, int, dict[int, float]]:
     """Highest rows/second of the compiled forward pass over batch sizes (median of 3)."""
-    from pytest_kexplain.api import get_adapter
+    from pytest_kexplain.adapters import get_adapter
 
     _, adapter = get_adapter(model)
     rows = np.random.default_rng(0).normal(size=(max(THROUGHPUT_BATCHES) * 2, n_features))

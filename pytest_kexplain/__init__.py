@@ -19,7 +19,11 @@ _EXPORTS: dict[str, str] = {
     "Explanation": "pytest_kexplain.explanation",
     "available_methods": "pytest_kexplain.explainers",
     "KexplainError": "pytest_kexplain.errors",
+    "InvalidArgument": "pytest_kexplain.errors",
+    "InvalidArgumentType": "pytest_kexplain.errors",
     "ModelHasNoGradientError": "pytest_kexplain.errors",
+    "ModelCallError": "pytest_kexplain.errors",
+    "NonFiniteError": "pytest_kexplain.errors",
     "KexplainWarning": "pytest_kexplain.errors",
     "IntegrationToleranceWarning": "pytest_kexplain.errors",
     "assert_top_features": "pytest_kexplain.assertions",
@@ -31,9 +35,9 @@ _EXPORTS: dict[str, str] = {
     "assert_saliency_stable": "pytest_kexplain.assertions",
     "assert_faithful": "pytest_kexplain.assertions",
     "assert_model_sensitive": "pytest_kexplain.assertions",
-    "CheckFailed": "pytest_kexplain.assertions",
+    "CheckFailed": "pytest_kexplain.errors",
     "assert_consistent_explanations": "pytest_kexplain.baselines.consistency",
-    "BaselineError": "pytest_kexplain.baselines",
+    "BaselineError": "pytest_kexplain.errors",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -53,11 +57,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pytest_kexplain.baselines import BaselineError
     from pytest_kexplain.baselines.consistency import assert_consistent_explanations
     from pytest_kexplain.api import clear_cache, explain
     from pytest_kexplain.assertions import (
-        CheckFailed,
         assert_attribution_sign,
         assert_faithful,
         assert_importance_order,
@@ -69,10 +71,16 @@ if TYPE_CHECKING:  # pragma: no cover
         assert_top_features,
     )
     from pytest_kexplain.errors import (
+        BaselineError,
+        CheckFailed,
         IntegrationToleranceWarning,
+        InvalidArgument,
+        InvalidArgumentType,
         KexplainError,
         KexplainWarning,
+        ModelCallError,
         ModelHasNoGradientError,
+        NonFiniteError,
     )
     from pytest_kexplain.explainers import available_methods
     from pytest_kexplain.explanation import Explanation

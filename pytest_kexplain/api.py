@@ -5,16 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters import adapt_model, load_keras_file
+from pytest_kexplain.adapters import Target, get_adapter, resolve_target  # re-exported
 from pytest_kexplain.adapters.base import ModelAdapter
 from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
-from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, KexplainError, ModelHasNoGradientError
+from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, InvalidArgument, ModelHasNoGradientError
 from pytest_kexplain.events import ExplainEvent, emit
 from pytest_kexplain.explainers import AUTO, get_explainer
 from pytest_kexplain.explainers.base import ExplainerSpec, ExplainRequest
@@ -22,39 +21,7 @@ from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.inputs import prepare_background, prepare_input
 
-Target = int | str | Sequence[int] | np.ndarray | None
 KERAS_AUTO_METHOD = "integrated_gradients"  # what method="auto" means for a Keras model
-
-# Adapters hold compiled functions: reuse them for as long as the model object lives.
-_KERAS_ADAPTERS: "weakref.WeakKeyDictionary[Any, ModelAdapter]" = weakref.WeakKeyDictionary()
-_LOADED_FILES: dict[tuple[str, int, int], Any] = {}
-
-
-def _load_cached(path: str | os.PathLike[str]) -> Any:
-    resolved = os.path.abspath(os.fspath(path))
-    stat = os.stat(resolved) if os.path.exists(resolved) else None
-    key = (resolved, stat.st_mtime_ns, stat.st_size) if stat else None
-    if key is None or key not in _LOADED_FILES:
-        model = load_keras_file(resolved)
-        if key is None:
-            return model
-        _LOADED_FILES[key] = model
-    return _LOADED_FILES[key]
-
-
-def get_adapter(model: Any) -> tuple[Any, ModelAdapter]:
-    """The (possibly loaded) model object and a reusable adapter for it."""
-    if isinstance(model, (str, os.PathLike)):
-        model = _load_cached(model)
-    try:
-        adapter = _KERAS_ADAPTERS.get(model)
-    except TypeError:  # not weak-referenceable
-        adapter = None
-    if adapter is None:
-        adapter = adapt_model(model)
-        if adapter.differentiable:
-            _KERAS_ADAPTERS[model] = adapter
-    return model, adapter
 
 
 def saved_model_digest(model: Any) -> str | None:
@@ -82,40 +49,6 @@ def choose_method(method: str, adapter: ModelAdapter) -> ExplainerSpec:
     return spec
 
 
-def resolve_target(target: Target, outputs: np.ndarray) -> tuple[np.ndarray, str]:
-    """Per-row output indices to explain, and a name for the explained output."""
-    n, n_outputs = outputs.shape
-    if target is None:
-        if n_outputs != 1:
-            raise KexplainError(
-                f"the model has {n_outputs} outputs; pass target=<index in 0..{n_outputs - 1}> "
-                "or target='predicted' (the argmax of each sample) to choose one."
-            )
-        return np.zeros(n, dtype=np.int64), "output"
-    if isinstance(target, str):
-        if target != "predicted":
-            raise KexplainError(f"target must be an output index or 'predicted', got {target!r}.")
-        return outputs.argmax(axis=1).astype(np.int64), "predicted"
-    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        index = int(target)
-        if not -n_outputs <= index < n_outputs:
-            raise KexplainError(
-                f"target={index} is out of range: the model has {n_outputs} output(s), "
-                f"so valid indices are 0..{n_outputs - 1}."
-            )
-        index %= n_outputs
-        return np.full(n, index, dtype=np.int64), f"output[{index}]"
-    indices = np.asarray(target)
-    if indices.shape != (n,) or not np.issubdtype(indices.dtype, np.integer):
-        raise KexplainError(
-            "target must be None, an int, 'predicted', or one integer index per sample "
-            f"(shape ({n},)); got {type(target).__name__} of shape {indices.shape}."
-        )
-    if indices.min() < 0 or indices.max() >= n_outputs:
-        raise KexplainError(f"target indices must lie in 0..{n_outputs - 1}.")
-    return indices.astype(np.int64), "per-sample target"
-
-
 def _frozen(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array, dtype=np.float64)
     array.setflags(write=False)
@@ -124,12 +57,12 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 def _check_call_arguments(seed: Any, batch_size: Any) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise KexplainError(f"seed must be an integer, got {seed!r}.")
+        raise InvalidArgument(f"seed must be an integer, got {seed!r}.")
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
         or batch_size < 1
     ):
-        raise KexplainError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        raise InvalidArgument(f"batch_size must be a positive integer, got {batch_size!r}.")
 
 
 def _report(explanation: Explanation, model_description: str, started: float,

@@ -1,22 +1,67 @@
-"""Exception types: usage mistakes are ValueErrors, never AssertionErrors."""
+"""Every exception and warning pytest-kexplain raises, in one hierarchy.
+
+Modelled on hypothesis' ``errors.py``: everything derives from ``KexplainError``; a usage
+mistake (bad argument, unknown name, unusable model) is an ``InvalidArgument``, which is
+also a ``ValueError`` (``InvalidArgumentType`` also a ``TypeError``) and never an
+``AssertionError``; only a check that finds the model breaking an expectation raises
+``CheckFailed``, an ``AssertionError``. Stdlib only: the plugin imports it at start-up.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 #: what to use instead when a model cannot be differentiated
 MODEL_AGNOSTIC_ADVICE = "use a model-agnostic method: method='shap', 'permutation' or 'occlusion'"
 
 
-class KexplainError(ValueError):
-    """A usage or input error: bad data, unknown names, an unusable model."""
+class KexplainError(Exception):
+    """Base class of every error pytest-kexplain raises."""
 
 
-class ModelHasNoGradientError(KexplainError):
+class InvalidArgument(KexplainError, ValueError):
+    """A usage or input error: bad data, unknown names, an out-of-range setting."""
+
+
+class InvalidArgumentType(InvalidArgument, TypeError):
+    """An argument of the wrong type (a number where a name was expected, ...)."""
+
+
+class ModelHasNoGradientError(InvalidArgument):
     """The model cannot be differentiated with respect to its input."""
 
 
+class ModelCallError(InvalidArgument):
+    """The model itself raised while being called; its exception is chained as the cause."""
+
+
+class NonFiniteError(KexplainError, ValueError):
+    """The model produced NaN or infinity (outputs, gradients or attributions)."""
+
+
+class BaselineError(InvalidArgument):
+    """A baseline is missing, unreadable, or was made for another check (not a model regression)."""
+
+
+class CheckFailed(KexplainError, AssertionError):
+    """A check found the model breaking an expectation; ``result`` holds the measurements."""
+
+    def __init__(self, message: str, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
 class KexplainWarning(UserWarning):
-    """Something the user should know about a result that is still returned."""
+    """Base class of every warning pytest-kexplain emits: a result is still returned."""
 
 
 class IntegrationToleranceWarning(KexplainWarning):
     """Integrated gradients reached max_steps with rows still over the completeness tolerance."""
+
+
+# Shown in tracebacks as pytest_kexplain.<Name>, where users import them from.
+for _error in (KexplainError, InvalidArgument, InvalidArgumentType, ModelHasNoGradientError,
+               ModelCallError, NonFiniteError, CheckFailed, KexplainWarning,
+               IntegrationToleranceWarning):
+    _error.__module__ = "pytest_kexplain"
+del _error

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.errors import InvalidArgument
+
 
 def relative_completeness_gaps(
     attribution_sums: np.ndarray, base_values: np.ndarray, outputs: np.ndarray
@@ -79,7 +81,7 @@ class Explanation:
     def top(self, k: int) -> list[str]:
         """The k most important feature names."""
         if not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}.")
+            raise InvalidArgument(f"k must be a positive integer, got {k!r}.")
         return self.ranking()[: int(k)]
 
     def completeness_error(self) -> float:

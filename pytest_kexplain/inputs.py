@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def _dataframe_to_array(frame: Any, name: str) -> tuple[np.ndarray, tuple[str, .
         elif kind in "biuf":
             columns.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
         else:
-            raise KexplainError(
+            raise InvalidArgument(
                 f"{name} column {column_name!r} has non-numeric dtype {dtype}; encode it as "
                 "numbers (or a pandas 'category' column) the way the model was trained."
             )
@@ -57,22 +57,22 @@ def _dataframe_to_array(frame: Any, name: str) -> tuple[np.ndarray, tuple[str, .
 
 def _check_feature_names(names: Sequence[str], n_features: int, name: str) -> tuple[str, ...]:
     if isinstance(names, str):
-        raise KexplainError("feature_names must be a list of names, not a single string.")
+        raise InvalidArgument("feature_names must be a list of names, not a single string.")
     names = tuple(str(n) for n in names)
     if len(names) != n_features:
-        raise KexplainError(
+        raise InvalidArgument(
             f"feature_names has {len(names)} names but {name} has {n_features} features; "
             "give exactly one name per feature (column)."
         )
     seen: set[str] = set()
     duplicates = sorted({n for n in names if n in seen or seen.add(n)})
     if duplicates:
-        raise KexplainError(f"feature_names must be unique; repeated: {', '.join(duplicates)}.")
+        raise InvalidArgument(f"feature_names must be unique; repeated: {', '.join(duplicates)}.")
     return names
 
 
 def check_finite(array: np.ndarray, name: str, feature_names: Sequence[str]) -> None:
-    """Raise a KexplainError naming the first row and column holding NaN or infinity."""
+    """Raise an InvalidArgument naming the first row and column holding NaN or infinity."""
     finite = np.isfinite(array)
     if finite.all():
         return
@@ -80,7 +80,7 @@ def check_finite(array: np.ndarray, name: str, feature_names: Sequence[str]) -> 
     row, column = (int(i) for i in np.argwhere(~flat)[0])
     value = array.reshape(len(array), -1)[row, column]
     bad_rows = int((~flat).any(axis=1).sum())
-    raise KexplainError(
+    raise InvalidArgument(
         f"{name} contains {value} at row {row}, column {feature_names[column]!r} "
         f"(feature index {column}); {bad_rows} row(s) are affected. Explanations of "
         "non-finite inputs are undefined: drop or impute those rows first."
@@ -92,7 +92,7 @@ def prepare_input(
 ) -> PreparedInput:
     """Validate X (array or DataFrame) and return it as float64 with its feature names."""
     if X is None:
-        raise KexplainError(f"{name} is None; pass the samples to explain as an array or DataFrame.")
+        raise InvalidArgument(f"{name} is None; pass the samples to explain as an array or DataFrame.")
     frame_names: tuple[str, ...] | None = None
     if is_dataframe(X):
         array, frame_names = _dataframe_to_array(X, name)
@@ -100,14 +100,14 @@ def prepare_input(
         try:
             array = np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise KexplainError(f"{name} could not be converted to a float array: {exc}") from exc
+            raise InvalidArgument(f"{name} could not be converted to a float array: {exc}") from exc
     if array.ndim < 2:
-        raise KexplainError(
+        raise InvalidArgument(
             f"{name} must have a batch dimension: shape (n_samples, n_features) or "
             f"(n_samples, *sample_shape), got shape {array.shape}. For one sample use X[None]."
         )
     if array.shape[0] == 0:
-        raise KexplainError(f"{name} is empty (0 samples); give at least one sample to explain.")
+        raise InvalidArgument(f"{name} is empty (0 samples); give at least one sample to explain.")
     n_features = int(np.prod(array.shape[1:]))
     if feature_names is not None:
         names = _check_feature_names(feature_names, n_features, name)
@@ -129,13 +129,276 @@ def prepare_background(
         return None
     prepared = prepare_input(background, None, name=name)
     if is_dataframe(background) and tuple(map(str, background.columns)) != reference.feature_names:
-        raise KexplainError(
+        raise InvalidArgument(
             f"{name} columns {list(map(str, background.columns))} differ from X's "
             f"feature names {list(reference.feature_names)}."
         )
     if prepared.feature_shape != reference.feature_shape:
-        raise KexplainError(
+        raise InvalidArgument(
             f"{name} has sample shape {prepared.feature_shape} but X has "
             f"{reference.feature_shape}; both must describe the same features."
         )
     return prepared.array
+
+
+def require_tabular(array: np.ndarray, check: str) -> None:
+    """Checks that move single features need (n_samples, n_features) data."""
+    __tracebackhide__ = True
+    if array.ndim != 2:
+        raise InvalidArgument(
+            f"{check} works on tabular data of shape (n_samples, n_features); X has shape "
+            f"{array.shape}."
+        )
+
+
+# -- the space of valid rows (observed ranges and constraints), used by generated rows --------
+
+FLOAT, INTEGER, CATEGORICAL, FIXED = "float", "integer", "categorical", "fixed"
+
+
+@dataclass(frozen=True)
+class FeatureBounds:
+    """The observed range of one feature and the kind of values it takes.
+
+    Values are numbers as the model sees them: a categorical feature's values are its
+    category codes, in category order (so an ordered category keeps its order). A `fixed`
+    feature (constant in X, or fixed by the user) always takes the value `low`.
+    """
+
+    name: str
+    low: float
+    high: float
+    kind: str
+    observed: tuple[float, ...] = ()
+    categories: tuple[Any, ...] = ()
+
+    def grid(self, points: int) -> np.ndarray:
+        """Up to `points` increasing values spanning the range (every value if fewer exist)."""
+        if self.kind == CATEGORICAL:
+            candidates = np.asarray(self.observed)
+            if len(candidates) <= points:
+                return candidates
+            picks = np.linspace(0, len(candidates) - 1, points).round().astype(int)
+            return candidates[np.unique(picks)]
+        if self.kind == FIXED:
+            return np.array([self.low])
+        grid = np.linspace(self.low, self.high, points)
+        if self.kind == INTEGER:
+            if self.high - self.low + 1 <= points:
+                return np.arange(self.low, self.high + 1)
+            grid = np.unique(grid.round())
+        return np.unique(grid)
+
+    def label(self, value: float) -> str:
+        """How to show a value: a category's label, an integer without decimals."""
+        if self.kind == CATEGORICAL and 0 <= int(value) < len(self.categories):
+            return str(self.categories[int(value)])
+        if self.kind == INTEGER or float(value).is_integer():
+            return str(int(value))
+        from pytest_kexplain.assertions.messages import number
+
+        return number(value)
+
+
+@dataclass(frozen=True)
+class RowSpace:
+    """Where valid rows live: each feature's bounds and the one-hot groups tying columns together.
+
+    In each group (column indices) exactly one column is 1 and the others 0; a generated
+    row picks one of the group's columns that are 1 somewhere in X.
+    """
+
+    features: tuple[FeatureBounds, ...]
+    groups: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The feature names, in column order."""
+        return tuple(f.name for f in self.features)
+
+    def group_of(self, column: int) -> tuple[int, ...] | None:
+        """The one-hot group holding a column, if any."""
+        return next((group for group in self.groups if column in group), None)
+
+    def observed_in_group(self, group: tuple[int, ...], x: np.ndarray) -> tuple[int, ...]:
+        """The group's columns that are 1 in some row of x."""
+        return tuple(c for c in group if np.any(x[:, c] == 1))
+
+
+def _kind(values: np.ndarray, dtype: Any) -> str:
+    if str(dtype) == "category":
+        return CATEGORICAL
+    if getattr(dtype, "kind", "f") in "biu" or np.all(values == np.round(values)):
+        return INTEGER
+    return FLOAT
+
+
+def _names_to_columns(names: Any, feature_names: Sequence[str], argument: str) -> list[int]:
+    from pytest_kexplain.assertions._common import feature_indices
+
+    return feature_indices(feature_names, list(names), argument=argument)
+
+
+def feature_bounds(
+    X: Any, feature_names: Sequence[str] | None = None, *, integer: Sequence[str] = (),
+    fixed: Sequence[str] | Mapping[str, float] | None = None,
+) -> tuple[FeatureBounds, ...]:
+    """Observed bounds of each column of a 2-D array or DataFrame.
+
+    Columns constant in X are `fixed` at their value; `integer` names columns to draw as
+    integers (integer-valued columns are detected anyway); `fixed` names columns held at
+    their most common value in X, or maps names to the value to hold them at.
+    """
+    prepared = prepare_input(X, feature_names)
+    require_tabular(prepared.array, "feature_bounds")
+    names = prepared.feature_names
+    forced_integer = set(_names_to_columns(integer, names, "integer")) if integer else set()
+    fixed_values: dict[int, float] = {}
+    if fixed is not None:
+        if isinstance(fixed, str):
+            fixed = [fixed]
+        columns = _names_to_columns(list(fixed), names, "fixed") if len(fixed) else []
+        for column, name in zip(columns, fixed):
+            if isinstance(fixed, Mapping):
+                value = fixed[name]
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                        or not np.isfinite(value):
+                    raise InvalidArgumentType(
+                        f"fixed[{name!r}] must be a finite number, got {value!r}.")
+                fixed_values[column] = float(value)
+            else:
+                values, counts = np.unique(prepared.array[:, column], return_counts=True)
+                fixed_values[column] = float(values[counts.argmax()])
+    frame = X if is_dataframe(X) else None
+    bounds = []
+    for column, name in enumerate(names):
+        values = prepared.array[:, column]
+        dtype = frame.dtypes.iloc[column] if frame is not None else values.dtype
+        kind = _kind(values, dtype)
+        categories: tuple[Any, ...] = ()
+        observed: tuple[float, ...] = ()
+        if kind == CATEGORICAL:
+            categories = tuple(dtype.categories)
+            values = values[values >= 0]  # -1 marks a missing category
+            observed = tuple(float(v) for v in np.unique(values))
+        low, high = float(values.min()), float(values.max())
+        if column in forced_integer and kind == FLOAT:
+            kind, low, high = INTEGER, float(np.ceil(low)), float(np.floor(high))
+            if low > high:
+                raise InvalidArgument(
+                    f"integer column {name!r} has no integer value inside its observed range "
+                    f"[{values.min()}, {values.max()}].")
+        if column in fixed_values:
+            kind, low = FIXED, fixed_values[column]
+            high = low
+        elif low == high and kind != CATEGORICAL:
+            kind = FIXED
+        bounds.append(FeatureBounds(name, low, high, kind, observed, categories))
+    return tuple(bounds)
+
+
+def detect_one_hot_groups(array: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    """Groups of 0/1 columns of which exactly one is 1 in every row (one-hot encodings).
+
+    Columns are gathered greedily in column order (the layout ``pandas.get_dummies``
+    produces); a group needs at least two columns, one of them not always 0.
+    """
+    n_columns = array.shape[1]
+    binary = [c for c in range(n_columns) if np.all((array[:, c] == 0) | (array[:, c] == 1))]
+    groups: list[tuple[int, ...]] = []
+    used: set[int] = set()
+    for start in binary:
+        if start in used or not np.any(array[:, start] == 1):
+            continue
+        members, total = [start], array[:, start].copy()
+        for column in binary:
+            if np.all(total == 1):
+                break
+            if column <= start or column in used or not np.any(array[:, column] == 1):
+                continue  # a column that is always 0 stays fixed at 0
+            candidate = total + array[:, column]
+            if candidate.max() <= 1:
+                members.append(column)
+                total = candidate
+        if len(members) >= 2 and np.all(total == 1):
+            groups.append(tuple(members))
+            used.update(members)
+    return tuple(groups)
+
+
+def _check_group(array: np.ndarray, group: list[int], names: Sequence[str]) -> None:
+    shown = ", ".join(names[c] for c in group)
+    if len(group) < 2:
+        raise InvalidArgument(f"a one-hot group needs at least two columns, got [{shown}].")
+    block = array[:, group]
+    bad_value = np.argwhere((block != 0) & (block != 1))
+    if len(bad_value):
+        row, position = (int(i) for i in bad_value[0])
+        raise InvalidArgument(
+            f"group [{shown}] is not one-hot: column {names[group[position]]!r} is "
+            f"{block[row, position]} at row {row} (one-hot columns hold only 0 and 1).")
+    sums = block.sum(axis=1)
+    bad_rows = np.flatnonzero(sums != 1)
+    if len(bad_rows):
+        raise InvalidArgument(
+            f"group [{shown}] is not one-hot: row {int(bad_rows[0])} has {int(sums[bad_rows[0]])} "
+            f"of its columns set ({len(bad_rows)} row(s) do not have exactly one).")
+
+
+def row_space(
+    X: Any, feature_names: Sequence[str] | None = None, *,
+    groups: Sequence[Sequence[str]] | None = None, integer: Sequence[str] = (),
+    fixed: Sequence[str] | Mapping[str, float] | None = None,
+) -> RowSpace:
+    """The space of valid rows like X's: observed ranges, integer and fixed columns, one-hot groups.
+
+    `groups=None` detects one-hot groups (0/1 columns of which exactly one is 1 in every row);
+    `groups=[]` turns detection off; a list of lists of feature names gives them explicitly.
+    """
+    prepared = prepare_input(X, feature_names)
+    require_tabular(prepared.array, "row_space")
+    features = feature_bounds(X, feature_names, integer=integer, fixed=fixed)
+    names = prepared.feature_names
+    if groups is None:
+        found_groups, features = _without_fixed(detect_one_hot_groups(prepared.array), features)
+    else:
+        if isinstance(groups, str) or not isinstance(groups, Sequence):
+            raise InvalidArgumentType(
+                "groups must be a list of lists of feature names (one list per one-hot group), "
+                f"got {type(groups).__name__}.")
+        found_groups = ()
+        seen: set[int] = set()
+        for group in groups:
+            if isinstance(group, str) or not isinstance(group, Sequence):
+                raise InvalidArgumentType(
+                    f"each entry of groups must be a list of feature names, got {group!r}.")
+            columns = _names_to_columns(group, names, "groups")
+            overlap = seen & set(columns)
+            if overlap:
+                raise InvalidArgument(
+                    f"feature {names[min(overlap)]!r} is in more than one group.")
+            seen.update(columns)
+            _check_group(prepared.array, columns, names)
+            found_groups += (tuple(columns),)
+    return RowSpace(features, found_groups)
+
+
+def _without_fixed(
+    groups: tuple[tuple[int, ...], ...], features: tuple[FeatureBounds, ...]
+) -> tuple[tuple[tuple[int, ...], ...], tuple[FeatureBounds, ...]]:
+    """Drop user-fixed columns from detected groups; one fixed at 1 fixes the others at 0."""
+    kept, updated = [], list(features)
+    for group in groups:
+        fixed = [c for c in group if features[c].kind == FIXED]
+        if any(features[c].low == 1 for c in fixed):
+            for c in group:
+                if c not in fixed:
+                    updated[c] = FeatureBounds(features[c].name, 0.0, 0.0, FIXED)
+            continue
+        rest = tuple(c for c in group if c not in fixed)
+        if len(rest) >= 2:
+            kept.append(rest)
+        elif len(rest) == 1:  # the only category left: always 1
+            c = rest[0]
+            updated[c] = FeatureBounds(features[c].name, 1.0, 1.0, FIXED)
+    return tuple(kept), tuple(updated)

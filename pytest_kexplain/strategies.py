@@ -9,110 +9,56 @@ def test_probability_is_a_probability(row):
     assert 0 <= model.predict(row, verbose=0)[0, 0] <= 1
 ```
 
-Every feature stays inside the range observed in ``X``; integer-valued columns stay integer
-and pandas ``category`` columns stay categorical, drawn from the categories that occur.
+Every feature stays inside the range observed in ``X``; integer-valued columns stay integer,
+columns constant in ``X`` keep their value, pandas ``category`` columns stay categorical
+(drawn from the categories that occur), and one-hot column groups (0/1 columns of which
+exactly one is 1 in every row) keep exactly one column set. Constraints the data cannot
+show are given explicitly: ``groups=[["red", "green", "blue"]]`` (one-hot groups; ``[]``
+turns detection off), ``integer=["age"]`` (draw integers), ``fixed=["country"]`` (hold at
+the most common value) or ``fixed={"country": 3}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
-from pytest_kexplain.assertions._common import feature_index, require_tabular
-from pytest_kexplain.errors import KexplainError
-from pytest_kexplain.inputs import is_dataframe, prepare_input
+from pytest_kexplain.assertions._common import feature_index
+from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.inputs import (
+    CATEGORICAL,
+    FIXED,
+    INTEGER,
+    FeatureBounds,
+    RowSpace,
+    feature_bounds,
+    is_dataframe,
+    prepare_input,
+    row_space,
+)
 
-FLOAT, INTEGER, CATEGORICAL = "float", "integer", "categorical"
+__all__ = ["FeatureBounds", "RowSpace", "feature_bounds", "feature_strategy", "feature_values",
+           "row_arrays", "row_space", "rows_like"]
+
 # Resolution of the evenly spread draws of a float feature.
 EVEN_STEPS = 2**16
 
 
-@dataclass(frozen=True)
-class FeatureBounds:
-    """The observed range of one feature and how its values are drawn.
-
-    Values are numbers as the model sees them: a categorical feature's values are its
-    category codes, in category order (so an ordered category keeps its order).
-    """
-
-    name: str
-    low: float
-    high: float
-    kind: str
-    observed: tuple[float, ...] = ()
-    categories: tuple[Any, ...] = ()
-
-    def strategy(self) -> st.SearchStrategy[float]:
-        """Values of this feature inside its observed range, as floats."""
-        if self.kind == CATEGORICAL:
-            return st.sampled_from(self.observed)
-        if self.kind == INTEGER:
-            return st.integers(int(self.low), int(self.high)).map(float)
-        if self.low == self.high:
-            return st.just(self.low)
-        # hypothesis favours simple and boundary floats; evenly spread values cover the inside
-        spread = st.integers(0, EVEN_STEPS).map(
-            lambda i: min(self.high, self.low + (self.high - self.low) * i / EVEN_STEPS))
-        return st.one_of(st.floats(self.low, self.high, allow_nan=False, allow_infinity=False),
-                         spread)
-
-    def grid(self, points: int) -> np.ndarray:
-        """Up to `points` increasing values spanning the range (every value if fewer exist)."""
-        if self.kind == CATEGORICAL:
-            candidates = np.asarray(self.observed)
-            if len(candidates) <= points:
-                return candidates
-            picks = np.linspace(0, len(candidates) - 1, points).round().astype(int)
-            return candidates[np.unique(picks)]
-        grid = np.linspace(self.low, self.high, points)
-        if self.kind == INTEGER:
-            if self.high - self.low + 1 <= points:
-                return np.arange(self.low, self.high + 1)
-            grid = np.unique(grid.round())
-        return np.unique(grid)
-
-    def label(self, value: float) -> str:
-        """How to show a value: a category's label, an integer without decimals."""
-        if self.kind == CATEGORICAL:
-            return str(self.categories[int(value)])
-        if self.kind == INTEGER:
-            return str(int(value))
-        from pytest_kexplain.assertions.messages import number
-
-        return number(value)
-
-
-def _kind(values: np.ndarray, dtype: Any) -> str:
-    if str(dtype) == "category":
-        return CATEGORICAL
-    if getattr(dtype, "kind", "f") in "biu" or np.all(values == np.round(values)):
-        return INTEGER
-    return FLOAT
-
-
-def feature_bounds(X: Any, feature_names: Sequence[str] | None = None) -> tuple[FeatureBounds, ...]:
-    """Observed bounds of each column of a 2-D array or DataFrame."""
-    prepared = prepare_input(X, feature_names)
-    require_tabular(prepared.array, "feature_bounds")
-    frame = X if is_dataframe(X) else None
-    bounds = []
-    for column, name in enumerate(prepared.feature_names):
-        values = prepared.array[:, column]
-        dtype = frame.dtypes.iloc[column] if frame is not None else values.dtype
-        kind = _kind(values, dtype)
-        categories: tuple[Any, ...] = ()
-        observed: tuple[float, ...] = ()
-        if kind == CATEGORICAL:
-            categories = tuple(dtype.categories)
-            values = values[values >= 0]  # -1 marks a missing category
-            observed = tuple(float(v) for v in np.unique(values))
-        bounds.append(FeatureBounds(name, float(values.min()), float(values.max()), kind,
-                                    observed, categories))
-    return tuple(bounds)
+def feature_strategy(feature: FeatureBounds) -> st.SearchStrategy[float]:
+    """Values of one feature inside its observed range, as floats."""
+    if feature.kind == CATEGORICAL:
+        return st.sampled_from(feature.observed)
+    if feature.kind == FIXED or feature.low == feature.high:
+        return st.just(feature.low)
+    if feature.kind == INTEGER:
+        return st.integers(int(feature.low), int(feature.high)).map(float)
+    low, high = feature.low, feature.high
+    # hypothesis favours simple and boundary floats; evenly spread values cover the inside
+    spread = st.integers(0, EVEN_STEPS).map(lambda i: min(high, low + (high - low) * i / EVEN_STEPS))
+    return st.one_of(st.floats(low, high, allow_nan=False, allow_infinity=False), spread)
 
 
 def feature_values(
@@ -120,16 +66,44 @@ def feature_values(
 ) -> st.SearchStrategy[float]:
     """Values of one named feature inside its observed range (category codes for categoricals)."""
     bounds = feature_bounds(X, feature_names)
-    return bounds[feature_index([b.name for b in bounds], feature)].strategy()
+    return feature_strategy(bounds[feature_index([b.name for b in bounds], feature)])
+
+
+def _group_choices(space: RowSpace, x: np.ndarray | None) -> list[tuple[int, ...]]:
+    if x is None:
+        return [group for group in space.groups]
+    return [space.observed_in_group(group, x) or group for group in space.groups]
 
 
 def row_arrays(
-    bounds: Sequence[FeatureBounds], *, min_rows: int = 1, max_rows: int = 1
+    space: RowSpace | Sequence[FeatureBounds], *, min_rows: int = 1, max_rows: int = 1,
+    x: np.ndarray | None = None,
 ) -> st.SearchStrategy[np.ndarray]:
-    """Float arrays (rows, features) drawn feature by feature within `bounds`."""
-    row = st.tuples(*(b.strategy() for b in bounds))
+    """Float arrays (rows, features) inside a row space: ranges, kinds and one-hot groups kept.
+
+    With `x` (the data the space describes), a one-hot group draws only the columns that are
+    set in some row of x.
+    """
+    if not isinstance(space, RowSpace):
+        space = RowSpace(tuple(space))
+    grouped = {c for group in space.groups for c in group}
+    free = [c for c in range(len(space.features)) if c not in grouped]
+    choices = _group_choices(space, x)
+    n_features = len(space.features)
+
+    def assemble(parts: tuple[tuple[float, ...], tuple[int, ...]]) -> np.ndarray:
+        values, hot = parts
+        row = np.zeros(n_features, dtype=np.float64)
+        row[free] = values
+        row[list(hot)] = 1.0
+        return row
+
+    row = st.tuples(
+        st.tuples(*(feature_strategy(space.features[c]) for c in free)),
+        st.tuples(*(st.sampled_from(group) for group in choices)),
+    ).map(assemble)
     return st.lists(row, min_size=min_rows, max_size=max_rows).map(
-        lambda rows: np.array(rows, dtype=np.float64).reshape(len(rows), len(bounds))
+        lambda rows: np.array(rows, dtype=np.float64).reshape(len(rows), n_features)
     )
 
 
@@ -139,7 +113,7 @@ def _as_frame(array: np.ndarray, like: Any, bounds: Sequence[FeatureBounds]) -> 
     columns = {}
     for column, (name, dtype, feature) in enumerate(zip(like.columns, like.dtypes, bounds)):
         values = array[:, column]
-        if feature.kind == CATEGORICAL:
+        if str(dtype) == "category":
             columns[name] = pd.Categorical.from_codes(values.astype(int), dtype=dtype)
         else:
             columns[name] = pd.Series(values).astype(dtype).to_numpy()
@@ -147,14 +121,21 @@ def _as_frame(array: np.ndarray, like: Any, bounds: Sequence[FeatureBounds]) -> 
 
 
 def rows_like(
-    X: Any, *, min_rows: int = 1, max_rows: int = 1, feature_names: Sequence[str] | None = None
+    X: Any, *, min_rows: int = 1, max_rows: int = 1, feature_names: Sequence[str] | None = None,
+    groups: Sequence[Sequence[str]] | None = None, integer: Sequence[str] = (),
+    fixed: Sequence[str] | Mapping[str, float] | None = None,
 ) -> st.SearchStrategy[Any]:
-    """Batches of rows inside X's observed per-feature ranges, of X's type (array or DataFrame)."""
+    """Batches of rows that could occur in X, of X's type (array or DataFrame).
+
+    Ranges, integer and categorical columns, constant columns and one-hot groups follow X;
+    `groups`, `integer` and `fixed` add constraints (see the module docstring).
+    """
     if min_rows < 1 or max_rows < min_rows:
-        raise KexplainError(f"need 1 <= min_rows <= max_rows, got {min_rows} and {max_rows}.")
-    bounds = feature_bounds(X, feature_names)
-    arrays = row_arrays(bounds, min_rows=min_rows, max_rows=max_rows)
+        raise InvalidArgument(f"need 1 <= min_rows <= max_rows, got {min_rows} and {max_rows}.")
+    space = row_space(X, feature_names, groups=groups, integer=integer, fixed=fixed)
+    x = prepare_input(X, feature_names).array
+    arrays = row_arrays(space, min_rows=min_rows, max_rows=max_rows, x=x)
     if is_dataframe(X):
-        return arrays.map(lambda array: _as_frame(array, X, bounds))
+        return arrays.map(lambda array: _as_frame(array, X, space.features))
     dtype = np.asarray(X).dtype if np.asarray(X).dtype.kind == "f" else np.float64
     return arrays.map(lambda array: array.astype(dtype))

@@ -82,14 +82,14 @@ def test_failing_checks_print_compact_tables(pytester):
         "E         found by   row  x1 from  to  output from  to       change",
         "E         ---------  ---  -------  --  -----------  -------  -------",
         "E         ICE curve  0    0        2   0.0000       -6.0000  -6.0000",
-        "E         row 0, other features: x0=0, x2=0",
+        "E         ICE curve, row 0: x0=0, x1=0 -> 2, x2=0",
         "E         2 of 2 ICE curves over 3 grid values violate it; "
         "the hypothesis search ran 0 examples.",
     ])
     # a typo is a usage error pointing at the user's line, with a suggestion
     failing_run.stdout.fnmatch_lines([
         ">       assert_top_features(MODEL, X, [\"x_1\"])",
-        "E       pytest_kexplain.errors.KexplainError: expected entry 'x_1' is not a feature of X. "
+        "E       pytest_kexplain.InvalidArgument: expected entry 'x_1' is not a feature of X. "
         "Did you mean 'x1'*",
     ])
     assert "AssertionError" not in failing_run.stdout.str()

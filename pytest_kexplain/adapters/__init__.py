@@ -1,21 +1,39 @@
-"""Model adapters: one interface to call and differentiate any supported model."""
+"""Model adapters: one interface to call and differentiate any supported model.
+
+`get_adapter` is the way in: it loads a `.keras` path (memoised per path, replaced when
+the file changes), wraps the model and reuses one adapter per live model object, so its
+compiled functions are traced once.
+"""
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from typing import Any
 
 from pytest_kexplain.adapters.base import ModelAdapter
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.adapters.outputs import Target, check_target, resolve_target
+from pytest_kexplain.errors import InvalidArgument
+
+__all__ = ["ModelAdapter", "Target", "adapt_model", "check_target", "clear_loaded_models",
+           "get_adapter", "load_keras_file", "resolve_target"]
+
+#: how many loaded `.keras` files stay in memory (least recently used are dropped)
+MAX_LOADED_FILES = 4
+
+# resolved path -> ((mtime_ns, size), model); one entry per path, so a rewritten file
+# replaces the model it held instead of keeping it alive.
+_LOADED_FILES: OrderedDict[str, tuple[tuple[int, int], Any]] = OrderedDict()
+_ADAPTER_ATTRIBUTE = "_kexplain_adapter"
 
 
 def load_keras_file(path: str | os.PathLike[str]) -> Any:
     """Load a `.keras` file with Keras' safe mode on (no arbitrary code from the file)."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise KexplainError(f"model file {path!r} does not exist.")
+        raise InvalidArgument(f"model file {path!r} does not exist.")
     if not path.endswith(".keras"):
-        raise KexplainError(
+        raise InvalidArgument(
             f"model path {path!r} is not a .keras file; save the model with model.save('x.keras')."
         )
     import keras
@@ -23,11 +41,36 @@ def load_keras_file(path: str | os.PathLike[str]) -> Any:
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:
-        raise KexplainError(f"could not load the Keras model from {path!r}: {exc}") from exc
+        raise InvalidArgument(f"could not load the Keras model from {path!r}: {exc}") from exc
+
+
+def load_keras_file_cached(path: str | os.PathLike[str]) -> Any:
+    """The model in a `.keras` file, loaded once per path and version of the file."""
+    resolved = os.path.abspath(os.fspath(path))
+    try:
+        stat = os.stat(resolved)
+    except OSError:
+        return load_keras_file(resolved)  # raises the clear error
+    version = (stat.st_mtime_ns, stat.st_size)
+    entry = _LOADED_FILES.get(resolved)
+    if entry is not None and entry[0] == version:
+        _LOADED_FILES.move_to_end(resolved)
+        return entry[1]
+    _LOADED_FILES.pop(resolved, None)  # the old model goes with its file version
+    model = load_keras_file(resolved)
+    _LOADED_FILES[resolved] = (version, model)
+    while len(_LOADED_FILES) > MAX_LOADED_FILES:
+        _LOADED_FILES.popitem(last=False)
+    return model
+
+
+def clear_loaded_models() -> None:
+    """Forget every memoised `.keras` file."""
+    _LOADED_FILES.clear()
 
 
 def adapt_model(model: Any) -> ModelAdapter:
-    """Wrap a Keras model, a `.keras` path or a plain callable in a ModelAdapter."""
+    """Wrap a Keras model, a `.keras` path or a plain callable in a new ModelAdapter."""
     from pytest_kexplain.adapters.callable_adapter import CallableAdapter
     from pytest_kexplain.adapters.keras_adapter import KerasAdapter, is_keras_model
 
@@ -37,7 +80,43 @@ def adapt_model(model: Any) -> ModelAdapter:
         return KerasAdapter(model)
     if callable(model):
         return CallableAdapter(model)
-    raise KexplainError(
+    raise InvalidArgument(
         f"cannot explain an object of type {type(model).__name__}: pass a Keras model, a path "
         "to a .keras file, or a callable mapping a batch of inputs to outputs."
     )
+
+
+class _AdapterSlot:
+    """Holds a model's adapter on the model itself; copies and pickles of the model drop it.
+
+    Kept on the model (not in a weak-keyed table, whose values would hold their keys alive
+    through the adapter's compiled functions), so model and adapter are freed together.
+    """
+
+    def __init__(self, adapter: ModelAdapter | None):
+        self.adapter = adapter
+
+    def __copy__(self) -> _AdapterSlot:
+        return _AdapterSlot(None)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _AdapterSlot:
+        return _AdapterSlot(None)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_AdapterSlot, (None,))
+
+
+def get_adapter(model: Any) -> tuple[Any, ModelAdapter]:
+    """The (possibly loaded) model object and a reusable adapter for it."""
+    if isinstance(model, (str, os.PathLike)):
+        model = load_keras_file_cached(model)
+    slot = getattr(model, _ADAPTER_ATTRIBUTE, None)
+    if isinstance(slot, _AdapterSlot) and slot.adapter is not None:
+        return model, slot.adapter
+    adapter = adapt_model(model)
+    if adapter.differentiable:
+        try:
+            object.__setattr__(model, _ADAPTER_ATTRIBUTE, _AdapterSlot(adapter))
+        except (AttributeError, TypeError):  # objects without a __dict__: no reuse
+            pass
+    return model, adapter

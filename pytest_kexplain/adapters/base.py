@@ -58,7 +58,7 @@ class ModelAdapter(Protocol):
         ...
 
     def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
-        """Raise KexplainError if samples of this shape cannot go through the model."""
+        """Raise InvalidArgument if samples of this shape cannot go through the model."""
         ...
 
     def fingerprint(self) -> str | None:

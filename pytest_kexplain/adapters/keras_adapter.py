@@ -11,7 +11,7 @@ import numpy as np
 from pytest_kexplain.adapters.base import GradientFunctions, batches, default_batch_size
 from pytest_kexplain.adapters.coalitions import coalition_batch_size
 from pytest_kexplain.adapters.outputs import as_output_matrix
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 
 # Keras backend name -> module implementing
 # `build_functions(model, sample_shape, dtype, description) -> GradientFunctions`.
@@ -86,7 +86,7 @@ class KerasAdapter:
         )
         if not fits:
             expected = "(n, " + ", ".join("?" if d is None else str(d) for d in declared) + ")"
-            raise KexplainError(
+            raise InvalidArgument(
                 f"X has samples of shape {sample_shape} (X.shape = (n, "
                 f"{', '.join(map(str, sample_shape))})) but {self.description} expects "
                 f"input of shape {expected}."
@@ -108,7 +108,7 @@ class KerasAdapter:
         if functions is None:
             module_name = _BACKEND_MODULES.get(self.backend)
             if module_name is None:
-                raise KexplainError(
+                raise InvalidArgument(
                     f"the Keras backend {self.backend!r} is not supported yet; supported: "
                     f"{', '.join(sorted(_BACKEND_MODULES))}. Set KERAS_BACKEND accordingly."
                 )
@@ -122,7 +122,7 @@ class KerasAdapter:
                 raw = self.model(np.zeros((1, *sample_shape), dtype=self.dtype), training=False)
             except Exception as exc:  # the framework's own message says what did not fit
                 first_line = (str(exc).strip().splitlines() or [""])[0]
-                raise KexplainError(
+                raise InvalidArgument(
                     f"{self.description} cannot take samples of shape {sample_shape}: "
                     f"{type(exc).__name__}: {first_line}"
                 ) from exc

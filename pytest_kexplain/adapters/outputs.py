@@ -6,21 +6,21 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 
 
 def as_output_matrix(raw: Any, n_rows: int) -> np.ndarray:
     """Convert model output to shape (n_rows, n_outputs); reject multi-head outputs."""
     if isinstance(raw, dict):
         if len(raw) != 1:
-            raise KexplainError(
+            raise InvalidArgument(
                 f"the model returns {len(raw)} named outputs ({', '.join(map(str, raw))}); "
                 "wrap it so that it returns the one output to explain."
             )
         raw = next(iter(raw.values()))
     if isinstance(raw, (list, tuple)) and len(raw) and not np.isscalar(raw[0]):
         if len(raw) != 1:
-            raise KexplainError(
+            raise InvalidArgument(
                 f"the model returns {len(raw)} outputs; wrap it so that it returns the one "
                 "output to explain."
             )
@@ -29,8 +29,75 @@ def as_output_matrix(raw: Any, n_rows: int) -> np.ndarray:
         raw = raw.numpy()
     array = np.asarray(raw, dtype=np.float64)
     if array.ndim == 0 or array.shape[0] != n_rows:
-        raise KexplainError(
+        raise InvalidArgument(
             f"the model returned shape {array.shape} for a batch of {n_rows} rows; it must "
             "return one output (or one vector of outputs) per row."
         )
     return array.reshape(n_rows, -1)
+
+
+#: what to explain: one output index, 'predicted' (each row's argmax), or one index per row
+Target = Any
+
+PREDICTED = "predicted"
+
+
+def _target_help(n_rows: int) -> str:
+    return ("target must be None, an output index (int), 'predicted' (the argmax of each "
+            f"sample), or one integer index per sample (shape ({n_rows},))")
+
+
+def check_target(target: Target, n_rows: int, n_outputs: int | None = None) -> None:
+    """Reject a malformed target before any model call (ranges too when n_outputs is known)."""
+    if target is None:
+        if n_outputs is not None and n_outputs != 1:
+            raise InvalidArgument(_several_outputs(n_outputs))
+        return
+    if isinstance(target, str):
+        if target != PREDICTED:
+            raise InvalidArgument(
+                f"target must be an output index or 'predicted', got {target!r}.")
+        return
+    if isinstance(target, bool) or isinstance(target, (float, np.floating)):
+        raise InvalidArgument(f"{_target_help(n_rows)}; got {type(target).__name__} {target!r}.")
+    if isinstance(target, (int, np.integer)):
+        if n_outputs is not None:
+            _check_index(int(target), n_outputs)
+        return
+    indices = np.asarray(target)
+    if indices.shape != (n_rows,) or not np.issubdtype(indices.dtype, np.integer):
+        raise InvalidArgument(
+            f"{_target_help(n_rows)}; got {type(target).__name__} of shape {indices.shape}"
+            + ("" if np.issubdtype(indices.dtype, np.integer) else f" and dtype {indices.dtype}")
+            + ".")
+    if indices.min() < 0 or (n_outputs is not None and indices.max() >= n_outputs):
+        upper = "" if n_outputs is None else f"..{n_outputs - 1}"
+        raise InvalidArgument(f"target indices must lie in 0{upper}; got {int(indices.min())}"
+                              f"..{int(indices.max())}.")
+
+
+def _several_outputs(n_outputs: int) -> str:
+    return (f"the model has {n_outputs} outputs; pass target=<index in 0..{n_outputs - 1}> "
+            "or target='predicted' (the argmax of each sample) to choose one.")
+
+
+def _check_index(index: int, n_outputs: int) -> None:
+    if not -n_outputs <= index < n_outputs:
+        raise InvalidArgument(
+            f"target={index} is out of range: the model has {n_outputs} output(s), "
+            f"so valid indices are 0..{n_outputs - 1}."
+        )
+
+
+def resolve_target(target: Target, outputs: np.ndarray) -> tuple[np.ndarray, str]:
+    """Per-row output indices to explain, and a name for the explained output."""
+    n, n_outputs = outputs.shape
+    check_target(target, n, n_outputs)
+    if target is None:
+        return np.zeros(n, dtype=np.int64), "output"
+    if isinstance(target, str):
+        return outputs.argmax(axis=1).astype(np.int64), PREDICTED
+    if isinstance(target, (int, np.integer)):
+        index = int(target) % n_outputs
+        return np.full(n, index, dtype=np.int64), f"output[{index}]"
+    return np.asarray(target).astype(np.int64), "per-sample target"

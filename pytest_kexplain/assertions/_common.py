@@ -8,26 +8,15 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import CheckFailed, InvalidArgument, InvalidArgumentType
 from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.inputs import require_tabular  # noqa: F401 (re-exported for the checks)
 from pytest_kexplain.settings import with_defaults
 
 #: explain()'s named keywords (anything else it takes is an explainer option)
 EXPLAIN_ARGUMENTS = ("method", "target", "feature_names", "background", "seed", "batch_size")
 #: explain() keywords that only matter to the model's outputs, not to an explainer
 OUTPUT_KEYWORDS = ("target", "feature_names", "batch_size")
-
-
-class CheckFailed(AssertionError):
-    """A check found the model breaking an expectation; ``result`` holds the measurements."""
-
-    def __init__(self, message: str, result: Any = None):
-        super().__init__(message)
-        self.result = result
-
-
-# Shown in tracebacks as pytest_kexplain.CheckFailed, where users import it from.
-CheckFailed.__module__ = "pytest_kexplain"
 
 
 def fail(message: str, result: Any = None) -> NoReturn:
@@ -48,7 +37,7 @@ def output_keywords(explain_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     __tracebackhide__ = True
     unexpected = sorted(set(explain_kwargs) - set(EXPLAIN_ARGUMENTS))
     if unexpected:
-        raise TypeError(
+        raise InvalidArgumentType(
             f"unexpected keyword argument(s) {', '.join(unexpected)}; this check looks at the "
             f"model's outputs and accepts only {', '.join(EXPLAIN_ARGUMENTS)} besides its own.")
     merged = with_defaults(explain_kwargs)
@@ -59,7 +48,7 @@ def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str =
     """Position of a named feature; unknown names suggest the closest existing ones."""
     __tracebackhide__ = True
     if not isinstance(feature, str):
-        raise TypeError(
+        raise InvalidArgumentType(
             f"{argument} must be a feature name (str), got {type(feature).__name__} {feature!r}."
         )
     try:
@@ -69,7 +58,7 @@ def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str =
     close = difflib.get_close_matches(feature, list(feature_names), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     shown = ", ".join(feature_names[:12]) + (", ..." if len(feature_names) > 12 else "")
-    raise KexplainError(
+    raise InvalidArgument(
         f"{argument} {feature!r} is not a feature of X.{hint} The features are: {shown}. "
         "(Names come from feature_names=, or a DataFrame's columns; unnamed features are "
         "x0, x1, ...)"
@@ -84,17 +73,17 @@ def feature_indices(
     if isinstance(features, str):
         features = [features]
     if not isinstance(features, Sequence) or isinstance(features, (bytes, bytearray)):
-        raise TypeError(
+        raise InvalidArgumentType(
             f"{argument} must be a list of feature names, got {type(features).__name__}."
         )
     if len(features) == 0:
-        raise KexplainError(f"{argument} is empty; name at least one feature.")
+        raise InvalidArgument(f"{argument} is empty; name at least one feature.")
     indices = []
     for feature in features:  # a loop, not a comprehension, so the frame stays hidden
         indices.append(feature_index(feature_names, feature, argument=f"{argument} entry"))
     repeated = sorted({feature_names[i] for i in indices if indices.count(i) > 1})
     if repeated:
-        raise KexplainError(f"{argument} names a feature more than once: {', '.join(repeated)}.")
+        raise InvalidArgument(f"{argument} names a feature more than once: {', '.join(repeated)}.")
     return indices
 
 
@@ -105,14 +94,14 @@ def check_number(
     """A finite real number within [low, high] (or (low, high] with low_open)."""
     __tracebackhide__ = True
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}.")
+        raise InvalidArgumentType(f"{name} must be a number, got {type(value).__name__} {value!r}.")
     number = float(value)
     too_low = low is not None and (number <= low if low_open else number < low)
     too_high = high is not None and number > high
     if not np.isfinite(number) or too_low or too_high:
         left = "(" if low_open else "["
         bounds = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-        raise KexplainError(f"{name} must lie in {bounds}, got {value!r}.")
+        raise InvalidArgument(f"{name} must lie in {bounds}, got {value!r}.")
     return number
 
 
@@ -120,10 +109,10 @@ def check_count(name: str, value: Any, *, low: int = 1, high: int | None = None)
     """An integer within [low, high]."""
     __tracebackhide__ = True
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}.")
+        raise InvalidArgumentType(f"{name} must be an integer, got {type(value).__name__} {value!r}.")
     if value < low or (high is not None and value > high):
         upper = "" if high is None else f" and at most {high}"
-        raise KexplainError(f"{name} must be at least {low}{upper}, got {value}.")
+        raise InvalidArgument(f"{name} must be at least {low}{upper}, got {value}.")
     return int(value)
 
 
@@ -131,17 +120,7 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     """One of a fixed set of strings."""
     __tracebackhide__ = True
     if value not in choices:
-        raise KexplainError(
+        raise InvalidArgument(
             f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}."
         )
     return str(value)
-
-
-def require_tabular(array: np.ndarray, check: str) -> None:
-    """Checks that move single features need (n_samples, n_features) data."""
-    __tracebackhide__ = True
-    if array.ndim != 2:
-        raise KexplainError(
-            f"{check} works on tabular data of shape (n_samples, n_features); X has shape "
-            f"{array.shape}."
-        )

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters import get_adapter, resolve_target
 from pytest_kexplain.adapters.base import ModelAdapter
 from pytest_kexplain.inputs import PreparedInput, prepare_input
 
@@ -23,8 +24,6 @@ class OutputModel:
 
     def outputs(self, x: np.ndarray, rows_target: np.ndarray | None = None) -> np.ndarray:
         """The explained output of every row of x (target resolved on x unless given)."""
-        from pytest_kexplain.api import resolve_target
-
         outputs = self.adapter.predict(np.asarray(x, dtype=np.float64), batch_size=self.batch_size)
         if rows_target is None:
             rows_target, _ = resolve_target(self.target, outputs)
@@ -32,8 +31,6 @@ class OutputModel:
 
     def row_targets(self, x: np.ndarray) -> np.ndarray:
         """Output index per row of x, fixed before the rows are modified."""
-        from pytest_kexplain.api import resolve_target
-
         if self._constant_target is not None:
             return np.full(len(x), self._constant_target, dtype=np.int64)
         outputs = self.adapter.predict(np.asarray(x, dtype=np.float64), batch_size=self.batch_size)
@@ -47,8 +44,6 @@ def bind_model(
     model: Any, X: Any, keywords: dict[str, Any]
 ) -> tuple[OutputModel, PreparedInput]:
     """Validate X, adapt the model and check they fit together."""
-    from pytest_kexplain.api import get_adapter
-
     prepared = prepare_input(X, keywords.get("feature_names"))
     _, adapter = get_adapter(model)
     adapter.check_input_shape(prepared.feature_shape)

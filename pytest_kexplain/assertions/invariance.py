@@ -11,7 +11,7 @@ import numpy as np
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import check_number, fail, feature_index, output_keywords
 from pytest_kexplain.assertions._outputs import bind_model
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 from pytest_kexplain.inputs import is_dataframe, prepare_input
 
 # Rows shown in a failure message.
@@ -33,7 +33,7 @@ class InvarianceResult:
 def _set_columns(X: Any, assignments: Mapping[str, Any], feature_names: Any) -> Any:
     """A copy of X with the named columns set to constant values."""
     if not assignments:
-        raise KexplainError("transform is an empty mapping; name at least one feature to set.")
+        raise InvalidArgument("transform is an empty mapping; name at least one feature to set.")
     if is_dataframe(X):
         frame = X.copy()
         for name, value in assignments.items():
@@ -41,7 +41,7 @@ def _set_columns(X: Any, assignments: Mapping[str, Any], feature_names: Any) -> 
             column = frame[name]
             if str(column.dtype) == "category":
                 if value not in column.cat.categories:
-                    raise KexplainError(
+                    raise InvalidArgument(
                         f"{value!r} is not a category of column {name!r}; its categories are "
                         f"{list(column.cat.categories)}.")
                 import pandas as pd
@@ -73,13 +73,13 @@ def assert_invariant(
         transformed = transform(X.copy() if hasattr(X, "copy") else X)
         description = getattr(transform, "__name__", type(transform).__name__)
     else:
-        raise TypeError(
+        raise InvalidArgumentType(
             "transform must be a callable taking and returning X, or a {feature: value} "
             f"mapping, got {type(transform).__name__}.")
     moved = prepare_input(transformed, keywords.get("feature_names") or prepared.feature_names,
                           name="transform(X)")
     if moved.array.shape != prepared.array.shape:
-        raise KexplainError(
+        raise InvalidArgument(
             f"transform(X) has shape {moved.array.shape}, X has {prepared.array.shape}; the "
             "transform must return the same rows and features.")
     if bound.target is None:

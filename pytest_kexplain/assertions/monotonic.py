@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -16,19 +16,17 @@ from pytest_kexplain.assertions._common import (
     fail,
     feature_index,
     output_keywords,
-    require_tabular,
 )
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
+from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.inputs import FeatureBounds, RowSpace, require_tabular, row_space
 from pytest_kexplain.settings import with_defaults
-
-if TYPE_CHECKING:  # the strategies module imports hypothesis, loaded only for the search
-    from pytest_kexplain.strategies import FeatureBounds
 
 DIRECTIONS = ("increasing", "decreasing")
 # Feature values checked along the segment between each pair the search draws.
 SEGMENT_POINTS = 8
-# Other features of a counterexample's row shown in a message.
-SHOWN_FEATURES = 8
+# Features per line when a counterexample's full row is shown.
+FEATURES_PER_LINE = 6
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,7 @@ def _inside_hypothesis_test() -> bool:
 
 
 def _search(
-    bound: OutputModel, bounds: Sequence[FeatureBounds], column: int, orientation: float,
+    bound: OutputModel, space: RowSpace, x: np.ndarray, column: int, orientation: float,
     tolerance: float, max_examples: int, seed: int,
 ) -> tuple[Counterexample | None, int]:
     """Hypothesis search for a violating pair, shrunk; bounded and seeded so CI cannot flake."""
@@ -117,13 +115,13 @@ def _search(
     from hypothesis import HealthCheck, Phase, Verbosity, given
     from hypothesis import strategies as st
 
-    from pytest_kexplain.strategies import row_arrays
+    from pytest_kexplain.strategies import feature_strategy, row_arrays
 
-    feature = bounds[column]
+    feature = space.features[column]
     examples = 0
     if feature.low == feature.high:
         return None, 0  # a constant feature has no pair of values to compare
-    pairs = st.lists(feature.strategy(), min_size=2, max_size=2, unique=True).map(sorted)
+    pairs = st.lists(feature_strategy(feature), min_size=2, max_size=2, unique=True).map(sorted)
 
     @hypothesis.seed(seed)
     @hypothesis.settings(
@@ -131,7 +129,7 @@ def _search(
         phases=(Phase.generate, Phase.target, Phase.shrink), report_multiple_bugs=False,
         verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck), print_blob=False,
     )
-    @given(row_arrays(bounds), pairs)
+    @given(row_arrays(space, x=x), pairs)
     def search(row: np.ndarray, values: list[float]) -> None:
         nonlocal examples
         examples += 1
@@ -160,9 +158,17 @@ def _search(
 
 def assert_monotonic(
     model: Any, X: Any, feature: str, *, direction: str = "increasing", tolerance: float = 0.0,
-    grid_points: int = 20, max_examples: int = 100, **explain_kwargs: Any,
+    grid_points: int = 20, max_examples: int = 100,
+    groups: Sequence[Sequence[str]] | None = None, integer: Sequence[str] = (),
+    fixed: Sequence[str] | Mapping[str, float] | None = None, **explain_kwargs: Any,
 ) -> MonotonicResult:
-    """Assert the output never moves against `direction` when only `feature` increases."""
+    """Assert the output never moves against `direction` when only `feature` increases.
+
+    ICE curves sweep `feature` over a grid from every row of X; a seeded hypothesis search
+    then draws rows that could occur in X (see `pytest_kexplain.strategies.rows_like`:
+    observed ranges, integer, constant and categorical columns, one-hot groups, plus the
+    `groups`, `integer` and `fixed` constraints) and reports a shrunk counterexample.
+    """
     __tracebackhide__ = True
     direction = check_choice("direction", direction, DIRECTIONS)
     tolerance = check_number("tolerance", tolerance, low=0.0)
@@ -173,10 +179,10 @@ def assert_monotonic(
     bound, prepared = bind_model(model, X, keywords)
     require_tabular(prepared.array, "assert_monotonic")
     column = feature_index(prepared.feature_names, feature)
-
-    from pytest_kexplain.strategies import feature_bounds
-
-    bounds = feature_bounds(X, keywords.get("feature_names"))
+    space = row_space(X, keywords.get("feature_names"), groups=groups, integer=integer,
+                      fixed=fixed)
+    _check_movable(space, column, fixed)
+    bounds = space.features
     grid = bounds[column].grid(grid_points)
     orientation = 1.0 if direction == "increasing" else -1.0
     x = np.array(prepared.array)
@@ -195,7 +201,8 @@ def assert_monotonic(
     target_per_row = keywords.get("target") is not None and not isinstance(
         keywords.get("target"), (int, np.integer, str))
     if max_examples and not target_per_row and not _inside_hypothesis_test():
-        found, examples = _search(bound, bounds, column, orientation, tolerance, max_examples, seed)
+        found, examples = _search(bound, space, prepared.array, column, orientation, tolerance,
+                                  max_examples, seed)
         if found is not None:
             counterexamples.append(found)
     worst = max([float(drops.max()), *(orientation * -c.change for c in counterexamples)])
@@ -207,25 +214,52 @@ def assert_monotonic(
     return result
 
 
+def _check_movable(space: RowSpace, column: int, fixed: Any) -> None:
+    """A feature held fixed or tied into a one-hot group cannot be moved on its own."""
+    __tracebackhide__ = True
+    name = space.features[column].name
+    group = space.group_of(column)
+    if group is not None:
+        members = ", ".join(space.features[c].name for c in group)
+        raise InvalidArgument(
+            f"feature {name!r} is one column of the one-hot group [{members}]: it cannot "
+            "increase on its own (exactly one of them is 1). Check the category's effect with "
+            "assert_invariant, or pass groups=[] if these columns are not one-hot.")
+    if fixed is not None and name in (fixed if not isinstance(fixed, str) else [fixed]):
+        raise InvalidArgument(f"feature {name!r} is fixed, so it cannot be checked for "
+                              "monotonicity; remove it from fixed=.")
+
+
+def _full_row(bounds: Sequence[FeatureBounds], counterexample: Counterexample, column: int
+              ) -> str:
+    """Every feature of a counterexample's row as name=value, the checked one as from -> to."""
+    feature = bounds[column]
+    cells = [f"{b.name}={feature.label(counterexample.low)} -> {feature.label(counterexample.high)}"
+             if i == column else f"{b.name}={b.label(v)}"
+             for i, (b, v) in enumerate(zip(bounds, counterexample.values))]
+    lines = [", ".join(cells[i:i + FEATURES_PER_LINE])
+             for i in range(0, len(cells), FEATURES_PER_LINE)]
+    return f",\n{messages.INDENT}{messages.INDENT}".join(lines)
+
+
 def _failure_message(
     result: MonotonicResult, bounds: Sequence[FeatureBounds], column: int
 ) -> str:
     feature = bounds[column]
     moves = "decreases" if result.direction == "increasing" else "increases"
     ordered = sorted(result.counterexamples, key=lambda c: -abs(c.change))
-    worst = ordered[0]
     rows = [(c.source, "-" if c.row is None else c.row, feature.label(c.low), feature.label(c.high),
              c.output_low, c.output_high, c.change) for c in ordered]
-    others = [f"{b.name}={b.label(v)}" for i, (b, v) in enumerate(zip(bounds, worst.values))
-              if i != column]
-    shown = ", ".join(others[:SHOWN_FEATURES]) + (", ..." if len(others) > SHOWN_FEATURES else "")
-    where = "generated row" if worst.row is None else f"row {worst.row}"
+    described = "".join(
+        f"\n{messages.INDENT}{c.source}, "
+        f"{'generated row' if c.row is None else f'row {c.row}'}: {_full_row(bounds, c, column)}"
+        for c in ordered)
     return (
         f"the output {moves} when {result.feature} increases (expected {result.direction}, "
         f"tolerance={messages.number(result.tolerance)}); worst counterexample first:\n"
         + messages.table(("found by", "row", f"{result.feature} from", "to", "output from", "to",
                           "change"), rows)
-        + f"\n{messages.INDENT}{where}, other features: {shown}\n"
+        + described + "\n"
         f"{messages.INDENT}{result.n_rows_violating} of {result.n_rows} ICE curves over "
         f"{len(result.grid)} grid values violate it; the hypothesis search ran "
         f"{result.search_examples} examples."

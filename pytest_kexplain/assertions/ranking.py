@@ -14,7 +14,7 @@ from pytest_kexplain.assertions._common import (
     fail,
     feature_indices,
 )
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 from pytest_kexplain.explanation import Explanation
 
 # Rows beyond the compared ones that a ranking table shows, for context.
@@ -64,7 +64,7 @@ def assert_top_features(
     k = len(expected_names) if k is None else check_count(
         "k", k, low=len(expected_names), high=len(names))
     if not isinstance(ordered, bool):
-        raise TypeError(f"ordered must be True or False, got {ordered!r}.")
+        raise InvalidArgumentType(f"ordered must be True or False, got {ordered!r}.")
     ranking = explanation.ranking()
     rank_of = {name: position for position, name in enumerate(ranking, start=1)}
     top = tuple(ranking[:k])
@@ -98,7 +98,7 @@ def assert_importance_order(
     names = explanation.feature_names
     indices = feature_indices(names, features)
     if len(indices) < 2:
-        raise KexplainError("features must name at least two features to compare their order.")
+        raise InvalidArgument("features must name at least two features to compare their order.")
     importance = explanation.importance_array()
     chosen = tuple(names[i] for i in indices)
     chosen_importance = tuple(float(importance[i]) for i in indices)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain import metrics
+from pytest_kexplain.adapters import get_adapter
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -16,7 +17,7 @@ from pytest_kexplain.assertions._common import (
     explain_for_check,
     fail,
 )
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.settings import with_defaults
 
@@ -94,7 +95,7 @@ def randomized_copy(model: Any, seed: int, layers: Collection[str] | None = None
     try:
         clone = keras.models.clone_model(model)
     except Exception as exc:  # subclassed models without get_config cannot be cloned
-        raise KexplainError(
+        raise InvalidArgument(
             f"assert_model_sensitive could not clone the model ({exc}); it needs a Sequential or "
             "functional Keras model.") from exc
     clone.set_weights(model.get_weights())  # keeps what is not re-initialised (e.g. BN statistics)
@@ -138,19 +139,17 @@ def assert_model_sensitive(
     max_similarity = check_number("max_similarity", max_similarity, low=-1.0, high=1.0)
     explanation = explain_for_check(model, X, explain_kwargs)
     if isinstance(model, str) or hasattr(model, "__fspath__"):
-        from pytest_kexplain.api import get_adapter
-
         model, _ = get_adapter(model)
     from pytest_kexplain.adapters.keras_adapter import is_keras_model
 
     if not is_keras_model(model):
-        raise KexplainError(
+        raise InvalidArgument(
             "assert_model_sensitive re-initialises the model's weights, so it needs a Keras "
             f"model; got {type(model).__name__}.")
     seed = int(with_defaults(explain_kwargs).get("seed", 0))
     layers = randomizable_layers(model)
     if not layers:
-        raise KexplainError("the model has no layer weights with an initializer to re-draw.")
+        raise InvalidArgument("the model has no layer weights with an initializer to re-draw.")
     stages, measured = [], []
     for randomized_layers in stage_layers(mode, layers):
         randomized, count = randomized_copy(model, seed, randomized_layers)

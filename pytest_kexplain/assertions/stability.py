@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain import metrics
+from pytest_kexplain.adapters import get_adapter
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -18,7 +19,7 @@ from pytest_kexplain.assertions._common import (
     fail,
 )
 from pytest_kexplain.assertions._outputs import bind_model
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.inputs import prepare_input
 from pytest_kexplain.settings import with_defaults
@@ -58,7 +59,7 @@ def _noise_scale(x: np.ndarray, background: Any, epsilon: float) -> np.ndarray:
     source = x if background is None else prepare_input(background, name="background").array
     spread = source.std(axis=0)
     if not np.any(spread > 0):
-        raise KexplainError(
+        raise InvalidArgument(
             "every feature is constant in X, so noise relative to each feature's spread is zero; "
             "pass background= with representative rows (e.g. the training data).")
     return epsilon * spread
@@ -79,8 +80,6 @@ def _with_stability_method(model: Any, explain_kwargs: dict[str, Any]) -> dict[s
     """
     if with_defaults(explain_kwargs).get("method", "auto") != "auto":
         return explain_kwargs
-    from pytest_kexplain.api import get_adapter
-
     differentiable = get_adapter(model)[1].differentiable
     return {**explain_kwargs, "method": "saliency" if differentiable else "shap"}
 

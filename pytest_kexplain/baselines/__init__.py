@@ -7,8 +7,6 @@ the failure, `fixture` and `consistency` are what tests call. This module stays 
 
 from __future__ import annotations
 
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import BaselineError
 
-
-class BaselineError(KexplainError):
-    """A baseline is missing, unreadable, or was made for another check (not a model regression)."""
+__all__ = ["BaselineError"]

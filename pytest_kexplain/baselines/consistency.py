@@ -7,7 +7,7 @@ from typing import Any
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message
 from pytest_kexplain.baselines.tolerances import resolve_tolerances, split_tolerances
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.settings import active_defaults, with_defaults
 
 DEFAULTS_SOURCE = "kexplain ini options / @pytest.mark.kexplain"
@@ -33,7 +33,7 @@ def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X
     reference = explain(reference_model, X, **explain_kwargs)
     candidate = explain(candidate_model, X, **explain_kwargs)
     if reference.method != candidate.method:
-        raise KexplainError(
+        raise InvalidArgument(
             f"method='auto' chose {reference.method!r} for the reference model but "
             f"{candidate.method!r} for the candidate; pass method= so both are explained alike."
         )

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_kexplain.adapters import get_adapter
 from pytest_kexplain.baselines import BaselineError, store
 from pytest_kexplain.baselines import format as baseline_format
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message, update_command
 from pytest_kexplain.baselines.tolerances import resolve_tolerances, split_tolerances
 from pytest_kexplain.cache import array_digest
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.settings import with_defaults
 
 #: where tolerances that are not passed to assert_match come from, for error messages
@@ -71,7 +72,7 @@ class ExplanationBaseline:
     def _explain(self, model: Any, X: Any, name: str | None,
                  explain_kwargs: dict[str, Any]) -> baseline_format.Baseline:
         """The current explanation, in the form a baseline file records."""
-        from pytest_kexplain.api import explain, get_adapter
+        from pytest_kexplain.api import explain
 
         explanation = explain(model, X, **with_defaults(explain_kwargs, self.defaults))
         _, adapter = get_adapter(model)
@@ -84,11 +85,11 @@ class ExplanationBaseline:
     def _claim(self, name: str | None) -> str:
         """The file stem of this baseline; each one may be checked once per test."""
         if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise KexplainError(f"name must be a non-empty string, got {name!r}.")
+            raise InvalidArgument(f"name must be a non-empty string, got {name!r}.")
         stem = store.baseline_stem(self.nodeid, name)
         if stem in self._checked:
             which = "without a name" if name is None else f"named {name!r}"
-            raise KexplainError(
+            raise InvalidArgument(
                 f"this test already checked a baseline {which}; give each assert_match() in "
                 "one test its own name=, e.g. assert_match(model, X, name='holdout')."
             )

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument, KexplainError
 
 RANK_METRICS = ("spearman", "kendall")
 
@@ -44,11 +44,11 @@ class Tolerances:
 
     def __post_init__(self) -> None:
         if self.rank_metric not in RANK_METRICS:
-            raise KexplainError(
+            raise InvalidArgument(
                 f"rank_metric must be one of {', '.join(RANK_METRICS)}, got {self.rank_metric!r}."
             )
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
-            raise KexplainError(f"top_k must be a positive integer, got {self.top_k!r}.")
+            raise InvalidArgument(f"top_k must be a positive integer, got {self.top_k!r}.")
         bounds = {"rank_correlation": (-1.0, 1.0), "top_k_overlap": (0.0, 1.0),
                   "max_share_change": (0.0, 1.0), "min_top_importance": (0.0, math.inf),
                   "sample_similarity": (-1.0, 1.0)}
@@ -58,7 +58,7 @@ class Tolerances:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
                 allowed = f"in [{low:g}, {high:g}]" if high < math.inf else f">= {low:g}"
-                raise KexplainError(
+                raise InvalidArgument(
                     f"{name} must be a number {allowed} (or None to switch it off), "
                     f"got {value!r}."
                 )
@@ -70,7 +70,7 @@ class Tolerances:
         try:
             return replace(self, **changes)
         except KexplainError as error:
-            raise KexplainError(f"{source}: {error}") from None
+            raise InvalidArgument(f"{source}: {error}") from None
 
 
 def resolve_tolerances(*layers: tuple[Mapping[str, Any], str]) -> Tolerances:
@@ -98,4 +98,4 @@ def _parse(key: str, value: Any, source: str) -> Any:
     try:
         return int(text) if key == "top_k" else float(text)
     except ValueError:
-        raise KexplainError(f"{source}: {key} must be a number, got {value!r}.") from None
+        raise InvalidArgument(f"{source}: {key} must be a number, got {value!r}.") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_kexplain.explainers import gradients, occlusion, permutation, shapley  # noqa: F401
 from pytest_kexplain.explainers.base import REGISTRY, ExplainerSpec
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 
 AUTO = "auto"
 
@@ -18,7 +18,7 @@ def get_explainer(method: str) -> ExplainerSpec:
     """The registered explainer for a method name; unknown names list the known ones."""
     spec = REGISTRY.get(method) if isinstance(method, str) else None
     if spec is None:
-        raise KexplainError(
+        raise InvalidArgument(
             f"unknown explanation method {method!r}; choose one of: "
             f"{', '.join(available_methods())}."
         )

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import ModelAdapter
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class ExplainerSpec:
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             accepted = ", ".join(sorted(self.defaults)) or "none"
-            raise KexplainError(
+            raise InvalidArgument(
                 f"method {self.name!r} got unknown option(s) {', '.join(unknown)}; "
                 f"it accepts: {accepted}."
             )
@@ -104,7 +104,7 @@ def positive_int(options: Mapping[str, Any], name: str) -> int:
     """Read an option that must be a positive integer."""
     value = options[name]
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise KexplainError(f"option {name!r} must be a positive integer, got {value!r}.")
+        raise InvalidArgument(f"option {name!r} must be a positive integer, got {value!r}.")
     return int(value)
 
 
@@ -114,5 +114,5 @@ def non_negative_float(options: Mapping[str, Any], name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
         np.isfinite(value) and value >= 0
     ):
-        raise KexplainError(f"option {name!r} must be a finite number >= 0, got {value!r}.")
+        raise InvalidArgument(f"option {name!r} must be a finite number >= 0, got {value!r}.")
     return float(value)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import default_batch_size
-from pytest_kexplain.errors import IntegrationToleranceWarning, KexplainError
+from pytest_kexplain.errors import IntegrationToleranceWarning, InvalidArgument
 from pytest_kexplain.explanation import relative_completeness_gaps
 from pytest_kexplain.explainers.base import (
     Attribution,
@@ -80,7 +80,7 @@ def integration_points(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
         nodes, node_weights = np.polynomial.legendre.leggauss(steps)
         alphas, weights = (nodes + 1) / 2, node_weights / 2
     else:
-        raise KexplainError(
+        raise InvalidArgument(
             f"option 'rule' must be one of {', '.join(INTEGRATION_RULES)}, got {rule!r}."
         )
     return alphas, weights

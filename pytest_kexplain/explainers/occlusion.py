@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from pytest_kexplain.adapters.base import copies_per_call
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
 
 
@@ -29,7 +29,7 @@ def _patch(request: ExplainRequest) -> tuple[int, ...]:
     if len(patch) != len(request.sample_shape) or any(
         not isinstance(p, (int, np.integer)) or p < 1 for p in patch
     ):
-        raise KexplainError(
+        raise InvalidArgument(
             f"option 'patch' must be {len(request.sample_shape)} positive integers (one per "
             f"sample axis of shape {request.sample_shape}), got {request.options['patch']!r}."
         )

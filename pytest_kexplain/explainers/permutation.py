@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from pytest_kexplain.adapters.base import copies_per_call
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, positive_int, register
 
 
@@ -38,7 +38,7 @@ def permutation_importance(request: ExplainRequest) -> Attribution:
     if y is not None:
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if len(y) != n:
-            raise KexplainError(f"option 'y' has {len(y)} labels but X has {n} rows.")
+            raise InvalidArgument(f"option 'y' has {len(y)} labels but X has {n} rows.")
     # Replacement values come from the background when given, else from X shuffled.
     pool = request.background.reshape(len(request.background), -1) if (
         request.background is not None) else x
