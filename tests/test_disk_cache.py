@@ -184,3 +184,74 @@ def test_changed_model_file_is_recomputed(linear64, rows, on_disk, sources, tmp_
     second = explain(path, x, method="shap", background=background)
     assert sources == ["computed", "computed"]
     assert not np.allclose(first.values, second.values)
+
+
+BACKEND_MODULE = """
+import os
+
+import numpy as np
+
+from pytest_kexplain import explain
+
+
+def test_explains():
+    data = np.load({data!r})
+    explanation = explain({model!r}, data["x"], method="shap", background=data["background"])
+    np.save(os.path.join({out!r}, os.environ["KERAS_BACKEND"] + ".npy"), explanation.values)
+"""
+
+
+def test_saved_model_is_recomputed_under_another_backend(pytester, monkeypatch, tmp_path):
+    """A TensorFlow run's disk cache never answers a JAX run of the same suite (a CI matrix)."""
+    from pytest_kexplain import zoo
+
+    model_path, data_path = tmp_path / "model.keras", tmp_path / "data.npz"
+    zoo.tanh_mlp(4, hidden=8, seed=3).save(model_path)
+    rng = np.random.default_rng(0)
+    np.savez(data_path, x=rng.normal(size=(6, 4)), background=rng.normal(size=(10, 4)))
+    pytester.makepyfile(test_backend=BACKEND_MODULE.format(
+        data=str(data_path), model=str(model_path), out=str(tmp_path)))
+
+    cache_directory = pytester.path / ".pytest_cache" / "d" / "kexplain"
+
+    def run(backend, *args):
+        monkeypatch.setenv("KERAS_BACKEND", backend)
+        result = pytester.runpytest_subprocess(*args)
+        result.assert_outcomes(passed=1)
+        source = "computed" if "1 computed, 0 from cache" in result.stdout.str() else "cached"
+        return source, len(list(cache_directory.glob("*.npz")))
+
+    # TensorFlow stores its explanation; JAX computes and stores its own, then reuses it
+    runs = [run("tensorflow", "--cache-clear"), run("jax"), run("jax")]
+    assert runs == [("computed", 1), ("computed", 2), ("cached", 2)]
+    np.testing.assert_allclose(np.load(tmp_path / "jax.npy"), np.load(tmp_path / "tensorflow.npy"),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_cache_key_holds_the_numerical_environment(monkeypatch):
+    """Backend settings and versions that change the numbers change the key."""
+    import keras
+
+    from pytest_kexplain import __version__
+    from pytest_kexplain.cache import cache_key, numerics_environment
+
+    environment = numerics_environment()
+    assert environment["backend"] == keras.config.backend() == "tensorflow"
+    versions = " ".join(environment["versions"])
+    for name in (f"keras=={keras.__version__}", "tensorflow", f"pytest-kexplain=={__version__}",
+                 f"numpy=={np.__version__}"):
+        assert name in versions
+    base = cache_key(model="m", method="shap")
+    assert cache_key(model="m", method="shap") == base
+    for variable, value in (("JAX_ENABLE_X64", "1"), ("TF_ENABLE_ONEDNN_OPTS", "0"),
+                            ("CUDA_VISIBLE_DEVICES", "")):
+        with monkeypatch.context() as patch:
+            patch.setenv(variable, value)
+            assert cache_key(model="m", method="shap") != base, variable
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        assert cache_key(model="m", method="shap") != base
+    finally:
+        keras.config.set_dtype_policy(policy)
+    assert cache_key(model="m", method="shap") == base
