@@ -155,7 +155,7 @@ def test_second_pytest_run_reads_the_disk_cache(pytester):
 def test_saved_model_hits_need_no_model_load(linear64, rows, on_disk, sources, tmp_path,
                                              monkeypatch):
     """A .keras file is keyed by its bytes, so a cached explanation never loads Keras."""
-    from pytest_kexplain import api
+    from pytest_kexplain import adapters
 
     x, background = rows
     path = tmp_path / "linear.keras"
@@ -166,8 +166,8 @@ def test_saved_model_hits_need_no_model_load(linear64, rows, on_disk, sources, t
     def fail(*_args, **_kwargs):
         raise AssertionError("the model file was loaded despite a cached explanation")
 
-    monkeypatch.setattr(api, "load_keras_file", fail)
-    monkeypatch.setattr(api, "_LOADED_FILES", {})
+    monkeypatch.setattr(adapters, "load_keras_file", fail)
+    monkeypatch.setattr(adapters, "_LOADED_FILES", type(adapters._LOADED_FILES)())
     second = explain(path, x, method="shap", background=background)
     assert sources == ["computed", "disk"]
     np.testing.assert_array_equal(second.values, first.values)
