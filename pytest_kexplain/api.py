@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import time
@@ -10,12 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters import Target, get_adapter, resolve_target  # re-exported
-from pytest_kexplain.adapters.base import ModelAdapter
+from pytest_kexplain.adapters import Target, check_target, get_adapter, resolve_target
+from pytest_kexplain.adapters.base import ModelAdapter, require_finite
 from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
-from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, InvalidArgument, ModelHasNoGradientError
+from pytest_kexplain.errors import (
+    MODEL_AGNOSTIC_ADVICE,
+    InvalidArgument,
+    InvalidArgumentType,
+    ModelHasNoGradientError,
+)
 from pytest_kexplain.events import ExplainEvent, emit
-from pytest_kexplain.explainers import AUTO, get_explainer
+from pytest_kexplain.explainers import AUTO, available_methods, get_explainer
 from pytest_kexplain.explainers.base import ExplainerSpec, ExplainRequest
 from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
@@ -65,6 +71,36 @@ def _check_call_arguments(seed: Any, batch_size: Any) -> None:
         raise InvalidArgument(f"batch_size must be a positive integer, got {batch_size!r}.")
 
 
+#: explain()'s own keywords (anything else it takes is an option of the method)
+EXPLAIN_KEYWORDS = ("method", "target", "feature_names", "background", "seed", "batch_size")
+
+
+def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """The method's options; a keyword that is neither explain()'s nor the method's is named
+    as such, with the closest valid keyword (a misspelled `target=` is not a method option)."""
+    unknown = sorted(set(options) - set(spec.defaults))
+    for keyword in unknown:
+        close = difflib.get_close_matches(keyword, EXPLAIN_KEYWORDS, n=1, cutoff=0.75)
+        if close:
+            raise InvalidArgumentType(
+                f"explain() got an unexpected keyword argument {keyword!r}; did you mean "
+                f"{close[0]}=? (explain()'s keywords: {', '.join(EXPLAIN_KEYWORDS)}; other "
+                f"keywords are options of the method, and method {spec.name!r} accepts: "
+                f"{', '.join(sorted(spec.defaults)) or 'none'}).")
+    if unknown:
+        owners = {k: [n for n in available_methods() if n != AUTO and k in get_explainer(n).defaults]
+                  for k in unknown}
+        elsewhere = "".join(f" {k!r} is an option of {', '.join(map(repr, v))}, not of "
+                            f"{spec.name!r}." for k, v in owners.items() if v)
+        close = difflib.get_close_matches(unknown[0], list(spec.defaults), n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]}=?" if close else ""
+        raise InvalidArgumentType(
+            f"method {spec.name!r} got unknown option(s) {', '.join(unknown)}; it accepts: "
+            f"{', '.join(sorted(spec.defaults)) or 'none'} (and explain()'s own keywords: "
+            f"{', '.join(EXPLAIN_KEYWORDS)}).{hint}{elsewhere}")
+    return spec.resolve_options(options)
+
+
 def _report(explanation: Explanation, model_description: str, started: float,
             source: str) -> Explanation:
     warn_if_incomplete(explanation.options, stacklevel=3)  # cached results warn again
@@ -90,7 +126,10 @@ def explain(
     """Explain `model`'s output on `X` with the named method; memoised for the session."""
     _check_call_arguments(seed, batch_size)
     started = time.perf_counter()
+    if not isinstance(method, str):
+        raise InvalidArgumentType(f"method must be a method name (str), got {method!r}.")
     prepared = prepare_input(X, feature_names)
+    check_target(target, len(prepared.array))
     background_array = prepare_background(background, prepared)
     data_key = {
         "data": array_digest(prepared.array), "background": array_digest(background_array),
@@ -103,7 +142,7 @@ def explain(
         # A saved model is identified by its bytes: a cached explanation needs no Keras import.
         spec = get_explainer(KERAS_AUTO_METHOD if method == AUTO else method)
         key = cache_key(model=file_digest, method=spec.name,
-                        options=spec.resolve_options(options), **data_key)
+                        options=resolve_options(spec, options), **data_key)
         cached, source = SESSION_CACHE.get(key)
         if cached is not None:
             name = f"Keras model file {os.path.basename(os.fspath(model))!r}"
@@ -111,8 +150,9 @@ def explain(
 
     model, adapter = get_adapter(model)
     spec = choose_method(method, adapter)
-    resolved_options = spec.resolve_options(options)
+    resolved_options = resolve_options(spec, options)
     adapter.check_input_shape(prepared.feature_shape)
+    check_target(target, len(prepared.array), adapter.declared_outputs())
     fingerprint = file_digest or adapter.fingerprint()
     if file_digest is None:
         key = cache_key(model=fingerprint or f"object@{id(model)}", method=spec.name,
@@ -145,6 +185,8 @@ def _compute(
         options=options, batch_size=batch_size,
     )
     attribution = spec.function(request)
+    require_finite(np.asarray(attribution.values), f"method {spec.name!r} on {adapter.description}",
+                   "attributions")
     return Explanation(
         values=_frozen(attribution.values),
         base_values=_frozen(attribution.base_values),

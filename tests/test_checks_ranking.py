@@ -175,7 +175,10 @@ USAGE_MISTAKES = [
     (assert_attribution_sign, ("x0", "positive"), {"min_fraction": 2}, KexplainError,
      "min_fraction"),
     (assert_attribution_sign, (0, "positive"), {}, TypeError, "feature name"),
-    (assert_top_features, (["x0"],), {"methd": "shap"}, KexplainError, "unknown option"),
+    (assert_top_features, (["x0"],), {"methd": "shap"}, KexplainError,
+     "unexpected keyword argument 'methd'; did you mean method="),
+    (assert_top_features, (["x0"],), {"n_steps": 3}, KexplainError,
+     "unknown option.*n_steps.*Did you mean steps="),
 ]
 
 

@@ -8,6 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
+from pytest_kexplain.errors import NonFiniteError
+
 # Elements of input (rows x sample size) per model call; bounds memory for images.
 DEFAULT_ELEMENTS_PER_BATCH = 2**22
 MAX_ROWS_PER_BATCH = 16384
@@ -61,6 +63,32 @@ class ModelAdapter(Protocol):
         """Raise InvalidArgument if samples of this shape cannot go through the model."""
         ...
 
+    def declared_outputs(self) -> int | None:
+        """Number of outputs known without calling the model, or None."""
+        ...
+
     def fingerprint(self) -> str | None:
         """A digest of the model's architecture and weights, or None if it has none."""
         ...
+
+
+def _listed(rows: np.ndarray, limit: int = 8) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:limit])
+    return shown + (", ..." if len(rows) > limit else "")
+
+
+def require_finite(values: np.ndarray, description: str, what: str) -> np.ndarray:
+    """Raise NonFiniteError naming the rows where a model produced NaN or infinity."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return values
+    flat = values.reshape(len(values), -1)
+    bad = ~finite.reshape(len(values), -1)
+    rows = np.flatnonzero(bad.any(axis=1))
+    kinds = sorted({"NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf") for v in flat[bad]})
+    raise NonFiniteError(
+        f"{description} produced {'/'.join(kinds)} in its {what} for {len(rows)} of "
+        f"{len(values)} input rows (rows {_listed(rows)} of the inputs it was given); a model "
+        "whose output is not finite cannot be explained or pass a check. Look for a division "
+        "by zero, a log of a non-positive number, exploding weights or NaN weights."
+    )

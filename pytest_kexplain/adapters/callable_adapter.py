@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters.base import batches, default_batch_size
+from pytest_kexplain.adapters.base import batches, default_batch_size, require_finite
 from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, ModelHasNoGradientError
 
@@ -26,7 +26,7 @@ class CallableAdapter:
         size = batch_size or default_batch_size(tuple(x.shape[1:]))
         chunks = [as_output_matrix(self._function(x[part]), part.stop - part.start)
                   for part in batches(len(x), size)]
-        return np.concatenate(chunks, axis=0)
+        return require_finite(np.concatenate(chunks, axis=0), self.description, "outputs")
 
     def gradient(
         self, x: np.ndarray, target: np.ndarray, batch_size: int | None = None
@@ -36,6 +36,10 @@ class CallableAdapter:
             f"{self.description} is a plain callable, so gradient-based methods cannot "
             f"differentiate it; {MODEL_AGNOSTIC_ADVICE} (or pass the Keras model itself)."
         )
+
+    def declared_outputs(self) -> int | None:
+        """A callable declares no outputs before it is called."""
+        return None
 
     def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
         """A callable declares no input shape; nothing to check."""

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters.base import GradientFunctions, batches, default_batch_size
+from pytest_kexplain.adapters.base import (
+    GradientFunctions,
+    batches,
+    default_batch_size,
+    require_finite,
+)
 from pytest_kexplain.adapters.coalitions import coalition_batch_size
 from pytest_kexplain.adapters.outputs import as_output_matrix
-from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.errors import InvalidArgument, ModelCallError
 
 # Keras backend name -> module implementing
 # `build_functions(model, sample_shape, dtype, description) -> GradientFunctions`.
@@ -92,6 +98,16 @@ class KerasAdapter:
                 f"input of shape {expected}."
             )
 
+    def declared_outputs(self) -> int | None:
+        """Number of outputs the model declares (known before any call), or None."""
+        try:
+            shape = self.model.output_shape
+        except (AttributeError, ValueError, RuntimeError):
+            return None
+        if not isinstance(shape, tuple) or any(d is None for d in shape[1:]):
+            return None
+        return int(np.prod(shape[1:])) if len(shape) > 1 else 1
+
     # -- compiled functions --------------------------------------------------------------
     def _drop_stale_functions(self) -> None:
         # Traced functions call the layers the model had when traced: a layer added since
@@ -120,16 +136,28 @@ class KerasAdapter:
             # outputs that track gradients).
             try:
                 raw = self.model(np.zeros((1, *sample_shape), dtype=self.dtype), training=False)
-            except Exception as exc:  # the framework's own message says what did not fit
-                first_line = (str(exc).strip().splitlines() or [""])[0]
-                raise InvalidArgument(
-                    f"{self.description} cannot take samples of shape {sample_shape}: "
-                    f"{type(exc).__name__}: {first_line}"
-                ) from exc
+            except Exception as exc:
+                raise self._call_error(exc, sample_shape) from exc
             as_output_matrix(keras.tree.map_structure(keras.ops.convert_to_numpy, raw), 1)
             functions = backend.build_functions(self.model, sample_shape, self.dtype, self.description)
             self._functions[sample_shape] = functions
         return functions
+
+    def _call_error(self, exc: Exception, sample_shape: tuple[int, ...]) -> InvalidArgument:
+        """What a model call that raised means: a shape the model cannot take, or its own bug."""
+        raised = f"{type(exc).__name__}: {exception_summary(exc)}"
+        ran_on = [shape for shape in self._functions if shape != sample_shape]
+        if ran_on:  # built for other samples: this shape is what does not fit
+            return InvalidArgument(
+                f"{self.description} cannot take samples of shape {sample_shape} (it ran on "
+                f"samples of shape {ran_on[0]}): {raised}")
+        declared = _declared_sample_shape(self.model)
+        fits = declared is not None and len(declared) == len(sample_shape)
+        where = ("its declared input shape matches, so the error is the model's own"
+                 if fits else f"on samples of shape {sample_shape}")
+        return ModelCallError(
+            f"{self.description} raised an exception inside its call ({where}): {raised} "
+            "(the model's traceback is chained above)")
 
     def batch_size_for(self, sample_shape: tuple[int, ...], batch_size: int | None) -> int:
         """The rows per model call to use."""
@@ -143,7 +171,7 @@ class KerasAdapter:
         x = np.asarray(x, dtype=self.dtype)
         chunks = [as_output_matrix(forward(x[part]), part.stop - part.start)
                   for part in batches(len(x), size)]
-        return np.concatenate(chunks, axis=0)
+        return require_finite(np.concatenate(chunks, axis=0), self.description, "outputs")
 
     def gradient(
         self, x: np.ndarray, target: np.ndarray, batch_size: int | None = None
@@ -157,7 +185,7 @@ class KerasAdapter:
         out = np.empty(x.shape, dtype=np.float64)
         for part in batches(len(x), size):
             out[part] = gradient(x[part], target[part])
-        return out
+        return require_finite(out, self.description, "input gradients")
 
     def masked_outputs(
         self, x: np.ndarray, masks: np.ndarray, background: np.ndarray, target: np.ndarray,
@@ -182,7 +210,7 @@ class KerasAdapter:
         out = np.empty((len(flat_x), len(flat_background)), dtype=np.float64)
         for part in batches(len(flat_x), pairs_per_call):
             out[part] = function(flat_x[part], masks[part], flat_background, target[part])
-        return out
+        return require_finite(out, self.description, "outputs")
 
     def mixes_paths_in_graph(self, sample_shape: tuple[int, ...]) -> bool:
         """Whether path_outputs can mix permutation paths inside the compiled call."""
@@ -212,6 +240,7 @@ class KerasAdapter:
         out = np.empty((len(flat_x), 2 * (d - 1)), dtype=np.float64)
         for part in batches(len(flat_x), paths_per_call):
             out[part] = function(ranks[part], flat_x[part], flat_background[part], target[part])
+        require_finite(out, self.description, "outputs")
         return out.reshape(len(flat_x), 2, d - 1)
 
     def _coalition_function(self, builder: str, sample_shape: tuple[int, ...]) -> Any:
@@ -232,6 +261,18 @@ class KerasAdapter:
             # only when the layers or the weights' names and shapes change.
             self._architecture = (structure, architecture_bytes(self.model))
         return weights_digest(self.model, self._architecture[1])
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def exception_summary(exc: BaseException) -> str:
+    """The first informative line of an exception's message (Keras wraps errors raised in
+    `call` in "Exception encountered when calling ..." and colour codes)."""
+    lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines()]
+    useful = [line for line in lines
+              if line and not line.startswith("Exception encountered when calling")]
+    return useful[0] if useful else (lines[0] if lines else "")
 
 
 def model_structure(model: Any) -> tuple[Any, ...]:
