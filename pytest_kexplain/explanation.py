@@ -94,16 +94,27 @@ class Explanation:
         return float(gaps.max())
 
     def to_shap(self) -> Any:
-        """Return a ``shap.Explanation`` so shap's plots can be used on this result."""
+        """Return a ``shap.Explanation`` that shap's plots for this data's shape render from.
+
+        Tables (``(n, features)``) give one explained output with no output axis and the
+        feature names, as shap's own explainers do for a single output: ``bar``,
+        ``beeswarm``, ``waterfall`` (of one row), ``heatmap``, ``scatter`` and ``violin``
+        work. Images ``(n, height, width, channels)`` (and ``(n, height, width)`` or
+        sequences ``(n, steps, features)``, given a trailing channel axis) get a trailing
+        output axis named after the explained output, the layout ``shap.plots.image``
+        expects; pixels have no feature names.
+        """
         import shap
 
-        return shap.Explanation(
-            values=np.array(self.values),
-            base_values=np.array(self.base_values),
-            data=np.array(self.data),
-            feature_names=list(self.feature_names),
-            output_names=self.output_name,
-        )
+        values, data = np.array(self.values), np.array(self.data)
+        base_values = np.array(self.base_values)
+        if values.ndim == 2:
+            return shap.Explanation(values=values, base_values=base_values, data=data,
+                                    feature_names=list(self.feature_names))
+        if values.ndim == 3:  # one channel: shap's image plot needs the channel axis
+            values, data = values[..., None], data[..., None]
+        return shap.Explanation(values=values[..., None], base_values=base_values[:, None],
+                                data=data, output_names=[self.output_name])
 
     def __repr__(self) -> str:
         top = ", ".join(self.ranking()[:3])
