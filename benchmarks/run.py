@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import TargetResult, load_average, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("shap", "ig", "startup", "cache", "memory", "scale")
+BENCHMARKS = ("shap", "ig", "startup", "cache", "memory", "scale", "lime")
 
 
 def run_one(name: str) -> tuple[list[TargetResult], dict[str, Any]]:
@@ -38,6 +38,9 @@ def run_one(name: str) -> tuple[list[TargetResult], dict[str, Any]]:
     if name == "cache":
         import bench_cache
         return bench_cache.run()
+    if name == "lime":
+        import bench_lime
+        return bench_lime.run()
     if name == "memory":
         import bench_memory
         return bench_memory.run()

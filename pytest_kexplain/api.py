@@ -25,6 +25,7 @@ from pytest_kexplain.explainers import AUTO, available_methods, get_explainer
 from pytest_kexplain.explainers.base import ExplainerSpec, ExplainRequest
 from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.groups import Players, resolve_groups
 from pytest_kexplain.inputs import prepare_background, prepare_input
 
 KERAS_AUTO_METHOD = "integrated_gradients"  # what method="auto" means for a Keras model
@@ -72,7 +73,8 @@ def _check_call_arguments(seed: Any, batch_size: Any) -> None:
 
 
 #: explain()'s own keywords (anything else it takes is an option of the method)
-EXPLAIN_KEYWORDS = ("method", "target", "feature_names", "background", "seed", "batch_size")
+EXPLAIN_KEYWORDS = ("method", "target", "feature_names", "background", "seed", "batch_size",
+                    "groups")
 
 
 def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +123,7 @@ def explain(
     background: Any = None,
     seed: int = 0,
     batch_size: int | None = None,
+    groups: Any = None,
     **options: Any,
 ) -> Explanation:
     """Explain `model`'s output on `X` with the named method; memoised for the session."""
@@ -131,9 +134,13 @@ def explain(
     prepared = prepare_input(X, feature_names)
     check_target(target, len(prepared.array))
     background_array = prepare_background(background, prepared)
+    players = resolve_groups(groups, prepared.feature_shape, prepared.feature_names,
+                             len(prepared.array))
     data_key = {
         "data": array_digest(prepared.array), "background": array_digest(background_array),
         "feature_names": prepared.feature_names,
+        "groups": None if players is None else array_digest(players.assignment) + repr(
+            players.names),
         "target": target if not isinstance(target, np.ndarray) else array_digest(target),
         "seed": int(seed),
     }
@@ -160,7 +167,7 @@ def explain(
         cached, source = SESSION_CACHE.get(key)
     if cached is None:
         cached = _compute(adapter, spec, prepared.array, prepared.feature_names, background_array,
-                          target, int(seed), resolved_options, batch_size)
+                          target, int(seed), resolved_options, batch_size, players)
         # Without a fingerprint the key holds the object's id: pin the object, keep it in memory.
         SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else model,
                           persist=fingerprint is not None)
@@ -177,27 +184,33 @@ def _compute(
     seed: int,
     options: dict[str, Any],
     batch_size: int | None,
+    players: Players | None = None,
 ) -> Explanation:
     outputs = adapter.predict(x, batch_size=batch_size)
     target_indices, output_name = resolve_target(target, outputs)
     request = ExplainRequest(
         adapter=adapter, x=x, target=target_indices, background=background, seed=seed,
-        options=options, batch_size=batch_size,
+        options=options, batch_size=batch_size, groups=players,
     )
     attribution = spec.function(request)
     require_finite(np.asarray(attribution.values), f"method {spec.name!r} on {adapter.description}",
                    "attributions")
+    values, global_importance = attribution.values, attribution.global_importance
+    if players is not None:
+        if not attribution.grouped:  # per-feature attributions: a group gets their sum
+            values = players.sum(values)
+            global_importance = None
+        x, feature_names = players.mean(x), players.names
     return Explanation(
-        values=_frozen(attribution.values),
+        values=_frozen(values),
         base_values=_frozen(attribution.base_values),
-        data=x,
+        data=_frozen(x),
         feature_names=feature_names,
         method=spec.name,
         options={**options, **{k: v for k, v in attribution.details.items()}, "seed": seed},
         output_name=output_name,
         outputs=_frozen(outputs[np.arange(len(x)), target_indices]),
-        global_importance=None if attribution.global_importance is None
-        else _frozen(attribution.global_importance),
+        global_importance=None if global_importance is None else _frozen(global_importance),
     )
 
 

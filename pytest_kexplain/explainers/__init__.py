@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pytest_kexplain.explainers import gradients, occlusion, permutation, shapley  # noqa: F401
+from pytest_kexplain.explainers import (  # noqa: F401
+    gradients,
+    lime,
+    occlusion,
+    permutation,
+    shapley,
+)
 from pytest_kexplain.explainers.base import REGISTRY, ExplainerSpec
 from pytest_kexplain.errors import InvalidArgument
 

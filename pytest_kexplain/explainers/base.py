@@ -10,6 +10,7 @@ import numpy as np
 
 from pytest_kexplain.adapters.base import ModelAdapter
 from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.groups import Players
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,21 @@ class ExplainRequest:
     seed: int
     options: Mapping[str, Any]
     batch_size: int | None = None
+    groups: Players | None = None  # features explained together, one player per group
+    pad_id: int | None = None  # token models: the id that masks a token out
+
+    def players(self) -> Players:
+        """The players of a masking method: the groups, or every raw feature on its own."""
+        if self.groups is not None:
+            return self.groups
+        names = tuple(str(i) for i in range(self.n_features))
+        return Players(names, np.arange(self.n_features, dtype=np.int64))
+
+    def replacement_rows(self, background: np.ndarray) -> np.ndarray:
+        """Flat rows whose values replace masked-out features: the pad id for tokens."""
+        if self.pad_id is not None:
+            return np.full((1, self.n_features), float(self.pad_id))
+        return background.reshape(len(background), -1)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -58,6 +74,9 @@ class Attribution:
     base_values: np.ndarray
     global_importance: np.ndarray | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: values (and global_importance) are per player of request.groups, shape (n, P);
+    #: otherwise they are per raw feature and summed over each group afterwards
+    grouped: bool = False
 
 
 ExplainFunction = Callable[[ExplainRequest], Attribution]

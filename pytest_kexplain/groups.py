@@ -1,0 +1,278 @@
+"""Feature groups: several raw features explained as one player (one-hot columns, image
+patches, time steps, labelled image regions).
+
+A group specification is resolved once per explanation into `Players`: for every raw feature
+(flattened sample position) the index of the player it belongs to, shared by all rows or
+given per row (a label mask per image). Masking methods (SHAP, permutation, occlusion, LIME)
+switch a player's features on and off together; gradient methods sum over a player's features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.errors import InvalidArgument
+
+TIMESTEPS = "timesteps"
+#: the player holding every feature of an image or sequence that no named group claims
+REST = "rest"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Split each image into rows x cols patches, one player per patch (`patch(r,c)`)."""
+
+    rows: int
+    cols: int
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "cols"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InvalidArgument(f"Grid {name} must be a positive integer, got {value!r}.")
+
+
+@dataclass(frozen=True, eq=False)
+class Players:
+    """Which player every raw feature belongs to: `assignment` is (d,) or (n, d) of indices."""
+
+    names: tuple[str, ...]
+    assignment: np.ndarray
+
+    @property
+    def n_players(self) -> int:
+        """Number of players (groups and ungrouped features)."""
+        return len(self.names)
+
+    @property
+    def per_row(self) -> bool:
+        """Whether rows have their own assignment (a label mask per image)."""
+        return self.assignment.ndim == 2
+
+    def rows(self, rows: slice | np.ndarray, n_rows: int | None = None) -> np.ndarray:
+        """The (r, d) assignment of the selected rows."""
+        if self.per_row:
+            return self.assignment[rows]
+        count = n_rows if n_rows is not None else len(np.arange(10**9)[rows])
+        return np.broadcast_to(self.assignment, (count, len(self.assignment)))
+
+    def feature_masks(self, player_masks: np.ndarray, rows: slice | np.ndarray | None = None
+                      ) -> np.ndarray:
+        """Expand player masks (r, K, P) or shared (K, P) to feature masks (r, K, d) / (K, d)."""
+        if not self.per_row:
+            return np.take(player_masks, self.assignment, axis=-1)
+        assignment = self.assignment if rows is None else self.assignment[rows]
+        if player_masks.ndim == 2:
+            player_masks = np.broadcast_to(player_masks, (len(assignment), *player_masks.shape))
+        index = np.broadcast_to(assignment[:, None, :],
+                                (len(assignment), player_masks.shape[1], assignment.shape[1]))
+        return np.take_along_axis(player_masks, index, axis=2)
+
+    def membership(self) -> np.ndarray:
+        """(P, d) boolean matrix of a shared assignment."""
+        if self.per_row:
+            raise ValueError("membership() needs a shared assignment")
+        return self.assignment[None, :] == np.arange(self.n_players)[:, None]
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """Sum per-feature values (n, *sample_shape) over each player's features: (n, P)."""
+        flat = values.reshape(len(values), -1)
+        n, p = len(flat), self.n_players
+        if not self.per_row:
+            out = np.zeros((n, p))
+            np.add.at(out.T, self.assignment, flat.T)
+            return out
+        index = self.assignment + p * np.arange(n)[:, None]
+        return np.bincount(index.ravel(), weights=flat.ravel(), minlength=n * p).reshape(n, p)
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """Mean of each player's features per row (what an Explanation shows as its data)."""
+        ones = np.ones((len(values), self.assignment.shape[-1]))
+        counts = self.sum(ones)
+        return self.sum(values) / np.maximum(counts, 1)
+
+    def sizes(self, rows: slice | np.ndarray | None = None) -> np.ndarray:
+        """Number of features of each player, (P,) shared or (r, P) per row."""
+        if not self.per_row:
+            return np.bincount(self.assignment, minlength=self.n_players)
+        assignment = self.assignment if rows is None else self.assignment[rows]
+        ones = np.ones(assignment.shape)
+        return Players(self.names, assignment).sum(ones)
+
+    def digest_parts(self) -> tuple[Any, ...]:
+        """What identifies the grouping in a cache key."""
+        return (self.names, self.assignment.shape, self.assignment.tobytes())
+
+
+def _spatial_shape(sample_shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(sample_shape) not in (2, 3):
+        raise InvalidArgument(
+            f"groups=Grid(...) splits images of shape (height, width) or (height, width, "
+            f"channels); the samples here have shape {sample_shape}."
+        )
+    return sample_shape[0], sample_shape[1]
+
+
+def _grid(grid: Grid, sample_shape: tuple[int, ...]) -> Players:
+    h, w = _spatial_shape(sample_shape)
+    if grid.rows > h or grid.cols > w:
+        raise InvalidArgument(
+            f"Grid({grid.rows}, {grid.cols}) has more patches than the image has pixels "
+            f"({h} x {w}); use at most Grid({h}, {w})."
+        )
+    band = (np.arange(h) * grid.rows) // h
+    column = (np.arange(w) * grid.cols) // w
+    cell = band[:, None] * grid.cols + column[None, :]
+    cell = np.broadcast_to(cell.reshape(h, w, *([1] * (len(sample_shape) - 2))), sample_shape)
+    names = tuple(f"patch({r},{c})" for r in range(grid.rows) for c in range(grid.cols))
+    return Players(names, np.ascontiguousarray(cell.reshape(-1), dtype=np.int64))
+
+
+def _timesteps(sample_shape: tuple[int, ...]) -> Players:
+    if len(sample_shape) < 1:
+        raise InvalidArgument("groups='timesteps' needs sequence samples of shape (steps, ...).")
+    steps = sample_shape[0]
+    assignment = np.repeat(np.arange(steps), int(np.prod(sample_shape[1:], dtype=np.int64)))
+    return Players(tuple(f"t{i}" for i in range(steps)), assignment.astype(np.int64))
+
+
+def _member_mask(name: str, members: Any, sample_shape: tuple[int, ...],
+                 feature_names: Sequence[str], n_rows: int) -> np.ndarray:
+    """(d,) or (n, d) boolean mask of one group's raw features."""
+    d = int(np.prod(sample_shape, dtype=np.int64))
+    if isinstance(members, str):
+        members = [members]
+    if isinstance(members, np.ndarray) and members.dtype == bool:
+        return _boolean_mask(name, members, sample_shape, n_rows)
+    members = list(members) if not isinstance(members, np.ndarray) else members.tolist()
+    if not members:
+        raise InvalidArgument(f"group {name!r} is empty; give it at least one feature.")
+    mask = np.zeros(d, dtype=bool)
+    position = {feature: i for i, feature in enumerate(feature_names)}
+    for member in members:
+        if isinstance(member, str):
+            if member not in position:
+                from difflib import get_close_matches
+
+                close = get_close_matches(member, list(feature_names), n=3, cutoff=0.5)
+                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise InvalidArgument(
+                    f"group {name!r} names {member!r}, which is not a feature of X.{hint}")
+            mask[position[member]] = True
+        elif isinstance(member, (int, np.integer)) and not isinstance(member, bool):
+            if not 0 <= member < d:
+                raise InvalidArgument(
+                    f"group {name!r} holds feature index {member}, outside 0..{d - 1}.")
+            mask[int(member)] = True
+        else:
+            raise InvalidArgument(
+                f"group {name!r} must list feature names or flat feature indices, or be a "
+                f"boolean mask; got the entry {member!r}.")
+    return mask
+
+
+def _boolean_mask(name: str, mask: np.ndarray, sample_shape: tuple[int, ...],
+                  n_rows: int) -> np.ndarray:
+    spatial = sample_shape[:2] if len(sample_shape) == 3 else None
+    shapes = {sample_shape: False, (n_rows, *sample_shape): True}
+    if spatial is not None:  # (h, w) masks cover every channel
+        shapes.update({spatial: False, (n_rows, *spatial): True})
+    if mask.shape not in shapes:
+        accepted = " or ".join(str(s) for s in shapes)
+        raise InvalidArgument(
+            f"the boolean mask of group {name!r} has shape {mask.shape}; it must be {accepted} "
+            "(one mask for every sample, or one per sample)."
+        )
+    per_row = shapes[mask.shape]
+    full = np.broadcast_to(
+        mask.reshape(*mask.shape, *([1] * (len(sample_shape) + per_row - mask.ndim))),
+        ((n_rows,) if per_row else ()) + sample_shape)
+    flat = full.reshape(n_rows, -1) if per_row else full.reshape(-1)
+    if not flat.any(axis=-1).all():
+        raise InvalidArgument(f"group {name!r} is empty (its mask selects nothing) in some sample.")
+    return flat
+
+
+def _from_labels(labels: np.ndarray, sample_shape: tuple[int, ...], n_rows: int) -> Players:
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InvalidArgument(
+            f"a label mask must hold integer labels, got dtype {labels.dtype}; pass a dict "
+            "of named boolean masks instead.")
+    values = np.unique(labels)
+    groups = {f"region {int(v)}": labels == v for v in values}
+    return _from_mapping(groups, sample_shape, (), n_rows)
+
+
+def _from_mapping(groups: Mapping[str, Any], sample_shape: tuple[int, ...],
+                  feature_names: Sequence[str], n_rows: int) -> Players:
+    if not groups:
+        raise InvalidArgument("groups is empty; name at least one group.")
+    d = int(np.prod(sample_shape, dtype=np.int64))
+    masks = []
+    for name, members in groups.items():
+        if not isinstance(name, str):
+            raise InvalidArgument(f"group names must be strings, got {name!r}.")
+        masks.append(_member_mask(name, members, sample_shape, feature_names, n_rows))
+    per_row = any(m.ndim == 2 for m in masks)
+    stacked = np.stack([np.broadcast_to(m, (n_rows, d)) if per_row else m for m in masks])
+    counts = stacked.sum(axis=0)
+    if (counts > 1).any():
+        where = np.argwhere(counts > 1)[0]
+        feature = int(where[-1])
+        owners = [name for name, m in zip(groups, stacked) if m[tuple(where)]]
+        label = feature_names[feature] if feature < len(feature_names) else f"index {feature}"
+        raise InvalidArgument(
+            f"feature {label!r} belongs to more than one group ({', '.join(map(repr, owners))}); "
+            "each feature may be in at most one group.")
+    names = list(groups)
+    assignment = np.argmax(stacked, axis=0).astype(np.int64)
+    uncovered = counts == 0
+    if uncovered.any():
+        if len(sample_shape) == 1 and not per_row:
+            # Tabular data: every ungrouped column stays a player of its own.
+            for feature in np.flatnonzero(uncovered):
+                assignment[feature] = len(names)
+                names.append(feature_names[feature])
+        else:
+            if REST in names:
+                raise InvalidArgument(
+                    f"the groups leave some features uncovered, which form a group named "
+                    f"{REST!r}, but a group of that name exists; cover every feature.")
+            assignment[uncovered] = len(names)
+            names.append(REST)
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise InvalidArgument(
+            f"group names must differ from the ungrouped features' names: {', '.join(repeated)}.")
+    return Players(tuple(names), assignment)
+
+
+def resolve_groups(groups: Any, sample_shape: tuple[int, ...], feature_names: Sequence[str],
+                   n_rows: int) -> Players | None:
+    """Turn a `groups=` argument into Players (None when no grouping was asked for)."""
+    if groups is None:
+        return None
+    if isinstance(groups, Grid):
+        return _grid(groups, sample_shape)
+    if isinstance(groups, str):
+        if groups != TIMESTEPS:
+            raise InvalidArgument(
+                f"groups={groups!r} is not understood; use groups='timesteps', Grid(rows, cols), "
+                "an integer label mask, or a dict mapping group names to features.")
+        return _timesteps(sample_shape)
+    if isinstance(groups, Mapping):
+        return _from_mapping(groups, sample_shape, feature_names, n_rows)
+    if isinstance(groups, np.ndarray):
+        return _from_labels(groups, sample_shape, n_rows) if groups.shape[-len(
+            sample_shape):] == sample_shape or groups.ndim >= 2 else _bad_groups(groups)
+    return _bad_groups(groups)
+
+
+def _bad_groups(groups: Any) -> Players:
+    raise InvalidArgument(
+        f"groups must be a dict of group name -> features, 'timesteps', Grid(rows, cols) or an "
+        f"integer label mask; got {type(groups).__name__}.")

@@ -1,0 +1,132 @@
+"""method='lime': the lime package's tabular explainer, batched; groups and usage errors."""
+
+import numpy as np
+import pytest
+
+from pytest_kexplain import InvalidArgument, assert_top_features, explain, zoo
+from pytest_kexplain.api import get_adapter
+
+lime_tabular = pytest.importorskip("lime.lime_tabular")
+
+ROWS = 12
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    """The breast-cancer MLP of the examples and the rows it explains."""
+    data = zoo.breast_cancer_data(seed=0)
+    return zoo.train_classifier(data, seed=0, epochs=20), data
+
+
+def _lime_package(model, data, x, seed, discretize, selection, num_features):
+    """Weights of LimeTabularExplainer explaining the rows in order, (rows, features)."""
+    _, adapter = get_adapter(model)
+    explainer = lime_tabular.LimeTabularExplainer(
+        data.x_train, mode="regression", discretize_continuous=discretize, random_state=seed,
+        feature_selection=selection)
+    weights = np.zeros(x.shape)
+    for i, row in enumerate(x):
+        result = explainer.explain_instance(row, lambda a: adapter.predict(a)[:, 0],
+                                            num_features=num_features, num_samples=5000)
+        for feature, weight in result.as_map()[1]:
+            weights[i, feature] = weight
+    return weights
+
+
+@pytest.mark.parametrize("discretize, selection, num_features", [
+    (False, "none", 30),  # our defaults
+    (False, "auto", 10),  # lime's defaults (highest_weights), continuous
+    (False, "auto", 5),  # forward selection
+    (True, "auto", 10),  # lime's defaults, quartile bins
+])
+def test_agrees_with_the_lime_package(cancer, discretize, selection, num_features):
+    model, data = cancer
+    x = data.x_test[:ROWS]
+    theirs = _lime_package(model, data, x, 7, discretize, selection, num_features)
+    ours = explain(model, x, method="lime", background=data.x_train, seed=7,
+                   discretize=discretize, feature_selection=selection,
+                   num_features=num_features).values
+    np.testing.assert_allclose(ours, theirs, atol=1e-9)
+    top = lambda w: [set(np.argsort(-np.abs(row), kind="stable")[:5]) for row in w]
+    assert np.mean([a == b for a, b in zip(top(ours), top(theirs))]) >= 0.9
+
+
+def test_top_five_agree_with_lime_drawing_other_numbers(cancer):
+    """Different seeds: only sampling noise separates the two."""
+    model, data = cancer
+    x = data.x_test[:ROWS]
+    theirs = _lime_package(model, data, x, 1, False, "none", 30)
+    ours = explain(model, x, method="lime", background=data.x_train, seed=2).values
+    top = lambda w: [set(np.argsort(-np.abs(row))[:5]) for row in w]
+    overlap = np.mean([len(a & b) / 5 for a, b in zip(top(ours), top(theirs))])
+    assert overlap >= 0.8
+
+
+def test_linear_model_slopes_per_standard_deviation(linear64, rows):
+    x, background = rows
+    explanation = explain(linear64, x[:8], method="lime", background=background)
+    from conftest import WEIGHTS
+
+    expected = WEIGHTS * background.std(axis=0)
+    # the surrogate of a linear model is the model, shrunk a little by the ridge penalty
+    np.testing.assert_allclose(explanation.values, np.broadcast_to(expected, (8, 5)), rtol=0.02)
+    assert explanation.ranking() == ["x3", "x1", "x0", "x2", "x4"]
+
+
+def test_unread_feature_gets_nothing():
+    model = zoo.linear_model([1.0, 0.0, -2.0], dtype="float64")
+    x = np.random.default_rng(2).normal(size=(10, 3))
+    for discretize in (False, True):
+        values = explain(model, x, method="lime", discretize=discretize).values
+        assert (values[:, 1] == 0).all() and (values[:, [0, 2]] != 0).all()
+
+
+def test_deterministic_and_seeded(nonlinear5, rows):
+    x, background = rows
+    first = explain(nonlinear5, x[:6], method="lime", background=background, seed=3)
+    from pytest_kexplain import clear_cache
+
+    clear_cache()
+    again = explain(nonlinear5, x[:6], method="lime", background=background, seed=3)
+    other = explain(nonlinear5, x[:6], method="lime", background=background, seed=4)
+    assert first.values.tobytes() == again.values.tobytes()
+    assert not np.array_equal(first.values, other.values)
+
+
+def test_three_class_model_each_target(classifier3):
+    x = np.random.default_rng(0).normal(size=(10, 4))
+    for target in (0, 2):
+        explanation = explain(classifier3, x, method="lime", target=target, samples=500)
+        assert explanation.values.shape == (10, 4)
+        assert np.isfinite(explanation.values).all()
+
+
+def test_unread_group_gets_nothing():
+    """Masking LIME over groups: a group the model ignores gets exactly 0."""
+    weights = [2.0, -1.0, 0.0, 0.0, 1.5]
+    model = zoo.linear_model(weights, dtype="float64")
+    x = np.random.default_rng(1).normal(size=(12, 5))
+    groups = {"ab": ["x0", "x1"], "cd": ["x2", "x3"]}
+    explanation = explain(model, x, method="lime", groups=groups)
+    assert explanation.feature_names == ("ab", "cd", "x4")
+    assert explanation.importance()["cd"] == 0
+    assert_top_features(model, x, ["ab", "x4"], method="lime", groups=groups)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"samples": 1}, "at least 2"),
+    ({"discretize": "yes"}, "True or False"),
+    ({"discretizer": "entropy"}, "'quartile', 'decile'"),
+    ({"kernel_width": 0}, "kernel_width"),
+    ({"feature_selection": "lasso_path"}, "'none', 'auto'"),
+    ({"num_features": 0}, "positive integer"),
+])
+def test_bad_options(linear64, rows, options, message):
+    with pytest.raises(InvalidArgument, match=message):
+        explain(linear64, rows[0][:3], method="lime", **options)
+
+
+def test_discretize_is_for_tabular_features(linear64, rows):
+    with pytest.raises(InvalidArgument, match="discretize"):
+        explain(linear64, rows[0][:3], method="lime", discretize=True,
+                groups={"a": ["x0", "x1"]})
