@@ -6,6 +6,7 @@ heavy modules load only when a test actually explains something.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Generator
 from dataclasses import asdict
@@ -62,7 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("kexplain_prune") and not config.getoption("kexplain_update"):
         raise pytest.UsageError("--kexplain-prune deletes unused baselines only together with "
                                 "--kexplain-update: pytest --kexplain-update --kexplain-prune")
-    # Read and validated once: a bad ini value fails the run at start-up.
+    # Read and validated once: a bad ini name or value fails the run at start-up.
+    check_ini_names(config)
     config.stash[INI_DEFAULTS_KEY] = ini_defaults(config)
     disk_cache.install(explanation_cache_dir(config))
     config.add_cleanup(disk_cache.uninstall)
@@ -95,17 +97,58 @@ def ini_defaults(config: pytest.Config) -> dict[str, Any]:
             **tolerances}
 
 
+def marker_keywords() -> tuple[str, ...]:
+    """Every keyword @pytest.mark.kexplain accepts."""
+    return (*settings.EXPLAIN_KEYWORDS, "options", *TOLERANCE_HELP)
+
+
+def unknown_key_message(key: str, valid: tuple[str, ...], what: str) -> str:
+    """'<what> has no key <key>', with the closest valid key (difflib) and the valid ones."""
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    return f"{what} {key!r} is not a valid one{hint} Valid: {', '.join(valid)}."
+
+
 def item_defaults(item: pytest.Item) -> dict[str, Any]:
     """Ini defaults overlaid with the closest `kexplain` marker's keywords."""
     defaults = dict(item.config.stash[INI_DEFAULTS_KEY])
+    valid = marker_keywords()
     for marker in reversed(list(item.iter_markers("kexplain"))):  # closest marker wins
         if marker.args:
             raise pytest.UsageError(
                 f"{item.nodeid}: @pytest.mark.kexplain takes keywords only, e.g. "
                 "@pytest.mark.kexplain(method='shap')"
             )
+        for key in marker.kwargs:
+            if key not in valid:
+                raise pytest.UsageError(f"{item.nodeid}: " + unknown_key_message(
+                    key, valid, "@pytest.mark.kexplain keyword"))
         defaults.update(marker.kwargs)
     return defaults
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Check every test's kexplain markers before any test runs."""
+    for item in items:
+        item_defaults(item)
+
+
+def check_ini_names(config: pytest.Config) -> None:
+    """A kexplain_* ini option that pytest-kexplain does not define is a usage error."""
+    given = [name for name in getattr(config, "inicfg", {}) if name.startswith("kexplain_")]
+    known = tuple(name for name in _registered_ini_names(config) if name.startswith("kexplain_"))
+    for name in given:
+        if name not in known:
+            raise pytest.UsageError(unknown_key_message(name, known, "ini option"))
+
+
+def _registered_ini_names(config: pytest.Config) -> list[str]:
+    parser = getattr(config, "_parser", None)
+    registered = getattr(parser, "_inidict", None)
+    if registered is not None:
+        return list(registered)
+    return ["kexplain_method", "kexplain_seed", "kexplain_baseline_dir",
+            *(f"kexplain_{key}" for key in TOLERANCE_HELP)]
 
 
 @pytest.fixture

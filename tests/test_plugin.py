@@ -130,3 +130,61 @@ def test_plugin_can_be_disabled(pytester):
     pytester.makepyfile(test_user="def test_x(): pass")
     result = pytester.runpytest("-p", "no:kexplain", "--help")
     assert "--kexplain-update" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("keyword, closest", [("methd", "method"), ("sead", "seed"),
+                                              ("rank_corelation", "rank_correlation")])
+def test_a_misspelled_marker_keyword_is_a_usage_error(pytester, keyword, closest):
+    pytester.makepyfile(test_marked=f"""
+        import pytest
+
+        def test_fine():
+            pass
+
+        @pytest.mark.kexplain({keyword}=1)
+        def test_marked():
+            pass
+    """)
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines([
+        f"ERROR: test_marked.py::test_marked: @pytest.mark.kexplain keyword '{keyword}' is not a "
+        f"valid one; did you mean '{closest}'? Valid: method, seed, *",
+    ])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "passed" not in result.stdout.str()  # nothing ran
+
+
+def test_a_misspelled_marker_keyword_on_a_class_or_module_is_found_too(pytester):
+    pytester.makepyfile(test_marked="""
+        import pytest
+
+        pytestmark = pytest.mark.kexplain(metod="shap")
+
+        def test_one():
+            pass
+    """)
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines(["*keyword 'metod' is not a valid one; did you mean 'method'?*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_misspelled_ini_option_is_a_usage_error(pytester):
+    pytester.makeini("[pytest]\nkexplain_sead = 3\n")
+    pytester.makepyfile(test_plain="def test_nothing(): pass")
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines([
+        "ERROR: ini option 'kexplain_sead' is not a valid one; did you mean 'kexplain_seed'?*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_valid_marker_keywords_and_ini_options_are_accepted(pytester):
+    pytester.makeini("[pytest]\nkexplain_seed = 3\nkexplain_method = shap\n")
+    pytester.makepyfile(test_marked="""
+        import pytest
+
+        @pytest.mark.kexplain(method="occlusion", seed=1, target=0, batch_size=8,
+                              options={"window": 1}, top_k=2)
+        def test_marked():
+            pass
+    """)
+    pytester.runpytest().assert_outcomes(passed=1)
