@@ -10,7 +10,7 @@ import numpy as np
 
 from pytest_kexplain.errors import CheckFailed, InvalidArgument, InvalidArgumentType
 from pytest_kexplain.explanation import Explanation
-from pytest_kexplain.inputs import require_tabular  # noqa: F401 (re-exported for the checks)
+from pytest_kexplain.inputs import prepare_input, require_tabular  # noqa: F401 (re-exported for the checks)
 from pytest_kexplain.settings import with_defaults
 
 #: explain()'s named keywords (anything else it takes is an explainer option)
@@ -30,6 +30,12 @@ def explain_for_check(model: Any, X: Any, explain_kwargs: Mapping[str, Any]) -> 
     from pytest_kexplain.api import explain
 
     return explain(model, X, **with_defaults(explain_kwargs))
+
+
+def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """X's feature names, validated without calling the model (so name typos fail first)."""
+    __tracebackhide__ = True
+    return prepare_input(X, with_defaults(explain_kwargs).get("feature_names")).feature_names
 
 
 def output_keywords(explain_kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters import get_adapter, resolve_target
+from pytest_kexplain.adapters import check_target, get_adapter, resolve_target
 from pytest_kexplain.adapters.base import ModelAdapter
 from pytest_kexplain.inputs import PreparedInput, prepare_input
 
@@ -47,5 +47,7 @@ def bind_model(
     prepared = prepare_input(X, keywords.get("feature_names"))
     _, adapter = get_adapter(model)
     adapter.check_input_shape(prepared.feature_shape)
+    if keywords.get("target") is not None:  # None means every output to some checks
+        check_target(keywords["target"], len(prepared.array), adapter.declared_outputs())
     bound = OutputModel(adapter, keywords.get("target"), keywords.get("batch_size"))
     return bound, prepared

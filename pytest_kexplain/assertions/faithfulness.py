@@ -13,6 +13,7 @@ from pytest_kexplain.assertions._common import (
     check_number,
     explain_for_check,
     fail,
+    input_feature_names,
 )
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.explanation import Explanation
@@ -56,9 +57,10 @@ def assert_faithful(
     __tracebackhide__ = True
     margin = check_number("margin", margin, low=0.0)
     random_draws = check_count("random_draws", random_draws)
-    explanation = explain_for_check(model, X, explain_kwargs)
-    n, n_features = explanation.flat_values.shape
+    n_features = len(input_feature_names(X, explain_kwargs))
     k = max(1, n_features // 4) if k is None else check_count("k", k, high=max(1, n_features - 1))
+    explanation = explain_for_check(model, X, explain_kwargs)
+    n = explanation.n_samples
     merged = with_defaults(explain_kwargs)
     bound, prepared = bind_model(model, explanation.data, {
         "target": merged.get("target"), "batch_size": merged.get("batch_size"),

@@ -13,6 +13,7 @@ from pytest_kexplain.assertions._common import (
     explain_for_check,
     fail,
     feature_indices,
+    input_feature_names,
 )
 from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 from pytest_kexplain.explanation import Explanation
@@ -58,13 +59,13 @@ def assert_top_features(
 ) -> TopFeaturesResult:
     """Assert the k most important features are `expected` (all within the top k if k is larger)."""
     __tracebackhide__ = True
-    explanation = explain_for_check(model, X, explain_kwargs)
-    names = explanation.feature_names
+    names = input_feature_names(X, explain_kwargs)
     expected_names = tuple(names[i] for i in feature_indices(names, expected, argument="expected"))
     k = len(expected_names) if k is None else check_count(
         "k", k, low=len(expected_names), high=len(names))
     if not isinstance(ordered, bool):
         raise InvalidArgumentType(f"ordered must be True or False, got {ordered!r}.")
+    explanation = explain_for_check(model, X, explain_kwargs)
     ranking = explanation.ranking()
     rank_of = {name: position for position, name in enumerate(ranking, start=1)}
     top = tuple(ranking[:k])
@@ -94,11 +95,11 @@ def assert_importance_order(
 ) -> ImportanceOrderResult:
     """Assert importance strictly decreases along `features`."""
     __tracebackhide__ = True
-    explanation = explain_for_check(model, X, explain_kwargs)
-    names = explanation.feature_names
+    names = input_feature_names(X, explain_kwargs)
     indices = feature_indices(names, features)
     if len(indices) < 2:
         raise InvalidArgument("features must name at least two features to compare their order.")
+    explanation = explain_for_check(model, X, explain_kwargs)
     importance = explanation.importance_array()
     chosen = tuple(names[i] for i in indices)
     chosen_importance = tuple(float(importance[i]) for i in indices)
@@ -125,9 +126,9 @@ def assert_max_importance_share(
     """Assert the named features together carry at most `max_share` of the total importance."""
     __tracebackhide__ = True
     max_share = check_number("max_share", max_share, low=0.0, high=1.0)
-    explanation = explain_for_check(model, X, explain_kwargs)
-    names = explanation.feature_names
+    names = input_feature_names(X, explain_kwargs)
     chosen = tuple(names[i] for i in feature_indices(names, features))
+    explanation = explain_for_check(model, X, explain_kwargs)
     all_shares = explanation.shares()
     shares = {name: all_shares[name] for name in chosen}
     share = float(sum(shares.values()))

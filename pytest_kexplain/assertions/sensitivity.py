@@ -16,14 +16,12 @@ from pytest_kexplain.assertions._common import (
     check_number,
     explain_for_check,
     fail,
+    input_feature_names,
 )
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.settings import with_defaults
 
-# Layer attributes holding weights, each initialised by `<name>_initializer`.
-INITIALISED_WEIGHTS = ("kernel", "bias", "recurrent_kernel", "depthwise_kernel",
-                       "pointwise_kernel", "embeddings", "gamma", "beta")
 SIMILARITIES = ("spearman_abs", "spearman", "cosine")
 # full: every layer at once; cascading: from the output layer down, one more layer per
 # stage; independent: one layer at a time (Adebayo et al., 2018, section 3).
@@ -38,6 +36,7 @@ class RandomizationStage:
     layers: tuple[str, ...]
     similarity: float  # mean over rows
     reinitialized_weights: int
+    reinitialized: tuple[str, ...] = ()  # paths of the re-initialised weights
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,7 @@ class ModelSensitivityResult:
     reinitialized_weights: int
     mode: str = "full"
     stages: tuple[RandomizationStage, ...] = ()
+    reinitialized: tuple[str, ...] = ()  # paths of the weights re-initialised (worst stage)
 
 
 def _seeded(initializer: Any, seed: int) -> Any:
@@ -67,31 +67,120 @@ def _seeded(initializer: Any, seed: int) -> Any:
     return type(initializer).from_config(config)
 
 
-def _initialised_weights(layer: Any) -> list[tuple[Any, Any]]:
-    """(weight variable, initializer) of each of a layer's weights that has an initializer."""
-    found = []
-    for name in INITIALISED_WEIGHTS:
-        weight = getattr(layer, name, None)
-        initializer = getattr(layer, f"{name}_initializer", None)
-        if weight is not None and initializer is not None and hasattr(weight, "assign"):
-            found.append((weight, initializer))
+@dataclass(frozen=True)
+class WeightPlan:
+    """One trainable weight: the top-level layer holding it and how to re-draw it."""
+
+    layer: str  # name of the model's top-level layer (or the model) holding the weight
+    path: str  # the weight's path in the model, e.g. "sequential/gru/gru_cell/kernel"
+    initializer: Any  # a Keras initializer, or None when none could be found
+
+
+def _sublayers(layer: Any) -> list[Any]:
+    """The layer and every layer nested in it (cells, wrapped layers, sub-models)."""
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is not None:
+        return list(flatten(include_self=True, recursive=True))
+    found, stack = [], [layer]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(getattr(current, "_layers", []) or [])
     return found
 
 
+def _own_trainable(layer: Any) -> list[Any]:
+    """Weights created by this layer itself (not its sublayers), frozen or not."""
+    own = getattr(layer, "_trainable_variables", None)
+    if own is not None:
+        return list(own)
+    nested = {id(w) for sub in _sublayers(layer)[1:] for w in sub.weights}
+    return [w for w in layer.trainable_weights if id(w) not in nested]
+
+
+def _candidate_attributes(layer: Any, weight: Any) -> list[str]:
+    # the weight's own name, and the attributes holding it (Dense keeps its kernel in `_kernel`)
+    names = [weight.name.rsplit("/", 1)[-1]]
+    names += [key.lstrip("_") for key, value in vars(layer).items() if value is weight]
+    return [f"{stem}_initializer" for name in dict.fromkeys(names)
+            for stem in dict.fromkeys((name, name.removesuffix("_kernel"), name.removesuffix("s")))]
+
+
+def _initializer_for(layer: Any, weight: Any) -> Any:
+    """The initializer a layer declares for one of its weights (Keras naming conventions)."""
+    import keras
+
+    attribute = next((a for a in _candidate_attributes(layer, weight)
+                      if getattr(layer, a, None) is not None), None)
+    if attribute is None:
+        # DepthwiseConv2D names its weight "kernel" but its initializer `depthwise_initializer`:
+        # an initializer no other weight of the layer claims is this weight's, if it is the only one
+        claimed = {a for other in _own_trainable(layer) if other is not weight
+                   for a in _candidate_attributes(layer, other)}
+        unclaimed = [key for key, value in vars(layer).items()
+                     if key.endswith("_initializer") and value is not None and key not in claimed]
+        if len(unclaimed) != 1:
+            return None
+        attribute = unclaimed[0]
+    try:
+        return keras.initializers.get(getattr(layer, attribute))
+    except (ValueError, TypeError):
+        return None
+
+
+def weight_plan(model: Any) -> list[WeightPlan]:
+    """Every trainable weight of the model, in `model.weights` order, with its initializer."""
+    owners: dict[int, tuple[str, Any]] = {}  # id(weight) -> (top-level layer, owning layer)
+    for top in [*model.layers, model]:
+        for layer in _sublayers(top) if top is not model else [model]:
+            for weight in _own_trainable(layer):
+                owners.setdefault(id(weight), (top.name, layer))
+    plan = []
+    for weight in model.weights:
+        owner = owners.get(id(weight))
+        if owner is None:
+            continue  # non-trainable state: BatchNormalization statistics, seeds
+        top_name, layer = owner
+        plan.append(WeightPlan(top_name, weight.path, _initializer_for(layer, weight)))
+    return plan
+
+
+def _require_initializers(plan: Sequence[WeightPlan]) -> None:
+    missing = [p.path for p in plan if p.initializer is None]
+    if missing:
+        raise InvalidArgument(
+            f"assert_model_sensitive cannot re-initialise {len(missing)} trainable weight(s) "
+            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): their layer "
+            "declares no initializer for them (an attribute `<weight name>_initializer`). "
+            "Give the custom layer such an attribute, or freeze the weight with "
+            "trainable=False if it is not learned.")
+
+
 def randomizable_layers(model: Any) -> list[str]:
-    """Names of the layers with weights that can be re-drawn, from input to output."""
-    return [layer.name for layer in model.layers if _initialised_weights(layer)]
+    """Names of the top-level layers holding trainable weights, from input to output."""
+    holding = {p.layer for p in weight_plan(model)}
+    names = [layer.name for layer in model.layers if layer.name in holding]
+    return names + ([model.name] if model.name in holding else [])
 
 
 def randomized_copy(model: Any, seed: int, layers: Collection[str] | None = None
                     ) -> tuple[Any, int]:
-    """A clone of a Keras model with weights re-drawn from their initializers.
+    """A clone of a Keras model with trainable weights re-drawn from their initializers.
 
-    Only the named layers when `layers` is given, else all. A weight gets the same draw
-    whichever other layers are randomised with it, so stages differ only in their layers.
+    Only the weights of the named top-level layers when `layers` is given, else all (in
+    nested layers, recurrent cells, wrappers and sub-models too). A weight gets the same
+    draw whichever other layers are randomised with it, so stages differ only in their layers.
     """
+    clone, reinitialized = _randomized_clone(model, seed, layers)
+    return clone, len(reinitialized)
+
+
+def _randomized_clone(model: Any, seed: int, layers: Collection[str] | None
+                      ) -> tuple[Any, tuple[str, ...]]:
     import keras
 
+    plan = weight_plan(model)
+    _require_initializers(plan)
     try:
         clone = keras.models.clone_model(model)
     except Exception as exc:  # subclassed models without get_config cannot be cloned
@@ -99,15 +188,18 @@ def randomized_copy(model: Any, seed: int, layers: Collection[str] | None = None
             f"assert_model_sensitive could not clone the model ({exc}); it needs a Sequential or "
             "functional Keras model.") from exc
     clone.set_weights(model.get_weights())  # keeps what is not re-initialised (e.g. BN statistics)
-    index = count = 0
-    for layer in clone.layers:
-        for weight, initializer in _initialised_weights(layer):
-            if layers is None or layer.name in layers:
-                seeded = _seeded(keras.initializers.get(initializer), seed * 1009 + index)
-                weight.assign(seeded(tuple(weight.shape), dtype=weight.dtype))
-                count += 1
-            index += 1
-    return clone, count
+    by_path = {p.path: (index, p) for index, p in enumerate(plan)}
+    reinitialized = []
+    for original, copy in zip(model.weights, clone.weights):
+        entry = by_path.get(original.path)
+        if entry is None:
+            continue
+        index, planned = entry
+        if layers is None or planned.layer in layers:
+            seeded = _seeded(planned.initializer, seed * 1009 + index)
+            copy.assign(seeded(tuple(copy.shape), dtype=copy.dtype))
+            reinitialized.append(planned.path)
+    return clone, tuple(reinitialized)
 
 
 def stage_layers(mode: str, layers: Sequence[str]) -> list[tuple[str, ...]]:
@@ -137,34 +229,40 @@ def assert_model_sensitive(
     metric = check_choice("metric", metric, SIMILARITIES)
     mode = check_choice("mode", mode, MODES)
     max_similarity = check_number("max_similarity", max_similarity, low=-1.0, high=1.0)
-    explanation = explain_for_check(model, X, explain_kwargs)
-    if isinstance(model, str) or hasattr(model, "__fspath__"):
-        model, _ = get_adapter(model)
+    model_object, _ = get_adapter(model)
     from pytest_kexplain.adapters.keras_adapter import is_keras_model
 
-    if not is_keras_model(model):
+    if not is_keras_model(model_object):
         raise InvalidArgument(
             "assert_model_sensitive re-initialises the model's weights, so it needs a Keras "
-            f"model; got {type(model).__name__}.")
+            f"model; got {type(model_object).__name__}.")
+    input_feature_names(X, explain_kwargs)
+    plan = weight_plan(model_object)
+    if not plan:
+        raise InvalidArgument("the model has no trainable weights to re-draw.")
+    _require_initializers(plan)
+    layers = randomizable_layers(model_object)
+    explanation = explain_for_check(model, X, explain_kwargs)
+    model = model_object
     seed = int(with_defaults(explain_kwargs).get("seed", 0))
-    layers = randomizable_layers(model)
-    if not layers:
-        raise InvalidArgument("the model has no layer weights with an initializer to re-draw.")
     stages, measured = [], []
     for randomized_layers in stage_layers(mode, layers):
-        randomized, count = randomized_copy(model, seed, randomized_layers)
+        randomized, reinitialized = _randomized_clone(model, seed, randomized_layers)
+        count = len(reinitialized)
         randomized_explanation = explain_for_check(
             randomized, explanation.data,
             {**explain_kwargs, "feature_names": explanation.feature_names})
         row_similarity = _similarity(
             metric, explanation.flat_values, randomized_explanation.flat_values)
-        stages.append(RandomizationStage(randomized_layers, float(row_similarity.mean()), count))
+        stages.append(RandomizationStage(randomized_layers, float(row_similarity.mean()), count,
+                                         reinitialized))
         measured.append((randomized_explanation, row_similarity))
     worst = max(range(len(stages)), key=lambda i: stages[i].similarity)  # first one on ties
     randomized_explanation, row_similarity = measured[worst]
     result = ModelSensitivityResult(explanation, randomized_explanation, metric,
                                     stages[worst].similarity, max_similarity, row_similarity,
-                                    stages[worst].reinitialized_weights, mode, tuple(stages))
+                                    stages[worst].reinitialized_weights, mode, tuple(stages),
+                                    stages[worst].reinitialized)
     if result.similarity > max_similarity:
         fail(_failure_message(result, stages[worst]), result)
     return result

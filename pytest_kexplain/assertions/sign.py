@@ -14,6 +14,7 @@ from pytest_kexplain.assertions._common import (
     explain_for_check,
     fail,
     feature_index,
+    input_feature_names,
 )
 from pytest_kexplain.explanation import Explanation
 
@@ -44,8 +45,8 @@ def assert_attribution_sign(
     sign = check_choice("sign", sign, SIGNS)
     min_fraction = check_number("min_fraction", min_fraction, low=0.0, high=1.0)
     negligible = check_number("negligible", negligible, low=0.0)
+    column = feature_index(input_feature_names(X, explain_kwargs), feature)
     explanation = explain_for_check(model, X, explain_kwargs)
-    column = feature_index(explanation.feature_names, feature)
     flat = explanation.flat_values
     values = flat[:, column]
     threshold = negligible * float(np.abs(flat).mean())
