@@ -20,14 +20,18 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 install: $(VENV)/.installed
 
+DEMO_REPORT ?= reports/demo-report.md
+
 demo: install
-	@echo "Example suite: a Keras model trained on scikit-learn's breast-cancer data, and tests"
-	@echo "of what it learned (examples/test_breast_cancer.py). The kexplain section at the end"
-	@echo "lists every explanation, and whether it was computed or reused from the cache."
-	$(PY) -m pytest examples -p no:cacheprovider --kexplain-report=reports/demo-report.md -v
+	@echo "Example projects (examples/): breast-cancer MLP, credit scoring on a DataFrame, digit"
+	@echo "images, a sequence model and the release gate, each checked for what its model learned."
+	$(PY) -m pytest examples -p no:cacheprovider --kexplain-report=$(DEMO_REPORT) -rxX
 	@echo
-	@echo "Report written to reports/demo-report.md. Next: read examples/test_breast_cancer.py,"
-	@echo "then README.md for the checks and the baseline gate (pytest --kexplain-update)."
+	@echo "The reviewed baseline of the release-gate example, as the kexplain command shows it:"
+	$(VENV)/bin/kexplain show examples/release_gate/explanation_baselines/test_release_gate.test_release_gate.json --top 5
+	@echo
+	@echo "Report written to $(abspath $(DEMO_REPORT))"
+	@echo "Next: read examples/README.md, then docs/getting-started.md."
 
 test: install
 	$(PY) -m pytest tests -n 2 --dist loadfile
