@@ -33,7 +33,7 @@ class ScalePoint:
     varied: str  # "rows", "features" or "steps"
     rows: int
     features: int
-    steps_or_evals: int
+    steps_or_evals: int | str  # steps, or SHAP's path: "exact" or the sampled max_evals
     model_rows: int
     seconds: float
 
@@ -43,8 +43,10 @@ class ScalePoint:
         return 1e6 * self.seconds / self.model_rows
 
 
-def _timed(method: str, varied: str, rows: int, features: int, setting: int) -> ScalePoint:
+def _timed(method: str, varied: str, rows: int, features: int,
+           setting: int | None) -> ScalePoint:
     from pytest_kexplain import clear_cache, explain, zoo
+    from pytest_kexplain.explainers.shapley import DEFAULT_SAMPLED_EVALS
 
     model = zoo.mlp(features, output_activation="linear")
     rng = np.random.default_rng(0)
@@ -55,24 +57,23 @@ def _timed(method: str, varied: str, rows: int, features: int, setting: int) -> 
         model_rows = rows * (setting + 1)
     else:
         options = {"max_evals": setting, "background": background}
-        if 2**features <= setting:  # exact: every coalition against the whole background
-            model_rows = rows * 2**features * BACKGROUND_ROWS
-        else:  # sampled: each pair of orders costs 2 * (d - 1) rows on one background row
-            pairs = max(1, setting * BACKGROUND_ROWS // (2 * (features - 1)))
-            model_rows = rows * 2 * pairs * (features - 1)
     explain(model, x[:2], method=method, **options)  # compile for this shape
     clear_cache()
     started = time.perf_counter()
-    explain(model, x, method=method, **options)
-    return ScalePoint(method, varied, rows, features, setting, model_rows,
-                      time.perf_counter() - started)
+    explanation = explain(model, x, method=method, **options)
+    seconds = time.perf_counter() - started
+    if method == "shap":  # exact: 2**d coalitions; sampled: 2 (d - 1) rows per pair of orders
+        model_rows = rows * int(explanation.options["model_rows_per_sample"])
+        exact = explanation.options["estimator"] == "exact"
+        setting = "exact" if exact else (setting or DEFAULT_SAMPLED_EVALS)
+    return ScalePoint(method, varied, rows, features, setting, model_rows, seconds)
 
 
-def shap_budget(features: int) -> int:
-    """The default budget (max_evals coalitions against the whole background)."""
+def shap_budget(features: int) -> int | None:
+    """The default budget: exact up to 10 features, else max_evals=96 sampled."""
     from pytest_kexplain.explainers import REGISTRY
 
-    return int(REGISTRY["shap"].defaults["max_evals"])
+    return REGISTRY["shap"].defaults["max_evals"]
 
 
 def points() -> list[ScalePoint]:

@@ -108,9 +108,8 @@ def _framework_settings(backend: str) -> dict[str, str]:
     settings: dict[str, str] = {}
     jax = sys.modules.get("jax")
     if backend == "jax" and jax is not None and hasattr(jax, "config"):
-        settings["jax_enable_x64"] = str(bool(jax.config.read("jax_enable_x64")))
-        settings["jax_default_matmul_precision"] = str(
-            jax.config.read("jax_default_matmul_precision"))
+        for name in ("jax_enable_x64", "jax_default_matmul_precision"):
+            settings[name] = str(getattr(jax.config, name, None))
     torch = sys.modules.get("torch")
     if backend == "torch" and torch is not None and hasattr(torch, "get_default_dtype"):
         settings["torch_default_dtype"] = str(torch.get_default_dtype())

@@ -255,3 +255,18 @@ def test_cache_key_holds_the_numerical_environment(monkeypatch):
     finally:
         keras.config.set_dtype_policy(policy)
     assert cache_key(model="m", method="shap") == base
+
+
+def test_jax_settings_enter_the_key_when_jax_is_the_backend(monkeypatch):
+    """The run-time x64 switch of a loaded JAX changes the key (read without errors)."""
+    import types
+
+    from pytest_kexplain import cache
+
+    fake_jax = types.SimpleNamespace(config=types.SimpleNamespace(
+        jax_enable_x64=False, jax_default_matmul_precision=None))
+    monkeypatch.setitem(__import__("sys").modules, "jax", fake_jax)
+    jax_settings = cache._framework_settings("jax")
+    fake_jax.config.jax_enable_x64 = True
+    assert cache._framework_settings("jax") != jax_settings
+    assert cache._framework_settings("tensorflow") == {}
