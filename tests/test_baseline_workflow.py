@@ -118,7 +118,7 @@ def gate_a_retrain_then_a_model_that_ignores_income(pytester, monkeypatch):
 def test_retrain_passes_and_a_changed_model_fails_with_the_table(project, monkeypatch):
     result, saved = gate_a_retrain_then_a_model_that_ignores_income(project, monkeypatch)
     result.stdout.fnmatch_lines([
-        "*AssertionError: explanation drifted from the baseline "
+        "*CheckFailed: explanation drifted from the baseline "
         "explanation_baselines/test_credit.test_no_drift.json",
         "*FAILED largest share change 0.* > 0.075: must be at most 0.075 (max_share_change=0.075)",
         "*feature  baseline rank  baseline importance  current rank  current importance  share change",

@@ -70,5 +70,5 @@ def test_marker_tolerances_apply_inside_pytest(pytester):
     '''))
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*AssertionError: the candidate model explains X differently*",
+    result.stdout.fnmatch_lines(["*CheckFailed: the candidate model explains X differently*",
                                  "*FAILED largest share change 0.153 > 0.075*"])

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.events import recorded
+from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_count,
@@ -25,7 +27,7 @@ MAX_CURVE_POINTS = 21
 
 
 @dataclass(frozen=True)
-class FaithfulnessResult:
+class FaithfulnessResult(PlotMixin):
     """Output change when deleting the top-k features versus k random ones."""
 
     explanation: Explanation
@@ -48,6 +50,7 @@ def _delete(x: np.ndarray, reference: np.ndarray, order: np.ndarray, count: int)
     return deleted
 
 
+@recorded("assert_faithful")
 def assert_faithful(
     model: Any, X: Any, *, k: int | None = None, margin: float = 0.1, random_draws: int = 10,
     **explain_kwargs: Any,

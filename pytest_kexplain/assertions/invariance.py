@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.events import recorded
+from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import check_number, fail, feature_index, output_keywords
 from pytest_kexplain.assertions._outputs import bind_model
@@ -21,7 +23,7 @@ Transform = Callable[[Any], Any] | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
-class InvarianceResult:
+class InvarianceResult(PlotMixin):
     """How much each row's output moved under the transformation."""
 
     atol: float
@@ -58,6 +60,7 @@ def _set_columns(X: Any, assignments: Mapping[str, Any], feature_names: Any) -> 
     return array
 
 
+@recorded("assert_invariant")
 def assert_invariant(
     model: Any, X: Any, transform: Transform, *, atol: float, **explain_kwargs: Any
 ) -> InvarianceResult:

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.events import recorded
+from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -48,7 +50,7 @@ class Counterexample:
 
 
 @dataclass(frozen=True)
-class MonotonicResult:
+class MonotonicResult(PlotMixin):
     """What the sweep and the search examined and the largest move against the direction."""
 
     feature: str
@@ -156,6 +158,7 @@ def _search(
     return None, examples
 
 
+@recorded("assert_monotonic")
 def assert_monotonic(
     model: Any, X: Any, feature: str, *, direction: str = "increasing", tolerance: float = 0.0,
     grid_points: int = 20, max_examples: int = 100,

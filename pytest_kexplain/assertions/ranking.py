@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_kexplain.events import recorded
+from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_count,
@@ -23,7 +25,7 @@ CONTEXT_ROWS = 2
 
 
 @dataclass(frozen=True)
-class TopFeaturesResult:
+class TopFeaturesResult(PlotMixin):
     """The top-k features found and the expectation they met."""
 
     explanation: Explanation
@@ -34,7 +36,7 @@ class TopFeaturesResult:
 
 
 @dataclass(frozen=True)
-class ImportanceOrderResult:
+class ImportanceOrderResult(PlotMixin):
     """Importances of the features whose order was checked."""
 
     explanation: Explanation
@@ -43,7 +45,7 @@ class ImportanceOrderResult:
 
 
 @dataclass(frozen=True)
-class ImportanceShareResult:
+class ImportanceShareResult(PlotMixin):
     """The combined share of the named features and each one's share."""
 
     explanation: Explanation
@@ -53,6 +55,7 @@ class ImportanceShareResult:
     shares: dict[str, float]
 
 
+@recorded("assert_top_features")
 def assert_top_features(
     model: Any, X: Any, expected: Sequence[str], *, k: int | None = None,
     ordered: bool = False, **explain_kwargs: Any,
@@ -90,6 +93,7 @@ def assert_top_features(
     return result
 
 
+@recorded("assert_importance_order")
 def assert_importance_order(
     model: Any, X: Any, features: Sequence[str], **explain_kwargs: Any
 ) -> ImportanceOrderResult:
@@ -120,6 +124,7 @@ def assert_importance_order(
     return result
 
 
+@recorded("assert_max_importance_share")
 def assert_max_importance_share(
     model: Any, X: Any, features: str | Sequence[str], max_share: float, **explain_kwargs: Any
 ) -> ImportanceShareResult:

@@ -10,6 +10,8 @@ import numpy as np
 
 from pytest_kexplain import metrics
 from pytest_kexplain.adapters import get_adapter
+from pytest_kexplain.events import recorded
+from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -40,7 +42,7 @@ class RandomizationStage:
 
 
 @dataclass(frozen=True)
-class ModelSensitivityResult:
+class ModelSensitivityResult(PlotMixin):
     """How similar the trained model's explanations are to the randomised models'.
 
     With several stages (cascading or independent mode), ``similarity``,
@@ -219,6 +221,7 @@ def _similarity(metric: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return metrics.cosine_rows(a, b)
 
 
+@recorded("assert_model_sensitive")
 def assert_model_sensitive(
     model: Any, X: Any, *, max_similarity: float = 0.5, metric: str = "spearman_abs",
     mode: str = "full", **explain_kwargs: Any,

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.events import recorded
+from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -24,7 +26,7 @@ SHOWN_SAMPLES = 5
 
 
 @dataclass(frozen=True)
-class AttributionSignResult:
+class AttributionSignResult(PlotMixin):
     """How often a feature's non-negligible attributions have the expected sign."""
 
     explanation: Explanation
@@ -35,6 +37,7 @@ class AttributionSignResult:
     n_negligible: int
 
 
+@recorded("assert_attribution_sign")
 def assert_attribution_sign(
     model: Any, X: Any, feature: str, sign: str, *, min_fraction: float = 0.9,
     negligible: float = 0.01, **explain_kwargs: Any,

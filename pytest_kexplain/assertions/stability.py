@@ -10,6 +10,8 @@ import numpy as np
 
 from pytest_kexplain import metrics
 from pytest_kexplain.adapters import get_adapter
+from pytest_kexplain.events import recorded
+from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -34,7 +36,7 @@ SHOWN_ROWS = 5
 
 
 @dataclass(frozen=True)
-class StabilityResult:
+class StabilityResult(PlotMixin):
     """Similarity of each row's explanation to those of its noisy copies."""
 
     explanation: Explanation
@@ -84,6 +86,7 @@ def _with_stability_method(model: Any, explain_kwargs: dict[str, Any]) -> dict[s
     return {**explain_kwargs, "method": "saliency" if differentiable else "shap"}
 
 
+@recorded("assert_saliency_stable")
 def assert_saliency_stable(
     model: Any, X: Any, *, epsilon: float = 0.05, samples: int = 8, min_similarity: float = 0.8,
     metric: str = "spearman", k: int | None = None, max_sensitivity: float | None = None,

@@ -10,6 +10,7 @@ import numpy as np
 
 from pytest_kexplain import metrics
 from pytest_kexplain.baselines.tolerances import Tolerances
+from pytest_kexplain.records import PlotMixin
 
 __all__ = ["Comparison", "FeatureChange", "MetricCheck", "Tolerances", "compare", "effective_top_k"]
 
@@ -53,7 +54,7 @@ class FeatureChange:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(PlotMixin):
     """Every metric of one comparison; `passed` when all thresholds hold."""
 
     feature_names: tuple[str, ...]

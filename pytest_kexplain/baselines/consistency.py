@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_kexplain.assertions._common import CheckFailed
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message
 from pytest_kexplain.baselines.tolerances import resolve_tolerances, split_tolerances
 from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.events import recorded
 from pytest_kexplain.settings import active_defaults, with_defaults
 
 DEFAULTS_SOURCE = "kexplain ini options / @pytest.mark.kexplain"
 
 
+@recorded("assert_consistent_explanations")
 def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X: Any, *,
                                    method: str | None = None, **kwargs: Any) -> Comparison:
     """Fail if candidate_model explains X differently from reference_model (no baseline file).
@@ -41,11 +44,11 @@ def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X
                          candidate.importance_array(), tolerances,
                          reference.flat_values, candidate.flat_values)
     if not comparison.passed:
-        raise AssertionError(drift_message(
+        raise CheckFailed(drift_message(
             comparison,
             headline=(f"the candidate model explains X differently from the reference model "
                       f"({reference.method}, {reference.n_samples} samples)"),
             before="reference",
             after="candidate",
-        ))
+        ), comparison)
     return comparison

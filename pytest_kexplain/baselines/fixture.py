@@ -14,8 +14,10 @@ from pytest_kexplain.baselines import format as baseline_format
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message, update_command
 from pytest_kexplain.baselines.tolerances import resolve_tolerances, split_tolerances
+from pytest_kexplain.assertions._common import CheckFailed
 from pytest_kexplain.cache import array_digest
 from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.events import note, recorded
 from pytest_kexplain.settings import with_defaults
 
 #: where tolerances that are not passed to assert_match come from, for error messages
@@ -34,6 +36,7 @@ class ExplanationBaseline:
     record: Callable[[str, str], None] = field(default=lambda path, status: None, repr=False)
     _checked: set[str] = field(default_factory=set, repr=False)
 
+    @recorded("explanation_baseline.assert_match")
     def assert_match(self, model: Any, X: Any, *, method: str | None = None,
                      name: str | None = None, **kwargs: Any) -> Comparison | None:
         """Fail if model's explanation of X drifted from the baseline (--kexplain-update rewrites it).
@@ -59,14 +62,16 @@ class ExplanationBaseline:
         _check_compatible(baseline, current, path, self.nodeid)
         comparison = compare(current.feature_names, baseline.importance, current.importance,
                              tolerances, baseline.values, current.values)
+        note(baseline=path, baseline_status="compared", baseline_values=baseline.values,
+             current_values=current.values)
         if not comparison.passed:
-            raise AssertionError(drift_message(
+            raise CheckFailed(drift_message(
                 comparison,
                 headline=f"explanation drifted from the baseline {path}",
                 accept_hint=("If the change is intended, accept it (then review and commit the "
                              f"file):\n    {update_command(self.nodeid)}"),
                 notes=_context_notes(baseline, current),
-            ))
+            ), comparison)
         return comparison
 
     def _explain(self, model: Any, X: Any, name: str | None,
@@ -101,6 +106,9 @@ class ExplanationBaseline:
         result = store.save(self.directory, stem, rendered.json_text, rendered.sidecar_name,
                             rendered.sidecar_bytes)
         self.record(self._display(result.path), result.status)
+        note(baseline=self._display(result.path), baseline_status=result.status,
+             current_values=current.values, current_importance=current.importance,
+             feature_names_current=current.feature_names)
 
     def _load(self, stem: str, name: str | None) -> baseline_format.Baseline:
         __tracebackhide__ = True

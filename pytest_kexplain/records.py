@@ -1,0 +1,618 @@
+"""Build the CheckRecord of one check call from its result: what was asserted, the measured
+figures against their thresholds, and the small arrays its picture needs.
+
+Loaded only when a check finishes while a listener (the pytest plugin) is attached, or when
+``result.plot()`` is called.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.events import CheckRecord, Measure
+
+#: features shown in an importance bar chart (the marked ones are always added)
+BAR_FEATURES = 15
+#: ICE curves drawn (the violating row is always one of them)
+ICE_ROWS = 12
+#: values kept for a distribution plot
+DISTRIBUTION_VALUES = 256
+#: samples whose attribution map is drawn, and the largest side of a drawn map
+HEATMAP_SAMPLES = 3
+HEATMAP_SIDE = 48
+#: significant digits of the numbers a picture keeps
+DIGITS = 4
+
+
+def bind_arguments(function: Callable[..., Any], args: tuple[Any, ...],
+                   kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's arguments by name, defaults filled in, **keywords merged in."""
+    try:
+        bound = inspect.signature(function).bind(*args, **kwargs)
+    except TypeError:
+        return dict(kwargs)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(arguments.pop(name, {}) or {})
+    arguments.pop("self", None)
+    return arguments
+
+
+def model_argument(arguments: Mapping[str, Any]) -> Any:
+    """The model a check was about (the candidate when two are compared)."""
+    for name in ("model", "candidate_model"):
+        if name in arguments:
+            return arguments[name]
+    return None
+
+
+def outcome_of(error: BaseException | None) -> str:
+    """'passed', 'failed' (an AssertionError: the model broke the expectation) or 'error'."""
+    if error is None:
+        return "passed"
+    return "failed" if isinstance(error, AssertionError) else "error"
+
+
+def build_record(check: str, arguments: Mapping[str, Any], result: Any,
+                 error: BaseException | None, seconds: float,
+                 notes: Mapping[str, Any] | None = None) -> CheckRecord:
+    """The record of one finished check call (`notes` from ``events.note`` during the call)."""
+    notes = dict(notes or {})
+    if result is None and error is not None:
+        result = getattr(error, "result", None)
+    builder = BUILDERS.get(check, _generic)
+    fields: Fields = {"asserted": ASSERTED.get(check, check).format_map(_Defaulting(arguments))}
+    if result is not None or (error is None and check in RESULTLESS):
+        fields = builder(result, {**arguments, **notes})
+    for key in ("baseline", "baseline_status"):
+        if key in notes:
+            fields[key] = notes[key]
+    explanation = getattr(result, "explanation", None)
+    model = model_argument(arguments)
+    return CheckRecord(
+        check=check,
+        outcome=outcome_of(error),
+        method=getattr(explanation, "method", None),
+        model=describe_model(model),
+        model_id=model_id(model),
+        data_shape=_data_shape(explanation, arguments.get("X")),
+        target=_text(arguments.get("target")),
+        output=getattr(explanation, "output_name", None),
+        message="" if error is None else _message(error),
+        seconds=round(float(seconds), 3),
+        **fields,
+    )
+
+
+def record_of(result: Any) -> CheckRecord:
+    """A record built from a result alone (for ``result.plot()`` outside a run)."""
+    check = CHECK_OF_RESULT.get(type(result).__name__, type(result).__name__)
+    fields = BUILDERS.get(check, _generic)(result, {})
+    explanation = getattr(result, "explanation", None)
+    return CheckRecord(check=check, outcome=_verdict(fields["measures"]),
+                       method=getattr(explanation, "method", None),
+                       data_shape=_data_shape(explanation, None),
+                       output=getattr(explanation, "output_name", None), **fields)
+
+
+class PlotMixin:
+    """Gives a check's result ``plot()``: the picture the report shows, as a Figure."""
+
+    def plot(self, **options: Any) -> Any:
+        """The verdict's picture as a matplotlib Figure (matplotlib's Agg backend)."""
+        from pytest_kexplain.report.plots import plot_record
+
+        return plot_record(record_of(self), **options)
+
+
+# --- models -------------------------------------------------------------------------------
+
+_AUTO_NAME = re.compile(r"^(?P<base>[a-z][a-z0-9_]*?)(_\d+)?$")
+
+
+def stable_name(name: str) -> str:
+    """A Keras auto-name without its process-dependent counter ('dense_3' -> 'dense')."""
+    match = _AUTO_NAME.match(name)
+    return match.group("base") if match else name
+
+
+def keras_model(model: Any) -> Any:
+    """The Keras model behind `model` (loading a .keras path), or None."""
+    try:
+        from pytest_kexplain.adapters.keras_adapter import is_keras_model
+        from pytest_kexplain.api import get_adapter
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        loaded, _ = get_adapter(model)
+    except Exception:
+        return None
+    return loaded if is_keras_model(loaded) else None
+
+
+def describe_model(model: Any) -> str:
+    """'Sequential model "credit" (3 layers, 1,201 parameters)', or the callable's name."""
+    if model is None:
+        return ""
+    keras = keras_model(model)
+    if keras is None:
+        name = getattr(model, "__name__", None) or type(model).__name__
+        return f"callable {name}"
+    params = int(keras.count_params()) if keras.built else 0
+    return (f"{type(keras).__name__} model '{stable_name(keras.name)}' "
+            f"({len(keras.layers)} layers, {params:,} parameters)")
+
+
+def model_id(model: Any) -> str | None:
+    """Key of a Keras model's card: a digest of its architecture and weights."""
+    keras = keras_model(model)
+    if keras is None:
+        return None
+    from pytest_kexplain.api import get_adapter
+
+    try:
+        fingerprint = get_adapter(keras)[1].fingerprint()
+    except Exception:
+        return None
+    return None if fingerprint is None else "model-" + re.sub(r"[^0-9a-f]", "", fingerprint)[-12:]
+
+
+# --- shared helpers -------------------------------------------------------------------------
+
+class _Defaulting(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _message(error: BaseException) -> str:
+    text = str(error)
+    return text if isinstance(error, AssertionError) else f"{type(error).__name__}: {text}"
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int, np.integer)):
+        return str(value)
+    return f"per sample ({len(value)} values)" if hasattr(value, "__len__") else str(value)
+
+
+def _data_shape(explanation: Any, X: Any) -> tuple[int, ...]:
+    data = getattr(explanation, "data", None)
+    if data is not None:
+        return tuple(int(n) for n in data.shape)
+    try:
+        return tuple(int(n) for n in np.shape(X))
+    except Exception:
+        return ()
+
+
+def _round(values: Any) -> list[Any]:
+    """Numbers rounded to DIGITS significant digits, as (nested) lists; NaN/inf become None."""
+    array = np.asarray(values, dtype=np.float64)
+    scale = float(np.nanmax(np.abs(array[np.isfinite(array)]))) if np.isfinite(array).any() else 0.0
+    if scale > 0:
+        decimals = DIGITS - 1 - int(np.floor(np.log10(scale)))
+        array = np.round(array, decimals)
+    cleaned = np.where(np.isfinite(array), array, np.nan).tolist()
+    return _nan_to_none(cleaned)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return None if isinstance(value, float) and value != value else value
+
+
+def _number(value: Any) -> float | None:
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
+def _measure(name: str, value: Any, threshold: Any = None, relation: str = "") -> Measure:
+    """A figure; its pass/fail follows from the relation to the threshold."""
+    shown = _number(value) if isinstance(value, (float, np.floating)) else value
+    if isinstance(shown, np.integer):
+        shown = int(shown)
+    passed = None
+    if relation and threshold is not None:
+        v, t = float(value), float(threshold)
+        passed = bool({">=": v >= t, "<=": v <= t, ">": v > t, "<": v < t, "==": v == t}[relation])
+    if isinstance(threshold, (float, np.floating)):
+        threshold = _number(threshold)
+    return Measure(name, shown, threshold, relation, passed)
+
+
+def _verdict(measures: Sequence[Measure]) -> str:
+    return "failed" if any(m.passed is False for m in measures) else "passed"
+
+
+def _names(items: Sequence[str]) -> str:
+    return ", ".join(map(str, items))
+
+
+def _importance_picture(names: Sequence[str], current: np.ndarray,
+                        baseline: np.ndarray | None = None, marked: Sequence[str] = (),
+                        current_label: str = "current", baseline_label: str = "baseline",
+                        share_limit: float | None = None) -> dict[str, Any]:
+    """Bars of the most important features (current and baseline ranks) and the marked ones."""
+    current = np.asarray(current, dtype=np.float64)
+    order = list(np.lexsort((np.arange(len(current)), -current))[:BAR_FEATURES])
+    if baseline is not None:
+        base = np.asarray(baseline, dtype=np.float64)
+        order += [i for i in np.lexsort((np.arange(len(base)), -base))[:BAR_FEATURES // 2]
+                  if i not in order]
+    index = {name: i for i, name in enumerate(names)}
+    order += [index[m] for m in marked if m in index and index[m] not in order]
+    total = float(np.abs(current).sum()) or 1.0
+    picture: dict[str, Any] = {
+        "kind": "importance",
+        "features": [str(names[i]) for i in order],
+        "current": _round(current[order] / total),
+        "current_label": current_label,
+        "marked": [str(m) for m in marked],
+        "hidden_features": len(names) - len(order),
+        "unit": "share of total importance",
+    }
+    if baseline is not None:
+        base = np.asarray(baseline, dtype=np.float64)
+        picture["baseline"] = _round(base[order] / (float(np.abs(base).sum()) or 1.0))
+        picture["baseline_label"] = baseline_label
+    if share_limit is not None:
+        picture["share_limit"] = float(share_limit)
+    return picture
+
+
+def _downsample(image: np.ndarray) -> np.ndarray:
+    """Block means so that neither side exceeds HEATMAP_SIDE."""
+    h, w = image.shape
+    fy, fx = -(-h // HEATMAP_SIDE), -(-w // HEATMAP_SIDE)
+    if fy == 1 and fx == 1:
+        return image
+    padded = np.pad(image, ((0, (-h) % fy), (0, (-w) % fx)), mode="edge")
+    return padded.reshape(padded.shape[0] // fy, fy, padded.shape[1] // fx, fx).mean(axis=(1, 3))
+
+
+def _maps(values: np.ndarray) -> np.ndarray:
+    """Per-sample 2-D maps: |attribution| summed over channels for images, (features, time)
+    for sequences."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 4:
+        return np.abs(values).sum(axis=-1)
+    return np.abs(values).transpose(0, 2, 1)  # (n, features, time): time along the x-axis
+
+
+def _inputs(data: np.ndarray) -> np.ndarray:
+    data = np.asarray(data, dtype=np.float64)
+    return data.mean(axis=-1) if data.ndim == 4 else data.transpose(0, 2, 1)
+
+
+def heatmap_picture(explanation: Any, baseline_values: np.ndarray | None = None,
+                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Attribution maps of the first samples over images or time steps, and the baseline's."""
+    data = np.asarray(explanation.data)
+    rows = min(HEATMAP_SAMPLES, len(data))
+    picture: dict[str, Any] = {
+        "kind": "heatmap",
+        "layout": "image" if data.ndim == 4 else "sequence",
+        "samples": list(range(rows)),
+        "inputs": [_round(_downsample(m)) for m in _inputs(data[:rows])],
+        "maps": [_round(_downsample(m)) for m in _maps(explanation.values[:rows])],
+        "mean_map": _round(_downsample(_maps(explanation.values).mean(axis=0))),
+    }
+    if baseline_values is not None and np.shape(baseline_values) == data.shape:
+        baseline_values = np.asarray(baseline_values, dtype=np.float64)
+        picture["baseline_maps"] = [_round(_downsample(m)) for m in _maps(baseline_values[:rows])]
+    picture.update(extra or {})
+    return picture
+
+
+def _spatial(explanation: Any) -> bool:
+    data = getattr(explanation, "data", None)
+    return data is not None and data.ndim >= 3
+
+
+def _distribution_picture(values: Any, threshold: float | None, label: str, good: str,
+                          extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Values (evenly subsampled when many) against a threshold; `good` is 'above'/'below'."""
+    array = np.asarray(values, dtype=np.float64).ravel()
+    if len(array) > DISTRIBUTION_VALUES:
+        array = np.sort(array)[np.linspace(0, len(array) - 1, DISTRIBUTION_VALUES).astype(int)]
+    return {"kind": "distribution", "values": _round(array), "threshold": threshold,
+            "label": label, "good": good, "count": int(np.size(values)), **(extra or {})}
+
+
+# --- one builder per check ------------------------------------------------------------------
+
+Fields = dict[str, Any]
+
+#: what each check asserts, for records built without a result (the check raised early)
+ASSERTED = {
+    "assert_top_features": "the top features are {expected}",
+    "assert_importance_order": "importance decreases along {features}",
+    "assert_max_importance_share": "{features} carry at most {max_share} of the importance",
+    "assert_attribution_sign": "the attribution of {feature} is {sign}",
+    "assert_monotonic": "the output is {direction} in {feature}",
+    "assert_invariant": "the output is invariant under the transform (atol={atol})",
+    "assert_saliency_stable": "explanations are stable under noise (epsilon={epsilon})",
+    "assert_faithful": "deleting the top features moves the output more than random ones",
+    "assert_model_sensitive": "explanations change when the weights are re-initialised",
+    "explanation_baseline.assert_match": "the explanation matches the committed baseline",
+    "assert_consistent_explanations": "the candidate explains X like the reference model",
+}
+
+
+def _top_features(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    explanation = result.explanation
+    ranking = explanation.ranking()
+    rank = {name: i for i, name in enumerate(ranking, start=1)}
+    measures = [_measure(f"rank of {name}", rank[name], result.k, "<=") for name in result.expected]
+    if len(result.expected) == result.k:
+        intruders = [n for n in result.top if n not in result.expected]
+        measures.append(Measure("unexpected features in the top k", _names(intruders) or "none",
+                                "none", "==", not intruders))
+    if arguments.get("ordered"):
+        found = sorted(result.expected, key=rank.__getitem__)
+        measures.append(Measure("order", _names(found), _names(result.expected), "==",
+                                list(found) == list(result.expected)))
+    measures.append(Measure("top features", _names(result.top)))
+    return {"asserted": (f"the top {result.k} features are {_names(result.expected)}"
+                         + (" in this order" if arguments.get("ordered") else "")
+                         if len(result.expected) == result.k else
+                         f"{_names(result.expected)} are among the top {result.k} features"),
+            "measures": tuple(measures),
+            "picture": _feature_picture(explanation, marked=result.expected)}
+
+
+def _feature_picture(explanation: Any, marked: Sequence[str] = (), **extra: Any) -> dict[str, Any]:
+    if _spatial(explanation):
+        return heatmap_picture(explanation)
+    return _importance_picture(explanation.feature_names, explanation.importance_array(),
+                               marked=marked, **extra)
+
+
+def _importance_order(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    pairs = list(zip(result.features, result.importance))
+    measures = [Measure(f"importance {a} > {b}", _number(va), _number(vb), ">", bool(va > vb))
+                for (a, va), (b, vb) in zip(pairs, pairs[1:])]
+    return {"asserted": f"importance strictly decreases along {_names(result.features)}",
+            "measures": tuple(measures),
+            "picture": _feature_picture(result.explanation, marked=result.features)}
+
+
+def _max_share(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    measures = [_measure(f"share of {_names(result.features)}", result.share, result.max_share, "<=")]
+    if len(result.features) > 1:
+        measures += [_measure(f"share of {name}", share) for name, share in result.shares.items()]
+    return {"asserted": (f"{_names(result.features)} carr{'ies' if len(result.features) == 1 else 'y'}"
+                         f" at most {result.max_share:g} of the total importance"),
+            "measures": tuple(measures),
+            "picture": _feature_picture(result.explanation, marked=result.features,
+                                        share_limit=result.max_share)}
+
+
+def _sign(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    min_fraction = float(arguments.get("min_fraction", 0.9))
+    explanation = result.explanation
+    column = list(explanation.feature_names).index(result.feature)
+    values = explanation.flat_values[:, column]
+    return {"asserted": (f"the attribution of {result.feature} is {result.sign} on at least "
+                         f"{min_fraction:g} of the samples where it is not negligible"),
+            "measures": (_measure(f"fraction {result.sign}", result.fraction, min_fraction, ">="),
+                         _measure("samples considered", result.n_considered, 1, ">="),
+                         _measure("negligible samples", result.n_negligible)),
+            "picture": _distribution_picture(values, 0.0, f"attribution of {result.feature}",
+                                             "above" if result.sign == "positive" else "below")}
+
+
+def _monotonic(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    counterexamples = [
+        {"source": c.source, "row": c.row, "low": c.low, "high": c.high,
+         "output_low": _number(c.output_low), "output_high": _number(c.output_high)}
+        for c in result.counterexamples]
+    picture: dict[str, Any] = {"kind": "ice", "feature": result.feature,
+                               "direction": result.direction, "grid": _round(result.grid),
+                               "counterexamples": counterexamples}
+    picture.update(_ice_curves(result, arguments))
+    return {"asserted": (f"the output is {result.direction} in {result.feature} "
+                         f"(tolerance {result.tolerance:g})"),
+            "measures": (_measure("largest move against the direction", result.worst_violation,
+                                  result.tolerance, "<="),
+                         _measure("ICE curves violating", result.n_rows_violating, 0, "<="),
+                         _measure("ICE curves", result.n_rows),
+                         _measure("hypothesis examples", result.search_examples)),
+            "picture": picture}
+
+
+def _ice_curves(result: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """ICE curves of a few rows (the violating one included), recomputed on the same grid."""
+    model, X = arguments.get("model"), arguments.get("X")
+    if model is None or X is None:
+        return {}
+    from pytest_kexplain.assertions import monotonic
+    from pytest_kexplain.assertions._common import output_keywords
+    from pytest_kexplain.assertions._outputs import bind_model
+
+    keywords = output_keywords({k: v for k, v in arguments.items()
+                                if k in ("method", "target", "feature_names", "background",
+                                         "seed", "batch_size")})
+    bound, prepared = bind_model(model, X, keywords)
+    x = np.array(prepared.array)
+    column = list(prepared.feature_names).index(result.feature)
+    rows = list(np.unique(np.linspace(0, len(x) - 1, min(ICE_ROWS, len(x))).astype(int)))
+    violating = [c.row for c in result.counterexamples if c.row is not None]
+    rows = sorted(set(rows[:ICE_ROWS - len(violating)]) | set(violating))
+    curves = monotonic._ice_curves(bound, x[rows], column, np.asarray(result.grid))
+    return {"rows": [int(r) for r in rows], "curves": _round(curves)}
+
+
+def _invariant(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    return {"asserted": f"no output moves more than atol={result.atol:g} under the transform",
+            "measures": (_measure("largest output change", result.max_change, result.atol, "<="),
+                         _measure("rows changed", result.n_changed, 0, "<=")),
+            "picture": _distribution_picture(result.changes, result.atol, "output change per row",
+                                             "below")}
+
+
+def _stable(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    measures = [_measure(f"mean {result.metric} similarity", result.similarity,
+                         result.min_similarity, ">="),
+                _measure("worst noisy copy", result.worst_similarity)]
+    max_sensitivity = arguments.get("max_sensitivity")
+    measures.append(_measure("max sensitivity", result.max_sensitivity, max_sensitivity,
+                             "<=" if max_sensitivity is not None else ""))
+    return {"asserted": (f"explanations stay similar ({result.metric} >= "
+                         f"{result.min_similarity:g}) under noise of epsilon={result.epsilon:g}"),
+            "measures": tuple(measures),
+            "picture": _distribution_picture(
+                result.row_similarity, result.min_similarity,
+                f"{result.metric} similarity per row (mean over {result.samples} noisy copies)",
+                "above", {"mean": _number(result.similarity)})}
+
+
+def _sensitive(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    measures = [_measure(f"mean {result.metric} similarity (most similar stage)",
+                         result.similarity, result.max_similarity, "<=")]
+    stages = [{"layers": list(s.layers), "similarity": _number(s.similarity)}
+              for s in result.stages]
+    if len(result.stages) > 1:
+        measures += [_measure(f"stage {i}: {', '.join(map(stable_name, s.layers))}",
+                              s.similarity, result.max_similarity, "<=")
+                     for i, s in enumerate(result.stages, start=1)]
+    return {"asserted": (f"explanations change when weights are re-initialised ({result.mode} "
+                         f"mode): similarity <= {result.max_similarity:g}"),
+            "measures": tuple(measures),
+            "picture": _distribution_picture(
+                result.row_similarity, result.max_similarity,
+                f"{result.metric} similarity per row, trained vs re-initialised", "below",
+                {"mean": _number(result.similarity),
+                 "stages": [{**s, "layers": [stable_name(n) for n in s["layers"]]}
+                            for s in stages]})}
+
+
+def _faithful(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    return {"asserted": (f"deleting each row's {result.k} most important features moves the "
+                         f"output at least {1 + result.margin:g}x as much as {result.k} random ones"),
+            "measures": (_measure("ratio top-k / random change", result.ratio,
+                                  1 + result.margin, ">="),
+                         _measure("mean |change|, top-k deleted", result.top_k_change),
+                         _measure("mean |change|, random deleted", result.random_change)),
+            "picture": {"kind": "deletion", "deleted": [int(d) for d in result.deleted],
+                        "change": _round(result.deletion_change), "k": int(result.k),
+                        "random_change": _number(result.random_change),
+                        "required": _number(result.random_change * (1 + result.margin))}}
+
+
+def comparison_fields(comparison: Any, asserted: str, before_label: str, after_label: str,
+                      before_values: Any = None, after_explanation: Any = None) -> Fields:
+    """Measures and picture of a baseline comparison (the gate and model-vs-model)."""
+    measures = tuple(
+        Measure(check.label, _number(check.value), _number(check.threshold),
+                ">=" if check.higher_is_better else "<=", bool(check.passed))
+        for check in comparison.checks)
+    if after_explanation is not None and _spatial(after_explanation):
+        picture = heatmap_picture(after_explanation, before_values,
+                                  {"baseline_label": before_label, "current_label": after_label})
+    else:
+        top = np.lexsort((np.arange(len(comparison.before_importance)),
+                          -comparison.before_importance))[:comparison.top_k]
+        picture = _importance_picture(
+            comparison.feature_names, comparison.after_importance, comparison.before_importance,
+            marked=[comparison.feature_names[i] for i in top], current_label=after_label,
+            baseline_label=before_label)
+    return {"asserted": asserted, "measures": measures, "picture": picture}
+
+
+def _gate(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    if result is None:  # --kexplain-update wrote the baseline
+        status = arguments.get("baseline_status", "written")
+        return {"asserted": f"baseline {status} from the current model (--kexplain-update)",
+                "measures": (Measure("baseline file", status),),
+                "picture": _values_picture(arguments, arguments.get("current_values"), None,
+                                           arguments.get("current_importance"),
+                                           arguments.get("feature_names_current"))}
+    fields = comparison_fields(result, ASSERTED["explanation_baseline.assert_match"],
+                               "baseline", "current")
+    values = arguments.get("current_values")
+    if values is not None and np.ndim(values) >= 3:
+        fields["picture"] = _values_picture(arguments, values, arguments.get("baseline_values"))
+    return fields
+
+
+def _values_picture(arguments: Mapping[str, Any], values: Any, baseline_values: Any,
+                    importance: Any = None, names: Any = None) -> dict[str, Any]:
+    """Heat maps for images and sequences, else importance bars."""
+    if values is not None and np.ndim(values) >= 3:
+        try:
+            data = np.asarray(arguments.get("X"), dtype=np.float64)
+        except (TypeError, ValueError):
+            data = np.zeros(np.shape(values))
+        if data.shape != np.shape(values):
+            data = np.zeros(np.shape(values))
+        holder = _Holder(data=data, values=np.asarray(values, dtype=np.float64))
+        return heatmap_picture(holder, baseline_values,
+                               {"baseline_label": "baseline", "current_label": "current"})
+    if importance is not None and names is not None:
+        return _importance_picture(names, importance)
+    return {"kind": "none"}
+
+
+class _Holder:
+    def __init__(self, data: np.ndarray, values: np.ndarray):
+        self.data, self.values = data, values
+
+
+def _consistent(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    return comparison_fields(result, ASSERTED["assert_consistent_explanations"], "reference",
+                             "candidate")
+
+
+def _generic(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    """Any other result: its scalar figures, for information."""
+    measures = []
+    for name, value in getattr(result, "__dict__", {}).items():
+        if isinstance(value, (bool, np.bool_)):
+            measures.append(Measure(name, bool(value)))
+        elif isinstance(value, (int, float, np.integer, np.floating, str)):
+            measures.append(_measure(name, value))
+    picture = _feature_picture(result.explanation) if hasattr(result, "explanation") else {
+        "kind": "none"}
+    return {"asserted": type(result).__name__, "measures": tuple(measures), "picture": picture}
+
+
+BUILDERS: dict[str, Callable[[Any, Mapping[str, Any]], Fields]] = {
+    "assert_top_features": _top_features,
+    "assert_importance_order": _importance_order,
+    "assert_max_importance_share": _max_share,
+    "assert_attribution_sign": _sign,
+    "assert_monotonic": _monotonic,
+    "assert_invariant": _invariant,
+    "assert_saliency_stable": _stable,
+    "assert_faithful": _faithful,
+    "assert_model_sensitive": _sensitive,
+    "assert_consistent_explanations": _consistent,
+    "explanation_baseline.assert_match": _gate,
+}
+
+#: checks whose builder also runs without a result (the gate's update returns None)
+RESULTLESS = ("explanation_baseline.assert_match",)
+
+CHECK_OF_RESULT = {
+    "TopFeaturesResult": "assert_top_features",
+    "ImportanceOrderResult": "assert_importance_order",
+    "ImportanceShareResult": "assert_max_importance_share",
+    "AttributionSignResult": "assert_attribution_sign",
+    "MonotonicResult": "assert_monotonic",
+    "InvarianceResult": "assert_invariant",
+    "StabilityResult": "assert_saliency_stable",
+    "FaithfulnessResult": "assert_faithful",
+    "ModelSensitivityResult": "assert_model_sensitive",
+    "Comparison": "assert_consistent_explanations",
+}
