@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import time
 from collections.abc import Generator
 from dataclasses import asdict
 from pathlib import Path
@@ -19,10 +20,14 @@ from pytest_kexplain import disk_cache, events, settings
 from pytest_kexplain.baselines import store
 from pytest_kexplain.baselines.tolerances import TOLERANCE_HELP, resolve_tolerances
 from pytest_kexplain.errors import KexplainError
-from pytest_kexplain.report import BaselineRecord, CheckRecord, RunReport
+from pytest_kexplain.report import BaselineRecord, ExplanationRecord, RunReport, TestCheck, ci
 
 REPORT_KEY = pytest.StashKey[RunReport]()
 ITEM_EVENTS_KEY = pytest.StashKey[list]()
+ITEM_CHECKS_KEY = pytest.StashKey[list]()
+ITEM_SHIPPED_KEY = pytest.StashKey[int]()
+ITEM_MODELS_KEY = pytest.StashKey[dict]()
+ITEM_HISTORIES_KEY = pytest.StashKey[dict]()
 ITEM_BASELINES_KEY = pytest.StashKey[list]()
 INI_DEFAULTS_KEY = pytest.StashKey[dict]()
 COLLECTED_OUTPUT_KEY = "kexplain_collected"  # xdist workeroutput: module -> test file stems
@@ -43,7 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kexplain-prune", action="store_true", default=False,
                     help="with --kexplain-update: delete baselines whose test no longer exists.")
     group.addoption("--kexplain-report", metavar="PATH", default=None,
-                    help="write a Markdown report of every explanation of the run to PATH.")
+                    help="write the run's report: PATH.html (one offline page, with PATH.json "
+                         "beside it), PATH.json, or PATH.md (Markdown).")
     group.addoption("--kexplain-no-disk-cache", action="store_true", default=False,
                     help="do not reuse or store explanations in pytest's cache directory "
                          "(--cache-clear empties it).")
@@ -66,6 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Read and validated once: a bad ini name or value fails the run at start-up.
     check_ini_names(config)
     config.stash[INI_DEFAULTS_KEY] = ini_defaults(config)
+    ci.check_report_path(config.getoption("kexplain_report"))
     disk_cache.install(explanation_cache_dir(config))
     config.add_cleanup(disk_cache.uninstall)
     recorder = RunRecorder(config)
@@ -156,7 +163,12 @@ def kexplain(request: pytest.FixtureRequest) -> Any:
     """explain() with this test's defaults, memoised for the whole session."""
     from pytest_kexplain.fixture import KexplainFixture
 
-    return KexplainFixture(defaults=item_defaults(request.node))
+    item = request.node
+    histories = item.stash.setdefault(ITEM_HISTORIES_KEY, {})
+    return KexplainFixture(defaults=item_defaults(item),
+                           record_history=lambda model_id, history: histories.update(
+                               {model_id: history}),
+                           record_model=lambda model_id, model: _card(item, model_id, model))
 
 
 @pytest.fixture
@@ -187,22 +199,59 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     collected: list[dict[str, Any]] = []
     item.stash[ITEM_EVENTS_KEY] = collected
 
+    checks: list[dict[str, Any]] = []
+    item.stash[ITEM_CHECKS_KEY] = checks
+
     def listener(event: events.ExplainEvent) -> None:
         collected.append(asdict(event))
 
+    def check_listener(record: events.CheckRecord, model: Any) -> None:
+        checks.append(record.to_dict())
+        item.user_properties.extend(ci.junit_properties(record, len(checks)))
+        if record.model_id is not None and model is not None:
+            _card(item, record.model_id, model)
+
     events.LISTENERS.append(listener)
+    events.CHECK_LISTENERS.append(check_listener)
     try:
         with settings.defaults_in_force(item_defaults(item)):
             return (yield)
     finally:
         events.LISTENERS.remove(listener)
+        events.CHECK_LISTENERS.remove(check_listener)
+
+
+_CARDED: set[str] = set()  # models whose card this process has made
+
+
+def _card(item: pytest.Item, model_id: str, model: Any) -> None:
+    """Make a model's card once per process, when an HTML or JSON report is asked for."""
+    if model_id in _CARDED or not ci.wants_model_cards(item.config.getoption("kexplain_report")):
+        return
+    _CARDED.add(model_id)
+    from pytest_kexplain.report.model_card import model_card
+
+    item.stash.setdefault(ITEM_MODELS_KEY, {})[model_id] = model_card(model, model_id)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator:
-    """Ship the test's explanation events and saved baselines on its teardown report (works across xdist)."""
+    """Ship the test's check records (each on the report of the phase that made it), and its
+    explanation events, saved baselines and model cards on its teardown report (works across
+    xdist); pytest-html gets each check's picture as extras."""
     report = yield
+    checks = item.stash.get(ITEM_CHECKS_KEY, [])
+    shipped = item.stash.get(ITEM_SHIPPED_KEY, 0)
+    report.kexplain_checks = checks[shipped:]
+    report.kexplain_first_check = shipped + 1
+    item.stash[ITEM_SHIPPED_KEY] = len(checks)
+    if report.kexplain_checks and item.config.pluginmanager.hasplugin("html"):
+        from pytest_kexplain.report.html_extras import add_extras
+
+        add_extras(report, report.kexplain_checks)
     if call.when == "teardown":
+        report.kexplain_models = dict(item.stash.get(ITEM_MODELS_KEY, {}))
+        report.kexplain_histories = dict(item.stash.get(ITEM_HISTORIES_KEY, {}))
         report.kexplain_events = list(item.stash.get(ITEM_EVENTS_KEY, []))
         report.kexplain_baselines = list(item.stash.get(ITEM_BASELINES_KEY, []))
     return report
@@ -215,6 +264,7 @@ class RunRecorder:
         self.config = config
         self.report = RunReport()
         self.collected: dict[str, set[str]] = {}  # module path -> file stems of its tests
+        self.started = time.perf_counter()
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         """Remember every collected test, deselected ones included (for unused baselines)."""
@@ -261,7 +311,15 @@ class RunRecorder:
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.report.outcomes[report.nodeid] = report.outcome
         for event in getattr(report, "kexplain_events", None) or []:
-            self.report.add(CheckRecord.from_event(report.nodeid, events.ExplainEvent(**event)))
+            self.report.add(ExplanationRecord.from_event(report.nodeid, events.ExplainEvent(**event)))
+        first = getattr(report, "kexplain_first_check", 1)
+        for offset, record in enumerate(getattr(report, "kexplain_checks", None) or []):
+            self.report.checks.append(
+                TestCheck(report.nodeid, first + offset, events.CheckRecord.from_dict(record)))
+        for model_id, card in (getattr(report, "kexplain_models", None) or {}).items():
+            self.report.models.setdefault(model_id, card)
+        for model_id, history in (getattr(report, "kexplain_histories", None) or {}).items():
+            self.report.histories.setdefault(model_id, history)
         for saved in getattr(report, "kexplain_baselines", None) or []:
             self.report.baselines.append(BaselineRecord(test=report.nodeid, **saved))
 
@@ -269,13 +327,17 @@ class RunRecorder:
         """Print the explanations of the run and write the report file if asked."""
         if not self.report.has_content():
             return
+        self.report.seconds = time.perf_counter() - self.started
         terminalreporter.section("kexplain")
         for line in self.report.terminal_lines():
             terminalreporter.write_line(line)
         path = self.config.getoption("kexplain_report")
         if path:
-            written = self.report.write(path)
-            terminalreporter.write_line(f"report written to {written}")
+            for written in ci.write_report(self.report, path):
+                terminalreporter.write_line(f"report written to {written}")
+        summary = ci.append_github_summary(self.report)
+        if summary:
+            terminalreporter.write_line(f"GitHub step summary appended to {summary}")
 
 
 def partially_collected_modules(config: pytest.Config) -> set[str]:

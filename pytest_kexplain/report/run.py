@@ -1,4 +1,6 @@
-"""Collect every explanation made during a run and render it for the terminal and a file."""
+"""Collect every explanation and check record of a run; the terminal summary and Markdown file.
+
+Standard library only: the plugin imports it at start-up."""
 
 from __future__ import annotations
 
@@ -6,11 +8,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_kexplain.events import ExplainEvent
+from pytest_kexplain.events import CheckRecord, ExplainEvent
+
+#: the order of outcomes in the report: what needs attention first
+OUTCOME_ORDER = {"error": 0, "failed": 1, "passed": 2}
 
 
 @dataclass(frozen=True)
-class CheckRecord:
+class ExplanationRecord:
     """One explain() call attributed to the test that made it."""
 
     test: str
@@ -21,7 +26,7 @@ class CheckRecord:
     source: str
 
     @classmethod
-    def from_event(cls, test: str, event: ExplainEvent) -> "CheckRecord":
+    def from_event(cls, test: str, event: ExplainEvent) -> "ExplanationRecord":
         """Attach an event to a test id."""
         return cls(test=test, **asdict(event))
 
@@ -35,11 +40,34 @@ class BaselineRecord:
     status: str
 
 
+@dataclass(frozen=True)
+class TestCheck:
+    """A check record and the test that made it (``index`` counts the test's checks from 1)."""
+
+    __test__ = False  # not a pytest test class
+
+    test: str
+    index: int
+    record: CheckRecord
+
+    @property
+    def anchor(self) -> str:
+        """A stable HTML id for this check's section."""
+        import hashlib
+
+        digest = hashlib.blake2b(f"{self.test}#{self.index}".encode(), digest_size=5).hexdigest()
+        return f"check-{digest}"
+
+
 @dataclass
 class RunReport:
-    """Everything the terminal summary and the report file show."""
+    """Everything the terminal summary and the report files show."""
 
-    records: list[CheckRecord] = field(default_factory=list)
+    records: list[ExplanationRecord] = field(default_factory=list)
+    checks: list[TestCheck] = field(default_factory=list)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # model id -> card
+    histories: dict[str, dict[str, Any]] = field(default_factory=dict)  # model id -> history
+    seconds: float = 0.0
     outcomes: dict[str, str] = field(default_factory=dict)
     baselines: list[BaselineRecord] = field(default_factory=list)
     unused_baselines: list[str] = field(default_factory=list)
@@ -47,7 +75,8 @@ class RunReport:
 
     def has_content(self) -> bool:
         """Whether the run explained anything or touched a baseline."""
-        return bool(self.records or self.baselines or self.unused_baselines or self.pruned_baselines)
+        return bool(self.records or self.checks or self.baselines or self.unused_baselines
+                    or self.pruned_baselines)
 
     def baseline_lines(self) -> list[str]:
         """Baselines saved, unused and pruned, for the terminal summary."""
@@ -66,7 +95,27 @@ class RunReport:
             lines += [f"  {path}" for path in self.pruned_baselines]
         return lines
 
-    def add(self, record: CheckRecord) -> None:
+    def sorted_checks(self) -> list[TestCheck]:
+        """Errors and failures first, then by test id and position: the same under xdist."""
+        return sorted(self.checks, key=lambda c: (OUTCOME_ORDER.get(c.record.outcome, 0),
+                                                  c.test, c.index))
+
+    def check_counts(self) -> dict[str, int]:
+        """Checks passed, failed, errors; gates compared and drifted; explanations."""
+        gates = [c for c in self.checks if c.record.baseline_status == "compared"]
+        return {
+            "checks": len(self.checks),
+            "passed": sum(c.record.outcome == "passed" for c in self.checks),
+            "failed": sum(c.record.outcome == "failed" for c in self.checks),
+            "errors": sum(c.record.outcome == "error" for c in self.checks),
+            "baselines_compared": len(gates),
+            "baselines_drifted": sum(c.record.outcome == "failed" for c in gates),
+            "explanations": len(self.records),
+            "explanations_computed": sum(r.source == "computed" for r in self.records),
+            "explanations_cached": sum(r.source != "computed" for r in self.records),
+        }
+
+    def add(self, record: ExplanationRecord) -> None:
         """Record one explanation."""
         self.records.append(record)
 

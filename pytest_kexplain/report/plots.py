@@ -1,0 +1,310 @@
+"""Pictures of check verdicts, model diagrams and training curves, with matplotlib (Agg).
+
+matplotlib is imported inside the functions, so only a run that asks for a report (or a
+``result.plot()`` call) loads it. Colours are the Okabe-Ito palette, safe for the common
+colour-vision deficiencies; every axis is labelled.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_kexplain.events import CheckRecord
+
+# Okabe & Ito (2008)
+BLUE = "#0072B2"
+ORANGE = "#E69F00"
+VERMILLION = "#D55E00"
+GREEN = "#009E73"
+SKY = "#56B4E9"
+PURPLE = "#CC79A7"
+YELLOW = "#F0E442"
+GREY = "#999999"
+BLACK = "#000000"
+HEATMAP = "viridis"  # perceptually uniform, readable in grey and with colour-vision deficiency
+DPI = 72
+WIDTH = 6.4  # inches
+
+
+def _figure(height: float = 3.0, width: float = WIDTH) -> Any:
+    """A Figure drawn by the Agg canvas, not registered with pyplot (no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def to_png(figure: Any) -> bytes:
+    """PNG bytes without a timestamp or software tag, so the same figure gives the same bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def plot_record(record: CheckRecord | Mapping[str, Any], **options: Any) -> Any:
+    """The picture of one check record as a matplotlib Figure."""
+    data = record.to_dict() if isinstance(record, CheckRecord) else dict(record)
+    picture = data.get("picture") or {"kind": "none"}
+    drawer = DRAWERS.get(picture.get("kind", "none"), _draw_none)
+    figure = drawer(picture, data, **options)
+    verdict = data.get("outcome", "")
+    figure.suptitle(f"{data.get('check', '')}: {verdict}", fontsize=10,
+                    color=VERMILLION if verdict in ("failed", "error") else BLACK)
+    return figure
+
+
+def record_png(record: CheckRecord | Mapping[str, Any]) -> bytes | None:
+    """The check's picture as PNG bytes, None when the check has nothing to draw."""
+    data = record.to_dict() if isinstance(record, CheckRecord) else dict(record)
+    if (data.get("picture") or {}).get("kind", "none") == "none":
+        return None
+    return to_png(plot_record(data))
+
+
+def _draw_none(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
+    figure = _figure(1.2)
+    axes = figure.add_subplot()
+    axes.axis("off")
+    axes.text(0.5, 0.5, "no picture: " + (data.get("message", "").splitlines() or ["-"])[0][:90],
+              ha="center", va="center", fontsize=9)
+    return figure
+
+
+def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
+    features = list(picture["features"])
+    marked = set(picture.get("marked", []))
+    current = [v or 0.0 for v in picture["current"]]
+    baseline = picture.get("baseline")
+    figure = _figure(max(2.2, 0.5 + 0.28 * len(features)))
+    axes = figure.add_subplot()
+    positions = list(range(len(features)))
+    height = 0.4 if baseline is not None else 0.7
+    if baseline is not None:
+        axes.barh([p - height / 2 for p in positions], [v or 0.0 for v in baseline], height,
+                  color=SKY, label=picture.get("baseline_label", "baseline"))
+        offsets = [p + height / 2 for p in positions]
+    else:
+        offsets = positions
+    colours = [ORANGE if name in marked else BLUE for name in features]
+    axes.barh(offsets, current, height, color=colours,
+              label=picture.get("current_label", "current"))
+    axes.set_yticks(positions, [f"{name} *" if name in marked else name for name in features],
+                    fontsize=8)
+    for tick, name in zip(axes.get_yticklabels(), features):
+        if name in marked:
+            tick.set_fontweight("bold")
+    axes.invert_yaxis()
+    limit = picture.get("share_limit")
+    if limit is not None and len(marked) == 1:
+        axes.axvline(limit, color=VERMILLION, linestyle="--", linewidth=1,
+                     label=f"max_share {limit:g}")
+    axes.set_xlabel(picture.get("unit", "share of total importance"))
+    axes.set_ylabel("feature (* = named by the check)")
+    hidden = picture.get("hidden_features", 0)
+    if hidden:
+        axes.set_title(f"{hidden} less important feature(s) not shown", fontsize=8)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=BLUE, label=picture.get("current_label", "current")),
+               Patch(color=ORANGE, label="named by the check")]
+    if baseline is not None:
+        handles.insert(0, Patch(color=SKY, label=picture.get("baseline_label", "baseline")))
+    if limit is not None and len(marked) == 1:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color=VERMILLION, linestyle="--", label=f"max_share {limit:g}"))
+    axes.legend(handles=handles, fontsize=7, loc="lower right")
+    return figure
+
+
+def _draw_ice(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
+    figure = _figure(3.0)
+    axes = figure.add_subplot()
+    grid = picture["grid"]
+    counterexamples = picture.get("counterexamples", [])
+    violating = {c["row"] for c in counterexamples if c.get("row") is not None}
+    for row, curve in zip(picture.get("rows", []), picture.get("curves", [])):
+        bad = row in violating
+        axes.plot(grid, curve, color=VERMILLION if bad else GREY, linewidth=2 if bad else 0.8,
+                  alpha=1 if bad else 0.7, zorder=3 if bad else 1,
+                  label=f"row {row} (violates)" if bad else None)
+    if picture.get("curves"):
+        axes.plot([], [], color=GREY, linewidth=0.8, label="ICE curves of sampled rows")
+    for example in counterexamples:
+        shrunk = example["source"] != "ICE curve"
+        axes.plot([example["low"], example["high"]], [example["output_low"], example["output_high"]],
+                  color=PURPLE if shrunk else VERMILLION, marker="*" if shrunk else "o",
+                  markersize=11 if shrunk else 7, linestyle=":" if shrunk else "-", zorder=4,
+                  label="shrunk counterexample (hypothesis)" if shrunk else "worst ICE violation")
+    axes.set_xlabel(picture["feature"])
+    axes.set_ylabel("model output")
+    axes.set_title(f"expected {picture['direction']} in {picture['feature']}", fontsize=9)
+    axes.legend(fontsize=7, loc="best")
+    return figure
+
+
+def _draw_distribution(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
+    values = [v for v in picture["values"] if v is not None]
+    figure = _figure(2.6)
+    axes = figure.add_subplot()
+    threshold = picture.get("threshold")
+    if values:
+        low, high = min(values), max(values)
+        if threshold is not None:
+            low, high = min(low, threshold), max(high, threshold)
+        span = (high - low) or 1.0
+        bins = [low - 0.02 * span + i * 1.04 * span / 24 for i in range(25)]
+        axes.hist(values, bins=bins, color=BLUE, edgecolor="white", label="per row")
+    if threshold is not None:
+        axes.axvline(threshold, color=VERMILLION, linestyle="--", linewidth=1.5,
+                     label=f"threshold {threshold:g} ({picture.get('good')} passes)")
+    mean = picture.get("mean")
+    if mean is not None:
+        axes.axvline(mean, color=GREEN, linewidth=1.5, label=f"mean {mean:.3g}")
+    stages = picture.get("stages") or []
+    if len(stages) > 1:
+        for stage in stages:
+            if stage.get("similarity") is not None:
+                axes.axvline(stage["similarity"], color=PURPLE, linewidth=0.8, alpha=0.6)
+        axes.plot([], [], color=PURPLE, linewidth=0.8, label="stage means")
+    axes.set_xlabel(picture.get("label", "value"))
+    axes.set_ylabel("rows")
+    shown = len(values)
+    if picture.get("count", shown) > shown:
+        axes.set_title(f"{shown} of {picture['count']} values (evenly spaced quantiles)", fontsize=8)
+    axes.legend(fontsize=7, loc="best")
+    return figure
+
+
+def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
+    maps = picture["maps"]
+    inputs = picture["inputs"]
+    baseline = picture.get("baseline_maps")
+    columns = 3 if baseline else 2
+    rows = len(maps)
+    image = picture.get("layout") == "image"
+    figure = _figure(1.0 + 1.7 * rows, width=min(WIDTH, 1.0 + 2.0 * columns))
+    grid = figure.subplots(rows, columns, squeeze=False)
+    scale = max([abs(v) for m in maps + (baseline or []) for row in m for v in row
+                 if v is not None] or [1.0])
+    titles = ["input", f"attribution ({picture.get('current_label', 'current')})",
+              f"attribution ({picture.get('baseline_label', 'baseline')})"]
+    last = None
+    for r in range(rows):
+        panels = [(inputs[r], "gray", None), (maps[r], HEATMAP, scale)]
+        if baseline:
+            panels.append((baseline[r], HEATMAP, scale))
+        for c, (matrix, cmap, vmax) in enumerate(panels):
+            axes = grid[r][c]
+            clean = [[0.0 if v is None else v for v in row] for row in matrix]
+            shown = axes.imshow(clean, cmap=cmap, vmin=0 if vmax else None, vmax=vmax,
+                                aspect="equal" if image else "auto", interpolation="nearest")
+            if vmax:
+                last = shown
+            if r == 0:
+                axes.set_title(titles[c], fontsize=8)
+            if image:
+                axes.set_xticks([])
+                axes.set_yticks([])
+                axes.set_ylabel(f"sample {picture['samples'][r]}" if c == 0 else "", fontsize=8)
+            else:
+                axes.set_xlabel("time step", fontsize=7)
+                axes.set_ylabel(f"sample {picture['samples'][r]}\nfeature" if c == 0
+                                else "feature", fontsize=7)
+                axes.tick_params(labelsize=6)
+    if last is not None:
+        figure.colorbar(last, ax=grid[:, 1:].ravel().tolist(), shrink=0.8,
+                        label="|attribution|")
+    return figure
+
+
+def _draw_deletion(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
+    figure = _figure(2.6)
+    axes = figure.add_subplot()
+    axes.plot(picture["deleted"], [v or 0.0 for v in picture["change"]], color=BLUE, marker="o",
+              markersize=3, label="most important deleted first")
+    if picture.get("random_change") is not None:
+        axes.axhline(picture["random_change"], color=GREY, linestyle=":",
+                     label=f"{picture['k']} random features deleted")
+    if picture.get("required") is not None:
+        axes.axhline(picture["required"], color=VERMILLION, linestyle="--",
+                     label="required at k (random x (1 + margin))")
+    axes.axvline(picture["k"], color=GREEN, linewidth=0.8, label=f"k = {picture['k']}")
+    axes.set_xlabel("features deleted (set to the reference)")
+    axes.set_ylabel("mean |output change|")
+    axes.legend(fontsize=7, loc="best")
+    return figure
+
+
+DRAWERS = {
+    "none": _draw_none,
+    "importance": _draw_importance,
+    "ice": _draw_ice,
+    "distribution": _draw_distribution,
+    "heatmap": _draw_heatmap,
+    "deletion": _draw_deletion,
+}
+
+
+def history_png(history: Mapping[str, Any]) -> bytes:
+    """Training and validation curves: one panel per metric, val_ curves beside their metric."""
+    curves: Mapping[str, Sequence[float | None]] = history["curves"]
+    metrics = [name for name in curves if not name.startswith("val_")]
+    metrics += [name[4:] for name in curves if name.startswith("val_") and name[4:] not in metrics]
+    metrics = [m for m in metrics if m != "learning_rate"][:4] or list(curves)[:1]
+    figure = _figure(2.4, width=min(WIDTH, 0.6 + 2.6 * len(metrics)))
+    panels = figure.subplots(1, len(metrics), squeeze=False)[0]
+    for axes, metric in zip(panels, metrics):
+        for name, colour, label in ((metric, BLUE, "training"), (f"val_{metric}", ORANGE,
+                                                                 "validation")):
+            values = curves.get(name)
+            if values:
+                epochs = list(range(1, len(values) + 1))
+                axes.plot(epochs, [float("nan") if v is None else v for v in values],
+                          color=colour, marker="o", markersize=2, label=label)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(metric)
+        axes.legend(fontsize=7)
+    return to_png(figure)
+
+
+def layer_graph_png(card: Mapping[str, Any]) -> bytes:
+    """The built-in drawing of a model's layer graph: one box per layer with its class, output
+    shape and parameter count, arrows from inbound layers, layers in depth order."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    layers = card["layers"]
+    depth: dict[str, int] = {}
+    for layer in layers:
+        depth[layer["name"]] = 1 + max([depth.get(p, -1) for p in layer["inbound"]] or [-1])
+    levels: dict[int, list[str]] = {}
+    for layer in layers:
+        levels.setdefault(depth[layer["name"]], []).append(layer["name"])
+    width = max(len(names) for names in levels.values())
+    figure = _figure(0.4 + 0.75 * len(levels), width=min(WIDTH, 0.5 + 3.0 * width))
+    axes = figure.add_subplot()
+    axes.set_xlim(0, width)
+    axes.set_ylim(len(levels), 0)
+    axes.axis("off")
+    where = {}
+    for level, names in levels.items():
+        for i, name in enumerate(names):
+            where[name] = ((i + 0.5) * width / len(names), level + 0.5)
+    for layer in layers:
+        x, y = where[layer["name"]]
+        for parent in layer["inbound"]:
+            if parent in where:
+                px, py = where[parent]
+                axes.add_patch(FancyArrowPatch((px, py + 0.3), (x, y - 0.3), arrowstyle="-|>",
+                                               mutation_scale=8, color=GREY))
+        axes.add_patch(FancyBboxPatch((x - 1.3, y - 0.3), 2.6, 0.6, boxstyle="round,pad=0.02",
+                                      facecolor="#E8F1F8", edgecolor=BLUE))
+        axes.text(x, y - 0.08, f"{layer['name']} ({layer['class']})", ha="center", va="center",
+                  fontsize=7, fontweight="bold")
+        axes.text(x, y + 0.14, f"{layer['output_shape']}  ·  {layer['parameters']:,} params",
+                  ha="center", va="center", fontsize=6.5)
+    return to_png(figure)
