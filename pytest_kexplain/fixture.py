@@ -49,9 +49,9 @@ class KexplainFixture:
         curves = read_history(history)
         keras = keras_model(model)
         if keras is None:
-            from pytest_kexplain.errors import KexplainError
+            from pytest_kexplain.errors import InvalidArgument
 
-            raise KexplainError(
+            raise InvalidArgument(
                 f"training_history() needs the Keras model (or .keras path) the history "
                 f"belongs to, got {type(model).__name__}.")
         key = model_id(keras)

@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.events import recorded
-from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_count,
@@ -18,8 +16,10 @@ from pytest_kexplain.assertions._common import (
     input_feature_names,
 )
 from pytest_kexplain.assertions._outputs import bind_model
+from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.inputs import prepare_background
+from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
 
 # Most points on the deletion curve (for image-sized inputs the curve is subsampled).

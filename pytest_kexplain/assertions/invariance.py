@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.events import recorded
-from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import check_number, fail, feature_index, output_keywords
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
+from pytest_kexplain.events import recorded
 from pytest_kexplain.inputs import is_dataframe, prepare_input
+from pytest_kexplain.records import PlotMixin
 
 # Rows shown in a failure message.
 SHOWN_ROWS = 5

@@ -8,8 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.events import recorded
-from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -21,7 +19,9 @@ from pytest_kexplain.assertions._common import (
 )
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
 from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.events import recorded
 from pytest_kexplain.inputs import FeatureBounds, RowSpace, require_tabular, row_space
+from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
 
 DIRECTIONS = ("increasing", "decreasing")

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_kexplain.events import recorded
-from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_count,
@@ -18,7 +16,9 @@ from pytest_kexplain.assertions._common import (
     input_feature_names,
 )
 from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
+from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.records import PlotMixin
 
 # Rows beyond the compared ones that a ranking table shows, for context.
 CONTEXT_ROWS = 2

@@ -10,8 +10,6 @@ import numpy as np
 
 from pytest_kexplain import metrics
 from pytest_kexplain.adapters import get_adapter
-from pytest_kexplain.events import recorded
-from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -21,7 +19,9 @@ from pytest_kexplain.assertions._common import (
     input_feature_names,
 )
 from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
 
 SIMILARITIES = ("spearman_abs", "spearman", "cosine")

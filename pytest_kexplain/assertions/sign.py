@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.events import recorded
-from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -18,7 +16,9 @@ from pytest_kexplain.assertions._common import (
     feature_index,
     input_feature_names,
 )
+from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.records import PlotMixin
 
 SIGNS = ("positive", "negative")
 # Samples shown in a failure message.

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_kexplain.assertions._common import CheckFailed
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message
 from pytest_kexplain.baselines.tolerances import resolve_tolerances, split_tolerances
-from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.errors import CheckFailed, InvalidArgument
 from pytest_kexplain.events import recorded
 from pytest_kexplain.settings import active_defaults, with_defaults
 

@@ -14,9 +14,8 @@ from pytest_kexplain.baselines import format as baseline_format
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message, update_command
 from pytest_kexplain.baselines.tolerances import resolve_tolerances, split_tolerances
-from pytest_kexplain.assertions._common import CheckFailed
 from pytest_kexplain.cache import array_digest
-from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.errors import CheckFailed, InvalidArgument
 from pytest_kexplain.events import note, recorded
 from pytest_kexplain.settings import with_defaults
 

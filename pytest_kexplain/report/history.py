@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import InvalidArgument
 
 
 def read_history(history: Any) -> dict[str, list[float]]:
@@ -18,12 +18,12 @@ def read_history(history: Any) -> dict[str, list[float]]:
         return _read_csv(Path(history))
     raw = getattr(history, "history", history)
     if not isinstance(raw, Mapping):
-        raise KexplainError(
+        raise InvalidArgument(
             "history must be what model.fit returned (keras.callbacks.History), its .history "
             f"dict, or the path of a CSVLogger file; got {type(history).__name__}.")
     curves = {str(k): _floats(v, str(k)) for k, v in raw.items()}
     if not curves or not any(curves.values()):
-        raise KexplainError("the training history is empty: fit the model for at least one "
+        raise InvalidArgument("the training history is empty: fit the model for at least one "
                             "epoch before passing its history.")
     return curves
 
@@ -32,17 +32,17 @@ def _floats(values: Any, name: str) -> list[float]:
     try:
         return [float(v) for v in values]
     except (TypeError, ValueError):
-        raise KexplainError(f"history entry {name!r} must be a list of numbers, "
+        raise InvalidArgument(f"history entry {name!r} must be a list of numbers, "
                             f"got {values!r:.80}.") from None
 
 
 def _read_csv(path: Path) -> dict[str, list[float]]:
     if not path.is_file():
-        raise KexplainError(f"CSVLogger file {path} does not exist (or is not a file).")
+        raise InvalidArgument(f"CSVLogger file {path} does not exist (or is not a file).")
     with path.open(newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
     if not rows:
-        raise KexplainError(f"CSVLogger file {path} has no epochs.")
+        raise InvalidArgument(f"CSVLogger file {path} has no epochs.")
     curves: dict[str, list[float]] = {}
     for column in rows[0]:
         if column == "epoch" or column is None:

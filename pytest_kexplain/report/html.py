@@ -10,8 +10,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pytest_kexplain.report.ci import format_measure
 from pytest_kexplain.events import Measure
+from pytest_kexplain.report.ci import format_measure
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}

@@ -79,15 +79,15 @@ def write_json(report: RunReport, path: str | Path) -> Path:
 
 def read_document(path: str | Path) -> dict[str, Any]:
     """A saved JSON report, checked against the schema version this package writes."""
-    from pytest_kexplain.errors import KexplainError
+    from pytest_kexplain.errors import InvalidArgument
 
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise KexplainError(f"cannot read the JSON report {path}: {error}") from None
+        raise InvalidArgument(f"cannot read the JSON report {path}: {error}") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA_NAME:
-        raise KexplainError(f"{path} is not a pytest-kexplain JSON report.")
+        raise InvalidArgument(f"{path} is not a pytest-kexplain JSON report.")
     if document.get("schema_version") != SCHEMA_VERSION:
-        raise KexplainError(f"{path} has report schema version {document.get('schema_version')}"
+        raise InvalidArgument(f"{path} has report schema version {document.get('schema_version')}"
                             f"; this pytest-kexplain reads version {SCHEMA_VERSION}.")
     return document
