@@ -211,14 +211,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if record.model_id is not None and model is not None:
             _card(item, record.model_id, model)
 
+    recording = ci.records_wanted(item.config)
     events.LISTENERS.append(listener)
-    events.CHECK_LISTENERS.append(check_listener)
+    if recording:
+        events.CHECK_LISTENERS.append(check_listener)
     try:
         with settings.defaults_in_force(item_defaults(item)):
             return (yield)
     finally:
         events.LISTENERS.remove(listener)
-        events.CHECK_LISTENERS.remove(check_listener)
+        if recording:
+            events.CHECK_LISTENERS.remove(check_listener)
 
 
 _CARDED: set[str] = set()  # models whose card this process has made
@@ -245,7 +248,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Gener
     report.kexplain_checks = checks[shipped:]
     report.kexplain_first_check = shipped + 1
     item.stash[ITEM_SHIPPED_KEY] = len(checks)
-    if report.kexplain_checks and item.config.pluginmanager.hasplugin("html"):
+    if report.kexplain_checks and ci.pytest_html_active(item.config):
         from pytest_kexplain.report.html_extras import add_extras
 
         add_extras(report, report.kexplain_checks)

@@ -29,6 +29,19 @@ def check_report_path(path: str | None) -> None:
             "beside it), .json or .md (Markdown), e.g. --kexplain-report=reports/kexplain.html")
 
 
+def records_wanted(config: pytest.Config) -> bool:
+    """Whether anything reads check records: a report file, JUnit XML, pytest-html or a
+    GitHub step summary (otherwise checks skip building them)."""
+    return bool(config.getoption("kexplain_report") or getattr(config.option, "xmlpath", None)
+                or pytest_html_active(config) or os.environ.get("GITHUB_STEP_SUMMARY"))
+
+
+def pytest_html_active(config: pytest.Config) -> bool:
+    """Whether pytest-html writes a report in this run (--html=PATH given)."""
+    return config.pluginmanager.hasplugin("html") and bool(
+        config.getoption("htmlpath", default=None))
+
+
 def wants_model_cards(path: str | None) -> bool:
     """Whether the report asked for shows model cards (HTML and JSON do)."""
     return path is not None and Path(path).suffix.lower() in HTML_SUFFIXES + JSON_SUFFIXES
