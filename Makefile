@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export KERAS_BACKEND ?= tensorflow
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,16 @@ demo: install
 	@echo "Report written to $(abspath $(DEMO_REPORT))"
 	@echo "Next: read examples/README.md, then docs/getting-started.md."
 
-test: install
+# Debian's chromium (the report's browser test) and graphviz (plot_model's model diagrams).
+# Best effort: without root or apt-get the tests that need them skip and say why.
+system-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v dot >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium graphviz >/dev/null) \
+		|| echo "could not install chromium and graphviz; the browser test will skip"; \
+	else echo "chromium and graphviz not installed (needs root and apt-get); the browser test will skip"; fi
+
+test: install system-deps
 	$(PY) -m pytest tests -n 2 --dist loadfile
 
 bench: install

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-HEAVY = ("tensorflow", "keras", "shap", "jax", "torch")
+HEAVY = ("tensorflow", "keras", "shap", "jax", "torch", "matplotlib")
 
 MODEL_CONFTEST = textwrap.dedent("""
     import numpy as np
