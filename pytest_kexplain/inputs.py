@@ -36,7 +36,22 @@ def default_feature_names(feature_shape: tuple[int, ...]) -> tuple[str, ...]:
     return tuple("x[" + ",".join(map(str, idx)) + "]" for idx in np.ndindex(*feature_shape))
 
 
+def _check_unique_columns(frame: Any, name: str) -> None:
+    labels = [str(c) for c in frame.columns]
+    positions: dict[str, list[int]] = {}
+    for position, label in enumerate(labels):
+        positions.setdefault(label, []).append(position)
+    repeated = {label: where for label, where in positions.items() if len(where) > 1}
+    if repeated:
+        shown = "; ".join(f"{label!r} at columns {', '.join(map(str, where))}"
+                          for label, where in list(repeated.items())[:5])
+        raise InvalidArgument(
+            f"{name} has duplicate column names ({shown}); every feature needs its own name: "
+            "rename the columns (e.g. df.columns = [...]) or drop the duplicates.")
+
+
 def _dataframe_to_array(frame: Any, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    _check_unique_columns(frame, name)
     columns = []
     for column_name, dtype in zip(frame.columns, frame.dtypes):
         series = frame[column_name]

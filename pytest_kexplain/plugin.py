@@ -142,11 +142,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def check_ini_names(config: pytest.Config) -> None:
     """A kexplain_* ini option that pytest-kexplain does not define is a usage error."""
-    given = [name for name in getattr(config, "inicfg", {}) if name.startswith("kexplain_")]
     known = tuple(name for name in _registered_ini_names(config) if name.startswith("kexplain_"))
-    for name in given:
-        if name not in known:
+    for name in sorted(_unknown_ini_names(config, known)):
+        if name.startswith("kexplain_"):
             raise pytest.UsageError(unknown_key_message(name, known, "ini option"))
+
+
+def _unknown_ini_names(config: pytest.Config, known: tuple[str, ...]) -> set[str]:
+    unknown = getattr(config, "_get_unknown_ini_keys", None)  # pytest's own list, when present
+    if unknown is not None:
+        return set(unknown())
+    return {name for name in getattr(config, "inicfg", {}) if name not in known}
 
 
 def _registered_ini_names(config: pytest.Config) -> list[str]:

@@ -1,0 +1,114 @@
+"""A model whose output is NaN or infinite never passes a check and is never explained."""
+
+import numpy as np
+import pytest
+
+from pytest_kexplain import (
+    NonFiniteError,
+    assert_attribution_sign,
+    assert_faithful,
+    assert_importance_order,
+    assert_invariant,
+    assert_max_importance_share,
+    assert_model_sensitive,
+    assert_monotonic,
+    assert_saliency_stable,
+    assert_top_features,
+    available_methods,
+    explain,
+    zoo,
+)
+
+X = np.abs(np.random.default_rng(0).normal(size=(12, 4))) + 0.5  # positive: inf weights give inf
+
+
+def _nan_model():
+    """A 4-feature Keras model with a NaN in its output kernel (diverged training)."""
+    model = zoo.tanh_mlp(4, hidden=5, seed=1)
+    kernel, bias = model.layers[-1].get_weights()
+    kernel[2, 0] = np.nan
+    model.layers[-1].set_weights([kernel, bias])
+    return model
+
+
+def _inf_model():
+    """A 4-feature Keras model whose exponential output overflows to inf."""
+    model = zoo.tanh_mlp(4, hidden=5, seed=1, output_activation="exponential")
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel, bias + 1000.0])
+    return model
+
+
+@pytest.fixture(scope="module", params=["NaN", "inf"])
+def bad_model(request):
+    return (_nan_model() if request.param == "NaN" else _inf_model()), request.param
+
+
+@pytest.fixture(scope="module")
+def only_some_rows_nan():
+    """A Keras model that is NaN only where x0 > 1 (a log of a negative number)."""
+    import keras
+
+    inputs = keras.Input((4,))
+    shifted = keras.layers.Lambda(lambda x: keras.ops.log(1.0 - x[:, :1]) + x[:, 1:2])(inputs)
+    return keras.Model(inputs, shifted)
+
+
+@pytest.mark.parametrize("method", [m for m in available_methods() if m != "auto"])
+def test_no_method_returns_non_finite_attributions(bad_model, method):
+    model, kind = bad_model
+    options = {"y": np.zeros(len(X))} if method == "permutation" else {}
+    with pytest.raises(NonFiniteError, match=rf"produced -?{kind}.* for 12 of 12 input rows"):
+        explain(model, X, method=method, **options)
+
+
+def test_the_error_names_the_rows_that_are_not_finite(only_some_rows_nan):
+    x = np.zeros((6, 4))
+    x[[1, 4], 0] = 2.0  # log(1 - 2) is NaN
+    with pytest.raises(NonFiniteError, match=r"NaN in its outputs for 2 of 6 input rows "
+                                             r"\(rows 1, 4 of the inputs"):
+        explain(only_some_rows_nan, x, method="saliency")
+
+
+def test_a_plain_callable_with_nan_outputs_is_rejected_too():
+    def model(batch):
+        return np.where(batch[:, 0] > 1.0, np.nan, batch.sum(axis=1))
+
+    with pytest.raises(NonFiniteError, match=r"rows 0, 1"):
+        explain(model, np.array([[2.0, 0.0], [3.0, 1.0], [0.0, 1.0]]), method="occlusion")
+
+
+CHECKS = {
+    "assert_top_features": lambda m: assert_top_features(m, X, ["x0"], k=4),
+    "assert_importance_order": lambda m: assert_importance_order(m, X, ["x0", "x1"]),
+    "assert_max_importance_share": lambda m: assert_max_importance_share(m, X, "x0", 1.0),
+    "assert_attribution_sign": lambda m: assert_attribution_sign(m, X, "x0", "positive",
+                                                                 min_fraction=0.0),
+    "assert_invariant": lambda m: assert_invariant(m, X, {"x3": 1.0}, atol=1e9),
+    "assert_saliency_stable": lambda m: assert_saliency_stable(m, X, min_similarity=-1.0),
+    "assert_model_sensitive": lambda m: assert_model_sensitive(m, X, max_similarity=1.0),
+    "assert_monotonic": lambda m: assert_monotonic(m, X, "x0", tolerance=1e9, max_examples=5),
+    "assert_faithful": lambda m: assert_faithful(m, X, margin=0.0),
+}
+
+
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_no_check_passes_on_a_non_finite_model(bad_model, check):
+    """Every check's thresholds are set so that any finite model would pass."""
+    model, kind = bad_model
+    with pytest.raises(NonFiniteError, match=f"produced -?{kind}"):
+        CHECKS[check](model)
+
+
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_the_same_checks_pass_on_the_finite_model(check):
+    """The thresholds above are lenient: the failure comes from the NaN, not the check."""
+    CHECKS[check](zoo.tanh_mlp(4, hidden=5, seed=1))
+
+
+def test_a_model_only_nan_on_inputs_the_check_makes_does_not_pass(only_some_rows_nan):
+    """X itself is fine; the transformed rows are where the model is NaN."""
+    x = np.random.default_rng(1).uniform(0.0, 0.5, size=(8, 4))
+    assert_invariant(only_some_rows_nan, x, {"x2": 0.0}, atol=1e-6)  # finite: it passes
+    with pytest.raises(NonFiniteError, match="NaN in its outputs for 8 of 8"):
+        assert_invariant(only_some_rows_nan, x, {"x0": 2.0}, atol=1e9)
