@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "explain": "pytest_kexplain.api",
+    "Grid": "pytest_kexplain.groups",
     "clear_cache": "pytest_kexplain.api",
     "Explanation": "pytest_kexplain.explanation",
     "available_methods": "pytest_kexplain.explainers",
@@ -84,3 +85,4 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from pytest_kexplain.explainers import available_methods
     from pytest_kexplain.explanation import Explanation
+    from pytest_kexplain.groups import Grid

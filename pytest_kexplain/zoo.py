@@ -104,3 +104,38 @@ def train_regressor(x: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 3
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
     return model
+
+
+def digits_images(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits as (n, 8, 8, 1) images in [0, 1], shuffled, and labels."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    order = np.random.default_rng(seed).permutation(len(bunch.target))
+    images = (bunch.images[order] / 16.0)[..., None]
+    return images, bunch.target[order].astype(np.int64)
+
+
+def train_digits_cnn(images: np.ndarray, labels: np.ndarray, seed: int = 0, epochs: int = 8) -> Any:
+    """A small convolutional classifier of the digits (two 3x3 convolutions, softmax)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input(images.shape[1:]),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(int(labels.max()) + 1, activation="softmax", name="classes"),
+    ], name="digits_cnn")
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(images, labels, epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+
+def centre_and_border(shape: tuple[int, int], border: int = 1) -> dict[str, np.ndarray]:
+    """Two image regions as boolean (height, width) masks: the centre and a frame around it."""
+    centre = np.zeros(shape, dtype=bool)
+    centre[border:shape[0] - border, border:shape[1] - border] = True
+    return {"centre": centre, "border": ~centre}

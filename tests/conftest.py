@@ -60,3 +60,11 @@ def classifier3():
         keras.Input((4,)), keras.layers.Dense(6, activation="relu"),
         keras.layers.Dense(3, activation="softmax"),
     ])
+
+
+@pytest.fixture(scope="session")
+def digits_cnn():
+    """A small CNN trained on scikit-learn's 8x8 digits, and 60 held-out images."""
+    images, labels = zoo.digits_images()
+    model = zoo.train_digits_cnn(images[:1200], labels[:1200], epochs=6)
+    return model, images[1200:1260]

@@ -252,6 +252,39 @@ class KerasAdapter:
             self._coalition_functions[key] = build and build(self.model, sample_shape, self.dtype)
         return self._coalition_functions[key]
 
+    def layer_gradients(
+        self, x: np.ndarray, target: np.ndarray, layer: Any,
+        replacement: np.ndarray | None = None, batch_size: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Outputs (n, k), and the layer's activations and d output[i, target[i]] / d activations.
+
+        With a replacement (shape of the activations) the layer's output is replaced by it:
+        the model is evaluated and differentiated there (token embeddings).
+        """
+        from pytest_kexplain.adapters.layers import output_spec
+
+        sample_shape = tuple(x.shape[1:])
+        self._functions_for(sample_shape)  # builds the model, checks its outputs, drops stale
+        key = ("layer:" + layer.name, sample_shape)
+        if key not in self._coalition_functions:
+            backend = importlib.import_module(_BACKEND_MODULES[self.backend])
+            shape, dtype = output_spec(layer, self.description)
+            self._coalition_functions[key] = backend.build_layer_functions(
+                self.model, layer, sample_shape, self.dtype, shape, dtype)
+        function = self._coalition_functions[key]
+        size = self.batch_size_for(sample_shape, batch_size)
+        x = np.asarray(x, dtype=self.dtype)
+        target = np.asarray(target, dtype=np.int32)
+        parts = [function(x[part], target[part],
+                          None if replacement is None else replacement[part])
+                 for part in batches(len(x), size)]
+        outputs, activations, gradients = (
+            np.concatenate([np.asarray(p[i], dtype=np.float64) for p in parts]) for i in range(3))
+        outputs = outputs.reshape(len(x), -1)
+        require_finite(outputs, self.description, "outputs")
+        require_finite(gradients, self.description, "gradients")
+        return outputs, activations, gradients
+
     # -- identity ------------------------------------------------------------------------
     def fingerprint(self) -> str:
         """Digest of the architecture and current weights (the weights are read every call)."""

@@ -35,7 +35,15 @@ def explain_for_check(model: Any, X: Any, explain_kwargs: Mapping[str, Any]) -> 
 def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any]) -> tuple[str, ...]:
     """X's feature names, validated without calling the model (so name typos fail first)."""
     __tracebackhide__ = True
-    return prepare_input(X, with_defaults(explain_kwargs).get("feature_names")).feature_names
+    merged = with_defaults(explain_kwargs)
+    prepared = prepare_input(X, merged.get("feature_names"))
+    if merged.get("groups") is None:
+        return prepared.feature_names
+    from pytest_kexplain.groups import resolve_groups
+
+    players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
+                             len(prepared.array))
+    return players.names if players is not None else prepared.feature_names
 
 
 def output_keywords(explain_kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pytest_kexplain.explainers import (  # noqa: F401
+    gradcam,
     gradients,
     lime,
     occlusion,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import keras
@@ -25,3 +27,26 @@ def no_gradient_error(description: str) -> ModelHasNoGradientError:
         f"or stop_gradient blocks it), so gradient-based methods cannot explain it; "
         f"{MODEL_AGNOSTIC_ADVICE}."
     )
+
+
+@contextmanager
+def layer_output_hook(layer: Any, hook: Callable[[Any], Any]) -> Iterator[None]:
+    """While active, `layer`'s output goes through `hook` (which may capture or replace it).
+
+    The layer's own `call` is wrapped on the instance, so Keras still computes masks and
+    everything downstream from what the hook returns; used while tracing or calling once.
+    """
+    had_own_call = "call" in vars(layer)
+    original = layer.call
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return hook(original(*args, **kwargs))
+
+    layer.call = call
+    try:
+        yield
+    finally:
+        if had_own_call:
+            layer.call = original
+        else:
+            del layer.call

@@ -14,7 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pytest_kexplain.adapters.backends.common import no_gradient_error, single_output
+from pytest_kexplain.adapters.backends.common import (
+    layer_output_hook,
+    no_gradient_error,
+    single_output,
+)
 from pytest_kexplain.adapters.base import GradientFunctions
 
 
@@ -120,3 +124,62 @@ def build_path_outputs(
         return np.asarray(compiled(*_variables(model), *padded))[: len(x)]
 
     return path_outputs_numpy
+
+
+def build_layer_functions(
+    model: Any, layer: Any, sample_shape: tuple[int, ...], dtype: str,
+    activation_shape: tuple[int | None, ...], activation_dtype: str,
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, ...]]:
+    """Compile "outputs, activations and gradients at a layer's output" (see the TensorFlow
+    backend): the layer's output plus a zero offset, or a replacement, is differentiated."""
+
+    def run(trainable: list[Any], non_trainable: list[Any], x: jax.Array, target: jax.Array,
+            offset: jax.Array, replace: bool) -> tuple[jax.Array, ...]:
+        def selected_total(offset: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+            captured: dict[str, jax.Array] = {}
+
+            def hook(output: jax.Array) -> jax.Array:
+                captured["activations"] = output
+                return offset if replace else output + offset
+
+            with layer_output_hook(layer, hook):
+                raw, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            outputs = single_output(raw)
+            selected = jnp.take_along_axis(outputs, target[:, None], axis=1).sum()
+            return selected, (outputs, captured["activations"])
+
+        grads, (outputs, activations) = jax.grad(selected_total, has_aux=True)(offset)
+        return outputs, activations, grads
+
+    compiled = {replace: jax.jit(lambda *args, replace=replace: run(*args, replace))
+                for replace in (False, True)}
+
+    def layer_numpy(x: np.ndarray, target: np.ndarray, replacement: np.ndarray | None
+                    ) -> tuple[np.ndarray, ...]:
+        n_rows = padded_row_count(len(x))
+        rows = _pad_rows(x, n_rows)
+        if replacement is None:
+            shape = jax.eval_shape(
+                lambda t, nt, batch: _captured_activation(model, layer, t, nt, batch),
+                *_variables(model), rows)
+            offset = np.zeros(shape.shape, dtype=shape.dtype)
+        else:
+            offset = _pad_rows(np.asarray(replacement, dtype=activation_dtype), n_rows)
+        results = compiled[replacement is not None](
+            *_variables(model), rows, _pad_rows(target, n_rows), offset)
+        return tuple(np.asarray(result)[: len(x)] for result in results)
+
+    return layer_numpy
+
+
+def _captured_activation(model: Any, layer: Any, trainable: list[Any], non_trainable: list[Any],
+                         x: jax.Array) -> jax.Array:
+    captured: dict[str, jax.Array] = {}
+
+    def hook(output: jax.Array) -> jax.Array:
+        captured["activations"] = output
+        return output
+
+    with layer_output_hook(layer, hook):
+        model.stateless_call(trainable, non_trainable, x, training=False)
+    return captured["activations"]

@@ -10,10 +10,14 @@ import numpy as np
 import tensorflow as tf
 
 from pytest_kexplain.adapters.base import GradientFunctions
-from pytest_kexplain.adapters.backends.common import no_gradient_error, single_output
+from pytest_kexplain.adapters.backends.common import (
+    layer_output_hook,
+    no_gradient_error,
+    single_output,
+)
 
 _OWN_FUNCTIONS = ("build_functions.<locals>", "build_masked_outputs.<locals>",
-                  "build_path_outputs.<locals>")
+                  "build_path_outputs.<locals>", "build_layer_functions.<locals>")
 
 
 class _OwnRetracingFilter(logging.Filter):
@@ -140,3 +144,53 @@ def build_path_outputs(
                             tf.convert_to_tensor(background), tf.convert_to_tensor(target)).numpy()
 
     return path_outputs_numpy
+
+
+def build_layer_functions(
+    model: Any, layer: Any, sample_shape: tuple[int, ...], dtype: str,
+    activation_shape: tuple[int | None, ...], activation_dtype: str,
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, ...]]:
+    """Compile "outputs, activations and gradients at a layer's output".
+
+    Returns f(x, target, replacement) -> (outputs, activations, gradients): the gradient of
+    output[i, target[i]] with respect to the layer's output for every row. With a
+    replacement (same shape as the activations) the layer's output is replaced by it, so the
+    model is evaluated and differentiated at chosen activations (embeddings of token ids).
+    """
+    x_spec = tf.TensorSpec((None, *sample_shape), tf.as_dtype(dtype))
+    target_spec = tf.TensorSpec((None,), tf.int32)
+    activation_spec = tf.TensorSpec((None, *activation_shape), tf.as_dtype(activation_dtype))
+
+    def run(x: tf.Tensor, target: tf.Tensor, replacement: tf.Tensor | None) -> tuple[tf.Tensor, ...]:
+        captured: dict[str, tf.Tensor] = {}
+
+        def hook(output: tf.Tensor) -> tf.Tensor:
+            captured["activations"] = output
+            chosen = output if replacement is None else replacement
+            tape.watch(chosen)
+            captured["watched"] = chosen
+            return chosen
+
+        with tf.GradientTape() as tape:
+            with layer_output_hook(layer, hook):
+                outputs = single_output(model(x, training=False))
+            selected = tf.gather(outputs, target, axis=1, batch_dims=1)
+        grads = tape.gradient(selected, captured["watched"])
+        if grads is None:
+            grads = tf.zeros_like(captured["watched"])
+        return outputs, captured["activations"], grads
+
+    at_layer = tf.function(lambda x, target: run(x, target, None),
+                           input_signature=[x_spec, target_spec])
+    replaced = tf.function(run, input_signature=[x_spec, target_spec, activation_spec])
+
+    def layer_numpy(x: np.ndarray, target: np.ndarray, replacement: np.ndarray | None
+                    ) -> tuple[np.ndarray, ...]:
+        args = [tf.convert_to_tensor(x), tf.convert_to_tensor(target)]
+        if replacement is None:
+            results = at_layer(*args)
+        else:
+            results = replaced(*args, tf.convert_to_tensor(replacement))
+        return tuple(result.numpy() for result in results)
+
+    return layer_numpy

@@ -6,13 +6,18 @@ the model's current weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 import torch
 
-from pytest_kexplain.adapters.backends.common import no_gradient_error, single_output
+from pytest_kexplain.adapters.backends.common import (
+    layer_output_hook,
+    no_gradient_error,
+    single_output,
+)
 from pytest_kexplain.adapters.base import GradientFunctions
 
 # Autograd nodes of piecewise-constant operations: PyTorch gives them a zero derivative where
@@ -62,3 +67,40 @@ def build_functions(
         return keras.ops.convert_to_numpy(grads)
 
     return GradientFunctions(forward=forward_numpy, gradient=gradient_numpy)
+
+
+def build_layer_functions(
+    model: Any, layer: Any, sample_shape: tuple[int, ...], dtype: str,
+    activation_shape: tuple[int | None, ...], activation_dtype: str,
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, ...]]:
+    """"Outputs, activations and gradients at a layer's output" with autograd (see the
+    TensorFlow backend); the layer's output, or a replacement, is the differentiated leaf."""
+
+    def layer_numpy(x: np.ndarray, target: np.ndarray, replacement: np.ndarray | None
+                    ) -> tuple[np.ndarray, ...]:
+        captured: dict[str, torch.Tensor] = {}
+
+        def hook(output: torch.Tensor) -> torch.Tensor:
+            captured["activations"] = output.detach()
+            if replacement is None:
+                leaf = output.detach().requires_grad_(True)
+            else:
+                leaf = keras.ops.convert_to_tensor(
+                    np.asarray(replacement, dtype=activation_dtype)).detach().requires_grad_(True)
+            captured["leaf"] = leaf
+            return leaf
+
+        with torch.enable_grad(), layer_output_hook(layer, hook):
+            outputs = single_output(model(keras.ops.convert_to_tensor(x), training=False))
+            index = torch.as_tensor(target, dtype=torch.int64, device=outputs.device)
+            selected = outputs.gather(1, index[:, None]).sum()
+        if selected.requires_grad:
+            (grads,) = torch.autograd.grad(selected, captured["leaf"], allow_unused=True)
+        else:
+            grads = None
+        if grads is None:
+            grads = torch.zeros_like(captured["leaf"])
+        return tuple(keras.ops.convert_to_numpy(t.detach())
+                     for t in (outputs, captured["activations"], grads))
+
+    return layer_numpy

@@ -1,0 +1,106 @@
+"""Grad-CAM (Selvaraju et al., 2017) and Grad-CAM++ (Chattopadhay et al., 2018).
+
+A convolution layer's feature maps A_k are weighted by how much the explained output
+depends on them, summed and rectified: ReLU(sum_k w_k A_k), with w_k the spatial mean of
+d output / d A_k (Grad-CAM) or the positive gradients weighted by Grad-CAM++'s alphas. The
+map is upsampled (linearly, pixel centres aligned) to the input's spatial size; each input
+pixel gets its map value, spread evenly over the pixel's channels, so that summing a
+pixel's channels (or a group's pixels) gives the map. The activations and gradients come
+from one forward and backward pass per batch (the backward pass stops at the layer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pytest_kexplain.adapters.layers import find_layer, last_convolution
+from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
+from pytest_kexplain.explainers.gradients import _reference_outputs
+
+
+def resize_linear(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Resize (n, *spatial) maps to (n, *size) by separable linear interpolation.
+
+    Half-pixel centres, edges clamped: what tf.image.resize(method='bilinear') computes.
+    """
+    out = maps
+    for axis, new in enumerate(size, start=1):
+        old = out.shape[axis]
+        if old == new:
+            continue
+        position = np.clip((np.arange(new) + 0.5) * old / new - 0.5, 0, old - 1)
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, old - 1)
+        fraction = (position - low).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
+        out = (np.take(out, low, axis=axis) * (1 - fraction)
+               + np.take(out, high, axis=axis) * fraction)
+    return out
+
+
+def class_activation_maps(activations: np.ndarray, gradients: np.ndarray, plus: bool
+                          ) -> np.ndarray:
+    """ReLU(sum_k w_k A_k) per row, (n, *spatial), from (n, *spatial, k) activations."""
+    spatial = tuple(range(1, activations.ndim - 1))
+    if plus:
+        squared, cubed = gradients**2, gradients**3
+        denominator = 2 * squared + activations.sum(axis=spatial, keepdims=True) * cubed
+        alphas = np.divide(squared, denominator, out=np.zeros_like(squared),
+                           where=denominator != 0)
+        weights = (alphas * np.maximum(gradients, 0)).sum(axis=spatial)
+    else:
+        weights = gradients.mean(axis=spatial)
+    weights = weights.reshape(len(weights), *([1] * len(spatial)), -1)
+    return np.maximum((weights * activations).sum(axis=-1), 0)
+
+
+def _layer(request: ExplainRequest, method: str):
+    adapter = request.adapter
+    model = getattr(adapter, "model", None)
+    name = request.options["layer"]
+    if name is None:
+        return last_convolution(model, adapter.description, method)
+    return find_layer(model, name, adapter.description)
+
+
+def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
+    layer = _layer(request, method)
+    _, activations, gradients = request.adapter.layer_gradients(
+        request.x, request.target, layer, batch_size=request.batch_size)
+    n_spatial = activations.ndim - 2
+    sample_shape = request.sample_shape
+    if n_spatial < 1 or n_spatial > len(sample_shape):
+        raise InvalidArgument(
+            f"method={method!r} needs a layer whose output keeps spatial axes, shape (n, "
+            f"*spatial, channels) with at most as many spatial axes as the input "
+            f"{sample_shape}; layer {layer.name!r} outputs {activations.shape[1:]}. Pass "
+            "layer='<name>' of a convolution layer.")
+    maps = resize_linear(class_activation_maps(activations, gradients, plus),
+                         sample_shape[:n_spatial])
+    channels = sample_shape[n_spatial:]
+    spread = maps.reshape(*maps.shape, *([1] * len(channels))) / max(1, int(np.prod(channels)))
+    values = np.broadcast_to(spread, request.x.shape).copy()
+    return Attribution(values=values, base_values=_reference_outputs(request),
+                       details={"layer": layer.name})
+
+
+@register(
+    "gradcam",
+    defaults={"layer": None},
+    requires_gradient=True,
+    summary="Grad-CAM: a convolution layer's maps weighted by mean gradients (Selvaraju 2017)",
+)
+def gradcam(request: ExplainRequest) -> Attribution:
+    """ReLU(sum_k mean(dy/dA_k) A_k), upsampled to the input."""
+    return _grad_cam(request, "gradcam", plus=False)
+
+
+@register(
+    "gradcam++",
+    defaults={"layer": None},
+    requires_gradient=True,
+    summary="Grad-CAM++: maps weighted by higher-order gradient terms (Chattopadhay 2018)",
+)
+def gradcam_plus_plus(request: ExplainRequest) -> Attribution:
+    """Grad-CAM with Grad-CAM++'s per-position weights of the positive gradients."""
+    return _grad_cam(request, "gradcam++", plus=True)
