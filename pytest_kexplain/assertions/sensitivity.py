@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -177,6 +178,16 @@ def randomized_copy(model: Any, seed: int, layers: Collection[str] | None = None
     return clone, len(reinitialized)
 
 
+def _in_memory_clone_scope() -> Any:
+    """Cloning re-creates Lambda layers from functions already in this process, which Keras'
+    safe mode (meant for loading files) would refuse."""
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:  # pragma: no cover - other Keras layouts
+        return contextlib.nullcontext()
+    return SafeModeScope(False)
+
+
 def _randomized_clone(model: Any, seed: int, layers: Collection[str] | None
                       ) -> tuple[Any, tuple[str, ...]]:
     import keras
@@ -184,7 +195,8 @@ def _randomized_clone(model: Any, seed: int, layers: Collection[str] | None
     plan = weight_plan(model)
     _require_initializers(plan)
     try:
-        clone = keras.models.clone_model(model)
+        with _in_memory_clone_scope():
+            clone = keras.models.clone_model(model)
     except Exception as exc:  # subclassed models without get_config cannot be cloned
         raise InvalidArgument(
             f"assert_model_sensitive could not clone the model ({exc}); it needs a Sequential or "
