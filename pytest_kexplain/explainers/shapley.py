@@ -169,19 +169,22 @@ def background_cycles(rng: np.random.Generator, n_rows: int, pairs: int, m: int)
     return shuffled.reshape(n_rows, passes * m)[:, :pairs]
 
 
-def mixed_paths(ranks: np.ndarray, x: np.ndarray, background: np.ndarray) -> np.ndarray:
+def mixed_paths(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
+                n_players: int | None = None) -> np.ndarray:
     """The inner coalitions of each order and of its reverse, each mixed with one background row.
 
-    ranks (n, pairs, d) is each feature's position in the forward orders; x (n, d) and
-    background (n, pairs, d) hold float32 or float64. Returns (n, 2, pairs, d - 1, d): [:, 0]
-    row k has the first k + 1 features of the order from x and the rest from the background
-    row; [:, 1] is its complement, the reverse order's coalition of size d - k - 1.
+    ranks (n, pairs, d) is each column's position in the forward orders (its player's
+    position; players default to single columns, n_players to d); x (n, d) and background
+    (n, pairs, d) hold float32 or float64. Returns (n, 2, pairs, n_players - 1, d): [:, 0]
+    row k has the first k + 1 players of the order from x and the rest from the background
+    row; [:, 1] is its complement, the reverse order's coalition of n_players - k - 1.
     """
     n, pairs, d = ranks.shape
+    n_players = d if n_players is None else n_players
     bits = np.dtype(f"i{x.dtype.itemsize}")  # select by bit masks: exact and faster than where
     x_bits, background_bits = x.view(bits)[:, None, :], background.view(bits)
-    out = np.empty((n, 2, pairs, d - 1, d), dtype=bits)
-    prefix_sizes = np.arange(1, d, dtype=ranks.dtype)
+    out = np.empty((n, 2, pairs, n_players - 1, d), dtype=bits)
+    prefix_sizes = np.arange(1, n_players, dtype=ranks.dtype)
     np.less(ranks[:, :, None, :], prefix_sizes[None, None, :, None], out=out[:, 0])
     np.negative(out[:, 0], out=out[:, 0])  # 1 -> all bits set, 0 -> none
     out[:, 0] &= (x_bits ^ background_bits)[:, :, None, :]
@@ -211,32 +214,41 @@ class PathChunk:
     """The sampled paths of one chunk of rows: feature orders and background rows."""
 
     rows: slice
-    ranks: np.ndarray  # (n_rows, pairs, d): each feature's position in the forward orders
+    ranks: np.ndarray  # (n_rows, pairs, players): each player's position in the forward orders
     drawn: np.ndarray  # (n_rows, pairs): the background row of each pair of paths
     mixed: np.ndarray | None  # the paths' inputs (mixed_paths), None when mixed in the graph
 
 
-def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
-                 background: np.ndarray) -> np.ndarray:
-    """Model outputs along every path of the chunk: (n_rows, 2, pairs, d - 1).
+def column_ranks(player_ranks: np.ndarray, player_of_column: np.ndarray | None) -> np.ndarray:
+    """Each flat column's position in the orders: its player's (players default to columns)."""
+    return player_ranks if player_of_column is None else player_ranks[..., player_of_column]
 
-    [:, 0, p, k] has the first k + 1 features of order p from x and the rest from its
+
+def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
+                 background: np.ndarray, player_of_column: np.ndarray | None = None) -> np.ndarray:
+    """Model outputs along every path of the chunk: (n_rows, 2, pairs, players - 1).
+
+    [:, 0, p, k] has the first k + 1 players of order p from x and the rest from its
     background row; [:, 1, p, k] is the complement. Mixed inside the compiled model call
     unless the chunk carries inputs mixed in NumPy.
     """
-    n_rows, pairs, d = chunk.ranks.shape
+    n_rows, pairs, n_players = chunk.ranks.shape
+    d = x.shape[1]
     targets = request.target[chunk.rows]
     if chunk.mixed is None:
+        # The compiled call evaluates d - 1 column prefixes; with players grouping columns
+        # only the first players - 1 are distinct coalitions.
         outputs = request.adapter.path_outputs(
-            chunk.ranks.reshape(n_rows * pairs, d),
+            column_ranks(chunk.ranks, player_of_column).reshape(n_rows * pairs, d),
             np.repeat(x[chunk.rows], pairs, axis=0).reshape(-1, *request.sample_shape),
             background[chunk.drawn].reshape(-1, *request.sample_shape),
             np.repeat(targets, pairs), batch_size=request.batch_size)
-        return outputs.reshape(n_rows, pairs, 2, d - 1).transpose(0, 2, 1, 3)
+        outputs = outputs.reshape(n_rows, pairs, 2, d - 1)[..., : n_players - 1]
+        return outputs.transpose(0, 2, 1, 3)
     batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
     outputs = request.adapter.predict(chunk.mixed.reshape(-1, *request.sample_shape), batch_size)
-    selected = outputs[np.arange(len(outputs)), np.repeat(targets, 2 * pairs * (d - 1))]
-    return selected.reshape(n_rows, 2, pairs, d - 1)
+    selected = outputs[np.arange(len(outputs)), np.repeat(targets, 2 * pairs * (n_players - 1))]
+    return selected.reshape(n_rows, 2, pairs, n_players - 1)
 
 
 def path_contributions(inner: np.ndarray, start: np.ndarray, end: np.ndarray,
@@ -279,17 +291,20 @@ def stratum_weights(drawn: np.ndarray, m: int) -> np.ndarray:
 def permutation_shapley(
     request: ExplainRequest, background: np.ndarray, pairs: int, ends: np.ndarray,
     background_outputs: np.ndarray, target_index: np.ndarray,
+    player_of_column: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Antithetic permutation sampling with one background row per pair of paths.
+    """Antithetic permutation sampling with one background row per pair of paths: (n, players).
 
     ``ends`` is (n, 2): mean f over the background and f(x) per row; background_outputs is
     (targets, m): f(b) of every background row for each explained output, and target_index
     picks each row's. pairs >= m: every background row is used by at least one pair. Along
     a path with background row b the values go from f(b) to f(x); each background row's
     pairs are averaged, then the background rows with equal weight (stratum_weights), so
-    no remainder is ever spread over the features.
+    no remainder is ever spread over the features. player_of_column (d,) names each flat
+    column's player (default: one player per column).
     """
     n, d, m = len(request.x), request.n_features, len(background)
+    n_players = d if player_of_column is None else int(player_of_column.max()) + 1
     order_rng, background_rng = request.rng().spawn(2)
     drawn = background_cycles(background_rng, n, pairs, m)  # an order and its reverse share b
     weights = stratum_weights(drawn, m)
@@ -303,16 +318,18 @@ def permutation_shapley(
 
     def sampled_paths(rows: slice) -> PathChunk:
         # Called for one chunk at a time, in row order: the draws do not depend on chunking.
-        ranks = random_ranks(order_rng, rows.stop - rows.start, pairs, d)
-        mixed = None if in_graph else mixed_paths(ranks, x[rows], bg[drawn[rows]])
+        ranks = random_ranks(order_rng, rows.stop - rows.start, pairs, n_players)
+        mixed = None if in_graph else mixed_paths(column_ranks(ranks, player_of_column),
+                                                  x[rows], bg[drawn[rows]], n_players)
         return PathChunk(rows, ranks, drawn[rows], mixed)
 
-    values = np.zeros((n, d))
+    values = np.zeros((n, n_players))
     for chunk in prefetched(sampled_paths, row_chunks(n, 2 * pairs * (d - 1), 1, d)):
         rows = chunk.rows
         start = background_outputs[target_index[rows, None], chunk.drawn]  # f(b)
-        values[rows] = path_contributions(path_outputs(request, chunk, x, bg), start,
-                                          ends[rows, 1], chunk.ranks, weights[rows])
+        outputs = path_outputs(request, chunk, x, bg, player_of_column)
+        values[rows] = path_contributions(outputs, start, ends[rows, 1], chunk.ranks,
+                                          weights[rows])
     return values
 
 
