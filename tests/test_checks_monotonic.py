@@ -153,3 +153,75 @@ def test_images_are_not_tabular():
         [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
     with pytest.raises(KexplainError, match="tabular data"):
         assert_monotonic(model, np.zeros((2, 4, 4, 1)), "x[0,0,0]")
+
+
+# -- rows that could occur: one-hot groups and fixed columns ----------------------------------
+
+def _credit(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    region = np.eye(3)[rng.integers(0, 3, size=n)]
+    income = rng.uniform(20.0, 80.0, size=(n, 1))
+    age = rng.integers(18, 70, size=(n, 1)).astype(float)
+    version = np.full((n, 1), 2.0)
+    return np.hstack([income, region, age, version])
+
+
+CREDIT_NAMES = ["income", "north", "south", "west", "age", "version"]
+
+
+def _valid_rows_only(batch):
+    """Increasing in income on every row that can occur; decreasing where the one-hot region
+    group is broken (no region, or two) or the constant column moved."""
+    valid = (batch[:, 1:4].sum(axis=1) == 1) & (batch[:, 5] == 2.0)
+    return np.where(valid, 1.0, -1.0) * batch[:, 0] + 0.01 * batch[:, 4]
+
+
+def test_the_search_stays_inside_one_hot_groups_and_constant_columns():
+    """A violation that needs an impossible row is never reported."""
+    result = assert_monotonic(_valid_rows_only, _credit(), "income",
+                              feature_names=CREDIT_NAMES, max_examples=150)
+    assert result.search_examples > 50 and not result.counterexamples
+    # without the group the search finds the impossible row at once
+    with pytest.raises(CheckFailed) as failure:
+        assert_monotonic(_valid_rows_only, _credit(), "income", feature_names=CREDIT_NAMES,
+                         groups=[], max_examples=150)
+    (found,) = failure.value.result.counterexamples
+    assert sum(found.values[1:4]) != 1
+
+
+def test_the_failure_prints_the_counterexamples_full_row():
+    def falls_with_age_in_the_south(batch):
+        return batch[:, 0] - 5.0 * batch[:, 2] * batch[:, 4]
+
+    with pytest.raises(CheckFailed) as failure:
+        assert_monotonic(falls_with_age_in_the_south, _credit(), "age",
+                         feature_names=CREDIT_NAMES, grid_points=2)
+    text = str(failure.value)
+    search = failure.value.result.counterexamples[-1]
+    assert search.source == "hypothesis search"
+    assert search.values[2] == 1.0 and sum(search.values[1:4]) == 1  # shrunk, in the south
+    line = next(line for line in text.splitlines() if "hypothesis search, generated row:" in line)
+    for name in CREDIT_NAMES:
+        assert f"{name}=" in line
+    assert "south=1" in line and "version=2" in line and "age=" in line and " -> " in line
+
+
+def test_a_column_of_a_one_hot_group_or_a_fixed_column_cannot_be_checked():
+    with pytest.raises(KexplainError, match=r"'north' is one column of the one-hot group "
+                                            r"\[north, south, west\]"):
+        assert_monotonic(_valid_rows_only, _credit(), "north", feature_names=CREDIT_NAMES)
+    with pytest.raises(KexplainError, match="feature 'age' is fixed"):
+        assert_monotonic(_valid_rows_only, _credit(), "age", feature_names=CREDIT_NAMES,
+                         fixed=["age"])
+
+
+def test_the_ice_check_does_not_import_hypothesis():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from pytest_kexplain import assert_monotonic; "
+            "X = np.random.default_rng(0).normal(size=(10, 2)); "
+            "assert_monotonic(lambda b: b[:, 0] + b[:, 1], X, 'x0', max_examples=0); "
+            "print('hypothesis' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -95,3 +95,114 @@ def test_usage_mistakes():
         feature_values(ARRAY, "x7")
     with pytest.raises(KexplainError, match="non-numeric"):
         feature_bounds(pd.DataFrame({"name": ["a", "b"]}))
+
+
+# -- rows that could occur: one-hot groups, integer, constant and fixed columns ----------------
+
+def _credit_frame(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    region = rng.integers(0, 3, size=n)
+    return pd.DataFrame({
+        "income": rng.normal(50.0, 10.0, size=n),
+        "region_north": (region == 0).astype(float),
+        "age": rng.integers(18, 70, size=n).astype(float),
+        "region_south": (region == 1).astype(float),
+        "region_west": (region == 2).astype(int),
+        "version": np.full(n, 2.0),
+        "is_member": rng.integers(0, 2, size=n).astype(float),
+    })
+
+
+CREDIT = _credit_frame()
+REGIONS = ["region_north", "region_south", "region_west"]
+
+
+def test_one_hot_groups_are_detected_wherever_their_columns_are():
+    from pytest_kexplain.inputs import detect_one_hot_groups, row_space
+
+    array = CREDIT.to_numpy(dtype=float)
+    assert detect_one_hot_groups(array) == ((1, 3, 4),)  # is_member is 0/1 but not a group
+    space = row_space(CREDIT)
+    assert space.groups == ((1, 3, 4),)
+    kinds = {f.name: f.kind for f in space.features}
+    assert kinds == {"income": "float", "region_north": "integer", "age": "integer",
+                     "region_south": "integer", "region_west": "integer", "version": "fixed",
+                     "is_member": "integer"}
+
+
+@pytest.mark.parametrize("n_groups, sizes", [(1, (2,)), (2, (3, 4)), (3, (2, 5, 3))])
+def test_several_groups_of_several_sizes_are_found(n_groups, sizes):
+    from pytest_kexplain.inputs import detect_one_hot_groups
+
+    rng = np.random.default_rng(n_groups)
+    blocks = [rng.normal(size=(40, 1))]
+    for size in sizes:
+        blocks.append(np.eye(size)[rng.integers(0, size, size=40)])
+        blocks.append(rng.normal(size=(40, 1)))
+    found = detect_one_hot_groups(np.hstack(blocks))
+    assert [len(group) for group in found] == list(sizes)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(rows_like(CREDIT, max_rows=4))
+def test_generated_rows_keep_every_constraint_of_the_data(rows):
+    assert (rows[REGIONS].sum(axis=1) == 1).all()  # exactly one region, never 0, 2 or 3
+    assert (rows["version"] == 2.0).all()
+    assert (rows["age"] == rows["age"].round()).all()
+    assert rows["age"].between(CREDIT["age"].min(), CREDIT["age"].max()).all()
+    assert rows["is_member"].isin([0.0, 1.0]).all()
+    assert (rows.dtypes == CREDIT.dtypes).all()
+
+
+def test_every_region_is_drawn_and_only_regions_that_occur():
+    seen = set()
+    frame = CREDIT[CREDIT["region_west"] == 0]  # west never occurs: its column is constant 0
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(rows_like(frame))
+    def collect(row):
+        assert row["region_west"].iloc[0] == 0
+        seen.add(tuple(row[REGIONS].iloc[0]))
+
+    collect()
+    assert seen == {(1.0, 0.0, 0), (0.0, 1.0, 0)}
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(rows_like(CREDIT.to_numpy(dtype=float), groups=[], integer=["x0"], fixed={"x2": 30.0}))
+def test_user_constraints_on_an_array(row):
+    assert row[0, 0] == round(row[0, 0])  # income drawn as an integer
+    assert row[0, 2] == 30.0
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(rows_like(CREDIT, fixed=["region_south"]))
+def test_fixing_a_group_column_fixes_its_group(row):
+    # the most common value of region_south is 0: the other two regions remain
+    assert row["region_south"].iloc[0] == 0
+    assert row[["region_north", "region_west"]].sum(axis=1).iloc[0] == 1
+
+
+def test_explicit_groups_are_checked_against_the_data():
+    with pytest.raises(KexplainError, match=r"group \[income, age\] is not one-hot: column "
+                                            r"'income' is .* at row 0"):
+        rows_like(CREDIT, groups=[["income", "age"]])
+    with pytest.raises(KexplainError, match=r"row \d+ has 2 of its columns set"):
+        rows_like(CREDIT, groups=[["region_north", "region_south", "is_member"]])
+    with pytest.raises(KexplainError, match="'regon_west' is not a feature.*'region_west'"):
+        rows_like(CREDIT, groups=[["region_north", "region_south", "regon_west"]])
+    with pytest.raises(TypeError, match="list of lists of feature names"):
+        rows_like(CREDIT, groups="region_north")
+    with pytest.raises(TypeError, match=r"fixed\['age'\] must be a finite number"):
+        rows_like(CREDIT, fixed={"age": "old"})
+
+
+def test_row_bounds_do_not_need_hypothesis():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from pytest_kexplain.inputs import row_space; "
+            "row_space(np.eye(3)); import pytest_kexplain.assertions.monotonic; "
+            "print('hypothesis' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
