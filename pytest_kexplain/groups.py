@@ -53,12 +53,11 @@ class Players:
         """Whether rows have their own assignment (a label mask per image)."""
         return self.assignment.ndim == 2
 
-    def rows(self, rows: slice | np.ndarray, n_rows: int | None = None) -> np.ndarray:
-        """The (r, d) assignment of the selected rows."""
+    def rows(self, rows: slice | np.ndarray, n_rows: int) -> np.ndarray:
+        """The (r, d) assignment of the selected rows (n_rows: how many rows are selected)."""
         if self.per_row:
             return self.assignment[rows]
-        count = n_rows if n_rows is not None else len(np.arange(10**9)[rows])
-        return np.broadcast_to(self.assignment, (count, len(self.assignment)))
+        return np.broadcast_to(self.assignment, (n_rows, len(self.assignment)))
 
     def feature_masks(self, player_masks: np.ndarray, rows: slice | np.ndarray | None = None
                       ) -> np.ndarray:

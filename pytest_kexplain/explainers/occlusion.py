@@ -26,12 +26,16 @@ def _patch(request: ExplainRequest) -> tuple[int, ...]:
     if patch is None:
         return default_patch(request.sample_shape)
     patch = (patch,) if isinstance(patch, int) else tuple(patch)
+    if len(request.sample_shape) == 3 and len(patch) == 2:
+        patch = (*patch, request.sample_shape[2])  # (h, w) on an image: every channel
     if len(patch) != len(request.sample_shape) or any(
         not isinstance(p, (int, np.integer)) or p < 1 for p in patch
     ):
         raise InvalidArgument(
             f"option 'patch' must be {len(request.sample_shape)} positive integers (one per "
-            f"sample axis of shape {request.sample_shape}), got {request.options['patch']!r}."
+            f"sample axis of shape {request.sample_shape}"
+            + (", or (height, width) for every channel" if len(request.sample_shape) == 3
+               else "") + f"), got {request.options['patch']!r}."
         )
     return patch
 
@@ -43,9 +47,19 @@ def _patch(request: ExplainRequest) -> tuple[int, ...]:
     summary="output change when a feature or patch is replaced by its reference value",
 )
 def occlusion(request: ExplainRequest) -> Attribution:
-    """f(x) - f(x with the patch set to the reference), spread evenly over the patch."""
+    """f(x) - f(x with the patch set to the reference), spread evenly over the patch.
+
+    With groups, each group is occluded as a whole and gets the whole change; token ids are
+    occluded with the pad id.
+    """
+    reference = (np.full(request.sample_shape, float(request.pad_id))
+                 if request.pad_id is not None else request.reference())
+    if request.groups is not None:
+        if request.options["patch"] is not None:
+            raise InvalidArgument(
+                "option 'patch' and groups= both say what to occlude together; give one.")
+        return _occlude_players(request, reference)
     patch = _patch(request)
-    reference = request.reference()
     original = request.predict_selected(request.x, request.target)
     starts = [range(0, size, step) for size, step in zip(request.sample_shape, patch)]
     windows = [tuple(slice(s, s + p) for s, p in zip(corner, patch))
@@ -69,3 +83,25 @@ def occlusion(request: ExplainRequest) -> Attribution:
             )
     base_values = request.predict_selected(np.repeat(reference[None], n, 0), request.target)
     return Attribution(values=values, base_values=base_values, details={"patch": patch})
+
+
+def _occlude_players(request: ExplainRequest, reference: np.ndarray) -> Attribution:
+    """f(x) - f(x with one player's features at the reference), per player."""
+    players = request.groups
+    n, p = len(request.x), players.n_players
+    flat_x = request.x.reshape(n, -1)
+    flat_reference = reference.reshape(-1)
+    original = request.predict_selected(request.x, request.target)
+    values = np.empty((n, p))
+    assignment = players.rows(slice(None), n)  # (n, d)
+    per_call = copies_per_call(n, request.sample_shape)
+    for first in range(0, p, per_call):
+        chosen = np.arange(first, min(first + per_call, p))
+        masks = assignment[None, :, :] == chosen[:, None, None]  # (k, n, d)
+        occluded = np.where(masks, flat_reference, flat_x[None])
+        outputs = request.predict_selected(
+            occluded.reshape(-1, *request.sample_shape), np.tile(request.target, len(chosen))
+        ).reshape(len(chosen), n)
+        values[:, chosen] = (original[None, :] - outputs).T
+    base_values = request.predict_selected(np.repeat(reference[None], n, 0), request.target)
+    return Attribution(values=values, base_values=base_values, grouped=True)

@@ -1,0 +1,197 @@
+"""Feature groups: true group Shapley values (brute force), every masking method treats a
+group as one player, gradient methods sum over it, image grids, time steps, label masks."""
+
+import itertools
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from pytest_kexplain import (
+    Grid,
+    InvalidArgument,
+    assert_importance_order,
+    assert_max_importance_share,
+    assert_top_features,
+    explain,
+    zoo,
+)
+
+NAMES = ["region_a", "region_b", "region_c", "income", "debt", "age"]
+GROUPS = {"region": ["region_a", "region_b", "region_c"]}
+
+
+@pytest.fixture(scope="module")
+def credit():
+    """A one-hot credit model: an interacting tanh MLP over a 3-way one-hot region and
+    three numbers, the rows to explain and a background."""
+    keras.utils.set_random_seed(11)
+    model = keras.Sequential([keras.Input((6,), dtype="float64"),
+                              keras.layers.Dense(12, activation="tanh", dtype="float64"),
+                              keras.layers.Dense(1, dtype="float64")])
+    rng = np.random.default_rng(0)
+    region = np.eye(3)[rng.integers(0, 3, 120)]
+    data = np.column_stack([region, rng.normal(size=(120, 3))])
+    return model, data[:8], data[40:64]
+
+
+def brute_force_group_shapley(model, x, background, players):
+    """Shapley values of the players by enumerating every coalition, from the definition."""
+    f = lambda batch: np.asarray(model(batch)).reshape(len(batch))
+
+    def v(row, coalition):
+        mixed = background.copy()
+        columns = [c for player in coalition for c in players[player]]
+        mixed[:, columns] = row[columns]
+        return f(mixed).mean()
+
+    p = len(players)
+    values = np.zeros((len(x), p))
+    for i, row in enumerate(x):
+        for j in range(p):
+            others = [k for k in range(p) if k != j]
+            for size in range(p):
+                for coalition in itertools.combinations(others, size):
+                    weight = math.factorial(size) * math.factorial(p - size - 1) / math.factorial(p)
+                    values[i, j] += weight * (v(row, [*coalition, j]) - v(row, list(coalition)))
+    return values
+
+
+def test_group_shapley_is_the_true_group_value(credit):
+    model, x, background = credit
+    explanation = explain(model, x, method="shap", background=background,
+                          feature_names=NAMES, groups=GROUPS)
+    assert explanation.feature_names == ("region", "income", "debt", "age")
+    assert explanation.options["estimator"] == "exact"
+    expected = brute_force_group_shapley(model, x, background, [[0, 1, 2], [3], [4], [5]])
+    np.testing.assert_allclose(explanation.values, expected, atol=1e-10)
+    # ... which is not the sum of the members' own Shapley values
+    members = explain(model, x, method="shap", background=background, feature_names=NAMES)
+    summed = members.values[:, :3].sum(axis=1)
+    assert np.abs(summed - explanation.values[:, 0]).max() > 1e-4
+
+
+def test_sampled_group_shapley_keeps_the_axioms(credit):
+    model, x, background = credit
+    groups = {"region": ["region_a", "region_b", "region_c"], "money": ["income", "debt"]}
+    exact = explain(model, x, method="shap", background=background, feature_names=NAMES,
+                    groups=groups)
+    sampled = explain(model, x, method="shap", background=background, feature_names=NAMES,
+                      groups=groups, max_evals=4)
+    assert sampled.options["estimator"] == "permutation"
+    np.testing.assert_allclose(sampled.values.sum(axis=1) + sampled.base_values,
+                               sampled.outputs, atol=1e-10)
+    assert np.abs(sampled.values - exact.values).max() < 0.2 * np.abs(exact.values).max()
+
+
+def test_unread_group_gets_exactly_nothing():
+    model = zoo.linear_model([1.0, -1.0, 0.0, 0.0, 2.0], dtype="float64")
+    x = np.random.default_rng(3).normal(size=(10, 5))
+    groups = {"used": ["x0", "x1"], "unused": ["x2", "x3"]}
+    for method in ("shap", "permutation", "occlusion", "lime", "integrated_gradients"):
+        explanation = explain(model, x, method=method, groups=groups)
+        assert explanation.feature_names == ("used", "unused", "x4")
+        assert (explanation.values[:, 1] == 0).all(), method
+
+
+@pytest.mark.parametrize("method", ["permutation", "occlusion", "lime", "shap",
+                                    "integrated_gradients", "saliency"])
+def test_checks_speak_of_groups(credit, method):
+    model, x, background = credit
+    explanation = explain(model, x, method=method, background=background,
+                          feature_names=NAMES, groups=GROUPS)
+    assert set(explanation.importance()) == {"region", "income", "debt", "age"}
+    assert abs(sum(explanation.shares().values()) - 1) < 1e-9
+    top = explanation.top(1)
+    assert_top_features(model, x, top, method=method, background=background,
+                        feature_names=NAMES, groups=GROUPS)
+
+
+def test_gradient_methods_sum_over_the_group(credit):
+    model, x, background = credit
+    grouped = explain(model, x, method="integrated_gradients", background=background,
+                      feature_names=NAMES, groups=GROUPS)
+    plain = explain(model, x, method="integrated_gradients", background=background,
+                    feature_names=NAMES)
+    np.testing.assert_allclose(grouped.values[:, 0], plain.values[:, :3].sum(axis=1))
+    np.testing.assert_allclose(grouped.values[:, 1:], plain.values[:, 3:])
+
+
+def test_failure_table_names_groups(credit):
+    model, x, background = credit
+    with pytest.raises(AssertionError) as failure:
+        assert_max_importance_share(model, x, ["region"], 0.0, method="shap",
+                                    background=background, feature_names=NAMES, groups=GROUPS)
+    assert "region" in str(failure.value) and "region_a" not in str(failure.value)
+
+
+def test_image_grid_costs_players_not_pixels(digits_cnn):
+    model, images = digits_cnn
+    explanation = explain(model, images[:4], method="shap", target="predicted",
+                          groups=Grid(2, 2), background=images[10:30])
+    assert explanation.feature_names == ("patch(0,0)", "patch(0,1)", "patch(1,0)", "patch(1,1)")
+    assert explanation.options["estimator"] == "exact"
+    assert explanation.options["model_rows_per_sample"] == 2**4 * 20
+    np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values,
+                               explanation.outputs, atol=1e-6)
+
+
+def test_label_mask_per_image(digits_cnn):
+    """Each image's own region: its ink (bright pixels) against the rest."""
+    model, images = digits_cnn
+    x = images[:12]
+    ink = x[..., 0] > 0.3
+    regions = {"ink": ink, "paper": ~ink}
+    for method in ("shap", "occlusion", "permutation", "integrated_gradients"):
+        explanation = explain(model, x, method=method, target="predicted", groups=regions,
+                              background=np.zeros((1, 8, 8, 1)))
+        assert explanation.feature_names == ("ink", "paper")
+        assert_top_features(model, x, ["ink"], method=method, target="predicted",
+                            groups=regions, background=np.zeros((1, 8, 8, 1)))
+
+
+def test_timesteps_of_a_sequence():
+    """A recurrent model reading only the third time step."""
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((5, 2))
+    third = keras.layers.Lambda(lambda t: t[:, 2:3, :])(inputs)
+    out = keras.layers.Dense(1)(keras.layers.SimpleRNN(4)(third))
+    model = keras.Model(inputs, out)
+    x = np.random.default_rng(0).normal(size=(10, 5, 2))
+    for method in ("shap", "occlusion", "integrated_gradients", "lime"):
+        explanation = explain(model, x, method=method, groups="timesteps")
+        assert explanation.feature_names == ("t0", "t1", "t2", "t3", "t4")
+        assert explanation.top(1) == ["t2"], method
+        assert (explanation.values[:, [0, 1, 3, 4]] == 0).all(), method
+    assert_importance_order(model, x, ["t2", "t0"], method="shap", groups="timesteps")
+
+
+def test_occlusion_patch_height_width(digits_cnn):
+    model, images = digits_cnn
+    explanation = explain(model, images[:3], method="occlusion", target=0, patch=(4, 4))
+    assert explanation.options["patch"] == (4, 4, 1)
+
+
+@pytest.mark.parametrize("groups, message", [
+    ({"region": ["region_a", "region_z"]}, "'region_z', which is not a feature"),
+    ({"a": ["income"], "b": ["income"]}, "more than one group"),
+    ({"a": []}, "empty"),
+    ("steps", "not understood"),
+    (42, "must be a dict"),
+])
+def test_bad_groups(credit, groups, message):
+    model, x, background = credit
+    with pytest.raises(InvalidArgument, match=message):
+        explain(model, x, method="shap", feature_names=NAMES, groups=groups)
+
+
+def test_grid_needs_images(credit, digits_cnn):
+    model, x, _ = credit
+    with pytest.raises(InvalidArgument, match="Grid"):
+        explain(model, x, method="shap", groups=Grid(2, 2))
+    cnn, images = digits_cnn
+    with pytest.raises(InvalidArgument, match="more patches"):
+        explain(cnn, images[:2], method="shap", target=0, groups=Grid(9, 9))
+    with pytest.raises(InvalidArgument, match="Grid rows must be a positive integer"):
+        Grid(0, 2)
