@@ -30,10 +30,10 @@ from pytest_kexplain.baselines.tolerances import Tolerances  # noqa: E402
 from pytest_kexplain.report import format_table  # noqa: E402
 
 METRICS = ("spearman", "kendall", "top_k_overlap", "max_share_change", "min_top_importance",
-           "sample_similarity", "top2_swap_gap")
+           "sign_agreement", "sample_similarity", "top2_swap_gap")
 HIGHER_IS_BETTER = {"spearman": True, "kendall": True, "top_k_overlap": True,
-                    "max_share_change": False, "min_top_importance": True, "sample_similarity": True,
-                    "top2_swap_gap": False}
+                    "max_share_change": False, "min_top_importance": True, "sign_agreement": True,
+                    "sample_similarity": True, "top2_swap_gap": False}
 #: how a changed model's training data differs: (x, y) -> (x, y)
 Change = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -68,6 +68,15 @@ def shuffle_columns(columns: list[int]) -> Change:
     return change
 
 
+def negate_column(column: int) -> Change:
+    """Training data whose `column` relates to the target the other way round (sign reversed)."""
+    def change(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = x.copy()
+        x[:, column] = -x[:, column]
+        return x, y
+    return change
+
+
 def swap_columns(first: int, second: int) -> Change:
     """Training data with two columns exchanged: the model learns each one's role for the other."""
     def change(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,13 +100,75 @@ def regression_scenario(name: str, coefficients: list[float], n: int, epochs: in
         noise = 0.05 * np.random.default_rng(1).standard_normal(len(x_train))
         return x_train, x_train @ np.asarray(swapped) + noise
 
+    changes = {"x0 signal removed": shuffle_column(0),
+               "x0, x1, x2 signal removed": shuffle_columns([0, 1, 2]),
+               "x0 and x1 swap strengths": swap_top_two,
+               "x0 reversed": negate_column(0)}
+    if abs(coefficients[0]) == abs(coefficients[1]):
+        del changes["x0 and x1 swap strengths"]  # equal strengths: nothing to swap
     return Scenario(
         name=name, x_train=x, y_train=y, x_explain=x_explain,
         train=lambda xt, yt, seed: zoo.train_regressor(xt, yt, seed=seed, epochs=epochs),
-        changes={"x0 signal removed": shuffle_column(0),
-                 "x0, x1, x2 signal removed": shuffle_columns([0, 1, 2]),
-                 "x0 and x1 swap strengths": swap_top_two},
+        changes=changes,
     )
+
+
+def credit_scenario() -> Scenario:
+    """A skewed 8-feature credit-style model: two strong features, three one-hot region columns,
+    two small effects and one weak feature; the k-th top feature holds a small share."""
+    names = ["income", "debt", "region_north", "region_south", "region_west", "age", "tenure", "flag"]
+    coefficients = np.array([3.0, -2.0, 0.6, -0.3, 0.0, 0.25, 0.15, 0.03])
+
+    def data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, 8))
+        region = rng.integers(0, 3, n)
+        x[:, 2:5] = np.eye(3)[region]
+        x[:, 7] = rng.integers(0, 2, n)
+        return x, x @ coefficients + 0.05 * rng.standard_normal(n)
+
+    x, y = data(600, 0)
+    x_explain, _ = data(40, 1)
+    return Scenario(
+        name=f"credit-style regression, 8 skewed features ({', '.join(names)})",
+        x_train=x, y_train=y, x_explain=x_explain,
+        train=lambda xt, yt, seed: zoo.train_regressor(xt, yt, seed=seed, epochs=20),
+        changes={"income signal removed": shuffle_column(0), "income reversed": negate_column(0),
+                 "region_north reversed": negate_column(2)},
+    )
+
+
+def recurrent_scenario() -> Scenario:
+    """A GRU over 6 steps of 3 channels; the target sums channel 0 of the last steps."""
+    import keras
+
+    def data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        x = np.random.default_rng(seed).standard_normal((n, 6, 3)).astype("float32")
+        return x, x[:, 3:, 0].sum(axis=1) - 0.5 * x[:, 4:, 1].sum(axis=1)
+
+    def train(xt: np.ndarray, yt: np.ndarray, seed: int) -> Any:
+        keras.utils.set_random_seed(seed)
+        model = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(8), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+        model.fit(xt, yt, epochs=15, batch_size=32, verbose=0)
+        return model
+
+    def negate_channel(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = x.copy()
+        x[:, :, 0] = -x[:, :, 0]
+        return x, y
+
+    def shuffle_channel(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = x.copy()
+        x[:, :, 0] = np.random.default_rng(123).permutation(x[:, :, 0])
+        return x, y
+
+    x, y = data(600, 0)
+    x_explain, _ = data(30, 1)
+    return Scenario(name="GRU over 6 steps x 3 channels (18 features)", x_train=x, y_train=y,
+                    x_explain=x_explain, train=train,
+                    changes={"channel 0 signal removed": shuffle_channel,
+                             "channel 0 reversed": negate_channel})
 
 
 def breast_cancer_scenario() -> Scenario:
@@ -114,7 +185,8 @@ def breast_cancer_scenario() -> Scenario:
             zoo.TabularData(xt, yt, data.x_test, data.y_test, data.feature_names), seed=seed),
         changes={f"top feature ({top[0]}) signal removed": shuffle_columns(columns[:1]),
                  "top 3 features signal removed": shuffle_columns(columns),
-                 f"top 2 features' columns swapped": swap_columns(columns[0], columns[1])},
+                 "top 2 features' columns swapped": swap_columns(columns[0], columns[1]),
+                 f"top feature ({top[0]}) reversed": negate_column(columns[0])},
     )
 
 
@@ -178,6 +250,7 @@ def detected_by(figures: dict[str, float], tolerances: Tolerances) -> list[str]:
     thresholds = {"spearman": tolerances.rank_correlation, "top_k_overlap": tolerances.top_k_overlap,
                   "max_share_change": tolerances.max_share_change,
                   "min_top_importance": tolerances.min_top_importance,
+                  "sign_agreement": tolerances.sign_agreement,
                   "sample_similarity": tolerances.sample_similarity}
     broken = []
     for metric, threshold in thresholds.items():
@@ -192,14 +265,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="retrain seeds per scenario (incl. 0)")
     parser.add_argument("--changed-seeds", type=int, default=2, help="training seeds per changed model")
+    parser.add_argument("--only", default="", help="run only the scenarios whose name contains this")
     args = parser.parse_args()
     scenarios = [
+        credit_scenario(),
+        regression_scenario("synthetic regression, 8 flat features (coefficients all 1)",
+                            [1.0] * 8, n=1000, epochs=20, n_explain=60),
+        recurrent_scenario(),
         regression_scenario("synthetic regression, 8 features (coefficients 3, -2, 1.5, 1, 0.5, 0, 0, 0)",
                             [3.0, -2.0, 1.5, 1.0, 0.5, 0.0, 0.0, 0.0], n=2000, epochs=30, n_explain=200),
         regression_scenario("synthetic regression, 4 features (coefficients 2, -1.5, 0.8, 0), test-suite size",
                             [2.0, -1.5, 0.8, 0.0], n=400, epochs=20, n_explain=30),
         breast_cancer_scenario(),
     ]
+    scenarios = [scenario for scenario in scenarios if args.only in scenario.name]
     tolerances = Tolerances()
     all_rows: list[tuple[Scenario, Row]] = []
     for scenario in scenarios:
@@ -220,6 +299,7 @@ def print_summary(rows: list[tuple[Scenario, Row]], tolerances: Tolerances) -> N
     defaults = {"spearman": tolerances.rank_correlation, "kendall": None,
                 "top_k_overlap": tolerances.top_k_overlap, "max_share_change": tolerances.max_share_change,
                 "min_top_importance": tolerances.min_top_importance,
+                "sign_agreement": tolerances.sign_agreement,
                 "sample_similarity": tolerances.sample_similarity, "top2_swap_gap": None}
     summary = []
     for metric in METRICS:

@@ -36,7 +36,7 @@ MARKER_HELP = (
     "kexplain(**settings): explanation settings for this test: method=, seed=, target=, "
     "batch_size=, options={...} (explainer options), and drift tolerances of "
     "explanation_baseline: rank_correlation=, rank_metric=, top_k=, top_k_overlap=, "
-    "max_share_change=, min_top_importance=, sample_similarity=; see pytest-kexplain's docs."
+    "max_share_change=, min_top_importance=, sign_agreement=, sample_similarity=; see pytest-kexplain's docs."
 )
 
 
@@ -184,13 +184,16 @@ def explanation_baseline(request: pytest.FixtureRequest) -> Any:
 
     item, config = request.node, request.config
     saved = item.stash.setdefault(ITEM_BASELINES_KEY, [])
+    configured = baseline_dir_setting(config)
     return ExplanationBaseline(
         nodeid=item.nodeid,
-        directory=store.baseline_directory(item.path, baseline_dir_setting(config)),
+        directory=store.baseline_directory(item.path, configured),
         update=bool(config.getoption("kexplain_update")),
         rootdir=config.rootpath,
         defaults=item_defaults(item),
-        record=lambda path, status: saved.append({"path": path, "status": status}),
+        record=lambda path, status, digest="": saved.append(
+            {"path": path, "status": status, "digest": digest}),
+        prefix=store.module_prefix(item.nodeid, configured),
     )
 
 
@@ -272,24 +275,29 @@ class RunRecorder:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.report = RunReport()
-        self.collected: dict[str, set[str]] = {}  # module path -> file stems of its tests
+        # module path -> (file-name prefix, file stems of its tests)
+        self.collected: dict[str, tuple[str, set[str]]] = {}
+        self.written: dict[str, str] = {}  # baseline path shown -> digest of the bytes written
         self.started = time.perf_counter()
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         """Remember every collected test, deselected ones included (for unused baselines)."""
-        self.collected.setdefault(str(item.path), set()).add(store.test_stem(item.nodeid))
+        prefix = store.module_prefix(item.nodeid, baseline_dir_setting(self.config))
+        self.collected.setdefault(str(item.path), (prefix, set()))[1].add(
+            store.test_stem(item.nodeid, prefix))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """On an xdist worker, hand the collected tests to the controller."""
         if hasattr(self.config, "workeroutput"):
             self.config.workeroutput[COLLECTED_OUTPUT_KEY] = {
-                module: sorted(stems) for module, stems in self.collected.items()}
+                module: [prefix, sorted(stems)] for module, (prefix, stems) in self.collected.items()}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """On the xdist controller, merge the tests a worker collected."""
-        for module, stems in getattr(node, "workeroutput", {}).get(COLLECTED_OUTPUT_KEY, {}).items():
-            self.collected.setdefault(module, set()).update(stems)
+        for module, (prefix, stems) in getattr(node, "workeroutput", {}).get(
+                COLLECTED_OUTPUT_KEY, {}).items():
+            self.collected.setdefault(module, (prefix, set()))[1].update(stems)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """List (and with --kexplain-update --kexplain-prune delete) baselines of vanished tests."""
@@ -330,6 +338,10 @@ class RunRecorder:
         for model_id, history in (getattr(report, "kexplain_histories", None) or {}).items():
             self.report.histories.setdefault(model_id, history)
         for saved in getattr(report, "kexplain_baselines", None) or []:
+            saved = dict(saved)
+            digest = saved.pop("digest", "")
+            if digest and saved["status"] != "unchanged":
+                self.written[saved["path"]] = digest
             self.report.baselines.append(BaselineRecord(test=report.nodeid, **saved))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -340,6 +352,14 @@ class RunRecorder:
         terminalreporter.section("kexplain")
         for line in self.report.terminal_lines():
             terminalreporter.write_line(line)
+        replaced = self._replaced_since_written()
+        if replaced:
+            terminalreporter.write_line(
+                f"{len(replaced)} baseline(s) written by this run were replaced by another process "
+                "since (two --kexplain-update runs at once); they hold the other run's result:",
+                yellow=True, bold=True)
+            for shown in replaced:
+                terminalreporter.write_line(f"  {shown}")
         path = self.config.getoption("kexplain_report")
         if path:
             for written in ci.write_report(self.report, path):
@@ -347,6 +367,19 @@ class RunRecorder:
         summary = ci.append_github_summary(self.report)
         if summary:
             terminalreporter.write_line(f"GitHub step summary appended to {summary}")
+
+    def _replaced_since_written(self) -> list[str]:
+        """Baselines this run wrote whose bytes are no longer the ones it wrote."""
+        replaced = []
+        for shown, digest in sorted(self.written.items()):
+            path = self.config.rootpath / shown
+            try:
+                now = store.bytes_digest(store.read_regular(path, shown))
+            except (OSError, store.BaselineError):
+                now = ""
+            if now != digest:
+                replaced.append(shown)
+        return replaced
 
 
 def partially_collected_modules(config: pytest.Config) -> set[str]:

@@ -18,7 +18,25 @@ def test_identical_explanations_pass_every_metric():
     assert result.passed
     assert {c.keyword: c.value for c in result.checks} == pytest.approx(
         {"rank_correlation": 1.0, "top_k_overlap": 1.0, "max_share_change": 0.0,
-         "min_top_importance": 6 * 4 / 21, "sample_similarity": 1.0})
+         "min_top_importance": 6 * 4 / 21, "sign_agreement": 1.0, "sample_similarity": 1.0})
+
+
+@pytest.mark.parametrize("importance", [
+    np.array([0.9, 0.05, 0.02, 0.01, 0.01, 0.01, 0.0, 0.0]),  # skewed: the 4th feature is tiny
+    np.ones(8),  # flat
+    np.array([1.0, 0.0, 0.0, 0.0]),  # one feature carries everything
+    np.zeros(5),  # a constant model
+    np.array([3.0, 3.0, 1e-9, 0.0, 0.0, 0.0]),
+])
+def test_the_strictest_tolerances_pass_identical_explanations(importance):
+    """Every threshold is judged relative to the baseline, so the unchanged model passes even
+    with every tolerance at its strictest."""
+    values = np.random.default_rng(1).normal(size=(7, len(importance))) * importance
+    strictest = Tolerances(rank_correlation=1.0, top_k_overlap=1.0, max_share_change=0.0,
+                           min_top_importance=1.0, sign_agreement=1.0, sample_similarity=1.0)
+    result = compare(tuple(f"x{i}" for i in range(len(importance))), importance, importance,
+                     strictest, values, values)
+    assert result.passed, [c.describe() for c in result.failures]
 
 
 def test_share_change_is_the_largest_change_of_one_features_fraction():
@@ -38,14 +56,30 @@ def test_reversed_ranking_fails_rank_correlation_and_top_k():
     assert {c.keyword for c in result.failures} == {"rank_correlation", "top_k_overlap"}
 
 
-def test_min_top_importance_is_the_weakest_baseline_top_k_feature_against_an_average_one():
+def test_min_top_importance_of_a_feature_above_average_is_its_importance_against_an_average_one():
     after = np.array([0.5, 5.0, 4.0, 6.0, 2.0, 1.0])  # a (rank 1) now has 0.5 of 18.5
     result = compare(NAMES, BEFORE, after, Tolerances(max_share_change=None))
     assert result.value("min_top_importance") == pytest.approx(6 * 0.5 / 18.5)
     [failure] = [check for check in result.failures if check.keyword == "min_top_importance"]
-    lost = 1 - (0.5 / 18.5) / (6 / 21)
-    assert failure.detail == (f"'a' lost {lost:.0%} of its importance share (rank 1 -> 6), "
-                              f"now {6 * 0.5 / 18.5:.2f}x an average feature's importance")
+    assert failure.detail == (f"'a' fell from {6 * 6 / 21:.2f}x to {6 * 0.5 / 18.5:.2f}x an average "
+                              "feature's importance (rank 1 -> 6); at least 0.50x required")
+
+
+def test_min_top_importance_of_a_feature_below_average_is_relative_to_its_own_baseline():
+    """A skewed model: the 2nd of four features carries a small share. Keeping it passes; losing
+    half of it fails; the old absolute threshold failed the unchanged model."""
+    names = ("income", "region_a", "region_b", "weak")
+    before = np.array([10.0, 0.6, 0.3, 0.1])
+    same = compare(names, before, before, Tolerances())
+    assert same.passed and same.value("min_top_importance") == pytest.approx(1.0)
+    kept = compare(names, before, np.array([10.0, 0.5, 0.3, 0.1]), Tolerances())
+    assert kept.passed
+    lost = compare(names, before, np.array([10.0, 0.2, 0.3, 0.1]), Tolerances())
+    assert lost.value("min_top_importance") == pytest.approx((0.2 / 10.6) / (0.6 / 11.0))
+    [failure] = lost.failures
+    assert failure.keyword == "min_top_importance"
+    assert failure.detail.startswith("'region_a' fell from 0.22x to 0.08x an average feature's "
+                                     "importance (rank 2 -> 3); at least 0.11x required")
 
 
 def test_min_top_importance_looks_only_at_the_baselines_top_k():
@@ -58,16 +92,33 @@ def test_min_top_importance_looks_only_at_the_baselines_top_k():
     assert narrower.value("min_top_importance") == pytest.approx(6 * 6 / 15)
 
 
-def test_min_top_importance_when_the_top_feature_gained():
-    after = BEFORE.copy()
-    after[2] = 0.1  # c fell; a gained share
-    result = compare(NAMES, BEFORE, after, Tolerances(max_share_change=None, min_top_importance=2.0))
-    assert [c.keyword for c in result.failures] == ["min_top_importance"]
-    assert result.failures[0].detail.startswith("'c' lost ")
-    unchanged = compare(NAMES, BEFORE, BEFORE, Tolerances(min_top_importance=2.0))
-    assert [c.detail for c in unchanged.failures] == [
-        "'c' kept its importance share (0.190 -> 0.190, rank 3 -> 3), "
-        "now 1.14x an average feature's importance"]
+def test_sign_agreement_fails_a_top_feature_that_now_pushes_the_other_way():
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(30, 6)) * BEFORE
+    flipped = values.copy()
+    flipped[:, 2] *= -1  # c, a top-3 feature, reversed; importance and shares unchanged
+    result = compare(NAMES, BEFORE, BEFORE, Tolerances(sample_similarity=None), values, flipped)
+    assert result.value("sign_agreement") == 0.0
+    [failure] = result.failures
+    assert failure.keyword == "sign_agreement"
+    assert failure.detail == ("'c' now pushes the other way (reversed relationship): its "
+                              "attribution has the opposite sign on 30 of 30 rows "
+                              "(100% of its attribution)")
+    lost = values.copy()
+    lost[:, 2] = 0.0  # c lost its effect: not a reversal (min_top_importance judges it)
+    assert compare(NAMES, BEFORE, BEFORE, Tolerances(), values, lost).value("sign_agreement") == 1.0
+    minor = values.copy()
+    minor[:, 5] *= -1  # f is outside the top 3
+    assert compare(NAMES, BEFORE, BEFORE, Tolerances(), values, minor).value("sign_agreement") == 1.0
+
+
+def test_sign_agreement_weighs_rows_by_the_size_of_their_attribution():
+    before = np.array([[4.0, 1.0], [3.0, 1.0], [-0.1, 1.0], [0.0, 1.0]])
+    after = np.array([[4.0, 1.0], [3.0, 1.0], [0.1, 1.0], [-2.0, 1.0]])  # small row flipped
+    result = compare(("x", "y"), np.array([2.0, 1.0]), np.array([2.0, 1.0]), Tolerances(),
+                     before, after)
+    assert result.value("sign_agreement") == pytest.approx(7.0 / 7.1)
+    assert result.passed
 
 
 def test_kendall_can_replace_spearman():
@@ -107,7 +158,12 @@ def test_tolerances_layer_ini_text_marker_and_call():
     ({"top_k": 0}, "top_k must be a positive integer"),
     ({"rank_metric": "pearson"}, "rank_metric must be one of spearman, kendall"),
     ({"max_share_change": "lots"}, "max_share_change must be a number"),
-    ({"min_top_importance": -0.1}, "min_top_importance must be a number >= 0 (or None"),
+    ({"min_top_importance": -0.1}, "min_top_importance must be a number in [0, 1] (or None"),
+    ({"min_top_importance": float("inf")}, "min_top_importance must be a number in [0, 1]"),
+    ({"min_top_importance": "inf"}, "min_top_importance must be a number in [0, 1]"),
+    ({"sample_similarity": float("nan")}, "sample_similarity must be a number in [-1, 1]"),
+    ({"sign_agreement": 1.5}, "sign_agreement must be a number in [0, 1]"),
+    ({"max_share_change": -0.01}, "max_share_change must be a number in [0, 1]"),
 ])
 def test_bad_tolerances_are_usage_errors_naming_the_source(settings, message):
     with pytest.raises(KexplainError, match="^the marker: ") as error:
@@ -144,11 +200,10 @@ def test_failure_message_says_which_top_feature_lost_its_importance():
                             headline="explanation drifted")
     print(message)
     lines = message.splitlines()
-    failed = lines.index("  FAILED importance of the weakest baseline top-3 feature relative to an "
-                         "average feature "
+    failed = lines.index("  FAILED importance kept by the weakest baseline top-3 feature "
                          "0.118 < 0.5: must be at least 0.5 (min_top_importance=0.5)")
-    assert lines[failed + 1] == ("         'a' lost 93% of its importance share (rank 1 -> 6), "
-                                 "now 0.12x an average feature's importance")
+    assert lines[failed + 1] == ("         'a' fell from 1.71x to 0.12x an average feature's "
+                                 "importance (rank 1 -> 6); at least 0.50x required")
     assert "  passed top-3 overlap 0.667 >= 0.2 ok" in lines
 
 

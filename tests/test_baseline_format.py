@@ -176,7 +176,7 @@ def test_find_unused_spares_deselected_tests_and_flags_vanished_modules(tmp_path
                  "test_gone_module.test_x", "test_other.test_y"]:
         (directory / f"{name}.json").write_text("{}")
     (tmp_path / "test_other.py").write_text("")
-    collected = {str(tmp_path / "test_m.py"): {"test_m.test_a"}}
+    collected = {str(tmp_path / "test_m.py"): ("test_m", {"test_m.test_a"})}
     unused = store.find_unused(collected, "explanation_baselines")
     # test_other.py exists but was not collected: its baselines are left alone
     assert [p.name for p in unused] == ["test_gone_module.test_x.json", "test_m.test_gone.json"]
@@ -188,8 +188,8 @@ def test_fixture_object_writes_then_compares_and_rejects_a_repeated_name(tmp_pat
 
     saved = []
     common = dict(nodeid="tests/test_m.py::test_x", directory=tmp_path / "baselines", rootdir=tmp_path)
-    writer = ExplanationBaseline(update=True, record=lambda path, status: saved.append((path, status)),
-                                 **common)
+    writer = ExplanationBaseline(
+        update=True, record=lambda path, status, digest: saved.append((path, status)), **common)
     assert writer.assert_match(linear64, rows[0], name="all rows") is None
     [(path, status)] = saved
     assert status == "written" and path.startswith("baselines/test_m.test_x--all_rows-")  # space sanitised

@@ -5,7 +5,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from pytest_kexplain import KexplainError, assert_consistent_explanations, zoo
+from pytest_kexplain import CheckFailed, KexplainError, assert_consistent_explanations, zoo
 
 WEIGHTS = [2.0, -1.5, 0.8, 0.1]
 
@@ -33,8 +33,9 @@ def test_a_candidate_that_dropped_a_feature_fails_with_the_table(x):
     assert message.startswith("the candidate model explains X differently from the reference model "
                               "(integrated_gradients, 40 samples)")
     assert "FAILED largest share change" in message
-    assert ("'a' lost 100% of its importance share (rank 1 -> 4), "
-            "now 0.00x an average feature's importance") in message
+    assert "'a' fell from " in message and ("to 0.00x an average feature's importance "
+                                            "(rank 1 -> 4); at least 0.50x required") in message
+    assert isinstance(failure.value, CheckFailed) and not failure.value.result.passed
     assert "feature  reference rank  reference importance  candidate rank" in message
     assert "--kexplain-update" not in message  # nothing to accept: there is no file
 
@@ -45,6 +46,7 @@ def test_tolerances_and_method_are_keywords(x):
     result = assert_consistent_explanations(reference, candidate, x, method="gradient_x_input",
                                             max_share_change=None, sample_similarity=None,
                                             min_top_importance=None, rank_correlation=-1.0,
+                                            sign_agreement=None,
                                             top_k_overlap=0.0)
     assert result.passed and [c.keyword for c in result.checks] == ["rank_correlation", "top_k_overlap"]
     with pytest.raises(KexplainError, match="top_k must be a positive integer"):

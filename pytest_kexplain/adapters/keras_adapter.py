@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import re
 from typing import Any
 
@@ -80,6 +81,8 @@ class KerasAdapter:
         self._coalition_functions: dict[tuple[str, tuple[int, ...]], Any] = {}
         self._compiled_structure: tuple[Any, ...] | None = None  # what _functions were traced for
         self._architecture: tuple[tuple[Any, ...], bytes] | None = None
+        #: a description free of names Keras made up, for files that must not depend on them
+        self.portable_description = portable_description(model)
 
     # -- shape checks -------------------------------------------------------------------
     def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
@@ -315,25 +318,70 @@ def model_structure(model: Any) -> tuple[Any, ...]:
 
 
 def architecture_bytes(model: Any) -> bytes:
-    """The model's class and configuration, as hashed into its fingerprint."""
+    """The model's class and configuration, as hashed into its fingerprint.
+
+    Layer and model names are replaced by their order of appearance: Keras makes them up from
+    how many layers the process built before (`dense` or `dense_2`), so they must not change
+    the fingerprint. What the model computes is its layers' classes, settings and wiring.
+    """
     try:
-        config = model.to_json()
+        config = json.loads(model.to_json())
     except Exception:  # subclassed models may not serialise their config
-        config = repr([layer.name for layer in model.layers])
-    return type(model).__qualname__.encode() + config.encode()
+        config = [type(layer).__qualname__ for layer in _all_layers(model)]
+    if isinstance(config, dict):
+        config.pop("compile_config", None)  # the optimizer and loss do not shape the outputs
+    placeholders: dict[str, str] = {}
+    names = {layer.name for layer in _all_layers(model)} | {getattr(model, "name", "")}
+    canonical = _replace_names(config, names, placeholders)
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return type(model).__qualname__.encode() + text.encode()
+
+
+def _all_layers(model: Any) -> list[Any]:
+    """The model's layers, nested ones (sub-models, wrapped layers, cells) included."""
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is not None:
+        try:
+            return list(flatten(include_self=False, recursive=True))
+        except TypeError:
+            pass
+    found, pending = [], list(getattr(model, "layers", []))
+    while pending:
+        layer = pending.pop(0)
+        found.append(layer)
+        pending.extend(getattr(layer, "layers", []))
+    return found
+
+
+def _replace_names(value: Any, names: set[str], placeholders: dict[str, str]) -> Any:
+    """A copy of a configuration with every layer or model name replaced by `#<n>`."""
+    if isinstance(value, dict):
+        return {key: _replace_names(value[key], names, placeholders) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_replace_names(item, names, placeholders) for item in value]
+    if isinstance(value, str) and value in names:
+        return placeholders.setdefault(value, f"#{len(placeholders)}")
+    return value
 
 
 def weights_digest(model: Any, architecture: bytes) -> str:
-    """Digest of the architecture bytes and every weight's name, dtype, shape and values."""
+    """Digest of the architecture bytes and every weight's position, dtype, shape and values
+    (not its path, which holds the layers' made-up names)."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(architecture)
-    for weight in model.weights:
+    for index, weight in enumerate(model.weights):
         value = np.ascontiguousarray(weight.numpy())
-        digest.update(f"{weight.path}:{value.dtype}:{value.shape}".encode())
+        digest.update(f"{index}:{value.dtype}:{value.shape}".encode())
         digest.update(value.tobytes())
     return digest.hexdigest()
 
 
-def model_fingerprint(model: Any) -> str:
-    """Digest of a Keras model's class, configuration and weights."""
-    return weights_digest(model, architecture_bytes(model))
+def portable_description(model: Any) -> str:
+    """e.g. "Keras Sequential model 'mlp'"; a name Keras made up (`sequential_3`) is left out,
+    since it depends on how many models the process built before."""
+    cls = type(model).__name__
+    name = str(getattr(model, "name", ""))
+    automatic = re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower()
+    if not name or re.fullmatch(rf"{re.escape(automatic)}(_\d+)?", name):
+        return f"Keras {cls} model"
+    return f"Keras {cls} model {name!r}"

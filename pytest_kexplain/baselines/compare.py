@@ -12,6 +12,9 @@ from pytest_kexplain import metrics
 from pytest_kexplain.baselines.tolerances import Tolerances
 from pytest_kexplain.records import PlotMixin
 
+#: float round-off allowed on a threshold, so that identical explanations meet thresholds of 1.0
+ROUND_OFF = 1e-9
+
 __all__ = ["Comparison", "FeatureChange", "MetricCheck", "Tolerances", "compare", "effective_top_k"]
 
 
@@ -29,7 +32,9 @@ class MetricCheck:
     @property
     def passed(self) -> bool:
         """Whether the value is on the right side of the threshold."""
-        return self.value >= self.threshold if self.higher_is_better else self.value <= self.threshold
+        if self.higher_is_better:
+            return self.value >= self.threshold - ROUND_OFF
+        return self.value <= self.threshold + ROUND_OFF
 
     def describe(self) -> str:
         """e.g. 'rank correlation (spearman) 0.412 < 0.8 required (rank_correlation)'."""
@@ -95,14 +100,56 @@ def effective_top_k(top_k: int, n_features: int) -> int:
     return max(1, min(top_k, math.ceil(n_features / 2)))
 
 
+def relative_importance(importance: np.ndarray) -> np.ndarray:
+    """Each feature's importance relative to an average feature's (share x number of features)."""
+    return metrics.shares(importance) * len(importance)
+
+
+def kept_importance(before_importance: np.ndarray, after_importance: np.ndarray) -> np.ndarray:
+    """Per feature: its current importance relative to an average feature, divided by what the
+    baseline showed for it, capped at the average (1.0).
+
+    A baseline feature above the average must stay near the average; one below it must keep its
+    own baseline level. The unchanged model scores at least 1.0 on every feature.
+    """
+    before = relative_importance(before_importance)
+    after = relative_importance(after_importance)
+    reference = np.minimum(1.0, before)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(reference > 0, after / np.where(reference > 0, reference, 1.0), 1.0)
+
+
 def weakest_top_feature(before_importance: np.ndarray, after_importance: np.ndarray,
                         top_k: int) -> tuple[int, float]:
-    """Of the baseline's top-k features, the one with the smallest current importance, and that
-    importance relative to an average feature's (its share times the number of features)."""
-    relative = metrics.shares(after_importance) * len(after_importance)
+    """Of the baseline's top-k features, the one that kept the least of its importance
+    (see `kept_importance`), and that figure."""
+    kept = kept_importance(before_importance, after_importance)
     top = metrics.top_k_indices(before_importance, effective_top_k(top_k, len(before_importance)))
-    weakest = int(top[np.argmin(relative[top])])
-    return weakest, float(relative[weakest])
+    weakest = int(top[np.argmin(kept[top])])
+    return weakest, float(kept[weakest])
+
+
+def sign_agreement(before_values: np.ndarray, after_values: np.ndarray) -> np.ndarray:
+    """Per feature: the share of its baseline attribution mass on rows where the current
+    attribution does not have the opposite sign (a feature that lost its effect is judged by
+    `min_top_importance`, not here; 1.0 for a feature with no baseline attribution)."""
+    rows = len(before_values)
+    before = np.reshape(np.asarray(before_values, dtype=np.float64), (rows, -1))
+    after = np.reshape(np.asarray(after_values, dtype=np.float64), (rows, -1))
+    weight = np.abs(before)
+    total = weight.sum(axis=0)
+    reversed_mass = (weight * (before * after < 0)).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, 1.0 - reversed_mass / np.where(total > 0, total, 1.0), 1.0)
+
+
+def least_sign_agreement(before_importance: np.ndarray, before_values: np.ndarray,
+                         after_values: np.ndarray, top_k: int) -> tuple[int, float]:
+    """Of the baseline's top-k features, the one whose attribution sign agrees least, and that figure."""
+    agreement = sign_agreement(before_values, after_values)
+    top = metrics.top_k_indices(before_importance, effective_top_k(top_k, len(before_importance)))
+    worst = int(top[np.argmin(agreement[top])])
+    return worst, float(agreement[worst])
 
 
 def measure(
@@ -127,6 +174,7 @@ def measure(
         similarity = metrics.cosine_rows(np.reshape(before_values, (rows, -1)),
                                          np.reshape(after_values, (rows, -1)))
         figures["sample_similarity"] = float(similarity.mean())
+        figures["sign_agreement"] = least_sign_agreement(before, before_values, after_values, top_k)[1]
     return figures
 
 
@@ -149,15 +197,21 @@ def compare(
         ("max_share_change", "largest share change", figures["max_share_change"],
          tolerances.max_share_change, False),
         ("min_top_importance",
-         f"importance of the weakest baseline top-{k} feature relative to an average feature",
+         f"importance kept by the weakest baseline top-{k} feature",
          figures["min_top_importance"], tolerances.min_top_importance, True),
+        ("sign_agreement",
+         f"attribution sign agreement of the least consistent baseline top-{k} feature",
+         figures.get("sign_agreement"), tolerances.sign_agreement, True),
         ("sample_similarity", "per-sample attribution similarity (mean cosine)",
          figures.get("sample_similarity"), tolerances.sample_similarity, True),
     ]
     details: dict[str, str] = {}
     if tolerances.min_top_importance is not None:
         details["min_top_importance"] = _lost_importance_detail(
-            feature_names, before_importance, after_importance, tolerances.top_k)
+            feature_names, before_importance, after_importance, tolerances)
+    if tolerances.sign_agreement is not None and before_values is not None and after_values is not None:
+        details["sign_agreement"] = _sign_detail(feature_names, before_importance, after_importance,
+                                                 before_values, after_values, tolerances.top_k)
     checks = tuple(
         MetricCheck(keyword, label, float(value), float(threshold), higher, details.get(keyword, ""))
         for keyword, label, value, threshold, higher in candidates
@@ -173,18 +227,37 @@ def compare(
 
 
 def _lost_importance_detail(feature_names: Sequence[str], before_importance: np.ndarray,
-                            after_importance: np.ndarray, top_k: int) -> str:
-    """e.g. "'income' lost 93% of its importance share (rank 1 -> 4), now 0.14x an average
-    feature's importance"."""
-    index, relative = weakest_top_feature(before_importance, after_importance, top_k)
-    before_share = metrics.shares(before_importance)[index]
-    after_share = metrics.shares(after_importance)[index]
+                            after_importance: np.ndarray, tolerances: Tolerances) -> str:
+    """e.g. "'income' fell from 1.87x to 0.14x an average feature's importance (rank 1 -> 4);
+    at least 0.50x required"."""
+    index, _ = weakest_top_feature(before_importance, after_importance, tolerances.top_k)
+    before = relative_importance(before_importance)[index]
+    after = relative_importance(after_importance)[index]
+    required = (tolerances.min_top_importance or 0.0) * min(1.0, before)
     ranks = f"rank {_ranks(before_importance)[index]} -> {_ranks(after_importance)[index]}"
-    if before_share > after_share:
-        change = f"lost {1 - after_share / before_share:.0%} of its importance share ({ranks})"
-    else:
-        change = f"kept its importance share ({before_share:.3f} -> {after_share:.3f}, {ranks})"
-    return f"{feature_names[index]!r} {change}, now {relative:.2f}x an average feature's importance"
+    verb = "fell" if after < before else "went"
+    return (f"{feature_names[index]!r} {verb} from {before:.2f}x to {after:.2f}x an average "
+            f"feature's importance ({ranks}); at least {required:.2f}x required")
+
+
+def _sign_detail(feature_names: Sequence[str], before_importance: np.ndarray,
+                 after_importance: np.ndarray, before_values: np.ndarray, after_values: np.ndarray,
+                 top_k: int) -> str:
+    """e.g. "'income' now pushes the other way (reversed relationship): its attribution has the
+    opposite sign on 30 of 30 rows (100% of its attribution)"."""
+    index, agreement = least_sign_agreement(before_importance, before_values, after_values, top_k)
+    rows = len(before_values)
+    before = np.reshape(np.asarray(before_values, dtype=np.float64), (rows, -1))[:, index]
+    after = np.reshape(np.asarray(after_values, dtype=np.float64), (rows, -1))[:, index]
+    opposite = int(np.count_nonzero(before * after < 0))
+    kept = (f"its attribution has the opposite sign on {opposite} of "
+            f"{int(np.count_nonzero(before))} rows ({1 - agreement:.0%} of its attribution)")
+    if agreement >= 0.5:
+        return f"{feature_names[index]!r}: {kept}"
+    if kept_importance(before_importance, after_importance)[index] < 0.5:
+        # what is left of a feature that lost its effect points either way
+        return f"{feature_names[index]!r} lost most of its effect, and the rest changed sign: {kept}"
+    return f"{feature_names[index]!r} now pushes the other way (reversed relationship): {kept}"
 
 
 def _ranks(importance: np.ndarray) -> np.ndarray:

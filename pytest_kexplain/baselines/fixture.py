@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,14 +14,18 @@ from pytest_kexplain.baselines import BaselineError, store
 from pytest_kexplain.baselines import format as baseline_format
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message, update_command
-from pytest_kexplain.baselines.tolerances import resolve_tolerances, split_tolerances
+from pytest_kexplain.baselines.tolerances import Tolerances, resolve_tolerances, split_tolerances
 from pytest_kexplain.cache import array_digest
-from pytest_kexplain.errors import CheckFailed, InvalidArgument
+from pytest_kexplain.errors import CheckFailed, InvalidArgument, KexplainWarning
 from pytest_kexplain.events import note, recorded
 from pytest_kexplain.settings import with_defaults
 
 #: where tolerances that are not passed to assert_match come from, for error messages
 DEFAULTS_SOURCE = "kexplain ini options / @pytest.mark.kexplain"
+
+
+class BaselineRaceWarning(KexplainWarning):
+    """Another process rewrote a baseline while this test updated it (two updates at once)."""
 
 
 @dataclass
@@ -32,7 +37,9 @@ class ExplanationBaseline:
     update: bool
     rootdir: Path = field(repr=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, repr=False)
-    record: Callable[[str, str], None] = field(default=lambda path, status: None, repr=False)
+    record: Callable[..., None] = field(default=lambda path, status, digest="": None, repr=False)
+    #: the module part of the file names (see store.module_prefix); None: the module's file name
+    prefix: str | None = None
     _checked: set[str] = field(default_factory=set, repr=False)
 
     @recorded("explanation_baseline.assert_match")
@@ -42,36 +49,46 @@ class ExplanationBaseline:
 
         Keywords are explain()'s (feature_names, background, target, seed, options) and the
         tolerances (rank_correlation, rank_metric, top_k, top_k_overlap, max_share_change,
-        min_top_importance, sample_similarity). Returns the comparison, or None when the
-        baseline was rewritten.
+        min_top_importance, sign_agreement, sample_similarity). Returns the comparison, or None
+        when the baseline was rewritten. A drift raises `CheckFailed` with the comparison as
+        its `result` and leaves the current explanation beside the baseline as
+        `<baseline>.obtained.json`.
         """
         __tracebackhide__ = True
         stem = self._claim(name)
         call_tolerances, explain_kwargs = split_tolerances(kwargs)
         tolerances = resolve_tolerances((self.defaults, DEFAULTS_SOURCE),
                                         (call_tolerances, "assert_match()"))
-        baseline = None if self.update else self._load(stem, name)  # fail fast, before explaining
+        path = self.directory / f"{stem}.json"
+        if self.update:
+            seen = _bytes_if_present(path)
+            baseline = None
+        else:
+            baseline = self._load(stem, name)  # fail fast, before explaining
         if method is not None:
             explain_kwargs["method"] = method
         current = self._explain(model, X, name, explain_kwargs)
         if baseline is None:
-            self._save(stem, current)
+            self._save(stem, current, tolerances, seen)
             return None
-        path = self._display(self.directory / f"{stem}.json")
-        _check_compatible(baseline, current, path, self.nodeid)
+        shown = self._display(path)
+        _check_compatible(baseline, current, shown, self.nodeid)
         comparison = compare(current.feature_names, baseline.importance, current.importance,
                              tolerances, baseline.values, current.values)
-        note(baseline=path, baseline_status="compared", baseline_values=baseline.values,
+        note(baseline=shown, baseline_status="compared", baseline_values=baseline.values,
              current_values=current.values)
-        if not comparison.passed:
-            raise CheckFailed(drift_message(
-                comparison,
-                headline=f"explanation drifted from the baseline {path}",
-                accept_hint=("If the change is intended, accept it (then review and commit the "
-                             f"file):\n    {update_command(self.nodeid)}"),
-                notes=_context_notes(baseline, current),
-            ), comparison)
-        return comparison
+        if comparison.passed:
+            store.remove_obtained(self.directory, stem)
+            return comparison
+        notes = _context_notes(baseline, current)
+        notes.append(self._write_obtained(stem, current))
+        raise CheckFailed(drift_message(
+            comparison,
+            headline=f"explanation drifted from the baseline {shown}",
+            accept_hint=("If the change is intended, accept it (then review and commit the "
+                         f"file):\n    {update_command(self.nodeid)}"),
+            notes=notes,
+        ), comparison)
 
     def _explain(self, model: Any, X: Any, name: str | None,
                  explain_kwargs: dict[str, Any]) -> baseline_format.Baseline:
@@ -81,7 +98,8 @@ class ExplanationBaseline:
         explanation = explain(model, X, **with_defaults(explain_kwargs, self.defaults))
         _, adapter = get_adapter(model)
         return baseline_format.from_explanation(
-            explanation, test=self.nodeid, name=name, model_description=adapter.description,
+            explanation, test=self.nodeid, name=name,
+            model_description=getattr(adapter, "portable_description", adapter.description),
             model_fingerprint=adapter.fingerprint(),
             background_fingerprint=_background_fingerprint(explain_kwargs.get("background")),
         )
@@ -90,7 +108,7 @@ class ExplanationBaseline:
         """The file stem of this baseline; each one may be checked once per test."""
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise InvalidArgument(f"name must be a non-empty string, got {name!r}.")
-        stem = store.baseline_stem(self.nodeid, name)
+        stem = store.baseline_stem(self.nodeid, name, self.prefix)
         if stem in self._checked:
             which = "without a name" if name is None else f"named {name!r}"
             raise InvalidArgument(
@@ -100,34 +118,83 @@ class ExplanationBaseline:
         self._checked.add(stem)
         return stem
 
-    def _save(self, stem: str, current: baseline_format.Baseline) -> None:
+    def _save(self, stem: str, current: baseline_format.Baseline, tolerances: Tolerances,
+              seen: bytes | None) -> None:
+        __tracebackhide__ = True
         rendered = baseline_format.render(current, stem)
+        self._check_passes_against_itself(rendered, current, tolerances)
         result = store.save(self.directory, stem, rendered.json_text, rendered.sidecar_name,
-                            rendered.sidecar_bytes)
-        self.record(self._display(result.path), result.status)
-        note(baseline=self._display(result.path), baseline_status=result.status,
+                            rendered.sidecar_bytes, seen=seen, keep_equivalent=True)
+        store.remove_obtained(self.directory, stem)
+        shown = self._display(result.path)
+        if result.raced:
+            warnings.warn(BaselineRaceWarning(
+                f"{shown} was changed by another process while this test updated it (two "
+                "--kexplain-update runs at once?); it now holds this run's result. Rerun the "
+                "update alone to be sure which model it records."), stacklevel=2)
+        digest = store.bytes_digest(store.read_regular(result.path, shown))
+        self.record(shown, result.status, digest)
+        note(baseline=shown, baseline_status=result.status,
              current_values=current.values, current_importance=current.importance,
              feature_names_current=current.feature_names)
+
+    def _check_passes_against_itself(self, rendered: baseline_format.RenderedBaseline,
+                                     current: baseline_format.Baseline, tolerances: Tolerances) -> None:
+        """The invariant every update keeps: the model that wrote a baseline passes against it."""
+        __tracebackhide__ = True
+        written = baseline_format.parse(rendered.json_text, "(new)",
+                                        lambda file: rendered.sidecar_bytes or b"")
+        comparison = compare(current.feature_names, written.importance, current.importance,
+                             tolerances, written.values, current.values)
+        if not comparison.passed:
+            failed = "; ".join(check.describe() for check in comparison.failures)
+            raise InvalidArgument(
+                f"the new baseline would fail against the model that wrote it ({failed}), so it "
+                "was not written. These tolerances cannot be met by an unchanged model; "
+                "loosen them."
+            )
+
+    def _write_obtained(self, stem: str, current: baseline_format.Baseline) -> str:
+        """Write the current explanation beside the baseline; the note saying where (or why not)."""
+        rendered = baseline_format.render(current, stem + store.OBTAINED)
+        try:
+            path = store.write_obtained(self.directory, stem, rendered.json_text,
+                                        rendered.sidecar_name, rendered.sidecar_bytes)
+        except (BaselineError, OSError) as error:
+            return f"the current explanation could not be written beside the baseline: {error}"
+        return (f"the current explanation was written to {self._display(path)} (compare it with "
+                "the baseline; it is removed when the test passes again).")
 
     def _load(self, stem: str, name: str | None) -> baseline_format.Baseline:
         __tracebackhide__ = True
         path = self.directory / f"{stem}.json"
         shown = self._display(path)
-        if not path.exists():
+        hint = (f"It was left as it is. Fix it, or rewrite it from the current model with\n"
+                f"    {update_command(self.nodeid)}")
+        try:
+            with store.directory_lock(self.directory, exclusive=False):
+                text = store.read_text(path, shown)
+                baseline = baseline_format.parse(text, shown, self._read_sidecar)
+        except FileNotFoundError:
             which = "" if name is None else f" named {name!r}"
             raise BaselineError(
                 f"no explanation baseline{which} for this test yet: {shown} does not exist.\n"
                 f"Create it by running\n    {update_command(self.nodeid)}\n"
                 "then review the file and commit it with your tests."
-            )
-        text = store.read_text(path)
-        try:
-            return baseline_format.parse(text, shown, lambda file: (self.directory / file).read_bytes())
-        except BaselineError as error:
-            raise BaselineError(
-                f"{error}\nIt was left as it is. Fix it, or rewrite it from the current model with\n"
-                f"    {update_command(self.nodeid)}"
             ) from None
+        except BaselineError as error:
+            raise BaselineError(f"{error}\n{hint}") from None
+        if not store.same_test(baseline.test, self.nodeid):
+            raise BaselineError(
+                f"explanation baseline {shown} was written by the test {baseline.test!r}, not by "
+                f"this test ({self.nodeid!r}); two tests map to one file, or the file was copied.\n"
+                f"{hint}"
+            )
+        return baseline
+
+    def _read_sidecar(self, file: str) -> bytes:
+        return store.read_regular(self.directory / file, self._display(self.directory / file),
+                                  limit=store.MAX_SIDECAR_BYTES)
 
     def _display(self, path: Path) -> str:
         """A path relative to the rootdir when possible (stable across machines and workers)."""
@@ -135,6 +202,16 @@ class ExplanationBaseline:
             return Path(os.path.relpath(path, self.rootdir)).as_posix()
         except ValueError:  # another drive on Windows
             return str(path)
+
+
+def _bytes_if_present(path: Path) -> bytes | None:
+    """A baseline JSON's bytes as this test finds them (None: no file, b"": not readable)."""
+    try:
+        return store.read_regular(path, str(path))
+    except FileNotFoundError:
+        return None
+    except (BaselineError, OSError):
+        return b""
 
 
 def _background_fingerprint(background: Any) -> str | None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from pytest_kexplain.baselines import BaselineError
 from pytest_kexplain.cache import array_digest
+from pytest_kexplain.errors import NonFiniteError
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.metrics import shares
 
@@ -120,6 +121,7 @@ def from_explanation(
     background_fingerprint: str | None = None,
 ) -> Baseline:
     """The baseline an explanation would be written as (numbers already rounded)."""
+    check_finite(explanation)
     return Baseline(
         test=test,
         name=name,
@@ -135,6 +137,21 @@ def from_explanation(
         importance=quantise(explanation.importance_array()),
         values=quantise(explanation.values),
         versions=installed_versions(),
+    )
+
+
+def check_finite(explanation: Explanation) -> None:
+    """Raise NonFiniteError when an explanation holds NaN or infinite attributions."""
+    values = np.asarray(explanation.values, dtype=np.float64)
+    finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if finite.all():
+        return
+    rows = np.flatnonzero(~finite)
+    shown = ", ".join(str(int(r)) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+    raise NonFiniteError(
+        f"the explanation holds NaN or infinite attributions in {len(rows)} of {len(values)} rows "
+        f"(rows {shown}): the model's output or gradient is not finite there. A baseline cannot "
+        "record or compare it; check the model (and its inputs) on those rows."
     )
 
 
@@ -234,7 +251,9 @@ def _attributions(section: Mapping[str, Any], read_sidecar: Callable[[str], byte
     if "/" in file_name or "\\" in file_name:
         raise ValueError(f"attributions file {file_name!r} must be a plain file name")
     try:
-        with np.load(io.BytesIO(read_sidecar(file_name)), allow_pickle=False) as archive:
+        data = read_sidecar(file_name)
+        _check_archive_size(data, shape)
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             values = np.asarray(archive["values"], dtype=np.float64)
     except FileNotFoundError:
         raise ValueError(f"its attributions file {file_name} is missing") from None
@@ -243,6 +262,16 @@ def _attributions(section: Mapping[str, Any], read_sidecar: Callable[[str], byte
     if array_digest(values) != section["digest"]:
         raise ValueError(f"its attributions file {file_name} does not match the recorded digest")
     return values.reshape(shape)
+
+
+def _check_archive_size(data: bytes, shape: tuple[int, ...]) -> None:
+    """Refuse an archive whose unpacked arrays are larger than the recorded shape needs."""
+    largest = 8 * int(np.prod(shape, dtype=np.int64)) + 4096  # float64 values and the .npy header
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        unpacked = sum(info.file_size for info in archive.infolist())
+    if unpacked > largest:
+        raise ValueError(f"it unpacks to {unpacked:,} bytes, more than attributions of shape "
+                         f"{shape} need")
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:

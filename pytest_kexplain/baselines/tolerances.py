@@ -6,7 +6,6 @@ relationships changed; see docs/baselines.md and benchmarks/baseline_tolerances.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,8 +21,10 @@ TOLERANCE_HELP: dict[str, str] = {
     "top_k": "how many top features top_k_overlap compares (default 5, at most half the features)",
     "top_k_overlap": "minimum fraction of the baseline's top-k features still in the top k (default 0.2)",
     "max_share_change": "largest allowed change of one feature's share of the importance (default 0.075)",
-    "min_top_importance": ("minimum importance of each of the baseline's top-k features, relative to an "
-                           "average feature's (share x number of features; default 0.5)"),
+    "min_top_importance": ("minimum fraction of its baseline importance each of the baseline's top-k "
+                           "features keeps, relative to an average feature and capped at it (default 0.5)"),
+    "sign_agreement": ("minimum share of each baseline top-k feature's attribution whose sign is "
+                       "unchanged; a reversed relationship scores 0 (default 0.5)"),
     "sample_similarity": "minimum mean cosine similarity of per-sample attributions (default 0.78)",
 }
 TOLERANCE_KEYWORDS = tuple(TOLERANCE_HELP)
@@ -40,6 +41,7 @@ class Tolerances:
     top_k_overlap: float | None = 0.2
     max_share_change: float | None = 0.075
     min_top_importance: float | None = 0.5
+    sign_agreement: float | None = 0.5
     sample_similarity: float | None = 0.78
 
     def __post_init__(self) -> None:
@@ -50,16 +52,17 @@ class Tolerances:
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
             raise InvalidArgument(f"top_k must be a positive integer, got {self.top_k!r}.")
         bounds = {"rank_correlation": (-1.0, 1.0), "top_k_overlap": (0.0, 1.0),
-                  "max_share_change": (0.0, 1.0), "min_top_importance": (0.0, math.inf),
-                  "sample_similarity": (-1.0, 1.0)}
+                  "max_share_change": (0.0, 1.0), "min_top_importance": (0.0, 1.0),
+                  "sign_agreement": (0.0, 1.0), "sample_similarity": (-1.0, 1.0)}
         for name, (low, high) in bounds.items():
             value = getattr(self, name)
             if value is None:
                 continue
+            # every threshold is judged against what the baseline itself shows, so one outside
+            # this range would fail the unchanged model (or could never fail)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                allowed = f"in [{low:g}, {high:g}]" if high < math.inf else f">= {low:g}"
                 raise InvalidArgument(
-                    f"{name} must be a number {allowed} (or None to switch it off), "
+                    f"{name} must be a number in [{low:g}, {high:g}] (or None to switch it off), "
                     f"got {value!r}."
                 )
 
