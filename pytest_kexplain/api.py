@@ -6,13 +6,16 @@ import difflib
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from pytest_kexplain.adapters import Target, check_target, get_adapter, resolve_target
 from pytest_kexplain.adapters.base import ModelAdapter, require_finite
+from pytest_kexplain.adapters.binding import BoundModel, bind
+from pytest_kexplain.adapters.labels import check_class_names
+from pytest_kexplain.adapters.multi_io import check_output_argument
 from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
 from pytest_kexplain.errors import (
     MODEL_AGNOSTIC_ADVICE,
@@ -26,7 +29,7 @@ from pytest_kexplain.explainers.base import ExplainerSpec, ExplainRequest
 from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.groups import Players, resolve_groups
-from pytest_kexplain.inputs import prepare_background, prepare_input
+from pytest_kexplain.inputs import PreparedInput, prepare_background, prepare_input
 
 KERAS_AUTO_METHOD = "integrated_gradients"  # what method="auto" means for a Keras model
 
@@ -48,6 +51,9 @@ def choose_method(method: str, adapter: ModelAdapter) -> ExplainerSpec:
         method = KERAS_AUTO_METHOD if adapter.differentiable else "shap"
     spec = get_explainer(method)
     if spec.requires_gradient and not adapter.differentiable:
+        explain_why = getattr(adapter, "no_gradient_message", None)
+        if explain_why is not None:
+            raise ModelHasNoGradientError(explain_why())
         raise ModelHasNoGradientError(
             f"{adapter.description} is a plain callable, which cannot be differentiated, so "
             f"method={spec.name!r} cannot explain it; {MODEL_AGNOSTIC_ADVICE} "
@@ -73,8 +79,8 @@ def _check_call_arguments(seed: Any, batch_size: Any) -> None:
 
 
 #: explain()'s own keywords (anything else it takes is an option of the method)
-EXPLAIN_KEYWORDS = ("method", "target", "feature_names", "background", "seed", "batch_size",
-                    "groups")
+EXPLAIN_KEYWORDS = ("method", "target", "output", "class_names", "feature_names", "background",
+                    "seed", "batch_size", "groups")
 
 
 def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +125,8 @@ def explain(
     *,
     method: str = AUTO,
     target: Target = None,
+    output: int | str | None = None,
+    class_names: Sequence[str] | None = None,
     feature_names: Sequence[str] | None = None,
     background: Any = None,
     seed: int = 0,
@@ -128,57 +136,75 @@ def explain(
 ) -> Explanation:
     """Explain `model`'s output on `X` with the named method; memoised for the session."""
     _check_call_arguments(seed, batch_size)
+    check_output_argument(output)
+    labels = check_class_names(class_names)
     started = time.perf_counter()
     if not isinstance(method, str):
         raise InvalidArgumentType(f"method must be a method name (str), got {method!r}.")
-    prepared = prepare_input(X, feature_names)
-    check_target(target, len(prepared.array))
-    background_array = prepare_background(background, prepared)
-    players = resolve_groups(groups, prepared.feature_shape, prepared.feature_names,
-                             len(prepared.array))
-    data_key = {
-        "data": array_digest(prepared.array), "background": array_digest(background_array),
-        "feature_names": prepared.feature_names,
-        "groups": None if players is None else array_digest(players.assignment) + repr(
-            players.names),
-        "target": target if not isinstance(target, np.ndarray) else array_digest(target),
-        "seed": int(seed),
-    }
+    io_key = {"output": output, "class_names": labels}
     file_digest = saved_model_digest(model)
-    if file_digest is not None:
+    key = None
+    if file_digest is not None and not isinstance(X, (Mapping, list, tuple)):
         # A saved model is identified by its bytes: a cached explanation needs no Keras import.
+        prepared = prepare_input(X, feature_names)
+        background_array = prepare_background(background, prepared)
         spec = get_explainer(KERAS_AUTO_METHOD if method == AUTO else method)
-        key = cache_key(model=file_digest, method=spec.name,
-                        options=resolve_options(spec, options), **data_key)
+        check_target(target, len(prepared.array), class_names=labels)
+        players = _players(groups, prepared)
+        key = cache_key(model=file_digest, method=spec.name, options=resolve_options(spec, options),
+                        **_data_key(prepared, background_array, target, seed, players), **io_key)
         cached, source = SESSION_CACHE.get(key)
         if cached is not None:
             name = f"Keras model file {os.path.basename(os.fspath(model))!r}"
             return _report(cached, name, started, source)
 
-    model, adapter = get_adapter(model)
+    bound = bind(model, X, feature_names=feature_names, output=output, class_names=labels)
+    adapter, prepared = bound.adapter, bound.prepared
     spec = choose_method(method, adapter)
     resolved_options = resolve_options(spec, options)
-    adapter.check_input_shape(prepared.feature_shape)
-    check_target(target, len(prepared.array), adapter.declared_outputs())
+    check_target(target if target is not None else bound.default_target, len(prepared.array),
+                 adapter.declared_outputs(), bound.known_labels())
+    background_array = prepare_background(background, prepared)
+    players = _players(groups, prepared)
     fingerprint = file_digest or adapter.fingerprint()
-    if file_digest is None:
-        key = cache_key(model=fingerprint or f"object@{id(model)}", method=spec.name,
-                        options=resolved_options, **data_key)
-        cached, source = SESSION_CACHE.get(key)
+    if key is None:
+        key = cache_key(model=fingerprint or f"object@{id(bound.model)}", method=spec.name,
+                        options=resolved_options,
+                        **_data_key(prepared, background_array, target, seed, players), **io_key)
+    cached, source = SESSION_CACHE.get(key)
     if cached is None:
-        cached = _compute(adapter, spec, prepared.array, prepared.feature_names, background_array,
-                          target, int(seed), resolved_options, batch_size, players)
+        cached = _compute(bound, spec, background_array, target, int(seed), resolved_options,
+                          batch_size, players)
         # Without a fingerprint the key holds the object's id: pin the object, keep it in memory.
-        SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else model,
+        SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else bound.model,
                           persist=fingerprint is not None)
     return _report(cached, adapter.description, started, source)
 
 
+def _players(groups: Any, prepared: PreparedInput) -> Players | None:
+    """The feature groups explained as single players (None: every feature on its own)."""
+    return resolve_groups(groups, prepared.feature_shape, prepared.feature_names,
+                          len(prepared.array))
+
+
+def _data_key(prepared: PreparedInput, background: np.ndarray | None, target: Target,
+              seed: int, players: Players | None) -> dict[str, Any]:
+    """What identifies the data of an explanation in its cache key."""
+    layout = prepared.layout
+    return {
+        "data": array_digest(prepared.array), "background": array_digest(background),
+        "feature_names": prepared.feature_names,
+        "groups": None if players is None else array_digest(players.assignment) + repr(
+            players.names),
+        "inputs": None if layout is None else [layout.names, layout.shapes, layout.dtypes],
+        "target": target if not isinstance(target, np.ndarray) else array_digest(target),
+        "seed": int(seed),
+    }
+
+
 def _compute(
-    adapter: ModelAdapter,
+    bound: BoundModel,
     spec: ExplainerSpec,
-    x: np.ndarray,
-    feature_names: tuple[str, ...],
     background: np.ndarray | None,
     target: Target,
     seed: int,
@@ -186,8 +212,11 @@ def _compute(
     batch_size: int | None,
     players: Players | None = None,
 ) -> Explanation:
+    adapter, x, layout = bound.adapter, bound.prepared.array, bound.prepared.layout
     outputs = adapter.predict(x, batch_size=batch_size)
-    target_indices, output_name = resolve_target(target, outputs)
+    labels = bound.labels(outputs.shape[1])
+    target_indices, unit = resolve_target(target, outputs, labels, bound.default_target)
+    head = bound.output_head
     request = ExplainRequest(
         adapter=adapter, x=x, target=target_indices, background=background, seed=seed,
         options=options, batch_size=batch_size, groups=players,
@@ -196,6 +225,7 @@ def _compute(
     require_finite(np.asarray(attribution.values), f"method {spec.name!r} on {adapter.description}",
                    "attributions")
     values, global_importance = attribution.values, attribution.global_importance
+    feature_names = bound.prepared.feature_names
     if players is not None:
         if not attribution.grouped:  # per-feature attributions: a group gets their sum
             values = players.sum(values)
@@ -208,10 +238,22 @@ def _compute(
         feature_names=feature_names,
         method=spec.name,
         options={**options, **{k: v for k, v in attribution.details.items()}, "seed": seed},
-        output_name=output_name,
+        output_name=_output_name(head, unit, outputs.shape[1]),
         outputs=_frozen(outputs[np.arange(len(x)), target_indices]),
         global_importance=None if global_importance is None else _frozen(global_importance),
+        output=head,
+        class_names=labels,
+        # grouped values are per group, not per input feature
+        input_names=None if layout is None or players is not None else layout.names,
+        input_shapes=None if layout is None or players is not None else layout.shapes,
     )
+
+
+def _output_name(head: str | None, unit: str, n_units: int) -> str:
+    """'output', 'setosa', or for a model with several outputs 'price' / 'kind[setosa]'."""
+    if head is None:
+        return unit
+    return head if n_units == 1 else f"{head}[{unit}]"
 
 
 def clear_cache() -> None:

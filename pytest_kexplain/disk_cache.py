@@ -99,6 +99,7 @@ class DiskCache:
             return Explanation(
                 feature_names=tuple(meta["feature_names"]), method=meta["method"],
                 options=options, output_name=meta["output_name"], **fields,
+                **Explanation.io_fields(meta.get("io")),
             )
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
             return None  # corrupted or partial: recompute (and overwrite) it
@@ -115,6 +116,7 @@ class DiskCache:
             "format": FORMAT_VERSION, "key": key, "method": explanation.method,
             "feature_names": list(explanation.feature_names),
             "output_name": explanation.output_name, "options": options,
+            "io": explanation.io_metadata(),
         }
         for name in _ARRAY_FIELDS:
             value = getattr(explanation, name)

@@ -44,6 +44,85 @@ class Explanation:
     output_name: str = "output"
     outputs: np.ndarray | None = None
     global_importance: np.ndarray | None = None
+    #: the explained output of a model with several (its name), None for a single output
+    output: str | None = None
+    #: labels of the explained output's units (class_names=, classes_, model.class_names)
+    class_names: tuple[str, ...] | None = None
+    #: for a model with several inputs: their names and per-sample shapes, in the order their
+    #: features are concatenated in ``values`` and ``data`` (names are "input:feature")
+    input_names: tuple[str, ...] | None = None
+    input_shapes: tuple[tuple[int, ...], ...] | None = None
+
+    def io_metadata(self) -> dict[str, Any]:
+        """The output, label and input fields as JSON-ready values (for storage)."""
+        return {
+            "output": self.output,
+            "class_names": None if self.class_names is None else list(self.class_names),
+            "input_names": None if self.input_names is None else list(self.input_names),
+            "input_shapes": None if self.input_shapes is None
+            else [list(shape) for shape in self.input_shapes],
+        }
+
+    @staticmethod
+    def io_fields(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Constructor keywords from ``io_metadata()``'s output (missing keys give None)."""
+        metadata = metadata or {}
+
+        def names(key: str) -> tuple[str, ...] | None:
+            value = metadata.get(key)
+            return None if value is None else tuple(str(v) for v in value)
+
+        shapes = metadata.get("input_shapes")
+        return {
+            "output": metadata.get("output"),
+            "class_names": names("class_names"),
+            "input_names": names("input_names"),
+            "input_shapes": None if shapes is None
+            else tuple(tuple(int(d) for d in shape) for shape in shapes),
+        }
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names of the model inputs the features come from (empty for a single input)."""
+        return self.input_names or ()
+
+    def for_input(self, name: str) -> "Explanation":
+        """The attributions of one input of a model with several, in that input's shape."""
+        if self.input_names is None or self.input_shapes is None:
+            raise ValueError(
+                "this explanation is of a single-input model; for_input() applies to models "
+                "explained with several inputs (X given as a dict or list of arrays)."
+            )
+        if name not in self.input_names:
+            raise ValueError(
+                f"no input named {name!r}; the inputs are {', '.join(map(repr, self.input_names))}."
+            )
+        position = self.input_names.index(name)
+        sizes = [int(np.prod(shape)) for shape in self.input_shapes]
+        start = sum(sizes[:position])
+        stop = start + sizes[position]
+        shape = self.input_shapes[position]
+        prefix = f"{name}:"
+        columns = slice(start, stop)
+
+        def part(array: np.ndarray) -> np.ndarray:
+            view = np.ascontiguousarray(array.reshape(len(array), -1)[:, columns])
+            view = view.reshape(len(array), *shape)
+            view.setflags(write=False)
+            return view
+
+        importance = None
+        if self.global_importance is not None:
+            importance = np.array(self.global_importance[columns])
+            importance.setflags(write=False)
+        return Explanation(
+            values=part(self.values), base_values=self.base_values, data=part(self.data),
+            feature_names=tuple(n[len(prefix):] if n.startswith(prefix) else n
+                                for n in self.feature_names[columns]),
+            method=self.method, options=self.options, output_name=self.output_name,
+            outputs=self.outputs, global_importance=importance, output=self.output,
+            class_names=self.class_names,
+        )
 
     @property
     def n_samples(self) -> int:

@@ -8,15 +8,25 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters.multi_io import NAME_SEPARATOR, InputLayout, InputSpec
 from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
+
+#: a model's declared inputs and whether it takes them as a dict (None: not declared)
+DeclaredInputs = tuple[tuple[InputSpec, ...], bool] | None
 
 
 @dataclass(frozen=True)
 class PreparedInput:
-    """Validated input data: a float64 array of shape (n, *feature_shape) and feature names."""
+    """Validated input data: a float64 array of shape (n, *feature_shape) and feature names.
+
+    For a model with several inputs, ``array`` is (n, d): each input's samples flattened and
+    concatenated in the model's input order, as ``layout`` describes; feature names are
+    qualified by the input's name (``num:income``).
+    """
 
     array: np.ndarray
     feature_names: tuple[str, ...]
+    layout: InputLayout | None = None
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -102,12 +112,53 @@ def check_finite(array: np.ndarray, name: str, feature_names: Sequence[str]) -> 
     )
 
 
+def is_multi_input(X: Any, declared: DeclaredInputs = None) -> bool:
+    """Whether X gives several named or listed inputs rather than one array.
+
+    A dict always does; a list or tuple does when the model declares several inputs (for a
+    single-input model it stays a nested list of numbers).
+    """
+    if isinstance(X, Mapping):
+        return True
+    return (isinstance(X, (list, tuple)) and declared is not None and len(declared[0]) > 1)
+
+
+def _flat_rows_of_inputs(X: Any, declared: DeclaredInputs) -> list[np.ndarray] | None:
+    """X's columns cut into the model's inputs, when X holds flat rows of several inputs.
+
+    ``Explanation.data`` of a model with several inputs is such an array: each row is every
+    input's sample flattened and concatenated, so it can be explained or checked again.
+    """
+    if declared is None or len(declared[0]) < 2 or not isinstance(X, np.ndarray) or X.ndim != 2:
+        return None
+    shapes = [spec.shape for spec in declared[0]]
+    if any(shape is None or any(d is None for d in shape) for shape in shapes):
+        return None
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    if X.shape[1] != sum(sizes):
+        return None
+    stops = np.cumsum(sizes)
+    return [X[:, stop - size:stop].reshape(len(X), *shape)
+            for stop, size, shape in zip(stops, sizes, shapes)]
+
+
 def prepare_input(
-    X: Any, feature_names: Sequence[str] | None = None, *, name: str = "X"
+    X: Any, feature_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None, *,
+    name: str = "X", declared: DeclaredInputs = None,
 ) -> PreparedInput:
-    """Validate X (array or DataFrame) and return it as float64 with its feature names."""
+    """Validate X (array, DataFrame, or a dict or list of them per input) as float64 with names."""
     if X is None:
         raise InvalidArgument(f"{name} is None; pass the samples to explain as an array or DataFrame.")
+    if is_multi_input(X, declared):
+        return _prepare_multi_input(X, feature_names, name, declared)
+    flat_parts = _flat_rows_of_inputs(X, declared)
+    if flat_parts is not None:
+        return _prepare_multi_input(flat_parts, feature_names, name, declared)
+    if isinstance(feature_names, Mapping):
+        raise InvalidArgument(
+            "feature_names is a dict (names per input), but X is a single array; give a list "
+            "of names, or pass X as a dict of arrays keyed by the model's input names."
+        )
     frame_names: tuple[str, ...] | None = None
     if is_dataframe(X):
         array, frame_names = _dataframe_to_array(X, name)
@@ -142,6 +193,8 @@ def prepare_background(
     """Validate background data against X's feature shape; None stays None."""
     if background is None:
         return None
+    if reference.layout is not None:
+        return _prepare_multi_background(background, reference, name)
     prepared = prepare_input(background, None, name=name)
     if is_dataframe(background) and tuple(map(str, background.columns)) != reference.feature_names:
         raise InvalidArgument(
@@ -417,3 +470,134 @@ def _without_fixed(
             c = rest[0]
             updated[c] = FeatureBounds(features[c].name, 1.0, 1.0, FIXED)
     return tuple(kept), tuple(updated)
+
+
+# -- several inputs --------------------------------------------------------------------------
+
+def _declared_or_given(X: Any, declared: DeclaredInputs, name: str) -> tuple[tuple[InputSpec, ...], bool]:
+    """The model's inputs, or (for a model that declares none) those the data names."""
+    if declared is not None:
+        return declared
+    if isinstance(X, Mapping):
+        return tuple(InputSpec(str(key), None, "float32") for key in X), True
+    return tuple(InputSpec(f"input_{i}", None, "float32") for i in range(len(X))), False
+
+
+def _parts_in_model_order(X: Any, specs: tuple[InputSpec, ...], name: str) -> list[Any]:
+    names = [spec.name for spec in specs]
+    if isinstance(X, Mapping):
+        keys = [str(key) for key in X]
+        missing = [n for n in names if n not in keys]
+        extra = [k for k in keys if k not in names]
+        if missing or extra:
+            problems = []
+            if missing:
+                problems.append(f"no entry for {', '.join(map(repr, missing))}")
+            if extra:
+                problems.append(f"unknown key(s) {', '.join(map(repr, extra))}")
+            raise InvalidArgument(
+                f"{name} is a dict with {' and '.join(problems)}; the model's inputs are "
+                f"{', '.join(map(repr, names))}: give one array or DataFrame per input, keyed "
+                "by those names."
+            )
+        by_key = {str(key): value for key, value in X.items()}
+        return [by_key[n] for n in names]
+    if len(X) != len(names):
+        raise InvalidArgument(
+            f"{name} is a list of {len(X)} arrays but the model has {len(names)} inputs "
+            f"({', '.join(map(repr, names))}); give one array per input, in that order, or a "
+            "dict keyed by the input names."
+        )
+    return list(X)
+
+
+def _names_for_input(feature_names: Any, spec: InputSpec) -> Sequence[str] | None:
+    """The names given for one input (a dict per input); a flat list is applied afterwards."""
+    if isinstance(feature_names, Mapping):
+        return feature_names.get(spec.name)
+    return None
+
+
+def _check_names_mapping(feature_names: Any, specs: tuple[InputSpec, ...]) -> None:
+    if isinstance(feature_names, Mapping):
+        unknown = [str(key) for key in feature_names if str(key) not in {s.name for s in specs}]
+        if unknown:
+            raise InvalidArgument(
+                f"feature_names has names for {', '.join(map(repr, unknown))}, which "
+                f"{'is' if len(unknown) == 1 else 'are'} not an input of the model; its inputs "
+                f"are {', '.join(repr(s.name) for s in specs)}."
+            )
+    elif isinstance(feature_names, str):
+        raise InvalidArgument("feature_names must be a list of names, not a single string.")
+
+
+def _check_declared_shape(spec: InputSpec, shape: tuple[int, ...], label: str) -> None:
+    declared = spec.shape
+    if declared is None:
+        return
+    if len(declared) != len(shape) or any(d is not None and d != s for d, s in zip(declared, shape)):
+        expected = "(n, " + ", ".join("?" if d is None else str(d) for d in declared) + ")"
+        raise InvalidArgument(
+            f"{label} has samples of shape {shape} but the model's input {spec.name!r} expects "
+            f"input of shape {expected}."
+        )
+
+
+def _check_integer_ids(array: np.ndarray, spec: InputSpec, label: str) -> None:
+    if spec.is_integer and not np.array_equal(array, np.round(array)):
+        raise InvalidArgument(
+            f"{label} holds non-integer values, but the model's input {spec.name!r} takes "
+            f"integer ids ({spec.dtype}); pass the ids themselves."
+        )
+
+
+def _prepare_multi_input(
+    X: Any, feature_names: Any, name: str, declared: DeclaredInputs
+) -> PreparedInput:
+    if len(X) == 0:
+        raise InvalidArgument(f"{name} is an empty {type(X).__name__}; give one array per input.")
+    specs, as_dict = _declared_or_given(X, declared, name)
+    _check_names_mapping(feature_names, specs)
+    parts = _parts_in_model_order(X, specs, name)
+    arrays, names, shapes = [], [], []
+    for spec, part in zip(specs, parts):
+        label = f"{name}[{spec.name!r}]"
+        prepared = prepare_input(part, _names_for_input(feature_names, spec), name=label)
+        _check_declared_shape(spec, prepared.feature_shape, label)
+        _check_integer_ids(prepared.array, spec, label)
+        arrays.append(prepared.array.reshape(len(prepared.array), -1))
+        shapes.append(prepared.feature_shape)
+        names.extend(f"{spec.name}{NAME_SEPARATOR}{feature}" for feature in prepared.feature_names)
+    rows = {len(array) for array in arrays}
+    if len(rows) > 1:
+        counts = ", ".join(f"{s.name!r}: {len(a)}" for s, a in zip(specs, arrays))
+        raise InvalidArgument(
+            f"the inputs of {name} have different numbers of samples ({counts}); every input "
+            "needs one row per sample."
+        )
+    flat = np.ascontiguousarray(np.concatenate(arrays, axis=1))
+    flat.setflags(write=False)
+    if feature_names is not None and not isinstance(feature_names, Mapping):
+        names = list(_check_feature_names(feature_names, flat.shape[1], name))
+    layout = InputLayout(
+        names=tuple(spec.name for spec in specs), shapes=tuple(shapes),
+        dtypes=tuple(spec.dtype for spec in specs), as_dict=as_dict,
+    )
+    return PreparedInput(array=flat, feature_names=tuple(names), layout=layout)
+
+
+def _prepare_multi_background(background: Any, reference: PreparedInput, name: str) -> np.ndarray:
+    layout = reference.layout
+    assert layout is not None
+    if isinstance(background, np.ndarray) and background.ndim == 2 \
+            and background.shape[1] == layout.n_features:
+        # already flat rows, as Explanation.data holds them
+        return prepare_input(background, reference.feature_names, name=name).array
+    specs = tuple(InputSpec(n, shape, dtype)
+                  for n, shape, dtype in zip(layout.names, layout.shapes, layout.dtypes))
+    if not isinstance(background, (Mapping, list, tuple)):
+        raise InvalidArgument(
+            f"{name} must have the same inputs as X: a dict keyed by "
+            f"{', '.join(map(repr, layout.names))} (or a list in that order)."
+        )
+    return prepare_input(background, None, name=name, declared=(specs, layout.as_dict)).array

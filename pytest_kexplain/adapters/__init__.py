@@ -73,16 +73,20 @@ def adapt_model(model: Any) -> ModelAdapter:
     """Wrap a Keras model, a `.keras` path or a plain callable in a new ModelAdapter."""
     from pytest_kexplain.adapters.callable_adapter import CallableAdapter
     from pytest_kexplain.adapters.keras_adapter import KerasAdapter, is_keras_model
+    from pytest_kexplain.adapters.sklearn_adapter import SklearnAdapter, is_sklearn_estimator
 
     if isinstance(model, (str, os.PathLike)):
         model = load_keras_file(model)
     if is_keras_model(model):
         return KerasAdapter(model)
+    if is_sklearn_estimator(model):
+        return SklearnAdapter(model)
     if callable(model):
         return CallableAdapter(model)
     raise InvalidArgument(
         f"cannot explain an object of type {type(model).__name__}: pass a Keras model, a path "
-        "to a .keras file, or a callable mapping a batch of inputs to outputs."
+        "to a .keras file, a fitted scikit-learn estimator, or a callable mapping a batch of "
+        "inputs to outputs."
     )
 
 

@@ -8,23 +8,54 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import batches, default_batch_size, require_finite
+from pytest_kexplain.adapters.multi_io import InputLayout, OutputChoice, resolve_output, select_output
 from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, ModelHasNoGradientError
 
 
 class CallableAdapter:
-    """Calls a Python function batch by batch; it has no gradient."""
+    """Calls a Python function batch by batch; it has no gradient.
+
+    With several inputs the function receives them as the data gave them (a dict keyed by
+    input name, or a list); when it returns several outputs, ``output=`` picks one.
+    """
 
     differentiable = False
+    class_names: tuple[str, ...] | None = None
+    declared_inputs = None  # a callable declares no inputs: the data names them
 
-    def __init__(self, function: Callable[[np.ndarray], Any]):
+    def __init__(self, function: Callable[[np.ndarray], Any], layout: InputLayout | None = None,
+                 output: OutputChoice | None = None):
         self._function = function
+        self.layout = layout
+        self.output_choice = output
+        self.output_head: str | None = None
+        self._selector: Any = None
+        self._resolved = False
         self.description = getattr(function, "__qualname__", type(function).__name__)
+        self._variants: dict[tuple[Any, Any], CallableAdapter] = {}
+
+    def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> "CallableAdapter":
+        """The adapter for flat rows of this input layout and this chosen output."""
+        if layout is None and output is None:
+            return self
+        key = (layout, output)
+        if key not in self._variants:
+            self._variants[key] = CallableAdapter(self._function, layout, output)
+        return self._variants[key]
+
+    def _call(self, x: np.ndarray) -> Any:
+        raw = self._function(x if self.layout is None else self.layout.split_numpy(x))
+        if not self._resolved:
+            self._selector, self.output_head = resolve_output(raw, self.output_choice,
+                                                              self.description)
+            self._resolved = True
+        return select_output(raw, self._selector)
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Outputs of the function, called in batches."""
         size = batch_size or default_batch_size(tuple(x.shape[1:]))
-        chunks = [as_output_matrix(self._function(x[part]), part.stop - part.start)
+        chunks = [as_output_matrix(self._call(x[part]), part.stop - part.start)
                   for part in batches(len(x), size)]
         return require_finite(np.concatenate(chunks, axis=0), self.description, "outputs")
 

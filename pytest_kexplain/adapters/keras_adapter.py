@@ -17,6 +17,15 @@ from pytest_kexplain.adapters.base import (
     require_finite,
 )
 from pytest_kexplain.adapters.coalitions import coalition_batch_size
+from pytest_kexplain.adapters.multi_io import (
+    InputLayout,
+    InputSpec,
+    OutputChoice,
+    RoutedModel,
+    keras_input_specs,
+    resolve_output,
+    select_output,
+)
 from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import InvalidArgument, ModelCallError
 
@@ -53,6 +62,22 @@ def _input_dtype(model: Any) -> str:
     return "float32"
 
 
+def _flat_dtype(layout: InputLayout) -> str:
+    """The float dtype flat rows of several inputs travel in: float64 if any input is."""
+    return "float64" if "float64" in layout.dtypes else "float32"
+
+
+def carried_class_names(model: Any) -> tuple[str, ...] | None:
+    """Class labels a model carries as a ``class_names`` attribute (a list of strings)."""
+    names = getattr(model, "class_names", None)
+    if names is None or isinstance(names, str):
+        return None
+    try:
+        return tuple(str(name) for name in names)
+    except TypeError:
+        return None
+
+
 def _declared_sample_shape(model: Any) -> tuple[int | None, ...] | None:
     try:
         shape = model.input_shape
@@ -68,13 +93,21 @@ class KerasAdapter:
 
     differentiable = True
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, layout: InputLayout | None = None,
+                 output: OutputChoice | None = None):
         import keras
 
         self.model = model
         self.backend = keras.backend.backend()
-        self.dtype = _input_dtype(model)
+        self.layout = layout
+        self.output_choice = output
+        self.dtype = _input_dtype(model) if layout is None else _flat_dtype(layout)
         self.description = f"Keras model {getattr(model, 'name', type(model).__name__)!r}"
+        self.class_names = carried_class_names(model)
+        #: name of the explained output of a model with several (set on the first call)
+        self.output_head: str | None = None
+        self._routed: Any = model  # what the backends call: inputs split, output selected
+        self._variants: dict[tuple[Any, Any], KerasAdapter] = {}
         self._functions: dict[tuple[int, ...], GradientFunctions] = {}
         # (builder name, sample shape) -> compiled coalition function, or None when the
         # backend module has no such builder
@@ -84,9 +117,39 @@ class KerasAdapter:
         #: a description free of names Keras made up, for files that must not depend on them
         self.portable_description = portable_description(model)
 
+    # -- inputs and outputs -------------------------------------------------------------
+    @property
+    def declared_inputs(self) -> tuple[tuple[InputSpec, ...], bool] | None:
+        """The model's declared inputs and whether it takes a dict (None if not declared)."""
+        return keras_input_specs(self.model)
+
+    def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> "KerasAdapter":
+        """The adapter for flat rows of this input layout and this chosen output (memoised)."""
+        if layout is None and output is None:
+            return self
+        key = (layout, output)
+        if key not in self._variants:
+            self._variants[key] = KerasAdapter(self.model, layout, output)
+        return self._variants[key]
+
     # -- shape checks -------------------------------------------------------------------
     def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
         """Compare the sample shape with the model's declared input shape."""
+        if self.layout is not None:
+            if sample_shape != (self.layout.n_features,):
+                raise InvalidArgument(
+                    f"rows of {sample_shape} features do not match the {self.layout.n_features} "
+                    f"features of the inputs {', '.join(map(repr, self.layout.names))}."
+                )
+            return
+        declared_inputs = self.declared_inputs
+        if declared_inputs is not None and len(declared_inputs[0]) > 1:
+            names = [spec.name for spec in declared_inputs[0]]
+            raise InvalidArgument(
+                f"{self.description} has {len(names)} inputs ({', '.join(map(repr, names))}) "
+                f"but X is a single array; pass X as a dict "
+                f"{{{', '.join(f'{n!r}: ...' for n in names)}}} or a list in that order."
+            )
         declared = _declared_sample_shape(self.model)
         if declared is None:
             return
@@ -137,12 +200,20 @@ class KerasAdapter:
             # One eager call builds an unbuilt model and rejects unsupported outputs with
             # a clear error before anything is traced (convert_to_numpy also reads PyTorch
             # outputs that track gradients).
+            probe = np.zeros((1, *sample_shape), dtype=self.dtype)
             try:
-                raw = self.model(np.zeros((1, *sample_shape), dtype=self.dtype), training=False)
+                raw = self.model(probe if self.layout is None else self.layout.split_numpy(probe),
+                                 training=False)
             except Exception as exc:
                 raise self._call_error(exc, sample_shape) from exc
-            as_output_matrix(keras.tree.map_structure(keras.ops.convert_to_numpy, raw), 1)
-            functions = backend.build_functions(self.model, sample_shape, self.dtype, self.description)
+            raw = keras.tree.map_structure(keras.ops.convert_to_numpy, raw)
+            selector, self.output_head = resolve_output(
+                raw, self.output_choice, self.description, _output_names(self.model))
+            as_output_matrix(select_output(raw, selector), 1)
+            if self.layout is not None or selector is not None:
+                self._routed = RoutedModel(self.model, self.layout, selector)
+            functions = backend.build_functions(self._routed, sample_shape, self.dtype,
+                                                self.description)
             self._functions[sample_shape] = functions
         return functions
 
@@ -252,7 +323,7 @@ class KerasAdapter:
         if key not in self._coalition_functions:
             backend = importlib.import_module(_BACKEND_MODULES[self.backend])
             build = getattr(backend, builder, None)
-            self._coalition_functions[key] = build and build(self.model, sample_shape, self.dtype)
+            self._coalition_functions[key] = build and build(self._routed, sample_shape, self.dtype)
         return self._coalition_functions[key]
 
     def layer_gradients(
@@ -309,6 +380,14 @@ def exception_summary(exc: BaseException) -> str:
     useful = [line for line in lines
               if line and not line.startswith("Exception encountered when calling")]
     return useful[0] if useful else (lines[0] if lines else "")
+
+
+def _output_names(model: Any) -> list[str] | None:
+    try:
+        names = model.output_names
+    except (AttributeError, ValueError):
+        return None
+    return list(names) if isinstance(names, (list, tuple)) else None
 
 
 def model_structure(model: Any) -> tuple[Any, ...]:

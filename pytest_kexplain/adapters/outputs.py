@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters.labels import label_index, labels_to_indices, unit_name
 from pytest_kexplain.errors import InvalidArgument
 
 
@@ -36,27 +37,32 @@ def as_output_matrix(raw: Any, n_rows: int) -> np.ndarray:
     return array.reshape(n_rows, -1)
 
 
-#: what to explain: one output index, 'predicted' (each row's argmax), or one index per row
+#: what to explain: one output index, a class label, 'predicted' (each row's argmax), or one
+#: index or label per row
 Target = Any
 
 PREDICTED = "predicted"
 
 
 def _target_help(n_rows: int) -> str:
-    return ("target must be None, an output index (int), 'predicted' (the argmax of each "
-            f"sample), or one integer index per sample (shape ({n_rows},))")
+    return ("target must be None, an output index (int), a class label (str), 'predicted' (the "
+            f"argmax of each sample), or one index or label per sample (shape ({n_rows},))")
 
 
-def check_target(target: Target, n_rows: int, n_outputs: int | None = None) -> None:
-    """Reject a malformed target before any model call (ranges too when n_outputs is known)."""
+def _is_labels(indices: np.ndarray) -> bool:
+    return indices.dtype.kind in "USO" and all(isinstance(v, str) for v in indices.tolist())
+
+
+def check_target(target: Target, n_rows: int, n_outputs: int | None = None,
+                 class_names: tuple[str, ...] | None = None) -> None:
+    """Reject a malformed target before any model call (ranges and labels too when known)."""
     if target is None:
         if n_outputs is not None and n_outputs != 1:
-            raise InvalidArgument(_several_outputs(n_outputs))
+            raise InvalidArgument(_several_outputs(n_outputs, class_names))
         return
     if isinstance(target, str):
-        if target != PREDICTED:
-            raise InvalidArgument(
-                f"target must be an output index or 'predicted', got {target!r}.")
+        if target != PREDICTED and n_outputs is not None:
+            label_index(target, class_names, n_outputs)
         return
     if isinstance(target, bool) or isinstance(target, (float, np.floating)):
         raise InvalidArgument(f"{_target_help(n_rows)}; got {type(target).__name__} {target!r}.")
@@ -65,6 +71,10 @@ def check_target(target: Target, n_rows: int, n_outputs: int | None = None) -> N
             _check_index(int(target), n_outputs)
         return
     indices = np.asarray(target)
+    if indices.shape == (n_rows,) and _is_labels(indices):
+        if n_outputs is not None:
+            labels_to_indices(indices, class_names, n_outputs)
+        return
     if indices.shape != (n_rows,) or not np.issubdtype(indices.dtype, np.integer):
         raise InvalidArgument(
             f"{_target_help(n_rows)}; got {type(target).__name__} of shape {indices.shape}"
@@ -76,9 +86,12 @@ def check_target(target: Target, n_rows: int, n_outputs: int | None = None) -> N
                               f"..{int(indices.max())}.")
 
 
-def _several_outputs(n_outputs: int) -> str:
-    return (f"the model has {n_outputs} outputs; pass target=<index in 0..{n_outputs - 1}> "
-            "or target='predicted' (the argmax of each sample) to choose one.")
+def _several_outputs(n_outputs: int, class_names: tuple[str, ...] | None = None) -> str:
+    labels = "" if class_names is None else (
+        f", a class label ({', '.join(map(repr, class_names[:6]))}"
+        f"{', ...' if len(class_names) > 6 else ''})")
+    return (f"the model has {n_outputs} outputs; pass target=<index in 0..{n_outputs - 1}>"
+            f"{labels} or target='predicted' (the argmax of each sample) to choose one.")
 
 
 def _check_index(index: int, n_outputs: int) -> None:
@@ -89,15 +102,30 @@ def _check_index(index: int, n_outputs: int) -> None:
         )
 
 
-def resolve_target(target: Target, outputs: np.ndarray) -> tuple[np.ndarray, str]:
-    """Per-row output indices to explain, and a name for the explained output."""
+def resolve_target(
+    target: Target, outputs: np.ndarray, class_names: tuple[str, ...] | None = None,
+    default: int | None = None,
+) -> tuple[np.ndarray, str]:
+    """Per-row output indices to explain, and a name for the explained output.
+
+    A string other than 'predicted' (or one per row) is a label of ``class_names``;
+    ``default`` is the unit explained when target is None (a binary classifier's positive
+    class). The name is the label, or ``output[i]`` without labels.
+    """
     n, n_outputs = outputs.shape
-    check_target(target, n, n_outputs)
+    if target is None and default is not None:
+        target = default
+    check_target(target, n, n_outputs, class_names)
     if target is None:
         return np.zeros(n, dtype=np.int64), "output"
     if isinstance(target, str):
+        if target != PREDICTED:
+            return np.full(n, label_index(target, class_names, n_outputs), dtype=np.int64), target
         return outputs.argmax(axis=1).astype(np.int64), PREDICTED
     if isinstance(target, (int, np.integer)):
         index = int(target) % n_outputs
-        return np.full(n, index, dtype=np.int64), f"output[{index}]"
-    return np.asarray(target).astype(np.int64), "per-sample target"
+        return np.full(n, index, dtype=np.int64), unit_name(index, class_names)
+    indices = np.asarray(target)
+    if _is_labels(indices):
+        return labels_to_indices(indices, class_names, n_outputs), "per-sample target"
+    return indices.astype(np.int64), "per-sample target"

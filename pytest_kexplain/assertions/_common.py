@@ -14,9 +14,10 @@ from pytest_kexplain.inputs import prepare_input, require_tabular  # noqa: F401 
 from pytest_kexplain.settings import with_defaults
 
 #: explain()'s named keywords (anything else it takes is an explainer option)
-EXPLAIN_ARGUMENTS = ("method", "target", "feature_names", "background", "seed", "batch_size")
+EXPLAIN_ARGUMENTS = ("method", "target", "output", "class_names", "feature_names", "background",
+                     "seed", "batch_size")
 #: explain() keywords that only matter to the model's outputs, not to an explainer
-OUTPUT_KEYWORDS = ("target", "feature_names", "batch_size")
+OUTPUT_KEYWORDS = ("target", "output", "class_names", "feature_names", "batch_size")
 
 
 def fail(message: str, result: Any = None) -> NoReturn:

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters import check_target, get_adapter, resolve_target
+from pytest_kexplain.adapters import check_target, resolve_target
 from pytest_kexplain.adapters.base import ModelAdapter
-from pytest_kexplain.inputs import PreparedInput, prepare_input
+from pytest_kexplain.adapters.binding import BoundModel, bind
+from pytest_kexplain.inputs import PreparedInput
 
 
 @dataclass
@@ -19,6 +20,7 @@ class OutputModel:
     adapter: ModelAdapter
     target: Any
     batch_size: int | None
+    bound: BoundModel | None = None  # where class labels and the default target come from
     # the resolved index when the target is the same for every row (None or an int)
     _constant_target: int | None = field(default=None, init=False, repr=False)
 
@@ -26,15 +28,21 @@ class OutputModel:
         """The explained output of every row of x (target resolved on x unless given)."""
         outputs = self.adapter.predict(np.asarray(x, dtype=np.float64), batch_size=self.batch_size)
         if rows_target is None:
-            rows_target, _ = resolve_target(self.target, outputs)
+            rows_target, _ = self._resolve(outputs)
         return outputs[np.arange(len(x)), rows_target]
+
+    def _resolve(self, outputs: np.ndarray) -> tuple[np.ndarray, str]:
+        if self.bound is None:
+            return resolve_target(self.target, outputs)
+        return resolve_target(self.target, outputs, self.bound.labels(outputs.shape[1]),
+                              self.bound.default_target)
 
     def row_targets(self, x: np.ndarray) -> np.ndarray:
         """Output index per row of x, fixed before the rows are modified."""
         if self._constant_target is not None:
             return np.full(len(x), self._constant_target, dtype=np.int64)
         outputs = self.adapter.predict(np.asarray(x, dtype=np.float64), batch_size=self.batch_size)
-        targets = resolve_target(self.target, outputs)[0]
+        targets = self._resolve(outputs)[0]
         if self.target is None or isinstance(self.target, (int, np.integer)):
             self._constant_target = int(targets[0])
         return targets
@@ -44,10 +52,10 @@ def bind_model(
     model: Any, X: Any, keywords: dict[str, Any]
 ) -> tuple[OutputModel, PreparedInput]:
     """Validate X, adapt the model and check they fit together."""
-    prepared = prepare_input(X, keywords.get("feature_names"))
-    _, adapter = get_adapter(model)
-    adapter.check_input_shape(prepared.feature_shape)
+    bound = bind(model, X, feature_names=keywords.get("feature_names"),
+                 output=keywords.get("output"), class_names=keywords.get("class_names"))
     if keywords.get("target") is not None:  # None means every output to some checks
-        check_target(keywords["target"], len(prepared.array), adapter.declared_outputs())
-    bound = OutputModel(adapter, keywords.get("target"), keywords.get("batch_size"))
-    return bound, prepared
+        check_target(keywords["target"], len(bound.prepared.array),
+                     bound.adapter.declared_outputs(), bound.known_labels())
+    outputs = OutputModel(bound.adapter, keywords.get("target"), keywords.get("batch_size"), bound)
+    return outputs, bound.prepared

@@ -70,7 +70,11 @@ def assert_invariant(
     keywords = output_keywords(explain_kwargs)
     bound, prepared = bind_model(model, X, keywords)
     if isinstance(transform, Mapping):
-        transformed = _set_columns(X, transform, keywords.get("feature_names"))
+        if prepared.layout is not None:  # several inputs: set columns of the flat rows
+            transformed = _set_columns(np.array(prepared.array), transform,
+                                       prepared.feature_names)
+        else:
+            transformed = _set_columns(X, transform, keywords.get("feature_names"))
         description = ", ".join(f"{k}={v!r}" for k, v in transform.items())
     elif callable(transform):
         transformed = transform(X.copy() if hasattr(X, "copy") else X)
@@ -80,7 +84,8 @@ def assert_invariant(
             "transform must be a callable taking and returning X, or a {feature: value} "
             f"mapping, got {type(transform).__name__}.")
     moved = prepare_input(transformed, keywords.get("feature_names") or prepared.feature_names,
-                          name="transform(X)")
+                          name="transform(X)",
+                          declared=getattr(bound.adapter, "declared_inputs", None))
     if moved.array.shape != prepared.array.shape:
         raise InvalidArgument(
             f"transform(X) has shape {moved.array.shape}, X has {prepared.array.shape}; the "

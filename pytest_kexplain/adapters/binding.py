@@ -1,0 +1,89 @@
+"""Bind a model to its data: inputs laid out for the model, the explained output chosen.
+
+Every entry point (explain(), the checks, the baselines) goes through ``bind`` so that a
+model with several inputs or outputs, a scikit-learn estimator and class labels behave the
+same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.adapters.base import ModelAdapter
+from pytest_kexplain.adapters.labels import check_class_names, check_label_count
+from pytest_kexplain.adapters.multi_io import check_output_argument
+from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.inputs import PreparedInput, is_dataframe, prepare_input
+
+
+@dataclass(frozen=True)
+class BoundModel:
+    """A model object, the adapter for this data and output, the prepared data and labels."""
+
+    model: Any
+    adapter: ModelAdapter
+    prepared: PreparedInput
+    class_names: tuple[str, ...] | None  # given with class_names=; else the adapter's
+
+    def labels(self, n_outputs: int) -> tuple[str, ...] | None:
+        """The labels of the explained output's units, checked against their number."""
+        if self.class_names is not None:
+            check_label_count(self.class_names, n_outputs, "class_names")
+            return self.class_names
+        carried = getattr(self.adapter, "class_names", None)
+        if carried is None or len(carried) != n_outputs:
+            return None  # labels the model carries for another output are not these units'
+        return tuple(carried)
+
+    def known_labels(self) -> tuple[str, ...] | None:
+        """Labels known before any model call (given, or carried by the model)."""
+        return self.class_names or getattr(self.adapter, "class_names", None)
+
+    @property
+    def default_target(self) -> int | None:
+        """The unit explained when target is None and the output has several (None: ask)."""
+        return getattr(self.adapter, "default_target", None)
+
+    @property
+    def output_head(self) -> str | None:
+        """Name of the explained output of a model with several (known after the first call)."""
+        return getattr(self.adapter, "output_head", None)
+
+
+def bind(
+    model: Any, X: Any, *, feature_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+    output: Any = None, class_names: Any = None, name: str = "X",
+) -> BoundModel:
+    """Adapt the model, prepare X for it, choose the explained output; no model call yet."""
+    from pytest_kexplain.adapters import get_adapter
+
+    choice = check_output_argument(output)
+    labels = check_class_names(class_names)
+    model, base = get_adapter(model)
+    declared = getattr(base, "declared_inputs", None)
+    fitted_names = getattr(base, "feature_names", None)  # a scikit-learn feature_names_in_
+    if feature_names is None and fitted_names is not None and not is_dataframe(X) \
+            and np.ndim(X) == 2 and np.shape(X)[1] == len(fitted_names):
+        feature_names = fitted_names
+    prepared = prepare_input(X, feature_names, name=name, declared=declared)
+    if fitted_names is not None and hasattr(base, "check_feature_names"):
+        base.check_feature_names(prepared.feature_names, is_dataframe(X))
+    adapter = _configured(base, prepared, choice)
+    adapter.check_input_shape(prepared.feature_shape)
+    return BoundModel(model=model, adapter=adapter, prepared=prepared, class_names=labels)
+
+
+def _configured(base: ModelAdapter, prepared: PreparedInput, choice: Any) -> ModelAdapter:
+    if prepared.layout is None and choice is None:
+        return base
+    configure = getattr(base, "configured", None)
+    if configure is None:
+        raise InvalidArgument(
+            f"{base.description} supports neither several inputs nor output=; pass one array "
+            "and leave output= unset."
+        )
+    return configure(prepared.layout, choice)

@@ -1,0 +1,74 @@
+"""Class labels: name the units of an output so that ``target="setosa"`` works.
+
+Labels come from ``class_names=[...]``, or from the model: a scikit-learn classifier's
+``classes_``, or a ``class_names`` attribute set on a Keras model. Integers given as a
+target are always unit indices; labels are matched as strings.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pytest_kexplain.errors import InvalidArgument
+
+def check_class_names(class_names: Any) -> tuple[str, ...] | None:
+    """Validate explain()'s class_names= (a list of distinct labels) before any model call."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, (Sequence, np.ndarray)):
+        raise InvalidArgument(
+            f"class_names must be a list of labels, one per output unit, got "
+            f"{type(class_names).__name__} {class_names!r}."
+        )
+    names = tuple(str(name) for name in class_names)
+    if not names:
+        raise InvalidArgument("class_names is empty; give one label per output unit.")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidArgument(f"class_names must be distinct; repeated: {', '.join(repeated)}.")
+    return names
+
+
+def check_label_count(class_names: tuple[str, ...] | None, n_outputs: int, source: str) -> None:
+    """The labels must name every unit of the explained output."""
+    if class_names is not None and len(class_names) != n_outputs:
+        raise InvalidArgument(
+            f"{source} has {len(class_names)} labels ({', '.join(class_names[:6])}"
+            f"{', ...' if len(class_names) > 6 else ''}) but the explained output has "
+            f"{n_outputs} unit(s); give one label per unit."
+        )
+
+
+def label_index(label: str, class_names: tuple[str, ...] | None, n_outputs: int) -> int:
+    """The unit index of a class label; unknown labels list the known ones."""
+    if class_names is None:
+        raise InvalidArgument(
+            f"target={label!r} is a class label, but the model's {n_outputs} output unit(s) have "
+            f"no labels; pass class_names=[...] (one per unit) to name them, or give target as "
+            f"an index in 0..{n_outputs - 1} or 'predicted'."
+        )
+    if label in class_names:
+        return class_names.index(label)
+    close = difflib.get_close_matches(label, list(class_names), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise InvalidArgument(
+        f"target={label!r} is not a class label.{hint} The labels are: "
+        f"{', '.join(map(repr, class_names))} (or 'predicted' for each row's argmax)."
+    )
+
+
+def labels_to_indices(labels: np.ndarray, class_names: tuple[str, ...] | None,
+                      n_outputs: int) -> np.ndarray:
+    """Per-row unit indices for per-row labels."""
+    mapping = {label: label_index(str(label), class_names, n_outputs)
+               for label in dict.fromkeys(labels.tolist())}
+    return np.array([mapping[label] for label in labels.tolist()], dtype=np.int64)
+
+
+def unit_name(index: int, class_names: tuple[str, ...] | None) -> str:
+    """How an output unit is named in explanations and failure messages."""
+    return class_names[index] if class_names is not None else f"output[{index}]"

@@ -1,0 +1,78 @@
+"""A two-input, two-output model explained on whichever Keras backend KERAS_BACKEND selects.
+
+tests/test_multi_io.py saves the model from TensorFlow, runs ``python
+multi_io_backend_checks.py DIRECTORY`` once per other backend and compares the JSON object
+printed on the last line of standard output with the TensorFlow results.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CLASSES = ["low", "mid", "high"]
+
+
+def save_model_and_data(directory: Path) -> None:
+    """A dict-input (dense branch per input), dict-output tanh model and its data."""
+    import keras
+
+    keras.utils.set_random_seed(11)
+    num = keras.Input((3,), name="num")
+    aux = keras.Input((2,), name="aux")
+    hidden = keras.layers.Concatenate()([
+        keras.layers.Dense(6, activation="tanh")(num),
+        keras.layers.Dense(4, activation="tanh")(aux),
+    ])
+    outputs = {"score": keras.layers.Dense(1, name="score")(hidden),
+               "kind": keras.layers.Dense(3, activation="softmax", name="kind")(hidden)}
+    keras.Model({"num": num, "aux": aux}, outputs).save(directory / "multi_io.keras")
+    rng = np.random.default_rng(5)
+    np.savez(directory / "multi_io.npz", num=rng.normal(size=(12, 3)), aux=rng.normal(size=(12, 2)),
+             background_num=rng.normal(size=(8, 3)), background_aux=rng.normal(size=(8, 2)))
+
+
+def explanations(directory: Path) -> dict[str, Any]:
+    """Every explanation, check and error the comparison covers, as JSON-ready values."""
+    from pytest_kexplain import KexplainError, assert_top_features, clear_cache, explain
+
+    clear_cache()
+    model = str(Path(directory) / "multi_io.keras")
+    data = np.load(Path(directory) / "multi_io.npz")
+    X = {"num": data["num"], "aux": data["aux"]}
+    background = {"num": data["background_num"], "aux": data["background_aux"]}
+    results: dict[str, Any] = {}
+    for method in ("integrated_gradients", "saliency", "shap", "occlusion"):
+        for output, target in (("score", None), ("kind", "high")):
+            explanation = explain(model, X, method=method, output=output, target=target,
+                                  class_names=CLASSES if output == "kind" else None,
+                                  background=background)
+            results[f"{method}:{output}"] = explanation.values.tolist()
+            results[f"{method}:{output}:name"] = explanation.output_name
+    per_input = explain(model, [X["num"], X["aux"]], output="kind", target="predicted",
+                        class_names=CLASSES)
+    results["per_input_aux"] = per_input.for_input("aux").values.tolist()
+    results["feature_names"] = list(per_input.feature_names)
+    results["top"] = assert_top_features(model, X, per_input.top(2), k=2, output="kind",
+                                         target="predicted", class_names=CLASSES) is not None
+    try:
+        explain(model, X)
+    except KexplainError as exc:
+        results["no_output_error"] = str(exc).split(" has 2 outputs")[1]
+    return results
+
+
+def main() -> None:
+    import keras
+
+    results = explanations(Path(sys.argv[1]))
+    results["backend"] = keras.backend.backend()
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

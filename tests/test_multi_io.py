@@ -1,0 +1,425 @@
+"""Models with several inputs or several outputs: explain(), checks, the gate, to_shap(), backends.
+
+The linear two-input and two-output models have closed-form attributions (integrated
+gradients from a zero reference and interventional SHAP of a linear function are
+``w * (x - reference)``), so every number here is checked against a known answer.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import multi_io_backend_checks as backend_script
+from pytest_kexplain import (
+    KexplainError,
+    assert_attribution_sign,
+    assert_faithful,
+    assert_invariant,
+    assert_max_importance_share,
+    assert_monotonic,
+    assert_saliency_stable,
+    assert_top_features,
+    explain,
+)
+
+# f(num, aux) = 3 income - 0.5 debt + 0 age  +  0 a - 2 b  + 0.25
+NUM_WEIGHTS = np.array([3.0, -0.5, 0.0])
+AUX_WEIGHTS = np.array([0.0, -2.0])
+BIAS = 0.25
+NUM_COLUMNS = ["income", "debt", "age"]
+AUX_COLUMNS = ["a", "b"]
+QUALIFIED = ["num:income", "num:debt", "num:age", "aux:a", "aux:b"]
+
+
+def linear_two_input(as_dict=False):
+    """A functional model with a dense branch per input, summed: exact, known weights."""
+    import keras
+
+    num = keras.Input((3,), name="num", dtype="float64")
+    aux = keras.Input((2,), name="aux", dtype="float64")
+    num_branch = keras.layers.Dense(1, use_bias=False, dtype="float64", name="num_dense")
+    aux_branch = keras.layers.Dense(1, dtype="float64", name="aux_dense")
+    out = keras.layers.Add(dtype="float64")([num_branch(num), aux_branch(aux)])
+    model = keras.Model({"num": num, "aux": aux} if as_dict else [num, aux], out)
+    num_branch.set_weights([NUM_WEIGHTS[:, None]])
+    aux_branch.set_weights([AUX_WEIGHTS[:, None], np.array([BIAS])])
+    return model
+
+
+def two_output_model(as_dict):
+    """Input (4,) -> 'price' = 2 x0 - x3 (one unit), 'kind' = 3 linear logits, no activation."""
+    import keras
+
+    inputs = keras.Input((4,), name="features", dtype="float64")
+    price = keras.layers.Dense(1, dtype="float64", name="price")
+    kind = keras.layers.Dense(3, dtype="float64", name="kind")
+    outputs = {"price": price(inputs), "kind": kind(inputs)} if as_dict \
+        else [price(inputs), kind(inputs)]
+    model = keras.Model(inputs, outputs)
+    price.set_weights([np.array([[2.0], [0.0], [0.0], [-1.0]]), np.zeros(1)])
+    kind.set_weights([KIND_WEIGHTS, np.zeros(3)])
+    return model
+
+
+KIND_WEIGHTS = np.array([[0.0, 1.0, 0.0], [4.0, 0.0, 0.0], [0.0, 0.0, -3.0], [0.0, 0.0, 0.0]])
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    num = pd.DataFrame(rng.normal(size=(24, 3)), columns=NUM_COLUMNS)
+    aux = pd.DataFrame(rng.normal(size=(24, 2)), columns=AUX_COLUMNS)
+    return {"num": num, "aux": aux}
+
+
+@pytest.fixture(scope="module")
+def list_model():
+    return linear_two_input(as_dict=False)
+
+
+@pytest.fixture(scope="module")
+def dict_model():
+    return linear_two_input(as_dict=True)
+
+
+def expected_linear(data, reference_num=0.0, reference_aux=0.0):
+    num = (data["num"].to_numpy() - reference_num) * NUM_WEIGHTS
+    aux = (data["aux"].to_numpy() - reference_aux) * AUX_WEIGHTS
+    return np.concatenate([num, aux], axis=1)
+
+
+# -- several inputs ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "gradient_x_input", "shap"])
+@pytest.mark.parametrize("fixture", ["list_model", "dict_model"])
+def test_attributions_per_input_match_the_closed_form(request, data, method, fixture):
+    model = request.getfixturevalue(fixture)
+    background = {"num": np.zeros((4, 3)), "aux": np.zeros((4, 2))}
+    explanation = explain(model, data, method=method, background=background)
+    assert explanation.feature_names == tuple(QUALIFIED)
+    assert explanation.inputs == ("num", "aux")
+    np.testing.assert_allclose(explanation.values, expected_linear(data), atol=1e-9)
+    # a feature the model never reads gets no attribution, on every input (SHAP: up to the
+    # float64 round-off of its output differences)
+    assert np.abs(explanation.values[:, [2, 3]]).max() <= (1e-12 if method == "shap" else 0.0)
+    assert explanation.completeness_error() < 1e-9
+
+
+def test_list_and_dict_data_and_key_order_give_the_same_explanation(list_model, data):
+    as_dict = explain(list_model, data)
+    reordered = explain(list_model, {"aux": data["aux"], "num": data["num"]})
+    as_list = explain(list_model, [data["num"], data["aux"]])
+    for other in (reordered, as_list):
+        np.testing.assert_array_equal(other.values, as_dict.values)
+        assert other.feature_names == as_dict.feature_names
+
+
+def test_background_per_input_is_the_reference(list_model, data):
+    rng = np.random.default_rng(4)
+    background = {"num": rng.normal(size=(16, 3)), "aux": rng.normal(size=(16, 2))}
+    explanation = explain(list_model, data, method="shap", background=background)
+    expected = expected_linear(data, background["num"].mean(0), background["aux"].mean(0))
+    np.testing.assert_allclose(explanation.values, expected, atol=1e-9)
+
+
+def test_for_input_gives_each_inputs_own_view(list_model, data):
+    explanation = explain(list_model, data)
+    aux = explanation.for_input("aux")
+    assert aux.feature_names == ("a", "b")
+    assert aux.values.shape == (24, 2)
+    np.testing.assert_allclose(aux.values, expected_linear(data)[:, 3:], atol=1e-9)
+    np.testing.assert_array_equal(aux.data, data["aux"].to_numpy())
+    assert explanation.for_input("num").top(1) == ["income"]
+    with pytest.raises(ValueError, match="no input named 'text'; the inputs are 'num', 'aux'"):
+        explanation.for_input("text")
+
+
+def test_image_and_tabular_inputs_keep_their_shapes(data):
+    """A (4, 4, 1) image input and a tabular one: flat inside, per-input shapes outside."""
+    import keras
+
+    image = keras.Input((4, 4, 1), name="image")
+    table = keras.Input((3,), name="table")
+    flat = keras.layers.Flatten()(image)
+    hidden = keras.layers.Concatenate()([keras.layers.Dense(4, activation="tanh")(flat),
+                                         keras.layers.Dense(4, activation="tanh")(table)])
+    keras.utils.set_random_seed(1)
+    model = keras.Model({"image": image, "table": table}, keras.layers.Dense(1)(hidden))
+    rng = np.random.default_rng(0)
+    X = {"image": rng.normal(size=(6, 4, 4, 1)), "table": rng.normal(size=(6, 3))}
+    explanation = explain(model, X, steps=128)
+    assert explanation.values.shape == (6, 19)
+    assert explanation.feature_names[0] == "image:x[0,0,0]"
+    assert explanation.for_input("image").values.shape == (6, 4, 4, 1)
+    assert explanation.completeness_error() < 0.01
+    direct = np.asarray(model(X, training=False), dtype=np.float64)[:, 0]
+    np.testing.assert_allclose(explanation.outputs, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_checks_name_features_across_inputs(list_model, data):
+    top = assert_top_features(list_model, data, ["num:income", "aux:b"], k=2)
+    assert top is not None
+    positive_b = {"num": data["num"], "aux": data["aux"].abs()}
+    assert_attribution_sign(list_model, positive_b, "aux:b", "negative")
+    assert_monotonic(list_model, data, "aux:b", direction="decreasing")
+    assert_max_importance_share(list_model, data, ["num:age", "aux:a"], 0.001)
+    assert_monotonic(list_model, data, "num:income", direction="increasing")
+    assert_invariant(list_model, data, {"num:age": 5.0, "aux:a": -3.0}, atol=1e-9)
+    with pytest.raises(AssertionError, match="aux:b=1.0"):
+        assert_invariant(list_model, data, {"aux:b": 1.0}, atol=1e-3)
+    assert_faithful(list_model, data, k=1)
+    assert_saliency_stable(list_model, data)
+    with pytest.raises(AssertionError) as failure:
+        assert_top_features(list_model, data, ["num:debt"], k=1)
+    message = str(failure.value)
+    assert "num:debt is ranked 3" in message and "num:income" in message and "aux:b" in message
+    with pytest.raises(KexplainError, match="'income' is not a feature of X.*'num:income'"):
+        assert_top_features(list_model, data, ["income"], k=1)
+
+
+def test_flat_rows_of_an_explanation_can_be_explained_again(list_model, data):
+    first = explain(list_model, data)
+    again = explain(list_model, np.array(first.data), feature_names=first.feature_names)
+    assert again.inputs == ("num", "aux")
+    np.testing.assert_array_equal(again.values, first.values)
+
+
+def test_feature_names_per_input(list_model, data):
+    arrays = {key: frame.to_numpy() for key, frame in data.items()}
+    unnamed = explain(list_model, arrays)
+    assert unnamed.feature_names == ("num:x0", "num:x1", "num:x2", "aux:x0", "aux:x1")
+    named = explain(list_model, arrays, feature_names={"num": NUM_COLUMNS, "aux": AUX_COLUMNS})
+    assert named.feature_names == tuple(QUALIFIED)
+    np.testing.assert_array_equal(named.values, unnamed.values)
+
+
+@pytest.mark.parametrize(("X", "feature_names", "message"), [
+    ({"num": np.zeros((3, 3))}, None,
+     "X is a dict with no entry for 'aux'; the model's inputs are 'num', 'aux'"),
+    ({"num": np.zeros((3, 3)), "aux": np.zeros((3, 2)), "text": np.zeros((3, 1))}, None,
+     "unknown key\\(s\\) 'text'"),
+    ([np.zeros((3, 3))], None, "X is a list of 1 arrays but the model has 2 inputs"),
+    (np.zeros((3, 4)), None, "has 2 inputs \\('num', 'aux'\\) but X is a single array"),
+    ({"num": np.zeros((3, 4)), "aux": np.zeros((3, 2))}, None,
+     "X\\['num'\\] has samples of shape \\(4,\\) but the model's input 'num' expects input "
+     "of shape \\(n, 3\\)"),
+    ({"num": np.zeros((3, 3)), "aux": np.zeros((2, 2))}, None,
+     "different numbers of samples \\('num': 3, 'aux': 2\\)"),
+    ({"num": np.zeros((3, 3)), "aux": np.full((3, 2), np.nan)}, None,
+     "X\\['aux'\\] contains nan at row 0"),
+    ({"num": np.zeros((3, 3)), "aux": np.zeros((3, 2))}, {"text": ["a"]},
+     "feature_names has names for 'text', which is not an input"),
+])
+def test_bad_multi_input_data_is_a_clear_usage_error(list_model, X, feature_names, message):
+    with pytest.raises(KexplainError, match=message):
+        explain(list_model, X, feature_names=feature_names)
+
+
+def test_integer_id_inputs_take_integers_and_get_no_gradient():
+    """An Embedding input is carried as its own dtype; ids must be integers."""
+    import keras
+
+    ids = keras.Input((3,), name="ids", dtype="int32")
+    num = keras.Input((2,), name="num")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 4)(ids))
+    out = keras.layers.Dense(1)(keras.layers.Concatenate()([pooled, num]))
+    keras.utils.set_random_seed(0)
+    model = keras.Model([ids, num], out)
+    X = {"ids": np.array([[1, 2, 3], [4, 5, 6]]), "num": np.ones((2, 2))}
+    with pytest.raises(KexplainError, match="X\\['ids'\\] holds non-integer values"):
+        explain(model, {"ids": X["ids"] + 0.5, "num": X["num"]})
+    shap_values = explain(model, X, method="shap").for_input("ids").values
+    assert np.abs(shap_values).sum() > 0  # masking ids changes the output
+    gradients = explain(model, X, method="saliency").for_input("ids").values
+    assert not gradients.any()  # integer ids have no gradient
+
+
+def test_plain_callable_with_several_inputs_and_outputs(data):
+    def function(inputs):
+        score = inputs["num"] @ NUM_WEIGHTS + inputs["aux"] @ AUX_WEIGHTS + BIAS
+        return {"score": score, "double": 2 * score}
+
+    explanation = explain(function, data, output="score", background={
+        "num": np.zeros((2, 3)), "aux": np.zeros((2, 2))})
+    np.testing.assert_allclose(explanation.values, expected_linear(data), atol=1e-9)
+    assert explanation.output == "score"
+
+
+# -- several outputs -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=["list", "dict"])
+def two_outputs(request):
+    return two_output_model(as_dict=request.param == "dict")
+
+
+@pytest.fixture(scope="module")
+def x4():
+    return np.random.default_rng(7).normal(size=(20, 4))
+
+
+def test_output_by_name_or_index_explains_that_output(two_outputs, x4):
+    by_name = explain(two_outputs, x4, output="price")
+    # a list keeps its order; a dict's outputs are indexed in Keras' order (sorted names)
+    by_index = explain(two_outputs, x4, output=0 if isinstance(two_outputs.output, list) else 1)
+    np.testing.assert_array_equal(by_name.values, by_index.values)
+    np.testing.assert_allclose(by_name.values, x4 * np.array([2.0, 0.0, 0.0, -1.0]), atol=1e-9)
+    assert by_name.output == "price" and by_name.output_name == "price"
+    kind = explain(two_outputs, x4, output="kind", target=2, method="shap",
+                   background=np.zeros((3, 4)))
+    np.testing.assert_allclose(kind.values, x4 * KIND_WEIGHTS[:, 2], atol=1e-9)
+    assert kind.output_name == "kind[output[2]]"
+    assert_top_features(two_outputs, x4, ["x0", "x3"], output="price")
+    assert_top_features(two_outputs, x4, ["x2"], k=1, output="kind", target=2)
+    assert_monotonic(two_outputs, x4, "x1", direction="increasing", output="kind", target=0)
+    assert_max_importance_share(two_outputs, x4, ["x1", "x2"], 0.001, output="price")
+
+
+def test_several_outputs_need_an_output_and_say_which(two_outputs, x4):
+    listing = ("'price' \\(1 unit\\), 'kind' \\(3 units\\); choose the one to explain with "
+               "output='price'") if isinstance(two_outputs.output, list) else (
+        "'kind' \\(3 units\\), 'price' \\(1 unit\\); choose the one to explain with "
+        "output='kind'")
+    with pytest.raises(KexplainError, match="has 2 outputs: " + listing):
+        explain(two_outputs, x4)
+    with pytest.raises(KexplainError, match="output='risk' is not an output"):
+        explain(two_outputs, x4, output="risk")
+    with pytest.raises(KexplainError, match="output=2 is out of range"):
+        explain(two_outputs, x4, output=2)
+    with pytest.raises(KexplainError, match="output must be an output's name"):
+        explain(two_outputs, x4, output=1.0)
+    with pytest.raises(KexplainError, match="has 2 outputs"):
+        assert_top_features(two_outputs, x4, ["x0"])
+
+
+def test_output_on_a_single_output_model(list_model, data):
+    with pytest.raises(KexplainError, match="output='price' does not exist: .* has a single output"):
+        explain(list_model, data, output="price")
+    np.testing.assert_array_equal(explain(list_model, data, output=0).values,
+                                  explain(list_model, data).values)
+
+
+def test_to_shap_keeps_qualified_names_and_the_output(list_model, two_outputs, data, x4):
+    shap_explanation = explain(list_model, data).to_shap()
+    assert list(shap_explanation.feature_names) == QUALIFIED
+    assert shap_explanation.values.shape == (24, 5)
+    kind = explain(two_outputs, x4, output="kind", target=1,
+                   class_names=["low", "mid", "high"]).to_shap()
+    assert kind.output_names == "kind[mid]"
+
+
+def test_disk_cache_keeps_inputs_outputs_and_labels(tmp_path, two_outputs, x4, list_model, data):
+    from pytest_kexplain.disk_cache import DiskCache
+
+    cache = DiskCache(tmp_path)
+    for key, explanation in [
+        ("a" * 32, explain(list_model, data)),
+        ("b" * 32, explain(two_outputs, x4, output="kind", target="mid",
+                           class_names=["low", "mid", "high"])),
+    ]:
+        assert cache.store(key, explanation)
+        loaded = cache.load(key)
+        for field in ("output", "output_name", "class_names", "input_names", "input_shapes",
+                      "feature_names"):
+            assert getattr(loaded, field) == getattr(explanation, field)
+        np.testing.assert_array_equal(loaded.values, explanation.values)
+
+
+# -- the baseline gate ---------------------------------------------------------------------
+
+GATE_CONFTEST = textwrap.dedent('''
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from test_multi_io import linear_two_input, two_output_model
+
+
+    @pytest.fixture(scope="session")
+    def data():
+        rng = np.random.default_rng(0)
+        return {"num": pd.DataFrame(rng.normal(size=(12, 3)), columns=["income", "debt", "age"]),
+                "aux": rng.normal(size=(12, 2))}
+''')
+
+GATE_TESTS = textwrap.dedent('''
+    import numpy as np
+
+    from test_multi_io import linear_two_input, two_output_model
+
+
+    def test_two_inputs(data, explanation_baseline):
+        explanation_baseline.assert_match(linear_two_input(as_dict=True), data)
+
+
+    def test_dict_output(data, explanation_baseline):
+        x = np.random.default_rng(1).normal(size=(10, 4))
+        explanation_baseline.assert_match(two_output_model(as_dict=True), x, output="kind",
+                                          target="high", class_names=["low", "mid", "high"],
+                                          method="shap")
+''')
+
+
+def test_gate_update_then_rerun_passes(pytester, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    pytester.makeconftest(GATE_CONFTEST)
+    pytester.makepyfile(test_gate=GATE_TESTS)
+    written = pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update")
+    written.assert_outcomes(passed=2)
+    stored = json.loads((pytester.path / "explanation_baselines"
+                         / "test_gate.test_dict_output.json").read_text())
+    assert "kind[high]" in json.dumps(stored)
+    assert "num:income" in (pytester.path / "explanation_baselines"
+                            / "test_gate.test_two_inputs.json").read_text()
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+# -- other Keras backends ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def backend_runs(tmp_path_factory):
+    """The nonlinear two-input, two-output model explained on each other backend."""
+    directory = tmp_path_factory.mktemp("multi_io_backends")
+    backend_script.save_model_and_data(directory)
+    runs = {}
+    for name in ("jax", "torch"):
+        out = open(directory / f"{name}.out", "w")
+        err = open(directory / f"{name}.err", "w")
+        runs[name] = (subprocess.Popen(
+            [sys.executable, backend_script.__file__, str(directory)],
+            env={**os.environ, "KERAS_BACKEND": name}, stdout=out, stderr=err,
+        ), directory, out, err)
+    yield runs
+    for run, _, out, err in runs.values():
+        if run.poll() is None:
+            run.kill()
+        run.wait()
+        out.close()
+        err.close()
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_other_backends_agree_with_tensorflow(backend_runs, backend):
+    run, directory, out, err = backend_runs[backend]
+    code = run.wait(timeout=600)
+    out.flush()
+    err.flush()
+    stdout = (directory / f"{backend}.out").read_text()
+    stderr = (directory / f"{backend}.err").read_text()
+    if "No module named" in stderr:
+        pytest.skip(f"the {backend} backend is not installed: {stderr.strip().splitlines()[-1]}")
+    assert code == 0, stderr[-3000:]
+    theirs = json.loads(stdout.strip().splitlines()[-1])
+    assert theirs["backend"] == backend
+    ours = backend_script.explanations(directory)
+    assert set(theirs) == set(ours) | {"backend"}
+    for name, values in ours.items():
+        if isinstance(values, list) and not isinstance(values[0], str):
+            np.testing.assert_allclose(theirs[name], values, rtol=2e-3, atol=2e-4, err_msg=name)
+        else:
+            assert theirs[name] == values, name
