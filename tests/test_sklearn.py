@@ -1,0 +1,240 @@
+"""scikit-learn estimators passed directly: the response method, labels, names, cache, gate."""
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pytest_kexplain import (
+    KexplainError,
+    ModelHasNoGradientError,
+    assert_attribution_sign,
+    assert_max_importance_share,
+    assert_monotonic,
+    assert_top_features,
+    explain,
+)
+
+FEATURES = ["income", "debt", "age", "noise"]
+
+
+def synthetic(n=300, seed=0):
+    """y depends on income (up) and debt (down) only; age and noise are never used."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, 4)), columns=FEATURES)
+    score = 2.0 * X["income"] - 1.5 * X["debt"]
+    return X, score, (score + 0.3 * rng.normal(size=n) > 0).astype(int)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic()
+
+
+@pytest.fixture(scope="module")
+def estimators(data):
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        RandomForestClassifier,
+    )
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.svm import SVC
+
+    X, score, label = data
+    return {
+        "logistic": LogisticRegression().fit(X, label),
+        "forest": RandomForestClassifier(n_estimators=30, max_depth=4, random_state=0).fit(X, label),
+        "boosting": GradientBoostingClassifier(n_estimators=30, random_state=0).fit(X, label),
+        "svc": SVC(kernel="linear").fit(X, label),
+        "ridge": Ridge().fit(X, score),
+        "boosting_regressor": GradientBoostingRegressor(n_estimators=30, random_state=0).fit(X, score),
+    }
+
+
+@pytest.mark.parametrize("name", ["logistic", "forest", "boosting", "svc", "ridge",
+                                  "boosting_regressor"])
+def test_estimators_are_explained_and_checked_directly(estimators, data, name):
+    estimator = estimators[name]
+    X = data[0].iloc[:40]
+    explanation = explain(estimator, X, method="shap", background=data[0].iloc[100:140])
+    assert explanation.feature_names == tuple(FEATURES)
+    assert set(explanation.top(2)) == {"income", "debt"}
+    # shap is exactly additive against the estimator's own outputs
+    assert explanation.completeness_error() < 1e-6
+    assert_top_features(estimator, X, ["income", "debt"], k=2, method="shap")
+    assert_max_importance_share(estimator, X, ["age", "noise"], 0.15, method="permutation")
+    if name in ("logistic", "svc", "ridge"):  # trees are step functions, not monotonic
+        assert_monotonic(estimator, X, "income", direction="increasing", tolerance=1e-6)
+    positive_income = X.assign(income=X["income"].abs() + 0.5)
+    assert_attribution_sign(estimator, positive_income, "income", "positive", method="shap",
+                            background=data[0].iloc[100:140].assign(income=-0.5))
+    shap_explanation = explanation.to_shap()
+    assert list(shap_explanation.feature_names) == FEATURES
+    assert shap_explanation.values.shape == (40, 4)
+
+
+def test_a_feature_the_model_never_reads_gets_no_attribution(data):
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, score, _ = data
+    tree = DecisionTreeRegressor(max_depth=3, random_state=0).fit(X[["income", "debt"]], score)
+    padded = X.assign(age=X["income"])  # a third column the tree was not fitted on
+
+    def on_income_and_debt(rows):
+        return tree.predict(pd.DataFrame(rows[:, :2], columns=["income", "debt"]))
+
+    explanation = explain(on_income_and_debt, padded[["income", "debt", "age"]].iloc[:20].to_numpy())
+    assert np.abs(explanation.values[:, 2]).max() <= 1e-12
+    direct = explain(tree, X[["income", "debt"]].iloc[:20])
+    np.testing.assert_allclose(direct.values, explanation.values[:, :2], atol=1e-12)
+
+
+def test_response_method_is_the_one_a_user_expects(data):
+    from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from pytest_kexplain.adapters.sklearn_adapter import response_method
+
+    X, score, label = data
+    assert response_method(LogisticRegression().fit(X, label)) == "predict_proba"
+    assert response_method(SVC().fit(X, label)) == "decision_function"
+    assert response_method(SVC(probability=True, random_state=0).fit(X, label)) == "predict_proba"
+    assert response_method(RidgeClassifier().fit(X, label)) == "decision_function"
+    assert response_method(Ridge().fit(X, score)) == "predict"
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, label)
+    assert response_method(pipeline) == "predict_proba"
+    explanation = explain(pipeline, X.iloc[:10], target=1)
+    np.testing.assert_allclose(explanation.outputs, pipeline.predict_proba(X.iloc[:10])[:, 1])
+
+
+def test_binary_probabilities_explain_the_positive_class_by_default(estimators, data):
+    X = data[0].iloc[:10]
+    explanation = explain(estimators["logistic"], X)
+    assert explanation.output_name == "1"
+    assert explanation.class_names == ("0", "1")
+    np.testing.assert_allclose(explanation.outputs, estimators["logistic"].predict_proba(X)[:, 1])
+    negative = explain(estimators["logistic"], X, target="0")
+    np.testing.assert_allclose(negative.values, -explanation.values, atol=1e-9)
+
+
+def test_class_labels_come_from_classes(data):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    iris = load_iris(as_frame=True)
+    species = np.asarray(iris.target_names)[iris.target]
+    model = LogisticRegression(max_iter=1000).fit(iris.data, species)
+    X = iris.data.iloc[::10]
+    setosa = explain(model, X, target="setosa", method="shap")
+    assert setosa.output_name == "setosa"
+    assert setosa.class_names == ("setosa", "versicolor", "virginica")
+    np.testing.assert_array_equal(setosa.values, explain(model, X, target=0, method="shap").values)
+    assert_top_features(model, X, ["petal length (cm)", "petal width (cm)"], k=2,
+                        target="virginica", method="shap")
+    with pytest.raises(AssertionError, match="virginica"):
+        assert_top_features(model, X, ["sepal width (cm)"], k=1, target="virginica",
+                            method="shap")
+    with pytest.raises(KexplainError, match="target='setosaa' is not a class label. Did you mean "
+                                            "'setosa'?"):
+        explain(model, X, target="setosaa")
+
+
+def test_arrays_take_the_names_the_estimator_was_fitted_with(estimators, data):
+    X = data[0].iloc[:10]
+    from_array = explain(estimators["ridge"], X.to_numpy())
+    assert from_array.feature_names == tuple(FEATURES)
+    np.testing.assert_array_equal(from_array.values, explain(estimators["ridge"], X).values)
+
+
+def test_wrong_columns_gradients_and_unfitted_estimators_are_usage_errors(estimators, data):
+    from sklearn.linear_model import LogisticRegression
+
+    X = data[0].iloc[:10]
+    with pytest.raises(KexplainError, match="X's columns \\['debt', 'income', 'age', 'noise'\\] "
+                                            "differ from the columns the Ridge was fitted on"):
+        explain(estimators["ridge"], X[["debt", "income", "age", "noise"]])
+    with pytest.raises(KexplainError, match="X has 3 features but the Ridge was fitted on 4"):
+        explain(estimators["ridge"], X.to_numpy()[:, :3])
+    with pytest.raises(ModelHasNoGradientError, match="scikit-learn estimator, which has no "
+                                                      "gradient.*method='shap'"):
+        explain(estimators["ridge"], X, method="integrated_gradients")
+    with pytest.raises(KexplainError, match="the LogisticRegression is not fitted yet"):
+        explain(LogisticRegression(), X)
+    with pytest.raises(KexplainError, match="takes one 2-D input, not several"):
+        explain(estimators["ridge"], {"a": X.to_numpy()})
+
+
+def test_fingerprint_follows_parameters_and_fitted_state(data):
+    from sklearn.linear_model import Ridge
+
+    from pytest_kexplain.adapters.sklearn_adapter import SklearnAdapter
+
+    X, score, _ = data
+    first = SklearnAdapter(Ridge(alpha=1.0).fit(X, score)).fingerprint()
+    assert first == SklearnAdapter(Ridge(alpha=1.0).fit(X, score)).fingerprint()
+    assert first != SklearnAdapter(Ridge(alpha=2.0).fit(X, score)).fingerprint()
+    assert first != SklearnAdapter(Ridge(alpha=1.0).fit(X, -score)).fingerprint()
+
+
+def test_explanations_of_an_estimator_are_cached_and_refits_recomputed(data):
+    from sklearn.linear_model import Ridge
+
+    X, score, _ = data
+    model = Ridge().fit(X, score)
+    first = explain(model, X.iloc[:10])
+    assert explain(model, X.iloc[:10]) is first
+    model.fit(X, -score)
+    refitted = explain(model, X.iloc[:10])
+    assert refitted is not first
+    np.testing.assert_allclose(refitted.values, -first.values, atol=1e-9)
+
+
+GATE_CONFTEST = textwrap.dedent('''
+    import numpy as np
+    import pandas as pd
+    import pytest
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import Ridge
+
+
+    @pytest.fixture(scope="session")
+    def iris():
+        data = load_iris(as_frame=True)
+        species = np.asarray(data.target_names)[data.target]
+        model = RandomForestClassifier(n_estimators=20, random_state=0).fit(data.data, species)
+        return model, data.data.iloc[::5]
+
+
+    @pytest.fixture(scope="session")
+    def ridge():
+        rng = np.random.default_rng(0)
+        X = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+        return Ridge().fit(X, 3 * X["a"] - X["b"] + 0.5 * X["c"]), X.iloc[:20]
+''')
+
+GATE_TESTS = textwrap.dedent('''
+    def test_forest_by_label(iris, explanation_baseline):
+        model, X = iris
+        explanation_baseline.assert_match(model, X, target="virginica")
+
+
+    def test_regressor(ridge, explanation_baseline):
+        model, X = ridge
+        explanation_baseline.assert_match(model, X, method="permutation")
+''')
+
+
+def test_gate_update_then_rerun_passes(pytester):
+    pytester.makeconftest(GATE_CONFTEST)
+    pytester.makepyfile(test_estimators=GATE_TESTS)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(failed=2)
+    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update").assert_outcomes(passed=2)
+    stored = (pytester.path / "explanation_baselines"
+              / "test_estimators.test_forest_by_label.json").read_text()
+    assert "virginica" in stored and "RandomForestClassifier" in stored
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
