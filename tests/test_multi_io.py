@@ -334,32 +334,31 @@ def test_disk_cache_keeps_inputs_outputs_and_labels(tmp_path, two_outputs, x4, l
 
 GATE_CONFTEST = textwrap.dedent('''
     import numpy as np
-    import pandas as pd
     import pytest
 
-    from test_multi_io import linear_two_input, two_output_model
+    import multi_io_backend_checks
 
 
     @pytest.fixture(scope="session")
-    def data():
-        rng = np.random.default_rng(0)
-        return {"num": pd.DataFrame(rng.normal(size=(12, 3)), columns=["income", "debt", "age"]),
-                "aux": rng.normal(size=(12, 2))}
+    def saved(tmp_path_factory):
+        directory = tmp_path_factory.mktemp("saved")
+        multi_io_backend_checks.save_model_and_data(directory)
+        data = np.load(directory / "multi_io.npz")
+        return str(directory / "multi_io.keras"), {"num": data["num"], "aux": data["aux"]}
 ''')
 
 GATE_TESTS = textwrap.dedent('''
-    import numpy as np
-
-    from test_multi_io import linear_two_input, two_output_model
+    import keras
 
 
-    def test_two_inputs(data, explanation_baseline):
-        explanation_baseline.assert_match(linear_two_input(as_dict=True), data)
+    def test_two_inputs(saved, explanation_baseline):
+        path, X = saved
+        explanation_baseline.assert_match(keras.saving.load_model(path), X, output="score")
 
 
-    def test_dict_output(data, explanation_baseline):
-        x = np.random.default_rng(1).normal(size=(10, 4))
-        explanation_baseline.assert_match(two_output_model(as_dict=True), x, output="kind",
+    def test_dict_output_by_label(saved, explanation_baseline):
+        path, X = saved
+        explanation_baseline.assert_match(path, [X["num"], X["aux"]], output="kind",
                                           target="high", class_names=["low", "mid", "high"],
                                           method="shap")
 ''')
@@ -372,10 +371,10 @@ def test_gate_update_then_rerun_passes(pytester, monkeypatch):
     written = pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update")
     written.assert_outcomes(passed=2)
     stored = json.loads((pytester.path / "explanation_baselines"
-                         / "test_gate.test_dict_output.json").read_text())
+                         / "test_gate.test_dict_output_by_label.json").read_text())
     assert "kind[high]" in json.dumps(stored)
-    assert "num:income" in (pytester.path / "explanation_baselines"
-                            / "test_gate.test_two_inputs.json").read_text()
+    assert "aux:x1" in (pytester.path / "explanation_baselines"
+                        / "test_gate.test_two_inputs.json").read_text()
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 

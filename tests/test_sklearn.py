@@ -214,7 +214,7 @@ GATE_CONFTEST = textwrap.dedent('''
     def ridge():
         rng = np.random.default_rng(0)
         X = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
-        return Ridge().fit(X, 3 * X["a"] - X["b"] + 0.5 * X["c"]), X.iloc[:20]
+        return Ridge().fit(X, 2 * X["a"] - 1.5 * X["b"] + X["c"]), X.iloc[:20]
 ''')
 
 GATE_TESTS = textwrap.dedent('''
