@@ -1,0 +1,93 @@
+"""Several inputs and outputs cost no more per model row than a single-input model.
+
+Two models compute the same function: a single-input MLP on 30 features with one output, and
+a functional model taking a dict of two inputs (20 + 10 features, concatenated) with a dict
+of two outputs (the same score, plus a 3-unit head). The weights are copied so the hidden
+layers are identical. Each explanation method runs on both with the same rows; the ratio of
+their times is the overhead of splitting flat rows into inputs and selecting one output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from common import TargetResult, measure
+
+GOAL = 1.1  # within timing noise of "no more"
+N_FEATURES, SPLIT = 30, 20
+METHODS = {  # method -> (rows, options)
+    "integrated_gradients": (2000, {}),
+    "shap": (200, {}),
+    "permutation": (4000, {}),
+    "occlusion": (2000, {}),
+}
+
+
+def models() -> tuple[Any, Any]:
+    """The single-input model and the two-input, two-output model with the same weights."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    single_in = keras.Input((N_FEATURES,))
+    hidden = [keras.layers.Dense(64, activation="tanh"), keras.layers.Dense(32, activation="tanh")]
+    score = keras.layers.Dense(1)
+    h = single_in
+    for layer in hidden:
+        h = layer(h)
+    single = keras.Model(single_in, score(h))
+
+    num = keras.Input((SPLIT,), name="num")
+    aux = keras.Input((N_FEATURES - SPLIT,), name="aux")
+    h = keras.layers.Concatenate()([num, aux])
+    copies = [keras.layers.Dense(64, activation="tanh"), keras.layers.Dense(32, activation="tanh")]
+    for layer in copies:
+        h = layer(h)
+    score_copy = keras.layers.Dense(1, name="score")
+    multi = keras.Model({"num": num, "aux": aux},
+                        {"score": score_copy(h), "kind": keras.layers.Dense(3, name="kind")(h)})
+    for source, copy in zip(hidden + [score], copies + [score_copy]):
+        copy.set_weights(source.get_weights())
+    return single, multi
+
+
+def run(repeats: int = 3) -> tuple[list[TargetResult], dict[str, Any]]:
+    """Time every method on both models; one target per method."""
+    from pytest_kexplain import clear_cache, explain
+
+    single, multi = models()
+    rng = np.random.default_rng(0)
+    background = rng.normal(size=(50, N_FEATURES))
+    results, raw = [], {}
+    for method, (rows, options) in METHODS.items():
+        x = rng.normal(size=(rows, N_FEATURES))
+        as_inputs = {"num": x[:, :SPLIT], "aux": x[:, SPLIT:]}
+        background_inputs = {"num": background[:, :SPLIT], "aux": background[:, SPLIT:]}
+
+        def explain_single() -> Any:
+            clear_cache()
+            return explain(single, x, method=method, background=background, **options)
+
+        def explain_multi() -> Any:
+            clear_cache()
+            return explain(multi, as_inputs, method=method, output="score",
+                           background=background_inputs, **options)
+
+        same = np.allclose(explain_single().values, explain_multi().values, rtol=1e-3, atol=1e-5)
+        single_time = measure(explain_single, repeats, warmup=1)
+        multi_time = measure(explain_multi, repeats, warmup=1)
+        ratio = multi_time.median / single_time.median
+        raw[method] = {"rows": rows, "single_seconds": single_time.runs,
+                       "multi_seconds": multi_time.runs, "ratio": ratio, "same_values": same}
+        results.append(TargetResult(
+            f"multi-io: two inputs, two outputs / one of each ({method}, {rows} rows)", ratio, GOAL,
+            higher_is_better=False, details=raw[method]))
+        if not same:
+            raise RuntimeError(f"{method}: the two models were explained differently")
+    return results, raw
+
+
+if __name__ == "__main__":
+    for result in run()[0]:
+        print(result.row())

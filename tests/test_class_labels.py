@@ -1,0 +1,140 @@
+"""Class labels: target="setosa" in explanations, checks, failure tables and errors."""
+
+import numpy as np
+import pytest
+
+from pytest_kexplain import (
+    KexplainError,
+    assert_importance_order,
+    assert_monotonic,
+    assert_top_features,
+    explain,
+)
+
+SPECIES = ["setosa", "versicolor", "virginica"]
+# logits: setosa = 2 x0, versicolor = -x1, virginica = 3 x2 - x3
+LOGIT_WEIGHTS = np.array([[2.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 3.0], [0.0, 0.0, -1.0]])
+
+
+def linear_classifier():
+    """Three linear logits in float64: integrated gradients are w * x exactly."""
+    import keras
+
+    inputs = keras.Input((4,), dtype="float64")
+    layer = keras.layers.Dense(3, dtype="float64")
+    model = keras.Model(inputs, layer(inputs))
+    layer.set_weights([LOGIT_WEIGHTS, np.zeros(3)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return linear_classifier()
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.abs(np.random.default_rng(2).normal(size=(30, 4))) + 0.1
+
+
+def test_a_label_explains_that_class(classifier, x):
+    by_label = explain(classifier, x, target="virginica", class_names=SPECIES)
+    by_index = explain(classifier, x, target=2, class_names=SPECIES)
+    np.testing.assert_array_equal(by_label.values, by_index.values)
+    np.testing.assert_allclose(by_label.values, x * LOGIT_WEIGHTS[:, 2], atol=1e-9)
+    assert by_label.output_name == by_index.output_name == "virginica"
+    assert by_label.class_names == tuple(SPECIES)
+    assert "output='virginica'" in repr(by_label)
+
+
+def test_one_label_per_row(classifier, x):
+    labels = np.array(SPECIES)[np.arange(len(x)) % 3]
+    per_row = explain(classifier, x, target=list(labels), class_names=SPECIES)
+    indices = explain(classifier, x, target=np.arange(len(x)) % 3)
+    np.testing.assert_array_equal(per_row.values, indices.values)
+    predicted = explain(classifier, x, target="predicted", class_names=SPECIES)
+    assert predicted.output_name == "predicted"
+
+
+def test_checks_and_failure_tables_speak_of_the_label(classifier, x):
+    assert_top_features(classifier, x, ["x2", "x3"], k=2, target="virginica", class_names=SPECIES)
+    assert_importance_order(classifier, x, ["x2", "x3"], target="virginica", class_names=SPECIES)
+    assert_monotonic(classifier, x, "x1", direction="decreasing", target="versicolor",
+                     class_names=SPECIES)
+    with pytest.raises(AssertionError) as failure:
+        assert_top_features(classifier, x, ["x0"], k=1, target="virginica", class_names=SPECIES)
+    assert "virginica" in str(failure.value)
+    with pytest.raises(AssertionError, match="the output decreases when x3 increases"):
+        assert_monotonic(classifier, x, "x3", direction="increasing", target="virginica",
+                         class_names=SPECIES)
+
+
+def test_labels_a_model_carries(x):
+    model = linear_classifier()
+    model.class_names = SPECIES
+    explanation = explain(model, x, target="setosa")
+    assert explanation.output_name == "setosa"
+    assert explanation.class_names == tuple(SPECIES)
+    np.testing.assert_allclose(explanation.values, x * LOGIT_WEIGHTS[:, 0], atol=1e-9)
+    # class_names= given to the call wins over the model's own
+    renamed = explain(model, x, target="a", class_names=["a", "b", "c"])
+    np.testing.assert_array_equal(renamed.values, explanation.values)
+
+
+@pytest.mark.parametrize(("keywords", "message"), [
+    ({"target": "virginca", "class_names": SPECIES},
+     "target='virginca' is not a class label. Did you mean 'virginica'\\? The labels are: "
+     "'setosa', 'versicolor', 'virginica'"),
+    ({"target": "setosa"}, "target='setosa' is a class label, but the model's 3 output unit\\(s\\) "
+                           "have no labels; pass class_names="),
+    ({"target": 0, "class_names": ["a", "b"]},
+     "class_names has 2 labels \\(a, b\\) but the explained output has 3 unit\\(s\\)"),
+    ({"target": 0, "class_names": ["a", "a", "b"]}, "class_names must be distinct; repeated: a"),
+    ({"target": 0, "class_names": "setosa"}, "class_names must be a list of labels"),
+    ({"class_names": SPECIES}, "the model has 3 outputs; pass target=<index in 0..2>, a class "
+                               "label \\('setosa', 'versicolor', 'virginica'\\)"),
+    ({"target": ["setosa", "rose"] * 15, "class_names": SPECIES},
+     "target='rose' is not a class label"),
+])
+def test_label_mistakes_are_usage_errors(classifier, x, keywords, message):
+    with pytest.raises(KexplainError, match=message):
+        explain(classifier, x, **keywords)
+
+
+def test_label_mistakes_in_checks_are_usage_errors_not_failures(classifier, x):
+    with pytest.raises(KexplainError, match="target='virginca' is not a class label"):
+        assert_top_features(classifier, x, ["x2"], target="virginca", class_names=SPECIES)
+    with pytest.raises(KexplainError, match="target='virginca' is not a class label"):
+        assert_monotonic(classifier, x, "x2", target="virginca", class_names=SPECIES)
+
+
+@pytest.fixture(scope="module")
+def iris_model():
+    """A small softmax classifier trained on scikit-learn's iris (seeded)."""
+    import keras
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    mean, std = iris.data.mean(0), iris.data.std(0)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="tanh"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    model.fit((iris.data - mean) / std, iris.target, epochs=60, batch_size=32, verbose=0)
+    return model, (iris.data - mean) / std, iris.target, list(iris.feature_names)
+
+
+def test_iris_by_label(iris_model):
+    model, X, y, names = iris_model
+    virginica = X[y == 2][:20]
+    explanation = explain(model, virginica, target="virginica", class_names=SPECIES,
+                          feature_names=names)
+    assert explanation.output_name == "virginica"
+    assert np.all(explanation.outputs > 0.5)  # the trained model calls them virginica
+    assert_top_features(model, virginica, ["petal length (cm)", "petal width (cm)"], k=2,
+                        target="virginica", class_names=SPECIES, feature_names=names,
+                        method="shap", background=X[::5])
+    predicted = explain(model, X[::10], target="predicted", class_names=SPECIES,
+                        feature_names=names)
+    np.testing.assert_array_equal(predicted.outputs,
+                                  np.asarray(model(X[::10])).max(axis=1).astype(np.float64))
