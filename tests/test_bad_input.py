@@ -150,3 +150,159 @@ def test_model_without_declared_input_shape_rejects_other_shapes():
     assert explain(model, np.ones((2, 3)), method="saliency").values.shape == (2, 3)
     with pytest.raises(KexplainError, match=r"cannot take samples of shape \(4,\)"):
         explain(model, np.ones((2, 4)), method="saliency")
+
+
+# -- usage errors come before any model call ---------------------------------------------------
+
+class CountingModel:
+    """A Keras model (a functional model around a Lambda) that counts the calls it receives."""
+
+    def __init__(self, n_features=4, n_outputs=1):
+        import keras
+
+        self.calls = 0
+
+        def counted(x):
+            self.calls += 1
+            return keras.ops.tanh(x)
+
+        inputs = keras.Input((n_features,))
+        hidden = keras.layers.Lambda(counted)(inputs)
+        self.model = keras.Model(inputs, keras.layers.Dense(n_outputs)(hidden))
+        self.calls = 0  # building the graph called it symbolically
+
+
+@pytest.fixture
+def counting():
+    return CountingModel()
+
+
+@pytest.fixture
+def counting3():
+    return CountingModel(n_outputs=3)
+
+
+X4 = np.random.default_rng(0).normal(size=(6, 4))
+
+
+def _no_call(counting, call, error, pattern):
+    with pytest.raises(error, match=pattern) as raised:
+        call()
+    assert not isinstance(raised.value, AssertionError)
+    assert counting.calls == 0, "the model was called before the mistake was reported"
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"targe": 0}, r"explain\(\) got an unexpected keyword argument 'targe'; did you mean "
+                   r"target=\?"),
+    ({"feature_name": list("abcd")}, "did you mean feature_names="),
+    ({"method": "shap", "steps": 3}, r"'steps' is an option of 'integrated_gradients', not "
+                                     r"of 'shap'"),
+    ({"method": "integrated_gradients", "step": 3}, "unknown option.*step.*Did you mean steps="),
+    ({"target": "pred"}, "'predicted'"),
+    ({"target": 1.5}, r"got float 1.5"),
+    ({"target": np.zeros(3, dtype=int)}, r"shape \(6,\)"),
+    ({"target": 3}, r"target=3 is out of range: the model has 1 output"),
+    ({"method": 3}, "method must be a method name"),
+])
+def test_explain_reports_mistakes_before_calling_the_model(counting, kwargs, pattern):
+    _no_call(counting, lambda: explain(counting.model, X4, **kwargs), KexplainError, pattern)
+
+
+def test_a_multi_output_model_needs_a_target_before_it_is_called(counting3):
+    _no_call(counting3, lambda: explain(counting3.model, X4), KexplainError,
+             "the model has 3 outputs; pass target=")
+    _no_call(counting3, lambda: explain(counting3.model, X4, target=-4), KexplainError,
+             "out of range")
+    explain(counting3.model, X4, target=2, method="saliency")
+    assert counting3.calls > 0  # the counter does count
+
+
+def test_checks_report_mistakes_before_calling_the_model(counting):
+    from pytest_kexplain import (
+        assert_attribution_sign,
+        assert_faithful,
+        assert_importance_order,
+        assert_invariant,
+        assert_max_importance_share,
+        assert_model_sensitive,
+        assert_monotonic,
+        assert_saliency_stable,
+        assert_top_features,
+    )
+
+    m = counting.model
+    mistakes = [
+        (lambda: assert_top_features(m, X4, ["x0", "x_1"]), "'x_1' is not a feature.*'x1'"),
+        (lambda: assert_top_features(m, X4, ["x0"], k=7), "at most 4"),
+        (lambda: assert_top_features(m, X4, ["x0"], tagret=0), "did you mean target="),
+        (lambda: assert_importance_order(m, X4, ["x0", "x9"]), "'x9' is not a feature"),
+        (lambda: assert_max_importance_share(m, X4, ["xx0"], 0.5), "'xx0' is not a feature"),
+        (lambda: assert_attribution_sign(m, X4, "X0", "positive"), "'X0' is not a feature"),
+        (lambda: assert_monotonic(m, X4, "x4"), "'x4' is not a feature"),
+        (lambda: assert_monotonic(m, X4, "x0", target="first"), "'predicted'"),
+        (lambda: assert_invariant(m, X4, {"x7": 0.0}, atol=0.1), "'x7' is not a feature"),
+        (lambda: assert_faithful(m, X4, k=4), "k must be at least 1 and at most 3"),
+        (lambda: assert_saliency_stable(m, X4, epsilon=0), "epsilon must lie in"),
+        (lambda: assert_model_sensitive(m, X4, mode="layerwise"), "'full', 'cascading'"),
+        (lambda: assert_model_sensitive(m, X4, feature_names=list("abc")),
+         "feature_names has 3 names but X has 4"),
+    ]
+    for call, pattern in mistakes:
+        _no_call(counting, call, KexplainError, pattern)
+
+
+# -- errors that used to mislead ---------------------------------------------------------------
+
+def test_duplicate_dataframe_columns_are_one_clear_error(linear64):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(np.ones((3, 5)), columns=["a", "b", "a", "c", "b"])
+    with pytest.raises(KexplainError, match=r"^X has duplicate column names \('a' at columns "
+                                            r"0, 2; 'b' at columns 1, 4\); every feature") as error:
+        explain(linear64, frame)
+    assert "\n" not in str(error.value)
+    background = pd.DataFrame(np.ones((3, 2)), columns=["u", "u"])
+    with pytest.raises(KexplainError, match="background has duplicate column names"):
+        explain(lambda x: x.sum(axis=1), pd.DataFrame(np.ones((3, 2)), columns=["u", "v"]),
+                background=background, method="occlusion")
+
+
+def test_a_model_that_raises_inside_call_is_reported_as_its_own_error():
+    import keras
+
+    from pytest_kexplain import ModelCallError
+
+    class Broken(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, inputs):
+            raise KeyError("the lookup table 'zip_codes' is empty")
+
+    with pytest.raises(ModelCallError) as error:
+        explain(Broken(), np.ones((2, 3)), method="saliency")
+    message = str(error.value)
+    assert "raised an exception inside its call" in message
+    assert "KeyError" in message and "the lookup table 'zip_codes' is empty" in message
+    assert "cannot take samples of shape" not in message and "\n" not in message
+    assert isinstance(error.value.__cause__, KeyError)
+
+
+def test_a_functional_model_whose_layer_raises_says_its_input_shape_matched():
+    import keras
+
+    from pytest_kexplain import ModelCallError
+
+    def fail(x):
+        raise RuntimeError("feature store unavailable")
+
+    inputs = keras.Input((3,))
+    try:
+        layer = keras.layers.Lambda(fail, output_shape=(3,))
+        model = keras.Model(inputs, keras.layers.Dense(1)(layer(inputs)))
+    except RuntimeError:
+        pytest.skip("this Keras version calls Lambda functions while building")
+    with pytest.raises(ModelCallError, match="declared input shape matches, so the error is "
+                                             "the model's own.*feature store unavailable"):
+        explain(model, np.ones((2, 3)), method="saliency")

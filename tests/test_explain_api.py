@@ -196,3 +196,86 @@ def test_explanations_identical_across_processes(tmp_path):
     runs = [subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                            check=True).stdout.strip().splitlines()[-1] for _ in range(2)]
     assert runs[0] == runs[1]
+
+
+def test_a_rewritten_keras_file_is_reloaded_and_its_old_model_freed(tmp_path, rows):
+    import gc
+    import os
+    import weakref
+
+    from pytest_kexplain import adapters, zoo
+
+    path = tmp_path / "model.keras"
+    zoo.linear_model([1.0, 2.0, 3.0, 4.0, 5.0]).save(path)
+    first = explain(str(path), rows[0], method="saliency")
+    old = weakref.ref(adapters.get_adapter(str(path))[0])
+    zoo.linear_model([5.0, 4.0, 3.0, 2.0, 1.0]).save(path)
+    os.utime(path, ns=(1, 1))  # a rewrite within the clock's resolution is still noticed
+    second = explain(str(path), rows[0], method="saliency")
+    np.testing.assert_allclose(first.values[0], [1, 2, 3, 4, 5], rtol=1e-6)
+    np.testing.assert_allclose(second.values[0], [5, 4, 3, 2, 1], rtol=1e-6)
+    gc.collect()
+    assert old() is None, "the model of the old file version is still alive"
+    assert sum(key == os.path.abspath(path) for key in adapters._LOADED_FILES) == 1
+
+
+def test_loaded_models_are_bounded(tmp_path, rows):
+    from pytest_kexplain import adapters, zoo
+
+    for index in range(adapters.MAX_LOADED_FILES + 3):
+        path = tmp_path / f"m{index}.keras"
+        zoo.linear_model([float(index)] * 5).save(path)
+        adapters.get_adapter(str(path))
+    assert len(adapters._LOADED_FILES) == adapters.MAX_LOADED_FILES
+
+
+def test_one_adapter_per_model_object_freed_with_the_model(rows):
+    import gc
+    import weakref
+
+    from pytest_kexplain import zoo
+    from pytest_kexplain.adapters import get_adapter
+
+    model = zoo.linear_model([1.0, 0.0, 0.0, 0.0, 0.0])
+    explain(model, rows[0], method="saliency")
+    assert get_adapter(model)[1] is get_adapter(model)[1]
+    alive = weakref.ref(model)
+    del model
+    from pytest_kexplain import clear_cache
+
+    clear_cache()
+    gc.collect()
+    assert alive() is None
+
+
+def test_copies_of_a_model_get_their_own_adapter():
+    import copy
+
+    from pytest_kexplain import zoo
+    from pytest_kexplain.adapters import get_adapter
+
+    model = zoo.linear_model([1.0, 2.0])
+    adapter = get_adapter(model)[1]
+    clone = copy.deepcopy(model)
+    assert get_adapter(clone)[1] is not adapter
+    assert get_adapter(clone)[1].model is clone
+
+
+def test_the_error_hierarchy():
+    import pytest_kexplain as pk
+
+    assert issubclass(pk.InvalidArgument, pk.KexplainError) and issubclass(pk.InvalidArgument,
+                                                                           ValueError)
+    assert issubclass(pk.InvalidArgumentType, TypeError)
+    assert issubclass(pk.InvalidArgumentType, pk.InvalidArgument)
+    for usage in (pk.InvalidArgument, pk.InvalidArgumentType, pk.ModelHasNoGradientError,
+                  pk.ModelCallError, pk.BaselineError, pk.NonFiniteError):
+        assert issubclass(usage, pk.KexplainError) and not issubclass(usage, AssertionError)
+    assert issubclass(pk.CheckFailed, AssertionError) and issubclass(pk.CheckFailed,
+                                                                     pk.KexplainError)
+    assert issubclass(pk.IntegrationToleranceWarning, pk.KexplainWarning)
+    assert issubclass(pk.KexplainWarning, UserWarning)
+    from pytest_kexplain.api import get_adapter, resolve_target  # old import paths still work
+    from pytest_kexplain.assertions import CheckFailed
+
+    assert CheckFailed is pk.CheckFailed and callable(get_adapter) and callable(resolve_target)
