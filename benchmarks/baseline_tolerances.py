@@ -4,10 +4,13 @@ For each scenario a reference model is trained with seed 0. It is compared (with
 comparison `explanation_baseline.assert_match` uses, on the default method) with
   * retrains: the same architecture on the same data with other seeds (must pass), and
   * changed models: trained on data whose relationships changed (must fail): the top
-    feature, or the top three, lost their signal, or the two strongest exchanged strengths.
+    feature, or the top three, lost their signal, the two strongest exchanged strengths, or
+    the top feature's relationship reversed.
+Six models: a skewed 8-feature credit-style regressor with one-hot columns, a flat-importance
+regressor, a GRU, two synthetic regressors and the breast-cancer MLP.
 
-Run:  python benchmarks/baseline_tolerances.py  (two minutes on two cores; docs/baselines.md
-      shows --seeds 12 --changed-seeds 3, five minutes)
+Run:  python benchmarks/baseline_tolerances.py  (docs/baselines.md shows --seeds 6
+      --changed-seeds 2; --only <text> runs the scenarios whose name contains it)
 The output is pasted into docs/baselines.md.
 """
 
