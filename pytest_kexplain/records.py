@@ -114,13 +114,22 @@ class PlotMixin:
 
 # --- models -------------------------------------------------------------------------------
 
-_AUTO_NAME = re.compile(r"^(?P<base>[a-z][a-z0-9_]*?)(_\d+)?$")
+_COUNTER = re.compile(r"_\d+$")
 
 
-def stable_name(name: str) -> str:
-    """A Keras auto-name without its process-dependent counter ('dense_3' -> 'dense')."""
-    match = _AUTO_NAME.match(name)
-    return match.group("base") if match else name
+def auto_name_base(obj: Any) -> str:
+    """The name Keras gives an unnamed layer or model of this class: its snake_case class name."""
+    name = type(obj).__name__
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def stable_name(name: str, obj: Any = None) -> str:
+    """A Keras auto-name without its process-dependent counter ('dense_3' -> 'dense'); names
+    the user chose are kept."""
+    base = _COUNTER.sub("", name)
+    if obj is not None and base != auto_name_base(obj):
+        return name
+    return base
 
 
 def keras_model(model: Any) -> Any:
@@ -146,22 +155,29 @@ def describe_model(model: Any) -> str:
         name = getattr(model, "__name__", None) or type(model).__name__
         return f"callable {name}"
     params = int(keras.count_params()) if keras.built else 0
-    return (f"{type(keras).__name__} model '{stable_name(keras.name)}' "
+    return (f"{type(keras).__name__} model '{stable_name(keras.name, keras)}' "
             f"({len(keras.layers)} layers, {params:,} parameters)")
 
 
 def model_id(model: Any) -> str | None:
-    """Key of a Keras model's card: a digest of its architecture and weights."""
+    """Key of a Keras model's card: a digest of its layers (class, weight shapes and values),
+    independent of layer names, so the same model gets the same key in every process."""
     keras = keras_model(model)
     if keras is None:
         return None
-    from pytest_kexplain.api import get_adapter
+    import hashlib
 
+    digest = hashlib.blake2b(type(keras).__name__.encode(), digest_size=8)
     try:
-        fingerprint = get_adapter(keras)[1].fingerprint()
+        for layer in keras.layers:
+            digest.update(type(layer).__name__.encode())
+            for weight in layer.weights:
+                array = np.ascontiguousarray(np.asarray(weight))
+                digest.update(f"{array.dtype}{array.shape}".encode())
+                digest.update(array.tobytes())
     except Exception:
         return None
-    return None if fingerprint is None else "model-" + re.sub(r"[^0-9a-f]", "", fingerprint)[-12:]
+    return "model-" + digest.hexdigest()[:12]
 
 
 # --- shared helpers -------------------------------------------------------------------------
@@ -315,8 +331,11 @@ def heatmap_picture(explanation: Any, baseline_values: np.ndarray | None = None,
 
 
 def _spatial(explanation: Any) -> bool:
+    """Images (n, h, w, c) or sequences (n, t, d) with one attribution per input value."""
     data = getattr(explanation, "data", None)
-    return data is not None and data.ndim >= 3
+    values = getattr(explanation, "values", None)
+    return (data is not None and values is not None and data.ndim in (3, 4)
+            and np.shape(values) == np.shape(data))
 
 
 def _distribution_picture(values: Any, threshold: float | None, label: str, good: str,
@@ -477,24 +496,33 @@ def _stable(result: Any, arguments: Mapping[str, Any]) -> Fields:
                 "above", {"mean": _number(result.similarity)})}
 
 
+def _layer_names(model: Any) -> dict[str, str]:
+    """Layer name -> the name the report shows (auto-names without process counters)."""
+    keras = keras_model(model) if model is not None else None
+    if keras is None:
+        return {}
+    from pytest_kexplain.report.model_card import stable_layer_names
+
+    return stable_layer_names(keras)
+
+
 def _sensitive(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    names = _layer_names(arguments.get("model"))
+    stages = [{"layers": [names.get(n, n) for n in s.layers], "similarity": _number(s.similarity)}
+              for s in result.stages]
     measures = [_measure(f"mean {result.metric} similarity (most similar stage)",
                          result.similarity, result.max_similarity, "<=")]
-    stages = [{"layers": list(s.layers), "similarity": _number(s.similarity)}
-              for s in result.stages]
     if len(result.stages) > 1:
-        measures += [_measure(f"stage {i}: {', '.join(map(stable_name, s.layers))}",
+        measures += [_measure(f"stage {i}: {', '.join(stage['layers'])}",
                               s.similarity, result.max_similarity, "<=")
-                     for i, s in enumerate(result.stages, start=1)]
+                     for i, (stage, s) in enumerate(zip(stages, result.stages), start=1)]
     return {"asserted": (f"explanations change when weights are re-initialised ({result.mode} "
                          f"mode): similarity <= {result.max_similarity:g}"),
             "measures": tuple(measures),
             "picture": _distribution_picture(
                 result.row_similarity, result.max_similarity,
                 f"{result.metric} similarity per row, trained vs re-initialised", "below",
-                {"mean": _number(result.similarity),
-                 "stages": [{**s, "layers": [stable_name(n) for n in s["layers"]]}
-                            for s in stages]})}
+                {"mean": _number(result.similarity), "stages": stages})}
 
 
 def _faithful(result: Any, arguments: Mapping[str, Any]) -> Fields:
@@ -541,7 +569,7 @@ def _gate(result: Any, arguments: Mapping[str, Any]) -> Fields:
     fields = comparison_fields(result, ASSERTED["explanation_baseline.assert_match"],
                                "baseline", "current")
     values = arguments.get("current_values")
-    if values is not None and np.ndim(values) >= 3:
+    if values is not None and np.ndim(values) in (3, 4):
         fields["picture"] = _values_picture(arguments, values, arguments.get("baseline_values"))
     return fields
 
@@ -549,7 +577,7 @@ def _gate(result: Any, arguments: Mapping[str, Any]) -> Fields:
 def _values_picture(arguments: Mapping[str, Any], values: Any, baseline_values: Any,
                     importance: Any = None, names: Any = None) -> dict[str, Any]:
     """Heat maps for images and sequences, else importance bars."""
-    if values is not None and np.ndim(values) >= 3:
+    if values is not None and np.ndim(values) in (3, 4):
         try:
             data = np.asarray(arguments.get("X"), dtype=np.float64)
         except (TypeError, ValueError):

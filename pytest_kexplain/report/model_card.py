@@ -16,16 +16,16 @@ import warnings
 from collections import Counter
 from typing import Any
 
-from pytest_kexplain.records import stable_name
+from pytest_kexplain.records import auto_name_base, stable_name
 
 
 def stable_layer_names(model: Any) -> dict[str, str]:
-    """Each layer's name, auto-names renumbered in layer order as a fresh process would."""
+    """Each layer's name; auto-names renumbered in layer order as a fresh process would."""
     seen: Counter[str] = Counter()
     names = {}
     for layer in model.layers:
-        base = stable_name(layer.name)
-        if base == layer.name and not re.search(r"_\d+$", layer.name):
+        base = stable_name(layer.name, layer)
+        if base != auto_name_base(layer):
             names[layer.name] = layer.name  # a name the user chose
             continue
         names[layer.name] = base if seen[base] == 0 else f"{base}_{seen[base]}"
@@ -90,7 +90,7 @@ def model_card(model: Any, model_id: str) -> dict[str, Any]:
     trainable = sum(int(_count(w)) for w in getattr(model, "trainable_weights", []))
     card = {
         "id": model_id,
-        "name": stable_name(model.name),
+        "name": stable_name(model.name, model),
         "class": type(model).__name__,
         "parameters": int(model.count_params()) if model.built else 0,
         "trainable_parameters": trainable,
