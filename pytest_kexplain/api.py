@@ -62,6 +62,21 @@ def choose_method(method: str, adapter: ModelAdapter) -> ExplainerSpec:
     return spec
 
 
+#: methods that map a layer onto one spatial input, so they need a model with one input
+SINGLE_INPUT_METHODS = ("gradcam", "gradcam++")
+
+
+def _check_method_fits_inputs(spec: ExplainerSpec, prepared: PreparedInput) -> None:
+    """Grad-CAM upsamples a layer onto one image input: several inputs cannot work."""
+    if prepared.layout is not None and spec.name in SINGLE_INPUT_METHODS:
+        raise InvalidArgument(
+            f"method={spec.name!r} maps a convolution layer onto one image input, but the "
+            f"model takes several inputs ({', '.join(map(repr, prepared.layout.names))}); "
+            "use integrated_gradients, shap, occlusion or lime, which attribute every input "
+            "(Explanation.for_input(name) gives each input's map in its own shape)."
+        )
+
+
 def _frozen(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array, dtype=np.float64)
     array.setflags(write=False)
@@ -161,6 +176,7 @@ def explain(
     bound = bind(model, X, feature_names=feature_names, output=output, class_names=labels)
     adapter, prepared = bound.adapter, bound.prepared
     spec = choose_method(method, adapter)
+    _check_method_fits_inputs(spec, prepared)
     resolved_options = resolve_options(spec, options)
     check_target(target if target is not None else bound.default_target, len(prepared.array),
                  adapter.declared_outputs(), bound.known_labels())

@@ -31,9 +31,14 @@ def save_model_and_data(directory: Path) -> None:
     outputs = {"score": keras.layers.Dense(1, name="score")(hidden),
                "kind": keras.layers.Dense(3, activation="softmax", name="kind")(hidden)}
     keras.Model({"num": num, "aux": aux}, outputs).save(directory / "multi_io.keras")
+    image = keras.Input((8, 8, 1))
+    flat = keras.layers.Flatten()(keras.layers.Conv2D(3, 3, activation="tanh", name="conv")(image))
+    keras.Model(image, [keras.layers.Dense(2, name="digit")(flat),
+                        keras.layers.Dense(1, name="quality")(flat)]).save(directory / "cnn.keras")
     rng = np.random.default_rng(5)
     np.savez(directory / "multi_io.npz", num=rng.normal(size=(12, 3)), aux=rng.normal(size=(12, 2)),
-             background_num=rng.normal(size=(8, 3)), background_aux=rng.normal(size=(8, 2)))
+             background_num=rng.normal(size=(8, 3)), background_aux=rng.normal(size=(8, 2)),
+             images=rng.normal(size=(4, 8, 8, 1)))
 
 
 def explanations(directory: Path) -> dict[str, Any]:
@@ -59,6 +64,10 @@ def explanations(directory: Path) -> dict[str, Any]:
     results["feature_names"] = list(per_input.feature_names)
     results["top"] = assert_top_features(model, X, per_input.top(2), k=2, output="kind",
                                          target="predicted", class_names=CLASSES) is not None
+    cnn = str(Path(directory) / "cnn.keras")
+    for method in ("gradcam", "integrated_gradients"):
+        results[f"cnn:{method}"] = explain(cnn, data["images"], method=method,
+                                           output="quality").values.tolist()
     try:
         explain(model, X)
     except KexplainError as exc:

@@ -422,3 +422,27 @@ def test_other_backends_agree_with_tensorflow(backend_runs, backend):
             np.testing.assert_allclose(theirs[name], values, rtol=2e-3, atol=2e-4, err_msg=name)
         else:
             assert theirs[name] == values, name
+
+
+# -- image models with several outputs -----------------------------------------------------
+
+def test_grad_cam_explains_the_chosen_output_and_refuses_several_inputs(list_model, data):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    image = keras.Input((8, 8, 1))
+    maps = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(image)
+    flat = keras.layers.Flatten()(maps)
+    heads = {"digit": keras.layers.Dense(3, name="digit")(flat),
+             "quality": keras.layers.Dense(1, name="quality")(flat)}
+    two_heads = keras.Model(image, heads)
+    quality_only = keras.Model(image, heads["quality"])  # the same layers, one output
+    x = np.random.default_rng(0).normal(size=(5, 8, 8, 1))
+    chosen = explain(two_heads, x, method="gradcam", output="quality")
+    alone = explain(quality_only, x, method="gradcam")
+    np.testing.assert_allclose(chosen.values, alone.values, rtol=1e-5, atol=1e-7)
+    digit = explain(two_heads, x, method="gradcam", output="digit", target=1)
+    assert digit.output_name == "digit[output[1]]"
+    with pytest.raises(KexplainError, match="maps a convolution layer onto one image input, but "
+                                            "the model takes several inputs \\('num', 'aux'\\)"):
+        explain(list_model, data, method="gradcam")

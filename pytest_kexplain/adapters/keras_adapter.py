@@ -344,7 +344,7 @@ class KerasAdapter:
             backend = importlib.import_module(_BACKEND_MODULES[self.backend])
             shape, dtype = output_spec(layer, self.description)
             self._coalition_functions[key] = backend.build_layer_functions(
-                self.model, layer, sample_shape, self.dtype, shape, dtype)
+                self._routed, layer, sample_shape, self.dtype, shape, dtype)
         function = self._coalition_functions[key]
         size = self.batch_size_for(sample_shape, batch_size)
         x = np.asarray(x, dtype=self.dtype)
