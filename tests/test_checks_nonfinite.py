@@ -112,3 +112,43 @@ def test_a_model_only_nan_on_inputs_the_check_makes_does_not_pass(only_some_rows
     assert_invariant(only_some_rows_nan, x, {"x2": 0.0}, atol=1e-6)  # finite: it passes
     with pytest.raises(NonFiniteError, match="NaN in its outputs for 8 of 8"):
         assert_invariant(only_some_rows_nan, x, {"x0": 2.0}, atol=1e9)
+
+
+OTHER_BACKEND_SCRIPT = """
+import numpy as np, keras
+from pytest_kexplain import NonFiniteError, assert_model_sensitive, assert_top_features, explain
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"),
+                          keras.layers.Dense(1)])
+kernel, bias = model.layers[-1].get_weights()
+kernel[1, 0] = np.nan
+model.layers[-1].set_weights([kernel, bias])
+X = np.ones((5, 3))
+caught = []
+for call in (lambda: explain(model, X, method="saliency"), lambda: explain(model, X, method="shap"),
+             lambda: assert_top_features(model, X, ["x0"], k=3)):
+    try:
+        call()
+    except NonFiniteError as error:
+        caught.append("for 5 of 5 input rows" in str(error))
+rnn = keras.Sequential([keras.Input((4, 2)), keras.layers.GRU(3), keras.layers.Dense(1)])
+result = assert_model_sensitive(rnn, np.random.default_rng(0).normal(size=(4, 4, 2)),
+                                method="saliency", max_similarity=1.0)
+print(keras.backend.backend(), caught, len(result.reinitialized))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_other_backends_reject_nan_models_and_reinitialise_recurrent_weights(backend):
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    out = subprocess.run([sys.executable, "-c", OTHER_BACKEND_SCRIPT], capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == f"{backend} [True, True, True] 5"
