@@ -234,3 +234,47 @@ def test_the_portable_description_keeps_a_users_name_only():
     assert portable_description(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])) == (
         "Keras Sequential model")
     assert portable_description(zoo.mlp(2)) == "Keras Sequential model 'mlp'"
+
+
+def test_serial_and_xdist_updates_of_differing_models_write_identical_bytes(pytester, monkeypatch):
+    """The serial update runs in this process, after the suite built many models (Keras' name
+    counters are far along); the -n 2 update runs in fresh workers that build the models in
+    another order. The files must not differ by a byte."""
+    monkeypatch.setenv("MODEL_KIND", "credit")
+    monkeypatch.delenv("MODEL_SEED", raising=False)
+    monkeypatch.delenv("MODEL_VARIANT", raising=False)
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_models=textwrap.dedent('''
+        import keras
+        import numpy as np
+        import pytest
+
+        from pytest_kexplain import zoo
+
+
+        def test_credit(case, explanation_baseline):
+            model, X, names = case
+            explanation_baseline.assert_match(model, X, feature_names=names)
+
+
+        def test_flat_with_a_model_built_first(explanation_baseline):
+            zoo.mlp(3)  # moves the layer-name counter of this process only
+            x = np.random.default_rng(0).normal(size=(300, 5))
+            model = zoo.train_regressor(x, x.sum(axis=1), seed=0, epochs=3)
+            explanation_baseline.assert_match(model, x[:20])
+
+
+        def test_conv(explanation_baseline):
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((8, 1)), keras.layers.Conv1D(3, 3, activation="relu"),
+                                      keras.layers.Flatten(), keras.layers.Dense(1)])
+            explanation_baseline.assert_match(model, np.random.default_rng(1).normal(size=(6, 8, 1)))
+    '''))
+    run(pytester, "--kexplain-update").assert_outcomes(passed=3)
+    directory = pytester.path / BASELINES
+    serial = {p.name: p.read_bytes() for p in directory.iterdir()}
+    assert len(serial) == 3
+    parallel = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--kexplain-update")
+    parallel.assert_outcomes(passed=3)
+    parallel.stdout.fnmatch_lines(["*baselines: 0 written, 0 updated, 3 unchanged"])
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == serial

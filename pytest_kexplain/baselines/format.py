@@ -34,6 +34,9 @@ INLINE_LIMIT = 2048  # attribution values kept in the JSON; more go to the .npz 
 VERSIONED_PACKAGES = ("pytest-kexplain", "numpy", "keras", "tensorflow", "tensorflow-cpu",
                       "jax", "torch", "shap")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+#: what an explainer reports about its run among its options, not a setting; left out of the
+#: file since it moves with every retrain and machine (the explanation itself still has it)
+DIAGNOSTIC_OPTIONS = ("completeness_gap", "rows_over_tolerance")
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ def from_explanation(
         name=name,
         method=explanation.method,
         output=explanation.output_name,
-        options=json_safe(dict(explanation.options)),
+        options=json_safe({key: value for key, value in explanation.options.items()
+                           if key not in DIAGNOSTIC_OPTIONS}),
         feature_names=tuple(explanation.feature_names),
         data_shape=tuple(int(s) for s in explanation.data.shape),
         data_fingerprint=array_digest(explanation.data),
