@@ -25,7 +25,12 @@ from pytest_kexplain.errors import (
 )
 from pytest_kexplain.events import ExplainEvent, emit
 from pytest_kexplain.explainers import AUTO, available_methods, get_explainer
-from pytest_kexplain.explainers.base import ExplainerSpec, ExplainRequest
+from pytest_kexplain.explainers.base import (
+    ExplainerSpec,
+    ExplainRequest,
+    non_negative_float,
+    positive_int,
+)
 from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.groups import Players, resolve_groups
@@ -121,7 +126,17 @@ def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, A
             f"method {spec.name!r} got unknown option(s) {', '.join(unknown)}; it accepts: "
             f"{', '.join(sorted(spec.defaults)) or 'none'} (and explain()'s own keywords: "
             f"{', '.join(EXPLAIN_KEYWORDS)}).{hint}{elsewhere}")
-    return spec.resolve_options(options)
+    resolved = spec.resolve_options(options)
+    for name, default in spec.defaults.items():
+        # counts (steps, samples, ...) and scales (tolerance, noise, ...): checked here, before
+        # the model is called, as the explainer would check them
+        if isinstance(default, bool) or name not in options:
+            continue
+        if isinstance(default, int):
+            positive_int(resolved, name)
+        elif isinstance(default, float):
+            non_negative_float(resolved, name)
+    return resolved
 
 
 def _report(explanation: Explanation, model_description: str, started: float,

@@ -204,6 +204,9 @@ def _no_call(counting, call, error, pattern):
     ({"target": np.zeros(3, dtype=int)}, r"shape \(6,\)"),
     ({"target": 3}, r"target=3 is out of range: the model has 1 output"),
     ({"method": 3}, "method must be a method name"),
+    ({"method": "integrated_gradients", "steps": 0}, "option 'steps' must be a positive integer"),
+    ({"method": "smoothgrad", "noise": -0.1}, "option 'noise' must be a finite number >= 0"),
+    ({"method": "lime", "samples": 2.5}, "option 'samples' must be a positive integer"),
 ])
 def test_explain_reports_mistakes_before_calling_the_model(counting, kwargs, pattern):
     _no_call(counting, lambda: explain(counting.model, X4, **kwargs), KexplainError, pattern)
