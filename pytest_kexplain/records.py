@@ -91,10 +91,11 @@ def build_record(check: str, arguments: Mapping[str, Any], result: Any,
     )
 
 
-def record_of(result: Any) -> CheckRecord:
-    """A record built from a result alone (for ``result.plot()`` outside a run)."""
+def record_of(result: Any, arguments: Mapping[str, Any] | None = None) -> CheckRecord:
+    """A record built from a result (for ``result.plot()``); `arguments` as the check's."""
     check = CHECK_OF_RESULT.get(type(result).__name__, type(result).__name__)
-    fields = BUILDERS.get(check, _generic)(result, {})
+    arguments = {k: v for k, v in (arguments or {}).items() if v is not None}
+    fields = BUILDERS.get(check, _generic)(result, arguments)
     explanation = getattr(result, "explanation", None)
     return CheckRecord(check=check, outcome=_verdict(fields["measures"]),
                        method=getattr(explanation, "method", None),
@@ -105,11 +106,15 @@ def record_of(result: Any) -> CheckRecord:
 class PlotMixin:
     """Gives a check's result ``plot()``: the picture the report shows, as a Figure."""
 
-    def plot(self, **options: Any) -> Any:
-        """The verdict's picture as a matplotlib Figure (matplotlib's Agg backend)."""
+    def plot(self, model: Any = None, X: Any = None, **explain_kwargs: Any) -> Any:
+        """The verdict's picture as a matplotlib Figure (drawn by the Agg canvas).
+
+        A monotonicity result draws its ICE curves when given the checked model and X (and
+        the check's feature_names=/target=); without them, its counterexamples only.
+        """
         from pytest_kexplain.report.plots import plot_record
 
-        return plot_record(record_of(self), **options)
+        return plot_record(record_of(self, {"model": model, "X": X, **explain_kwargs}))
 
 
 # --- models -------------------------------------------------------------------------------
@@ -602,6 +607,11 @@ def _consistent(result: Any, arguments: Mapping[str, Any]) -> Fields:
                              "candidate")
 
 
+def _comparison(result: Any, arguments: Mapping[str, Any]) -> Fields:
+    return comparison_fields(result, "two explanations of the same data agree", "before",
+                             "after")
+
+
 def _generic(result: Any, arguments: Mapping[str, Any]) -> Fields:
     """Any other result: its scalar figures, for information."""
     measures = []
@@ -627,6 +637,7 @@ BUILDERS: dict[str, Callable[[Any, Mapping[str, Any]], Fields]] = {
     "assert_model_sensitive": _sensitive,
     "assert_consistent_explanations": _consistent,
     "explanation_baseline.assert_match": _gate,
+    "comparison": _comparison,
 }
 
 #: checks whose builder also runs without a result (the gate's update returns None)
@@ -642,5 +653,5 @@ CHECK_OF_RESULT = {
     "StabilityResult": "assert_saliency_stable",
     "FaithfulnessResult": "assert_faithful",
     "ModelSensitivityResult": "assert_model_sensitive",
-    "Comparison": "assert_consistent_explanations",
+    "Comparison": "comparison",
 }

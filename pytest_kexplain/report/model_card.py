@@ -137,8 +137,8 @@ def graphviz_available() -> bool:
 
 
 def plot_model_png(model: Any) -> bytes | None:
-    """keras.utils.plot_model's drawing (shapes, parameter counts via the trainable flag), or
-    None without pydot and Graphviz."""
+    """keras.utils.plot_model's drawing (through its model_to_dot) with shapes, activations and
+    each layer's parameter count, or None without pydot and Graphviz."""
     if not graphviz_available():
         return None
     import keras
@@ -151,10 +151,14 @@ def plot_model_png(model: Any) -> bytes | None:
         return None
     source = dot.to_string()
     names = stable_layer_names(model)
-    for original in sorted(names, key=len, reverse=True):
-        if names[original] != original:
-            source = re.sub(rf"(?<![\w]){re.escape(original)}(?![\w])", names[original], source)
-    source = re.sub(r"\b\d{6,}\b", lambda m: _short_id(m.group(0)), source)  # node ids: id(layer)
+    for layer in model.layers:  # stable names, and each layer's parameter count in its title
+        kind = type(layer).__name__
+        params = int(layer.count_params()) if layer.built else 0
+        source = source.replace(
+            f"<b>{layer.name}</b> ({kind})",
+            f"<b>{names[layer.name]}</b> ({kind}, {params:,} parameter{'s' * (params != 1)})")
+    ids: dict[str, str] = {}  # node ids are id(layer): renumber them in order of appearance
+    source = re.sub(r"\b\d{6,}\b", lambda m: ids.setdefault(m.group(0), f"n{len(ids)}"), source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -162,13 +166,6 @@ def plot_model_png(model: Any) -> bytes | None:
         return graphs[0].create_png() if graphs else None
     except Exception:
         return None
-
-
-_IDS: dict[str, str] = {}
-
-
-def _short_id(text: str) -> str:
-    return _IDS.setdefault(text, f"n{len(_IDS)}")
 
 
 def png_bytes(card: dict[str, Any]) -> bytes:

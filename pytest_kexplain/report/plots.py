@@ -75,23 +75,34 @@ def _draw_none(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) ->
 
 
 def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     features = list(picture["features"])
     marked = set(picture.get("marked", []))
     current = [v or 0.0 for v in picture["current"]]
     baseline = picture.get("baseline")
-    figure = _figure(max(2.2, 0.5 + 0.28 * len(features)))
+    figure = _figure(max(2.4, 0.8 + 0.3 * len(features)))
     axes = figure.add_subplot()
     positions = list(range(len(features)))
-    height = 0.4 if baseline is not None else 0.7
+    current_label = picture.get("current_label", "current")
+    handles = []
     if baseline is not None:
+        # against a baseline: colour tells baseline from current; * marks the baseline's top k
+        height = 0.4
         axes.barh([p - height / 2 for p in positions], [v or 0.0 for v in baseline], height,
-                  color=SKY, label=picture.get("baseline_label", "baseline"))
-        offsets = [p + height / 2 for p in positions]
+                  color=SKY)
+        axes.barh([p + height / 2 for p in positions], current, height, color=BLUE)
+        handles += [Patch(color=SKY, label=picture.get("baseline_label", "baseline")),
+                    Patch(color=BLUE, label=current_label)]
+        mark_meaning = picture.get("marked_label", f"* {picture.get('baseline_label', 'baseline')}"
+                                                   " top features")
     else:
-        offsets = positions
-    colours = [ORANGE if name in marked else BLUE for name in features]
-    axes.barh(offsets, current, height, color=colours,
-              label=picture.get("current_label", "current"))
+        axes.barh(positions, current, 0.7,
+                  color=[ORANGE if name in marked else BLUE for name in features])
+        handles += [Patch(color=BLUE, label=current_label),
+                    Patch(color=ORANGE, label="* named by the check")]
+        mark_meaning = None
     axes.set_yticks(positions, [f"{name} *" if name in marked else name for name in features],
                     fontsize=8)
     for tick, name in zip(axes.get_yticklabels(), features):
@@ -100,24 +111,19 @@ def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], **_: A
     axes.invert_yaxis()
     limit = picture.get("share_limit")
     if limit is not None and len(marked) == 1:
-        axes.axvline(limit, color=VERMILLION, linestyle="--", linewidth=1,
-                     label=f"max_share {limit:g}")
+        axes.axvline(limit, color=VERMILLION, linestyle="--", linewidth=1)
+        handles.append(Line2D([], [], color=VERMILLION, linestyle="--", label=f"max_share {limit:g}"))
+    elif limit is not None:
+        axes.set_title(f"the * features together may carry at most {limit:g}", fontsize=8)
+    if mark_meaning:
+        handles.append(Patch(color="white", label=mark_meaning))
     axes.set_xlabel(picture.get("unit", "share of total importance"))
-    axes.set_ylabel("feature (* = named by the check)")
+    axes.set_ylabel("feature")
     hidden = picture.get("hidden_features", 0)
     if hidden:
         axes.set_title(f"{hidden} less important feature(s) not shown", fontsize=8)
-    from matplotlib.patches import Patch
-
-    handles = [Patch(color=BLUE, label=picture.get("current_label", "current")),
-               Patch(color=ORANGE, label="named by the check")]
-    if baseline is not None:
-        handles.insert(0, Patch(color=SKY, label=picture.get("baseline_label", "baseline")))
-    if limit is not None and len(marked) == 1:
-        from matplotlib.lines import Line2D
-
-        handles.append(Line2D([], [], color=VERMILLION, linestyle="--", label=f"max_share {limit:g}"))
-    axes.legend(handles=handles, fontsize=7, loc="lower right")
+    axes.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                frameon=False)
     return figure
 
 
@@ -212,6 +218,10 @@ def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any)
                 axes.set_yticks([])
                 axes.set_ylabel(f"sample {picture['samples'][r]}" if c == 0 else "", fontsize=8)
             else:
+                from matplotlib.ticker import MaxNLocator
+
+                axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+                axes.yaxis.set_major_locator(MaxNLocator(integer=True))
                 axes.set_xlabel("time step", fontsize=7)
                 axes.set_ylabel(f"sample {picture['samples'][r]}\nfeature" if c == 0
                                 else "feature", fontsize=7)
@@ -266,6 +276,9 @@ def history_png(history: Mapping[str, Any]) -> bytes:
                 epochs = list(range(1, len(values) + 1))
                 axes.plot(epochs, [float("nan") if v is None else v for v in values],
                           color=colour, marker="o", markersize=2, label=label)
+        from matplotlib.ticker import MaxNLocator
+
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("epoch")
         axes.set_ylabel(metric)
         axes.legend(fontsize=7)

@@ -1,0 +1,161 @@
+"""Check records (one per check call: passed, failed or error), their JSON round trip, the
+pictures drawn from them and ``result.plot()``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pytest_kexplain import (
+    CheckFailed,
+    assert_attribution_sign,
+    assert_consistent_explanations,
+    assert_faithful,
+    assert_importance_order,
+    assert_invariant,
+    assert_max_importance_share,
+    assert_model_sensitive,
+    assert_monotonic,
+    assert_saliency_stable,
+    assert_top_features,
+    events,
+    zoo,
+)
+from pytest_kexplain.report import plots
+
+X = np.random.default_rng(0).normal(size=(24, 4))
+NAMES = ["income", "debt", "age", "noise"]
+
+
+@pytest.fixture(scope="module")
+def linear():
+    return zoo.linear_model([3.0, -1.0, 0.5, 0.0])
+
+
+@pytest.fixture(scope="module")
+def bumpy():
+    return zoo.tanh_mlp(4, 6, seed=3)
+
+
+@pytest.fixture
+def emitted():
+    """The records checks emit while the test runs (models too)."""
+    found: list[tuple[events.CheckRecord, object]] = []
+
+    def listener(record, model):
+        found.append((record, model))
+
+    events.CHECK_LISTENERS.append(listener)
+    yield found
+    events.CHECK_LISTENERS.remove(listener)
+
+
+def test_each_check_call_emits_one_record_passed_failed_or_error(linear, emitted):
+    assert_top_features(linear, X, ["income"], feature_names=NAMES)
+    with pytest.raises(CheckFailed):
+        assert_max_importance_share(linear, X, ["income"], 0.2, feature_names=NAMES)
+    with pytest.raises(ValueError):  # a usage mistake inside the check
+        assert_top_features(linear, X, ["salary"], feature_names=NAMES)
+
+    def broken(x):
+        raise RuntimeError("down")
+
+    with pytest.raises(RuntimeError):
+        assert_top_features(broken, X, ["x0"], method="shap")
+    records = [record for record, _ in emitted]
+    assert [r.outcome for r in records] == ["passed", "failed", "error", "error"]
+    assert [m for _, m in emitted][:3] == [linear] * 3
+    passed, failed, usage, crash = records
+    assert passed.asserted == "the top 1 features are income"
+    assert passed.measures[0].name == "rank of income" and passed.measures[0].passed
+    assert failed.measures[0].value == pytest.approx(0.6316, abs=1e-3)
+    assert failed.measures[0].threshold == 0.2 and failed.measures[0].passed is False
+    assert "0.2" in failed.message and failed.message.startswith("income carries")
+    assert "salary" in usage.message and usage.picture == {"kind": "none"}
+    assert crash.message == "RuntimeError: down" and crash.model == "callable broken"
+    assert passed.model.startswith("Sequential model 'linear' (1 layers, 5 parameters)")
+    assert passed.model_id == failed.model_id and passed.model_id.startswith("model-")
+
+
+def test_checks_inside_a_check_are_not_recorded_twice(linear, emitted):
+    assert_consistent_explanations(linear, zoo.linear_model([3.0, -1.0, 0.5, 0.1]), X,
+                                   sample_similarity=0.5)
+    assert [r.check for r, _ in emitted] == ["assert_consistent_explanations"]
+    picture = emitted[0][0].picture
+    assert picture["kind"] == "importance" and picture["baseline_label"] == "reference"
+
+
+def test_records_survive_json_and_match_the_schema(linear, bumpy, emitted):
+    jsonschema = pytest.importorskip("jsonschema")
+    from pytest_kexplain.report.json_report import schema
+
+    assert_importance_order(linear, X, ["income", "debt", "age"], feature_names=NAMES)
+    assert_attribution_sign(linear, np.abs(X), "income", "positive", feature_names=NAMES)
+    assert_invariant(linear, X, {"noise": 0.0}, atol=1e-5, feature_names=NAMES)
+    assert_faithful(bumpy, X, k=1, margin=0.0)
+    with pytest.raises(CheckFailed):
+        assert_monotonic(bumpy, X, "x0", max_examples=5)
+    check_schema = {**schema()["$defs"]["check"], "$defs": schema()["$defs"]}
+    check_schema["required"] = [k for k in check_schema["required"]
+                                if k not in ("id", "test", "index")]
+    for record, _ in emitted:
+        data = json.loads(json.dumps(record.to_dict(), allow_nan=False))
+        assert events.CheckRecord.from_dict(data) == record
+        jsonschema.validate(data, check_schema)
+    kinds = [r.picture["kind"] for r, _ in emitted]
+    assert kinds == ["importance", "distribution", "distribution", "deletion", "ice"]
+
+
+@pytest.mark.parametrize("kind", ["importance", "ice", "distribution", "heatmap", "deletion"])
+def test_pictures_have_labelled_axes_and_stay_small(kind, linear, bumpy):
+    results = {
+        "importance": lambda: assert_top_features(linear, X, ["income"], feature_names=NAMES),
+        "ice": lambda: assert_monotonic(linear, X, "income", feature_names=NAMES,
+                                        max_examples=5),
+        "distribution": lambda: assert_saliency_stable(bumpy, X, min_similarity=0.0),
+        "heatmap": lambda: assert_top_features(conv(), images(), ["x[0,0,0]"], k=64),
+        "deletion": lambda: assert_faithful(bumpy, X, k=1, margin=0.0),
+    }
+    result = results[kind]()
+    figure = result.plot(linear, X, feature_names=NAMES) if kind == "ice" else result.plot()
+    from matplotlib.figure import Figure
+
+    assert isinstance(figure, Figure)
+    drawn = [axes for axes in figure.axes if axes.get_label() != "<colorbar>"]
+    assert drawn and all(axes.get_xlabel() or axes.get_ylabel() or not axes.has_data()
+                         or kind == "heatmap" for axes in drawn)
+    assert drawn[0].get_ylabel()
+    png = plots.to_png(figure)
+    assert png[:4] == b"\x89PNG" and len(png) < 60_000
+    assert plots.to_png(result.plot(linear, X, feature_names=NAMES) if kind == "ice"
+                        else result.plot()) == png  # same record, same bytes
+
+
+def test_a_monotonic_plot_without_the_model_shows_the_counterexamples(bumpy):
+    with pytest.raises(CheckFailed) as failure:
+        assert_monotonic(bumpy, X, "x0", max_examples=5)
+    figure = failure.value.result.plot()
+    assert figure.axes[0].get_xlabel() == "x0" and figure.axes[0].lines
+
+
+def test_the_model_randomisation_picture_shows_every_stage(bumpy):
+    result = assert_model_sensitive(bumpy, X, max_similarity=1.0, mode="cascading")
+    stages = events.CheckRecord.from_dict(
+        __import__("pytest_kexplain.records", fromlist=["record_of"]).record_of(result).to_dict()
+    ).picture["stages"]
+    assert len(stages) == 2 and all(s["layers"] for s in stages)
+    assert result.plot().axes[0].get_xlabel().startswith("spearman_abs similarity")
+
+
+def conv():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3),
+                             keras.layers.Flatten(), keras.layers.Dense(1)])
+
+
+def images():
+    return np.random.default_rng(1).random((4, 8, 8, 1)).astype("float32")
