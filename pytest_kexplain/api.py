@@ -14,7 +14,7 @@ import numpy as np
 from pytest_kexplain.adapters import Target, check_target, get_adapter, resolve_target
 from pytest_kexplain.adapters.base import ModelAdapter, require_finite
 from pytest_kexplain.adapters.binding import BoundModel, bind
-from pytest_kexplain.adapters.labels import check_class_names
+from pytest_kexplain.adapters.labels import check_class_names, output_label
 from pytest_kexplain.adapters.multi_io import check_output_argument
 from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
 from pytest_kexplain.errors import (
@@ -269,7 +269,7 @@ def _compute(
         feature_names=feature_names,
         method=spec.name,
         options={**options, **{k: v for k, v in attribution.details.items()}, "seed": seed},
-        output_name=_output_name(head, unit, outputs.shape[1]),
+        output_name=output_label(head, unit, outputs.shape[1]),
         outputs=_frozen(outputs[np.arange(len(x)), target_indices]),
         global_importance=None if global_importance is None else _frozen(global_importance),
         output=head,
@@ -278,13 +278,6 @@ def _compute(
         input_names=None if layout is None or players is not None else layout.names,
         input_shapes=None if layout is None or players is not None else layout.shapes,
     )
-
-
-def _output_name(head: str | None, unit: str, n_units: int) -> str:
-    """'output', 'setosa', or for a model with several outputs 'price' / 'kind[setosa]'."""
-    if head is None:
-        return unit
-    return head if n_units == 1 else f"{head}[{unit}]"
 
 
 def clear_cache() -> None:

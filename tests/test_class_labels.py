@@ -64,7 +64,7 @@ def test_checks_and_failure_tables_speak_of_the_label(classifier, x):
     with pytest.raises(AssertionError) as failure:
         assert_top_features(classifier, x, ["x0"], k=1, target="virginica", class_names=SPECIES)
     assert "virginica" in str(failure.value)
-    with pytest.raises(AssertionError, match="the output decreases when x3 increases"):
+    with pytest.raises(AssertionError, match="the output virginica decreases when x3 increases"):
         assert_monotonic(classifier, x, "x3", direction="increasing", target="virginica",
                          class_names=SPECIES)
 

@@ -190,6 +190,13 @@ def test_flat_rows_of_an_explanation_can_be_explained_again(list_model, data):
     np.testing.assert_array_equal(again.values, first.values)
 
 
+def test_monotonic_search_on_inputs_given_out_of_order(list_model, data):
+    reordered = {"aux": data["aux"], "num": data["num"]}
+    assert_monotonic(list_model, reordered, "num:income", direction="increasing")
+    with pytest.raises(AssertionError, match="the output decreases when num:debt increases"):
+        assert_monotonic(list_model, reordered, "num:debt", direction="increasing")
+
+
 def test_feature_names_per_input(list_model, data):
     arrays = {key: frame.to_numpy() for key, frame in data.items()}
     unnamed = explain(list_model, arrays)

@@ -72,3 +72,10 @@ def labels_to_indices(labels: np.ndarray, class_names: tuple[str, ...] | None,
 def unit_name(index: int, class_names: tuple[str, ...] | None) -> str:
     """How an output unit is named in explanations and failure messages."""
     return class_names[index] if class_names is not None else f"output[{index}]"
+
+
+def output_label(head: str | None, unit: str, n_units: int) -> str:
+    """'output', 'setosa', or for a model with several outputs 'price' / 'kind[setosa]'."""
+    if head is None:
+        return unit
+    return head if n_units == 1 else f"{head}[{unit}]"

@@ -10,6 +10,7 @@ import numpy as np
 from pytest_kexplain.adapters import check_target, resolve_target
 from pytest_kexplain.adapters.base import ModelAdapter
 from pytest_kexplain.adapters.binding import BoundModel, bind
+from pytest_kexplain.adapters.labels import output_label
 from pytest_kexplain.inputs import PreparedInput
 
 
@@ -23,6 +24,8 @@ class OutputModel:
     bound: BoundModel | None = None  # where class labels and the default target come from
     # the resolved index when the target is the same for every row (None or an int)
     _constant_target: int | None = field(default=None, init=False, repr=False)
+    #: how failure messages name the explained output ('output', 'setosa', 'kind[setosa]')
+    label: str = field(default="output", init=False)
 
     def outputs(self, x: np.ndarray, rows_target: np.ndarray | None = None) -> np.ndarray:
         """The explained output of every row of x (target resolved on x unless given)."""
@@ -34,8 +37,10 @@ class OutputModel:
     def _resolve(self, outputs: np.ndarray) -> tuple[np.ndarray, str]:
         if self.bound is None:
             return resolve_target(self.target, outputs)
-        return resolve_target(self.target, outputs, self.bound.labels(outputs.shape[1]),
-                              self.bound.default_target)
+        resolved = resolve_target(self.target, outputs, self.bound.labels(outputs.shape[1]),
+                                  self.bound.default_target)
+        self.label = output_label(self.bound.output_head, resolved[1], outputs.shape[1])
+        return resolved
 
     def row_targets(self, x: np.ndarray) -> np.ndarray:
         """Output index per row of x, fixed before the rows are modified."""

@@ -182,8 +182,10 @@ def assert_monotonic(
     bound, prepared = bind_model(model, X, keywords)
     require_tabular(prepared.array, "assert_monotonic")
     column = feature_index(prepared.feature_names, feature)
-    space = row_space(X, keywords.get("feature_names"), groups=groups, integer=integer,
-                      fixed=fixed)
+    # several inputs: the flat rows, in the model's input order, with qualified names
+    space = row_space(X if prepared.layout is None else np.array(prepared.array),
+                      keywords.get("feature_names") if prepared.layout is None
+                      else prepared.feature_names, groups=groups, integer=integer, fixed=fixed)
     _check_movable(space, column, fixed)
     bounds = space.features
     grid = bounds[column].grid(grid_points)
@@ -213,7 +215,7 @@ def assert_monotonic(
         feature, direction, tolerance, tuple(float(g) for g in grid), len(x),
         int((drops > tolerance).sum()), examples, worst, tuple(counterexamples))
     if counterexamples:
-        fail(_failure_message(result, bounds, column), result)
+        fail(_failure_message(result, bounds, column, bound.label), result)
     return result
 
 
@@ -246,7 +248,7 @@ def _full_row(bounds: Sequence[FeatureBounds], counterexample: Counterexample, c
 
 
 def _failure_message(
-    result: MonotonicResult, bounds: Sequence[FeatureBounds], column: int
+    result: MonotonicResult, bounds: Sequence[FeatureBounds], column: int, output: str = "output"
 ) -> str:
     feature = bounds[column]
     moves = "decreases" if result.direction == "increasing" else "increases"
@@ -258,7 +260,8 @@ def _failure_message(
         f"{'generated row' if c.row is None else f'row {c.row}'}: {_full_row(bounds, c, column)}"
         for c in ordered)
     return (
-        f"the output {moves} when {result.feature} increases (expected {result.direction}, "
+        f"the {'output' if output == 'output' else f'output {output}'} {moves} when "
+        f"{result.feature} increases (expected {result.direction}, "
         f"tolerance={messages.number(result.tolerance)}); worst counterexample first:\n"
         + messages.table(("found by", "row", f"{result.feature} from", "to", "output from", "to",
                           "change"), rows)
