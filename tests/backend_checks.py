@@ -64,6 +64,33 @@ def _reweighted(model_path: Path, x: np.ndarray, background: np.ndarray) -> dict
     return {"before": before.values.tolist(), "after": after.values.tolist()}
 
 
+def _baseline_gate(x: np.ndarray) -> dict[str, Any]:
+    """The release gate on this backend: a model passes the baseline it wrote, a reversed top
+    feature fails it, and the model fingerprint ignores the layer names Keras made up."""
+    import tempfile
+
+    from pytest_kexplain import CheckFailed, zoo
+    from pytest_kexplain.adapters.keras_adapter import KerasAdapter
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+
+    weights = [2.0, -1.5, 0.8, 0.1, 0.0]
+    with tempfile.TemporaryDirectory() as temporary:
+        common = {"nodeid": "test_m.py::test_gate", "directory": Path(temporary),
+                  "rootdir": Path(temporary)}
+        ExplanationBaseline(update=True, **common).assert_match(zoo.linear_model(weights), x)
+        itself = ExplanationBaseline(update=False, **common).assert_match(zoo.linear_model(weights), x)
+        try:
+            ExplanationBaseline(update=False, **common).assert_match(
+                zoo.linear_model([-2.0, -1.5, 0.8, 0.1, 0.0]), x)
+            reversed_fails_on: list[str] = []
+        except CheckFailed as failure:
+            reversed_fails_on = [check.keyword for check in failure.result.failures]
+    first, second = zoo.linear_model(weights), zoo.linear_model(weights)  # dense_<n>, dense_<n+1>
+    return {"passes_itself": bool(itself.passed), "reversed_fails_on": reversed_fails_on,
+            "fingerprint_ignores_names": KerasAdapter(first).fingerprint() == KerasAdapter(
+                second).fingerprint()}
+
+
 def run_checks(directory: Path) -> dict[str, Any]:
     """Every explanation the backend tests compare, as JSON-ready lists."""
     import keras
@@ -100,6 +127,7 @@ def run_checks(directory: Path) -> dict[str, Any]:
         background=x_classifier, max_evals=8).values.tolist()
     results["no_gradient"] = _gradient_failures(x[:4, :3])
     results["reweighted"] = _reweighted(directory / "mlp.keras", x, background)
+    results["baseline_gate"] = _baseline_gate(x)
     return results
 
 

@@ -143,3 +143,9 @@ def test_changed_weights_change_the_explanation(results):
     # The last layer is linear: doubling its weights doubles every attribution.
     np.testing.assert_allclose(results["reweighted"]["after"], 2 * before, rtol=1e-5,
                                atol=1e-6 * np.abs(before).max())
+
+
+def test_the_baseline_gate_passes_its_own_model_and_fails_a_reversed_one(results):
+    gate = results["baseline_gate"]
+    assert gate["passes_itself"] and gate["fingerprint_ignores_names"]
+    assert "sign_agreement" in gate["reversed_fails_on"]
