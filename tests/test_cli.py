@@ -364,3 +364,76 @@ def test_diff_bad_input(capsys, baselines, tmp_path):
                                "--rank-correlation", "2"), "rank_correlation")
     assert_one_line_error(*cli(capsys, "diff", baselines["old"], baselines["same"],
                                "--ini", tmp_path / "none.ini"), "does not exist")
+
+
+def test_diff_and_show_read_the_obtained_file_of_a_failed_gate(capsys, files, tmp_path):
+    """The gate leaves <baseline>.obtained.json on drift; diff compares it with the baseline."""
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+
+    x = np.load(files / "data.npy")
+    baseline = write_baseline(tmp_path, files / "linear.keras", x)
+    gate = ExplanationBaseline(nodeid="tests/test_credit.py::test_gate", directory=tmp_path,
+                               update=False, rootdir=tmp_path)
+    with pytest.raises(AssertionError):
+        gate.assert_match(str(files / "drifted.keras"), x, feature_names=FEATURES)
+    (obtained,) = tmp_path.glob("*.obtained.json")
+    code, out, err = cli(capsys, "diff", baseline, obtained)
+    assert code == 1, err
+    assert "drifted from" in out and "FAILED" in out
+    code, out, _ = cli(capsys, "show", obtained, "--top", "1")
+    assert code == 0
+    assert [line.split()[1] for line in out.splitlines() if line.strip().startswith("1 ")] == ["age"]
+
+
+# --- report ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def saved_report(tmp_path_factory):
+    """A JSON report and its page, written by a real pytest run with a passing and a failing check."""
+    project = tmp_path_factory.mktemp("report_project")
+    (project / "test_model.py").write_text(
+        "import numpy as np\n"
+        "from pytest_kexplain import assert_top_features, zoo\n\n"
+        "X = np.random.default_rng(0).normal(size=(30, 3))\n\n"
+        "def test_passes():\n"
+        "    assert_top_features(zoo.linear_model([3.0, 1.0, 0.0]), X, ['x0'])\n\n"
+        "def test_fails():\n"
+        "    assert_top_features(zoo.linear_model([3.0, 1.0, 0.0]), X, ['x2'])\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                             "--kexplain-report=report.html"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout[-2000:]
+    return project / "report.json", project / "report.html"
+
+
+def test_report_renders_the_page_pytest_wrote(capsys, saved_report, tmp_path):
+    source, page = saved_report
+    target = tmp_path / "page.html"
+    code, out, err = cli(capsys, "report", source, "-o", target)
+    assert code == 0, err
+    assert f"written to {target}" in out and "1 passed, 1 failed" in out
+    assert target.read_text(encoding="utf-8") == page.read_text(encoding="utf-8")
+
+
+def test_report_bad_input(capsys, saved_report, tmp_path):
+    source, _ = saved_report
+    (tmp_path / "other.json").write_text('{"some": "thing"}')
+    (tmp_path / "broken.json").write_text("{")
+    document = json.loads(source.read_text())
+    document["schema_version"] = 999
+    (tmp_path / "future.json").write_text(json.dumps(document))
+    page = tmp_path / "page.html"
+    for args, fragment in [
+        ([tmp_path / "missing.json", "-o", page], "does not exist"),
+        ([tmp_path / "other.json", "-o", page], "not a pytest-kexplain JSON report"),
+        ([tmp_path / "broken.json", "-o", page], "cannot read the JSON report"),
+        ([tmp_path / "future.json", "-o", page], "schema version 999"),
+        ([source, "-o", tmp_path / "no" / "page.html"], "does not exist"),
+        ([source, "-o", tmp_path / "page.txt"], ".html"),
+    ]:
+        assert_one_line_error(*cli(capsys, "report", *args), fragment)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(source)])  # -o is required
+    assert exit_info.value.code == 2
+    assert "-o" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_kexplain.cli import EXIT_OK, CliError, output
-from pytest_kexplain.cli.files import read_data, regular_file
+from pytest_kexplain.cli.files import output_file, read_data, regular_file
 
 #: methods whose attributions of a row depend on that row alone (no random draw across rows),
 #: so long inputs can be explained in chunks with a progress bar and give the same numbers
@@ -151,17 +151,7 @@ def plot_importance(explanation: Any, top: int, path: Path, title: str) -> None:
 
 
 def _plot_path(text: str) -> Path:
-    path = Path(text)
-    if not path.name.lower().endswith(PLOT_SUFFIXES):
-        raise CliError(f"--plot {text}: use a {', '.join(PLOT_SUFFIXES)} file name.")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CliError(f"--plot {text}: directory {parent} does not exist.")
-    if not os.access(parent, os.W_OK):
-        raise CliError(f"--plot {text}: directory {parent} is not writable.")
-    if path.is_dir():
-        raise CliError(f"--plot {text} is a directory.")
-    return path
+    return output_file(text, "--plot", PLOT_SUFFIXES)
 
 
 def _option(text: str) -> tuple[str, Any]:

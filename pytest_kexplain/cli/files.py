@@ -125,15 +125,34 @@ def _read_array(path: Path, suffix: str, what: str) -> Any:
 
 
 def read_baseline(path_text: str, what: str = "baseline") -> tuple[Path, Any]:
-    """A baseline document (or an .obtained file in the same format), parsed and validated."""
+    """A baseline document (or an .obtained file in the same format), parsed and validated.
+
+    Read as the gate reads it: regular files only, with the gate's size caps.
+    """
     path = regular_file(path_text, what)
     from pytest_kexplain.baselines import format as baseline_format
     from pytest_kexplain.baselines import store
 
-    text = store.read_text(path)
+    text = store.read_text(path, path_text)
     directory = path.parent
 
     def read_sidecar(name: str) -> bytes:
-        return regular_file(str(directory / name), f"attributions file of {path_text}").read_bytes()
+        return store.read_regular(directory / name, str(directory / name),
+                                  limit=store.MAX_SIDECAR_BYTES)
 
     return path, baseline_format.parse(text, path_text, read_sidecar)
+
+
+def output_file(path_text: str, what: str, suffixes: tuple[str, ...]) -> Path:
+    """A path a command may write: a known suffix, in an existing, writable directory."""
+    path = Path(path_text)
+    if not path.name.lower().endswith(suffixes):
+        raise CliError(f"{what} {path_text}: use a {', '.join(suffixes)} file name.")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"{what} {path_text}: directory {parent} does not exist.")
+    if not os.access(parent, os.W_OK):
+        raise CliError(f"{what} {path_text}: directory {parent} is not writable.")
+    if path.is_dir():
+        raise CliError(f"{what} {path_text} is a directory.")
+    return path

@@ -4,9 +4,36 @@ from __future__ import annotations
 
 import argparse
 
-from pytest_kexplain.cli import CliError
+from pytest_kexplain.cli import EXIT_OK, CliError, output
+from pytest_kexplain.cli.files import output_file, regular_file
+
+PAGE_SUFFIXES = (".html", ".htm")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render the page (available once the HTML report lands)."""
-    raise CliError("the HTML report renderer is not available in this version.")
+    """Render the page from the JSON document, as pytest --kexplain-report does."""
+    source = regular_file(args.results, "JSON report", (".json",))
+    page = output_file(args.output, "-o", PAGE_SUFFIXES)
+    from pytest_kexplain.report.html import render
+    from pytest_kexplain.report.json_report import read_document
+
+    document = read_document(source)
+    try:
+        html = render(document)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        detail = f"missing field {error}" if isinstance(error, KeyError) else str(error)
+        raise CliError(f"JSON report {args.results} is malformed: {detail}.") from None
+    page.write_text(html, encoding="utf-8")
+    totals = document.get("totals", {})
+    checks = len(document.get("checks", []))
+    output.print_lines([f"report of {checks} checks ({_summary(totals)}) written to {page}"])
+    return EXIT_OK
+
+
+def _summary(totals: object) -> str:
+    if not isinstance(totals, dict):
+        return "no totals"
+    labels = {"passed": "passed", "failed": "failed", "errors": "errors",
+              "baselines_drifted": "baselines drifted"}
+    return ", ".join(f"{totals[key]} {label}" for key, label in labels.items()
+                     if key in totals) or "no totals"
