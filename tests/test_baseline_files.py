@@ -400,6 +400,7 @@ def test_orphans_of_a_killed_update_are_listed_as_unused_and_pruned(project, mon
     directory = project.path / BASELINES
     (directory / f".{FILE}.k1ll3d.tmp").write_text("{")
     (directory / "test_lin.test_gate.0123456789ab.npz").write_bytes(b"half an archive")
+    (directory / ".notes.tmp").write_text("another tool's file")  # not ours: never touched
     listed = run(project)
     listed.assert_outcomes(passed=1)
     listed.stdout.fnmatch_lines(["*2 unused baseline(s)*"])
@@ -408,6 +409,8 @@ def test_orphans_of_a_killed_update_are_listed_as_unused_and_pruned(project, mon
 
     pruned = run(project, "--kexplain-update", "--kexplain-prune")
     pruned.assert_outcomes(passed=1)
+    assert (directory / ".notes.tmp").read_text() == "another tool's file"
+    (directory / ".notes.tmp").unlink()
     assert len(files(project)) == 2 and ".tmp" not in "".join(files(project))
     assert "test_lin.test_gate.0123456789ab.npz" not in files(project)
     run(project).assert_outcomes(passed=1)

@@ -26,6 +26,7 @@ from pytest_kexplain.baselines import BaselineError
 _SAFE = re.compile(r"[^A-Za-z0-9_.,=+\-\[\]]")
 _SIDECAR = re.compile(r"\.[0-9a-f]{12}\.npz$")
 _SIDECAR_SUFFIX_LENGTH = len(".123456789abc.npz")
+_TEMPORARY = re.compile(r"^\..+\.(json|npz)\.[^.]+\.tmp$")
 MAX_NAME_LENGTH = 120
 NAME_SEPARATOR = "--"
 #: suffix of the file a drift failure leaves beside the baseline (the pytest-regressions convention)
@@ -161,7 +162,7 @@ def read_regular(path: Path, shown: str, limit: int | None = None) -> bytes:
             )
         if status.st_size > limit:
             raise BaselineError(_too_large(shown, status.st_size, limit))
-        if hasattr(os, "set_blocking"):
+        if getattr(os, "O_NONBLOCK", 0):
             os.set_blocking(descriptor, True)
         chunks, total = [], 0
         while True:
@@ -364,7 +365,9 @@ def sidecars(directory: Path, stem: str) -> list[Path]:
 def find_orphans(directory: Path) -> list[Path]:
     """Files an interrupted update left behind: temporary files, and attribution archives that
     no baseline JSON (or `.obtained` file) beside them names. Call it holding the directory lock."""
-    orphans = sorted(directory.glob(".*.tmp"))
+    # only temporary files of baseline files (`.<name>.json.<random>.tmp`): the directory may be
+    # shared with other tools' files
+    orphans = sorted(p for p in directory.glob(".*.tmp") if _TEMPORARY.match(p.name))
     referenced: dict[str, str | None] = {}
     for archive in sorted(directory.glob("*.npz")):
         if not _SIDECAR.search(archive.name):
