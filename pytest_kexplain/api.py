@@ -7,6 +7,7 @@ import hashlib
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.groups import Players, resolve_groups
 from pytest_kexplain.inputs import PreparedInput, prepare_background, prepare_input
+from pytest_kexplain.tokens import DEFAULT_PAD_ID, check_token_ids, vocabulary_players
 
 KERAS_AUTO_METHOD = "integrated_gradients"  # what method="auto" means for a Keras model
 
@@ -100,7 +102,7 @@ def _check_call_arguments(seed: Any, batch_size: Any) -> None:
 
 #: explain()'s own keywords (anything else it takes is an option of the method)
 EXPLAIN_KEYWORDS = ("method", "target", "output", "class_names", "feature_names", "background",
-                    "seed", "batch_size", "groups")
+                    "seed", "batch_size", "groups", "pad_id", "vocabulary")
 
 
 def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, Any]:
@@ -162,6 +164,8 @@ def explain(
     seed: int = 0,
     batch_size: int | None = None,
     groups: Any = None,
+    pad_id: int | None = None,
+    vocabulary: Any = None,
     **options: Any,
 ) -> Explanation:
     """Explain `model`'s output on `X` with the named method; memoised for the session."""
@@ -171,6 +175,8 @@ def explain(
     started = time.perf_counter()
     if not isinstance(method, str):
         raise InvalidArgumentType(f"method must be a method name (str), got {method!r}.")
+    if pad_id is not None and (isinstance(pad_id, bool) or not isinstance(pad_id, (int, np.integer))):
+        raise InvalidArgumentType(f"pad_id must be an integer token id, got {pad_id!r}.")
     io_key = {"output": output, "class_names": labels}
     file_digest = saved_model_digest(model)
     key = None
@@ -181,8 +187,10 @@ def explain(
         spec = get_explainer(KERAS_AUTO_METHOD if method == AUTO else method)
         check_target(target, len(prepared.array), class_names=labels)
         players = _players(groups, prepared)
+        tokens = _tokens(pad_id, vocabulary, players, prepared)
         key = cache_key(model=file_digest, method=spec.name, options=resolve_options(spec, options),
-                        **_data_key(prepared, background_array, target, seed, players), **io_key)
+                        **_data_key(prepared, background_array, target, seed, players), **io_key,
+                        tokens=tokens.key())
         cached, source = SESSION_CACHE.get(key)
         if cached is not None:
             name = f"Keras model file {os.path.basename(os.fspath(model))!r}"
@@ -197,15 +205,17 @@ def explain(
                  adapter.declared_outputs(), bound.known_labels())
     background_array = prepare_background(background, prepared)
     players = _players(groups, prepared)
+    tokens = _tokens(pad_id, vocabulary, players, prepared)
     fingerprint = file_digest or adapter.fingerprint()
     if key is None:
         key = cache_key(model=fingerprint or f"object@{id(bound.model)}", method=spec.name,
                         options=resolved_options,
-                        **_data_key(prepared, background_array, target, seed, players), **io_key)
+                        **_data_key(prepared, background_array, target, seed, players), **io_key,
+                        tokens=tokens.key())
     cached, source = SESSION_CACHE.get(key)
     if cached is None:
         cached = _compute(bound, spec, background_array, target, int(seed), resolved_options,
-                          batch_size, players)
+                          batch_size, players, tokens)
         # Without a fingerprint the key holds the object's id: pin the object, keep it in memory.
         SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else bound.model,
                           persist=fingerprint is not None)
@@ -242,15 +252,21 @@ def _compute(
     options: dict[str, Any],
     batch_size: int | None,
     players: Players | None = None,
+    tokens: TokenSettings | None = None,
 ) -> Explanation:
     adapter, x, layout = bound.adapter, bound.prepared.array, bound.prepared.layout
+    embedding, pad_id = _token_model(adapter, x, tokens)
     outputs = adapter.predict(x, batch_size=batch_size)
     labels = bound.labels(outputs.shape[1])
     target_indices, unit = resolve_target(target, outputs, labels, bound.default_target)
     head = bound.output_head
     request = ExplainRequest(
         adapter=adapter, x=x, target=target_indices, background=background, seed=seed,
-        options=options, batch_size=batch_size, groups=players,
+        options=options, batch_size=batch_size, groups=players, pad_id=pad_id,
+        embedding=embedding if spec.requires_gradient and spec.name not in LAYER_METHODS
+        else None,
+        embedding_shape=() if embedding is None else tuple(
+            d or 1 for d in embedding.output.shape[1:]),
     )
     attribution = spec.function(request)
     require_finite(np.asarray(attribution.values), f"method {spec.name!r} on {adapter.description}",
@@ -262,6 +278,11 @@ def _compute(
             values = players.sum(values)
             global_importance = None
         x, feature_names = players.mean(x), players.names
+    if tokens is not None and tokens.players is not None:  # each row's positions by token
+        values = tokens.players.sum(values)
+        global_importance = None
+        x = tokens.players.sum(np.ones(x.shape))  # occurrences of each token per row
+        feature_names = tokens.players.names
     return Explanation(
         values=_frozen(values),
         base_values=_frozen(attribution.base_values),
@@ -275,9 +296,61 @@ def _compute(
         output=head,
         class_names=labels,
         # grouped values are per group, not per input feature
-        input_names=None if layout is None or players is not None else layout.names,
-        input_shapes=None if layout is None or players is not None else layout.shapes,
+        input_names=None if layout is None or players is not None or tokens_grouped(tokens)
+        else layout.names,
+        input_shapes=None if layout is None or players is not None or tokens_grouped(tokens)
+        else layout.shapes,
     )
+
+
+# Methods that read a layer of their own (not the input): they need no token embedding.
+LAYER_METHODS = ("gradcam", "gradcam++")
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """explain()'s token arguments: the pad id and the vocabulary's players."""
+
+    pad_id: int | None
+    players: Players | None
+
+    def key(self) -> Any:
+        """What identifies them in a cache key."""
+        if self.pad_id is None and self.players is None:
+            return None
+        return [self.pad_id, None if self.players is None else
+                array_digest(self.players.assignment) + repr(self.players.names)]
+
+
+def tokens_grouped(tokens: TokenSettings | None) -> bool:
+    """Whether a vocabulary turned positions into tokens."""
+    return tokens is not None and tokens.players is not None
+
+
+def _tokens(pad_id: int | None, vocabulary: Any, players: Players | None,
+            prepared: PreparedInput) -> TokenSettings:
+    token_players = None
+    if vocabulary is not None:
+        if players is not None:
+            raise InvalidArgument(
+                "give groups= or vocabulary=, not both: a vocabulary already groups each row's "
+                "positions by token.")
+        token_players = vocabulary_players(vocabulary, prepared.array)
+    return TokenSettings(None if pad_id is None else int(pad_id), token_players)
+
+
+def _token_model(adapter: ModelAdapter, x: np.ndarray, tokens: TokenSettings | None
+                 ) -> tuple[Any, int | None]:
+    """(Embedding layer, pad id) for a model reading token ids, else (None, the given pad id)."""
+    from pytest_kexplain.adapters.layers import token_embedding
+
+    pad_id = None if tokens is None else tokens.pad_id
+    model = getattr(adapter, "model", None)
+    embedding = token_embedding(model) if model is not None else None
+    if embedding is None:
+        return None, pad_id
+    check_token_ids(x, getattr(embedding, "input_dim", None), adapter.description)
+    return embedding, DEFAULT_PAD_ID if pad_id is None else int(pad_id)
 
 
 def clear_cache() -> None:

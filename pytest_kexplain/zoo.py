@@ -139,3 +139,40 @@ def centre_and_border(shape: tuple[int, int], border: int = 1) -> dict[str, np.n
     centre = np.zeros(shape, dtype=bool)
     centre[border:shape[0] - border, border:shape[1] - border] = True
     return {"centre": centre, "border": ~centre}
+
+
+REVIEW_VOCABULARY = ("<pad>", "the", "a", "product", "was", "is", "refund", "broken", "great",
+                     "box", "item", "it", "arrived", "very", "and", "my", "order", "late")
+
+
+def review_tokens(n: int = 600, steps: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Generated reviews as padded token ids (REVIEW_VOCABULARY), labelled 1 exactly when
+    "refund" or "broken" occurs: the deciding tokens are known."""
+    rng = np.random.default_rng(seed)
+    deciding = [REVIEW_VOCABULARY.index("refund"), REVIEW_VOCABULARY.index("broken")]
+    filler = [i for i in range(1, len(REVIEW_VOCABULARY)) if i not in deciding]
+    ids = rng.choice(filler, size=(n, steps))
+    lengths = rng.integers(4, steps + 1, n)
+    labels = rng.random(n) < 0.5
+    for row in range(n):
+        if labels[row]:
+            ids[row, rng.integers(0, lengths[row])] = rng.choice(deciding)
+        ids[row, lengths[row]:] = 0
+    return ids.astype(np.int64), labels.astype(np.float64)
+
+
+def train_review_model(ids: np.ndarray, labels: np.ndarray, recurrent: bool = False,
+                       seed: int = 0, epochs: int = 20) -> Any:
+    """A small text classifier starting with an Embedding (mask_zero), pooled or an LSTM."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    body = ([keras.layers.LSTM(8)] if recurrent
+            else [keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(8, activation="relu")])
+    model = keras.Sequential([
+        keras.Input((ids.shape[1],), dtype="int32"),
+        keras.layers.Embedding(len(REVIEW_VOCABULARY), 8, mask_zero=True, name="embedding"),
+        *body, keras.layers.Dense(1, activation="sigmoid")], name="reviews")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    model.fit(ids, labels, epochs=epochs, batch_size=32, verbose=0)
+    return model

@@ -340,9 +340,11 @@ class KerasAdapter:
         sample_shape = tuple(x.shape[1:])
         self._functions_for(sample_shape)  # builds the model, checks its outputs, drops stale
         key = ("layer:" + layer.name, sample_shape)
+        shape, dtype = output_spec(layer, self.description)
+        if replacement is not None:
+            replacement = np.asarray(replacement, dtype=dtype)
         if key not in self._coalition_functions:
             backend = importlib.import_module(_BACKEND_MODULES[self.backend])
-            shape, dtype = output_spec(layer, self.description)
             self._coalition_functions[key] = backend.build_layer_functions(
                 self._routed, layer, sample_shape, self.dtype, shape, dtype)
         function = self._coalition_functions[key]

@@ -38,6 +38,10 @@ def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any]) -> tuple[str,
     __tracebackhide__ = True
     merged = with_defaults(explain_kwargs)
     prepared = prepare_input(X, merged.get("feature_names"))
+    if merged.get("vocabulary") is not None:
+        from pytest_kexplain.tokens import vocabulary_players
+
+        return vocabulary_players(merged["vocabulary"], prepared.array).names
     if merged.get("groups") is None:
         return prepared.feature_names
     from pytest_kexplain.groups import resolve_groups

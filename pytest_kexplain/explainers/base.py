@@ -26,6 +26,8 @@ class ExplainRequest:
     batch_size: int | None = None
     groups: Players | None = None  # features explained together, one player per group
     pad_id: int | None = None  # token models: the id that masks a token out
+    embedding: Any = None  # token models: the Embedding layer gradient methods attribute at
+    embedding_shape: tuple[int, ...] = ()  # its output per sample, (steps, width)
 
     def players(self) -> Players:
         """The players of a masking method: the groups, or every raw feature on its own."""

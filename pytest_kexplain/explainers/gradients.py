@@ -24,6 +24,13 @@ from pytest_kexplain.explainers.base import (
 )
 
 
+def token_attribution(request: ExplainRequest, method: str) -> Attribution:
+    """The method at a token model's embedding output (see explainers/embedding.py)."""
+    from pytest_kexplain.explainers.embedding import token_attribution as at_embedding
+
+    return at_embedding(request, method)
+
+
 def _reference_outputs(request: ExplainRequest) -> np.ndarray:
     reference = request.reference()[None]
     repeated = np.repeat(reference, len(request.x), axis=0)
@@ -46,6 +53,8 @@ def _row_chunks(request: ExplainRequest, points_per_row: int, n_rows: int) -> It
 )
 def saliency(request: ExplainRequest) -> Attribution:
     """Plain input gradient."""
+    if request.embedding is not None:  # token ids: attribute at the embedding
+        return token_attribution(request, "saliency")
     grads = request.adapter.gradient(request.x, request.target, batch_size=request.batch_size)
     return Attribution(values=grads, base_values=_reference_outputs(request))
 
@@ -58,6 +67,8 @@ def saliency(request: ExplainRequest) -> Attribution:
 )
 def gradient_x_input(request: ExplainRequest) -> Attribution:
     """Gradient times the input's offset from the reference (zeros without background)."""
+    if request.embedding is not None:  # token ids: attribute at the embedding
+        return token_attribution(request, "gradient_x_input")
     grads = request.adapter.gradient(request.x, request.target, batch_size=request.batch_size)
     return Attribution(
         values=grads * (request.x - request.reference()), base_values=_reference_outputs(request)
@@ -122,6 +133,8 @@ def integrated_gradients(request: ExplainRequest) -> Attribution:
     tolerance at ``max_steps`` are recorded in the details (``rows_over_tolerance``, with
     the largest gap as ``completeness_gap``) and reported by ``warn_if_incomplete``.
     """
+    if request.embedding is not None:  # token ids: attribute at the embedding
+        return token_attribution(request, "integrated_gradients")
     steps = positive_int(request.options, "steps")
     max_steps = positive_int(request.options, "max_steps")
     tolerance = request.options["tolerance"]
@@ -192,6 +205,8 @@ def feature_spread(request: ExplainRequest) -> np.ndarray:
 )
 def smoothgrad(request: ExplainRequest) -> Attribution:
     """Mean gradient over Gaussian-perturbed inputs; noise is relative to each feature's range."""
+    if request.embedding is not None:  # token ids: attribute at the embedding
+        return token_attribution(request, "smoothgrad")
     noise = non_negative_float(request.options, "noise")
     samples = positive_int(request.options, "samples")
     sigma = noise * feature_spread(request)

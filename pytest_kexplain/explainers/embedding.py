@@ -1,0 +1,118 @@
+"""Gradient methods for token models (an Embedding layer reading integer ids).
+
+Token ids have no gradient, so every gradient method is computed at the embedding's output
+and summed over its width, one attribution per token. The reference is the embedding of the
+pad id at every position; the model's mask (computed from the ids) is kept throughout, so
+padding stays padding on the integration path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pytest_kexplain.explainers.base import (
+    Attribution,
+    ExplainRequest,
+    non_negative_float,
+    positive_int,
+)
+from pytest_kexplain.explainers.gradients import integration_points
+from pytest_kexplain.explanation import relative_completeness_gaps
+
+
+def _at(request: ExplainRequest, ids: np.ndarray, target: np.ndarray,
+        embeddings: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(selected outputs, embeddings, gradients) with the embedding output as given (or own)."""
+    outputs, activations, gradients = request.adapter.layer_gradients(
+        ids, target, request.embedding, replacement=embeddings, batch_size=request.batch_size)
+    return outputs[np.arange(len(ids)), target], activations, gradients
+
+
+def _width_sum(values: np.ndarray) -> np.ndarray:
+    return values.reshape(*values.shape[:2], -1).sum(axis=2)
+
+
+def _points_per_call(request: ExplainRequest, points: int) -> int:
+    width = int(np.prod(request.embedding_shape)) if request.embedding_shape else 1
+    return max(1, (2**22 // max(1, width)) // points)
+
+
+def token_attribution(request: ExplainRequest, method: str) -> Attribution:
+    """saliency, gradient_x_input, integrated_gradients or smoothgrad at the embedding."""
+    ids, target = request.x, request.target
+    _, embeddings, gradients = _at(request, ids, target, None)
+    pad = np.full_like(ids, float(request.pad_id or 0))
+    _, reference, _ = _at(request, pad, target, None)
+    base_values, _, _ = _at(request, ids, target, reference)
+    details: dict = {}
+    if method == "saliency":
+        values = _width_sum(gradients)
+    elif method == "gradient_x_input":
+        values = _width_sum(gradients * (embeddings - reference))
+    elif method == "smoothgrad":
+        values = _smoothgrad(request, embeddings)
+    else:
+        values, details = _integrated(request, embeddings, reference, base_values)
+    return Attribution(values=values, base_values=base_values, details=details)
+
+
+def _integrate(request: ExplainRequest, rows: np.ndarray, embeddings: np.ndarray,
+               reference: np.ndarray, steps: int, rule: str) -> np.ndarray:
+    alphas, weights = integration_points(steps, rule)
+    k = len(alphas)
+    out = np.empty((len(rows), *request.x.shape[1:]))
+    per_call = _points_per_call(request, k)
+    for first in range(0, len(rows), per_call):
+        chunk = rows[first:first + per_call]
+        delta = embeddings[chunk] - reference[chunk]
+        path = reference[chunk][:, None] + alphas.reshape(1, k, *[1] * (delta.ndim - 1)) * \
+            delta[:, None]
+        _, _, grads = _at(request, np.repeat(request.x[chunk], k, axis=0),
+                          np.repeat(request.target[chunk], k),
+                          path.reshape(-1, *path.shape[2:]))
+        mean_gradient = np.tensordot(weights, grads.reshape(path.shape), axes=([0], [1]))
+        out[first:first + len(chunk)] = _width_sum(mean_gradient * delta)
+    return out
+
+
+def _integrated(request: ExplainRequest, embeddings: np.ndarray, reference: np.ndarray,
+                base_values: np.ndarray) -> tuple[np.ndarray, dict]:
+    steps = positive_int(request.options, "steps")
+    max_steps = positive_int(request.options, "max_steps")
+    tolerance = request.options["tolerance"]
+    if tolerance is not None:
+        tolerance = non_negative_float(request.options, "tolerance")
+    rule = request.options["rule"]
+    integration_points(steps, rule)
+    outputs = request.predict_selected(request.x, request.target)
+    rows = np.arange(len(request.x))
+    values = _integrate(request, rows, embeddings, reference, steps, rule)
+    used = np.full(len(rows), steps)
+    while tolerance is not None and steps < max_steps:
+        gaps = relative_completeness_gaps(values.sum(axis=1), base_values, outputs)
+        failing = np.flatnonzero(gaps > tolerance)
+        if len(failing) == 0:
+            break
+        steps = min(2 * steps, max_steps)
+        values[failing] = _integrate(request, failing, embeddings, reference, steps, rule)
+        used[failing] = steps
+    return values, {"max_steps_used": int(used.max()), "attributed_at": "embedding"}
+
+
+def _smoothgrad(request: ExplainRequest, embeddings: np.ndarray) -> np.ndarray:
+    noise = non_negative_float(request.options, "noise")
+    samples = positive_int(request.options, "samples")
+    spread = embeddings.max(axis=(0, 1)) - embeddings.min(axis=(0, 1))
+    sigma = noise * np.where(spread > 0, spread, 1.0)
+    rng = request.rng()
+    values = np.empty(request.x.shape)
+    per_call = _points_per_call(request, samples)
+    for first in range(0, len(request.x), per_call):
+        chunk = slice(first, min(first + per_call, len(request.x)))
+        base = embeddings[chunk]
+        noisy = base[:, None] + rng.standard_normal((len(base), samples, *base.shape[1:])) * sigma
+        _, _, grads = _at(request, np.repeat(request.x[chunk], samples, axis=0),
+                          np.repeat(request.target[chunk], samples),
+                          noisy.reshape(-1, *base.shape[1:]))
+        values[chunk] = _width_sum(grads.reshape(noisy.shape).mean(axis=1))
+    return values
