@@ -34,7 +34,7 @@ COLLECTED_OUTPUT_KEY = "kexplain_collected"  # xdist workeroutput: module -> tes
 
 MARKER_HELP = (
     "kexplain(**settings): explanation settings for this test: method=, seed=, target=, "
-    "batch_size=, options={...} (explainer options), and drift tolerances of "
+    "output=, class_names=, batch_size=, options={...} (explainer options), and drift tolerances of "
     "explanation_baseline: rank_correlation=, rank_metric=, top_k=, top_k_overlap=, "
     "max_share_change=, min_top_importance=, sign_agreement=, sample_similarity=; see pytest-kexplain's docs."
 )

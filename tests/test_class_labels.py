@@ -138,3 +138,24 @@ def test_iris_by_label(iris_model):
                         feature_names=names)
     np.testing.assert_array_equal(predicted.outputs,
                                   np.asarray(model(X[::10])).max(axis=1).astype(np.float64))
+
+
+def test_marker_sets_output_labels_and_target(pytester, monkeypatch):
+    import os
+
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    pytester.makepyfile(test_marked='''
+        import numpy as np
+        import pytest
+
+        from pytest_kexplain import assert_top_features
+        from test_class_labels import SPECIES, linear_classifier
+
+
+        @pytest.mark.kexplain(target="virginica", class_names=SPECIES)
+        def test_by_label(kexplain):
+            x = np.ones((4, 4))
+            assert kexplain.explain(linear_classifier(), x).output_name == "virginica"
+            assert_top_features(linear_classifier(), x, ["x2"], k=1)
+    ''')
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
