@@ -1,0 +1,47 @@
+"""Grad-CAM, token models, groups and LIME on whichever Keras backend KERAS_BACKEND selects.
+
+tests/test_layer_backends.py runs ``python layer_backend_checks.py DIRECTORY`` once per
+backend on models and data it saved in DIRECTORY; the last line of standard output is one
+JSON object of explanations, compared there with TensorFlow's.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def run_checks(directory: Path) -> dict[str, Any]:
+    """Every explanation the comparison needs, as lists."""
+    import keras
+
+    from pytest_kexplain import Grid, explain, zoo
+
+    data = np.load(directory / "data.npz")
+    cnn = keras.saving.load_model(directory / "cnn.keras")
+    text = keras.saving.load_model(directory / "text.keras")
+    credit = keras.saving.load_model(directory / "credit.keras")
+    images, ids, rows, background = data["images"], data["ids"], data["rows"], data["background"]
+    vocabulary = list(zoo.REVIEW_VOCABULARY)
+    results = {
+        "gradcam": explain(cnn, images, method="gradcam", target=3).values,
+        "gradcam++": explain(cnn, images, method="gradcam++", target=3, layer="conv1").values,
+        "grid_shap": explain(cnn, images, method="shap", target=3, groups=Grid(2, 2),
+                             background=images[:4]).values,
+        "text_ig": explain(text, ids, method="integrated_gradients", steps=32,
+                           tolerance=None).values,
+        "text_occlusion": explain(text, ids, method="occlusion", vocabulary=vocabulary).values,
+        "text_top": explain(text, ids, method="shap", vocabulary=vocabulary).top(2),
+        "group_shap": explain(credit, rows, method="shap", background=background,
+                              groups={"region": ["x0", "x1", "x2"]}).values,
+        "lime": explain(credit, rows, method="lime", background=background).values,
+    }
+    return {k: v if isinstance(v, list) else np.asarray(v).tolist() for k, v in results.items()}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_checks(Path(sys.argv[1]))))

@@ -1,0 +1,77 @@
+"""Grad-CAM, token models, group Shapley values and LIME agree on TensorFlow, JAX and PyTorch.
+
+Models are saved once from TensorFlow; each other backend explains them in its own
+subprocess (Keras picks its backend once per process), see tests/layer_backend_checks.py.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import layer_backend_checks
+from pytest_kexplain import zoo
+
+OTHER_BACKENDS = ("jax", "torch")
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A digits CNN, a review model and a one-hot credit model, saved, with their data."""
+    import keras
+
+    directory = tmp_path_factory.mktemp("layer_backends")
+    images, labels = zoo.digits_images()
+    zoo.train_digits_cnn(images[:300], labels[:300], epochs=2).save(directory / "cnn.keras")
+    ids, targets = zoo.review_tokens(n=300)
+    zoo.train_review_model(ids, targets, recurrent=True, epochs=5).save(directory / "text.keras")
+    keras.utils.set_random_seed(6)
+    keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="tanh"),
+                      keras.layers.Dense(1)]).save(directory / "credit.keras")
+    rng = np.random.default_rng(0)
+    region = np.eye(3)[rng.integers(0, 3, 40)]
+    rows = np.column_stack([region, rng.normal(size=(40, 2))])
+    np.savez(directory / "data.npz", images=images[300:310], ids=ids[:10], rows=rows[:6],
+             background=rows[10:40])
+    return directory
+
+
+@pytest.fixture(scope="module")
+def runs(saved):
+    """The checks started on each other backend, in parallel subprocesses."""
+    started = {}
+    for name in OTHER_BACKENDS:
+        with open(saved / f"{name}.out", "w") as out, open(saved / f"{name}.err", "w") as err:
+            started[name] = subprocess.Popen(
+                [sys.executable, layer_backend_checks.__file__, str(saved)],
+                env={**os.environ, "KERAS_BACKEND": name}, stdout=out, stderr=err)
+    yield started
+    for run in started.values():
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+@pytest.fixture(scope="module")
+def tensorflow_results(saved, runs):
+    """The same checks on TensorFlow, in this process (while the others run)."""
+    return layer_backend_checks.run_checks(saved)
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_backend_agrees_with_tensorflow(backend, saved, runs, tensorflow_results):
+    if runs[backend].wait(timeout=900) != 0:
+        pytest.fail(f"the checks failed on {backend}:\n"
+                    f"{(saved / f'{backend}.err').read_text()[-4000:]}")
+    results = json.loads((saved / f"{backend}.out").read_text().strip().splitlines()[-1])
+    assert results["text_top"] == tensorflow_results["text_top"]
+    assert set(results["text_top"]) <= {"refund", "broken", *zoo.REVIEW_VOCABULARY}
+    for name in ("gradcam", "gradcam++", "grid_shap", "text_ig", "text_occlusion", "group_shap",
+                 "lime"):
+        ours, reference = np.asarray(results[name]), np.asarray(tensorflow_results[name])
+        scale = max(np.abs(reference).max(), 1e-12)
+        np.testing.assert_allclose(ours, reference, atol=2e-4 * scale, rtol=2e-3,
+                                   err_msg=f"{name} on {backend}")
