@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 install: $(VENV)/.installed
 
-DEMO_REPORT ?= reports/demo-report.md
+DEMO_REPORT ?= reports/demo-report.html
 
 demo: install
 	@echo "Example projects (examples/): breast-cancer MLP, credit scoring on a DataFrame, digit"

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import TargetResult, load_average, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("shap", "ig", "startup", "cache", "memory", "scale", "lime", "multi_io")
+BENCHMARKS = ("shap", "ig", "startup", "cache", "memory", "scale", "lime", "multi_io", "report")
 
 
 def run_one(name: str) -> tuple[list[TargetResult], dict[str, Any]]:
@@ -44,6 +44,9 @@ def run_one(name: str) -> tuple[list[TargetResult], dict[str, Any]]:
     if name == "multi_io":
         import bench_multi_io
         return bench_multi_io.run()
+    if name == "report":
+        import bench_report
+        return bench_report.run()
     if name == "memory":
         import bench_memory
         return bench_memory.run()

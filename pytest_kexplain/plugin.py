@@ -243,7 +243,12 @@ def _card(item: pytest.Item, model_id: str, model: Any) -> None:
     _CARDED.add(model_id)
     from pytest_kexplain.report.model_card import model_card
 
-    item.stash.setdefault(ITEM_MODELS_KEY, {})[model_id] = model_card(model, model_id)
+    try:
+        card = model_card(model, model_id)
+    except Exception as error:  # a card must never fail the test that explained the model
+        item.warn(pytest.PytestWarning(f"kexplain: no model card for {model_id}: {error!r}"))
+        return
+    item.stash.setdefault(ITEM_MODELS_KEY, {})[model_id] = card
 
 
 @pytest.hookimpl(wrapper=True)

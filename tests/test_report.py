@@ -447,3 +447,30 @@ def test_the_page_renders_in_headless_chromium_without_console_errors(runs, tmp_
         assert image.size == (1200, 2400)
         colours = image.convert("RGB").resize((60, 120)).getcolors(maxcolors=60 * 120)
     assert colours is not None and len(colours) > 20
+
+
+def kexplain_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from pytest_kexplain.cli import main; raise SystemExit(main())",
+         *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_kexplain_report_renders_the_same_page_from_the_json(runs):
+    project = runs["project"]
+    result = kexplain_cli("report", "serial/report.json", "-o", "again.html", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "report of 10 checks (6 passed, 3 failed, 1 errors, 1 baselines drifted)" in (
+        result.stdout)
+    assert ((project / "again.html").read_bytes()
+            == (project / "serial" / "report.html").read_bytes())
+    (project / "other.json").write_text('{"schema": "something else"}')
+    bad = kexplain_cli("report", "other.json", "-o", "x.html", cwd=project)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("kexplain report: error: ")
+    assert bad.stderr.strip().endswith("other.json is not a pytest-kexplain JSON report.")
+    document = json.loads((project / "serial" / "report.json").read_text())
+    document["checks"][0]["outcome"] = "maybe"
+    (project / "broken.json").write_text(json.dumps(document))
+    broken = kexplain_cli("report", "broken.json", "-o", "x.html", cwd=project)
+    assert broken.returncode == 2 and "checks/0/outcome" in broken.stderr
+    assert not (project / "x.html").exists()

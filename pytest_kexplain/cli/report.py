@@ -15,9 +15,10 @@ def run(args: argparse.Namespace) -> int:
     source = regular_file(args.results, "JSON report", (".json",))
     page = output_file(args.output, "-o", PAGE_SUFFIXES)
     from pytest_kexplain.report.html import render
-    from pytest_kexplain.report.json_report import read_document
+    from pytest_kexplain.report.json_report import read_document, validate
 
     document = read_document(source)
+    validate(document, args.results)
     try:
         html = render(document)
     except (KeyError, TypeError, ValueError, AttributeError) as error:

@@ -144,7 +144,7 @@ def _check(check: Mapping[str, Any], models: Mapping[str, Any]) -> str:
             _measures(check["measures"])]
     png = record_png(check)
     if png is not None:
-        html.append(f'<img class="picture" src="data:image/png;base64,'
+        html.append(f'<img class="picture" loading="lazy" decoding="async" src="data:image/png;base64,'
                     f'{base64.b64encode(png).decode("ascii")}" alt="{escape(_alt(check))}">')
     if check["message"]:
         html.append(f"<pre>{escape(check['message'])}</pre>")
@@ -201,7 +201,7 @@ def _models(models: Mapping[str, Any], histories: Mapping[str, Any]) -> str:
             f' · inputs {escape(", ".join(card.get("inputs", [])) or "?")} · outputs '
             f'{escape(", ".join(card.get("outputs", [])) or "?")} · <span class="muted">'
             f"id {escape(key)}</span></p>",
-            f'<img class="diagram" src="data:image/png;base64,{card["diagram"]["png_base64"]}" '
+            f'<img class="diagram" loading="lazy" decoding="async" src="data:image/png;base64,{card["diagram"]["png_base64"]}" '
             f'alt="layer graph of {escape(card["name"])} ({escape(engine)})">',
             f'<p class="muted">diagram: {escape(engine)}</p>',
             "<table><thead><tr><th>layer</th><th>class</th><th>output shape</th>"
@@ -212,7 +212,7 @@ def _models(models: Mapping[str, Any], histories: Mapping[str, Any]) -> str:
         if history:
             png = base64.b64encode(history_png(history)).decode("ascii")
             parts.append(f'<h3>Training ({escape(history["source"])})</h3>'
-                         f'<img class="history" src="data:image/png;base64,{png}" '
+                         f'<img class="history" loading="lazy" decoding="async" src="data:image/png;base64,{png}" '
                          f'alt="training and validation curves of {escape(card["name"])}">')
         parts.append("</section>")
     return "\n".join(parts)

@@ -77,6 +77,24 @@ def write_json(report: RunReport, path: str | Path) -> Path:
     return target
 
 
+def validate(document: dict[str, Any], source: str | Path = "the report") -> None:
+    """Check a document against the schema (when jsonschema is installed); a clear error names
+    the first problem and where it is."""
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    from pytest_kexplain.errors import InvalidArgument
+
+    validator = jsonschema.Draft202012Validator(schema())
+    problem = next(iter(sorted(validator.iter_errors(document), key=lambda e: list(e.path))),
+                   None)
+    if problem is not None:
+        where = "/".join(map(str, problem.path)) or "the top level"
+        raise InvalidArgument(f"{source} does not follow the report schema at {where}: "
+                              f"{problem.message}")
+
+
 def read_document(path: str | Path) -> dict[str, Any]:
     """A saved JSON report, checked against the schema version this package writes."""
     from pytest_kexplain.errors import InvalidArgument

@@ -85,7 +85,10 @@ def describe_layers(model: Any) -> list[dict[str, Any]]:
 
 
 def model_card(model: Any, model_id: str) -> dict[str, Any]:
-    """The card of a Keras model, JSON-serialisable (the diagram as base64 PNG)."""
+    """The card of a Keras model (or .keras path), JSON-serialisable (diagram as base64 PNG)."""
+    from pytest_kexplain.records import keras_model
+
+    model = keras_model(model) or model
     layers = describe_layers(model)
     trainable = sum(int(_count(w)) for w in getattr(model, "trainable_weights", []))
     card = {

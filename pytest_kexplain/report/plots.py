@@ -39,10 +39,22 @@ def _figure(height: float = 3.0, width: float = WIDTH) -> Any:
 
 
 def to_png(figure: Any) -> bytes:
-    """PNG bytes without a timestamp or software tag, so the same figure gives the same bytes."""
+    """Small PNG bytes: the figure drawn by Agg, reduced to a 128-colour palette (charts use a
+    handful of colours; a heat map keeps its gradient), without a timestamp or software tag so
+    the same figure gives the same bytes."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
+        return buffer.getvalue()
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        palette = image.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT,
+                                                dither=Image.Dither.NONE)
+    small = io.BytesIO()
+    palette.save(small, format="PNG", optimize=True)
+    return small.getvalue() if small.tell() < buffer.getbuffer().nbytes else buffer.getvalue()
 
 
 def plot_record(record: CheckRecord | Mapping[str, Any], **options: Any) -> Any:
