@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import TargetResult, load_average, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("shap", "ig", "startup", "cache", "memory", "scale", "lime", "multi_io", "report")
+BENCHMARKS = ("shap", "ig", "startup", "cache", "memory", "scale", "lime", "multi_io", "report",
+              "images")
 
 
 def run_one(name: str) -> tuple[list[TargetResult], dict[str, Any]]:
@@ -38,6 +39,9 @@ def run_one(name: str) -> tuple[list[TargetResult], dict[str, Any]]:
     if name == "cache":
         import bench_cache
         return bench_cache.run()
+    if name == "images":
+        import bench_images
+        return bench_images.run()
     if name == "lime":
         import bench_lime
         return bench_lime.run()

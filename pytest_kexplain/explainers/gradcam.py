@@ -16,7 +16,6 @@ import numpy as np
 from pytest_kexplain.adapters.layers import find_layer, last_convolution
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
-from pytest_kexplain.explainers.gradients import _reference_outputs
 
 
 def resize_linear(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -80,8 +79,14 @@ def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
     channels = sample_shape[n_spatial:]
     spread = maps.reshape(*maps.shape, *([1] * len(channels))) / max(1, int(np.prod(channels)))
     values = np.broadcast_to(spread, request.x.shape).copy()
-    return Attribution(values=values, base_values=_reference_outputs(request),
+    return Attribution(values=values, base_values=_reference_output(request),
                        details={"layer": layer.name})
+
+
+def _reference_output(request: ExplainRequest) -> np.ndarray:
+    """The explained output at the reference input, per row (one model row, not n)."""
+    outputs = request.adapter.predict(request.reference()[None], batch_size=request.batch_size)
+    return outputs[0, request.target]
 
 
 @register(

@@ -171,7 +171,8 @@ def build_layer_functions(
             captured["watched"] = chosen
             return chosen
 
-        with tf.GradientTape() as tape:
+        # only the hooked output is differentiated: no need to record the weights
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
             with layer_output_hook(layer, hook):
                 outputs = single_output(model(x, training=False))
             selected = tf.gather(outputs, target, axis=1, batch_dims=1)
