@@ -60,9 +60,10 @@ class ExplanationBaseline:
         tolerances = resolve_tolerances((self.defaults, DEFAULTS_SOURCE),
                                         (call_tolerances, "assert_match()"))
         path = self.directory / f"{stem}.json"
+        seen: bytes | None = None
+        baseline: baseline_format.Baseline | None = None
         if self.update:
-            seen = _bytes_if_present(path)
-            baseline = None
+            seen = _bytes_if_present(path)  # to notice another update of this file meanwhile
         else:
             baseline = self._load(stem, name)  # fail fast, before explaining
         if method is not None:
