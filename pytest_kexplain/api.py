@@ -132,8 +132,8 @@ def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, A
     for name, default in spec.defaults.items():
         # counts (steps, samples, ...) and scales (tolerance, noise, ...): checked here, before
         # the model is called, as the explainer would check them
-        if isinstance(default, bool) or name not in options:
-            continue
+        if isinstance(default, bool) or name not in options or options[name] is None:
+            continue  # None switches a feature off (tolerance=None); the explainer decides
         if isinstance(default, int):
             positive_int(resolved, name)
         elif isinstance(default, float):
