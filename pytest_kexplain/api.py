@@ -346,6 +346,10 @@ def _token_model(adapter: ModelAdapter, x: np.ndarray, tokens: TokenSettings | N
 
     pad_id = None if tokens is None else tokens.pad_id
     model = getattr(adapter, "model", None)
+    if getattr(adapter, "layout", None) is not None:
+        # several inputs: rows are every input flattened together, not one row of token
+        # ids; an id input keeps its dtype and has no gradient (model-agnostic methods mask it)
+        return None, pad_id
     embedding = token_embedding(model) if model is not None else None
     if embedding is None:
         return None, pad_id

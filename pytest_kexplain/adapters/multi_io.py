@@ -73,9 +73,12 @@ class InputLayout:
         """Backend tensors (or NumPy arrays) of the model's inputs, from flat rows."""
         import keras
 
+        # one split (its gradient is one concatenation) rather than a slice per input
+        cuts = [stop for _, stop in self.bounds[:-1]]
+        pieces = keras.ops.split(flat, cuts, axis=1) if cuts else [flat]
         parts = []
-        for (start, stop), shape, dtype in zip(self.bounds, self.shapes, self.dtypes):
-            part = keras.ops.reshape(flat[:, start:stop], (-1, *shape))
+        for piece, shape, dtype in zip(pieces, self.shapes, self.dtypes):
+            part = keras.ops.reshape(piece, (-1, *shape))
             if dtype != _dtype_name(getattr(flat, "dtype", None)):
                 part = keras.ops.cast(part, dtype)
             parts.append(part)
