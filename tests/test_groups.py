@@ -195,3 +195,35 @@ def test_grid_needs_images(credit, digits_cnn):
         explain(cnn, images[:2], method="shap", target=0, groups=Grid(9, 9))
     with pytest.raises(InvalidArgument, match="Grid rows must be a positive integer"):
         Grid(0, 2)
+
+
+def test_checks_that_move_single_features_refuse_groups(credit):
+    from pytest_kexplain import (
+        assert_attribution_sign,
+        assert_faithful,
+        assert_model_sensitive,
+        assert_monotonic,
+        assert_saliency_stable,
+    )
+
+    model, x, background = credit
+    kwargs = {"feature_names": NAMES, "groups": GROUPS}
+    for check in (assert_faithful, assert_saliency_stable, assert_model_sensitive):
+        with pytest.raises(InvalidArgument, match="does not take groups="):
+            check(model, x, **kwargs)
+    with pytest.raises(TypeError, match="groups"):
+        assert_monotonic(model, x, "income", direction="increasing", **kwargs)
+    # a group's sign is checked like a feature's
+    explanation = explain(model, x, method="shap", background=background, **kwargs)
+    sign = "positive" if explanation.values[:, 0].mean() > 0 else "negative"
+    assert_attribution_sign(model, x, "region", sign, min_fraction=0.0, method="shap",
+                            background=background, **kwargs)
+
+
+def test_to_shap_with_groups(credit):
+    model, x, background = credit
+    explanation = explain(model, x, method="shap", background=background, feature_names=NAMES,
+                          groups=GROUPS)
+    converted = explanation.to_shap()
+    assert list(converted.feature_names) == ["region", "income", "debt", "age"]
+    assert converted.values.shape == (len(x), 4) and converted.data.shape == (len(x), 4)

@@ -33,6 +33,18 @@ def explain_for_check(model: Any, X: Any, explain_kwargs: Mapping[str, Any]) -> 
     return explain(model, X, **with_defaults(explain_kwargs))
 
 
+def reject_groups(check: str, explain_kwargs: Mapping[str, Any]) -> None:
+    """Checks that move or perturb single input features cannot take groups= or vocabulary=."""
+    __tracebackhide__ = True
+    merged = with_defaults(explain_kwargs)
+    for keyword in ("groups", "vocabulary"):
+        if merged.get(keyword) is not None:
+            raise InvalidArgument(
+                f"{check} perturbs single input features and compares per-feature "
+                f"explanations, so it does not take {keyword}=; drop it here (the ranking and "
+                "share checks and the baseline gate take it).")
+
+
 def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any]) -> tuple[str, ...]:
     """X's feature names, validated without calling the model (so name typos fail first)."""
     __tracebackhide__ = True

@@ -9,6 +9,7 @@ import numpy as np
 
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
+    reject_groups,
     check_count,
     check_number,
     explain_for_check,
@@ -58,6 +59,7 @@ def assert_faithful(
     """Assert deleting each row's k most important features moves the output at least
     (1 + margin) times as much as deleting k random features."""
     __tracebackhide__ = True
+    reject_groups("assert_faithful", explain_kwargs)
     margin = check_number("margin", margin, low=0.0)
     random_draws = check_count("random_draws", random_draws)
     n_features = len(input_feature_names(X, explain_kwargs))

@@ -13,6 +13,7 @@ from pytest_kexplain import metrics
 from pytest_kexplain.adapters import get_adapter
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
+    reject_groups,
     check_choice,
     check_number,
     explain_for_check,
@@ -241,6 +242,7 @@ def assert_model_sensitive(
     """Assert explanations of copies of the model with re-initialised weights differ from the
     trained model's: mean per-row similarity at most `max_similarity` at every stage."""
     __tracebackhide__ = True
+    reject_groups("assert_model_sensitive", explain_kwargs)
     metric = check_choice("metric", metric, SIMILARITIES)
     mode = check_choice("mode", mode, MODES)
     max_similarity = check_number("max_similarity", max_similarity, low=-1.0, high=1.0)

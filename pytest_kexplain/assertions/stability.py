@@ -12,6 +12,7 @@ from pytest_kexplain import metrics
 from pytest_kexplain.adapters import get_adapter
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
+    reject_groups,
     check_choice,
     check_count,
     check_number,
@@ -96,6 +97,7 @@ def assert_saliency_stable(
     copies (noise: epsilon x each feature's standard deviation, seeded) is at least
     `min_similarity`."""
     __tracebackhide__ = True
+    reject_groups("assert_saliency_stable", explain_kwargs)
     epsilon = check_number("epsilon", epsilon, low=0.0, low_open=True)
     samples = check_count("samples", samples)
     metric = check_choice("metric", metric, tuple(SIMILARITY_METRICS))
