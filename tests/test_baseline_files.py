@@ -414,3 +414,25 @@ def test_orphans_of_a_killed_update_are_listed_as_unused_and_pruned(project, mon
     assert len(files(project)) == 2 and ".tmp" not in "".join(files(project))
     assert "test_lin.test_gate.0123456789ab.npz" not in files(project)
     run(project).assert_outcomes(passed=1)
+
+
+def test_an_update_that_would_fail_against_its_own_model_writes_nothing(tmp_path, monkeypatch):
+    """The invariant every update checks before it writes: the model passes its new baseline.
+    Simulated with a comparison that disagrees with itself (no real tolerance can)."""
+    from pytest_kexplain.baselines import fixture
+    from pytest_kexplain.baselines.compare import compare as real_compare
+
+    def self_contradicting(*args, **kwargs):
+        comparison = real_compare(*args, **kwargs)
+        [first, *rest] = comparison.checks
+        broken = type(first)(first.keyword, first.label, -1.0, first.threshold, True)
+        return type(comparison)(comparison.feature_names, comparison.before_importance,
+                                comparison.after_importance, (broken, *rest), comparison.top_k)
+
+    monkeypatch.setattr(fixture, "compare", self_contradicting)
+    writer = ExplanationBaseline(nodeid="test_m.py::test_x", directory=tmp_path, update=True,
+                                 rootdir=tmp_path)
+    with pytest.raises(InvalidArgument, match="the new baseline would fail against the model that "
+                                              "wrote it .*rank correlation .*so it was not written"):
+        writer.assert_match(zoo.linear_model([1.0, 2.0]), np.ones((3, 2)) * [[1.0], [2.0], [3.0]])
+    assert not list(tmp_path.iterdir())
