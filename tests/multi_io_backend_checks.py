@@ -68,6 +68,15 @@ def explanations(directory: Path) -> dict[str, Any]:
     for method in ("gradcam", "integrated_gradients"):
         results[f"cnn:{method}"] = explain(cnn, data["images"], method=method,
                                            output="quality").values.tolist()
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    iris = load_iris(as_frame=True)
+    species = np.asarray(iris.target_names)[iris.target]
+    estimator = LogisticRegression(max_iter=500).fit(iris.data, species)
+    by_label = explain(estimator, iris.data.iloc[::15], target="virginica", method="shap")
+    results["sklearn:virginica"] = by_label.values.tolist()
+    results["sklearn:name"] = by_label.output_name
     try:
         explain(model, X)
     except KexplainError as exc:
