@@ -28,7 +28,7 @@ def demo_run(tmp_path_factory):
     shutil.copytree(EXAMPLES, project / "examples",
                     ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     (project / "pytest.ini").write_text("[pytest]\n")
-    report = project / "reports" / "demo-report.md"
+    report = project / "reports" / "demo-report.html"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     env.pop("KEXPLAIN_MODEL", None)
     result = subprocess.run(
@@ -65,11 +65,16 @@ def test_examples_leave_their_committed_baselines_untouched(demo_run):
 
 
 def test_the_report_is_written(demo_run):
+    import json
+
     _, report, _ = demo_run
-    assert report.exists()
-    text = report.read_text()
+    text = report.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
     for name in PROJECTS:
-        assert name in text
+        assert f"examples/{name}/" in text
+    document = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
+    assert document["totals"]["failed"] >= 1  # the drifted candidate's expected failure
+    assert text.count("data:image/png;base64,") >= 10  # bars, heat maps, model cards
 
 
 def test_every_example_is_documented_and_committed():

@@ -44,6 +44,16 @@ def test_region_is_a_minor_factor(credit_model, new_applicants, background):
                                 background=background, **SHAP)
 
 
+def test_region_as_one_player(credit_model, new_applicants, background):
+    """With groups=, SHAP switches the one-hot columns on and off together: the region is
+    one player (a true group Shapley value, not the sum of its columns'), and checks name it."""
+    groups = {"region": REGION_COLUMNS}
+    assert_max_importance_share(credit_model, new_applicants, ["region"], 0.15, groups=groups,
+                                background=background, **SHAP)
+    assert_top_features(credit_model, new_applicants, ["income", "debt_ratio"], k=3,
+                        groups=groups, background=background, **SHAP)
+
+
 def test_more_income_never_lowers_the_approval(credit_model, new_applicants):
     """Raising only the income never lowers the predicted repayment probability."""
     assert_monotonic(credit_model, new_applicants, "income", direction="increasing",

@@ -6,7 +6,9 @@ Pixels are features named x[row,column,channel]. Run with `pytest examples/digit
 import numpy as np
 
 from pytest_kexplain import (
+    Grid,
     assert_faithful,
+    assert_importance_order,
     assert_max_importance_share,
     assert_saliency_stable,
     explain,
@@ -16,6 +18,12 @@ from pytest_kexplain import (
 BORDER = [f"x[{r},{c},0]" for r in range(8) for c in (0, 7)]
 #: explain the class the model predicts for each image, with gradients along a path from black
 PREDICTED = {"method": "integrated_gradients", "target": "predicted"}
+#: the same regions as named groups of pixels: checks then speak of "margins" and "centre"
+MARGINS = np.zeros((8, 8, 1), dtype=bool)
+MARGINS[:, [0, 7]] = True
+CENTRE = np.zeros((8, 8, 1), dtype=bool)
+CENTRE[2:6, 2:6] = True
+REGIONS = {"margins": MARGINS, "centre": CENTRE}  # the remaining pixels form the group "rest"
 
 
 def test_model_is_accurate(cnn, digits):
@@ -39,6 +47,30 @@ def test_occluding_the_border_barely_matters(cnn, images):
                           background=images)
     shares = explanation.shares()
     assert sum(shares[name] for name in BORDER) < 0.10
+
+
+def test_region_checks_read_naturally(cnn, images):
+    """With groups=, a region is one feature: the 16 centre pixels outweigh the 16 margin
+    pixels, which stay under 5% of the importance."""
+    assert_max_importance_share(cnn, images, ["margins"], 0.05, groups=REGIONS, **PREDICTED)
+    result = assert_importance_order(cnn, images, ["centre", "margins"], groups=REGIONS,
+                                     **PREDICTED)
+    print("region shares:", {k: round(v, 3) for k, v in result.explanation.shares().items()})
+
+
+def test_grad_cam_looks_at_the_digit(cnn, images):
+    """Grad-CAM of the last convolution, upsampled to 8x8: the margins get little of it."""
+    assert_max_importance_share(cnn, images, ["margins"], 0.15, groups=REGIONS,
+                                method="gradcam", target="predicted")
+
+
+def test_patches_on_a_grid(cnn, images):
+    """SHAP over a 4x4 grid of 2x2 patches costs what 16 features cost, not 64."""
+    explanation = explain(cnn, images[:30], method="shap", groups=Grid(4, 4), target="predicted",
+                          background=images[30:60])
+    shares = explanation.shares()
+    edge = sum(shares[f"patch({r},{c})"] for r in range(4) for c in (0, 3))
+    assert edge < 0.3
 
 
 def test_explanations_are_stable(cnn, images):

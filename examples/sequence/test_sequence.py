@@ -7,7 +7,12 @@ magnitude over the channels gives each step's importance. Run with
 
 import numpy as np
 
-from pytest_kexplain import assert_saliency_stable, assert_top_features, explain
+from pytest_kexplain import (
+    assert_max_importance_share,
+    assert_saliency_stable,
+    assert_top_features,
+    explain,
+)
 
 STEPS, CHANNELS, DECIDING_STEP = 12, 3, 8
 
@@ -39,6 +44,15 @@ def test_the_deciding_value_is_the_top_feature(sequence_model, sequences):
     x, _ = sequences
     assert_top_features(sequence_model, x, [f"x[{DECIDING_STEP},0]"],
                         method="integrated_gradients")
+
+
+def test_the_deciding_step_by_groups(sequence_model, sequences):
+    """groups="timesteps" makes every step one feature (t0 ... t11): a one-line check."""
+    x, _ = sequences
+    assert_top_features(sequence_model, x, [f"t{DECIDING_STEP}"], groups="timesteps",
+                        method="integrated_gradients")
+    assert_max_importance_share(sequence_model, x, [f"t{s}" for s in range(DECIDING_STEP)],
+                                0.45, groups="timesteps", method="integrated_gradients")
 
 
 def test_steps_after_the_decision_are_ignored_too(sequence_model, sequences):

@@ -16,7 +16,7 @@ from pytest_kexplain.cli.files import output_file, read_data, regular_file
 #: methods whose attributions of a row depend on that row alone (no random draw across rows),
 #: so long inputs can be explained in chunks with a progress bar and give the same numbers
 ROW_INDEPENDENT_METHODS = frozenset({"saliency", "gradient_x_input", "integrated_gradients",
-                                     "occlusion", "gradcam", "gradcam_plus_plus"})
+                                     "occlusion", "gradcam", "gradcam++"})
 CHUNK_ROWS = 512
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 
