@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,7 @@ def tolerance_settings(explicit: str | None, start: Path) -> tuple[Path | None, 
 def read_ini(path: Path) -> dict[str, str] | None:
     """The kexplain_* tolerance options of a pytest configuration file (None: no pytest section)."""
     if path.suffix == ".toml":
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
+        tomllib = _toml_module()
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
@@ -92,6 +90,19 @@ def read_ini(path: Path) -> dict[str, str] | None:
         raw = dict(parser.items(name))
     return {key: str(raw[f"kexplain_{key}"]).strip() for key in TOLERANCE_KEYWORDS
             if f"kexplain_{key}" in raw and str(raw[f"kexplain_{key}"]).strip()}
+
+
+def _toml_module() -> Any:
+    """tomllib (Python 3.11+), or tomli on Python 3.10."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    try:
+        import tomli
+    except ImportError:
+        raise CliError("reading pyproject.toml on Python 3.10 needs tomli: pip install tomli") from None
+    return tomli
 
 
 def _document(args: argparse.Namespace, comparison: Any, config_path: Path | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ def _stderr() -> Any:
     global _stderr_copy
     if _stderr_copy is not None and _stderr_copy[0] is sys.stderr and not _stderr_copy[1].closed:
         return _stderr_copy[1]
+    copy: Any
     try:
         sys.stderr.flush()
         copy = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
