@@ -354,9 +354,12 @@ class KerasAdapter:
         parts = [function(x[part], target[part],
                           None if replacement is None else replacement[part])
                  for part in batches(len(x), size)]
+        # activations and gradients stay in the model's dtype: large for images, and
+        # converting them would cost a good part of the layer call itself
         outputs, activations, gradients = (
-            np.concatenate([np.asarray(p[i], dtype=np.float64) for p in parts]) for i in range(3))
-        outputs = outputs.reshape(len(x), -1)
+            parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts])
+            for i in range(3))
+        outputs = np.asarray(outputs, dtype=np.float64).reshape(len(x), -1)
         require_finite(outputs, self.description, "outputs")
         require_finite(gradients, self.description, "gradients")
         return outputs, activations, gradients

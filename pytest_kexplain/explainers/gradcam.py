@@ -74,7 +74,7 @@ def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
             f"*spatial, channels) with at most as many spatial axes as the input "
             f"{sample_shape}; layer {layer.name!r} outputs {activations.shape[1:]}. Pass "
             "layer='<name>' of a convolution layer.")
-    maps = resize_linear(class_activation_maps(activations, gradients, plus),
+    maps = resize_linear(class_activation_maps(activations, gradients, plus).astype(np.float64),
                          sample_shape[:n_spatial])
     channels = sample_shape[n_spatial:]
     spread = maps.reshape(*maps.shape, *([1] * len(channels))) / max(1, int(np.prod(channels)))
