@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "NonFiniteError": "pytest_kexplain.errors",
     "KexplainWarning": "pytest_kexplain.errors",
     "IntegrationToleranceWarning": "pytest_kexplain.errors",
+    "BaselineRaceWarning": "pytest_kexplain.errors",
     "assert_top_features": "pytest_kexplain.assertions",
     "assert_importance_order": "pytest_kexplain.assertions",
     "assert_max_importance_share": "pytest_kexplain.assertions",
@@ -73,6 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from pytest_kexplain.errors import (
         BaselineError,
+        BaselineRaceWarning,
         CheckFailed,
         IntegrationToleranceWarning,
         InvalidArgument,

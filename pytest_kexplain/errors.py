@@ -59,9 +59,13 @@ class IntegrationToleranceWarning(KexplainWarning):
     """Integrated gradients reached max_steps with rows still over the completeness tolerance."""
 
 
+class BaselineRaceWarning(KexplainWarning):
+    """Another process rewrote a baseline while this test updated it (two updates at once)."""
+
+
 # Shown in tracebacks as pytest_kexplain.<Name>, where users import them from.
 for _error in (KexplainError, InvalidArgument, InvalidArgumentType, ModelHasNoGradientError,
                ModelCallError, NonFiniteError, CheckFailed, KexplainWarning,
-               IntegrationToleranceWarning):
+               IntegrationToleranceWarning, BaselineRaceWarning):
     _error.__module__ = "pytest_kexplain"
 del _error

@@ -16,16 +16,12 @@ from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message, update_command
 from pytest_kexplain.baselines.tolerances import Tolerances, resolve_tolerances, split_tolerances
 from pytest_kexplain.cache import array_digest
-from pytest_kexplain.errors import CheckFailed, InvalidArgument, KexplainWarning
+from pytest_kexplain.errors import BaselineRaceWarning, CheckFailed, InvalidArgument
 from pytest_kexplain.events import note, recorded
 from pytest_kexplain.settings import with_defaults
 
 #: where tolerances that are not passed to assert_match come from, for error messages
 DEFAULTS_SOURCE = "kexplain ini options / @pytest.mark.kexplain"
-
-
-class BaselineRaceWarning(KexplainWarning):
-    """Another process rewrote a baseline while this test updated it (two updates at once)."""
 
 
 @dataclass
