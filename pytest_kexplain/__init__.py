@@ -40,6 +40,9 @@ _EXPORTS: dict[str, str] = {
     "CheckFailed": "pytest_kexplain.errors",
     "assert_consistent_explanations": "pytest_kexplain.baselines.consistency",
     "BaselineError": "pytest_kexplain.errors",
+    # the types of the `explanation_baseline` and `kexplain` fixtures, for annotations
+    "ExplanationBaseline": "pytest_kexplain.baselines.fixture",
+    "KexplainFixture": "pytest_kexplain.fixture",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -59,32 +62,38 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pytest_kexplain.baselines.consistency import assert_consistent_explanations
-    from pytest_kexplain.api import clear_cache, explain
+    # `name as name`: explicit re-exports, so type checkers see the lazily resolved names
+    from pytest_kexplain.api import (
+        clear_cache as clear_cache,
+        explain as explain,
+    )
     from pytest_kexplain.assertions import (
-        assert_attribution_sign,
-        assert_faithful,
-        assert_importance_order,
-        assert_invariant,
-        assert_max_importance_share,
-        assert_model_sensitive,
-        assert_monotonic,
-        assert_saliency_stable,
-        assert_top_features,
+        assert_attribution_sign as assert_attribution_sign,
+        assert_faithful as assert_faithful,
+        assert_importance_order as assert_importance_order,
+        assert_invariant as assert_invariant,
+        assert_max_importance_share as assert_max_importance_share,
+        assert_model_sensitive as assert_model_sensitive,
+        assert_monotonic as assert_monotonic,
+        assert_saliency_stable as assert_saliency_stable,
+        assert_top_features as assert_top_features,
     )
+    from pytest_kexplain.baselines.consistency import assert_consistent_explanations as assert_consistent_explanations
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline as ExplanationBaseline
     from pytest_kexplain.errors import (
-        BaselineError,
-        BaselineRaceWarning,
-        CheckFailed,
-        IntegrationToleranceWarning,
-        InvalidArgument,
-        InvalidArgumentType,
-        KexplainError,
-        KexplainWarning,
-        ModelCallError,
-        ModelHasNoGradientError,
-        NonFiniteError,
+        BaselineError as BaselineError,
+        BaselineRaceWarning as BaselineRaceWarning,
+        CheckFailed as CheckFailed,
+        IntegrationToleranceWarning as IntegrationToleranceWarning,
+        InvalidArgument as InvalidArgument,
+        InvalidArgumentType as InvalidArgumentType,
+        KexplainError as KexplainError,
+        KexplainWarning as KexplainWarning,
+        ModelCallError as ModelCallError,
+        ModelHasNoGradientError as ModelHasNoGradientError,
+        NonFiniteError as NonFiniteError,
     )
-    from pytest_kexplain.explainers import available_methods
-    from pytest_kexplain.explanation import Explanation
-    from pytest_kexplain.groups import Grid
+    from pytest_kexplain.explainers import available_methods as available_methods
+    from pytest_kexplain.explanation import Explanation as Explanation
+    from pytest_kexplain.fixture import KexplainFixture as KexplainFixture
+    from pytest_kexplain.groups import Grid as Grid

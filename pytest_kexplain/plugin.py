@@ -12,7 +12,7 @@ import time
 from collections.abc import Generator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +21,10 @@ from pytest_kexplain.baselines import store
 from pytest_kexplain.baselines.tolerances import TOLERANCE_HELP, resolve_tolerances
 from pytest_kexplain.errors import KexplainError
 from pytest_kexplain.report import BaselineRecord, ExplanationRecord, RunReport, TestCheck, ci
+
+if TYPE_CHECKING:  # annotations only: the fixtures import their classes when first used
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+    from pytest_kexplain.fixture import KexplainFixture
 
 REPORT_KEY = pytest.StashKey[RunReport]()
 ITEM_EVENTS_KEY = pytest.StashKey[list]()
@@ -165,7 +169,7 @@ def _registered_ini_names(config: pytest.Config) -> list[str]:
 
 
 @pytest.fixture
-def kexplain(request: pytest.FixtureRequest) -> Any:
+def kexplain(request: pytest.FixtureRequest) -> KexplainFixture:
     """explain() with this test's defaults, memoised for the whole session."""
     from pytest_kexplain.fixture import KexplainFixture
 
@@ -178,7 +182,7 @@ def kexplain(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def explanation_baseline(request: pytest.FixtureRequest) -> Any:
+def explanation_baseline(request: pytest.FixtureRequest) -> ExplanationBaseline:
     """Compare explanations with this test's committed baselines (--kexplain-update rewrites them)."""
     from pytest_kexplain.baselines.fixture import ExplanationBaseline
 

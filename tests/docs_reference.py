@@ -108,6 +108,8 @@ def _signature(name: str, obj: Any) -> str:
         return name
     parts, star_done = [], False
     for parameter in signature.parameters.values():
+        if parameter.name.startswith("_"):
+            continue  # private dataclass fields
         text = parameter.name
         if parameter.kind is parameter.VAR_POSITIONAL:
             text, star_done = f"*{text}", True
@@ -119,7 +121,11 @@ def _signature(name: str, obj: Any) -> str:
         if parameter.annotation is not parameter.empty:
             text += f": {_annotation(parameter.annotation)}"
         if parameter.default is not parameter.empty:
-            default = "<factory>" if "factory" in repr(parameter.default) else repr(parameter.default)
+            default = repr(parameter.default)
+            if "factory" in default:
+                default = "<factory>"
+            elif " at 0x" in default:  # a function or object: its address changes every run
+                default = f"<{type(parameter.default).__name__}>"
             text += f" = {default}" if parameter.annotation is not parameter.empty else f"={default}"
         parts.append(text)
     result = f"{name}({', '.join(parts)})"
