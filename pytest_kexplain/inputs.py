@@ -421,7 +421,8 @@ def row_space(
     """The space of valid rows like X's: observed ranges, integer and fixed columns, one-hot groups.
 
     `groups=None` detects one-hot groups (0/1 columns of which exactly one is 1 in every row);
-    `groups=[]` turns detection off; a list of lists of feature names gives them explicitly.
+    `groups=[]` turns detection off; a list of lists of feature names gives them explicitly,
+    as does the dict of group name -> feature names that explain() takes.
     """
     prepared = prepare_input(X, feature_names)
     require_tabular(prepared.array, "row_space")
@@ -430,6 +431,9 @@ def row_space(
     if groups is None:
         found_groups, features = _without_fixed(detect_one_hot_groups(prepared.array), features)
     else:
+        if isinstance(groups, Mapping):  # the same groups= as explain() and the checks take
+            groups = [list(members) if not isinstance(members, str) else [members]
+                      for members in groups.values()]
         if isinstance(groups, str) or not isinstance(groups, Sequence):
             raise InvalidArgumentType(
                 "groups must be a list of lists of feature names (one list per one-hot group), "

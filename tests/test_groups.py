@@ -202,7 +202,6 @@ def test_checks_that_move_single_features_refuse_groups(credit):
         assert_attribution_sign,
         assert_faithful,
         assert_model_sensitive,
-        assert_monotonic,
         assert_saliency_stable,
     )
 
@@ -211,8 +210,6 @@ def test_checks_that_move_single_features_refuse_groups(credit):
     for check in (assert_faithful, assert_saliency_stable, assert_model_sensitive):
         with pytest.raises(InvalidArgument, match="does not take groups="):
             check(model, x, **kwargs)
-    with pytest.raises(TypeError, match="groups"):
-        assert_monotonic(model, x, "income", direction="increasing", **kwargs)
     # a group's sign is checked like a feature's
     explanation = explain(model, x, method="shap", background=background, **kwargs)
     sign = "positive" if explanation.values[:, 0].mean() > 0 else "negative"
@@ -227,3 +224,19 @@ def test_to_shap_with_groups(credit):
     converted = explanation.to_shap()
     assert list(converted.feature_names) == ["region", "income", "debt", "age"]
     assert converted.values.shape == (len(x), 4) and converted.data.shape == (len(x), 4)
+
+
+def test_strategies_take_the_same_groups(credit):
+    from hypothesis import given, settings
+
+    from pytest_kexplain.strategies import rows_like
+
+    model, x, background = credit
+    data = np.concatenate([x, background])
+
+    @settings(max_examples=20, deadline=None, database=None)
+    @given(rows_like(data, feature_names=NAMES, groups=GROUPS))
+    def one_region_per_row(row):
+        assert row[0, :3].sum() == 1 and set(row[0, :3]) <= {0.0, 1.0}
+
+    one_region_per_row()
