@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from pytest_kexplain.assertions._common import feature_index
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.inputs import (
     CATEGORICAL,
@@ -35,6 +34,7 @@ from pytest_kexplain.inputs import (
     FeatureBounds,
     RowSpace,
     feature_bounds,
+    feature_index,
     is_dataframe,
     prepare_input,
     row_space,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -10,7 +9,12 @@ import numpy as np
 
 from pytest_kexplain.errors import CheckFailed, InvalidArgument, InvalidArgumentType
 from pytest_kexplain.explanation import Explanation
-from pytest_kexplain.inputs import prepare_input, require_tabular  # noqa: F401 (re-exported for the checks)
+from pytest_kexplain.inputs import (  # noqa: F401 (feature lookups re-exported for the checks)
+    feature_index,
+    feature_indices,
+    prepare_input,
+    require_tabular,
+)
 from pytest_kexplain.settings import with_defaults
 
 #: explain()'s named keywords (anything else it takes is an explainer option)
@@ -73,49 +77,6 @@ def output_keywords(explain_kwargs: Mapping[str, Any]) -> dict[str, Any]:
             f"model's outputs and accepts only {', '.join(EXPLAIN_ARGUMENTS)} besides its own.")
     merged = with_defaults(explain_kwargs)
     return {k: merged[k] for k in OUTPUT_KEYWORDS if k in merged}
-
-
-def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str = "feature") -> int:
-    """Position of a named feature; unknown names suggest the closest existing ones."""
-    __tracebackhide__ = True
-    if not isinstance(feature, str):
-        raise InvalidArgumentType(
-            f"{argument} must be a feature name (str), got {type(feature).__name__} {feature!r}."
-        )
-    try:
-        return list(feature_names).index(feature)
-    except ValueError:
-        pass
-    close = difflib.get_close_matches(feature, list(feature_names), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    shown = ", ".join(feature_names[:12]) + (", ..." if len(feature_names) > 12 else "")
-    raise InvalidArgument(
-        f"{argument} {feature!r} is not a feature of X.{hint} The features are: {shown}. "
-        "(Names come from feature_names=, or a DataFrame's columns; unnamed features are "
-        "x0, x1, ...)"
-    )
-
-
-def feature_indices(
-    feature_names: Sequence[str], features: Any, *, argument: str = "features"
-) -> list[int]:
-    """Positions of a non-empty list of distinct feature names."""
-    __tracebackhide__ = True
-    if isinstance(features, str):
-        features = [features]
-    if not isinstance(features, Sequence) or isinstance(features, (bytes, bytearray)):
-        raise InvalidArgumentType(
-            f"{argument} must be a list of feature names, got {type(features).__name__}."
-        )
-    if len(features) == 0:
-        raise InvalidArgument(f"{argument} is empty; name at least one feature.")
-    indices = []
-    for feature in features:  # a loop, not a comprehension, so the frame stays hidden
-        indices.append(feature_index(feature_names, feature, argument=f"{argument} entry"))
-    repeated = sorted({feature_names[i] for i in indices if indices.count(i) > 1})
-    if repeated:
-        raise InvalidArgument(f"{argument} names a feature more than once: {', '.join(repeated)}.")
-    return indices
 
 
 def check_number(
