@@ -82,3 +82,20 @@ def test_bad_token_input(reviews):
         explain(model, ids, method="shap", vocabulary="the refund")
     with pytest.raises(TypeError, match="pad_id"):
         explain(model, ids, method="shap", pad_id="0")
+
+
+def test_gate_with_a_vocabulary(pytester):
+    """The baseline speaks of tokens; the model passes against the baseline it just wrote."""
+    pytester.makepyfile(test_reviews="""
+        from pytest_kexplain import zoo
+
+        def test_reviews(explanation_baseline):
+            ids, labels = zoo.review_tokens(n=200)
+            model = zoo.train_review_model(ids, labels, epochs=4)
+            explanation_baseline.assert_match(model, ids[:20], method="occlusion",
+                                              vocabulary=list(zoo.REVIEW_VOCABULARY))
+    """)
+    pytester.runpytest("--kexplain-update").assert_outcomes(passed=1)
+    text = next((pytester.path / "explanation_baselines").glob("*.json")).read_text()
+    assert '"refund"' in text and '"broken"' in text
+    pytester.runpytest().assert_outcomes(passed=1)
