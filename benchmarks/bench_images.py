@@ -62,7 +62,7 @@ def run(repeats: int = 3) -> tuple[list[TargetResult], dict[str, Any]]:
     import shap
 
     from pytest_kexplain import Grid, clear_cache, explain
-    from pytest_kexplain.api import get_adapter
+    from pytest_kexplain.adapters import get_adapter
 
     cnn, small = models()
     x = _images(GRADCAM_IMAGES)

@@ -24,7 +24,7 @@ def run(repeats: int = 3) -> tuple[list[TargetResult], dict[str, Any]]:
     from lime.lime_tabular import LimeTabularExplainer
 
     from pytest_kexplain import clear_cache, explain, zoo
-    from pytest_kexplain.api import get_adapter
+    from pytest_kexplain.adapters import get_adapter
 
     data = zoo.breast_cancer_data()
     model = zoo.train_classifier(data, epochs=20)

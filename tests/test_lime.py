@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pytest_kexplain import InvalidArgument, assert_top_features, explain, zoo
-from pytest_kexplain.api import get_adapter
+from pytest_kexplain.adapters import get_adapter
 
 lime_tabular = pytest.importorskip("lime.lime_tabular")
 
