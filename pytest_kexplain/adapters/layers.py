@@ -51,7 +51,17 @@ def last_convolution(model: Any, description: str, method: str) -> Any:
 
 
 def token_embedding(model: Any) -> Any | None:
-    """The Embedding layer that reads the model's integer input, if the model starts with one."""
+    """The Embedding layer that reads the model's integer input, if the model starts with one.
+
+    Only a model with a single input counts: with several inputs the flat rows mix token ids
+    with other features.
+    """
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if inputs is not None and len(inputs) != 1:
+        return None
     for layer in getattr(model, "layers", []):
         if type(layer).__name__ == "InputLayer":
             continue
