@@ -209,6 +209,7 @@ def test_the_runs_fail_for_the_expected_tests(runs):
         output = runs[which].stdout
         assert "4 failed, 5 passed" in output, output[-3000:]
         assert "report written to" in output and "report.json" in output
+        assert "10 check(s): 6 passed, 3 failed, 1 error(s); 1 of 2 baseline(s) drifted" in output
 
 
 def test_every_check_has_a_section_with_its_picture_and_every_link_resolves(runs):

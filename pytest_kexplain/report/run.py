@@ -137,7 +137,18 @@ class RunReport:
         """The table printed in pytest's terminal summary."""
         table = [*format_table(("test", "method", "outcome", "time", "source"), self.rows()),
                  self.summary_line()] if self.records else []
-        return table + self.baseline_lines()
+        return table + self.check_lines() + self.baseline_lines()
+
+    def check_lines(self) -> list[str]:
+        """One line of check totals (when checks were recorded for a report or CI)."""
+        if not self.checks:
+            return []
+        counts = self.check_counts()
+        errors = f", {counts['errors']} error(s)" if counts["errors"] else ""
+        drift = (f"; {counts['baselines_drifted']} of {counts['baselines_compared']} "
+                 "baseline(s) drifted" if counts["baselines_compared"] else "")
+        return [f"{counts['checks']} check(s): {counts['passed']} passed, "
+                f"{counts['failed']} failed{errors}{drift}"]
 
     def markdown(self) -> str:
         """The report file's content."""
