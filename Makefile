@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export KERAS_BACKEND ?= tensorflow
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench install clean system-deps
+.PHONY: demo test lint bench install clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,12 @@ system-deps:
 		|| echo "could not install chromium and graphviz; the browser test will skip"; \
 	else echo "chromium and graphviz not installed (needs root and apt-get); the browser test will skip"; fi
 
-test: install system-deps
+# The linter and the strict type check of the package (configured in pyproject.toml).
+lint: install
+	$(PY) -m ruff check pytest_kexplain
+	$(PY) -m mypy
+
+test: install system-deps lint
 	$(PY) -m pytest tests -n 2 --dist loadfile
 
 bench: install

@@ -78,7 +78,9 @@ if TYPE_CHECKING:  # pragma: no cover
         assert_saliency_stable as assert_saliency_stable,
         assert_top_features as assert_top_features,
     )
-    from pytest_kexplain.baselines.consistency import assert_consistent_explanations as assert_consistent_explanations
+    from pytest_kexplain.baselines.consistency import (
+        assert_consistent_explanations as assert_consistent_explanations,
+    )
     from pytest_kexplain.baselines.fixture import ExplanationBaseline as ExplanationBaseline
     from pytest_kexplain.errors import (
         BaselineError as BaselineError,

@@ -47,7 +47,8 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
     if callable(value):
-        return {"callable": f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}@{id(value)}"}
+        name = f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
+        return {"callable": f"{name}@{id(value)}"}
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return {"repr": repr(value)}
@@ -68,7 +69,7 @@ _NUMERIC_VARIABLES = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _installed_version(*candidates: str) -> str:
     """Version of the first installed distribution of these names ('absent' when none is)."""
     from importlib import metadata

@@ -86,7 +86,7 @@ class Explanation:
         """Names of the model inputs the features come from (empty for a single input)."""
         return self.input_names or ()
 
-    def for_input(self, name: str) -> "Explanation":
+    def for_input(self, name: str) -> Explanation:
         """The attributions of one input of a model with several, in that input's shape."""
         if self.input_names is None or self.input_shapes is None:
             raise ValueError(

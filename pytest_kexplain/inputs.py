@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -90,8 +91,8 @@ def _check_feature_names(names: Sequence[str], n_features: int, name: str) -> tu
             f"feature_names has {len(names)} names but {name} has {n_features} features; "
             "give exactly one name per feature (column)."
         )
-    seen: set[str] = set()
-    duplicates = sorted({n for n in names if n in seen or seen.add(n)})
+    counts = Counter(names)
+    duplicates = sorted(n for n, count in counts.items() if count > 1)
     if duplicates:
         raise InvalidArgument(f"feature_names must be unique; repeated: {', '.join(duplicates)}.")
     return names
@@ -132,7 +133,7 @@ def _flat_rows_of_inputs(X: Any, declared: DeclaredInputs) -> list[np.ndarray] |
     """
     if declared is None or len(declared[0]) < 2 or not isinstance(X, np.ndarray) or X.ndim != 2:
         return None
-    shapes = [spec.shape for spec in declared[0]]
+    shapes: list[Any] = [spec.shape for spec in declared[0]]
     if any(shape is None or any(d is None for d in shape) for shape in shapes):
         return None
     sizes = [int(np.prod(shape)) for shape in shapes]
@@ -388,7 +389,7 @@ def feature_bounds(
         categories: tuple[Any, ...] = ()
         observed: tuple[float, ...] = ()
         if kind == CATEGORICAL:
-            categories = tuple(dtype.categories)
+            categories = tuple(cast(Any, dtype).categories)
             values = values[values >= 0]  # -1 marks a missing category
             observed = tuple(float(v) for v in np.unique(values))
         low, high = float(values.min()), float(values.max())
@@ -605,7 +606,9 @@ def _prepare_multi_input(
     specs, as_dict = _declared_or_given(X, declared, name)
     _check_names_mapping(feature_names, specs)
     parts = _parts_in_model_order(X, specs, name)
-    arrays, names, shapes = [], [], []
+    arrays: list[Any] = []
+    names: list[str] = []
+    shapes: list[Any] = []
     for spec, part in zip(specs, parts):
         label = f"{name}[{spec.name!r}]"
         prepared = prepare_input(part, _names_for_input(feature_names, spec), name=label)

@@ -19,7 +19,7 @@ import pytest
 from pytest_kexplain import disk_cache, events, settings
 from pytest_kexplain.baselines import store
 from pytest_kexplain.baselines.tolerances import TOLERANCE_HELP, resolve_tolerances
-from pytest_kexplain.errors import KexplainError
+from pytest_kexplain.errors import BaselineError, KexplainError
 from pytest_kexplain.report import BaselineRecord, ExplanationRecord, RunReport, TestCheck, ci
 
 if TYPE_CHECKING:  # annotations only: the fixtures import their classes when first used
@@ -27,13 +27,13 @@ if TYPE_CHECKING:  # annotations only: the fixtures import their classes when fi
     from pytest_kexplain.fixture import KexplainFixture
 
 REPORT_KEY = pytest.StashKey[RunReport]()
-ITEM_EVENTS_KEY = pytest.StashKey[list]()
-ITEM_CHECKS_KEY = pytest.StashKey[list]()
+ITEM_EVENTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
+ITEM_CHECKS_KEY = pytest.StashKey[list[dict[str, Any]]]()
 ITEM_SHIPPED_KEY = pytest.StashKey[int]()
-ITEM_MODELS_KEY = pytest.StashKey[dict]()
-ITEM_HISTORIES_KEY = pytest.StashKey[dict]()
-ITEM_BASELINES_KEY = pytest.StashKey[list]()
-INI_DEFAULTS_KEY = pytest.StashKey[dict]()
+ITEM_MODELS_KEY = pytest.StashKey[dict[str, Any]]()
+ITEM_HISTORIES_KEY = pytest.StashKey[dict[str, Any]]()
+ITEM_BASELINES_KEY = pytest.StashKey[list[dict[str, Any]]]()
+INI_DEFAULTS_KEY = pytest.StashKey[dict[str, Any]]()
 COLLECTED_OUTPUT_KEY = "kexplain_collected"  # xdist workeroutput: module -> test file stems
 
 MARKER_HELP = (
@@ -97,7 +97,8 @@ def ini_defaults(config: pytest.Config) -> dict[str, Any]:
     try:
         seed = int(seed_text)
     except ValueError:
-        raise pytest.UsageError(f"ini option kexplain_seed must be an integer, got {seed_text!r}")
+        raise pytest.UsageError(
+            f"ini option kexplain_seed must be an integer, got {seed_text!r}") from None
     tolerances = {key: str(config.getini(f"kexplain_{key}")).strip() for key in TOLERANCE_HELP}
     tolerances = {key: text for key, text in tolerances.items() if text}
     try:
@@ -122,7 +123,7 @@ def unknown_key_message(key: str, valid: tuple[str, ...], what: str) -> str:
 
 def item_defaults(item: pytest.Item) -> dict[str, Any]:
     """Ini defaults overlaid with the closest `kexplain` marker's keywords."""
-    defaults = dict(item.config.stash[INI_DEFAULTS_KEY])
+    defaults = item.config.stash[INI_DEFAULTS_KEY].copy()
     valid = marker_keywords()
     for marker in reversed(list(item.iter_markers("kexplain"))):  # closest marker wins
         if marker.args:
@@ -207,7 +208,8 @@ def baseline_dir_setting(config: pytest.Config) -> str:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
+                            ) -> Generator[None, Any, Any]:
     """Attribute explain() calls to the running test and apply its defaults."""
     collected: list[dict[str, Any]] = []
     item.stash[ITEM_EVENTS_KEY] = collected
@@ -256,7 +258,8 @@ def _card(item: pytest.Item, model_id: str, model: Any) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, Any, Any]:
     """Ship the test's check records (each on the report of the phase that made it), and its
     explanation events, saved baselines and model cards on its teardown report (works across
     xdist); pytest-html gets each check's picture as extras."""
@@ -271,10 +274,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Gener
 
         add_extras(report, report.kexplain_checks)
     if call.when == "teardown":
-        report.kexplain_models = dict(item.stash.get(ITEM_MODELS_KEY, {}))
-        report.kexplain_histories = dict(item.stash.get(ITEM_HISTORIES_KEY, {}))
-        report.kexplain_events = list(item.stash.get(ITEM_EVENTS_KEY, []))
-        report.kexplain_baselines = list(item.stash.get(ITEM_BASELINES_KEY, []))
+        report.kexplain_models = item.stash.get(ITEM_MODELS_KEY, {}).copy()
+        report.kexplain_histories = item.stash.get(ITEM_HISTORIES_KEY, {}).copy()
+        report.kexplain_events = item.stash.get(ITEM_EVENTS_KEY, []).copy()
+        report.kexplain_baselines = item.stash.get(ITEM_BASELINES_KEY, []).copy()
     return report
 
 
@@ -384,7 +387,7 @@ class RunRecorder:
             path = self.config.rootpath / shown
             try:
                 now = store.bytes_digest(store.read_regular(path, shown))
-            except (OSError, store.BaselineError):
+            except (OSError, BaselineError):
                 now = ""
             if now != digest:
                 replaced.append(shown)

@@ -140,8 +140,8 @@ def stable_name(name: str, obj: Any = None) -> str:
 def keras_model(model: Any) -> Any:
     """The Keras model behind `model` (loading a .keras path), or None."""
     try:
+        from pytest_kexplain.adapters import get_adapter
         from pytest_kexplain.adapters.keras_adapter import is_keras_model
-        from pytest_kexplain.api import get_adapter
     except ImportError:  # pragma: no cover
         return None
     try:
@@ -187,7 +187,7 @@ def model_id(model: Any) -> str | None:
 
 # --- shared helpers -------------------------------------------------------------------------
 
-class _Defaulting(dict):
+class _Defaulting(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "?"
 

@@ -111,7 +111,7 @@ def _as_frame(array: np.ndarray, like: Any, bounds: Sequence[FeatureBounds]) -> 
     import pandas as pd
 
     columns = {}
-    for column, (name, dtype, feature) in enumerate(zip(like.columns, like.dtypes, bounds)):
+    for column, (name, dtype, _bounds) in enumerate(zip(like.columns, like.dtypes, bounds)):
         values = array[:, column]
         if str(dtype) == "category":
             columns[name] = pd.Categorical.from_codes(values.astype(int), dtype=dtype)

@@ -25,12 +25,12 @@ import re
 import shlex
 import shutil
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import docs_reference  # noqa: E402

@@ -67,3 +67,15 @@ def test_a_users_test_module_type_checks_against_the_fixtures(tmp_path):
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1, result.stdout
     assert "assert_mach" in errors[0] and "maybe \"assert_match\"" in errors[0]
+
+
+def test_the_package_passes_mypy_strict_and_ruff():
+    """The same checks as `make lint` (configured in pyproject.toml), so CI without make runs them."""
+    result = run_mypy()
+    assert result.returncode == 0, result.stdout[-4000:]
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    linted = subprocess.run([ruff, "check", "pytest_kexplain"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert linted.returncode == 0, linted.stdout[-4000:]

@@ -35,7 +35,7 @@ class CallableAdapter:
         self.description = getattr(function, "__qualname__", type(function).__name__)
         self._variants: dict[tuple[Any, Any], CallableAdapter] = {}
 
-    def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> "CallableAdapter":
+    def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> CallableAdapter:
         """The adapter for flat rows of this input layout and this chosen output."""
         if layout is None and output is None:
             return self

@@ -123,7 +123,7 @@ class KerasAdapter:
         """The model's declared inputs and whether it takes a dict (None if not declared)."""
         return keras_input_specs(self.model)
 
-    def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> "KerasAdapter":
+    def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> KerasAdapter:
         """The adapter for flat rows of this input layout and this chosen output (memoised)."""
         if layout is None and output is None:
             return self

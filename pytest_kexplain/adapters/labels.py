@@ -15,6 +15,7 @@ import numpy as np
 
 from pytest_kexplain.errors import InvalidArgument
 
+
 def check_class_names(class_names: Any) -> tuple[str, ...] | None:
     """Validate explain()'s class_names= (a list of distinct labels) before any model call."""
     if class_names is None:

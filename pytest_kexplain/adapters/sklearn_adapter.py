@@ -118,7 +118,7 @@ class SklearnAdapter:
             return 1
         return None
 
-    def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> "SklearnAdapter":
+    def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> SklearnAdapter:
         """The adapter for the chosen output (estimators take one input array)."""
         if layout is not None:
             raise InvalidArgument(

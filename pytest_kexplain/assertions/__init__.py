@@ -3,7 +3,6 @@ the expectation and returns a result dataclass with the measured figures when it
 
 from __future__ import annotations
 
-from pytest_kexplain.assertions._common import CheckFailed
 from pytest_kexplain.assertions.faithfulness import FaithfulnessResult, assert_faithful
 from pytest_kexplain.assertions.invariance import InvarianceResult, assert_invariant
 from pytest_kexplain.assertions.monotonic import Counterexample, MonotonicResult, assert_monotonic
@@ -22,6 +21,7 @@ from pytest_kexplain.assertions.sensitivity import (
 )
 from pytest_kexplain.assertions.sign import AttributionSignResult, assert_attribution_sign
 from pytest_kexplain.assertions.stability import StabilityResult, assert_saliency_stable
+from pytest_kexplain.errors import CheckFailed
 
 __all__ = [
     "AttributionSignResult", "CheckFailed", "Counterexample", "FaithfulnessResult",

@@ -9,12 +9,12 @@ import numpy as np
 
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
-    reject_groups,
     check_count,
     check_number,
     explain_for_check,
     fail,
     input_feature_names,
+    reject_groups,
 )
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.events import recorded

@@ -27,7 +27,7 @@ def number(value: float, digits: int = 4) -> str:
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """An indented plain-text table (floats formatted with `number`)."""
-    cells = [tuple(number(c) if isinstance(c, (float, np.floating)) else c for c in row)
+    cells = [tuple(number(float(c)) if isinstance(c, (float, np.floating)) else c for c in row)
              for row in rows]
     return "\n".join(INDENT + line for line in format_table(tuple(header), cells))
 

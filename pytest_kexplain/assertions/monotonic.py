@@ -114,8 +114,7 @@ def _search(
 ) -> tuple[Counterexample | None, int]:
     """Hypothesis search for a violating pair, shrunk; bounded and seeded so CI cannot flake."""
     import hypothesis
-    from hypothesis import HealthCheck, Phase, Verbosity, given
-    from hypothesis import strategies as st
+    from hypothesis import HealthCheck, Phase, Verbosity, given, strategies as st
 
     from pytest_kexplain.strategies import feature_strategy, row_arrays
 

@@ -13,12 +13,12 @@ from pytest_kexplain import metrics
 from pytest_kexplain.adapters import get_adapter
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
-    reject_groups,
     check_choice,
     check_number,
     explain_for_check,
     fail,
     input_feature_names,
+    reject_groups,
 )
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded

@@ -12,12 +12,12 @@ from pytest_kexplain import metrics
 from pytest_kexplain.adapters import get_adapter
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
-    reject_groups,
     check_choice,
     check_count,
     check_number,
     explain_for_check,
     fail,
+    reject_groups,
 )
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.errors import InvalidArgument

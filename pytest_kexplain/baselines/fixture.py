@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_kexplain.adapters import get_adapter
-from pytest_kexplain.baselines import BaselineError, store
-from pytest_kexplain.baselines import format as baseline_format
+from pytest_kexplain.baselines import BaselineError, format as baseline_format, store
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message, update_command
 from pytest_kexplain.baselines.tolerances import Tolerances, resolve_tolerances, split_tolerances

@@ -428,13 +428,13 @@ def find_unused(collected: Mapping[str, tuple[str, Iterable[str]]], configured: 
         for path in sorted(directory.glob("*.json")):
             if path.stem.endswith(OBTAINED):
                 continue
-            prefix = _owning_prefix(path.stem, modules)
-            if prefix is None:
+            owner = _owning_prefix(path.stem, modules)
+            if owner is None:
                 module_stem = path.stem.split(".", 1)[0]
                 if not shared and not (directory.parent / f"{module_stem}.py").exists():
                     unused.append(path)
                 continue
-            stems = modules[prefix]
+            stems = modules[owner]
             if not any(path.stem == s or path.stem.startswith(s + NAME_SEPARATOR) for s in stems):
                 unused.append(path)
         with directory_lock(directory):

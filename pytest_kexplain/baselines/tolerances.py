@@ -66,7 +66,7 @@ class Tolerances:
                     f"got {value!r}."
                 )
 
-    def updated(self, settings: Mapping[str, Any], source: str) -> "Tolerances":
+    def updated(self, settings: Mapping[str, Any], source: str) -> Tolerances:
         """A copy with the tolerance keywords found in `settings` applied (others ignored)."""
         changes = {key: _parse(key, settings[key], source) for key in TOLERANCE_KEYWORDS
                    if key in settings}

@@ -130,8 +130,7 @@ def read_baseline(path_text: str, what: str = "baseline") -> tuple[Path, Any]:
     Read as the gate reads it: regular files only, with the gate's size caps.
     """
     path = regular_file(path_text, what)
-    from pytest_kexplain.baselines import format as baseline_format
-    from pytest_kexplain.baselines import store
+    from pytest_kexplain.baselines import format as baseline_format, store
 
     text = store.read_text(path, path_text)
     directory = path.parent

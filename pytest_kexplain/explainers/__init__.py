@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers import (  # noqa: F401
     gradcam,
     gradients,
@@ -11,7 +12,6 @@ from pytest_kexplain.explainers import (  # noqa: F401
     shapley,
 )
 from pytest_kexplain.explainers.base import REGISTRY, ExplainerSpec
-from pytest_kexplain.errors import InvalidArgument
 
 AUTO = "auto"
 

@@ -8,6 +8,8 @@ padding stays padding on the integration path.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from pytest_kexplain.explainers.base import (
@@ -44,7 +46,7 @@ def token_attribution(request: ExplainRequest, method: str) -> Attribution:
     pad = np.full_like(ids, float(request.pad_id or 0))
     _, reference, _ = _at(request, pad, target, None)
     base_values, _, _ = _at(request, ids, target, reference)
-    details: dict = {}
+    details: dict[str, Any] = {}
     if method == "saliency":
         values = _width_sum(gradients)
     elif method == "gradient_x_input":
@@ -76,7 +78,7 @@ def _integrate(request: ExplainRequest, rows: np.ndarray, embeddings: np.ndarray
 
 
 def _integrated(request: ExplainRequest, embeddings: np.ndarray, reference: np.ndarray,
-                base_values: np.ndarray) -> tuple[np.ndarray, dict]:
+                base_values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     steps = positive_int(request.options, "steps")
     max_steps = positive_int(request.options, "max_steps")
     tolerance = request.options["tolerance"]

@@ -11,6 +11,8 @@ from one forward and backward pass per batch (the backward pass stops at the lay
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from pytest_kexplain.adapters.layers import find_layer, last_convolution
@@ -53,7 +55,7 @@ def class_activation_maps(activations: np.ndarray, gradients: np.ndarray, plus: 
     return np.maximum((weights * activations).sum(axis=-1), 0)
 
 
-def _layer(request: ExplainRequest, method: str):
+def _layer(request: ExplainRequest, method: str) -> Any:
     adapter = request.adapter
     model = getattr(adapter, "model", None)
     name = request.options["layer"]

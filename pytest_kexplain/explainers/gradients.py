@@ -14,7 +14,6 @@ import numpy as np
 
 from pytest_kexplain.adapters.base import default_batch_size
 from pytest_kexplain.errors import IntegrationToleranceWarning, InvalidArgument
-from pytest_kexplain.explanation import relative_completeness_gaps
 from pytest_kexplain.explainers.base import (
     Attribution,
     ExplainRequest,
@@ -22,6 +21,7 @@ from pytest_kexplain.explainers.base import (
     positive_int,
     register,
 )
+from pytest_kexplain.explanation import relative_completeness_gaps
 
 
 def token_attribution(request: ExplainRequest, method: str) -> Attribution:

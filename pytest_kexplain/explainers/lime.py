@@ -101,7 +101,7 @@ class WeightedMoments:
     y_mean: np.ndarray  # (r,)
 
     @classmethod
-    def of(cls, z: np.ndarray, y: np.ndarray, weights: np.ndarray) -> "WeightedMoments":
+    def of(cls, z: np.ndarray, y: np.ndarray, weights: np.ndarray) -> WeightedMoments:
         """Moments of z (r, S, p) and y (r, S) under weights (r, S)."""
         weight_sum = weights.sum(axis=1, keepdims=True)
         z_mean = np.einsum("rs,rsp->rp", weights, z) / weight_sum

@@ -72,13 +72,13 @@ def occlusion(request: ExplainRequest) -> Attribution:
         group = windows[first:first + per_call]
         occluded = np.repeat(request.x[None], len(group), axis=0)
         for k, window in enumerate(group):
-            occluded[(k, slice(None), *window)] = reference[window]
+            occluded[(k, slice(None)) + tuple(window)] = reference[window]
         outputs = request.predict_selected(
             occluded.reshape(-1, *request.sample_shape), np.tile(request.target, len(group))
         ).reshape(len(group), n)
         for k, window in enumerate(group):
-            size = values[(0, *window)].size  # windows at the edges may be clipped
-            values[(slice(None), *window)] = ((original - outputs[k]) / size).reshape(
+            size = values[(0,) + tuple(window)].size  # windows at the edges may be clipped
+            values[(slice(None),) + tuple(window)] = ((original - outputs[k]) / size).reshape(
                 (n,) + (1,) * len(patch)
             )
     base_values = request.predict_selected(np.repeat(reference[None], n, 0), request.target)

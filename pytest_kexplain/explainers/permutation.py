@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, positive_int, register
 
 
-def _score(y: np.ndarray, predicted: np.ndarray, scoring: Callable | None) -> float:
+def _score(y: np.ndarray, predicted: np.ndarray, scoring: Callable[..., Any] | None) -> float:
     if scoring is not None:
         return float(scoring(y, predicted))
     return -float(np.mean((predicted - y) ** 2))
@@ -76,7 +77,7 @@ def permutation_importance(request: ExplainRequest) -> Attribution:
 
 
 def _permute_players(request: ExplainRequest, repeats: int, y: np.ndarray | None,
-                     scoring: Callable | None) -> Attribution:
+                     scoring: Callable[..., Any] | None) -> Attribution:
     """Permutation importance of groups: a group's columns are shuffled together."""
     players = request.groups
     x = request.x.reshape(len(request.x), -1)

@@ -26,7 +26,7 @@ class ExplanationRecord:
     source: str
 
     @classmethod
-    def from_event(cls, test: str, event: ExplainEvent) -> "ExplanationRecord":
+    def from_event(cls, test: str, event: ExplainEvent) -> ExplanationRecord:
         """Attach an event to a test id."""
         return cls(test=test, **asdict(event))
 

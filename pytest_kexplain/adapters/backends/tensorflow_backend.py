@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from pytest_kexplain.adapters.base import GradientFunctions
 from pytest_kexplain.adapters.backends.common import (
     layer_output_hook,
     no_gradient_error,
     single_output,
 )
+from pytest_kexplain.adapters.base import GradientFunctions
 
 _OWN_FUNCTIONS = ("build_functions.<locals>", "build_masked_outputs.<locals>",
                   "build_path_outputs.<locals>", "build_layer_functions.<locals>")
