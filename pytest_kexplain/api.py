@@ -12,8 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters import Target, check_target, resolve_target
-from pytest_kexplain.adapters import get_adapter as get_adapter  # re-exported from its old place
+from pytest_kexplain.adapters import (
+    Target,
+    check_target,
+    get_adapter as get_adapter,  # re-exported from its old place
+    resolve_target,
+)
 from pytest_kexplain.adapters.base import ModelAdapter, require_finite
 from pytest_kexplain.adapters.binding import BoundModel, bind
 from pytest_kexplain.adapters.labels import check_class_names, output_label

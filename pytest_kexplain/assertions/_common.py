@@ -9,11 +9,10 @@ import numpy as np
 
 from pytest_kexplain.errors import CheckFailed, InvalidArgument, InvalidArgumentType
 from pytest_kexplain.explanation import Explanation
-from pytest_kexplain.inputs import (  # noqa: F401 (feature lookups re-exported for the checks)
-    feature_index,
-    feature_indices,
+from pytest_kexplain.inputs import (  # feature lookups re-exported for the checks
+    feature_index as feature_index,
+    feature_indices as feature_indices,
     prepare_input,
-    require_tabular,
 )
 from pytest_kexplain.settings import with_defaults
 
