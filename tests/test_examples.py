@@ -104,3 +104,12 @@ def test_make_demo_prints_where_the_report_is():
     demo = demo[:demo.index("\n\n")]
     assert "pytest examples" in demo and "--kexplain-report=$(DEMO_REPORT)" in demo
     assert "Report written to $(abspath $(DEMO_REPORT))" in demo
+
+
+def test_the_projects_own_ci_runs_lint_tests_and_demo():
+    workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert "run: make test" in workflow and "run: make demo" in workflow
+    assert "actions/upload-artifact@" in workflow and "path: reports/" in workflow
+    makefile = (ROOT / "Makefile").read_text()
+    assert "test: install system-deps lint" in makefile
+    assert "$(PY) -m ruff check pytest_kexplain" in makefile and "$(PY) -m mypy" in makefile
