@@ -437,3 +437,18 @@ def test_report_bad_input(capsys, saved_report, tmp_path):
         main(["report", str(source)])  # -o is required
     assert exit_info.value.code == 2
     assert "-o" in capsys.readouterr().err
+
+
+def test_the_installed_console_script_runs(files):
+    """The `kexplain` script pip installs beside the interpreter (present after `make install`)."""
+    script = Path(sys.executable).parent / "kexplain"
+    if not script.exists():
+        pytest.skip(f"no kexplain script beside {sys.executable}: install the package (pip install -e .)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([str(script), "show", str(files / "missing.json")], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"kexplain show: error: baseline {files / 'missing.json'} does not exist."
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True, env=env,
+                             timeout=120)
+    assert version.returncode == 0 and version.stdout.startswith("pytest-kexplain ")
