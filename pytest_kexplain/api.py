@@ -294,7 +294,8 @@ def _compute(
         data=_frozen(x),
         feature_names=feature_names,
         method=spec.name,
-        options={**options, **{k: v for k, v in attribution.details.items()}, "seed": seed},
+        options={**options, **{k: v for k, v in attribution.details.items()}, "seed": seed,
+                 **_token_options(embedding, pad_id, players, tokens)},
         output_name=output_label(head, unit, outputs.shape[1]),
         outputs=_frozen(outputs[np.arange(len(x)), target_indices]),
         global_importance=None if global_importance is None else _frozen(global_importance),
@@ -342,6 +343,16 @@ def _tokens(pad_id: int | None, vocabulary: Any, players: Players | None,
                 "positions by token.")
         token_players = vocabulary_players(vocabulary, prepared.array)
     return TokenSettings(None if pad_id is None else int(pad_id), token_players)
+
+
+def _token_options(embedding: Any, pad_id: int | None, players: Players | None,
+                   tokens: TokenSettings | None) -> dict[str, Any]:
+    """What says an explanation is of token ids (the report draws it as a token heat map):
+    token_ids is 'positions' (a feature per position) or 'vocabulary' (per token string)."""
+    if embedding is None or players is not None:
+        return {}
+    return {"token_ids": "vocabulary" if tokens_grouped(tokens) else "positions",
+            "pad_id": pad_id}
 
 
 def _token_model(adapter: ModelAdapter, x: np.ndarray, tokens: TokenSettings | None

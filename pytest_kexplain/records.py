@@ -25,6 +25,8 @@ DISTRIBUTION_VALUES = 256
 #: samples whose attribution map is drawn, and the largest side of a drawn map
 HEATMAP_SAMPLES = 3
 HEATMAP_SIDE = 48
+#: cells per sample of a token heat map (a window of positions, or the strongest tokens)
+TOKEN_CELLS = 20
 #: significant digits of the numbers a picture keeps
 DIGITS = 4
 
@@ -335,6 +337,72 @@ def heatmap_picture(explanation: Any, baseline_values: np.ndarray | None = None,
     return picture
 
 
+def token_layout(explanation: Any) -> str | None:
+    """'positions' or 'vocabulary' for an explanation of token ids (one value per position, or
+    per token string of a vocabulary), else None."""
+    options = getattr(explanation, "options", None) or {}
+    layout = options.get("token_ids")
+    values = getattr(explanation, "values", None)
+    return layout if layout in ("positions", "vocabulary") and np.ndim(values) == 2 else None
+
+
+def _window(values: np.ndarray) -> np.ndarray:
+    """The positions drawn: all, or the TOKEN_CELLS consecutive ones carrying the most
+    |attribution| over the drawn samples (the same window for every sample)."""
+    length = values.shape[1]
+    if length <= TOKEN_CELLS:
+        return np.arange(length)
+    weight = np.convolve(np.abs(values).sum(axis=0), np.ones(TOKEN_CELLS), mode="valid")
+    start = int(np.argmax(weight))
+    return np.arange(start, start + TOKEN_CELLS)
+
+
+def _token_cells(values: np.ndarray, data: np.ndarray, names: Sequence[str],
+                 window: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
+    """One sample's cells: (column indices, labels). Positions in reading order labelled with
+    their token id (window given); else the vocabulary tokens present in the sample, strongest
+    first, labelled with their string."""
+    if window is not None:
+        return window, [str(int(round(float(data[i])))) for i in window]
+    present = np.flatnonzero(data > 0)
+    order = present[np.lexsort((present, -np.abs(values[present])))][:TOKEN_CELLS]
+    return order, [str(names[i]) for i in order]
+
+
+def token_picture(explanation: Any, baseline_values: Any = None,
+                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Signed attributions of the first samples over their tokens (cells labelled with the
+    token id, or the token string of a vocabulary), and the baseline's on the same cells."""
+    layout = token_layout(explanation) or "positions"
+    values = np.asarray(explanation.values, dtype=np.float64)
+    data = np.asarray(explanation.data, dtype=np.float64)
+    baseline = None
+    if baseline_values is not None and np.shape(baseline_values) == values.shape:
+        baseline = np.asarray(baseline_values, dtype=np.float64)
+    rows = min(HEATMAP_SAMPLES, len(values))
+    cells, labels, maps, baseline_maps, hidden = [], [], [], [], []
+    window = _window(values[:rows]) if layout == "positions" else None
+    for r in range(rows):
+        order, names = _token_cells(values[r], data[r], explanation.feature_names, window)
+        cells.append([int(i) for i in order])
+        labels.append(names)
+        maps.append(_round(values[r, order]))
+        if baseline is not None:
+            baseline_maps.append(_round(baseline[r, order]))
+        shown = int(np.count_nonzero(data[r] > 0)) if layout == "vocabulary" else len(values[r])
+        hidden.append(shown - len(order))
+    picture: dict[str, Any] = {
+        "kind": "heatmap", "layout": "tokens", "tokens": layout,
+        "samples": list(range(rows)), "cells": cells, "labels": labels, "maps": maps,
+        "hidden_cells": hidden,
+        "pad_id": (getattr(explanation, "options", None) or {}).get("pad_id"),
+    }
+    if baseline is not None:
+        picture["baseline_maps"] = baseline_maps
+    picture.update(extra or {})
+    return picture
+
+
 def _spatial(explanation: Any) -> bool:
     """Images (n, h, w, c) or sequences (n, t, d) with one attribution per input value."""
     data = getattr(explanation, "data", None)
@@ -398,6 +466,8 @@ def _top_features(result: Any, arguments: Mapping[str, Any]) -> Fields:
 def _feature_picture(explanation: Any, marked: Sequence[str] = (), **extra: Any) -> dict[str, Any]:
     if _spatial(explanation):
         return heatmap_picture(explanation)
+    if token_layout(explanation) is not None:
+        return token_picture(explanation)
     return _importance_picture(explanation.feature_names, explanation.importance_array(),
                                marked=marked, **extra)
 
@@ -550,9 +620,11 @@ def comparison_fields(comparison: Any, asserted: str, before_label: str, after_l
         Measure(check.label, _number(check.value), _number(check.threshold),
                 ">=" if check.higher_is_better else "<=", bool(check.passed))
         for check in comparison.checks)
+    labels = {"baseline_label": before_label, "current_label": after_label}
     if after_explanation is not None and _spatial(after_explanation):
-        picture = heatmap_picture(after_explanation, before_values,
-                                  {"baseline_label": before_label, "current_label": after_label})
+        picture = heatmap_picture(after_explanation, before_values, labels)
+    elif after_explanation is not None and token_layout(after_explanation) is not None:
+        picture = token_picture(after_explanation, before_values, labels)
     else:
         top = np.lexsort((np.arange(len(comparison.before_importance)),
                           -comparison.before_importance))[:comparison.top_k]
@@ -566,15 +638,21 @@ def comparison_fields(comparison: Any, asserted: str, before_label: str, after_l
 def _gate(result: Any, arguments: Mapping[str, Any]) -> Fields:
     if result is None:  # --kexplain-update wrote the baseline
         status = arguments.get("baseline_status", "written")
+        tokens = arguments.get("token_explanation")
         return {"asserted": f"baseline {status} from the current model (--kexplain-update)",
                 "measures": (Measure("baseline file", status),),
-                "picture": _values_picture(arguments, arguments.get("current_values"), None,
-                                           arguments.get("current_importance"),
-                                           arguments.get("feature_names_current"))}
+                "picture": token_picture(tokens) if token_layout(tokens) is not None
+                else _values_picture(arguments, arguments.get("current_values"), None,
+                                     arguments.get("current_importance"),
+                                     arguments.get("feature_names_current"))}
     fields = comparison_fields(result, ASSERTED["explanation_baseline.assert_match"],
                                "baseline", "current")
     values = arguments.get("current_values")
-    if values is not None and np.ndim(values) in (3, 4):
+    tokens = arguments.get("token_explanation")
+    if token_layout(tokens) is not None:
+        fields["picture"] = token_picture(tokens, arguments.get("baseline_values"),
+                                          {"baseline_label": "baseline", "current_label": "current"})
+    elif values is not None and np.ndim(values) in (3, 4):
         fields["picture"] = _values_picture(arguments, values, arguments.get("baseline_values"))
     return fields
 

@@ -159,3 +159,81 @@ def conv():
 
 def images():
     return np.random.default_rng(1).random((4, 8, 8, 1)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def token_model():
+    """A small untrained text model: token ids -> embedding -> mean -> one output."""
+    import keras
+
+    keras.utils.set_random_seed(2)
+    return keras.Sequential([keras.Input((12,), dtype="int32"),
+                             keras.layers.Embedding(len(zoo.REVIEW_VOCABULARY), 4),
+                             keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+
+
+@pytest.mark.parametrize("vocabulary", [None, list(zoo.REVIEW_VOCABULARY)])
+def test_token_models_get_a_token_heat_map(token_model, vocabulary, emitted):
+    jsonschema = pytest.importorskip("jsonschema")
+    from matplotlib.figure import Figure
+
+    from pytest_kexplain.report.json_report import schema
+
+    ids = zoo.review_tokens(n=6)[0]
+    explanation = __import__("pytest_kexplain").explain(token_model, ids, method="occlusion",
+                                                         vocabulary=vocabulary)
+    layout = "positions" if vocabulary is None else "vocabulary"
+    assert explanation.options["token_ids"] == layout and explanation.options["pad_id"] == 0
+    names = list(explanation.feature_names)
+    result = assert_top_features(token_model, ids, names[:1], k=len(names), method="occlusion",
+                                 vocabulary=vocabulary)
+    picture = emitted[-1][0].picture
+    assert picture["kind"] == "heatmap" and picture["layout"] == "tokens"
+    assert picture["tokens"] == layout and picture["samples"] == [0, 1, 2]
+    for row, (cells, labels, values) in enumerate(zip(picture["cells"], picture["labels"],
+                                                      picture["maps"])):
+        assert len(cells) == len(labels) == len(values) > 0
+        if vocabulary is None:  # every position in reading order, labelled with its token id
+            assert cells == list(range(ids.shape[1]))
+            assert labels == [str(i) for i in ids[row]]
+        else:  # the tokens of this sample, strongest first
+            assert sorted(labels) == sorted({vocabulary[i] for i in ids[row]})
+            magnitudes = [abs(v) for v in values]
+            assert magnitudes == sorted(magnitudes, reverse=True)
+        exact = explanation.values[row, cells]
+        np.testing.assert_allclose(values, exact, atol=1e-3 * np.abs(exact).max())
+    check_schema = {**schema()["$defs"]["check"], "$defs": schema()["$defs"]}
+    check_schema["required"] = [k for k in check_schema["required"]
+                                if k not in ("id", "test", "index")]
+    jsonschema.validate(json.loads(json.dumps(emitted[-1][0].to_dict(), allow_nan=False)),
+                        check_schema)
+    figure = result.plot()
+    assert isinstance(figure, Figure)
+    axes = figure.axes[0]
+    assert axes.get_xlabel() and axes.get_ylabel() == "sample"
+    assert {t.get_text() for t in axes.texts} >= set(picture["labels"][0])
+    assert any(a.get_label() == "<colorbar>" for a in figure.axes)
+    png = plots.record_png(emitted[-1][0])
+    assert png[:4] == b"\x89PNG" and png == plots.record_png(emitted[-1][0])
+
+
+def test_long_token_rows_keep_the_strongest_window_and_the_baseline_beside():
+    from pytest_kexplain import records
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(scale=0.01, size=(4, 60))
+    values[:, 40] = 5.0  # the deciding position
+
+    class Tokens:
+        options = {"token_ids": "positions", "pad_id": 0}
+        feature_names = [f"x{i}" for i in range(60)]
+
+    Tokens.values = values
+    Tokens.data = rng.integers(1, 9, size=(4, 60)).astype(float)
+    picture = records.token_picture(Tokens(), -values, {"baseline_label": "baseline"})
+    assert len(picture["cells"][0]) == records.TOKEN_CELLS and 40 in picture["cells"][0]
+    assert picture["hidden_cells"] == [60 - records.TOKEN_CELLS] * 3
+    assert picture["baseline_maps"][0] == [-v for v in picture["maps"][0]]
+    figure = plots.plot_record({"check": "gate", "outcome": "passed", "picture": picture})
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()][:2] == [
+        "sample 0\ncurrent", "sample 0\nbaseline"]

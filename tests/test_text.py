@@ -1,6 +1,8 @@
 """Token models: gradient methods at the embedding, masking methods with the pad id, token
 names from a vocabulary; on a pooled and a recurrent model whose deciding tokens are known."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -95,7 +97,19 @@ def test_gate_with_a_vocabulary(pytester):
             explanation_baseline.assert_match(model, ids[:20], method="occlusion",
                                               vocabulary=list(zoo.REVIEW_VOCABULARY))
     """)
-    pytester.runpytest("--kexplain-update").assert_outcomes(passed=1)
+    pytester.runpytest("--kexplain-update", "--kexplain-report=written/report.html"
+                       ).assert_outcomes(passed=1)
     text = next((pytester.path / "explanation_baselines").glob("*.json")).read_text()
     assert '"refund"' in text and '"broken"' in text
-    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.runpytest("--kexplain-report=compared/report.html").assert_outcomes(passed=1)
+    # the report draws the tokens of each sample, beside the baseline's once there is one
+    for run, beside in (("written", False), ("compared", True)):
+        document = json.loads((pytester.path / run / "report.json").read_text())
+        picture = document["checks"][0]["picture"]
+        assert (picture["kind"], picture["layout"], picture["tokens"]) == (
+            "heatmap", "tokens", "vocabulary")
+        assert set(picture["labels"][0]) <= set(zoo.REVIEW_VOCABULARY)
+        assert ("baseline_maps" in picture) == beside
+        if beside:
+            np.testing.assert_allclose(picture["baseline_maps"][0], picture["maps"][0],
+                                       atol=1e-3 * max(map(abs, picture["maps"][0])))

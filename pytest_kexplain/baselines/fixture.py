@@ -92,6 +92,8 @@ class ExplanationBaseline:
         from pytest_kexplain.api import explain
 
         explanation = explain(model, X, **with_defaults(explain_kwargs, self.defaults))
+        if "token_ids" in explanation.options:  # the report draws its tokens from it
+            note(token_explanation=explanation)
         _, adapter = get_adapter(model)
         return baseline_format.from_explanation(
             explanation, test=self.nodeid, name=name,

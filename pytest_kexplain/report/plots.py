@@ -24,7 +24,9 @@ YELLOW = "#F0E442"
 GREY = "#999999"
 BLACK = "#000000"
 HEATMAP = "viridis"  # perceptually uniform, readable in grey and with colour-vision deficiency
+DIVERGING = "PuOr_r"  # signed values: orange positive, purple negative, safe for colour-blindness
 DPI = 72
+TOKEN_CHARS = 10  # longer token strings are cut in a token heat map's cells
 WIDTH = 6.4  # inches
 
 
@@ -198,7 +200,68 @@ def _draw_distribution(picture: Mapping[str, Any], data: Mapping[str, Any], **_:
     return figure
 
 
-def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
+def _draw_token_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
+    """One row of cells per sample (and the baseline's row below it), coloured by signed
+    attribution on one symmetric scale, each cell labelled with its token."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    maps, labels = picture["maps"], picture["labels"]
+    baseline = picture.get("baseline_maps")
+    current_label = picture.get("current_label", "current")
+    rows: list[tuple[str, list[Any], list[str]]] = []
+    for r, sample in enumerate(picture["samples"]):
+        name = f"sample {sample}"
+        rows.append((f"{name}\n{current_label}" if baseline else name, maps[r], labels[r]))
+        if baseline:
+            rows.append((f"{name}\n{picture.get('baseline_label', 'baseline')}", baseline[r],
+                         labels[r]))
+    width = max([len(row) for _, row, _ in rows] or [1])
+    matrix = [[float("nan")] * width for _ in rows]
+    for i, (_, values, _) in enumerate(rows):
+        for j, value in enumerate(values):
+            matrix[i][j] = 0.0 if value is None else value
+    scale = max([abs(v) for row in matrix for v in row if v == v] or [1.0]) or 1.0
+    vocabulary = picture.get("tokens") == "vocabulary"
+    figure = _figure(1.1 + 0.5 * len(rows), width=max(WIDTH, min(12.0, 1.6 + 0.55 * width)))
+    axes = figure.add_subplot()
+    shown = axes.imshow(matrix, cmap=DIVERGING, norm=TwoSlopeNorm(0.0, -scale, scale),
+                        aspect="auto", interpolation="nearest")
+    def shorten(token: str) -> str:
+        return token if len(token) <= TOKEN_CHARS else token[:TOKEN_CHARS - 1] + "…"
+
+    longest = max([len(shorten(t)) for _, _, row in rows for t in row] or [1])
+    cell_points = 0.7 * 72 * figure.get_figwidth() / width  # the axes take ~70% of the width
+    size = max(4.5, min(8.0, cell_points / (0.62 * max(longest, 2))))
+    for i, (_, _, tokens) in enumerate(rows):
+        for j, token in enumerate(tokens):
+            value = matrix[i][j]
+            strong = value == value and abs(value) > 0.6 * scale
+            axes.text(j, i, shorten(token), ha="center", va="center", fontsize=size,
+                      color="white" if strong else BLACK)
+    axes.set_yticks(range(len(rows)), [name for name, _, _ in rows], fontsize=7)
+    if vocabulary:
+        axes.set_xticks([])
+        axes.set_xlabel(f"tokens of the sample, strongest first (at most {width} shown)",
+                        fontsize=8)
+    else:
+        start = ((picture.get("cells") or [[0]])[0] or [0])[0]
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{int(x) + start}"))
+        axes.tick_params(axis="x", labelsize=7)
+        axes.set_xlabel("position (cells labelled with the token id)", fontsize=8)
+    axes.set_ylabel("sample", fontsize=8)
+    hidden = max(picture.get("hidden_cells") or [0])
+    if hidden:
+        axes.set_title(f"up to {hidden} more token(s) per sample not shown", fontsize=8)
+    figure.colorbar(shown, ax=axes, shrink=0.9, label="attribution")
+    return figure
+
+
+def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **options: Any) -> Any:
+    if picture.get("layout") == "tokens":
+        return _draw_token_heatmap(picture, data, **options)
     maps = picture["maps"]
     inputs = picture["inputs"]
     baseline = picture.get("baseline_maps")
