@@ -78,8 +78,26 @@ def choose_method(method: str, adapter: ModelAdapter) -> ExplainerSpec:
 SINGLE_INPUT_METHODS = ("gradcam", "gradcam++")
 
 
+def _integer_inputs(prepared: PreparedInput) -> list[str]:
+    """Names of a multi-input model's integer inputs (token ids: no gradient flows to them)."""
+    layout = prepared.layout
+    if layout is None:
+        return []
+    return [name for name, dtype in zip(layout.names, layout.dtypes)
+            if np.issubdtype(np.dtype(dtype), np.integer)]
+
+
 def _check_method_fits_inputs(spec: ExplainerSpec, prepared: PreparedInput) -> None:
-    """Grad-CAM upsamples a layer onto one image input: several inputs cannot work."""
+    """Grad-CAM upsamples a layer onto one image input: several inputs cannot work; gradients
+    do not reach the integer inputs of a model with several."""
+    integer_inputs = _integer_inputs(prepared)
+    if spec.requires_gradient and spec.name not in SINGLE_INPUT_METHODS and integer_inputs:
+        raise InvalidArgument(
+            f"method={spec.name!r} differentiates the model's output, but the integer input(s) "
+            f"{', '.join(map(repr, integer_inputs))} of this model with several inputs have no "
+            f"gradient, so their features would all get 0; {MODEL_AGNOSTIC_ADVICE} or 'lime', "
+            "which mask them (method='auto' does so)."
+        )
     if prepared.layout is not None and spec.name in SINGLE_INPUT_METHODS:
         raise InvalidArgument(
             f"method={spec.name!r} maps a convolution layer onto one image input, but the "
@@ -204,6 +222,8 @@ def explain(
     bound = bind(model, X, feature_names=feature_names, output=output, class_names=labels)
     adapter, prepared = bound.adapter, bound.prepared
     spec = choose_method(method, adapter)
+    if method == AUTO and spec.requires_gradient and _integer_inputs(prepared):
+        spec = get_explainer("shap")  # token ids have no gradient: mask them instead
     _check_method_fits_inputs(spec, prepared)
     resolved_options = resolve_options(spec, options)
     check_target(target if target is not None else bound.default_target, len(prepared.array),

@@ -228,7 +228,7 @@ def test_bad_multi_input_data_is_a_clear_usage_error(list_model, X, feature_name
         explain(list_model, X, feature_names=feature_names)
 
 
-def test_integer_id_inputs_take_integers_and_get_no_gradient():
+def test_integer_id_inputs_take_integers_and_gradient_methods_refuse_them():
     """An Embedding input is carried as its own dtype; ids must be integers."""
     import keras
 
@@ -243,8 +243,10 @@ def test_integer_id_inputs_take_integers_and_get_no_gradient():
         explain(model, {"ids": X["ids"] + 0.5, "num": X["num"]})
     shap_values = explain(model, X, method="shap").for_input("ids").values
     assert np.abs(shap_values).sum() > 0  # masking ids changes the output
-    gradients = explain(model, X, method="saliency").for_input("ids").values
-    assert not gradients.any()  # integer ids have no gradient
+    for method in ("saliency", "integrated_gradients", "smoothgrad"):
+        with pytest.raises(KexplainError, match="'ids' of this model with several inputs have no"):
+            explain(model, X, method=method)  # integer ids have no gradient: never silent zeros
+    assert explain(model, X).method == "shap"  # 'auto' masks them instead
 
 
 def test_plain_callable_with_several_inputs_and_outputs(data):
