@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import batches, default_batch_size, require_finite
-from pytest_kexplain.adapters.multi_io import InputLayout, OutputChoice, resolve_output, select_output
+from pytest_kexplain.adapters.multi_io import InputLayout, OutputChoice, SelectsRawOutput
 from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, ModelHasNoGradientError
 
 
-class CallableAdapter:
+class CallableAdapter(SelectsRawOutput):
     """Calls a Python function batch by batch; it has no gradient.
 
     With several inputs the function receives them as the data gave them (a dict keyed by
@@ -45,12 +45,8 @@ class CallableAdapter:
         return self._variants[key]
 
     def _call(self, x: np.ndarray) -> Any:
-        raw = self._function(x if self.layout is None else self.layout.split_numpy(x))
-        if not self._resolved:
-            self._selector, self.output_head = resolve_output(raw, self.output_choice,
-                                                              self.description)
-            self._resolved = True
-        return select_output(raw, self._selector)
+        return self._select(
+            self._function(x if self.layout is None else self.layout.split_numpy(x)))
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Outputs of the function, called in batches."""

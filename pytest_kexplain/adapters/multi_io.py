@@ -255,3 +255,21 @@ class RoutedModel:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
+
+
+class SelectsRawOutput:
+    """For adapters of plain Python callables: the chosen output of a raw result, resolved
+    (and its head named) on the first call."""
+
+    output_choice: OutputChoice | None
+    output_head: str | None
+    description: str
+    _selector: Any
+    _resolved: bool
+
+    def _select(self, raw: Any) -> Any:
+        if not self._resolved:
+            self._selector, self.output_head = resolve_output(raw, self.output_choice,
+                                                              self.description)
+            self._resolved = True
+        return select_output(raw, self._selector)

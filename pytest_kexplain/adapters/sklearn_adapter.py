@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import batches, require_finite
-from pytest_kexplain.adapters.multi_io import InputLayout, OutputChoice, resolve_output, select_output
+from pytest_kexplain.adapters.multi_io import InputLayout, OutputChoice, SelectsRawOutput
 from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, InvalidArgument, ModelHasNoGradientError
 
@@ -76,7 +76,7 @@ def _check_fitted(estimator: Any) -> None:
         return
 
 
-class SklearnAdapter:
+class SklearnAdapter(SelectsRawOutput):
     """Calls an estimator's response method in large batches; no gradient."""
 
     differentiable = False
@@ -140,12 +140,7 @@ class SklearnAdapter:
         return pd.DataFrame(x, columns=list(self.feature_names))
 
     def _call(self, x: np.ndarray) -> Any:
-        raw = getattr(self.estimator, self.response)(self._frame(x))
-        if not self._resolved:
-            self._selector, self.output_head = resolve_output(raw, self.output_choice,
-                                                              self.description)
-            self._resolved = True
-        return select_output(raw, self._selector)
+        return self._select(getattr(self.estimator, self.response)(self._frame(x)))
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """The response method's outputs, float64 (n, n_outputs)."""
