@@ -111,7 +111,7 @@ class KerasAdapter:
         self._functions: dict[tuple[int, ...], GradientFunctions] = {}
         # (builder name, sample shape) -> compiled coalition function, or None when the
         # backend module has no such builder
-        self._coalition_functions: dict[tuple[str, tuple[int, ...]], Any] = {}
+        self._coalition_functions: dict[tuple[Any, ...], Any] = {}
         self._compiled_structure: tuple[Any, ...] | None = None  # what _functions were traced for
         self._architecture: tuple[tuple[Any, ...], bytes] | None = None
         #: a description free of names Keras made up, for files that must not depend on them
@@ -288,42 +288,48 @@ class KerasAdapter:
 
     def mixes_paths_in_graph(self, sample_shape: tuple[int, ...]) -> bool:
         """Whether path_outputs can mix permutation paths inside the compiled call."""
-        return self._coalition_function("build_path_outputs", sample_shape) is not None
+        size = int(np.prod(sample_shape))
+        return self._coalition_function("build_path_outputs", sample_shape, size) is not None
 
     def path_outputs(
         self, ranks: np.ndarray, x: np.ndarray, background: np.ndarray, target: np.ndarray,
-        batch_size: int | None = None,
+        batch_size: int | None = None, n_players: int | None = None,
     ) -> np.ndarray:
-        """Outputs (P, 2, d - 1) along P permutation paths, the coalitions mixed in the graph.
+        """Outputs (P, 2, players - 1) along P permutation paths, mixed in the compiled call.
 
-        ranks (P, d) is each feature's position in path p's order; x and background are
-        (P, *sample_shape), one sample and one background row per path. [:, 0, k] is the
-        output with the first k + 1 features of the order from x and the rest from the
-        background row, [:, 1, k] its complement. Only where mixes_paths_in_graph says so.
+        ranks (P, d) is each feature's position in path p's order (a player's columns share
+        its rank; players default to the d features); x and background are (P,
+        *sample_shape), one sample and one background row per path. [:, 0, k] is the output
+        with the first k + 1 players of the order from x and the rest from the background
+        row, [:, 1, k] its complement. Only where mixes_paths_in_graph says so.
         """
         sample_shape = tuple(x.shape[1:])
-        function = self._coalition_function("build_path_outputs", sample_shape)
         d = int(np.prod(sample_shape))
+        n_players = d if n_players is None else n_players
+        function = self._coalition_function("build_path_outputs", sample_shape, n_players)
+        prefixes = n_players - 1
         rows_per_call = int(batch_size or coalition_batch_size(sample_shape))
         # a power of two: the JAX backend pads each call's rows up to one
-        paths_per_call = 1 << max(0, (rows_per_call // (2 * (d - 1))).bit_length() - 1)
+        paths_per_call = 1 << max(0, (rows_per_call // (2 * prefixes)).bit_length() - 1)
         flat_x = np.asarray(x, dtype=self.dtype).reshape(len(x), d)
         flat_background = np.asarray(background, dtype=self.dtype).reshape(len(x), d)
         ranks = np.asarray(ranks, dtype=np.int32)
         target = np.asarray(target, dtype=np.int32)
-        out = np.empty((len(flat_x), 2 * (d - 1)), dtype=np.float64)
+        out = np.empty((len(flat_x), 2 * prefixes), dtype=np.float64)
         for part in batches(len(flat_x), paths_per_call):
             out[part] = function(ranks[part], flat_x[part], flat_background[part], target[part])
         require_finite(out, self.description, "outputs")
-        return out.reshape(len(flat_x), 2, d - 1)
+        return out.reshape(len(flat_x), 2, prefixes)
 
-    def _coalition_function(self, builder: str, sample_shape: tuple[int, ...]) -> Any:
-        key = (builder, sample_shape)
+    def _coalition_function(self, builder: str, sample_shape: tuple[int, ...],
+                            *settings: Any) -> Any:
+        key = (builder, sample_shape, *settings)
         self._functions_for(sample_shape)  # builds the model, checks its outputs, drops stale
         if key not in self._coalition_functions:
             backend = importlib.import_module(_BACKEND_MODULES[self.backend])
             build = getattr(backend, builder, None)
-            self._coalition_functions[key] = build and build(self._routed, sample_shape, self.dtype)
+            self._coalition_functions[key] = build and build(self._routed, sample_shape,
+                                                             self.dtype, *settings)
         return self._coalition_functions[key]
 
     def layer_gradients(

@@ -224,9 +224,21 @@ class PathChunk:
     mixed: np.ndarray | None  # the paths' inputs (mixed_paths), None when mixed in the graph
 
 
-def column_ranks(player_ranks: np.ndarray, player_of_column: np.ndarray | None) -> np.ndarray:
-    """Each flat column's position in the orders: its player's (players default to columns)."""
-    return player_ranks if player_of_column is None else player_ranks[..., player_of_column]
+def column_ranks(player_ranks: np.ndarray, player_of_column: np.ndarray | None,
+                 rows: slice | None = None) -> np.ndarray:
+    """Each flat column's position in the orders: its player's (players default to columns).
+
+    player_ranks is (r, pairs, players); player_of_column is (d,) shared by every row or
+    (n, d) per row (a label mask per image), of which `rows` are the r rows ranked.
+    """
+    if player_of_column is None:
+        return player_ranks
+    if player_of_column.ndim == 1:
+        return player_ranks[..., player_of_column]
+    assignment = player_of_column[rows if rows is not None else slice(None)]
+    r, pairs, _ = player_ranks.shape
+    index = np.broadcast_to(assignment[:, None, :], (r, pairs, assignment.shape[1]))
+    return np.take_along_axis(player_ranks, index, axis=2)
 
 
 def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
@@ -241,15 +253,15 @@ def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
     d = x.shape[1]
     targets = request.target[chunk.rows]
     if chunk.mixed is None:
-        # The compiled call evaluates d - 1 column prefixes; with players grouping columns
-        # only the first players - 1 are distinct coalitions.
+        # Only the players - 1 prefixes of the player order are evaluated, so the cost
+        # follows the number of players, not of columns.
+        ranks = column_ranks(chunk.ranks, player_of_column, chunk.rows)
         outputs = request.adapter.path_outputs(
-            column_ranks(chunk.ranks, player_of_column).reshape(n_rows * pairs, d),
+            ranks.reshape(n_rows * pairs, d),
             np.repeat(x[chunk.rows], pairs, axis=0).reshape(-1, *request.sample_shape),
             background[chunk.drawn].reshape(-1, *request.sample_shape),
-            np.repeat(targets, pairs), batch_size=request.batch_size)
-        outputs = outputs.reshape(n_rows, pairs, 2, d - 1)[..., : n_players - 1]
-        return outputs.transpose(0, 2, 1, 3)
+            np.repeat(targets, pairs), batch_size=request.batch_size, n_players=n_players)
+        return outputs.reshape(n_rows, pairs, 2, n_players - 1).transpose(0, 2, 1, 3)
     batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
     outputs = request.adapter.predict(chunk.mixed.reshape(-1, *request.sample_shape), batch_size)
     selected = outputs[np.arange(len(outputs)), np.repeat(targets, 2 * pairs * (n_players - 1))]
@@ -296,7 +308,7 @@ def stratum_weights(drawn: np.ndarray, m: int) -> np.ndarray:
 def permutation_shapley(
     request: ExplainRequest, background: np.ndarray, pairs: int, ends: np.ndarray,
     background_outputs: np.ndarray, target_index: np.ndarray,
-    player_of_column: np.ndarray | None = None,
+    player_of_column: np.ndarray | None = None, n_players: int | None = None,
 ) -> np.ndarray:
     """Antithetic permutation sampling with one background row per pair of paths: (n, players).
 
@@ -306,10 +318,11 @@ def permutation_shapley(
     a path with background row b the values go from f(b) to f(x); each background row's
     pairs are averaged, then the background rows with equal weight (stratum_weights), so
     no remainder is ever spread over the features. player_of_column (d,) names each flat
-    column's player (default: one player per column).
+    column's player (default: one player per column), or (n, d) gives each row its own.
     """
     n, d, m = len(request.x), request.n_features, len(background)
-    n_players = d if player_of_column is None else int(player_of_column.max()) + 1
+    if n_players is None:
+        n_players = d if player_of_column is None else int(player_of_column.max()) + 1
     order_rng, background_rng = request.rng().spawn(2)
     drawn = background_cycles(background_rng, n, pairs, m)  # an order and its reverse share b
     weights = stratum_weights(drawn, m)
@@ -324,12 +337,12 @@ def permutation_shapley(
     def sampled_paths(rows: slice) -> PathChunk:
         # Called for one chunk at a time, in row order: the draws do not depend on chunking.
         ranks = random_ranks(order_rng, rows.stop - rows.start, pairs, n_players)
-        mixed = None if in_graph else mixed_paths(column_ranks(ranks, player_of_column),
+        mixed = None if in_graph else mixed_paths(column_ranks(ranks, player_of_column, rows),
                                                   x[rows], bg[drawn[rows]], n_players)
         return PathChunk(rows, ranks, drawn[rows], mixed)
 
     values = np.zeros((n, n_players))
-    for chunk in prefetched(sampled_paths, row_chunks(n, 2 * pairs * (d - 1), 1, d)):
+    for chunk in prefetched(sampled_paths, row_chunks(n, 2 * pairs * (n_players - 1), 1, d)):
         rows = chunk.rows
         start = background_outputs[target_index[rows, None], chunk.drawn]  # f(b)
         outputs = path_outputs(request, chunk, x, bg, player_of_column)
@@ -456,30 +469,5 @@ def _sampled_group_shapley(
     ends: np.ndarray, background_outputs: np.ndarray, target_index: np.ndarray,
 ) -> np.ndarray:
     """Antithetic permutation sampling over player orders (see permutation_shapley)."""
-    n, d, m, p = len(request.x), request.n_features, len(background), players.n_players
-    order_rng, background_rng = request.rng().spawn(2)
-    drawn = background_cycles(background_rng, n, pairs, m)
-    weights = stratum_weights(drawn, m)
-    dtype = mixing_dtype(request)
-    x = request.x.reshape(n, -1).astype(dtype, copy=False)
-    bg = background.reshape(m, -1).astype(dtype, copy=False)
-    prefix_sizes = np.arange(1, p)
-    batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
-    values = np.zeros((n, p))
-    for rows in row_chunks(n, 2 * pairs * (p - 1), 1, d):
-        r = rows.stop - rows.start
-        ranks = random_ranks(order_rng, r, pairs, p)  # player ranks (r, pairs, p)
-        assignment = players.assignment[rows] if players.per_row else players.assignment
-        column_ranks = (np.take_along_axis(ranks, np.broadcast_to(assignment[:, None, :],
-                                                                   (r, pairs, d)), axis=2)
-                        if players.per_row else ranks[:, :, assignment])
-        inside = column_ranks[:, :, None, :] < prefix_sizes[None, None, :, None]
-        from_x = np.stack([inside, ~inside], axis=1)  # (r, 2, pairs, p - 1, d)
-        mixed = np.where(from_x, x[rows][:, None, None, None, :],
-                         bg[drawn[rows]][:, None, :, None, :])
-        targets = np.repeat(request.target[rows], 2 * pairs * (p - 1))
-        outputs = request.adapter.predict(mixed.reshape(-1, *request.sample_shape), batch_size)
-        inner = outputs[np.arange(len(outputs)), targets].reshape(r, 2, pairs, p - 1)
-        start = background_outputs[target_index[rows, None], drawn[rows]]
-        values[rows] = path_contributions(inner, start, ends[rows, 1], ranks, weights[rows])
-    return values
+    return permutation_shapley(request, background, pairs, ends, background_outputs,
+                               target_index, np.asarray(players.assignment), players.n_players)

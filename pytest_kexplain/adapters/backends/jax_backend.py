@@ -95,24 +95,23 @@ def build_functions(
 
 
 def build_path_outputs(
-    model: Any, sample_shape: tuple[int, ...], dtype: str
+    model: Any, sample_shape: tuple[int, ...], dtype: str, n_players: int
 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """Compile permutation-path evaluation: build each path's coalitions inside the jit.
 
-    For P paths (a feature order given by each feature's rank, a sample and one background
-    row), the 2 * (d - 1) inner coalitions of the order and of its reverse are mixed inside
-    the compiled call, as in the TensorFlow backend.
+    For P paths (an order of n_players players given by each feature's player's rank, a
+    sample and one background row), the 2 * (n_players - 1) inner coalitions of the order
+    and of its reverse are mixed inside the compiled call, as in the TensorFlow backend.
     """
-    size = int(np.prod(sample_shape))
 
     def path_outputs(trainable: list[Any], non_trainable: list[Any], ranks: jax.Array,
                      x: jax.Array, background: jax.Array, target: jax.Array) -> jax.Array:
-        inside = ranks[:, None, :] < jnp.arange(1, size)[None, :, None]  # (P, d - 1, d)
+        inside = ranks[:, None, :] < jnp.arange(1, n_players)[None, :, None]  # (P, players - 1, d)
         from_x = jnp.stack([inside, ~inside], axis=1)  # and the complements
         mixed = jnp.where(from_x, x[:, None, None, :], background[:, None, None, :])
         raw, _ = model.stateless_call(trainable, non_trainable,
                                       mixed.reshape((-1, *sample_shape)), training=False)
-        per_path = single_output(raw).reshape((x.shape[0], 2 * (size - 1), -1))
+        per_path = single_output(raw).reshape((x.shape[0], 2 * (n_players - 1), -1))
         return jnp.take_along_axis(per_path, target[:, None, None], axis=2)[:, :, 0]
 
     compiled = jax.jit(path_outputs)

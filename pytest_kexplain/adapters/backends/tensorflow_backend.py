@@ -112,13 +112,14 @@ def build_masked_outputs(
 
 
 def build_path_outputs(
-    model: Any, sample_shape: tuple[int, ...], dtype: str
+    model: Any, sample_shape: tuple[int, ...], dtype: str, n_players: int
 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """Compile permutation-path evaluation: build each path's coalitions inside the graph.
 
-    For P paths (a feature order given by each feature's rank, a sample and one background
-    row), the 2 * (d - 1) inner coalitions of the order and of its reverse are mixed inside
-    TensorFlow, so only P * 3 * d values cross into the graph instead of P * 2 * (d - 1) * d.
+    For P paths (an order of n_players players given by each feature's player's rank, a
+    sample and one background row), the 2 * (n_players - 1) inner coalitions of the order
+    and of its reverse are mixed inside TensorFlow, so only P * 3 * d values cross into the
+    graph instead of P * 2 * (n_players - 1) * d.
     """
     size = int(np.prod(sample_shape))
     flat_spec = tf.TensorSpec((None, size), tf.as_dtype(dtype))
@@ -129,13 +130,13 @@ def build_path_outputs(
     ])
     def path_outputs(ranks: tf.Tensor, x: tf.Tensor, background: tf.Tensor,
                      target: tf.Tensor) -> tf.Tensor:
-        prefix_sizes = tf.range(1, size, dtype=tf.int32)
-        inside = ranks[:, None, :] < prefix_sizes[None, :, None]  # (P, d - 1, d)
+        prefix_sizes = tf.range(1, n_players, dtype=tf.int32)
+        inside = ranks[:, None, :] < prefix_sizes[None, :, None]  # (P, players - 1, d)
         from_x = tf.stack([inside, tf.logical_not(inside)], axis=1)  # and the complements
         mixed = tf.where(from_x, x[:, None, None, :], background[:, None, None, :])
         mixed = tf.reshape(mixed, (-1, *sample_shape))
         outputs = single_output(model(mixed, training=False))
-        per_path = tf.reshape(outputs, (tf.shape(x)[0], 2 * (size - 1), -1))
+        per_path = tf.reshape(outputs, (tf.shape(x)[0], 2 * (n_players - 1), -1))
         return tf.gather(per_path, target, axis=2, batch_dims=1)
 
     def path_outputs_numpy(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
