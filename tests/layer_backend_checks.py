@@ -15,6 +15,13 @@ from typing import Any
 import numpy as np
 
 
+def label_masks(images: np.ndarray) -> np.ndarray:
+    """One integer label mask per image: 16 blocks of 2x2, shifted by a pixel in every other."""
+    rows, columns = np.indices(images.shape[1:3])
+    labels = (rows // 2) * 4 + columns // 2
+    return np.stack([np.roll(labels, i % 2, axis=1) for i in range(len(images))])
+
+
 def run_checks(directory: Path) -> dict[str, Any]:
     """Every explanation the comparison needs, as lists."""
     import keras
@@ -32,6 +39,11 @@ def run_checks(directory: Path) -> dict[str, Any]:
         "gradcam++": explain(cnn, images, method="gradcam++", target=3, layer="conv1").values,
         "grid_shap": explain(cnn, images, method="shap", target=3, groups=Grid(2, 2),
                              background=images[:4]).values,
+        # 16 players: the sampled estimator, its paths mixed inside the compiled call
+        "grid_shap_sampled": explain(cnn, images, method="shap", target=3, groups=Grid(4, 4),
+                                     background=images[:4]).values,
+        "label_mask_shap": explain(cnn, images, method="shap", target=3,
+                                   groups=label_masks(images), background=images[:4]).values,
         "text_ig": explain(text, ids, method="integrated_gradients", steps=32,
                            tolerance=None).values,
         "text_occlusion": explain(text, ids, method="occlusion", vocabulary=vocabulary).values,

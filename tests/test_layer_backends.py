@@ -69,7 +69,8 @@ def test_backend_agrees_with_tensorflow(backend, saved, runs, tensorflow_results
     results = json.loads((saved / f"{backend}.out").read_text().strip().splitlines()[-1])
     assert results["text_top"] == tensorflow_results["text_top"]
     assert set(results["text_top"]) <= {"refund", "broken", *zoo.REVIEW_VOCABULARY}
-    for name in ("gradcam", "gradcam++", "grid_shap", "text_ig", "text_occlusion", "group_shap",
+    for name in ("gradcam", "gradcam++", "grid_shap", "grid_shap_sampled", "label_mask_shap",
+                 "text_ig", "text_occlusion", "group_shap",
                  "lime"):
         ours, reference = np.asarray(results[name]), np.asarray(tensorflow_results[name])
         scale = max(np.abs(reference).max(), 1e-12)
