@@ -229,7 +229,7 @@ def test_long_inputs_are_explained_in_chunks_with_the_same_numbers(files, monkey
     (["linear.keras", "data.csv", "--drop", "nope"], ["no column 'nope'"]),
     (["linear.keras", "data.npy", "--drop", "label"], ["without column names"]),
     (["linear.keras", "data.csv", "--method", "nope"], ["unknown explanation method 'nope'"]),
-    (["linear.keras", "data.csv", "--target", "7"], ["target=7 is out of range"]),
+    (["linear.keras", "data.csv", "--target", "7"], ["--target 7 is out of range"]),
     (["linear.keras", "data.csv", "--option", "steps"], ["KEY=VALUE"]),
     (["linear.keras", "data.csv", "--plot", "no/such/dir/p.png"], ["does not exist"]),
     (["linear.keras", "data.csv", "--plot", "p.txt"], ["--plot p.txt"]),

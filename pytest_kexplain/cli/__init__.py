@@ -45,6 +45,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (standard library only)."""
     from pytest_kexplain import __version__
+    from pytest_kexplain.cli import specs
 
     parser = _Parser(
         prog="kexplain",
@@ -65,9 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--method", default="auto",
                          help="explanation method, e.g. integrated_gradients, shap, saliency, "
                               "permutation, occlusion (default: auto)")
-    explain.add_argument("--target", default=None,
-                         help="output to explain for a multi-output model: an index, 'predicted', "
-                              "or a class label the model knows")
+    explain.add_argument("--output", type=specs.output_spec, default=None, metavar="NAME|INDEX",
+                         help="for a model with several outputs: the one to explain, by name or "
+                              "index (the error lists them when it is missing)")
+    explain.add_argument("--target", default=None, metavar="UNIT",
+                         help="the unit of the output to explain: an index, a class label (with "
+                              "--class-names), or 'predicted' (each row's highest unit)")
+    explain.add_argument("--class-names", type=specs.class_names_spec, default=None,
+                         metavar="LABELS",
+                         help="labels of the output's units: comma-separated (setosa,versicolor,"
+                              "virginica) or a .txt (one per line) or .json (list) file")
+    explain.add_argument("--groups", type=specs.groups_spec, default=None, metavar="GROUPS",
+                         help="explain groups of features as one: 'timesteps', 'grid:4x4' "
+                              "(image patches), a JSON mapping '{\"region\": [\"region_a\", "
+                              "\"region_b\"]}', a .json file of that mapping, or a .npy integer "
+                              "label mask (a region per pixel)")
+    explain.add_argument("--vocabulary", type=specs.vocabulary_spec, default=None, metavar="FILE",
+                         help="token model: name token ids and rank tokens; a text file (one "
+                              "token per line, line 1 = id 0) or a .json list or mapping")
+    explain.add_argument("--pad-id", type=_non_negative_int, default=None, metavar="ID",
+                         help="token model: the id that masks a token (default 0)")
     explain.add_argument("--top", type=_positive_int, default=10, metavar="N",
                          help="features to list (default 10)")
     explain.add_argument("--plot", metavar="PNG", default=None,
@@ -163,4 +181,14 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return value

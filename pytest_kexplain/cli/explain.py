@@ -6,12 +6,15 @@ import argparse
 import ast
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from pytest_kexplain.cli import EXIT_OK, CliError, output
-from pytest_kexplain.cli.files import output_file, read_data, regular_file
+from pytest_kexplain.cli.files import Table, output_file, read_data, regular_file
+from pytest_kexplain.cli.specs import GroupsSpec, target_value
+from pytest_kexplain.errors import KexplainError
 
 #: methods whose attributions of a row depend on that row alone (no random draw across rows),
 #: so long inputs can be explained in chunks with a progress bar and give the same numbers
@@ -27,26 +30,42 @@ def run(args: argparse.Namespace) -> int:
     model_path = regular_file(args.model, "model file", (".keras",))
     plot_path = _plot_path(args.plot) if args.plot else None
     options = dict(_option(text) for text in args.option)
+    target = target_value(args.target, args.class_names)
+    if args.groups is not None and args.vocabulary is not None:
+        raise CliError("give --groups or --vocabulary, not both: a vocabulary already groups "
+                       "each row's positions by token.")
     with output.status(f"reading {args.data}", args.quiet):
         data = read_data(args.data, drop=tuple(args.drop), rows=args.rows)
         background = (read_data(args.background, "background file", drop=tuple(args.drop)).rows
                       if args.background else None)
+    groups = _groups_for(args.groups, data) if args.groups is not None else None
+    if args.vocabulary is not None:
+        _require_token_ids(data)
     with output.status(f"loading {args.model}", args.quiet), \
             output.native_stderr_silenced(show=args.debug):
         from pytest_kexplain.adapters import load_keras_file
 
         model = load_keras_file(model_path)
-    kwargs: dict[str, Any] = dict(method=args.method, target=_target(args.target),
+    if args.vocabulary is not None:
+        _require_token_model(model, args.model)
+    kwargs: dict[str, Any] = dict(method=args.method, target=target,
                                   background=background, seed=args.seed, **options)
+    for keyword, value in (("output", args.output), ("class_names", args.class_names),
+                           ("groups", groups), ("pad_id", args.pad_id),
+                           ("vocabulary", None if args.vocabulary is None
+                            else args.vocabulary.value)):
+        if value is not None:
+            kwargs[keyword] = value
     if args.batch_size is not None:
         kwargs["batch_size"] = args.batch_size
     started = time.perf_counter()
     try:
         explanation = explain_with_progress(model, data.rows, kwargs, args.quiet)
-    except ValueError as error:
-        if args.drop or not hasattr(data.rows, "columns") or "shape" not in str(error):
-            raise
-        raise CliError(f"{error} If {args.data} has a label or id column, leave it out with "
+    except KexplainError as error:
+        message = flag_wording(" ".join(str(error).split()), Path(args.data).name)
+        if args.drop or not hasattr(data.rows, "columns") or "shape" not in message:
+            raise CliError(message) from None
+        raise CliError(f"{message} If {args.data} has a label or id column, leave it out with "
                        "--drop COLUMN.") from None
     seconds = time.perf_counter() - started
     if args.json:
@@ -61,6 +80,77 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: explain()'s keywords and the flags that set them, for errors worded for the command line
+FLAGS = {"output": "--output", "target": "--target", "class_names": "--class-names",
+         "groups": "--groups", "vocabulary": "--vocabulary", "pad_id": "--pad-id",
+         "method": "--method", "background": "--background", "batch_size": "--batch-size",
+         "seed": "--seed"}
+_KEYWORD = re.compile(r"\b(" + "|".join(FLAGS) + r")=(\[\.\.\.\]|'[^']*'|\"[^\"]*\"|[^\s,;)]*)")
+_DATA = re.compile(r"(?<![\w.(\[=])X(?=[\s.,;:)]|$)")
+
+
+def flag_wording(message: str, data_name: str) -> str:
+    """An explain() error in the command's words: `output='kind'` -> `--output kind`, X -> DATA."""
+
+    def flag(match: re.Match[str]) -> str:
+        value = match.group(2)
+        end = ""
+        if value.endswith(".") and not value.startswith(("'", '"')):
+            value, end = value[:-1], "."
+        if value == "[...]":
+            value = "A,B,..."
+        elif value[:1] in ("'", '"'):
+            value = value[1:-1]
+        return f"{FLAGS[match.group(1)]} {value}".rstrip() + end
+
+    message = re.sub(r"groups=Grid\(\.\.\.\)", "a grid", message)
+    message = re.sub(r"Grid\((\d+), (\d+)\)", r"grid:\1x\2", message)
+    message = _KEYWORD.sub(flag, message)
+    message = re.sub(r"\b(class_names|pad_id|batch_size)\b", lambda m: FLAGS[m.group(1)], message)
+    return _DATA.sub(data_name, message)
+
+
+def _groups_for(spec: GroupsSpec, data: Table) -> Any:
+    """The groups= argument for these rows, checked against them before any model is loaded."""
+    import numpy as np
+
+    from pytest_kexplain.groups import resolve_groups
+    from pytest_kexplain.inputs import prepare_input
+
+    argument = spec.argument()
+    if spec.kind == "labels" and data.total_rows != data.n_rows and \
+            len(argument) == data.total_rows and argument.ndim >= 3:
+        argument = argument[:data.n_rows]  # one mask per row of the file: keep those of --rows
+    try:
+        prepared = prepare_input(data.rows, None)
+        resolve_groups(argument, prepared.feature_shape, prepared.feature_names,
+                       len(prepared.array))
+    except KexplainError as error:
+        message = flag_wording(" ".join(str(error).split()), Path(data.source).name)
+        raise CliError(f"--groups {spec.text}: {message}") from None
+    return np.ascontiguousarray(argument) if spec.kind == "labels" else argument
+
+
+def _require_token_ids(data: Table) -> None:
+    """--vocabulary names token ids: the rows must be whole numbers."""
+    import numpy as np
+
+    rows = np.asarray(data.rows, dtype=np.float64)
+    whole = np.isfinite(rows) & (rows == np.round(rows))
+    if not whole.all():
+        row = int(np.argwhere(~whole.reshape(len(rows), -1).all(axis=1))[0, 0])
+        raise CliError(f"--vocabulary names token ids, but {data.source} holds a value that is not "
+                       f"a whole number (row {row}); a token model's rows are integer ids.")
+
+
+def _require_token_model(model: Any, model_name: str) -> None:
+    from pytest_kexplain.adapters.layers import token_embedding
+
+    if token_embedding(model) is None:
+        raise CliError(f"--vocabulary is for a model that reads token ids with an Embedding layer "
+                       f"first; {model_name} does not start with one (leave --vocabulary out).")
+
+
 def explain_with_progress(model: Any, rows: Any, kwargs: dict[str, Any], quiet: bool) -> Any:
     """explain(), in chunks of rows with a progress bar when the method allows it."""
     from pytest_kexplain.api import explain
@@ -68,7 +158,10 @@ def explain_with_progress(model: Any, rows: Any, kwargs: dict[str, Any], quiet: 
     method = kwargs.get("method", "auto")
     resolved = "integrated_gradients" if method == "auto" else method
     n_rows = len(rows)
-    if n_rows <= CHUNK_ROWS or resolved not in ROW_INDEPENDENT_METHODS:
+    # a vocabulary's players are the tokens all rows hold, and a label mask may be per row:
+    # chunks would not share them
+    whole = "vocabulary" in kwargs or hasattr(kwargs.get("groups"), "ndim")
+    if n_rows <= CHUNK_ROWS or resolved not in ROW_INDEPENDENT_METHODS or whole:
         with output.status(f"explaining {n_rows} rows ({method})", quiet):
             return explain(model, rows, **kwargs)
     chunks = []
@@ -109,6 +202,10 @@ def _document(explanation: Any, args: argparse.Namespace, seconds: float) -> dic
         "rows": explanation.n_samples,
         "options": json_safe(dict(explanation.options)),
         "seconds": round(seconds, 3),
+        "target": args.target,
+        "class_names": None if explanation.class_names is None else list(explanation.class_names),
+        "grouped_by": ("vocabulary" if args.vocabulary is not None
+                       else None if args.groups is None else args.groups.kind),
         "features": [{"rank": rank, "feature": name, "importance": importance[name],
                       "share": shares[name]}
                      for rank, name in enumerate(explanation.ranking(), start=1)],
@@ -124,12 +221,24 @@ def _print_table(explanation: Any, args: argparse.Namespace, seconds: float) -> 
     for rank, name in enumerate(shown, start=1):
         cumulative += shares[name]
         rows.append((rank, name, f"{importance[name]:.4g}", f"{shares[name]:.1%}", f"{cumulative:.1%}"))
+    column, noun = _player_words(explanation, args)
     title = (f"{explanation.method} attributions of {Path(args.model).name} on "
              f"{explanation.n_samples} rows of {Path(args.data).name} ({explanation.output_name}), "
-             f"{seconds:.1f} s: top {len(shown)} of {len(ranking)} features by mean |attribution|")
+             f"{seconds:.1f} s: top {len(shown)} of {len(ranking)} {noun} by mean |attribution|")
     output.print_lines([title, ""])
-    output.print_table(None, ("rank", "feature", "importance", "share", "cumulative"), rows,
+    output.print_table(None, ("rank", column, "importance", "share", "cumulative"), rows,
                        right_aligned=("rank", "importance", "share", "cumulative"))
+
+
+def _player_words(explanation: Any, args: argparse.Namespace) -> tuple[str, str]:
+    """What the table ranks: (column header, plural noun) for features, groups or tokens."""
+    if args.vocabulary is not None:
+        return "token", "tokens"
+    if args.groups is None:
+        return "feature", "features"
+    if args.groups.kind == "mapping" and set(explanation.feature_names) - set(args.groups.value):
+        return "feature or group", "features and groups"  # ungrouped columns stay on their own
+    return "group", "groups"
 
 
 def plot_importance(explanation: Any, top: int, path: Path, title: str) -> None:

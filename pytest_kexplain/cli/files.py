@@ -22,6 +22,7 @@ class Table:
     rows: Any
     n_rows: int
     source: str
+    total_rows: int = 0  # rows in the file (n_rows: those kept by --rows)
 
 
 def regular_file(path_text: str, what: str, suffixes: tuple[str, ...] | None = None) -> Path:
@@ -68,9 +69,10 @@ def read_data(path_text: str, what: str = "data file", drop: tuple[str, ...] = (
         table = _read_array(path, suffix, what)
     if len(table) == 0:
         raise CliError(f"{what} {path_text} has no rows.")
+    total = len(table)
     if rows is not None:
         table = table[:rows] if suffix in (".npy", ".npz") else table.iloc[:rows]
-    return Table(table, len(table), path_text)
+    return Table(table, len(table), path_text, total)
 
 
 def _read_frame(path: Path, suffix: str, what: str) -> Any:
