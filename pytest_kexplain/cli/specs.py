@@ -134,8 +134,9 @@ def target_value(text: str | None, class_names: tuple[str, ...] | None) -> int |
     stripped = text.strip()
     if class_names is not None and stripped in class_names:
         return stripped  # a label wins over an index: with labels "0,5,9", --target 5 means "5"
-    if re.fullmatch(r"-?\d+", stripped):
-        return int(stripped)
+    index = int(stripped) if re.fullmatch(r"-?\d+", stripped) else None
+    if index is not None and (class_names is None or 0 <= index < len(class_names)):
+        return index
     if class_names is not None and stripped != "predicted":
         from difflib import get_close_matches
 

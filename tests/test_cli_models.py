@@ -1,0 +1,452 @@
+"""`kexplain explain` on every kind of model explain() takes: several outputs (--output), class
+labels (--class-names, --target LABEL), feature groups (--groups) and token models
+(--vocabulary); the printed table, the JSON document, the plot, and every bad value.
+
+The models have fixed weights, so which feature, group, token or class decides is known.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pytest_kexplain import explain
+from pytest_kexplain.cli import main
+
+IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+CLASSES = ["setosa", "versicolor", "virginica"]
+CREDIT = ["income", "region_a", "region_b", "region_c", "unused"]
+VOCABULARY = ["<pad>", "the", "a", "product", "was", "refund", "broken", "great", "ok", "slow"]
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    """The command in this process: (exit code, stdout, stderr), argparse's exits included."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit_info:
+        code = int(exit_info.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def table(out: str) -> list[list[str]]:
+    """The rows of the printed importance table (rank, name, importance, share, cumulative)."""
+    return [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+
+
+def ranking(out: str) -> list[str]:
+    return [row["feature"] for row in json.loads(out)["features"]]
+
+
+def importance(out: str) -> dict[str, float]:
+    return {row["feature"]: row["importance"] for row in json.loads(out)["features"]}
+
+
+def _dense(keras, units: int, weights: np.ndarray, name: str | None = None):
+    layer = keras.layers.Dense(units, name=name)
+    layer.build((None, weights.shape[0]))
+    layer.set_weights([weights.astype("float32"), np.zeros(units, "float32")])
+    return layer
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory):
+    """Saved fixed-weight models and their data files, plus the flag files the tests give."""
+    import keras
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("cli_models")
+    rng = np.random.default_rng(0)
+
+    # several outputs: 'price' reads petal_length (3) and petal_width (1); 'kind' has 3 units
+    # reading one feature each (unit 2 reads petal_width alone)
+    inputs = keras.Input((4,), name="features")
+    price = _dense(keras, 1, np.array([[0.0], [0.0], [3.0], [1.0]]), "price")(inputs)
+    kind_weights = np.zeros((4, 3))
+    kind_weights[0, 0], kind_weights[1, 1], kind_weights[3, 2] = 2.0, 2.0, 2.0
+    kind = _dense(keras, 3, kind_weights, "kind")(inputs)
+    keras.Model(inputs, {"price": price, "kind": kind}).save(root / "dict_outputs.keras")
+    keras.Model(inputs, [kind, price]).save(root / "list_outputs.keras")
+
+    # three classes: class k's logit reads feature k alone, with a growing weight
+    iris_weights = np.zeros((4, 3))
+    iris_weights[0, 0], iris_weights[2, 1], iris_weights[3, 2] = 1.0, 2.0, 3.0
+    keras.Sequential([keras.Input((4,)), _dense(keras, 3, iris_weights)]).save(root / "iris.keras")
+    iris = pd.DataFrame(rng.standard_normal((40, 4)), columns=IRIS)
+    iris.to_csv(root / "iris.csv", index=False)
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    (root / "classes.json").write_text(json.dumps(CLASSES))
+
+    # one-hot credit: the region columns form one group; 'unused' is never read
+    x = np.zeros((50, 5))
+    x[:, 0] = rng.standard_normal(50)
+    x[np.arange(50), 1 + rng.integers(0, 3, 50)] = 1.0
+    x[:, 4] = rng.standard_normal(50)
+    pd.DataFrame(x, columns=CREDIT).to_csv(root / "credit.csv", index=False)
+    credit_weights = np.array([[1.0], [2.0], [-1.5], [0.5], [0.0]])
+    keras.Sequential([keras.Input((5,)), _dense(keras, 1, credit_weights)]).save(
+        root / "credit.keras")
+    (root / "groups.json").write_text(json.dumps({"region": CREDIT[1:4]}))
+
+    # images: the model reads the 4x4 centre of an 8x8 image only
+    centre = np.zeros((8, 8), dtype=np.int64)
+    centre[2:6, 2:6] = 1
+    image_weights = (centre.reshape(64, 1) * rng.uniform(0.5, 1.5, (64, 1)))
+    keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                      _dense(keras, 1, image_weights)]).save(root / "centre.keras")
+    np.save(root / "images.npy", rng.random((12, 8, 8, 1)))
+    np.save(root / "regions.npy", centre)
+    np.save(root / "regions_per_row.npy", np.broadcast_to(centre, (12, 8, 8)).copy())
+    np.save(root / "float_mask.npy", centre.astype(float))
+
+    # sequences: the model reads time step 2 of 6 alone
+    step_weights = np.zeros((6, 3))
+    step_weights[2] = [1.0, -2.0, 0.5]
+    keras.Sequential([keras.Input((6, 3)), keras.layers.Flatten(),
+                      _dense(keras, 1, step_weights.reshape(18, 1))]).save(root / "steps.keras")
+    np.save(root / "sequences.npy", rng.standard_normal((10, 6, 3)))
+
+    # a token model: each token's one-number embedding is its score, the output their mean;
+    # 'refund' decides, 'broken' next, every other token (and the pad) scores 0
+    scores = np.zeros((len(VOCABULARY), 1))
+    scores[VOCABULARY.index("refund")], scores[VOCABULARY.index("broken")] = 3.0, 1.0
+    embedding = keras.layers.Embedding(len(VOCABULARY), 1)
+    embedding.build((None, 8))
+    embedding.set_weights([scores.astype("float32")])
+    keras.Sequential([keras.Input((8,), dtype="int32"), embedding,
+                      keras.layers.GlobalAveragePooling1D(),
+                      _dense(keras, 1, np.array([[1.0]]))]).save(root / "tokens.keras")
+    ids = rng.integers(1, len(VOCABULARY), (16, 8))
+    ids[:, -2:] = 0  # padding
+    np.save(root / "ids.npy", ids)
+    (root / "vocab.txt").write_text("\n".join(VOCABULARY) + "\n")
+    (root / "vocab.json").write_text(json.dumps(VOCABULARY))
+    (root / "word_index.json").write_text(json.dumps({t: i for i, t in enumerate(VOCABULARY)}))
+    (root / "id_index.json").write_text(json.dumps({str(i): t for i, t in enumerate(VOCABULARY)}))
+
+    # flag files that are wrong in one way each
+    (root / "groups_list.json").write_text(json.dumps([["region_a", "region_b"]]))
+    (root / "broken.json").write_text('{"region": ["region_a",')
+    (root / "empty.txt").write_text("")
+    (root / "mixed.json").write_text(json.dumps({"the": 1, "2": "a"}))
+    (root / "numbers.json").write_text(json.dumps([1, 2, 3]))
+    (root / "empty_list.json").write_text("[]")
+    np.save(root / "flat_mask.npy", np.arange(8))
+    np.save(root / "four_ints.npy", rng.integers(0, 5, (10, 4)))
+    return root
+
+
+# --- several outputs ---------------------------------------------------------------------
+
+def test_output_by_name_and_index(capsys, files):
+    code, out, err = cli(capsys, "explain", files / "dict_outputs.keras", files / "iris.csv",
+                         "--output", "price", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["output"] == "price"
+    assert ranking(out)[:2] == ["petal_length", "petal_width"]
+    assert importance(out)["sepal_length"] == 0.0 == importance(out)["sepal_width"]
+    # Keras orders a dict's outputs by name: kind is 0, price is 1
+    code, by_index, err = cli(capsys, "explain", files / "dict_outputs.keras",
+                              files / "iris.csv", "--output", "1", "--json")
+    assert code == 0, err
+    assert importance(by_index) == importance(out)
+
+
+def test_a_unit_of_one_output_by_label(capsys, files):
+    code, out, err = cli(capsys, "explain", files / "dict_outputs.keras", files / "iris.csv",
+                         "--output", "kind", "--class-names", ",".join(CLASSES),
+                         "--target", "virginica", "--top", "2")
+    assert code == 0, err
+    assert "(kind[virginica])" in out.splitlines()[0]
+    assert [row[1] for row in table(out)] == ["petal_width", "sepal_length"]
+    assert table(out)[0][3] == "100.0%"  # unit 2 of 'kind' reads petal_width alone
+
+
+def test_list_outputs_by_index_match_the_api(capsys, files):
+    import pandas as pd
+
+    from pytest_kexplain.adapters import load_keras_file
+
+    code, out, err = cli(capsys, "explain", files / "list_outputs.keras", files / "iris.csv",
+                         "--output", "0", "--target", "1", "--method", "shap", "--json")
+    assert code == 0, err
+    model = load_keras_file(files / "list_outputs.keras")
+    expected = explain(model, pd.read_csv(files / "iris.csv"), output=0, target=1,
+                       method="shap").importance()
+    assert importance(out) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert ranking(out)[0] == "sepal_width"
+
+
+def test_a_model_with_several_outputs_needs_output(capsys, files):
+    code, out, err = cli(capsys, "explain", files / "dict_outputs.keras", files / "iris.csv")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1
+    assert "has 2 outputs: 'kind' (3 units), 'price' (1 unit)" in err
+    assert "--output kind (a name) or --output 0 (an index)" in err
+    assert "output=" not in err  # worded for the command line, not for explain()
+
+
+# --- class labels ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("names", [",".join(CLASSES), "classes.txt", "classes.json"])
+def test_target_by_class_label(capsys, files, names, monkeypatch):
+    monkeypatch.chdir(files)
+    code, by_label, err = cli(capsys, "explain", "iris.keras", "iris.csv", "--class-names",
+                              names, "--target", "versicolor", "--json")
+    assert code == 0, err
+    document = json.loads(by_label)
+    assert document["output"] == "versicolor" and document["class_names"] == CLASSES
+    assert ranking(by_label)[0] == "petal_length"
+    assert document["features"][0]["share"] == pytest.approx(1.0)
+    code, by_index, _ = cli(capsys, "explain", "iris.keras", "iris.csv", "--target", "1", "--json")
+    assert importance(by_index) == importance(by_label)
+
+
+def test_predicted_class_is_named(capsys, files):
+    code, out, err = cli(capsys, "explain", files / "iris.keras", files / "iris.csv",
+                         "--class-names", ",".join(CLASSES), "--target", "predicted")
+    assert code == 0, err
+    assert "(predicted)" in out.splitlines()[0]
+    assert {row[1] for row in table(out)} >= {"sepal_length", "petal_length", "petal_width"}
+
+
+def test_labels_that_look_like_indices_are_labels(capsys, files):
+    # with labels 7,8,9, --target 9 is the label '9' (unit 2), not the out-of-range index 9
+    code, out, err = cli(capsys, "explain", files / "iris.keras", files / "iris.csv",
+                         "--class-names", "7,8,9", "--target", "9", "--json")
+    assert code == 0, err
+    assert json.loads(out)["output"] == "9" and ranking(out)[0] == "petal_width"
+
+
+# --- groups ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", ["groups.json", json.dumps({"region": CREDIT[1:4]})])
+def test_one_hot_columns_as_one_group(capsys, files, spec, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.chdir(files)
+    code, out, err = cli(capsys, "explain", "credit.keras", "credit.csv", "--groups", spec,
+                         "--method", "shap")
+    assert code == 0, err
+    assert "top 3 of 3 features and groups" in out.splitlines()[0]
+    assert "feature or group" in out
+    rows = table(out)
+    assert [row[1] for row in rows] == ["region", "income", "unused"]
+    assert rows[2][2] == "0"  # never read: nothing
+    code, out, err = cli(capsys, "explain", "credit.keras", "credit.csv", "--groups", spec,
+                         "--method", "shap", "--json")
+    document = json.loads(out)
+    assert document["grouped_by"] == "mapping"
+    frame = pd.read_csv(files / "credit.csv")
+    expected = explain(str(files / "credit.keras"), frame, method="shap",
+                       groups={"region": CREDIT[1:4]}).importance()
+    assert importance(out) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_image_grid_and_label_masks(capsys, files, tmp_path):
+    plot = tmp_path / "patches.png"
+    code, out, err = cli(capsys, "explain", files / "centre.keras", files / "images.npy",
+                         "--groups", "grid:4x4", "--method", "shap", "--top", "4",
+                         "--plot", plot)
+    assert code == 0, err
+    assert "top 4 of 16 groups" in out and "group" in out.splitlines()[2]
+    # the centre 4x4 pixels are patches (1,1), (1,2), (2,1), (2,2) of a 4x4 grid
+    assert {row[1] for row in table(out)} == {"patch(1,1)", "patch(1,2)", "patch(2,1)",
+                                              "patch(2,2)"}
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    for mask in ("regions.npy", "regions_per_row.npy"):
+        code, out, err = cli(capsys, "explain", files / "centre.keras", files / "images.npy",
+                             "--groups", files / mask, "--method", "occlusion", "--rows", "5",
+                             "--json")
+        assert code == 0, (mask, err)
+        document = json.loads(out)
+        assert document["rows"] == 5 and document["grouped_by"] == "labels"
+        assert ranking(out) == ["region 1", "region 0"]
+        assert importance(out)["region 0"] == 0.0  # the border is never read
+
+
+def test_time_steps(capsys, files):
+    code, out, err = cli(capsys, "explain", files / "steps.keras", files / "sequences.npy",
+                         "--groups", "timesteps", "--top", "3")
+    assert code == 0, err
+    assert "top 3 of 6 groups" in out
+    rows = table(out)
+    assert rows[0][1] == "t2" and rows[0][3] == "100.0%"
+
+
+def test_grid_chunks_give_the_numbers_of_one_call(files, monkeypatch):
+    from pytest_kexplain.adapters import load_keras_file
+    from pytest_kexplain.cli import explain as explain_command
+    from pytest_kexplain.groups import Grid
+
+    model = load_keras_file(files / "centre.keras")
+    images = np.load(files / "images.npy")
+    monkeypatch.setattr(explain_command, "CHUNK_ROWS", 5)
+    kwargs = {"method": "integrated_gradients", "groups": Grid(2, 2)}
+    chunked = explain_command.explain_with_progress(model, images, kwargs, quiet=True)
+    np.testing.assert_allclose(chunked.values, explain(model, images, **kwargs).values,
+                               rtol=1e-5, atol=1e-7)
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("vocabulary", ["vocab.txt", "vocab.json", "word_index.json",
+                                        "id_index.json"])
+def test_tokens_are_named_by_the_vocabulary(capsys, files, vocabulary):
+    code, out, err = cli(capsys, "explain", files / "tokens.keras", files / "ids.npy",
+                         "--vocabulary", files / vocabulary, "--top", "3")
+    assert code == 0, err
+    assert "top 3 of" in out and "tokens by mean |attribution|" in out
+    assert out.splitlines()[2].split()[1] == "token"
+    assert [row[1] for row in table(out)][:2] == ["refund", "broken"]
+
+
+def test_tokens_by_masking_with_a_pad_id(capsys, files):
+    code, out, err = cli(capsys, "explain", files / "tokens.keras", files / "ids.npy",
+                         "--vocabulary", files / "vocab.txt", "--method", "occlusion",
+                         "--pad-id", "0", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["grouped_by"] == "vocabulary"
+    assert document["options"]["token_ids"] == "vocabulary" and document["options"]["pad_id"] == 0
+    assert ranking(out)[:2] == ["refund", "broken"]
+    assert all(value == 0.0 for name, value in importance(out).items()
+               if name not in ("refund", "broken"))
+
+
+def test_token_positions_without_a_vocabulary(capsys, files):
+    code, out, err = cli(capsys, "explain", files / "tokens.keras", files / "ids.npy", "--json")
+    assert code == 0, err
+    assert json.loads(out)["options"]["token_ids"] == "positions"
+    assert len(ranking(out)) == 8
+    assert importance(out)["x6"] == importance(out)["x7"] == 0.0  # padding
+
+
+# --- bad values --------------------------------------------------------------------------
+
+#: mistakes found while the arguments are parsed or the data is read: no model is loaded
+EARLY = [
+    (["credit.keras", "credit.csv", "--groups", "grid:4"], ["argument --groups", "grid:ROWSxCOLS"]),
+    (["credit.keras", "credit.csv", "--groups", "grid:0x3"], ["at least one row"]),
+    (["credit.keras", "credit.csv", "--groups", "region"], ["not understood", "timesteps"]),
+    (["credit.keras", "credit.csv", "--groups", '{"region": 3}'], ["non-empty list", "got 3"]),
+    (["credit.keras", "credit.csv", "--groups", '{"region": [1.5]}'], ["lists 1.5"]),
+    (["credit.keras", "credit.csv", "--groups", '{"region": ["a"'], ["not valid JSON"]),
+    (["credit.keras", "credit.csv", "--groups", "{}"], ["names no group"]),
+    (["credit.keras", "credit.csv", "--groups", "missing.json"], ["missing.json does not exist"]),
+    (["credit.keras", "credit.csv", "--groups", "broken.json"], ["broken.json is not valid JSON"]),
+    (["credit.keras", "credit.csv", "--groups", "groups_list.json"], ["must be a JSON object"]),
+    (["centre.keras", "images.npy", "--groups", "float_mask.npy"], ["integer region label"]),
+    (["centre.keras", "images.npy", "--groups", "flat_mask.npy"], ["shape (8,)"]),
+    (["credit.keras", "credit.csv", "--groups", '{"region": ["region_a", "regoin_b"]}'],
+     ["'regoin_b', which is not a feature of credit.csv", "Did you mean 'region_b'"]),
+    (["credit.keras", "credit.csv", "--groups", '{"r": ["region_a"], "s": ["region_a"]}'],
+     ["more than one group"]),
+    (["credit.keras", "credit.csv", "--groups", "grid:2x2"],
+     ["--groups grid:2x2: a grid splits images", "shape (5,)"]),
+    (["centre.keras", "images.npy", "--groups", "grid:9x9"], ["use at most grid:8x8"]),
+    (["tokens.keras", "ids.npy", "--groups", "timesteps", "--vocabulary", "vocab.txt"],
+     ["--groups or --vocabulary, not both"]),
+    (["tokens.keras", "ids.npy", "--vocabulary", "missing.txt"], ["missing.txt does not exist"]),
+    (["tokens.keras", "ids.npy", "--vocabulary", "empty.txt"], ["empty.txt is empty"]),
+    (["tokens.keras", "ids.npy", "--vocabulary", "mixed.json"], ["mixes both forms"]),
+    (["tokens.keras", "ids.npy", "--vocabulary", "numbers.json"], ["not all strings"]),
+    (["tokens.keras", "images.npy", "--vocabulary", "vocab.txt"], ["not a whole number"]),
+    (["tokens.keras", "ids.npy", "--pad-id", "-1"], ["--pad-id", "whole number >= 0"]),
+    (["iris.keras", "iris.csv", "--class-names", "a,,b"], ["empty label"]),
+    (["iris.keras", "iris.csv", "--class-names", "a,b,a"], ["repeats 'a'"]),
+    (["iris.keras", "iris.csv", "--class-names", "empty_list.json"], ["names no class"]),
+    (["iris.keras", "iris.csv", "--class-names", "nope.txt"], ["nope.txt does not exist"]),
+    (["iris.keras", "iris.csv", "--class-names", "numbers.json", "--target", "7"],
+     ["'7' is not one of the --class-names", "index in 0..2"]),
+    (["iris.keras", "iris.csv", "--class-names", ",".join(CLASSES), "--target", "virginca"],
+     ["--target 'virginca'", "Did you mean virginica?"]),
+    (["iris.keras", "iris.csv", "--output", " "], ["argument --output", "name or index"]),
+]
+
+#: mistakes only the model can reveal: found after loading it, before explaining
+LATE = [
+    (["iris.keras", "four_ints.npy", "--vocabulary", "vocab.txt", "--target", "0"],
+     ["--vocabulary is for a model that reads token ids", "leave --vocabulary out"]),
+    (["iris.keras", "iris.csv", "--target", "setosa"],
+     ["--target setosa is a class label", "--class-names"]),
+    (["iris.keras", "iris.csv", "--class-names", "a,b", "--target", "0"],
+     ["--class-names has 2 labels (a, b) but the explained output has 3"]),
+    (["dict_outputs.keras", "iris.csv", "--output", "prices"],
+     ["--output prices is not an output", "'kind' (3 units), 'price' (1 unit)"]),
+    (["dict_outputs.keras", "iris.csv", "--output", "2"], ["--output 2 is out of range", "0..1"]),
+    (["iris.keras", "iris.csv", "--output", "price", "--target", "0"], ["single output", "leave --output unset"]),
+    (["tokens.keras", "ids.npy", "--target", "3"], ["--target 3 is out of range"]),
+    (["iris.keras", "iris.csv"], ["3 outputs", "--target <index in 0..2> or --target predicted"]),
+]
+
+
+def _explain_cli(capsys, files, monkeypatch, args):
+    monkeypatch.chdir(files)
+    return cli(capsys, "explain", *args)
+
+
+@pytest.mark.parametrize("args, fragments", EARLY)
+def test_bad_values_fail_before_the_model_loads(capsys, files, monkeypatch, args, fragments):
+    import pytest_kexplain.adapters as adapters
+
+    def no_loading(path):
+        raise AssertionError(f"the model {path} was loaded before the mistake was reported")
+
+    monkeypatch.setattr(adapters, "load_keras_file", no_loading)
+    code, out, err = _explain_cli(capsys, files, monkeypatch, args)
+    assert_one_line_error(code, out, err, fragments)
+
+
+@pytest.mark.parametrize("args, fragments", LATE)
+def test_bad_values_the_model_reveals(capsys, files, monkeypatch, args, fragments):
+    code, out, err = _explain_cli(capsys, files, monkeypatch, args)
+    assert_one_line_error(code, out, err, fragments)
+    assert "=" not in err.split("error:", 1)[1].replace("'", "")  # no explain() keywords
+
+
+def assert_one_line_error(code: int, out: str, err: str, fragments: list[str]) -> None:
+    assert code == 2, (out, err)
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kexplain explain: error: ")
+    assert "Traceback" not in err and "AssertionError" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+# --- the command as a user runs it -------------------------------------------------------
+
+def test_help_describes_the_flags():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-m", "pytest_kexplain", "explain", "--help"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for flag in ("--output NAME|INDEX", "--class-names LABELS", "--groups GROUPS",
+                 "--vocabulary FILE", "--pad-id ID", "--target UNIT"):
+        assert flag in text, flag
+    assert "grid:4x4" in text and "timesteps" in text and "one token per line" in text
+
+
+def test_console_run_with_output_and_labels(files):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_kexplain", "explain", str(files / "dict_outputs.keras"),
+         str(files / "iris.csv"), "--output", "kind", "--class-names", "classes.txt",
+         "--target", "setosa", "--top", "1"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=files)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("integrated_gradients attributions of dict_outputs.keras on 40 "
+                               "rows of iris.csv (kind[setosa])")
+    assert table(result.stdout) == [["1", "sepal_length", table(result.stdout)[0][2], "100.0%",
+                                     "100.0%"]]
