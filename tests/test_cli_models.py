@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -450,3 +451,17 @@ def test_console_run_with_output_and_labels(files):
                                "rows of iris.csv (kind[setosa])")
     assert table(result.stdout) == [["1", "sepal_length", table(result.stdout)[0][2], "100.0%",
                                      "100.0%"]]
+
+
+def test_the_docs_describe_every_explain_flag():
+    from pytest_kexplain.cli import build_parser
+
+    parser = build_parser()
+    explain_parser = next(action for action in parser._actions
+                          if hasattr(action, "choices") and action.choices and
+                          "explain" in action.choices).choices["explain"]
+    flags = [option for action in explain_parser._actions for option in action.option_strings
+             if option.startswith("--") and option != "--help"]
+    page = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    missing = [flag for flag in flags if f"`{flag}" not in page]
+    assert not missing, f"docs/cli.md does not describe {', '.join(missing)}"
