@@ -465,3 +465,45 @@ def test_the_docs_describe_every_explain_flag():
     page = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
     missing = [flag for flag in flags if f"`{flag}" not in page]
     assert not missing, f"docs/cli.md does not describe {', '.join(missing)}"
+
+
+# --- other Keras backends ----------------------------------------------------------------
+
+#: commands run on every backend; their importances must agree with TensorFlow's
+BACKEND_COMMANDS = [
+    ["dict_outputs.keras", "iris.csv", "--output", "price"],
+    ["dict_outputs.keras", "iris.csv", "--output", "kind", "--class-names", "classes.txt",
+     "--target", "virginica"],
+    ["credit.keras", "credit.csv", "--groups", "groups.json", "--method", "shap"],
+    ["steps.keras", "sequences.npy", "--groups", "timesteps"],
+    ["centre.keras", "images.npy", "--groups", "regions.npy", "--method", "occlusion"],
+    ["tokens.keras", "ids.npy", "--vocabulary", "vocab.txt"],
+    ["tokens.keras", "ids.npy", "--vocabulary", "vocab.json", "--method", "shap"],
+]
+BACKEND_SCRIPT = """
+import contextlib, io, json, sys
+from pytest_kexplain.cli import main
+results = []
+for args in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["explain", *args, "--json", "--quiet"])
+    assert code == 0, (args, code)
+    results.append({row["feature"]: row["importance"] for row in json.loads(out.getvalue())["features"]})
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_the_flags_on_other_backends(capsys, files, backend):
+    pytest.importorskip(backend)
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT, json.dumps(BACKEND_COMMANDS)],
+                         capture_output=True, text=True, env=env, cwd=files, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    other = json.loads(run.stdout.strip().splitlines()[-1])
+    for args, importances in zip(BACKEND_COMMANDS, other):
+        code, out, err = cli(capsys, "explain", *[files / a if a.endswith(
+            (".keras", ".csv", ".npy", ".json", ".txt")) else a for a in args], "--json")
+        assert code == 0, err
+        assert importances == pytest.approx(importance(out), rel=1e-4, abs=1e-6), args
