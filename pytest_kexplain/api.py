@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import os
@@ -21,6 +22,7 @@ from pytest_kexplain.adapters import (
 from pytest_kexplain.adapters.base import ModelAdapter, require_finite
 from pytest_kexplain.adapters.binding import BoundModel, bind
 from pytest_kexplain.adapters.labels import check_class_names, output_label
+from pytest_kexplain.adapters.layers import EmbeddedInputs
 from pytest_kexplain.adapters.multi_io import check_output_argument
 from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
 from pytest_kexplain.errors import (
@@ -78,25 +80,41 @@ def choose_method(method: str, adapter: ModelAdapter) -> ExplainerSpec:
 SINGLE_INPUT_METHODS = ("gradcam", "gradcam++")
 
 
-def _integer_inputs(prepared: PreparedInput) -> list[str]:
-    """Names of a multi-input model's integer inputs (token ids: no gradient flows to them)."""
-    layout = prepared.layout
-    if layout is None:
-        return []
-    return [name for name, dtype in zip(layout.names, layout.dtypes)
-            if np.issubdtype(np.dtype(dtype), np.integer)]
+def _embedded_inputs(adapter: ModelAdapter, prepared: PreparedInput) -> EmbeddedInputs | None:
+    """How a multi-input Keras model reads its integer (token id) inputs; None without any."""
+    from pytest_kexplain.adapters.layers import embedded_inputs
+
+    layout, model = prepared.layout, getattr(adapter, "model", None)
+    if layout is None or not any(np.issubdtype(np.dtype(dtype), np.integer)
+                                 for dtype in layout.dtypes):
+        return None
+    found = embedded_inputs(model, layout.names, layout.bounds, layout.shapes, layout.dtypes)
+    for reader in found.readers:
+        ids = prepared.array[:, reader.start:reader.stop]
+        dim = reader.input_dim
+        if dim is not None and len(ids) and (ids.min() < 0 or ids.max() >= dim):
+            row, column = (int(i) for i in np.argwhere((ids < 0) | (ids >= dim))[0])
+            raise InvalidArgument(
+                f"input {reader.input_name!r} holds token id {int(ids[row, column])} (row "
+                f"{row}, position {column}) but the "
+                f"Embedding {reader.layer.name!r} reading it has input_dim={dim}: ids must lie "
+                f"in 0..{dim - 1}.")
+    return found
 
 
-def _check_method_fits_inputs(spec: ExplainerSpec, prepared: PreparedInput) -> None:
-    """Grad-CAM upsamples a layer onto one image input: several inputs cannot work; gradients
-    do not reach the integer inputs of a model with several."""
-    integer_inputs = _integer_inputs(prepared)
-    if spec.requires_gradient and spec.name not in SINGLE_INPUT_METHODS and integer_inputs:
+def _check_method_fits_inputs(spec: ExplainerSpec, prepared: PreparedInput,
+                              embedded: EmbeddedInputs | None = None) -> None:
+    """Grad-CAM upsamples a layer onto one image input: several inputs cannot work; gradient
+    methods reach integer inputs only through the Embedding reading them."""
+    if spec.requires_gradient and spec.name not in SINGLE_INPUT_METHODS and embedded \
+            and embedded.unreadable:
+        reasons = "; ".join(f"input {name!r}: {why}" for name, why in embedded.unreadable.items())
         raise InvalidArgument(
-            f"method={spec.name!r} differentiates the model's output, but the integer input(s) "
-            f"{', '.join(map(repr, integer_inputs))} of this model with several inputs have no "
-            f"gradient, so their features would all get 0; {MODEL_AGNOSTIC_ADVICE} or 'lime', "
-            "which mask them (method='auto' does so)."
+            f"method={spec.name!r} differentiates the model's output, but integer (token id) "
+            f"inputs have no gradient and are attributed at the output of the Embedding that "
+            f"reads them, which this model does not have ({reasons}). Feed each id input "
+            "straight into an Embedding layer, or use a model-agnostic method: method='shap', "
+            "'occlusion', 'permutation' or 'lime', which mask the ids (method='auto' does so)."
         )
     if prepared.layout is not None and spec.name in SINGLE_INPUT_METHODS:
         raise InvalidArgument(
@@ -222,15 +240,18 @@ def explain(
     bound = bind(model, X, feature_names=feature_names, output=output, class_names=labels)
     adapter, prepared = bound.adapter, bound.prepared
     spec = choose_method(method, adapter)
-    if method == AUTO and spec.requires_gradient and _integer_inputs(prepared):
-        spec = get_explainer("shap")  # token ids have no gradient: mask them instead
-    _check_method_fits_inputs(spec, prepared)
+    embedded = _embedded_inputs(adapter, prepared)
+    if method == AUTO and spec.requires_gradient and embedded is not None and embedded.unreadable:
+        spec = get_explainer("shap")  # ids read other than by an Embedding: mask them instead
+    _check_method_fits_inputs(spec, prepared, embedded)
     resolved_options = resolve_options(spec, options)
     check_target(target if target is not None else bound.default_target, len(prepared.array),
                  adapter.declared_outputs(), bound.known_labels())
     background_array = prepare_background(background, prepared)
     players = _players(groups, prepared)
     tokens = _tokens(pad_id, vocabulary, players, prepared)
+    if embedded is not None:
+        embedded = _with_pad_id(embedded, tokens.pad_id)
     fingerprint = file_digest or adapter.fingerprint()
     if key is None:
         key = cache_key(model=fingerprint or f"object@{id(bound.model)}", method=spec.name,
@@ -240,7 +261,7 @@ def explain(
     cached, source = SESSION_CACHE.get(key)
     if cached is None:
         cached = _compute(bound, spec, background_array, target, int(seed), resolved_options,
-                          batch_size, players, tokens)
+                          batch_size, players, tokens, embedded)
         # Without a fingerprint the key holds the object's id: pin the object, keep it in memory.
         SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else bound.model,
                           persist=fingerprint is not None)
@@ -278,6 +299,7 @@ def _compute(
     batch_size: int | None,
     players: Players | None = None,
     tokens: TokenSettings | None = None,
+    embedded: EmbeddedInputs | None = None,
 ) -> Explanation:
     adapter, x, layout = bound.adapter, bound.prepared.array, bound.prepared.layout
     embedding, pad_id = _token_model(adapter, x, tokens)
@@ -292,6 +314,8 @@ def _compute(
         else None,
         embedding_shape=() if embedding is None else tuple(
             d or 1 for d in embedding.output.shape[1:]),
+        embedded_inputs=embedded if spec.requires_gradient and spec.name not in LAYER_METHODS
+        and embedded is not None and embedded.readers else None,
     )
     attribution = spec.function(request)
     require_finite(np.asarray(attribution.values), f"method {spec.name!r} on {adapter.description}",
@@ -391,6 +415,18 @@ def _token_model(adapter: ModelAdapter, x: np.ndarray, tokens: TokenSettings | N
         return None, pad_id
     check_token_ids(x, getattr(embedding, "input_dim", None), adapter.description)
     return embedding, DEFAULT_PAD_ID if pad_id is None else int(pad_id)
+
+
+def _with_pad_id(embedded: EmbeddedInputs, pad_id: int | None) -> EmbeddedInputs:
+    """The embedded inputs with the pad id whose embedding is the gradient methods' reference."""
+    pad = DEFAULT_PAD_ID if pad_id is None else int(pad_id)
+    for reader in embedded.readers:
+        if reader.input_dim is not None and not 0 <= pad < reader.input_dim:
+            raise InvalidArgument(
+                f"pad_id={pad} is not an id of the Embedding {reader.layer.name!r} reading "
+                f"input {reader.input_name!r} (input_dim={reader.input_dim}); pass an id in "
+                f"0..{reader.input_dim - 1}.")
+    return dataclasses.replace(embedded, pad_id=pad)
 
 
 def clear_cache() -> None:

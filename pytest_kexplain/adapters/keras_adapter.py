@@ -6,7 +6,8 @@ import hashlib
 import importlib
 import json
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from pytest_kexplain.adapters.multi_io import (
 )
 from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import InvalidArgument, ModelCallError
+
+if TYPE_CHECKING:
+    from pytest_kexplain.adapters.layers import EmbeddingReader
 
 # Keras backend name -> module implementing
 # `build_functions(model, sample_shape, dtype, description) -> GradientFunctions`.
@@ -369,6 +373,55 @@ class KerasAdapter:
         require_finite(outputs, self.description, "outputs")
         require_finite(gradients, self.description, "gradients")
         return outputs, activations, gradients
+
+    def embed(self, layer: Any, ids: np.ndarray) -> np.ndarray:
+        """An Embedding layer's output for the given ids, the layer called on its own (the
+        pad id's embedding: a row of pads alone may not pass the rest of the model, e.g. a
+        masked average over no position is 0 / 0)."""
+        import keras
+
+        output = layer(keras.ops.convert_to_tensor(np.asarray(ids, dtype=np.int32)))
+        return require_finite(np.asarray(keras.ops.convert_to_numpy(output)), self.description,
+                              f"embeddings of layer {layer.name!r}")
+
+    def embedding_gradients(
+        self, x: np.ndarray, target: np.ndarray, readers: Sequence[EmbeddingReader],
+        replacements: Sequence[np.ndarray] | None = None, batch_size: int | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], np.ndarray]:
+        """Outputs (n, k), each reader's embeddings and d output[i, target[i]] / d embeddings,
+        and the gradient with respect to the flat rows (0 at integer columns).
+
+        For a model with several inputs whose integer inputs are read by Embedding layers;
+        with replacements (one per reader, shaped like its embeddings) the embeddings are
+        replaced by them, as for a single-input token model.
+        """
+        sample_shape = tuple(x.shape[1:])
+        self._functions_for(sample_shape)  # builds the model, checks its outputs, drops stale
+        key = ("embeddings:" + ",".join(f"{r.layer.name}#{r.call_index}" for r in readers),
+               sample_shape)
+        if key not in self._coalition_functions:
+            backend = importlib.import_module(_BACKEND_MODULES[self.backend])
+            self._coalition_functions[key] = backend.build_embedding_functions(
+                self._routed, [(r.layer, r.call_index) for r in readers], sample_shape,
+                self.dtype, [(r.output_shape, r.output_dtype) for r in readers])
+        function = self._coalition_functions[key]
+        size = self.batch_size_for(sample_shape, batch_size)
+        x = np.asarray(x, dtype=self.dtype)
+        target = np.asarray(target, dtype=np.int32)
+        if replacements is not None:
+            replacements = [np.asarray(r, dtype=reader.output_dtype)
+                            for r, reader in zip(replacements, readers)]
+        parts = [function(x[part], target[part],
+                          None if replacements is None else [r[part] for r in replacements])
+                 for part in batches(len(x), size)]
+        outputs = np.concatenate([p[0] for p in parts]).astype(np.float64).reshape(len(x), -1)
+        embeddings = [np.concatenate([p[1][k] for p in parts]) for k in range(len(readers))]
+        gradients = [np.concatenate([p[2][k] for p in parts]) for k in range(len(readers))]
+        input_gradients = np.concatenate([p[3] for p in parts]).astype(np.float64)
+        require_finite(outputs, self.description, "outputs")
+        for values in (*gradients, input_gradients):
+            require_finite(values, self.description, "gradients")
+        return outputs, embeddings, gradients, input_gradients
 
     # -- identity ------------------------------------------------------------------------
     def fingerprint(self) -> str:

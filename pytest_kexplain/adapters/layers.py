@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_kexplain.errors import InvalidArgument
@@ -84,3 +85,119 @@ def output_spec(layer: Any, description: str) -> tuple[tuple[int | None, ...], s
             "it an Input).") from exc
     dtype = getattr(output.dtype, "name", output.dtype)
     return tuple(output.shape[1:]), str(dtype)
+
+
+@dataclass(frozen=True)
+class EmbeddingReader:
+    """One Embedding call reading an integer input of a model with several inputs.
+
+    The input's ids are columns ``start:stop`` of the flat row; the reader is the
+    ``call_index``-th call of ``layer`` within one model call (a layer shared by several
+    inputs is called once per input).
+    """
+
+    input_name: str
+    start: int
+    stop: int
+    layer: Any
+    call_index: int
+    output_shape: tuple[int, ...]  # the embedding of one sample: (*id shape, width)
+    output_dtype: str
+
+    @property
+    def input_dim(self) -> int | None:
+        """Number of ids the Embedding knows (valid ids are 0..input_dim - 1)."""
+        dim = getattr(self.layer, "input_dim", None)
+        return None if dim is None else int(dim)
+
+
+@dataclass(frozen=True)
+class EmbeddedInputs:
+    """How the integer inputs of a model with several inputs are read.
+
+    ``readers`` are the Embedding calls gradient methods attribute at; ``unreadable`` maps
+    each integer input that is read otherwise (not directly by an Embedding) to why.
+    """
+
+    readers: tuple[EmbeddingReader, ...]
+    unreadable: dict[str, str]
+    id_columns: tuple[tuple[int, int], ...]  # (start, stop) of every integer input
+    pad_id: int = 0  # the id whose embedding is the reference of integrated gradients
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Names of the inputs read by an Embedding, in input order, once each."""
+        return tuple(dict.fromkeys(reader.input_name for reader in self.readers))
+
+
+def _is_embedding(layer: Any) -> bool:
+    return any(cls.__name__ == "Embedding" for cls in type(layer).__mro__)
+
+
+def _execution_order(model: Any) -> list[Any] | None:
+    """The model's nodes in the order a functional call runs them (None: not a graph)."""
+    nodes_by_depth = getattr(model, "_nodes_by_depth", None)
+    if not isinstance(nodes_by_depth, dict):
+        return None
+    return [node for depth in sorted(nodes_by_depth, reverse=True)
+            for node in nodes_by_depth[depth]
+            if node.operation is not None and not node.is_input]
+
+
+def _input_tensors(model: Any, names: tuple[str, ...]) -> dict[str, Any] | None:
+    structure = getattr(model, "_inputs_struct", None)
+    try:
+        tensors = list(model.inputs)
+    except (AttributeError, ValueError, TypeError):
+        return None
+    if isinstance(structure, dict):
+        return {name: structure.get(name) for name in names}
+    return dict(zip(names, tensors)) if len(tensors) == len(names) else None
+
+
+def embedded_inputs(model: Any, names: tuple[str, ...], bounds: tuple[tuple[int, int], ...],
+                    shapes: tuple[tuple[int, ...], ...], dtypes: tuple[str, ...]
+                    ) -> EmbeddedInputs:
+    """Find the Embedding call(s) reading each integer input of a functional model.
+
+    An integer input may also feed boolean operations (the padding mask an Embedding with
+    ``mask_zero`` adds); anything else reading its ids (a Lambda, a cast, a nested model)
+    makes it unreadable for gradient methods.
+    """
+    integer = [i for i, dtype in enumerate(dtypes) if dtype.startswith(("int", "uint"))]
+    id_columns = tuple(bounds[i] for i in integer)
+    order = _execution_order(model)
+    tensors = _input_tensors(model, names)
+    if order is None or tensors is None:
+        return EmbeddedInputs((), {names[i]: "the model is not a functional graph whose layers "
+                                   "can be followed" for i in integer}, id_columns)
+    readers: list[EmbeddingReader] = []
+    unreadable: dict[str, str] = {}
+    calls: dict[int, int] = {}  # id(layer) -> calls so far in execution order
+    call_of_node: dict[int, int] = {}
+    for node in order:
+        call_of_node[id(node)] = calls.get(id(node.operation), 0)
+        calls[id(node.operation)] = call_of_node[id(node)] + 1
+    for i in integer:
+        tensor = tensors.get(names[i])
+        for node in order:
+            if tensor is None or not any(t is tensor for t in node.input_tensors):
+                continue
+            layer = node.operation
+            if _is_embedding(layer) and len(node.input_tensors) == 1:
+                output = node.outputs[0]
+                width = output.shape[-1]
+                readers.append(EmbeddingReader(
+                    input_name=names[i], start=bounds[i][0], stop=bounds[i][1], layer=layer,
+                    call_index=call_of_node[id(node)],
+                    output_shape=(*shapes[i], int(width if width is not None else
+                                                  layer.output_dim)),
+                    output_dtype=str(getattr(output.dtype, "name", output.dtype))))
+            elif not all(str(getattr(out.dtype, "name", out.dtype)) == "bool"
+                         for out in node.outputs):
+                unreadable[names[i]] = (
+                    f"it is read by layer {layer.name!r} ({type(layer).__name__}), not directly "
+                    "by an Embedding")
+    # an integer input read by nothing changes nothing: it simply gets no attribution
+    return EmbeddedInputs(tuple(r for r in readers if r.input_name not in unreadable),
+                          unreadable, id_columns)

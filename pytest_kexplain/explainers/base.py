@@ -28,6 +28,8 @@ class ExplainRequest:
     pad_id: int | None = None  # token models: the id that masks a token out
     embedding: Any = None  # token models: the Embedding layer gradient methods attribute at
     embedding_shape: tuple[int, ...] = ()  # its output per sample, (steps, width)
+    #: several inputs: the Embedding calls reading the integer inputs (an EmbeddedInputs)
+    embedded_inputs: Any = None
 
     def players(self) -> Players:
         """The players of a masking method: the groups, or every raw feature on its own."""

@@ -43,8 +43,11 @@ def token_attribution(request: ExplainRequest, method: str) -> Attribution:
     """saliency, gradient_x_input, integrated_gradients or smoothgrad at the embedding."""
     ids, target = request.x, request.target
     _, embeddings, gradients = _at(request, ids, target, None)
-    pad = np.full_like(ids, float(request.pad_id or 0))
-    _, reference, _ = _at(request, pad, target, None)
+    # the Embedding called on its own: a row of pads alone may not pass the rest of the
+    # model (a masked average over no position is 0 / 0)
+    pad = np.full((1, *ids.shape[1:]), request.pad_id or 0)
+    reference = np.repeat(request.adapter.embed(
+        request.embedding, pad).astype(embeddings.dtype, copy=False), len(ids), axis=0)
     base_values, _, _ = _at(request, ids, target, reference)
     details: dict[str, Any] = {}
     if method == "saliency":

@@ -25,10 +25,21 @@ from pytest_kexplain.explanation import relative_completeness_gaps
 
 
 def token_attribution(request: ExplainRequest, method: str) -> Attribution:
-    """The method at a token model's embedding output (see explainers/embedding.py)."""
+    """The method at a token model's embedding output (see explainers/embedding.py), or, for
+    a model with several inputs, at the embeddings of its integer inputs
+    (explainers/embedded_inputs.py)."""
+    if request.embedded_inputs is not None:
+        from pytest_kexplain.explainers.embedded_inputs import embedded_attribution
+
+        return embedded_attribution(request, method)
     from pytest_kexplain.explainers.embedding import token_attribution as at_embedding
 
     return at_embedding(request, method)
+
+
+def _at_embeddings(request: ExplainRequest) -> bool:
+    """Whether token ids are read by Embeddings (one input's, or several inputs' ones)."""
+    return request.embedding is not None or request.embedded_inputs is not None
 
 
 def _reference_outputs(request: ExplainRequest) -> np.ndarray:
@@ -53,7 +64,7 @@ def _row_chunks(request: ExplainRequest, points_per_row: int, n_rows: int) -> It
 )
 def saliency(request: ExplainRequest) -> Attribution:
     """Plain input gradient."""
-    if request.embedding is not None:  # token ids: attribute at the embedding
+    if _at_embeddings(request):  # token ids: attribute at the embedding
         return token_attribution(request, "saliency")
     grads = request.adapter.gradient(request.x, request.target, batch_size=request.batch_size)
     return Attribution(values=grads, base_values=_reference_outputs(request))
@@ -67,7 +78,7 @@ def saliency(request: ExplainRequest) -> Attribution:
 )
 def gradient_x_input(request: ExplainRequest) -> Attribution:
     """Gradient times the input's offset from the reference (zeros without background)."""
-    if request.embedding is not None:  # token ids: attribute at the embedding
+    if _at_embeddings(request):  # token ids: attribute at the embedding
         return token_attribution(request, "gradient_x_input")
     grads = request.adapter.gradient(request.x, request.target, batch_size=request.batch_size)
     return Attribution(
@@ -133,7 +144,7 @@ def integrated_gradients(request: ExplainRequest) -> Attribution:
     tolerance at ``max_steps`` are recorded in the details (``rows_over_tolerance``, with
     the largest gap as ``completeness_gap``) and reported by ``warn_if_incomplete``.
     """
-    if request.embedding is not None:  # token ids: attribute at the embedding
+    if _at_embeddings(request):  # token ids: attribute at the embedding
         return token_attribution(request, "integrated_gradients")
     steps = positive_int(request.options, "steps")
     max_steps = positive_int(request.options, "max_steps")
@@ -205,7 +216,7 @@ def feature_spread(request: ExplainRequest) -> np.ndarray:
 )
 def smoothgrad(request: ExplainRequest) -> Attribution:
     """Mean gradient over Gaussian-perturbed inputs; noise is relative to each feature's range."""
-    if request.embedding is not None:  # token ids: attribute at the embedding
+    if _at_embeddings(request):  # token ids: attribute at the embedding
         return token_attribution(request, "smoothgrad")
     noise = non_negative_float(request.options, "noise")
     samples = positive_int(request.options, "samples")

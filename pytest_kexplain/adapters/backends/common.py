@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,3 +50,38 @@ def layer_output_hook(layer: Any, hook: Callable[[Any], Any]) -> Iterator[None]:
             layer.call = original
         else:
             del layer.call
+
+
+@contextmanager
+def layer_call_hooks(readers: Sequence[tuple[Any, int]],
+                     hook: Callable[[int, Any], Any]) -> Iterator[None]:
+    """While active, the output of call ``call_index`` of each ``(layer, call_index)`` reader
+    (counted within the block: one model call) goes through ``hook(k, output)``, k being the
+    reader's position; a layer shared by several inputs is called once per input."""
+    wanted: dict[int, dict[int, int]] = {}
+    layers: dict[int, Any] = {}
+    for k, (layer, call_index) in enumerate(readers):
+        wanted.setdefault(id(layer), {})[call_index] = k
+        layers[id(layer)] = layer
+    calls = dict.fromkeys(layers, 0)
+    restore: list[tuple[Any, bool, Any]] = []
+    for key, layer in layers.items():
+        had_own_call = "call" in vars(layer)
+        original = layer.call
+
+        def call(*args: Any, _key: int = key, _original: Any = original, **kwargs: Any) -> Any:
+            output = _original(*args, **kwargs)
+            k = wanted[_key].get(calls[_key])
+            calls[_key] += 1
+            return output if k is None else hook(k, output)
+
+        layer.call = call
+        restore.append((layer, had_own_call, original))
+    try:
+        yield
+    finally:
+        for layer, had_own_call, original in restore:
+            if had_own_call:
+                layer.call = original
+            else:
+                del layer.call

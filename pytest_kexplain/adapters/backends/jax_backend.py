@@ -7,7 +7,7 @@ to a power of two so that a handful of compilations serve every chunk size.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pytest_kexplain.adapters.backends.common import (
+    layer_call_hooks,
     layer_output_hook,
     no_gradient_error,
     single_output,
@@ -182,3 +183,51 @@ def _captured_activation(model: Any, layer: Any, trainable: list[Any], non_train
     with layer_output_hook(layer, hook):
         model.stateless_call(trainable, non_trainable, x, training=False)
     return captured["activations"]
+
+
+def build_embedding_functions(
+    model: Any, readers: Sequence[tuple[Any, int]], sample_shape: tuple[int, ...], dtype: str,
+    specs: Sequence[tuple[tuple[int, ...], str]],
+) -> Callable[[np.ndarray, np.ndarray, Sequence[np.ndarray] | None], tuple[Any, ...]]:
+    """Compile "outputs, embeddings and gradients at each embedding, and the input gradient"
+    (see the TensorFlow backend): each embedding plus a zero offset, or a replacement, and
+    the flat input are differentiated together."""
+
+    def run(trainable: list[Any], non_trainable: list[Any], x: jax.Array, target: jax.Array,
+            offsets: tuple[jax.Array, ...], replace: bool) -> tuple[Any, ...]:
+        def selected_total(x: jax.Array, offsets: tuple[jax.Array, ...]
+                           ) -> tuple[jax.Array, tuple[jax.Array, tuple[jax.Array, ...]]]:
+            captured: dict[int, jax.Array] = {}
+
+            def hook(k: int, output: jax.Array) -> jax.Array:
+                captured[k] = output
+                return offsets[k] if replace else output + offsets[k]
+
+            with layer_call_hooks(readers, hook):
+                raw, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            outputs = single_output(raw)
+            selected = jnp.take_along_axis(outputs, target[:, None], axis=1).sum()
+            return selected, (outputs, tuple(captured[k] for k in range(len(readers))))
+
+        (input_grads, grads), (outputs, embeddings) = jax.grad(
+            selected_total, argnums=(0, 1), has_aux=True)(x, offsets)
+        return outputs, embeddings, grads, input_grads
+
+    compiled = {replace: jax.jit(lambda *args, replace=replace: run(*args, replace))
+                for replace in (False, True)}
+
+    def embedding_numpy(x: np.ndarray, target: np.ndarray,
+                        replacements: Sequence[np.ndarray] | None) -> tuple[Any, ...]:
+        n_rows = padded_row_count(len(x))
+        if replacements is None:
+            offsets = tuple(np.zeros((n_rows, *shape), dtype=kind) for shape, kind in specs)
+        else:
+            offsets = tuple(_pad_rows(np.asarray(r, dtype=kind), n_rows)
+                            for r, (_, kind) in zip(replacements, specs))
+        outputs, embeddings, grads, input_grads = compiled[replacements is not None](
+            *_variables(model), _pad_rows(x, n_rows), _pad_rows(target, n_rows), offsets)
+        n = len(x)
+        return (np.asarray(outputs)[:n], [np.asarray(e)[:n] for e in embeddings],
+                [np.asarray(g)[:n] for g in grads], np.asarray(input_grads)[:n])
+
+    return embedding_numpy

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from pytest_kexplain.adapters.backends.common import (
+    layer_call_hooks,
     layer_output_hook,
     no_gradient_error,
     single_output,
@@ -17,7 +18,8 @@ from pytest_kexplain.adapters.backends.common import (
 from pytest_kexplain.adapters.base import GradientFunctions
 
 _OWN_FUNCTIONS = ("build_functions.<locals>", "build_masked_outputs.<locals>",
-                  "build_path_outputs.<locals>", "build_layer_functions.<locals>")
+                  "build_path_outputs.<locals>", "build_layer_functions.<locals>",
+                  "build_embedding_functions.<locals>")
 
 
 class _OwnRetracingFilter(logging.Filter):
@@ -196,3 +198,59 @@ def build_layer_functions(
         return tuple(result.numpy() for result in results)
 
     return layer_numpy
+
+
+def build_embedding_functions(
+    model: Any, readers: Sequence[tuple[Any, int]], sample_shape: tuple[int, ...], dtype: str,
+    specs: Sequence[tuple[tuple[int, ...], str]],
+) -> Callable[[np.ndarray, np.ndarray, Sequence[np.ndarray] | None], tuple[Any, ...]]:
+    """Compile "outputs, embeddings and gradients at each embedding, and the input gradient"
+    for a model with several inputs whose integer inputs are read by Embedding calls.
+
+    Returns f(x, target, replacements) -> (outputs, embeddings, embedding gradients, input
+    gradient); with replacements (one per reader) each embedding is replaced by its own.
+    """
+    x_spec = tf.TensorSpec((None, *sample_shape), tf.as_dtype(dtype))
+    target_spec = tf.TensorSpec((None,), tf.int32)
+    replacement_specs = tuple(tf.TensorSpec((None, *shape), tf.as_dtype(kind))
+                              for shape, kind in specs)
+
+    def run(x: tf.Tensor, target: tf.Tensor, replacements: tuple[tf.Tensor, ...] | None
+            ) -> tuple[Any, ...]:
+        captured: dict[int, tf.Tensor] = {}
+        watched: dict[int, tf.Tensor] = {}
+
+        def hook(k: int, output: tf.Tensor) -> tf.Tensor:
+            captured[k] = output
+            chosen = output if replacements is None else replacements[k]
+            tape.watch(chosen)
+            watched[k] = chosen
+            return chosen
+
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            with layer_call_hooks(readers, hook):
+                outputs = single_output(model(x, training=False))
+            selected = tf.gather(outputs, target, axis=1, batch_dims=1)
+        sources = [x, *(watched[k] for k in range(len(readers)))]
+        grads = [tf.zeros_like(source) if grad is None else grad
+                 for source, grad in zip(sources, tape.gradient(selected, sources))]
+        return (outputs, tuple(captured[k] for k in range(len(readers))), tuple(grads[1:]),
+                grads[0])
+
+    own = tf.function(lambda x, target: run(x, target, None),
+                      input_signature=[x_spec, target_spec])
+    replaced = tf.function(run, input_signature=[x_spec, target_spec, replacement_specs])
+
+    def embedding_numpy(x: np.ndarray, target: np.ndarray,
+                        replacements: Sequence[np.ndarray] | None) -> tuple[Any, ...]:
+        args = [tf.convert_to_tensor(x), tf.convert_to_tensor(target)]
+        if replacements is None:
+            results = own(*args)
+        else:
+            results = replaced(*args, tuple(tf.convert_to_tensor(r) for r in replacements))
+        outputs, embeddings, grads, input_grads = results
+        return (outputs.numpy(), [e.numpy() for e in embeddings], [g.numpy() for g in grads],
+                input_grads.numpy())
+
+    return embedding_numpy

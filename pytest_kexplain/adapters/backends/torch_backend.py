@@ -6,7 +6,7 @@ the model's current weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from pytest_kexplain.adapters.backends.common import (
+    layer_call_hooks,
     layer_output_hook,
     no_gradient_error,
     single_output,
@@ -104,3 +105,45 @@ def build_layer_functions(
                      for t in (outputs, captured["activations"], grads))
 
     return layer_numpy
+
+
+def build_embedding_functions(
+    model: Any, readers: Sequence[tuple[Any, int]], sample_shape: tuple[int, ...], dtype: str,
+    specs: Sequence[tuple[tuple[int, ...], str]],
+) -> Callable[[np.ndarray, np.ndarray, Sequence[np.ndarray] | None], tuple[Any, ...]]:
+    """"Outputs, embeddings and gradients at each embedding, and the input gradient" with
+    autograd (see the TensorFlow backend); each embedding, or its replacement, is a leaf."""
+
+    def embedding_numpy(x: np.ndarray, target: np.ndarray,
+                        replacements: Sequence[np.ndarray] | None) -> tuple[Any, ...]:
+        captured: dict[int, torch.Tensor] = {}
+        leaves: dict[int, torch.Tensor] = {}
+
+        def hook(k: int, output: torch.Tensor) -> torch.Tensor:
+            captured[k] = output.detach()
+            if replacements is None:
+                leaf = output.detach().requires_grad_(True)
+            else:
+                leaf = keras.ops.convert_to_tensor(
+                    np.asarray(replacements[k], dtype=specs[k][1])).detach().requires_grad_(True)
+            leaves[k] = leaf
+            return leaf
+
+        inputs = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
+        with torch.enable_grad(), layer_call_hooks(readers, hook):
+            outputs = single_output(model(inputs, training=False))
+            index = torch.as_tensor(target, dtype=torch.int64, device=outputs.device)
+            selected = outputs.gather(1, index[:, None]).sum()
+        sources = [inputs, *(leaves[k] for k in range(len(readers)))]
+        found: list[torch.Tensor | None] = [None] * len(sources)
+        if selected.requires_grad:
+            found = list(torch.autograd.grad(selected, sources, allow_unused=True))
+        grads = [torch.zeros_like(s) if g is None else g for s, g in zip(sources, found)]
+
+        def numpy(tensor: torch.Tensor) -> np.ndarray:
+            return np.asarray(keras.ops.convert_to_numpy(tensor.detach()))
+
+        return (numpy(outputs), [numpy(captured[k]) for k in range(len(readers))],
+                [numpy(g) for g in grads[1:]], numpy(grads[0]))
+
+    return embedding_numpy

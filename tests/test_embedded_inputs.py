@@ -1,0 +1,226 @@
+"""Gradient methods on models with several inputs whose integer inputs feed Embeddings.
+
+Float inputs get input gradients; each token-id input is attributed at the output of the
+Embedding reading it (summed over the width), one value per position. Checked on a
+dict-input model (float + text) and a list-input one (two texts through a shared Embedding,
+one float input), both trained so that the deciding token is known; on TensorFlow here and
+on JAX and PyTorch in subprocesses (embedded_inputs_checks.py).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import embedded_inputs_checks as checks
+import numpy as np
+import pytest
+
+from pytest_kexplain import (
+    CheckFailed,
+    InvalidArgument,
+    NonFiniteError,
+    assert_top_features,
+    explain,
+)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Both models trained and saved, the other backends started on them in subprocesses."""
+    directory = tmp_path_factory.mktemp("embedded_inputs")
+    models = checks.save_models_and_data(directory)
+    runs = {}
+    for backend in ("jax", "torch"):
+        out = open(directory / f"{backend}.out", "w")
+        err = open(directory / f"{backend}.err", "w")
+        runs[backend] = (subprocess.Popen(
+            [sys.executable, checks.__file__, str(directory)],
+            env={**os.environ, "KERAS_BACKEND": backend}, stdout=out, stderr=err), out, err)
+    yield directory, models, runs
+    for run, out, err in runs.values():
+        if run.poll() is None:
+            run.kill()
+        run.wait()
+        out.close()
+        err.close()
+
+
+@pytest.fixture(scope="module")
+def rows(saved):
+    return checks.explained_rows(saved[0])
+
+
+@pytest.fixture(scope="module")
+def tensorflow_results(saved):
+    return checks.explanations(saved[0])
+
+
+def _deciding_positions(ids):
+    return np.isin(ids, checks.deciding_ids())
+
+
+@pytest.mark.filterwarnings("ignore::pytest_kexplain.IntegrationToleranceWarning")
+@pytest.mark.parametrize("name, method", [
+    ("reviews", "integrated_gradients"), ("orders", "integrated_gradients"),
+    ("reviews", "gradient_x_input"),  # a local method: not on the saturated LSTM
+])
+def test_the_deciding_token_carries_the_most_attribution(saved, rows, name, method):
+    _, models, _ = saved
+    text_input = "text" if name == "reviews" else "body"
+    explanation = explain(models[name], rows[name], method=method)
+    ids = rows[name]["text"] if name == "reviews" else rows[name][1]
+    positive = _deciding_positions(ids).any(axis=1)
+    assert positive.sum() >= 3
+    text = explanation.for_input(text_input).values
+    assert text.shape == ids.shape
+    top = np.abs(explanation.values).argmax(axis=1)  # over every input's features
+    start = explanation.feature_names.index(f"{text_input}:x0")
+    for row in np.flatnonzero(positive):
+        assert top[row] - start in np.flatnonzero(_deciding_positions(ids[row]))
+    assert (text[ids == 0] == 0).all()  # padding is masked by the model: it gets nothing
+
+
+def test_integrated_gradients_are_complete(saved, rows):
+    _, models, _ = saved
+    for name in ("reviews", "orders"):
+        explanation = explain(models[name], rows[name], method="integrated_gradients")
+        assert explanation.method == "integrated_gradients"
+        assert explanation.options["attributed_at"] == "embedding"
+        np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values,
+                                   explanation.outputs, atol=0.01 * np.ptp(explanation.outputs))
+        assert explanation.completeness_error() < 0.01
+    assert explain(models["reviews"], rows["reviews"]).options["embedded_inputs"] == ["text"]
+    assert explain(models["orders"], rows["orders"]).options["embedded_inputs"] == [
+        "title", "body"]
+
+
+def test_float_inputs_get_their_own_gradient(saved, rows):
+    """The float columns of saliency are the model's derivative (central differences)."""
+    _, models, _ = saved
+    model, X = models["reviews"], rows["reviews"]
+    values = explain(model, X, method="saliency").for_input("num").values
+    step = 1e-2
+    for column in range(4):
+        up, down = ({**X, "num": X["num"] + sign * step * np.eye(4)[column]} for sign in (1, -1))
+        slope = (model.predict(up, verbose=0) - model.predict(down, verbose=0))[:, 0] / (2 * step)
+        np.testing.assert_allclose(values[:, column], slope, atol=2e-3, rtol=0.05)
+
+
+def test_every_gradient_method_and_auto(saved, rows):
+    _, models, _ = saved
+    for name in ("reviews", "orders"):
+        for method in checks.GRADIENT_METHODS:
+            explanation = explain(models[name], rows[name], method=method)
+            assert explanation.values.shape == (12, 16 if name == "reviews" else 18)
+            assert np.isfinite(explanation.values).all() and np.abs(explanation.values).sum() > 0
+        assert explain(models[name], rows[name]).method == "integrated_gradients"
+
+
+def test_checks_and_groups_name_the_text_input(saved, rows):
+    _, models, _ = saved
+    X = rows["reviews"]
+    positive = _deciding_positions(X["text"]).any(axis=1)
+    chosen = {key: value[positive] for key, value in X.items()}
+    groups = {"text": [f"text:x{i}" for i in range(12)], "num": [f"num:x{i}" for i in range(4)]}
+    assert_top_features(models["reviews"], chosen, ["text"], k=1, groups=groups)
+    with pytest.raises(CheckFailed, match="text"):
+        assert_top_features(models["reviews"], chosen, ["num"], k=1, groups=groups)
+
+
+def test_an_id_input_not_read_by_an_embedding_is_a_usage_error():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((3,), name="codes", dtype="int32")
+    num = keras.Input((2,), name="num")
+    as_floats = keras.layers.Lambda(lambda t: keras.ops.cast(t, "float32"), name="to_float")(ids)
+    model = keras.Model({"codes": ids, "num": num},
+                        keras.layers.Dense(1)(keras.layers.Concatenate()([as_floats, num])))
+    X = {"codes": np.array([[1, 2, 3], [4, 5, 6]]), "num": np.ones((2, 2))}
+    for method in ("saliency", "integrated_gradients", "smoothgrad", "gradient_x_input"):
+        with pytest.raises(InvalidArgument, match=r"input 'codes': it is read by layer "
+                           r"'to_float' \(Lambda\), not directly by an Embedding.*method='shap'"):
+            explain(model, X, method=method)
+    assert explain(model, X).method == "shap"  # 'auto' masks the ids instead
+    assert np.abs(explain(model, X, method="occlusion").for_input("codes").values).sum() > 0
+
+
+def test_bad_ids_and_pad_id_are_usage_errors(saved, rows):
+    _, models, _ = saved
+    X = rows["reviews"]
+    wrong = X["text"].copy()
+    wrong[2, 3] = 18
+    with pytest.raises(InvalidArgument, match=r"input 'text' holds token id 18 \(row 2, position "
+                       r"3\) but the Embedding 'words' reading it has input_dim=18"):
+        explain(models["reviews"], {**X, "text": wrong}, method="saliency")
+    with pytest.raises(InvalidArgument, match="pad_id=40 is not an id of the Embedding 'words'"):
+        explain(models["reviews"], X, method="integrated_gradients", pad_id=40)
+    other = explain(models["reviews"], X, method="integrated_gradients", pad_id=1)
+    assert other.completeness_error() < 0.01
+    assert not np.allclose(other.values, explain(models["reviews"], X).values)
+
+
+def test_a_model_whose_output_is_nan_fails():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    text = keras.Input((5,), name="text", dtype="int32")
+    num = keras.Input((2,), name="num")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 4)(text))
+    out = keras.layers.Dense(1)(keras.layers.Concatenate()([pooled, num]))
+    broken = keras.layers.Lambda(lambda t: keras.ops.log(t - 100.0))(out)  # log of a negative
+    model = keras.Model({"text": text, "num": num}, broken)
+    X = {"text": np.array([[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]]), "num": np.ones((2, 2))}
+    for method in ("integrated_gradients", "saliency"):
+        with pytest.raises(NonFiniteError, match="NaN"):
+            explain(model, X, method=method)
+    with pytest.raises(NonFiniteError):
+        assert_top_features(model, X, ["text:x0"], k=1)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_other_backends_agree_with_tensorflow(saved, tensorflow_results, backend):
+    directory, _, runs = saved
+    run, out, err = runs[backend]
+    code = run.wait(timeout=600)
+    out.flush()
+    err.flush()
+    stdout = (directory / f"{backend}.out").read_text()
+    assert code == 0, (directory / f"{backend}.err").read_text()[-3000:]
+    results = json.loads(stdout.strip().splitlines()[-1])
+    assert results["backend"] == backend
+    for name in ("reviews", "orders"):
+        assert results[f"{name}:auto"] == "integrated_gradients"
+        assert results[f"{name}:completeness"] < 0.01
+        np.testing.assert_allclose(results[f"{name}:base_values"],
+                                   tensorflow_results[f"{name}:base_values"], atol=1e-4)
+        for method in checks.GRADIENT_METHODS:
+            ours = np.array(tensorflow_results[f"{name}:{method}"])
+            np.testing.assert_allclose(results[f"{name}:{method}"], ours,
+                                       atol=2e-3 * np.abs(ours).max(), err_msg=f"{name} {method}")
+
+
+GATE_TESTS = textwrap.dedent('''
+    import embedded_inputs_checks as checks
+
+
+    def test_reviews(explanation_baseline):
+        X, _ = checks.reviews_data(n=16)
+        explanation_baseline.assert_match(checks.reviews_model(), X)
+
+
+    def test_orders(explanation_baseline):
+        X, _ = checks.orders_data(n=16)
+        explanation_baseline.assert_match(checks.orders_model(), X, method="saliency")
+''')
+
+
+def test_the_gate_passes_against_the_baseline_it_wrote(pytester, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    pytester.makepyfile(test_gate=GATE_TESTS)
+    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update").assert_outcomes(passed=2)
+    stored = (pytester.path / "explanation_baselines" / "test_gate.test_reviews.json").read_text()
+    assert "integrated_gradients" in stored and "text:x0" in stored and "num:x3" in stored
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
