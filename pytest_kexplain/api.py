@@ -246,7 +246,7 @@ def explain(
     _check_method_fits_inputs(spec, prepared, embedded)
     resolved_options = resolve_options(spec, options)
     check_target(target if target is not None else bound.default_target, len(prepared.array),
-                 adapter.declared_outputs(), bound.known_labels())
+                 adapter.declared_outputs(), bound.known_labels(), bound.output_head)
     background_array = prepare_background(background, prepared)
     players = _players(groups, prepared)
     tokens = _tokens(pad_id, vocabulary, players, prepared)
@@ -305,8 +305,8 @@ def _compute(
     embedding, pad_id = _token_model(adapter, x, tokens)
     outputs = adapter.predict(x, batch_size=batch_size)
     labels = bound.labels(outputs.shape[1])
-    target_indices, unit = resolve_target(target, outputs, labels, bound.default_target)
     head = bound.output_head
+    target_indices, unit = resolve_target(target, outputs, labels, bound.default_target, head)
     request = ExplainRequest(
         adapter=adapter, x=x, target=target_indices, background=background, seed=seed,
         options=options, batch_size=batch_size, groups=players, pad_id=pad_id,

@@ -535,8 +535,8 @@ def _ice_curves(result: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
     from pytest_kexplain.assertions._outputs import bind_model
 
     keywords = output_keywords({k: v for k, v in arguments.items()
-                                if k in ("method", "target", "feature_names", "background",
-                                         "seed", "batch_size")})
+                                if k in ("method", "target", "output", "class_names",
+                                         "feature_names", "background", "seed", "batch_size")})
     bound, prepared = bind_model(model, X, keywords)
     x = np.array(prepared.array)
     column = list(prepared.feature_names).index(result.feature)

@@ -282,7 +282,7 @@ def test_output_by_name_or_index_explains_that_output(two_outputs, x4):
     kind = explain(two_outputs, x4, output="kind", target=2, method="shap",
                    background=np.zeros((3, 4)))
     np.testing.assert_allclose(kind.values, x4 * KIND_WEIGHTS[:, 2], atol=1e-9)
-    assert kind.output_name == "kind[output[2]]"
+    assert kind.output_name == "kind[2]"  # the unit index, not output[2]
     assert_top_features(two_outputs, x4, ["x0", "x3"], output="price")
     assert_top_features(two_outputs, x4, ["x2"], k=1, output="kind", target=2)
     assert_monotonic(two_outputs, x4, "x1", direction="increasing", output="kind", target=0)
@@ -304,6 +304,23 @@ def test_several_outputs_need_an_output_and_say_which(two_outputs, x4):
         explain(two_outputs, x4, output=1.0)
     with pytest.raises(KexplainError, match="has 2 outputs"):
         assert_top_features(two_outputs, x4, ["x0"])
+    # the unit within the chosen output: the messages speak of that output, not of the model
+    with pytest.raises(KexplainError, match="target=3 is out of range: output 'kind' has 3 "
+                                            "units, so valid indices are 0..2"):
+        explain(two_outputs, x4, output="kind", target=3)
+    with pytest.raises(KexplainError, match="output 'kind' has 3 units; pass target=<index"):
+        explain(two_outputs, x4, output="kind")
+
+
+def test_every_check_explains_the_chosen_output(two_outputs, x4):
+    """The checks that re-read outputs (deletion, noisy copies) keep output= and class_names=."""
+    labels = ["low", "mid", "high"]
+    faithful = assert_faithful(two_outputs, x4, k=1, output="price")
+    assert faithful.explanation.output_name == "price"
+    assert_faithful(two_outputs, x4, k=1, output="kind", target="predicted", class_names=labels)
+    stable = assert_saliency_stable(two_outputs, x4, output="kind", target="predicted",
+                                    class_names=labels)
+    assert stable.explanation.output_name == "kind[predicted]"
 
 
 def test_output_on_a_single_output_model(list_model, data):
@@ -387,6 +404,26 @@ def test_gate_update_then_rerun_passes(pytester, monkeypatch):
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
+
+def test_report_draws_ice_curves_of_the_chosen_output(pytester, monkeypatch):
+    """The report recomputes a monotonic check's ICE curves for the output the check named."""
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    pytester.makeconftest(GATE_CONFTEST)
+    pytester.makepyfile(test_ice=textwrap.dedent('''
+        from pytest_kexplain import assert_monotonic
+
+
+        def test_kind(saved):
+            path, X = saved
+            assert_monotonic(path, X, "num:x0", tolerance=1.0, output="kind",
+                             target="high", class_names=["low", "mid", "high"], max_examples=5)
+    '''))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kexplain-report=report.json")
+    result.assert_outcomes(passed=1)
+    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
+    assert check["picture"]["kind"] == "ice" and check["picture"]["curves"]
+
+
 # -- other Keras backends ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -451,7 +488,7 @@ def test_grad_cam_explains_the_chosen_output_and_refuses_several_inputs(list_mod
     alone = explain(quality_only, x, method="gradcam")
     np.testing.assert_allclose(chosen.values, alone.values, rtol=1e-5, atol=1e-7)
     digit = explain(two_heads, x, method="gradcam", output="digit", target=1)
-    assert digit.output_name == "digit[output[1]]"
+    assert digit.output_name == "digit[1]"
     with pytest.raises(KexplainError, match="maps a convolution layer onto one image input, but "
                                             "the model takes several inputs \\('num', 'aux'\\)"):
         explain(list_model, data, method="gradcam")

@@ -79,4 +79,8 @@ def output_label(head: str | None, unit: str, n_units: int) -> str:
     """'output', 'setosa', or for a model with several outputs 'price' / 'kind[setosa]'."""
     if head is None:
         return unit
-    return head if n_units == 1 else f"{head}[{unit}]"
+    if n_units == 1:
+        return head
+    if unit.startswith("output[") and unit.endswith("]"):  # an unlabelled unit: kind[2]
+        unit = unit[len("output["):-1]
+    return f"{head}[{unit}]"

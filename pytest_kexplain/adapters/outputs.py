@@ -54,11 +54,14 @@ def _is_labels(indices: np.ndarray) -> bool:
 
 
 def check_target(target: Target, n_rows: int, n_outputs: int | None = None,
-                 class_names: tuple[str, ...] | None = None) -> None:
-    """Reject a malformed target before any model call (ranges and labels too when known)."""
+                 class_names: tuple[str, ...] | None = None, head: str | None = None) -> None:
+    """Reject a malformed target before any model call (ranges and labels too when known).
+
+    ``head`` names the chosen output of a model with several, for the messages.
+    """
     if target is None:
         if n_outputs is not None and n_outputs != 1:
-            raise InvalidArgument(_several_outputs(n_outputs, class_names))
+            raise InvalidArgument(_several_outputs(n_outputs, class_names, head))
         return
     if isinstance(target, str):
         if target != PREDICTED and n_outputs is not None:
@@ -68,7 +71,7 @@ def check_target(target: Target, n_rows: int, n_outputs: int | None = None,
         raise InvalidArgument(f"{_target_help(n_rows)}; got {type(target).__name__} {target!r}.")
     if isinstance(target, (int, np.integer)):
         if n_outputs is not None:
-            _check_index(int(target), n_outputs)
+            _check_index(int(target), n_outputs, head)
         return
     indices = np.asarray(target)
     if indices.shape == (n_rows,) and _is_labels(indices):
@@ -86,25 +89,33 @@ def check_target(target: Target, n_rows: int, n_outputs: int | None = None,
                               f"..{int(indices.max())}.")
 
 
-def _several_outputs(n_outputs: int, class_names: tuple[str, ...] | None = None) -> str:
+def _units(n_outputs: int, head: str | None) -> str:
+    """'the model has 3 outputs', or 'output 'kind' has 3 units' for one of several outputs."""
+    if head is None:
+        return f"the model has {n_outputs} output{'s' if n_outputs != 1 else ''}"
+    return f"output {head!r} has {n_outputs} unit{'s' if n_outputs != 1 else ''}"
+
+
+def _several_outputs(n_outputs: int, class_names: tuple[str, ...] | None = None,
+                     head: str | None = None) -> str:
     labels = "" if class_names is None else (
         f", a class label ({', '.join(map(repr, class_names[:6]))}"
         f"{', ...' if len(class_names) > 6 else ''})")
-    return (f"the model has {n_outputs} outputs; pass target=<index in 0..{n_outputs - 1}>"
+    return (f"{_units(n_outputs, head)}; pass target=<index in 0..{n_outputs - 1}>"
             f"{labels} or target='predicted' (the argmax of each sample) to choose one.")
 
 
-def _check_index(index: int, n_outputs: int) -> None:
+def _check_index(index: int, n_outputs: int, head: str | None = None) -> None:
     if not -n_outputs <= index < n_outputs:
         raise InvalidArgument(
-            f"target={index} is out of range: the model has {n_outputs} output(s), "
+            f"target={index} is out of range: {_units(n_outputs, head)}, "
             f"so valid indices are 0..{n_outputs - 1}."
         )
 
 
 def resolve_target(
     target: Target, outputs: np.ndarray, class_names: tuple[str, ...] | None = None,
-    default: int | None = None,
+    default: int | None = None, head: str | None = None,
 ) -> tuple[np.ndarray, str]:
     """Per-row output indices to explain, and a name for the explained output.
 
@@ -115,7 +126,7 @@ def resolve_target(
     n, n_outputs = outputs.shape
     if target is None and default is not None:
         target = default
-    check_target(target, n, n_outputs, class_names)
+    check_target(target, n, n_outputs, class_names, head)
     if target is None:
         return np.zeros(n, dtype=np.int64), "output"
     if isinstance(target, str):

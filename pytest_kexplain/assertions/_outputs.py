@@ -38,7 +38,7 @@ class OutputModel:
         if self.bound is None:
             return resolve_target(self.target, outputs)
         resolved = resolve_target(self.target, outputs, self.bound.labels(outputs.shape[1]),
-                                  self.bound.default_target)
+                                  self.bound.default_target, self.bound.output_head)
         self.label = output_label(self.bound.output_head, resolved[1], outputs.shape[1])
         return resolved
 
@@ -61,6 +61,6 @@ def bind_model(
                  output=keywords.get("output"), class_names=keywords.get("class_names"))
     if keywords.get("target") is not None:  # None means every output to some checks
         check_target(keywords["target"], len(bound.prepared.array),
-                     bound.adapter.declared_outputs(), bound.known_labels())
+                     bound.adapter.declared_outputs(), bound.known_labels(), bound.output_head)
     outputs = OutputModel(bound.adapter, keywords.get("target"), keywords.get("batch_size"), bound)
     return outputs, bound.prepared

@@ -69,6 +69,7 @@ def assert_faithful(
     merged = with_defaults(explain_kwargs)
     bound, prepared = bind_model(model, explanation.data, {
         "target": merged.get("target"), "batch_size": merged.get("batch_size"),
+        "output": merged.get("output"), "class_names": merged.get("class_names"),
         "feature_names": explanation.feature_names})
     background = prepare_background(merged.get("background"), prepared)
     shape = explanation.data.shape

@@ -118,7 +118,9 @@ def assert_saliency_stable(
     target = merged.get("target")
     if target is not None and not isinstance(target, (int, np.integer)):
         # explain each noisy copy for the same output as its original row
-        bound, _ = bind_model(model, x, {"target": target, "batch_size": merged.get("batch_size")})
+        bound, _ = bind_model(model, x, {
+            "target": target, "batch_size": merged.get("batch_size"),
+            "output": merged.get("output"), "class_names": merged.get("class_names")})
         target = np.tile(bound.row_targets(x), samples)
     noisy_explanation = explain_for_check(
         model, noisy, {**explain_kwargs, "feature_names": explanation.feature_names,
