@@ -413,7 +413,13 @@ def _token_model(adapter: ModelAdapter, x: np.ndarray, tokens: TokenSettings | N
     embedding = token_embedding(model) if model is not None else None
     if embedding is None:
         return None, pad_id
-    check_token_ids(x, getattr(embedding, "input_dim", None), adapter.description)
+    input_dim = getattr(embedding, "input_dim", None)
+    check_token_ids(x, input_dim, adapter.description)
+    if pad_id is not None and input_dim is not None and not 0 <= pad_id < input_dim:
+        raise InvalidArgument(
+            f"pad_id={pad_id} is not a token id of {adapter.description}: its Embedding has "
+            f"input_dim={input_dim}, so ids lie in 0..{input_dim - 1}. Pass the id your "
+            "tokenizer pads with.")
     return embedding, DEFAULT_PAD_ID if pad_id is None else int(pad_id)
 
 

@@ -38,6 +38,7 @@ from pytest_kexplain.explainers.base import (
     positive_int,
     register,
 )
+from pytest_kexplain.groups import Players
 
 DISCRETIZERS = {"quartile": (25, 50, 75), "decile": tuple(range(10, 100, 10))}
 # Perturbed values (rows x samples x features) built at once, bounding memory.
@@ -292,11 +293,26 @@ def _tabular(request: ExplainRequest, settings: LimeSettings
 
 
 def _without(selected: np.ndarray | None, unread: np.ndarray, r: int) -> np.ndarray | None:
-    """The selected columns minus the unread ones (None: all columns, when all are read)."""
+    """The selected columns minus the unread ones, (p,) for every row or (r, p) per row
+    (None: all columns, when all are read)."""
     if not unread.any():
         return selected
-    read = np.broadcast_to(~unread, (r, len(unread)))
+    read = np.broadcast_to(~unread, (r, unread.shape[-1]))
     return read if selected is None else selected & read
+
+
+def inert_players(players: Players, flat_x: np.ndarray, replacement: np.ndarray) -> np.ndarray:
+    """(n, P) True where switching the player off cannot change row i's input: every one of
+    its features already holds the value of every replacement row (a pad token replaced by
+    the pad id), or it has no feature in that row (a token absent from it)."""
+    n = len(flat_x)
+    unchanged = np.ones(flat_x.shape, dtype=bool)
+    for row in replacement:
+        unchanged &= flat_x == row
+    assignment = players.rows(slice(None), n)
+    index = assignment + players.n_players * np.arange(n)[:, None]
+    changing = np.bincount(index[~unchanged], minlength=n * players.n_players)
+    return changing.reshape(n, players.n_players) == 0
 
 
 def _discretised_samples(x: np.ndarray, bins: list[dict[str, np.ndarray]], samples: int,
@@ -349,7 +365,10 @@ def _masking(request: ExplainRequest, settings: LimeSettings
     probe_donors = replacement[rng.integers(len(replacement), size=n)]
     player_masks = players.feature_masks(np.eye(p, dtype=bool)[None].repeat(n, 0)) \
         if players.per_row else players.feature_masks(np.eye(p, dtype=bool))
-    unread = unread_players(request, player_masks, probe_donors)
+    # a player left out of a row's surrogate: it moves no row's output, or cannot change
+    # this row's input (its coefficient would be the ridge fit's noise)
+    unread = unread_players(request, player_masks, probe_donors)[None] | inert_players(
+        players, flat_x, replacement)
     coefficients, intercepts = np.empty((n, p)), np.empty(n)
     for rows in _row_chunks(n, samples, d + p):
         r = rows.stop - rows.start
@@ -371,7 +390,7 @@ def _masking(request: ExplainRequest, settings: LimeSettings
         moments = WeightedMoments.of(z, outputs, _kernel(100.0 * cosine, width))
         selected = _selection(moments, z[:, 0], settings.feature_selection, settings.num_features)
         coefficients[rows], intercepts[rows] = moments.ridge(
-            settings.alpha, _without(selected, unread, r))
+            settings.alpha, _without(selected, unread[rows], r))
     return coefficients, intercepts, {"kernel_width": width}
 
 

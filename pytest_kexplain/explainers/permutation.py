@@ -40,9 +40,14 @@ def permutation_importance(request: ExplainRequest) -> Attribution:
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if len(y) != n:
             raise InvalidArgument(f"option 'y' has {len(y)} labels but X has {n} rows.")
-    # Replacement values come from the background when given, else from X shuffled.
-    pool = request.background.reshape(len(request.background), -1) if (
-        request.background is not None) else x
+    # Replacement values come from the background when given, else from X shuffled; token
+    # ids are replaced by the pad id (a token moved to another row's position means nothing)
+    if request.pad_id is not None:
+        pool = request.replacement_rows(x)
+    elif request.background is not None:
+        pool = request.background.reshape(len(request.background), -1)
+    else:
+        pool = x
     players = request.groups
     if players is None:  # one player per column
         count = d
