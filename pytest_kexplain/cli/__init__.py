@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Explain a .keras model on the rows of a .csv, .parquet, .npy or .npz file "
                     "and print each feature's global importance (mean absolute attribution).")
     explain.add_argument("model", metavar="MODEL", help="a Keras model saved as a .keras file")
-    explain.add_argument("data", metavar="DATA", help="the rows to explain: .csv, .parquet, .npy or .npz")
+    explain.add_argument("data", metavar="DATA",
+                         help="the rows to explain: .csv, .parquet, .npy or .npz (a model with "
+                              "several inputs: an .npz holding one array per input, saved under "
+                              "the input's name)")
     explain.add_argument("--method", default="auto",
                          help="explanation method, e.g. integrated_gradients, shap, saliency, "
                               "permutation, occlusion (default: auto)")

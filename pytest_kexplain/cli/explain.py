@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_kexplain.cli import EXIT_OK, CliError, output
-from pytest_kexplain.cli.files import Table, output_file, read_data, regular_file
+from pytest_kexplain.cli.files import Table, output_file, read_data, regular_file, row_count, row_slice
 from pytest_kexplain.cli.specs import GroupsSpec, target_value
 from pytest_kexplain.errors import KexplainError
 
@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         model = load_keras_file(model_path)
     if args.vocabulary is not None:
         _require_token_model(model, args.model)
+    if isinstance(data.rows, (dict, list)):
+        _require_input_names(model, data)
     kwargs: dict[str, Any] = dict(method=args.method, target=target,
                                   background=background, seed=args.seed, **options)
     for keyword, value in (("output", args.output), ("class_names", args.class_names),
@@ -121,6 +123,8 @@ def _groups_for(spec: GroupsSpec, data: Table) -> Any:
     if spec.kind == "labels" and data.total_rows != data.n_rows and \
             len(argument) == data.total_rows and argument.ndim >= 3:
         argument = argument[:data.n_rows]  # one mask per row of the file: keep those of --rows
+    if isinstance(data.rows, (dict, list)):
+        return argument  # one array per input: the model's input order names the features
     try:
         prepared = prepare_input(data.rows, None)
         resolve_groups(argument, prepared.feature_shape, prepared.feature_names,
@@ -135,12 +139,37 @@ def _require_token_ids(data: Table) -> None:
     """--vocabulary names token ids: the rows must be whole numbers."""
     import numpy as np
 
+    if isinstance(data.rows, (dict, list)):
+        raise CliError(f"--vocabulary is for a model with one input of token ids; {data.source} "
+                       f"holds {len(data.rows)} arrays (one per input).")
     rows = np.asarray(data.rows, dtype=np.float64)
     whole = np.isfinite(rows) & (rows == np.round(rows))
     if not whole.all():
         row = int(np.argwhere(~whole.reshape(len(rows), -1).all(axis=1))[0, 0])
         raise CliError(f"--vocabulary names token ids, but {data.source} holds a value that is not "
                        f"a whole number (row {row}); a token model's rows are integer ids.")
+
+
+def _require_input_names(model: Any, data: Table) -> None:
+    """An .npz of several arrays holds one per input, named as the model names its inputs."""
+    try:
+        inputs = [str(tensor.name) for tensor in model.inputs]
+    except (AttributeError, ValueError):
+        return  # a model without declared inputs: explain() says what it needs
+    given = list(data.rows) if isinstance(data.rows, dict) else [
+        f"arr_{i}" for i in range(len(data.rows))]
+    if len(inputs) == 1:
+        raise CliError(f"the model has one input, but {data.source} holds {len(given)} arrays "
+                       f"({', '.join(map(repr, given))}); save the rows to explain as its only "
+                       "array.")
+    if isinstance(data.rows, list) and len(given) != len(inputs):
+        raise CliError(f"the model has {len(inputs)} inputs ({', '.join(map(repr, inputs))}), but "
+                       f"{data.source} holds {len(given)} arrays; save one array per input.")
+    if isinstance(data.rows, dict) and sorted(given) != sorted(inputs):
+        raise CliError(
+            f"{data.source} holds arrays named {', '.join(map(repr, given))}, but the model's "
+            f"inputs are {', '.join(map(repr, inputs))}: save one array per input under its "
+            f"name, e.g. np.savez(path, {', '.join(f'{name}=...' for name in inputs)}).")
 
 
 def _require_token_model(model: Any, model_name: str) -> None:
@@ -157,7 +186,7 @@ def explain_with_progress(model: Any, rows: Any, kwargs: dict[str, Any], quiet: 
 
     method = kwargs.get("method", "auto")
     resolved = "integrated_gradients" if method == "auto" else method
-    n_rows = len(rows)
+    n_rows = row_count(rows)
     # a vocabulary's players are the tokens all rows hold, and a label mask may be per row:
     # chunks would not share them
     whole = "vocabulary" in kwargs or hasattr(kwargs.get("groups"), "ndim")
@@ -167,10 +196,9 @@ def explain_with_progress(model: Any, rows: Any, kwargs: dict[str, Any], quiet: 
     chunks = []
     with output.Progress(f"explaining ({resolved})", n_rows, quiet) as progress:
         for start in range(0, n_rows, CHUNK_ROWS):
-            part = rows[start:start + CHUNK_ROWS] if not hasattr(rows, "iloc") else \
-                rows.iloc[start:start + CHUNK_ROWS]
+            part = row_slice(rows, start, start + CHUNK_ROWS)
             chunks.append(explain(model, part, **kwargs))
-            progress.advance(len(part))
+            progress.advance(row_count(part))
     return concatenate(chunks)
 
 

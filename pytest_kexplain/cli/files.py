@@ -67,12 +67,30 @@ def read_data(path_text: str, what: str = "data file", drop: tuple[str, ...] = (
             raise CliError(f"--drop names columns, but {what} {path_text} is an array without "
                            "column names.")
         table = _read_array(path, suffix, what)
-    if len(table) == 0:
+    total = row_count(table)
+    if total == 0:
         raise CliError(f"{what} {path_text} has no rows.")
-    total = len(table)
     if rows is not None:
-        table = table[:rows] if suffix in (".npy", ".npz") else table.iloc[:rows]
-    return Table(table, len(table), path_text, total)
+        table = row_slice(table, 0, rows)
+    return Table(table, row_count(table), path_text, total)
+
+
+def row_count(rows: Any) -> int:
+    """Rows of an array, a DataFrame, or one array per input (a dict or list of arrays)."""
+    if isinstance(rows, dict):
+        return len(next(iter(rows.values())))
+    if isinstance(rows, list):
+        return len(rows[0])
+    return len(rows)
+
+
+def row_slice(rows: Any, start: int, stop: int) -> Any:
+    """Rows start..stop of an array, a DataFrame, or of every input's array."""
+    if isinstance(rows, dict):
+        return {name: array[start:stop] for name, array in rows.items()}
+    if isinstance(rows, list):
+        return [array[start:stop] for array in rows]
+    return rows.iloc[start:stop] if hasattr(rows, "iloc") else rows[start:stop]
 
 
 def _read_frame(path: Path, suffix: str, what: str) -> Any:
@@ -110,19 +128,44 @@ def _read_array(path: Path, suffix: str, what: str) -> Any:
     if suffix == ".npz":
         with loaded:
             names = list(loaded.files)
-            if len(names) != 1:
-                raise CliError(f"{what} {path} holds {len(names)} arrays ({', '.join(names) or 'none'}); "
-                               "save the rows to explain as the only array.")
+            if not names:
+                raise CliError(f"{what} {path} holds no array; save the rows to explain in it.")
             try:
-                loaded = loaded[names[0]]
+                arrays = {name: loaded[name] for name in names}
             except ValueError as error:
                 raise CliError(f"{what} {path} cannot be read: {error}") from None
-    array = np.asarray(loaded)
+        if len(arrays) > 1:
+            return _inputs(arrays, path, what)
+        loaded = arrays[names[0]]
+    return _rows(np.asarray(loaded), f"{what} {path}")
+
+
+def _inputs(arrays: dict[str, Any], path: Path, what: str) -> dict[str, Any] | list[Any]:
+    """Several arrays of an .npz: one per input of the model, by input name (np.savez(file,
+    num=A, text=T)) or in input order (np.savez(file, A, T) names them arr_0, arr_1)."""
+    checked = {name: _rows(array, f"array {name!r} of {what} {path}")
+               for name, array in arrays.items()}
+    counts = {name: len(array) for name, array in checked.items()}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{name!r}: {count}" for name, count in counts.items())
+        raise CliError(f"{what} {path} holds arrays of different numbers of rows ({listing}); "
+                       "a model with several inputs takes one array per input, one row per "
+                       "sample in each.")
+    positional = sorted(checked, key=lambda name: int(name[4:]) if name[4:].isdigit() else -1)
+    if all(name == f"arr_{i}" for i, name in enumerate(positional)):
+        return [checked[name] for name in positional]
+    return checked
+
+
+def _rows(array: Any, label: str) -> Any:
+    """The array, if it holds numbers, one row per sample (label: how errors name it)."""
+    import numpy as np
+
     if array.ndim < 2:
-        raise CliError(f"{what} {path} holds an array of shape {array.shape}; it needs one row "
-                       "per sample: shape (rows, features) or (rows, ...).")
+        raise CliError(f"{label} has shape {array.shape}; it needs one row per sample: shape "
+                       "(rows, features) or (rows, ...).")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise CliError(f"{what} {path} holds {array.dtype} values; it needs numbers.")
+        raise CliError(f"{label} holds {array.dtype} values; it needs numbers.")
     return array
 
 
