@@ -6,6 +6,7 @@ import pytest
 from pytest_kexplain import (
     KexplainError,
     assert_importance_order,
+    assert_invariant,
     assert_monotonic,
     assert_top_features,
     explain,
@@ -67,6 +68,14 @@ def test_checks_and_failure_tables_speak_of_the_label(classifier, x):
     with pytest.raises(AssertionError, match="the output virginica decreases when x3 increases"):
         assert_monotonic(classifier, x, "x3", direction="increasing", target="virginica",
                          class_names=SPECIES)
+    # invariance: the checked class, or (no target) the class that moved most, by its label
+    with pytest.raises(AssertionError, match=r"the output virginica changed by up to 6\.4701"):
+        assert_invariant(classifier, x, {"x2": 0.0}, atol=0.01, target="virginica",
+                         class_names=SPECIES)
+    with pytest.raises(AssertionError) as failure:
+        assert_invariant(classifier, x, {"x1": 0.0}, atol=0.01, class_names=SPECIES)
+    assert "the output versicolor changed" in str(failure.value)
+    assert "versicolor before" in str(failure.value)
 
 
 def test_labels_a_model_carries(x):

@@ -10,7 +10,8 @@ import numpy as np
 
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import check_number, fail, feature_index, output_keywords
-from pytest_kexplain.assertions._outputs import bind_model
+from pytest_kexplain.adapters.labels import output_label, unit_name
+from pytest_kexplain.assertions._outputs import OutputModel, bind_model
 from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 from pytest_kexplain.events import recorded
 from pytest_kexplain.inputs import is_dataframe, prepare_input
@@ -104,14 +105,25 @@ def assert_invariant(
     if changed.any():
         worst = np.argsort(-changes, kind="stable")[:SHOWN_ROWS]
         column = int(np.abs(after - before)[worst].max(axis=0).argmax())
-        label = "output" if before.shape[1] == 1 else f"output[{column}]"
+        label = _changed_output(bound, before.shape[1], column)
         rows = [(int(i), float(before[i, column]), float(after[i, column]), float(changes[i]))
                 for i in worst]
+        named = "" if label == "output" else f" {label}"
         fail(
-            f"the output changed by up to {messages.number(result.max_change)} (more than atol="
+            f"the output{named} changed by up to {messages.number(result.max_change)} (more than atol="
             f"{messages.number(atol)}) on {result.n_changed} of {len(changes)} rows under "
             f"transform {description}; the rows that changed most:\n"
             + messages.table(("row", f"{label} before", "after", "change"), rows),
             result,
         )
     return result
+
+
+def _changed_output(bound: OutputModel, n_units: int, column: int) -> str:
+    """How the failure names the output that moved: 'output', 'virginica', 'kind[2]'."""
+    if bound.target is not None:
+        return bound.label  # the checked output, named once its target was resolved
+    labels = bound.bound.labels(n_units) if bound.bound is not None else None
+    head = bound.bound.output_head if bound.bound is not None else None
+    unit = "output" if n_units == 1 else unit_name(column, labels)
+    return output_label(head, unit, n_units)
