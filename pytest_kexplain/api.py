@@ -43,7 +43,12 @@ from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.groups import Players, resolve_groups
 from pytest_kexplain.inputs import PreparedInput, prepare_background, prepare_input
-from pytest_kexplain.tokens import DEFAULT_PAD_ID, check_token_ids, vocabulary_players
+from pytest_kexplain.tokens import (
+    DEFAULT_PAD_ID,
+    check_token_ids,
+    token_names as per_sample_token_names,
+    vocabulary_players,
+)
 
 KERAS_AUTO_METHOD = "integrated_gradients"  # what method="auto" means for a Keras model
 
@@ -327,7 +332,10 @@ def _compute(
             values = players.sum(values)
             global_importance = None
         x, feature_names = players.mean(x), players.names
+    token_names, token_values = None, None
     if tokens is not None and tokens.players is not None:  # each row's positions by token
+        token_names = tokens.names(x, pad_id)
+        token_values = _frozen(np.asarray(values).reshape(len(x), -1))
         values = tokens.players.sum(values)
         global_importance = None
         x = tokens.players.sum(np.ones(x.shape))  # occurrences of each token per row
@@ -350,6 +358,8 @@ def _compute(
         else layout.names,
         input_shapes=None if layout is None or players is not None or tokens_grouped(tokens)
         else layout.shapes,
+        token_names=token_names,
+        token_values=token_values,
     )
 
 
@@ -363,6 +373,11 @@ class TokenSettings:
 
     pad_id: int | None
     players: Players | None
+    vocabulary: Any = None
+
+    def names(self, ids: np.ndarray, pad_id: int | None) -> tuple[tuple[str, ...], ...]:
+        """Each row's token string per position (pad positions named as such)."""
+        return per_sample_token_names(self.vocabulary, ids, pad_id)
 
     def key(self) -> Any:
         """What identifies them in a cache key."""
@@ -385,8 +400,13 @@ def _tokens(pad_id: int | None, vocabulary: Any, players: Players | None,
             raise InvalidArgument(
                 "give groups= or vocabulary=, not both: a vocabulary already groups each row's "
                 "positions by token.")
+        if prepared.layout is not None:
+            raise InvalidArgument(
+                "vocabulary= names the token ids of a model with a single token input; this "
+                f"model takes several inputs ({', '.join(map(repr, prepared.layout.names))}), "
+                "whose features are named 'input:feature' (use groups= to gather them).")
         token_players = vocabulary_players(vocabulary, prepared.array)
-    return TokenSettings(None if pad_id is None else int(pad_id), token_players)
+    return TokenSettings(None if pad_id is None else int(pad_id), token_players, vocabulary)
 
 
 def _token_options(embedding: Any, pad_id: int | None, players: Players | None,

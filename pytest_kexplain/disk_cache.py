@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from pytest_kexplain.cache import ExplanationCache
     from pytest_kexplain.explanation import Explanation
 
-FORMAT_VERSION = 1
-_ARRAY_FIELDS = ("values", "base_values", "data", "outputs", "global_importance")
+FORMAT_VERSION = 2  # 2: token_names and token_values
+_ARRAY_FIELDS = ("values", "base_values", "data", "outputs", "global_importance",
+                 "token_values")
 _OPTION_ARRAY_PREFIX = "option:"
 
 

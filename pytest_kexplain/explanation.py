@@ -52,6 +52,12 @@ class Explanation:
     #: features are concatenated in ``values`` and ``data`` (names are "input:feature")
     input_names: tuple[str, ...] | None = None
     input_shapes: tuple[tuple[int, ...], ...] | None = None
+    #: for a token model explained with ``vocabulary=``: each sample's token string at every
+    #: position in reading order (pad positions read the pad id's string, or "<pad>")...
+    token_names: tuple[tuple[str, ...], ...] | None = None
+    #: ...and the attribution of every position, (n, positions): ``values`` holds their
+    #: sums per token string
+    token_values: np.ndarray | None = None
 
     def io_metadata(self) -> dict[str, Any]:
         """The output, label and input fields as JSON-ready values (for storage)."""
@@ -61,6 +67,8 @@ class Explanation:
             "input_names": None if self.input_names is None else list(self.input_names),
             "input_shapes": None if self.input_shapes is None
             else [list(shape) for shape in self.input_shapes],
+            "token_names": None if self.token_names is None
+            else [list(row) for row in self.token_names],
         }
 
     @staticmethod
@@ -73,7 +81,10 @@ class Explanation:
             return None if value is None else tuple(str(v) for v in value)
 
         shapes = metadata.get("input_shapes")
+        tokens = metadata.get("token_names")
         return {
+            "token_names": None if tokens is None
+            else tuple(tuple(str(t) for t in row) for row in tokens),
             "output": metadata.get("output"),
             "class_names": names("class_names"),
             "input_names": names("input_names"),
@@ -172,8 +183,14 @@ class Explanation:
         )
         return float(gaps.max())
 
-    def to_shap(self) -> Any:
+    def to_shap(self, *, per_token: bool = False) -> Any:
         """Return a ``shap.Explanation`` that shap's plots for this data's shape render from.
+
+        A token model explained with ``vocabulary=`` gives what shap's own text explainers
+        give: per sample, the attribution of every position (``values``, n x positions) with
+        its token string as ``data`` and ``feature_names``, so ``shap.plots.text(e[i])``
+        shows sample i; ``per_token=True`` gives the table of ``values`` per token string
+        instead (for ``bar``, ``beeswarm``).
 
         Tables (``(n, features)``) give one explained output with no output axis and the
         feature names, as shap's own explainers do for a single output: ``bar``,
@@ -185,6 +202,15 @@ class Explanation:
         """
         import shap
 
+        if per_token and self.token_names is None:
+            raise InvalidArgument(
+                "per_token=True applies to an explanation of token ids with vocabulary=; this "
+                "one has no token strings.")
+        if self.token_names is not None and self.token_values is not None and not per_token:
+            names = np.array(self.token_names, dtype=object)
+            return shap.Explanation(values=np.array(self.token_values),
+                                    base_values=np.array(self.base_values), data=names,
+                                    feature_names=names, output_names=self.output_name)
         values, data = np.array(self.values), np.array(self.data)
         base_values = np.array(self.base_values)
         if values.ndim == 2:

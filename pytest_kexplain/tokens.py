@@ -62,3 +62,22 @@ def vocabulary_players(vocabulary: Any, ids: np.ndarray) -> Players:
     player_of_id = np.array([position[t] for t in tokens])
     assignment = player_of_id[np.searchsorted(distinct, flat)]
     return Players(tuple(names), assignment)
+
+
+#: how a pad position is named when the vocabulary has no (or an empty) string for the pad id
+PAD_NAME = "<pad>"
+
+
+def token_names(vocabulary: Any, ids: np.ndarray, pad_id: int | None
+                ) -> tuple[tuple[str, ...], ...]:
+    """Each sample's token string at every position, in reading order.
+
+    Ids the vocabulary lacks read ``[id]``; positions holding the pad id read the
+    vocabulary's string for it, or ``<pad>`` when it has none (Keras' ``TextVectorization``
+    names it ``""``).
+    """
+    lookup = vocabulary_lookup(vocabulary)
+    if pad_id is not None and not lookup.get(int(pad_id)):
+        lookup[int(pad_id)] = PAD_NAME
+    flat = ids.reshape(len(ids), -1).astype(np.int64)
+    return tuple(tuple(lookup.get(int(i), f"[{int(i)}]") for i in row) for row in flat)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from pytest_kexplain import InvalidArgument, assert_top_features, explain, zoo
+from pytest_kexplain import CheckFailed, InvalidArgument, assert_top_features, explain, zoo
 
 VOCABULARY = list(zoo.REVIEW_VOCABULARY)
 METHODS = ["integrated_gradients", "shap", "occlusion", "lime", "permutation"]
@@ -61,6 +61,102 @@ def test_vocabulary_names_tokens_per_sample(reviews):
     word_index = {token: i for i, token in enumerate(VOCABULARY)}  # {token: id} works too
     same = explain(model, ids, method="occlusion", vocabulary=word_index)
     np.testing.assert_array_equal(same.values, explanation.values)
+
+
+@pytest.mark.filterwarnings("ignore::pytest_kexplain.IntegrationToleranceWarning")
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion"])
+def test_token_names_and_values_per_sample(reviews, method):
+    """Every sample's token string and attribution per position; their sums per token
+    string are the values, and the deciding token carries the most."""
+    model, ids, _ = reviews
+    explanation = explain(model, ids, method=method, vocabulary=VOCABULARY)
+    assert len(explanation.token_names) == len(ids)
+    expected = [[VOCABULARY[i] for i in row] for row in ids]
+    assert [list(row) for row in explanation.token_names] == expected
+    assert explanation.token_values.shape == ids.shape
+    for row in range(len(ids)):
+        names = explanation.token_names[row]
+        for k, token in enumerate(explanation.feature_names):
+            at = [p for p, name in enumerate(names) if name == token]
+            assert explanation.values[row, k] == pytest.approx(
+                explanation.token_values[row, at].sum(), abs=1e-9)
+        if {"refund", "broken"} & set(names):
+            assert names[int(np.abs(explanation.token_values[row]).argmax())] in (
+                "refund", "broken")
+    plain = explain(model, ids, method=method)
+    assert plain.token_names is None and plain.token_values is None
+    np.testing.assert_allclose(explanation.token_values, plain.values, atol=1e-12)
+
+
+def test_pad_and_unknown_ids_are_named(reviews):
+    model, ids, _ = reviews
+    keras_style = ["", *VOCABULARY[1:-1]]  # TextVectorization names the pad ""; last id missing
+    names = explain(model, ids, method="occlusion", vocabulary=keras_style).token_names
+    last = len(VOCABULARY) - 1
+    for row, name_row in zip(ids, names):
+        for token_id, name in zip(row, name_row):
+            assert name == ("<pad>" if token_id == 0 else f"[{last}]" if token_id == last
+                            else VOCABULARY[token_id])
+    assert "<pad>" in explain(model, ids, method="occlusion", vocabulary={
+        i: t for i, t in enumerate(VOCABULARY) if i}).token_names[0]
+
+
+def test_to_shap_carries_token_strings(reviews):
+    import shap
+
+    model, ids, _ = reviews
+    explanation = explain(model, ids[:4], method="occlusion", vocabulary=VOCABULARY)
+    converted = explanation.to_shap()
+    assert converted.values.shape == ids[:4].shape
+    assert list(converted.data[1]) == list(explanation.token_names[1])
+    assert list(converted.feature_names[1]) == list(explanation.token_names[1])
+    np.testing.assert_array_equal(converted.values, explanation.token_values)
+    html = shap.plots.text(converted[0], display=False)
+    assert "refund" in html or "broken" in html or "product" in html
+    table = explanation.to_shap(per_token=True)
+    assert table.feature_names == list(explanation.feature_names)
+    np.testing.assert_array_equal(table.values, explanation.values)
+    with pytest.raises(InvalidArgument, match="per_token=True applies to .*vocabulary="):
+        explain(model, ids[:4], method="occlusion").to_shap(per_token=True)
+
+
+def test_token_names_survive_the_disk_cache(reviews, tmp_path):
+    from pytest_kexplain.disk_cache import DiskCache
+
+    model, ids, _ = reviews
+    explanation = explain(model, ids[:5], method="occlusion", vocabulary=VOCABULARY)
+    cache = DiskCache(tmp_path)
+    assert cache.store("c" * 32, explanation)
+    loaded = cache.load("c" * 32)
+    assert loaded.token_names == explanation.token_names
+    np.testing.assert_array_equal(loaded.token_values, explanation.token_values)
+
+
+def test_failures_name_token_strings(reviews):
+    model, ids, _ = reviews
+    with pytest.raises(CheckFailed) as failure:
+        assert_top_features(model, ids, ["the", "refund"], k=2, method="occlusion",
+                            vocabulary=VOCABULARY)
+    message = str(failure.value)
+    assert "- the is ranked" in message
+    table = message.split("expected")[-1]
+    assert "broken" in table and "refund" in table and "x0" not in message
+    with pytest.raises(InvalidArgument, match="refund"):
+        assert_top_features(model, ids, ["refunds"], method="occlusion", vocabulary=VOCABULARY)
+
+
+def test_vocabulary_needs_a_single_token_input():
+    import keras
+
+    text = keras.Input((4,), name="text", dtype="int32")
+    num = keras.Input((2,), name="num")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(18, 4)(text))
+    model = keras.Model({"text": text, "num": num},
+                        keras.layers.Dense(1)(keras.layers.Concatenate()([pooled, num])))
+    X = {"text": np.array([[1, 2, 3, 0]]), "num": np.ones((1, 2))}
+    with pytest.raises(InvalidArgument, match="vocabulary= names the token ids of a model with a "
+                       "single token input; this model takes several inputs"):
+        explain(model, X, method="occlusion", vocabulary=VOCABULARY)
 
 
 def test_masking_uses_the_pad_id(reviews):
