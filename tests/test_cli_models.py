@@ -152,6 +152,7 @@ def files(tmp_path_factory):
     (root / "numbers.json").write_text(json.dumps([1, 2, 3]))
     (root / "empty_list.json").write_text("[]")
     np.save(root / "flat_mask.npy", np.arange(8))
+    np.save(root / "small_mask.npy", np.zeros((5, 5), dtype=np.int64))
     np.save(root / "four_ints.npy", rng.integers(0, 5, (10, 4)))
     return root
 
@@ -400,6 +401,9 @@ EARLY = [
     (["credit.keras", "credit.csv", "--groups", "groups_list.json"], ["must be a JSON object"]),
     (["centre.keras", "images.npy", "--groups", "float_mask.npy"], ["integer region label"]),
     (["centre.keras", "images.npy", "--groups", "flat_mask.npy"], ["shape (8,)"]),
+    (["centre.keras", "images.npy", "--groups", "small_mask.npy"],
+     ["the label mask has shape (5, 5)", "(8, 8, 1) or (8, 8) (one mask for every row)",
+      "(12, 8, 8, 1) or (12, 8, 8) (one mask per row of images.npy)"]),
     (["credit.keras", "credit.csv", "--groups", '{"region": ["region_a", "regoin_b"]}'],
      ["'regoin_b', which is not a feature of credit.csv", "Did you mean 'region_b'"]),
     (["credit.keras", "credit.csv", "--groups", '{"r": ["region_a"], "s": ["region_a"]}'],
@@ -497,6 +501,7 @@ def test_help_describes_the_flags():
                  "--vocabulary FILE", "--pad-id ID", "--target UNIT"):
         assert flag in text, flag
     assert "grid:4x4" in text and "timesteps" in text and "one token per line" in text
+    assert "examples: kexplain explain model.keras rows.csv" in text
 
 
 def test_console_run_with_output_and_labels(files):

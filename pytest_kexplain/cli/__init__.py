@@ -31,6 +31,17 @@ COMMANDS = {
 }
 
 
+EXPLAIN_EXAMPLES = """examples:
+  kexplain explain model.keras rows.csv --drop label --method shap --top 5 --plot top.png
+  kexplain explain model.keras rows.csv --output price          # a model with several outputs
+  kexplain explain model.keras rows.csv --class-names cat,dog,bird --target dog
+  kexplain explain model.keras rows.csv --groups '{"region": ["region_a", "region_b"]}'
+  kexplain explain cnn.keras images.npy --groups grid:4x4 --method shap
+  kexplain explain rnn.keras sequences.npy --groups timesteps
+  kexplain explain text.keras ids.npy --vocabulary vocab.txt    # rank tokens by name
+  kexplain explain two_inputs.keras rows.npz    # one array per input, saved by input name"""
+
+
 class CliError(Exception):
     """A usage or input mistake on the command line: reported as one line, exit code 2."""
 
@@ -59,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = commands.add_parser(
         "explain", help="explain a saved model on a data file and print the importance table",
-        description="Explain a .keras model on the rows of a .csv, .parquet, .npy or .npz file "
-                    "and print each feature's global importance (mean absolute attribution).")
+        description="Explain a .keras model on the rows of a .csv, .parquet, .npy or .npz file\n"
+                    "and print each feature's global importance (mean absolute attribution).",
+        epilog=EXPLAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     explain.add_argument("model", metavar="MODEL", help="a Keras model saved as a .keras file")
     explain.add_argument("data", metavar="DATA",
                          help="the rows to explain: .csv, .parquet, .npy or .npz (a model with "

@@ -127,12 +127,28 @@ def _groups_for(spec: GroupsSpec, data: Table) -> Any:
         return argument  # one array per input: the model's input order names the features
     try:
         prepared = prepare_input(data.rows, None)
+        if spec.kind == "labels":
+            _check_mask_shape(spec, argument.shape, prepared.feature_shape, data)
         resolve_groups(argument, prepared.feature_shape, prepared.feature_names,
                        len(prepared.array))
     except KexplainError as error:
         message = flag_wording(" ".join(str(error).split()), Path(data.source).name)
         raise CliError(f"--groups {spec.text}: {message}") from None
     return np.ascontiguousarray(argument) if spec.kind == "labels" else argument
+
+
+def _check_mask_shape(spec: GroupsSpec, shape: tuple[int, ...], sample: tuple[int, ...],
+                      data: Table) -> None:
+    """A label mask covers one sample (or its pixels) or holds one such mask per row."""
+    shared = [sample] + ([sample[:2]] if len(sample) == 3 else [])
+    accepted = shared + [(data.n_rows, *one) for one in shared]
+    if shape not in accepted:
+        rows = f" ({data.n_rows} rows kept by --rows)" if data.n_rows != data.total_rows else ""
+        raise CliError(
+            f"--groups {spec.text}: the label mask has shape {shape}; for samples of shape "
+            f"{sample} it must be {' or '.join(map(str, shared))} (one mask for every row) or "
+            f"{' or '.join(str((data.n_rows, *one)) for one in shared)} (one mask per row of "
+            f"{Path(data.source).name}{rows}).")
 
 
 def _require_token_ids(data: Table) -> None:
