@@ -96,6 +96,25 @@ def test_integrated_gradients_are_complete(saved, rows):
         "title", "body"]
 
 
+def test_a_background_sets_the_float_inputs_reference(saved, rows):
+    _, models, _ = saved
+    model, X = models["reviews"], rows["reviews"]
+    background = {"num": np.full((4, 4), 0.5), "text": X["text"][:4]}
+    explanation = explain(model, X, method="integrated_gradients", background=background)
+    assert explanation.completeness_error() < 0.01
+    assert not np.allclose(explanation.base_values,
+                           explain(model, X, method="integrated_gradients").base_values)
+    gradient_x_input = explain(model, X, method="gradient_x_input", background=background)
+    saliency = explain(model, X, method="saliency")
+    np.testing.assert_allclose(gradient_x_input.for_input("num").values,
+                               saliency.for_input("num").values * (X["num"] - 0.5),
+                               rtol=1e-6, atol=1e-9)
+    # ids are measured from the pad id's embedding whatever the background
+    np.testing.assert_allclose(gradient_x_input.for_input("text").values,
+                               explain(model, X, method="gradient_x_input").for_input(
+                                   "text").values)
+
+
 def test_float_inputs_get_their_own_gradient(saved, rows):
     """The float columns of saliency are the model's derivative (central differences)."""
     _, models, _ = saved
@@ -145,6 +164,16 @@ def test_an_id_input_not_read_by_an_embedding_is_a_usage_error():
             explain(model, X, method=method)
     assert explain(model, X).method == "shap"  # 'auto' masks the ids instead
     assert np.abs(explain(model, X, method="occlusion").for_input("codes").values).sum() > 0
+
+    words = keras.Input((3,), name="words", dtype="int32")
+    length = keras.layers.Lambda(lambda t: keras.ops.sum(keras.ops.cast(t > 0, "float32"),
+                                                        axis=1, keepdims=True), name="length")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 4)(words))
+    both = keras.Model([words, num], keras.layers.Dense(1)(
+        keras.layers.Concatenate()([pooled, length(words), num])))
+    X = [np.array([[1, 2, 0], [4, 5, 6]]), np.ones((2, 2))]
+    with pytest.raises(InvalidArgument, match="input 'words': it is read by layer 'length'"):
+        explain(both, X, method="integrated_gradients")  # the Embedding alone would miss it
 
 
 def test_bad_ids_and_pad_id_are_usage_errors(saved, rows):
