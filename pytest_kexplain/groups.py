@@ -275,3 +275,21 @@ def _bad_groups(groups: Any) -> Players:
     raise InvalidArgument(
         f"groups must be a dict of group name -> features, 'timesteps', Grid(rows, cols) or an "
         f"integer label mask; got {type(groups).__name__}.")
+
+
+def repeat_rows(groups: Any, sample_shape: tuple[int, ...], feature_names: Sequence[str],
+                n_rows: int, times: int) -> Any:
+    """The same groups for `times` stacked copies of the rows: a mask per row is repeated."""
+
+    def repeated(mask: Any) -> np.ndarray:
+        mask = np.asarray(mask)
+        return np.tile(mask, (times,) + (1,) * (mask.ndim - 1))
+
+    if isinstance(groups, np.ndarray):
+        players = resolve_groups(groups, sample_shape, feature_names, n_rows)
+        return repeated(groups) if players is not None and players.per_row else groups
+    if isinstance(groups, Mapping):
+        return {name: repeated(members) if isinstance(members, np.ndarray) and _member_mask(
+            name, members, sample_shape, feature_names, n_rows).ndim == 2 else members
+            for name, members in groups.items()}
+    return groups

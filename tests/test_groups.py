@@ -197,24 +197,53 @@ def test_grid_needs_images(credit, digits_cnn):
         Grid(0, 2)
 
 
-def test_checks_that_move_single_features_refuse_groups(credit):
-    from pytest_kexplain import (
-        assert_attribution_sign,
-        assert_faithful,
-        assert_model_sensitive,
-        assert_saliency_stable,
-    )
+def linear_credit_model(weights):
+    """A linear model over NAMES with the given kernel (float64, so outputs are exact)."""
+    inputs = keras.Input((6,), dtype="float64")
+    dense = keras.layers.Dense(1, dtype="float64")
+    model = keras.Model(inputs, dense(inputs))
+    dense.set_weights([np.asarray(weights, dtype=np.float64).reshape(6, 1), np.zeros(1)])
+    return model
+
+
+def test_faithful_deletes_whole_groups(credit):
+    from pytest_kexplain import assert_faithful
+
+    _, x, background = credit
+    model = linear_credit_model([4.0, -4.0, 2.0, 0.1, 0.1, 0.0])
+    kwargs = {"feature_names": NAMES, "groups": GROUPS, "background": background}
+    result = assert_faithful(model, x, k=1, method="occlusion", **kwargs)
+    assert result.explanation.feature_names == ("region", "income", "debt", "age")
+    assert list(result.deleted) == [0, 1, 2, 3, 4]
+    # every player deleted = every raw column at the background mean
+    reference_output = float(model(background.mean(axis=0, keepdims=True))[0, 0])
+    np.testing.assert_allclose(result.deletion_curve[-1], reference_output, atol=1e-12)
+    # the top group is deleted as a whole: region's three columns at once
+    region_deleted = x.copy()
+    region_deleted[:, :3] = background[:, :3].mean(axis=0)
+    expected = np.abs(np.asarray(model(x)) - np.asarray(model(region_deleted))).mean()
+    np.testing.assert_allclose(result.deletion_change[1], expected, atol=1e-12)
+
+
+def test_stability_and_sensitivity_take_groups(credit, digits_cnn):
+    from pytest_kexplain import assert_model_sensitive, assert_saliency_stable
 
     model, x, background = credit
-    kwargs = {"feature_names": NAMES, "groups": GROUPS}
-    for check in (assert_faithful, assert_saliency_stable, assert_model_sensitive):
-        with pytest.raises(InvalidArgument, match="does not take groups="):
-            check(model, x, **kwargs)
-    # a group's sign is checked like a feature's
-    explanation = explain(model, x, method="shap", background=background, **kwargs)
-    sign = "positive" if explanation.values[:, 0].mean() > 0 else "negative"
-    assert_attribution_sign(model, x, "region", sign, min_fraction=0.0, method="shap",
-                            background=background, **kwargs)
+    kwargs = {"feature_names": NAMES, "groups": GROUPS, "background": background}
+    linear = linear_credit_model([4.0, -4.0, 2.0, 0.1, 0.1, 0.0])
+    stable = assert_saliency_stable(linear, x, **kwargs)
+    assert stable.noisy_explanation.feature_names == ("region", "income", "debt", "age")
+    assert stable.similarity == 1.0  # a linear model's gradients ignore the noise
+    sensitive = assert_model_sensitive(model, x, method="shap", max_similarity=0.99, **kwargs)
+    assert sensitive.randomized_explanation.feature_names == sensitive.explanation.feature_names
+    assert sensitive.explanation.feature_names == ("region", "income", "debt", "age")
+    # a label mask per image is repeated for every noisy copy
+    cnn, images = digits_cnn
+    ink = images[:6, ..., 0] > 0.3
+    result = assert_saliency_stable(cnn, images[:6], samples=3, min_similarity=-1.0,
+                                    target="predicted", groups={"ink": ink, "paper": ~ink})
+    assert result.noisy_explanation.feature_names == ("ink", "paper")
+    assert result.noisy_explanation.n_samples == 18
 
 
 def test_to_shap_with_groups(credit):
@@ -240,3 +269,18 @@ def test_strategies_take_the_same_groups(credit):
         assert row[0, :3].sum() == 1 and set(row[0, :3]) <= {0.0, 1.0}
 
     one_region_per_row()
+
+
+def test_a_group_member_named_in_a_check_says_which_group(credit):
+    from pytest_kexplain import assert_attribution_sign
+
+    model, x, background = credit
+    kwargs = {"feature_names": NAMES, "groups": GROUPS, "method": "occlusion"}
+    with pytest.raises(InvalidArgument, match="'region_b' is a member of the group 'region'"):
+        assert_top_features(model, x, ["region_b"], **kwargs)
+    with pytest.raises(InvalidArgument, match="'region_a' is a member of the group 'region'"):
+        assert_max_importance_share(model, x, ["region_a", "income"], 0.5, **kwargs)
+    with pytest.raises(InvalidArgument, match="'region_c' is a member"):
+        assert_attribution_sign(model, x, "region_c", "positive", **kwargs)
+    with pytest.raises(InvalidArgument, match="Did you mean 'region'"):  # a plain typo
+        assert_importance_order(model, x, ["regoin", "income"], **kwargs)

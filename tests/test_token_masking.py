@@ -1,6 +1,7 @@
 """Masking methods on token ids: a pad token (or a token absent from a row) that masking
 cannot change gets exactly 0, and the pad id must be a token id of the model."""
 
+import numpy as np
 import pytest
 
 from pytest_kexplain import InvalidArgument, explain, zoo
@@ -42,3 +43,18 @@ def test_pad_id_outside_the_embedding_is_a_usage_error(reviews):
     for pad_id in (len(VOCABULARY), -1):
         with pytest.raises(InvalidArgument, match=rf"pad_id={pad_id} is not a token id.*0\.\.17"):
             explain(model, ids, method="occlusion", pad_id=pad_id)
+
+
+def test_faithful_deletes_tokens_with_the_pad_id(reviews):
+    from pytest_kexplain import assert_faithful
+
+    model, ids = reviews
+    result = assert_faithful(model, ids, k=1, method="occlusion", vocabulary=VOCABULARY)
+    assert result.top_k_change > 2 * result.random_change
+    # every token deleted = an all-pad review
+    all_pad = float(model.predict(np.zeros((1, ids.shape[1]), dtype="int32"), verbose=0)[0, 0])
+    np.testing.assert_allclose(result.deletion_curve[-1], all_pad, rtol=1e-5)
+    with pytest.raises(InvalidArgument, match="token ids cannot take"):
+        from pytest_kexplain import assert_saliency_stable
+
+        assert_saliency_stable(model, ids, vocabulary=VOCABULARY)

@@ -36,18 +36,6 @@ def explain_for_check(model: Any, X: Any, explain_kwargs: Mapping[str, Any]) -> 
     return explain(model, X, **with_defaults(explain_kwargs))
 
 
-def reject_groups(check: str, explain_kwargs: Mapping[str, Any]) -> None:
-    """Checks that move or perturb single input features cannot take groups= or vocabulary=."""
-    __tracebackhide__ = True
-    merged = with_defaults(explain_kwargs)
-    for keyword in ("groups", "vocabulary"):
-        if merged.get(keyword) is not None:
-            raise InvalidArgument(
-                f"{check} perturbs single input features and compares per-feature "
-                f"explanations, so it does not take {keyword}=; drop it here (the ranking and "
-                "share checks and the baseline gate take it).")
-
-
 def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any]) -> tuple[str, ...]:
     """X's feature names, validated without calling the model (so name typos fail first)."""
     __tracebackhide__ = True
@@ -64,6 +52,30 @@ def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any]) -> tuple[str,
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
                              len(prepared.array))
     return players.names if players is not None else prepared.feature_names
+
+
+def reject_group_members(X: Any, explain_kwargs: Mapping[str, Any], features: Any,
+                         argument: str) -> None:
+    """With groups=, a raw feature inside a group is named by its group: say which."""
+    __tracebackhide__ = True
+    merged = with_defaults(explain_kwargs)
+    if merged.get("groups") is None:
+        return
+    from pytest_kexplain.groups import resolve_groups
+
+    prepared = prepare_input(X, merged.get("feature_names"))
+    players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
+                             len(prepared.array))
+    if players is None or players.per_row:
+        return
+    raw = list(prepared.feature_names)
+    for name in [features] if isinstance(features, str) else list(features):
+        if isinstance(name, str) and name not in players.names and name in raw:
+            group = players.names[int(players.assignment[raw.index(name)])]
+            raise InvalidArgument(
+                f"{argument} {name!r} is a member of the group {group!r}: with groups= the "
+                f"checks name groups (and the features no group holds), so check {group!r}, "
+                f"or drop groups= to check {name!r} on its own.")
 
 
 def output_keywords(explain_kwargs: Mapping[str, Any]) -> dict[str, Any]:

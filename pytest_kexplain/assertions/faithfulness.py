@@ -14,12 +14,12 @@ from pytest_kexplain.assertions._common import (
     explain_for_check,
     fail,
     input_feature_names,
-    reject_groups,
 )
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
-from pytest_kexplain.inputs import prepare_background
+from pytest_kexplain.groups import Players
+from pytest_kexplain.inputs import PreparedInput, prepare_background
 from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
 
@@ -42,13 +42,31 @@ class FaithfulnessResult(PlotMixin):
     deletion_change: np.ndarray  # mean |output change| after deleting that many top features
 
 
-def _delete(x: np.ndarray, reference: np.ndarray, order: np.ndarray, count: int) -> np.ndarray:
-    """Rows of flat x with the first `count` features of each row's order set to the reference."""
-    deleted = x.copy()
-    rows = np.arange(len(x))[:, None]
-    columns = order[:, :count]
-    deleted[rows, columns] = reference[columns]
-    return deleted
+def _delete(x: np.ndarray, reference: np.ndarray, order: np.ndarray, count: int,
+            assignment: np.ndarray) -> np.ndarray:
+    """Rows of flat x with the first `count` players of each row's order set to the reference
+    (assignment (n, d): the player of every feature; one player per feature without groups)."""
+    deleted_players = np.zeros(order.shape, dtype=bool)
+    np.put_along_axis(deleted_players, order[:, :count], True, axis=1)
+    return np.where(np.take_along_axis(deleted_players, assignment, axis=1), reference, x)
+
+
+def _players(merged: dict[str, Any], prepared: PreparedInput, n: int) -> np.ndarray:
+    """(n, d) player of every raw feature: the groups, the vocabulary's tokens, or itself."""
+    d = int(np.prod(prepared.array.shape[1:]))
+    players: Players | None
+    if merged.get("vocabulary") is not None:
+        from pytest_kexplain.tokens import vocabulary_players
+
+        players = vocabulary_players(merged["vocabulary"], prepared.array)
+    else:
+        from pytest_kexplain.groups import resolve_groups
+
+        players = resolve_groups(merged.get("groups"), prepared.feature_shape,
+                                 prepared.feature_names, n)
+    if players is None:
+        return np.broadcast_to(np.arange(d), (n, d))
+    return players.rows(slice(None), n)
 
 
 @recorded("assert_faithful")
@@ -59,7 +77,6 @@ def assert_faithful(
     """Assert deleting each row's k most important features moves the output at least
     (1 + margin) times as much as deleting k random features."""
     __tracebackhide__ = True
-    reject_groups("assert_faithful", explain_kwargs)
     margin = check_number("margin", margin, low=0.0)
     random_draws = check_count("random_draws", random_draws)
     n_features = len(input_feature_names(X, explain_kwargs))
@@ -67,34 +84,47 @@ def assert_faithful(
     explanation = explain_for_check(model, X, explain_kwargs)
     n = explanation.n_samples
     merged = with_defaults(explain_kwargs)
-    bound, prepared = bind_model(model, explanation.data, {
+    # with groups or a vocabulary the explanation's data are per player: delete raw features
+    grouped = merged.get("groups") is not None or merged.get("vocabulary") is not None
+    bound, prepared = bind_model(model, X if grouped else explanation.data, {
         "target": merged.get("target"), "batch_size": merged.get("batch_size"),
         "output": merged.get("output"), "class_names": merged.get("class_names"),
-        "feature_names": explanation.feature_names})
+        "feature_names": merged.get("feature_names") if grouped else explanation.feature_names})
     background = prepare_background(merged.get("background"), prepared)
-    shape = explanation.data.shape
+    shape = prepared.array.shape
     flat = explanation.flat_values
-    x = explanation.data.reshape(n, -1)
-    reference = (np.zeros(n_features) if background is None
-                 else background.reshape(len(background), -1).mean(axis=0))
-    targets = bound.row_targets(explanation.data)
+    x = prepared.array.reshape(n, -1)
+    assignment = _players(merged, prepared, n)
+    pad_id = explanation.options.get("pad_id")
+    if pad_id is not None:  # token ids are deleted by the pad id
+        reference = np.full(x.shape[1], float(pad_id))
+    else:
+        reference = (np.zeros(x.shape[1]) if background is None
+                     else background.reshape(len(background), -1).mean(axis=0))
+    targets = bound.row_targets(prepared.array)
 
     def outputs(rows: np.ndarray) -> np.ndarray:
         return bound.outputs(rows.reshape(-1, *shape[1:]), np.tile(targets, len(rows) // n))
 
+    def delete(order: np.ndarray, count: int) -> np.ndarray:
+        return _delete(x, reference, order, count, assignment)
+
     original = outputs(x)
     by_importance = np.lexsort((np.broadcast_to(np.arange(n_features), flat.shape), -np.abs(flat)))
-    top_change = float(np.abs(original - outputs(_delete(x, reference, by_importance, k))).mean())
+    top_change = float(np.abs(original - outputs(delete(by_importance, k))).mean())
     rng = np.random.default_rng(int(merged.get("seed", 0)))
-    random_orders = np.argsort(rng.random((random_draws, n, n_features)), axis=-1)
-    randomly_deleted = np.concatenate([_delete(x, reference, order, k) for order in random_orders])
+    # random players among those in the row (a token absent from it is drawn last)
+    absent = np.ones((n, n_features), dtype=bool)
+    np.put_along_axis(absent, assignment, False, axis=1)
+    random_orders = np.argsort(rng.random((random_draws, n, n_features)) + absent, axis=-1)
+    randomly_deleted = np.concatenate([delete(order, k) for order in random_orders])
     random_outputs = outputs(randomly_deleted)
     random_change = float(np.abs(np.tile(original, random_draws) - random_outputs).mean())
     ratio = top_change / random_change if random_change > 0 else (np.inf if top_change > 0 else 0.0)
 
     points = min(n_features + 1, MAX_CURVE_POINTS)
     counts = np.unique(np.linspace(0, n_features, points).round()).astype(int)
-    curve_inputs = np.concatenate([_delete(x, reference, by_importance, c) for c in counts])
+    curve_inputs = np.concatenate([delete(by_importance, c) for c in counts])
     curve_outputs = outputs(curve_inputs).reshape(len(counts), n)
     curve = curve_outputs.mean(axis=1)
     change = np.abs(curve_outputs - original).mean(axis=1)

@@ -14,6 +14,7 @@ from pytest_kexplain.assertions._common import (
     fail,
     feature_indices,
     input_feature_names,
+    reject_group_members,
 )
 from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 from pytest_kexplain.events import recorded
@@ -63,6 +64,7 @@ def assert_top_features(
     """Assert the k most important features are `expected` (all within the top k if k is larger)."""
     __tracebackhide__ = True
     names = input_feature_names(X, explain_kwargs)
+    reject_group_members(X, explain_kwargs, expected, "expected entry")
     expected_names = tuple(names[i] for i in feature_indices(names, expected, argument="expected"))
     k = len(expected_names) if k is None else check_count(
         "k", k, low=len(expected_names), high=len(names))
@@ -100,6 +102,7 @@ def assert_importance_order(
     """Assert importance strictly decreases along `features`."""
     __tracebackhide__ = True
     names = input_feature_names(X, explain_kwargs)
+    reject_group_members(X, explain_kwargs, features, "feature")
     indices = feature_indices(names, features)
     if len(indices) < 2:
         raise InvalidArgument("features must name at least two features to compare their order.")
@@ -132,6 +135,7 @@ def assert_max_importance_share(
     __tracebackhide__ = True
     max_share = check_number("max_share", max_share, low=0.0, high=1.0)
     names = input_feature_names(X, explain_kwargs)
+    reject_group_members(X, explain_kwargs, features, "feature")
     chosen = tuple(names[i] for i in feature_indices(names, features))
     explanation = explain_for_check(model, X, explain_kwargs)
     all_shares = explanation.shares()

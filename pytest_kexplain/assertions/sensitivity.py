@@ -18,7 +18,6 @@ from pytest_kexplain.assertions._common import (
     explain_for_check,
     fail,
     input_feature_names,
-    reject_groups,
 )
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
@@ -242,7 +241,6 @@ def assert_model_sensitive(
     """Assert explanations of copies of the model with re-initialised weights differ from the
     trained model's: mean per-row similarity at most `max_similarity` at every stage."""
     __tracebackhide__ = True
-    reject_groups("assert_model_sensitive", explain_kwargs)
     metric = check_choice("metric", metric, SIMILARITIES)
     mode = check_choice("mode", mode, MODES)
     max_similarity = check_number("max_similarity", max_similarity, low=-1.0, high=1.0)
@@ -261,14 +259,17 @@ def assert_model_sensitive(
     layers = randomizable_layers(model_object)
     explanation = explain_for_check(model, X, explain_kwargs)
     model = model_object
-    seed = int(with_defaults(explain_kwargs).get("seed", 0))
+    merged = with_defaults(explain_kwargs)
+    seed = int(merged.get("seed", 0))
+    # with groups or a vocabulary the explanation's data are per player: explain X again
+    grouped = merged.get("groups") is not None or merged.get("vocabulary") is not None
+    rows = X if grouped else explanation.data
+    names = {} if grouped else {"feature_names": explanation.feature_names}
     stages, measured = [], []
     for randomized_layers in stage_layers(mode, layers):
         randomized, reinitialized = _randomized_clone(model, seed, randomized_layers)
         count = len(reinitialized)
-        randomized_explanation = explain_for_check(
-            randomized, explanation.data,
-            {**explain_kwargs, "feature_names": explanation.feature_names})
+        randomized_explanation = explain_for_check(randomized, rows, {**explain_kwargs, **names})
         row_similarity = _similarity(
             metric, explanation.flat_values, randomized_explanation.flat_values)
         stages.append(RandomizationStage(randomized_layers, float(row_similarity.mean()), count,

@@ -15,6 +15,7 @@ from pytest_kexplain.assertions._common import (
     fail,
     feature_index,
     input_feature_names,
+    reject_group_members,
 )
 from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
@@ -48,7 +49,9 @@ def assert_attribution_sign(
     sign = check_choice("sign", sign, SIGNS)
     min_fraction = check_number("min_fraction", min_fraction, low=0.0, high=1.0)
     negligible = check_number("negligible", negligible, low=0.0)
-    column = feature_index(input_feature_names(X, explain_kwargs), feature)
+    names = input_feature_names(X, explain_kwargs)
+    reject_group_members(X, explain_kwargs, feature, "feature")
+    column = feature_index(names, feature)
     explanation = explain_for_check(model, X, explain_kwargs)
     flat = explanation.flat_values
     values = flat[:, column]

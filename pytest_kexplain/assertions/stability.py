@@ -17,12 +17,12 @@ from pytest_kexplain.assertions._common import (
     check_number,
     explain_for_check,
     fail,
-    reject_groups,
 )
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.groups import repeat_rows
 from pytest_kexplain.inputs import prepare_input
 from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
@@ -97,7 +97,11 @@ def assert_saliency_stable(
     copies (noise: epsilon x each feature's standard deviation, seeded) is at least
     `min_similarity`."""
     __tracebackhide__ = True
-    reject_groups("assert_saliency_stable", explain_kwargs)
+    if with_defaults(explain_kwargs).get("vocabulary") is not None:
+        raise InvalidArgument(
+            "assert_saliency_stable adds noise to the input, which token ids cannot take, so it "
+            "does not take vocabulary=; drop it here (the ranking and share checks, "
+            "assert_faithful and the baseline gate take it).")
     epsilon = check_number("epsilon", epsilon, low=0.0, low_open=True)
     samples = check_count("samples", samples)
     metric = check_choice("metric", metric, tuple(SIMILARITY_METRICS))
@@ -111,6 +115,15 @@ def assert_saliency_stable(
     n_features = explanation.flat_values.shape[1]
     k = default_k(n_features) if k is None else check_count("k", k, high=n_features)
     merged = with_defaults(explain_kwargs)
+    grouped = {}
+    if merged.get("groups") is not None:
+        # the explanation's data are per group: add the noise to the raw features instead
+        _, prepared = bind_model(model, X, {"feature_names": merged.get("feature_names"),
+                                            "output": merged.get("output")})
+        x = prepared.array
+        grouped = {"feature_names": prepared.feature_names,
+                   "groups": repeat_rows(merged["groups"], prepared.feature_shape,
+                                         prepared.feature_names, len(x), samples)}
 
     rng = np.random.default_rng(int(merged.get("seed", 0)))
     scale = _noise_scale(x, merged.get("background"), epsilon)
@@ -124,7 +137,7 @@ def assert_saliency_stable(
         target = np.tile(bound.row_targets(x), samples)
     noisy_explanation = explain_for_check(
         model, noisy, {**explain_kwargs, "feature_names": explanation.feature_names,
-                       "target": target})
+                       "target": target, **grouped})
 
     base = np.broadcast_to(explanation.flat_values, (samples, n, n_features))
     base = base.reshape(-1, n_features)
