@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters.labels import output_label, unit_name
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import check_number, fail, feature_index, output_keywords
-from pytest_kexplain.adapters.labels import output_label, unit_name
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
 from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 from pytest_kexplain.events import recorded
