@@ -128,6 +128,9 @@ def files(tmp_path_factory):
     np.save(root / "ids.npy", ids)
     (root / "vocab.txt").write_text("\n".join(VOCABULARY) + "\n")
     (root / "vocab.json").write_text(json.dumps(VOCABULARY))
+    # as Keras' TextVectorization writes it: the padding token is the empty string; CRLF lines
+    (root / "vocab_crlf.txt").write_bytes("\r\n".join(["", "[UNK]", *VOCABULARY[2:]]).encode()
+                                          + b"\r\n")
     (root / "word_index.json").write_text(json.dumps({t: i for i, t in enumerate(VOCABULARY)}))
     (root / "id_index.json").write_text(json.dumps({str(i): t for i, t in enumerate(VOCABULARY)}))
 
@@ -362,6 +365,19 @@ def test_tokens_are_named_by_the_vocabulary(capsys, files, vocabulary):
     assert "top 3 of" in out and "tokens by mean |attribution|" in out
     assert out.splitlines()[2].split()[1] == "token"
     assert [row[1] for row in table(out)][:2] == ["refund", "broken"]
+
+
+def test_an_empty_padding_token_and_crlf_lines(capsys, files, tmp_path):
+    plot = tmp_path / "tokens.png"
+    code, out, err = cli(capsys, "explain", files / "tokens.keras", files / "ids.npy",
+                         "--vocabulary", files / "vocab_crlf.txt", "--method", "occlusion",
+                         "--plot", plot)
+    assert code == 0, err
+    names = [row[1] for row in table(out)]
+    assert names[:2] == ["refund", "broken"] and "[UNK]" in names
+    assert '""' in names  # the empty token is shown, not a blank cell
+    assert "\r" not in out
+    assert plot.read_bytes().startswith(b"\x89PNG")
 
 
 def test_tokens_by_masking_with_a_pad_id(capsys, files):

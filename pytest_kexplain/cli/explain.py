@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_table(explanation, args, seconds)
     if plot_path is not None:
-        plot_importance(explanation, args.top, plot_path, title=f"{Path(args.model).name}: "
+        unit = "" if explanation.output_name == "output" else f" ({explanation.output_name})"
+        plot_importance(explanation, args.top, plot_path, title=f"{Path(args.model).name}{unit}: "
                         f"{explanation.method} on {explanation.n_samples} rows")
         if not args.json:
             output.print_lines([f"plot written to {plot_path}"])
@@ -264,7 +265,8 @@ def _print_table(explanation: Any, args: argparse.Namespace, seconds: float) -> 
     rows, cumulative = [], 0.0
     for rank, name in enumerate(shown, start=1):
         cumulative += shares[name]
-        rows.append((rank, name, f"{importance[name]:.4g}", f"{shares[name]:.1%}", f"{cumulative:.1%}"))
+        rows.append((rank, name or '""', f"{importance[name]:.4g}", f"{shares[name]:.1%}",
+                     f"{cumulative:.1%}"))  # an empty token (a padding string) stays visible
     column, noun = _player_words(explanation, args)
     title = (f"{explanation.method} attributions of {Path(args.model).name} on "
              f"{explanation.n_samples} rows of {Path(args.data).name} ({explanation.output_name}), "
@@ -297,7 +299,7 @@ def plot_importance(explanation: Any, top: int, path: Path, title: str) -> None:
     values = [importance[name] for name in names][::-1]
     figure = Figure(figsize=(7, 0.35 * len(names) + 1.2), dpi=100, layout="constrained")
     axes = figure.add_subplot()
-    axes.barh([str(name) for name in names[::-1]], values, color="#0072B2")
+    axes.barh([str(name) or "\"\"" for name in names[::-1]], values, color="#0072B2")
     axes.set_xlabel("mean |attribution|")
     axes.set_title(title, fontsize=10)
     figure.savefig(path)
