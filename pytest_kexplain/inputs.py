@@ -474,7 +474,10 @@ def row_space(
     if groups is None:
         found_groups, features = _without_fixed(detect_one_hot_groups(prepared.array), features)
     else:
-        if isinstance(groups, Mapping):  # the same groups= as explain() and the checks take
+        # the same groups= as explain() and the checks take: there a group may be any set of
+        # columns, so only the groups that hold just 0 and 1 in X are one-hot constraints
+        explain_groups = isinstance(groups, Mapping)
+        if isinstance(groups, Mapping):
             groups = [list(members) if not isinstance(members, str) else [members]
                       for members in groups.values()]
         if isinstance(groups, str) or not isinstance(groups, Sequence):
@@ -493,6 +496,9 @@ def row_space(
                 raise InvalidArgument(
                     f"feature {names[min(overlap)]!r} is in more than one group.")
             seen.update(columns)
+            block = prepared.array[:, columns]
+            if explain_groups and (len(columns) < 2 or ((block != 0) & (block != 1)).any()):
+                continue
             _check_group(prepared.array, columns, names)
             found_groups += (tuple(columns),)
     return RowSpace(features, found_groups)

@@ -206,3 +206,25 @@ def test_row_bounds_do_not_need_hypothesis():
             "print('hypothesis' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_explain_groups_with_a_numeric_group_constrain_only_the_one_hot_ones():
+    """The groups= dict of explain() may hold numeric columns explained together."""
+    rng = np.random.default_rng(0)
+    region = np.eye(3)[rng.integers(0, 3, 40)]
+    data = pd.DataFrame(np.column_stack([region, rng.normal(size=(40, 2))]),
+                        columns=["region_a", "region_b", "region_c", "zip_x", "zip_y"])
+    groups = {"region": ["region_a", "region_b", "region_c"], "zip": ["zip_x", "zip_y"]}
+
+    @settings(max_examples=25, deadline=None, database=None)
+    @given(rows_like(data, groups=groups))
+    def one_region(row):
+        assert row[groups["region"]].sum(axis=1).tolist() == [1.0]
+
+    one_region()
+    broken = data.copy()
+    broken.loc[3, "region_b"] = 1.0  # two regions set in row 3: a broken one-hot group
+    with pytest.raises(KexplainError, match="not one-hot"):
+        rows_like(broken, groups=groups)
+    with pytest.raises(KexplainError, match="not one-hot"):  # a list names one-hot groups
+        rows_like(data, groups=list(groups.values()))
