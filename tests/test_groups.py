@@ -284,3 +284,17 @@ def test_a_group_member_named_in_a_check_says_which_group(credit):
         assert_attribution_sign(model, x, "region_c", "positive", **kwargs)
     with pytest.raises(InvalidArgument, match="Did you mean 'region'"):  # a plain typo
         assert_importance_order(model, x, ["regoin", "income"], **kwargs)
+
+
+def test_output_checks_take_the_same_keywords_as_the_others(credit):
+    """One dict of keywords, groups= included, works for every check."""
+    from pytest_kexplain import assert_invariant, assert_monotonic
+
+    _, x, background = credit
+    model = linear_credit_model([4.0, -4.0, 2.0, 0.1, 0.1, 0.0])
+    kwargs = {"feature_names": NAMES, "groups": GROUPS, "background": background,
+              "method": "shap"}
+    assert_top_features(model, x, ["region"], **kwargs)
+    assert_invariant(model, x, {"age": 3.0}, atol=1e-12, **kwargs)
+    result = assert_monotonic(model, x, "income", max_examples=10, **kwargs)
+    assert result.feature == "income"

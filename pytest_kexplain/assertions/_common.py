@@ -18,7 +18,7 @@ from pytest_kexplain.settings import with_defaults
 
 #: explain()'s named keywords (anything else it takes is an explainer option)
 EXPLAIN_ARGUMENTS = ("method", "target", "output", "class_names", "feature_names", "background",
-                     "seed", "batch_size")
+                     "seed", "batch_size", "groups", "pad_id", "vocabulary")
 #: explain() keywords that only matter to the model's outputs, not to an explainer
 OUTPUT_KEYWORDS = ("target", "output", "class_names", "feature_names", "batch_size")
 
