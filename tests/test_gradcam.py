@@ -1,6 +1,8 @@
 """Grad-CAM and Grad-CAM++: against a hand-written TensorFlow reference, in checks and the
 gate, on 1-D convolutions, and their usage errors."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import tensorflow as tf
 
 from pytest_kexplain import (
     InvalidArgument,
+    assert_attribution_sign,
     assert_max_importance_share,
     assert_top_features,
     explain,
@@ -100,6 +103,16 @@ def test_unknown_or_flat_layer(digits_cnn):
         explain(model, images[:2], method="gradcam", layer="conv3", target=0)
     with pytest.raises(InvalidArgument, match="keeps spatial axes.*'classes'"):
         explain(model, images[:2], method="gradcam", layer="classes", target=0)
+
+
+def test_sign_check_refuses_the_rectified_maps(digits_cnn):
+    """Grad-CAM maps are never negative: a sign check on them is a usage error, not a verdict."""
+    model, images = digits_cnn
+    for method in ("gradcam", "gradcam++"):
+        with pytest.raises(InvalidArgument, match=f"cannot use method='{re.escape(method)}'.*"
+                                                  "rectified.*integrated_gradients"):
+            assert_attribution_sign(model, images, "x[3,3,0]", "positive", method=method,
+                                    target=0)
 
 
 def test_gate_with_gradcam_and_regions(pytester):

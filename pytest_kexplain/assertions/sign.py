@@ -17,11 +17,15 @@ from pytest_kexplain.assertions._common import (
     input_feature_names,
     reject_group_members,
 )
+from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.records import PlotMixin
+from pytest_kexplain.settings import with_defaults
 
 SIGNS = ("positive", "negative")
+# methods whose values are rectified maps: never negative, so they carry no direction
+UNSIGNED_METHODS = ("gradcam", "gradcam++")
 # Samples shown in a failure message.
 SHOWN_SAMPLES = 5
 
@@ -52,6 +56,12 @@ def assert_attribution_sign(
     names = input_feature_names(X, explain_kwargs)
     reject_group_members(X, explain_kwargs, feature, "feature")
     column = feature_index(names, feature)
+    method = with_defaults(explain_kwargs).get("method")
+    if method in UNSIGNED_METHODS:
+        raise InvalidArgument(
+            f"assert_attribution_sign cannot use method={method!r}: Grad-CAM maps are rectified "
+            "(never negative), so they say where the model looks, not which way a feature "
+            "pushes. Use a signed method such as 'integrated_gradients', 'shap' or 'saliency'.")
     explanation = explain_for_check(model, X, explain_kwargs)
     flat = explanation.flat_values
     values = flat[:, column]
