@@ -206,7 +206,7 @@ def test_a_model_with_several_outputs_needs_output(capsys, files):
     code, out, err = cli(capsys, "explain", files / "dict_outputs.keras", files / "iris.csv")
     assert code == 2 and out == ""
     assert err.count("\n") == 1
-    assert "has 2 outputs: 'kind' (3 units), 'price' (1 unit)" in err
+    assert "model dict_outputs.keras has 2 outputs: 'kind' (3 units), 'price' (1 unit)" in err
     assert "--output kind (a name) or --output 0 (an index)" in err
     assert "output=" not in err  # worded for the command line, not for explain()
 

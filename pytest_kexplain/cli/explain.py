@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         explanation = explain_with_progress(model, data.rows, kwargs, args.quiet)
     except KexplainError as error:
         message = flag_wording(" ".join(str(error).split()), Path(args.data).name)
+        # the model as the user named it, not by the name Keras gave it
+        message = message.replace(f"Keras model {getattr(model, 'name', '')!r}",
+                                  f"model {Path(args.model).name}")
         if args.drop or not hasattr(data.rows, "columns") or "shape" not in message:
             raise CliError(message) from None
         raise CliError(f"{message} If {args.data} has a label or id column, leave it out with "
@@ -109,6 +112,7 @@ def flag_wording(message: str, data_name: str) -> str:
     message = re.sub(r"groups=Grid\(\.\.\.\)", "a grid", message)
     message = re.sub(r"Grid\((\d+), (\d+)\)", r"grid:\1x\2", message)
     message = _KEYWORD.sub(flag, message)
+    message = re.sub(r" \(X\.shape = \([^()]*\)\)", "", message)  # the file's shape is named
     message = re.sub(r"\b(class_names|pad_id|batch_size)\b", lambda m: FLAGS[m.group(1)], message)
     return _DATA.sub(data_name, message)
 
