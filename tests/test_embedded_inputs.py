@@ -53,8 +53,9 @@ def rows(saved):
 
 
 @pytest.fixture(scope="module")
-def tensorflow_results(saved):
-    return checks.explanations(saved[0])
+def tensorflow_results(saved, rows):
+    """TensorFlow's explanations of the trained models (the other tests computed most)."""
+    return checks.explanations(saved[0], saved[1])
 
 
 def _deciding_positions(ids):
@@ -84,7 +85,7 @@ def test_the_deciding_token_carries_the_most_attribution(saved, rows, name, meth
 
 def test_integrated_gradients_are_complete(saved, rows):
     _, models, _ = saved
-    for name in ("reviews", "orders"):
+    for name in ("reviews", "orders", "tickets"):
         explanation = explain(models[name], rows[name], method="integrated_gradients")
         assert explanation.method == "integrated_gradients"
         assert explanation.options["attributed_at"] == "embedding"
@@ -94,6 +95,20 @@ def test_integrated_gradients_are_complete(saved, rows):
     assert explain(models["reviews"], rows["reviews"]).options["embedded_inputs"] == ["text"]
     assert explain(models["orders"], rows["orders"]).options["embedded_inputs"] == [
         "title", "body"]
+
+
+def test_a_nested_encoder_shared_by_two_text_inputs(saved, rows):
+    """Each call of the encoder is its own input's: the body's padding gets nothing, the
+    title's positions are attributed, and the sum is the output's change."""
+    _, models, _ = saved
+    X = rows["tickets"]
+    explanation = explain(models["tickets"], X)
+    assert explanation.method == "integrated_gradients"
+    assert explanation.options["embedded_inputs"] == ["title", "body"]
+    title, body = (explanation.for_input(name).values for name in ("title", "body"))
+    assert (body[X[1] == 0] == 0).all() and (X[1] == 0).any()
+    assert (title[X[0] != 0] != 0).all() and (body[X[1] != 0] != 0).all()
+    assert explanation.completeness_error() < 0.01
 
 
 def test_a_background_sets_the_float_inputs_reference(saved, rows):
@@ -129,7 +144,7 @@ def test_float_inputs_get_their_own_gradient(saved, rows):
 
 def test_every_gradient_method_and_auto(saved, rows):
     _, models, _ = saved
-    for name in ("reviews", "orders"):
+    for name in ("reviews", "orders", "tickets"):
         for method in checks.GRADIENT_METHODS:
             explanation = explain(models[name], rows[name], method=method)
             assert explanation.values.shape == (12, 16 if name == "reviews" else 18)
@@ -220,7 +235,7 @@ def test_other_backends_agree_with_tensorflow(saved, tensorflow_results, backend
     assert code == 0, (directory / f"{backend}.err").read_text()[-3000:]
     results = json.loads(stdout.strip().splitlines()[-1])
     assert results["backend"] == backend
-    for name in ("reviews", "orders"):
+    for name in ("reviews", "orders", "tickets"):
         assert results[f"{name}:auto"] == "integrated_gradients"
         assert results[f"{name}:completeness"] < 0.01
         np.testing.assert_allclose(results[f"{name}:base_values"],

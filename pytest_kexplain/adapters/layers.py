@@ -134,11 +134,16 @@ def _is_embedding(layer: Any) -> bool:
     return any(cls.__name__ == "Embedding" for cls in type(layer).__mro__)
 
 
-def _execution_order(model: Any) -> list[Any] | None:
-    """The model's nodes in the order a functional call runs them (None: not a graph)."""
-    nodes_by_depth = getattr(model, "_nodes_by_depth", None)
-    if not isinstance(nodes_by_depth, dict):
-        return None
+def _graph(model: Any) -> Any:
+    """The functional graph a model runs (a Sequential's own), or None."""
+    functional = getattr(model, "_functional", None)  # a built Sequential
+    graph = functional if functional is not None else model
+    return graph if isinstance(getattr(graph, "_nodes_by_depth", None), dict) else None
+
+
+def _execution_order(graph: Any) -> list[Any]:
+    """The graph's nodes in the order a functional call runs them."""
+    nodes_by_depth = graph._nodes_by_depth
     return [node for depth in sorted(nodes_by_depth, reverse=True)
             for node in nodes_by_depth[depth]
             if node.operation is not None and not node.is_input]
@@ -155,49 +160,78 @@ def _input_tensors(model: Any, names: tuple[str, ...]) -> dict[str, Any] | None:
     return dict(zip(names, tensors)) if len(tensors) == len(names) else None
 
 
+#: (Embedding layer, index of its call within one model call, output per sample, dtype)
+_Read = tuple[Any, int, tuple[int, ...], str]
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(getattr(dtype, "name", dtype))
+
+
+def _readers_of(graph: Any, tensor: Any, id_shape: tuple[int, ...]
+                ) -> tuple[list[_Read], str | None]:
+    """The Embedding calls reading `tensor` in `graph` (through nested single-input models
+    too), or why the ids are read otherwise."""
+    order = _execution_order(graph)
+    calls: dict[int, int] = {}  # id(operation) -> its calls so far, in execution order
+    call_of_node: dict[int, int] = {}
+    for node in order:
+        call_of_node[id(node)] = calls.get(id(node.operation), 0)
+        calls[id(node.operation)] = call_of_node[id(node)] + 1
+    reads: list[_Read] = []
+    for node in order:
+        if not any(t is tensor for t in node.input_tensors):
+            continue
+        layer = node.operation
+        if _is_embedding(layer) and len(node.input_tensors) == 1:
+            output = node.outputs[0]
+            width = output.shape[-1] if output.shape[-1] is not None else layer.output_dim
+            reads.append((layer, call_of_node[id(node)], (*id_shape, int(width)),
+                          _dtype_name(output.dtype)))
+            continue
+        inner = _graph(layer)
+        if inner is not None and len(node.input_tensors) == 1 and len(inner.inputs) == 1:
+            inner_reads, why = _readers_of(inner, inner.inputs[0], id_shape)
+            if why is not None:
+                return [], f"it is read by model {layer.name!r}, where {why}"
+            inner_order = _execution_order(inner)
+            for embedding, index, shape, dtype in inner_reads:
+                per_call = sum(1 for n in inner_order if n.operation is embedding)
+                reads.append((embedding, call_of_node[id(node)] * per_call + index, shape,
+                              dtype))
+            continue
+        if not all(_dtype_name(out.dtype) == "bool" for out in node.outputs):  # not a mask
+            return [], (f"it is read by layer {layer.name!r} ({type(layer).__name__}), not "
+                        "directly by an Embedding")
+    return reads, None
+
+
 def embedded_inputs(model: Any, names: tuple[str, ...], bounds: tuple[tuple[int, int], ...],
                     shapes: tuple[tuple[int, ...], ...], dtypes: tuple[str, ...]
                     ) -> EmbeddedInputs:
     """Find the Embedding call(s) reading each integer input of a functional model.
 
     An integer input may also feed boolean operations (the padding mask an Embedding with
-    ``mask_zero`` adds); anything else reading its ids (a Lambda, a cast, a nested model)
-    makes it unreadable for gradient methods.
+    ``mask_zero`` adds) and nested single-input models that read it so; anything else
+    reading its ids (a Lambda, a cast) makes it unreadable for gradient methods. An integer
+    input read by nothing gets no attribution.
     """
     integer = [i for i, dtype in enumerate(dtypes) if dtype.startswith(("int", "uint"))]
     id_columns = tuple(bounds[i] for i in integer)
-    order = _execution_order(model)
-    tensors = _input_tensors(model, names)
-    if order is None or tensors is None:
+    graph = _graph(model)
+    tensors = None if graph is None else _input_tensors(model, names)
+    if graph is None or tensors is None:
         return EmbeddedInputs((), {names[i]: "the model is not a functional graph whose layers "
                                    "can be followed" for i in integer}, id_columns)
     readers: list[EmbeddingReader] = []
     unreadable: dict[str, str] = {}
-    calls: dict[int, int] = {}  # id(layer) -> calls so far in execution order
-    call_of_node: dict[int, int] = {}
-    for node in order:
-        call_of_node[id(node)] = calls.get(id(node.operation), 0)
-        calls[id(node.operation)] = call_of_node[id(node)] + 1
     for i in integer:
-        tensor = tensors.get(names[i])
-        for node in order:
-            if tensor is None or not any(t is tensor for t in node.input_tensors):
-                continue
-            layer = node.operation
-            if _is_embedding(layer) and len(node.input_tensors) == 1:
-                output = node.outputs[0]
-                width = output.shape[-1]
-                readers.append(EmbeddingReader(
-                    input_name=names[i], start=bounds[i][0], stop=bounds[i][1], layer=layer,
-                    call_index=call_of_node[id(node)],
-                    output_shape=(*shapes[i], int(width if width is not None else
-                                                  layer.output_dim)),
-                    output_dtype=str(getattr(output.dtype, "name", output.dtype))))
-            elif not all(str(getattr(out.dtype, "name", out.dtype)) == "bool"
-                         for out in node.outputs):
-                unreadable[names[i]] = (
-                    f"it is read by layer {layer.name!r} ({type(layer).__name__}), not directly "
-                    "by an Embedding")
-    # an integer input read by nothing changes nothing: it simply gets no attribution
-    return EmbeddedInputs(tuple(r for r in readers if r.input_name not in unreadable),
-                          unreadable, id_columns)
+        reads, why = _readers_of(graph, tensors.get(names[i]), shapes[i])
+        if why is not None:
+            unreadable[names[i]] = why
+        readers.extend(
+            EmbeddingReader(input_name=names[i], start=bounds[i][0], stop=bounds[i][1],
+                            layer=layer, call_index=index, output_shape=shape,
+                            output_dtype=dtype)
+            for layer, index, shape, dtype in reads)
+    return EmbeddedInputs(tuple(readers), unreadable, id_columns)
