@@ -331,6 +331,35 @@ def test_image_grid_and_label_masks(capsys, files, tmp_path):
         assert importance(out)["region 0"] == 0.0  # the border is never read
 
 
+def test_a_shared_mask_as_tall_as_the_file_is_not_cut_by_rows(capsys, files, tmp_path):
+    # 8 images of 8 x 8 x 1 and one (8, 8, 1) mask for all: --rows 3 must not slice the mask
+    np.save(tmp_path / "eight.npy", np.load(files / "images.npy")[:8])
+    np.save(tmp_path / "mask.npy", np.load(files / "regions.npy")[:, :, None])
+    code, out, err = cli(capsys, "explain", files / "centre.keras", tmp_path / "eight.npy",
+                         "--groups", tmp_path / "mask.npy", "--rows", "3", "--json")
+    assert code == 0, err
+    assert ranking(out) == ["region 1", "region 0"] and importance(out)["region 0"] == 0.0
+
+
+@pytest.mark.parametrize("message, worded", [
+    ("choose with output='kind' (a name) or output=0 (an index), and target= as before.",
+     "choose with --output kind (a name) or --output 0 (an index), and --target as before."),
+    ("pass class_names=[...] (one per unit).", "pass --class-names A,B,... (one per unit)."),
+    ("class_names has 2 labels", "--class-names has 2 labels"),
+    ("target=7 is out of range.", "--target 7 is out of range."),
+    ("groups=Grid(...) splits images; use at most Grid(8, 8).",
+     "a grid splits images; use at most grid:8x8."),
+    ("group 'a' names 'b', which is not a feature of X.",
+     "group 'a' names 'b', which is not a feature of rows.csv."),
+    ("X has samples of shape (6,) (X.shape = (n, 6)) but", "rows.csv has samples of shape (6,) but"),
+    ("x[0,1] and Xception stay", "x[0,1] and Xception stay"),
+])
+def test_errors_are_worded_with_the_flags(message, worded):
+    from pytest_kexplain.cli.wording import flag_wording
+
+    assert flag_wording(message, "rows.csv") == worded
+
+
 def test_time_steps(capsys, files):
     code, out, err = cli(capsys, "explain", files / "steps.keras", files / "sequences.npy",
                          "--groups", "timesteps", "--top", "3")
@@ -465,6 +494,8 @@ LATE = [
     (["dict_outputs.keras", "iris.csv", "--output", "2"], ["--output 2 is out of range", "0..1"]),
     (["iris.keras", "iris.csv", "--output", "price", "--target", "0"], ["single output", "leave --output unset"]),
     (["tokens.keras", "ids.npy", "--target", "3"], ["--target 3 is out of range"]),
+    (["tokens.keras", "ids.npy", "--pad-id", "12", "--method", "occlusion"],
+     ["--pad-id 12 is not a token id of model tokens.keras", "0..9"]),
     (["iris.keras", "iris.csv"], ["3 outputs", "--target <index in 0..2> or --target predicted"]),
 ]
 

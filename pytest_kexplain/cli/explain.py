@@ -6,7 +6,6 @@ import argparse
 import ast
 import dataclasses
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from pytest_kexplain.cli import EXIT_OK, CliError, output
 from pytest_kexplain.cli.files import Table, output_file, read_data, regular_file, row_count, row_slice
 from pytest_kexplain.cli.specs import GroupsSpec, target_value
+from pytest_kexplain.cli.wording import flag_wording
 from pytest_kexplain.errors import KexplainError
 
 #: methods whose attributions of a row depend on that row alone (no random draw across rows),
@@ -86,37 +86,6 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-#: explain()'s keywords and the flags that set them, for errors worded for the command line
-FLAGS = {"output": "--output", "target": "--target", "class_names": "--class-names",
-         "groups": "--groups", "vocabulary": "--vocabulary", "pad_id": "--pad-id",
-         "method": "--method", "background": "--background", "batch_size": "--batch-size",
-         "seed": "--seed"}
-_KEYWORD = re.compile(r"\b(" + "|".join(FLAGS) + r")=(\[\.\.\.\]|'[^']*'|\"[^\"]*\"|[^\s,;)]*)")
-_DATA = re.compile(r"(?<![\w.(\[=])X(?=[\s.,;:)]|$)")
-
-
-def flag_wording(message: str, data_name: str) -> str:
-    """An explain() error in the command's words: `output='kind'` -> `--output kind`, X -> DATA."""
-
-    def flag(match: re.Match[str]) -> str:
-        value = match.group(2)
-        end = ""
-        if value.endswith(".") and not value.startswith(("'", '"')):
-            value, end = value[:-1], "."
-        if value == "[...]":
-            value = "A,B,..."
-        elif value[:1] in ("'", '"'):
-            value = value[1:-1]
-        return f"{FLAGS[match.group(1)]} {value}".rstrip() + end
-
-    message = re.sub(r"groups=Grid\(\.\.\.\)", "a grid", message)
-    message = re.sub(r"Grid\((\d+), (\d+)\)", r"grid:\1x\2", message)
-    message = _KEYWORD.sub(flag, message)
-    message = re.sub(r" \(X\.shape = \([^()]*\)\)", "", message)  # the file's shape is named
-    message = re.sub(r"\b(class_names|pad_id|batch_size)\b", lambda m: FLAGS[m.group(1)], message)
-    return _DATA.sub(data_name, message)
-
-
 def _groups_for(spec: GroupsSpec, data: Table) -> Any:
     """The groups= argument for these rows, checked against them before any model is loaded."""
     import numpy as np
@@ -125,11 +94,12 @@ def _groups_for(spec: GroupsSpec, data: Table) -> Any:
     from pytest_kexplain.inputs import prepare_input
 
     argument = spec.argument()
-    if spec.kind == "labels" and data.total_rows != data.n_rows and \
-            len(argument) == data.total_rows and argument.ndim >= 3:
-        argument = argument[:data.n_rows]  # one mask per row of the file: keep those of --rows
     if isinstance(data.rows, (dict, list)):
         return argument  # one array per input: the model's input order names the features
+    sample = tuple(np.shape(data.rows)[1:])
+    if spec.kind == "labels" and data.total_rows != data.n_rows and \
+            argument.shape in ((data.total_rows, *sample), (data.total_rows, *sample[:2])):
+        argument = argument[:data.n_rows]  # one mask per row of the file: keep those of --rows
     try:
         prepared = prepare_input(data.rows, None)
         if spec.kind == "labels":

@@ -1,0 +1,36 @@
+"""explain()'s error messages in the command's words: its keywords become the flags that set
+them (`output='kind'` -> `--output kind`) and `X` becomes the data file's name."""
+
+from __future__ import annotations
+
+import re
+
+#: explain()'s keywords and the flags that set them, for errors worded for the command line
+FLAGS = {"output": "--output", "target": "--target", "class_names": "--class-names",
+         "groups": "--groups", "vocabulary": "--vocabulary", "pad_id": "--pad-id",
+         "method": "--method", "background": "--background", "batch_size": "--batch-size",
+         "seed": "--seed"}
+_KEYWORD = re.compile(r"\b(" + "|".join(FLAGS) + r")=(\[\.\.\.\]|'[^']*'|\"[^\"]*\"|[^\s,;)]*)")
+_DATA = re.compile(r"(?<![\w.(\[=])X(?=[\s.,;:)]|$)")
+
+
+def flag_wording(message: str, data_name: str) -> str:
+    """An explain() error in the command's words: `output='kind'` -> `--output kind`, X -> DATA."""
+
+    def flag(match: re.Match[str]) -> str:
+        value = match.group(2)
+        end = ""
+        if value.endswith(".") and not value.startswith(("'", '"')):
+            value, end = value[:-1], "."
+        if value == "[...]":
+            value = "A,B,..."
+        elif value[:1] in ("'", '"'):
+            value = value[1:-1]
+        return f"{FLAGS[match.group(1)]} {value}".rstrip() + end
+
+    message = re.sub(r"groups=Grid\(\.\.\.\)", "a grid", message)
+    message = re.sub(r"Grid\((\d+), (\d+)\)", r"grid:\1x\2", message)
+    message = _KEYWORD.sub(flag, message)
+    message = re.sub(r" \(X\.shape = \([^()]*\)\)", "", message)  # the file's shape is named
+    message = re.sub(r"\b(class_names|pad_id|batch_size)\b", lambda m: FLAGS[m.group(1)], message)
+    return _DATA.sub(data_name, message)
