@@ -268,3 +268,26 @@ def test_the_gate_passes_against_the_baseline_it_wrote(pytester, monkeypatch):
     stored = (pytester.path / "explanation_baselines" / "test_gate.test_reviews.json").read_text()
     assert "integrated_gradients" in stored and "text:x0" in stored and "num:x3" in stored
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_inputs_the_model_never_reads_get_nothing():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    text = keras.Input((5,), name="text", dtype="int32")
+    unused_ids = keras.Input((3,), name="unused_ids", dtype="int32")
+    num = keras.Input((3,), name="num")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 4)(text))
+    first_two = keras.layers.Lambda(lambda t: t[:, :2], name="first_two")(num)  # num:x2 unread
+    model = keras.Model({"text": text, "unused_ids": unused_ids, "num": num},
+                        keras.layers.Dense(1, activation="tanh")(
+                            keras.layers.Concatenate()([pooled, first_two])))
+    rng = np.random.default_rng(0)
+    X = {"text": rng.integers(1, 10, (6, 5)), "unused_ids": rng.integers(0, 10, (6, 3)),
+         "num": rng.normal(size=(6, 3))}
+    for method in checks.GRADIENT_METHODS:
+        explanation = explain(model, X, method=method)
+        assert (explanation.for_input("unused_ids").values == 0).all()
+        assert (explanation.for_input("num").values[:, 2] == 0).all()
+        assert (explanation.for_input("text").values != 0).all()
+        assert explanation.options["embedded_inputs"] == ["text"]
