@@ -621,3 +621,42 @@ def test_the_flags_on_other_backends(capsys, files, backend):
             (".keras", ".csv", ".npy", ".json", ".txt")) else a for a in args], "--json")
         assert code == 0, err
         assert importances == pytest.approx(importance(out), rel=1e-4, abs=1e-6), args
+
+
+# --- show and diff of baselines written with these options -------------------------------
+
+def _baseline(directory: Path, model: Path, rows, **kwargs) -> Path:
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+
+    gate = ExplanationBaseline(nodeid="tests/test_model.py::test_gate", directory=directory,
+                               update=True, rootdir=directory)
+    gate.assert_match(str(model), rows, **kwargs)
+    (path,) = directory.glob("*.json")
+    return path
+
+
+def test_show_and_diff_baselines_of_groups_labels_and_tokens(capsys, files, tmp_path):
+    import pandas as pd
+
+    written = {
+        "groups": _baseline(tmp_path / "groups", files / "credit.keras",
+                            pd.read_csv(files / "credit.csv"), method="shap",
+                            groups={"region": CREDIT[1:4]}),
+        "label": _baseline(tmp_path / "label", files / "dict_outputs.keras",
+                           pd.read_csv(files / "iris.csv"), output="kind", class_names=CLASSES,
+                           target="virginica"),
+        "tokens": _baseline(tmp_path / "tokens", files / "tokens.keras", np.load(files / "ids.npy"),
+                            method="occlusion", vocabulary=VOCABULARY),
+    }
+    expected = {"groups": ("features", "region"), "label": ("features", "petal_width"),
+                "tokens": ("tokens", "refund")}
+    for kind, path in written.items():
+        code, out, err = cli(capsys, "show", path, "--top", "2")
+        assert code == 0, err
+        noun, first = expected[kind]
+        assert "top 2 of" in out and f"{noun} by mean |attribution|" in out, out
+        assert table(out)[0][1] == first
+        code, out, err = cli(capsys, "diff", path, path)
+        assert code == 0, err
+    code, out, _ = cli(capsys, "show", written["label"], "--json")
+    assert json.loads(out)["output"] == "kind[virginica]"

@@ -30,11 +30,13 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for row in features:
         cumulative += row["share"]
-        rows.append((row["rank"], row["feature"], f"{row['importance']:.4g}", f"{row['share']:.1%}",
+        rows.append((row["rank"], row["feature"] or '""', f"{row['importance']:.4g}", f"{row['share']:.1%}",
                      f"{cumulative:.1%}"))
-    output.print_lines([f"top {len(features)} of {len(summary['features'])} features "
-                        "by mean |attribution|:", ""])
-    output.print_table(None, ("rank", "feature", "importance", "share", "cumulative"), rows,
+    tokens = summary["options"].get("token_ids") == "vocabulary"  # ranked by token string
+    output.print_lines([f"top {len(features)} of {len(summary['features'])} "
+                        f"{'tokens' if tokens else 'features'} by mean |attribution|:", ""])
+    output.print_table(None, ("rank", "token" if tokens else "feature", "importance", "share",
+                              "cumulative"), rows,
                        right_aligned=("rank", "importance", "share", "cumulative"))
     return EXIT_OK
 
