@@ -168,3 +168,41 @@ def test_marker_sets_output_labels_and_target(pytester, monkeypatch):
             assert_top_features(linear_classifier(), x, ["x2"], k=1)
     ''')
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_drift_messages_name_the_class(pytester, monkeypatch, classifier, x):
+    """The gate's and assert_consistent_explanations' failures say which class drifted."""
+    import os
+
+    from pytest_kexplain import assert_consistent_explanations
+
+    changed = linear_classifier()
+    changed.set_weights([LOGIT_WEIGHTS[::-1].copy(), np.zeros(3)])
+    with pytest.raises(AssertionError, match=r"reference model \(integrated_gradients, 30 "
+                                             r"samples, virginica\)"):
+        assert_consistent_explanations(classifier, changed, x, target="virginica",
+                                       class_names=SPECIES)
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    pytester.makepyfile(test_gate='''
+        import os
+
+        import numpy as np
+
+        from test_class_labels import LOGIT_WEIGHTS, SPECIES, linear_classifier
+
+
+        def test_virginica(explanation_baseline):
+            model = linear_classifier()
+            if os.environ.get("CHANGED"):
+                model.set_weights([LOGIT_WEIGHTS[::-1].copy(), np.zeros(3)])
+            x = np.abs(np.random.default_rng(2).normal(size=(30, 4))) + 0.1
+            explanation_baseline.assert_match(model, x, target="virginica", class_names=SPECIES)
+    ''')
+    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update").assert_outcomes(passed=1)
+    assert '"output": "virginica"' in (
+        pytester.path / "explanation_baselines" / "test_gate.test_virginica.json").read_text()
+    monkeypatch.setenv("CHANGED", "1")
+    drifted = pytester.runpytest("-p", "no:cacheprovider")
+    drifted.assert_outcomes(failed=1)
+    drifted.stdout.fnmatch_lines(["*CheckFailed: explanation of virginica drifted from the "
+                                  "baseline explanation_baselines/test_gate.test_virginica.json"])

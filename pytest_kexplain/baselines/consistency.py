@@ -46,7 +46,8 @@ def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X
         raise CheckFailed(drift_message(
             comparison,
             headline=(f"the candidate model explains X differently from the reference model "
-                      f"({reference.method}, {reference.n_samples} samples)"),
+                      f"({reference.method}, {reference.n_samples} samples"
+                      f"{'' if reference.output_name == 'output' else ', ' + reference.output_name})"),
             before="reference",
             after="candidate",
         ), comparison)

@@ -80,7 +80,8 @@ class ExplanationBaseline:
         notes.append(self._write_obtained(stem, current))
         raise CheckFailed(drift_message(
             comparison,
-            headline=f"explanation drifted from the baseline {shown}",
+            headline=(f"explanation{'' if current.output == 'output' else f' of {current.output}'}"
+                      f" drifted from the baseline {shown}"),
             accept_hint=("If the change is intended, accept it (then review and commit the "
                          f"file):\n    {update_command(self.nodeid)}"),
             notes=notes,
