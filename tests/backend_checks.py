@@ -91,6 +91,36 @@ def _baseline_gate(x: np.ndarray) -> dict[str, Any]:
                 second).fingerprint()}
 
 
+def _unread_group_gets_nothing() -> dict[str, Any]:
+    """A tanh MLP whose kernel rows of the last two inputs are zero, grouped: the masking
+    methods give that group exactly 0 (JAX computes a row differently in batches of another
+    size, so the change must be measured within one model call)."""
+    import keras
+
+    from pytest_kexplain import explain
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((7,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(
+        keras.layers.Dense(24, activation="tanh")(inputs)))
+    kernel, bias = model.layers[1].get_weights()
+    kernel[5:] = 0.0
+    model.layers[1].set_weights([kernel, bias])
+    rng = np.random.default_rng(3)
+    x, background = rng.normal(size=(12, 7)), rng.normal(size=(30, 7))
+    groups = {"read": ["x0", "x1", "x2"], "unread": ["x5", "x6"]}
+    options = {"permutation": {}, "occlusion": {}, "lime": {"samples": 300}}
+    results = {}
+    for method, extra in options.items():
+        for grouped in (True, False):
+            explanation = explain(model, x, method=method, background=background,
+                                  groups=groups if grouped else None, **extra)
+            columns = ([explanation.feature_names.index("unread")] if grouped else [5, 6])
+            key = f"{method}{'_groups' if grouped else ''}"
+            results[key] = float(np.abs(explanation.values[:, columns]).max())
+    return results
+
+
 def run_checks(directory: Path) -> dict[str, Any]:
     """Every explanation the backend tests compare, as JSON-ready lists."""
     import keras
@@ -128,6 +158,7 @@ def run_checks(directory: Path) -> dict[str, Any]:
     results["no_gradient"] = _gradient_failures(x[:4, :3])
     results["reweighted"] = _reweighted(directory / "mlp.keras", x, background)
     results["baseline_gate"] = _baseline_gate(x)
+    results["unread_group"] = _unread_group_gets_nothing()
     return results
 
 

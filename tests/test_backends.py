@@ -149,3 +149,9 @@ def test_the_baseline_gate_passes_its_own_model_and_fails_a_reversed_one(results
     gate = results["baseline_gate"]
     assert gate["passes_itself"] and gate["fingerprint_ignores_names"]
     assert "sign_agreement" in gate["reversed_fails_on"]
+
+
+def test_masking_methods_give_an_unread_group_exactly_nothing(results):
+    assert results["unread_group"] == {
+        key: 0.0 for key in ("permutation", "permutation_groups", "occlusion",
+                             "occlusion_groups", "lime", "lime_groups")}

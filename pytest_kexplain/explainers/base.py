@@ -69,6 +69,16 @@ class ExplainRequest:
         outputs = self.adapter.predict(x, batch_size=self.batch_size)
         return outputs[np.arange(len(x)), target]
 
+    def predict_copies(self, copies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Explained outputs (k, n) of k modified copies of x, and (n,) of x itself, from one
+        model call: a row's output can depend on the size of the batch it is computed in
+        (XLA picks its kernels by shape), so changes are measured within the call, and a
+        feature the model never reads changes the output by exactly 0."""
+        k, n = len(copies), len(self.x)
+        stacked = np.concatenate([copies.reshape(k * n, *self.sample_shape), self.x])
+        outputs = self.predict_selected(stacked, np.tile(self.target, k + 1)).reshape(k + 1, n)
+        return outputs[:k], outputs[k]
+
 
 @dataclass(frozen=True)
 class Attribution:

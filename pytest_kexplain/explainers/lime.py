@@ -207,7 +207,6 @@ def unread_players(request: ExplainRequest, players_masks: np.ndarray, donors: n
     """
     n = len(request.x)
     flat = request.x.reshape(n, -1)
-    original = request.predict_selected(request.x, request.target)
     p = players_masks.shape[-2]
     moved = np.zeros(p, dtype=bool)
     per_call = max(1, VALUES_PER_CHUNK // max(1, n * flat.shape[1]))
@@ -217,10 +216,8 @@ def unread_players(request: ExplainRequest, players_masks: np.ndarray, donors: n
         if masks.ndim == 2:
             masks = np.broadcast_to(masks, (n, *masks.shape))
         probes = np.where(masks, donors[:, None, :], flat[:, None, :])
-        outputs = request.predict_selected(
-            probes.transpose(1, 0, 2).reshape(-1, *request.sample_shape),
-            np.tile(request.target, len(chosen))).reshape(len(chosen), n)
-        moved[chosen] = (outputs != original[None, :]).any(axis=1)
+        outputs, unmoved = request.predict_copies(probes.transpose(1, 0, 2))
+        moved[chosen] = (outputs != unmoved[None, :]).any(axis=1)
     return ~moved
 
 

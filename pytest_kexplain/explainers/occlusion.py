@@ -60,7 +60,6 @@ def occlusion(request: ExplainRequest) -> Attribution:
                 "option 'patch' and groups= both say what to occlude together; give one.")
         return _occlude_players(request, reference)
     patch = _patch(request)
-    original = request.predict_selected(request.x, request.target)
     starts = [range(0, size, step) for size, step in zip(request.sample_shape, patch)]
     windows = [tuple(slice(s, s + p) for s, p in zip(corner, patch))
                for corner in itertools.product(*starts)]
@@ -73,12 +72,10 @@ def occlusion(request: ExplainRequest) -> Attribution:
         occluded = np.repeat(request.x[None], len(group), axis=0)
         for k, window in enumerate(group):
             occluded[(k, slice(None)) + tuple(window)] = reference[window]
-        outputs = request.predict_selected(
-            occluded.reshape(-1, *request.sample_shape), np.tile(request.target, len(group))
-        ).reshape(len(group), n)
+        outputs, unoccluded = request.predict_copies(occluded)
         for k, window in enumerate(group):
             size = values[(0,) + tuple(window)].size  # windows at the edges may be clipped
-            values[(slice(None),) + tuple(window)] = ((original - outputs[k]) / size).reshape(
+            values[(slice(None),) + tuple(window)] = ((unoccluded - outputs[k]) / size).reshape(
                 (n,) + (1,) * len(patch)
             )
     base_values = request.predict_selected(np.repeat(reference[None], n, 0), request.target)
@@ -91,7 +88,6 @@ def _occlude_players(request: ExplainRequest, reference: np.ndarray) -> Attribut
     n, p = len(request.x), players.n_players
     flat_x = request.x.reshape(n, -1)
     flat_reference = reference.reshape(-1)
-    original = request.predict_selected(request.x, request.target)
     values = np.empty((n, p))
     assignment = players.rows(slice(None), n)  # (n, d)
     per_call = copies_per_call(n, request.sample_shape)
@@ -99,9 +95,7 @@ def _occlude_players(request: ExplainRequest, reference: np.ndarray) -> Attribut
         chosen = np.arange(first, min(first + per_call, p))
         masks = assignment[None, :, :] == chosen[:, None, None]  # (k, n, d)
         occluded = np.where(masks, flat_reference, flat_x[None])
-        outputs = request.predict_selected(
-            occluded.reshape(-1, *request.sample_shape), np.tile(request.target, len(chosen))
-        ).reshape(len(chosen), n)
-        values[:, chosen] = (original[None, :] - outputs).T
+        outputs, unoccluded = request.predict_copies(occluded)
+        values[:, chosen] = (unoccluded[None, :] - outputs).T
     base_values = request.predict_selected(np.repeat(reference[None], n, 0), request.target)
     return Attribution(values=values, base_values=base_values, grouped=True)

@@ -71,16 +71,16 @@ def permutation_importance(request: ExplainRequest) -> Attribution:
         sources = [rng.permutation(n) if pool is x else rng.integers(len(pool), size=n)
                    for _ in range(count)]
         outputs = np.empty((count, n))
+        unshuffled = np.empty((count, n))  # X's own output in the call of each player's copy
         for first in range(0, count, per_call):
             chosen = range(first, min(first + per_call, count))
             # one copy of X per player in the call, with that player's columns replaced
             shuffled = np.repeat(x[None], len(chosen), axis=0)
             for k, j in enumerate(chosen):
                 shuffle(shuffled[k], j, sources[j])
-            outputs[first:first + len(chosen)] = request.predict_selected(
-                shuffled.reshape(-1, *request.sample_shape), np.tile(request.target, len(chosen))
-            ).reshape(len(chosen), n)
-        changes[r] = (original[None, :] - outputs).T
+            outputs[first:first + len(chosen)], unshuffled[first:first + len(chosen)] = (
+                request.predict_copies(shuffled))
+        changes[r] = (unshuffled - outputs).T
         if y is not None:
             score_drops[r] = [base_score - _score(y, outputs[j], scoring) for j in range(count)]
     values = changes.mean(axis=0)
