@@ -76,7 +76,10 @@ def _dataframe_to_array(frame: Any, name: str) -> tuple[np.ndarray, tuple[str, .
         else:
             raise InvalidArgument(
                 f"{name} column {column_name!r} has non-numeric dtype {dtype}; encode it as "
-                "numbers (or a pandas 'category' column) the way the model was trained."
+                "numbers the way the model was trained, or make it a pandas 'category' column "
+                f"({name}.astype({{{str(column_name)!r}: 'category'}})): explanations mask its "
+                "category codes, and a scikit-learn estimator fitted on the strings gets "
+                "them back as categories."
             )
     array = np.stack(columns, axis=1) if columns else np.empty((len(frame), 0))
     return array, tuple(str(c) for c in frame.columns)

@@ -238,3 +238,34 @@ def test_gate_update_then_rerun_passes(pytester):
               / "test_estimators.test_forest_by_label.json").read_text()
     assert "virginica" in stored and "RandomForestClassifier" in stored
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_a_pipeline_fitted_on_strings_gets_category_columns_back_as_categories():
+    """A ColumnTransformer one-hot encodes a string column; X gives it as a 'category' column:
+    the explanation masks its codes and the pipeline sees the category values."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"income": rng.normal(size=300),
+                          "region": rng.choice(["east", "north", "south"], 300),
+                          "noise": rng.normal(size=300)})
+    labels = (frame.income + 2 * (frame.region == "east") > 0.8).astype(int)
+    columns = ColumnTransformer([("num", StandardScaler(), ["income", "noise"]),
+                                 ("cat", OneHotEncoder(), ["region"])])
+    pipeline = make_pipeline(columns, LogisticRegression(C=0.01)).fit(frame, labels)
+    with pytest.raises(KexplainError, match=r"X.astype\(\{'region': 'category'\}\)"):
+        explain(pipeline, frame.iloc[:10])
+    categorical = frame.astype({"region": "category"})
+    for method in ("shap", "occlusion", "permutation", "lime"):
+        explanation = explain(pipeline, categorical.iloc[:20], method=method,
+                              background=categorical.iloc[100:140])
+        assert explanation.feature_names == ("income", "region", "noise")
+    shap_values = explain(pipeline, categorical.iloc[:20], method="shap",
+                          background=categorical.iloc[100:140])
+    np.testing.assert_allclose(shap_values.values.sum(axis=1) + shap_values.base_values,
+                               pipeline.predict_proba(frame.iloc[:20])[:, 1], atol=1e-9)
+    assert_top_features(pipeline, categorical.iloc[:20], ["region", "income"], method="shap",
+                        background=categorical.iloc[100:140])

@@ -72,6 +72,9 @@ def bind(
     prepared = prepare_input(X, feature_names, name=name, declared=declared)
     if fitted_names is not None and hasattr(base, "check_feature_names"):
         base.check_feature_names(prepared.feature_names, is_dataframe(X))
+    if is_dataframe(X) and hasattr(base, "with_categories"):
+        base = base.with_categories({str(name): dtype for name, dtype in X.dtypes.items()
+                                     if str(dtype) == "category"})
     adapter = _configured(base, prepared, choice)
     adapter.check_input_shape(prepared.feature_shape)
     return BoundModel(model=model, adapter=adapter, prepared=prepared, class_names=labels)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -82,8 +83,11 @@ class SklearnAdapter(SelectsRawOutput):
     differentiable = False
     declared_inputs = None
 
-    def __init__(self, estimator: Any, output: OutputChoice | None = None):
+    def __init__(self, estimator: Any, output: OutputChoice | None = None,
+                 categories: Mapping[str, Any] | None = None):
         _check_fitted(estimator)
+        #: pandas CategoricalDtype per category column of X: the estimator gets categories back
+        self.categories = dict(categories or {})
         self.estimator = estimator
         self.response = response_method(estimator)
         self.output_choice = output
@@ -128,8 +132,18 @@ class SklearnAdapter(SelectsRawOutput):
         if output is None:
             return self
         if output not in self._variants:
-            self._variants[output] = SklearnAdapter(self.estimator, output)
+            self._variants[output] = SklearnAdapter(self.estimator, output, self.categories)
         return self._variants[output]
+
+    def with_categories(self, categories: Mapping[str, Any]) -> SklearnAdapter:
+        """The adapter that hands X's category columns (pandas CategoricalDtype by column) to
+        the estimator as categories again, as it was fitted, rather than as their codes."""
+        if not categories or self.feature_names is None:
+            return self
+        key = ("categories", tuple((name, str(dtype)) for name, dtype in categories.items()))
+        if key not in self._variants:
+            self._variants[key] = SklearnAdapter(self.estimator, self.output_choice, categories)
+        return self._variants[key]
 
     # -- calls -----------------------------------------------------------------------------
     def _frame(self, x: np.ndarray) -> Any:
@@ -137,7 +151,15 @@ class SklearnAdapter(SelectsRawOutput):
             return x
         import pandas as pd  # an estimator fitted on a DataFrame checks the column names
 
-        return pd.DataFrame(x, columns=list(self.feature_names))
+        frame = pd.DataFrame(x, columns=list(self.feature_names))
+        for name, dtype in self.categories.items():
+            # masking and sampling may produce codes between categories: the nearest one in
+            # range (-1, a missing value in X, stays missing)
+            values = frame[name].to_numpy()
+            codes = np.where(values == -1, -1,
+                             np.clip(np.rint(values), 0, len(dtype.categories) - 1))
+            frame[name] = pd.Categorical.from_codes(codes.astype(np.int64), dtype=dtype)
+        return frame
 
     def _call(self, x: np.ndarray) -> Any:
         return self._select(getattr(self.estimator, self.response)(self._frame(x)))
@@ -197,5 +219,7 @@ class SklearnAdapter(SelectsRawOutput):
             payload = pickle.dumps(self.estimator, protocol=4)
         except Exception:  # lambdas and other unpicklable parts: keyed by identity instead
             return None
-        digest = hashlib.blake2b(payload, digest_size=16).hexdigest()
+        categories = repr([(name, list(map(str, dtype.categories)), bool(dtype.ordered))
+                           for name, dtype in self.categories.items()])
+        digest = hashlib.blake2b(payload + categories.encode(), digest_size=16).hexdigest()
         return f"sklearn:{type(self.estimator).__qualname__}:{self.response}:{digest}"
