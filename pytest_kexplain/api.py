@@ -30,6 +30,7 @@ from pytest_kexplain.errors import (
     InvalidArgument,
     InvalidArgumentType,
     ModelHasNoGradientError,
+    NonFiniteError,
 )
 from pytest_kexplain.events import ExplainEvent, emit
 from pytest_kexplain.explainers import AUTO, available_methods, get_explainer
@@ -322,7 +323,13 @@ def _compute(
         embedded_inputs=embedded if spec.requires_gradient and spec.name not in LAYER_METHODS
         and embedded is not None and embedded.readers else None,
     )
-    attribution = spec.function(request)
+    try:
+        attribution = spec.function(request)
+    except NonFiniteError as error:
+        if embedding is None or spec.requires_gradient:
+            raise
+        _raise_if_all_pad_is_not_finite(adapter, x, pad_id, spec.name, error)
+        raise
     require_finite(np.asarray(attribution.values), f"method {spec.name!r} on {adapter.description}",
                    "attributions")
     values, global_importance = attribution.values, attribution.global_importance
@@ -453,6 +460,27 @@ def _with_pad_id(embedded: EmbeddedInputs, pad_id: int | None) -> EmbeddedInputs
                 f"input {reader.input_name!r} (input_dim={reader.input_dim}); pass an id in "
                 f"0..{reader.input_dim - 1}.")
     return dataclasses.replace(embedded, pad_id=pad)
+
+
+def _raise_if_all_pad_is_not_finite(adapter: ModelAdapter, x: np.ndarray, pad_id: int | None,
+                                    method: str, error: NonFiniteError) -> None:
+    """A masking method removes tokens by the pad id; say so when the model is not finite on
+    a row of pad ids only (a masked average over no tokens is 0 / 0 on some backends)."""
+    all_pad = np.full((1, *x.shape[1:]), float(DEFAULT_PAD_ID if pad_id is None else pad_id))
+    try:
+        finite = bool(np.isfinite(adapter.predict(all_pad)).all())
+    except NonFiniteError:
+        finite = False
+    if finite:
+        return
+    raise NonFiniteError(
+        f"{adapter.description} outputs NaN or infinity for a row of pad ids only (pad_id="
+        f"{pad_id}), which {method} feeds it when it removes every token of a row: a model "
+        "that masks its padding (mask_zero=True) and averages over the remaining tokens "
+        "divides 0 by 0 there (the jax and torch backends give NaN). Explain it with a "
+        "gradient method (method='integrated_gradients'), or pass pad_id= an id the model "
+        "reads but that carries no meaning (an out-of-vocabulary id) so that removed tokens "
+        "are not masked.") from error
 
 
 def clear_cache() -> None:

@@ -121,6 +121,30 @@ def _unread_group_gets_nothing() -> dict[str, Any]:
     return results
 
 
+def _all_pad_rows() -> dict[str, Any]:
+    """A text model averaging over its unmasked tokens (0 / 0 on a row of pad ids only):
+    per masking method, 'ok' or the error raised; and whether another pad id works."""
+    import keras
+
+    from pytest_kexplain import explain
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 4, mask_zero=True),
+        keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+    ids = np.array([[3, 4, 5, 0, 0, 0], [7, 1, 2, 9, 0, 0]])
+    all_pad = np.asarray(model.predict(np.zeros((1, 6), dtype="int32"), verbose=0))
+    results: dict[str, Any] = {"model_finite_on_all_pad": bool(np.isfinite(all_pad).all())}
+    for method in ("shap", "occlusion"):
+        try:
+            explain(model, ids, method=method)
+            results[method] = "ok"
+        except Exception as exc:  # the test asserts on the type and message
+            results[method] = f"{type(exc).__name__}: {exc}"
+    results["other_pad_id"] = explain(model, ids, method="shap", pad_id=11).values.shape[1]
+    return results
+
+
 def run_checks(directory: Path) -> dict[str, Any]:
     """Every explanation the backend tests compare, as JSON-ready lists."""
     import keras
@@ -159,6 +183,7 @@ def run_checks(directory: Path) -> dict[str, Any]:
     results["reweighted"] = _reweighted(directory / "mlp.keras", x, background)
     results["baseline_gate"] = _baseline_gate(x)
     results["unread_group"] = _unread_group_gets_nothing()
+    results["all_pad"] = _all_pad_rows()
     return results
 
 

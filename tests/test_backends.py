@@ -155,3 +155,17 @@ def test_masking_methods_give_an_unread_group_exactly_nothing(results):
     assert results["unread_group"] == {
         key: 0.0 for key in ("permutation", "permutation_groups", "occlusion",
                              "occlusion_groups", "lime", "lime_groups")}
+
+
+def test_a_model_undefined_on_an_all_pad_row_gets_an_error_that_says_so(results):
+    """jax and torch give NaN for a masked average over no tokens; masking methods then say
+    why, instead of naming a row the user never passed."""
+    all_pad = results["all_pad"]
+    assert all_pad["other_pad_id"] == 6
+    for method in ("shap", "occlusion"):
+        if all_pad["model_finite_on_all_pad"]:
+            assert all_pad[method] == "ok"
+        else:
+            assert all_pad[method].startswith("NonFiniteError: ")
+            assert "row of pad ids only (pad_id=0)" in all_pad[method]
+            assert "pass pad_id=" in all_pad[method]
