@@ -42,7 +42,7 @@ from pytest_kexplain.explainers.base import (
 )
 from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
-from pytest_kexplain.groups import Players, resolve_groups
+from pytest_kexplain.groups import Grid, Players, resolve_groups
 from pytest_kexplain.inputs import PreparedInput, prepare_background, prepare_input
 from pytest_kexplain.tokens import (
     DEFAULT_PAD_ID,
@@ -276,6 +276,14 @@ def explain(
 
 def _players(groups: Any, prepared: PreparedInput) -> Players | None:
     """The feature groups explained as single players (None: every feature on its own)."""
+    layout = prepared.layout
+    if layout is not None and isinstance(groups, (Grid, str)):
+        names = ", ".join(repr(name) for name in layout.names)
+        raise InvalidArgument(
+            f"groups={groups!r} splits the samples of a single image or sequence input, but "
+            f"the model takes several inputs ({names}), explained as one flat row of "
+            f"{len(prepared.feature_names)} features; name each group's features in a dict "
+            f"instead, e.g. groups={{'part': [{prepared.feature_names[0]!r}, ...]}}.")
     return resolve_groups(groups, prepared.feature_shape, prepared.feature_names,
                           len(prepared.array))
 

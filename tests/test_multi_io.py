@@ -160,6 +160,18 @@ def test_image_and_tabular_inputs_keep_their_shapes(data):
     assert explanation.completeness_error() < 0.01
     direct = np.asarray(model(X, training=False), dtype=np.float64)[:, 0]
     np.testing.assert_allclose(explanation.outputs, direct, rtol=1e-5, atol=1e-6)
+    # image groups split one image input: with several inputs they say how to group instead
+    from pytest_kexplain import Grid
+
+    for groups in (Grid(2, 2), "timesteps"):
+        with pytest.raises(KexplainError, match=r"splits the samples of a single image or "
+                                                r"sequence input, but the model takes several "
+                                                r"inputs \('image', 'table'\).*19 features.*"
+                                                r"'image:x\[0,0,0\]'"):
+            explain(model, X, groups=groups, method="shap")
+    grouped = explain(model, X, method="shap", groups={
+        "top": [f"image:x[0,{c},0]" for c in range(4)], "table": ["table:x0", "table:x1", "table:x2"]})
+    assert grouped.feature_names[:2] == ("top", "table")
 
 
 def test_checks_name_features_across_inputs(list_model, data):
