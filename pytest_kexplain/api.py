@@ -47,8 +47,12 @@ from pytest_kexplain.inputs import PreparedInput, prepare_background, prepare_in
 from pytest_kexplain.tokens import (
     DEFAULT_PAD_ID,
     check_token_ids,
+    input_vocabularies,
+    multi_input_players,
+    multi_input_token_names,
+    token_columns,
     token_names as per_sample_token_names,
-    vocabulary_players,
+    token_players,
 )
 
 KERAS_AUTO_METHOD = "integrated_gradients"  # what method="auto" means for a Keras model
@@ -234,7 +238,7 @@ def explain(
         spec = get_explainer(KERAS_AUTO_METHOD if method == AUTO else method)
         check_target(target, len(prepared.array), class_names=labels)
         players = _players(groups, prepared)
-        tokens = _tokens(pad_id, vocabulary, players, prepared)
+        tokens = _tokens(pad_id, vocabulary, players, prepared, X)
         key = cache_key(model=file_digest, method=spec.name, options=resolve_options(spec, options),
                         **_data_key(prepared, background_array, target, seed, players), **io_key,
                         tokens=tokens.key())
@@ -255,7 +259,7 @@ def explain(
                  adapter.declared_outputs(), bound.known_labels(), bound.output_head)
     background_array = prepare_background(background, prepared)
     players = _players(groups, prepared)
-    tokens = _tokens(pad_id, vocabulary, players, prepared)
+    tokens = _tokens(pad_id, vocabulary, players, prepared, X)
     if embedded is not None:
         embedded = _with_pad_id(embedded, tokens.pad_id)
     fingerprint = file_digest or adapter.fingerprint()
@@ -330,6 +334,9 @@ def _compute(
             d or 1 for d in embedding.output.shape[1:]),
         embedded_inputs=embedded if spec.requires_gradient and spec.name not in LAYER_METHODS
         and embedded is not None and embedded.readers else None,
+        id_columns=None if layout is None else np.concatenate([
+            np.full(size, np.issubdtype(np.dtype(dtype), np.integer))
+            for size, dtype in zip(layout.sizes, layout.dtypes)]),
     )
     try:
         attribution = spec.function(request)
@@ -348,7 +355,20 @@ def _compute(
             global_importance = None
         x, feature_names = players.mean(x), players.names
     token_names, token_values = None, None
-    if tokens is not None and tokens.players is not None:  # each row's positions by token
+    if tokens is not None and tokens.vocabularies is not None and layout is not None:
+        # several inputs: the token inputs' positions by "input:token", the rest unchanged
+        assert tokens.players is not None
+        columns = token_columns(tokens.vocabularies, layout)
+        token_names = multi_input_token_names(
+            tokens.vocabularies, x, layout, DEFAULT_PAD_ID if pad_id is None else pad_id)
+        token_values = _frozen(np.asarray(values).reshape(len(x), -1)[:, columns])
+        values = tokens.players.sum(values)
+        global_importance = None
+        is_token = np.zeros(x.shape[1], dtype=bool)
+        is_token[columns] = True
+        x = tokens.players.sum(np.where(is_token, 1.0, x))  # a token's occurrences per row
+        feature_names = tokens.players.names
+    elif tokens is not None and tokens.players is not None:  # each row's positions by token
         token_names = tokens.names(x, pad_id)
         token_values = _frozen(np.asarray(values).reshape(len(x), -1))
         values = tokens.players.sum(values)
@@ -389,6 +409,8 @@ class TokenSettings:
     pad_id: int | None
     players: Players | None
     vocabulary: Any = None
+    #: a model with several inputs: {input name: vocabulary} of its token inputs
+    vocabularies: dict[str, Any] | None = None
 
     def names(self, ids: np.ndarray, pad_id: int | None) -> tuple[tuple[str, ...], ...]:
         """Each row's token string per position (pad positions named as such)."""
@@ -408,26 +430,30 @@ def tokens_grouped(tokens: TokenSettings | None) -> bool:
 
 
 def _tokens(pad_id: int | None, vocabulary: Any, players: Players | None,
-            prepared: PreparedInput) -> TokenSettings:
-    token_players = None
+            prepared: PreparedInput, X: Any = None) -> TokenSettings:
+    players_of_tokens, vocabularies = None, None
     if vocabulary is not None:
         if players is not None:
             raise InvalidArgument(
                 "give groups= or vocabulary=, not both: a vocabulary already groups each row's "
                 "positions by token.")
         if prepared.layout is not None:
-            raise InvalidArgument(
-                "vocabulary= names the token ids of a model with a single token input; this "
-                f"model takes several inputs ({', '.join(map(repr, prepared.layout.names))}), "
-                "whose features are named 'input:feature' (use groups= to gather them).")
-        token_players = vocabulary_players(vocabulary, prepared.array)
-    return TokenSettings(None if pad_id is None else int(pad_id), token_players, vocabulary)
+            vocabularies = input_vocabularies(vocabulary, prepared.layout, X)
+            players_of_tokens = multi_input_players(vocabularies, prepared.array,
+                                                prepared.feature_names, prepared.layout)
+        else:
+            players_of_tokens = token_players(vocabulary, prepared.array,
+                                              prepared.feature_names, None)
+    return TokenSettings(None if pad_id is None else int(pad_id), players_of_tokens, vocabulary,
+                         vocabularies)
 
 
 def _token_options(embedding: Any, pad_id: int | None, players: Players | None,
                    tokens: TokenSettings | None) -> dict[str, Any]:
     """What says an explanation is of token ids (the report draws it as a token heat map):
     token_ids is 'positions' (a feature per position) or 'vocabulary' (per token string)."""
+    if tokens is not None and tokens.vocabularies is not None:
+        return {"token_inputs": list(tokens.vocabularies)}
     if embedding is None or players is not None:
         return {}
     return {"token_ids": "vocabulary" if tokens_grouped(tokens) else "positions",

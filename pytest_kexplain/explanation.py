@@ -93,12 +93,34 @@ class Explanation:
         }
 
     @property
+    def token_inputs(self) -> tuple[str, ...]:
+        """The inputs named by a vocabulary in an explanation of a model with several inputs."""
+        return tuple(self.options.get("token_inputs") or ())
+
+    def _token_positions(self, name: str) -> np.ndarray:
+        """Which entries of ``token_names``/``token_values`` are the positions of input `name`."""
+        if name not in self.token_inputs:
+            raise InvalidArgument(
+                f"input={name!r} is not a token input of this explanation; the inputs named by "
+                f"vocabulary= are {', '.join(map(repr, self.token_inputs)) or 'none'}.")
+        assert self.token_names is not None
+        prefix = f"{name}:"
+        return np.array([token.startswith(prefix) for token in self.token_names[0]])
+
+    @property
     def inputs(self) -> tuple[str, ...]:
         """Names of the model inputs the features come from (empty for a single input)."""
         return self.input_names or ()
 
     def for_input(self, name: str) -> Explanation:
         """The attributions of one input of a model with several, in that input's shape."""
+        if self.token_inputs and (self.input_names is None or self.input_shapes is None):
+            raise InvalidArgument(
+                "with vocabulary= the features of a model with several inputs are token strings "
+                "('input:token') beside the other inputs' features, not each input's map; "
+                "token_names and token_values give each row's positions, and to_shap(input="
+                f"{self.token_inputs[0]!r}) one token input's. Explain without vocabulary= "
+                "for per-input maps.")
         if self.input_names is None or self.input_shapes is None:
             raise ValueError(
                 "this explanation is of a single-input model; for_input() applies to models "
@@ -183,7 +205,7 @@ class Explanation:
         )
         return float(gaps.max())
 
-    def to_shap(self, *, per_token: bool = False) -> Any:
+    def to_shap(self, *, per_token: bool = False, input: str | None = None) -> Any:
         """Return a ``shap.Explanation`` that shap's plots for this data's shape render from.
 
         A token model explained with ``vocabulary=`` gives what shap's own text explainers
@@ -191,6 +213,12 @@ class Explanation:
         its token string as ``data`` and ``feature_names``, so ``shap.plots.text(e[i])``
         shows sample i; ``per_token=True`` gives the table of ``values`` per token string
         instead (for ``bar``, ``beeswarm``).
+
+        A model with several inputs explained with ``vocabulary=`` gives the table of
+        ``values`` (``input:token`` strings beside the other inputs' features): one text layout
+        cannot hold several inputs. ``input="text"`` gives that token input's per-position
+        layout for ``shap.plots.text`` (its positions alone, so a row's values do not add up
+        to its output).
 
         Tables (``(n, features)``) give one explained output with no output axis and the
         feature names, as shap's own explainers do for a single output: ``bar``,
@@ -202,11 +230,30 @@ class Explanation:
         """
         import shap
 
+        if input is not None and not self.token_inputs:
+            raise InvalidArgument(
+                "input= picks one token input of a model with several inputs explained with "
+                "vocabulary=; this explanation has none (use for_input(name) for an input's "
+                "map).")
+        if input is not None and per_token:
+            raise InvalidArgument(
+                "give per_token=True (the table of every feature) or input= (one token "
+                "input's positions), not both.")
+        if input is not None:
+            assert self.token_names is not None and self.token_values is not None
+            positions = self._token_positions(input)
+            cut = len(input) + 1
+            names = np.array([[token[cut:] for token, keep in zip(row, positions) if keep]
+                              for row in self.token_names], dtype=object)
+            return shap.Explanation(values=np.array(self.token_values)[:, positions],
+                                    base_values=np.array(self.base_values), data=names,
+                                    feature_names=names, output_names=self.output_name)
         if per_token and self.token_names is None:
             raise InvalidArgument(
                 "per_token=True applies to an explanation of token ids with vocabulary=; this "
                 "one has no token strings.")
-        if self.token_names is not None and self.token_values is not None and not per_token:
+        if self.token_names is not None and self.token_values is not None and not per_token \
+                and not self.token_inputs:
             names = np.array(self.token_names, dtype=object)
             return shap.Explanation(values=np.array(self.token_values),
                                     base_values=np.array(self.base_values), data=names,

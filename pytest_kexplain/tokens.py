@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters.multi_io import NAME_SEPARATOR, InputLayout
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.groups import Players
 
@@ -81,3 +82,122 @@ def token_names(vocabulary: Any, ids: np.ndarray, pad_id: int | None
         lookup[int(pad_id)] = PAD_NAME
     flat = ids.reshape(len(ids), -1).astype(np.int64)
     return tuple(tuple(lookup.get(int(i), f"[{int(i)}]") for i in row) for row in flat)
+
+
+# -- models with several inputs -----------------------------------------------------------------
+
+def is_per_input(vocabulary: Any) -> bool:
+    """Whether vocabulary= is given per input ({input name: vocabulary}) rather than once."""
+    return (isinstance(vocabulary, Mapping) and len(vocabulary) > 0
+            and all(isinstance(key, str) for key in vocabulary)
+            and all(isinstance(value, Mapping) or (isinstance(value, Sequence)
+                                                   and not isinstance(value, (str, bytes)))
+                    for value in vocabulary.values()))
+
+
+def _raw_part(X: Any, names: Sequence[str], position: int) -> Any:
+    if isinstance(X, Mapping):
+        return X.get(names[position])
+    if isinstance(X, (list, tuple)) and len(X) == len(names):
+        return X[position]
+    return None
+
+
+def id_inputs(layout: InputLayout, X: Any = None) -> tuple[str, ...]:
+    """The inputs holding token ids: declared integer by the model, or (when the model
+    declares none) given as integer arrays."""
+    declared = tuple(name for name, dtype in zip(layout.names, layout.dtypes)
+                     if np.issubdtype(np.dtype(dtype), np.integer))
+    if declared:
+        return declared
+    return tuple(name for i, name in enumerate(layout.names)
+                 if np.issubdtype(getattr(_raw_part(X, layout.names, i), "dtype", np.float64),
+                                  np.integer))
+
+
+def input_vocabularies(vocabulary: Any, layout: InputLayout, X: Any = None) -> dict[str, Any]:
+    """{input name: vocabulary} for a model with several inputs, from vocabulary= given once
+    (the one input holding token ids) or per input; anything ambiguous is a usage error."""
+    inputs = ", ".join(map(repr, layout.names))
+    if is_per_input(vocabulary):
+        unknown = [name for name in vocabulary if name not in layout.names]
+        if unknown:
+            raise InvalidArgument(
+                f"vocabulary= names {', '.join(map(repr, unknown))}, which "
+                f"{'is' if len(unknown) == 1 else 'are'} not an input of the model; its inputs "
+                f"are {inputs}.")
+        return {name: vocabulary[name] for name in layout.names if name in vocabulary}
+    holding_ids = id_inputs(layout, X)
+    if len(holding_ids) == 1:
+        return {holding_ids[0]: vocabulary}
+    if not holding_ids:
+        raise InvalidArgument(
+            f"vocabulary= names token ids, but none of the model's inputs ({inputs}) holds "
+            "integer ids; give vocabulary={input name: vocabulary} for the input of token ids, "
+            "or leave vocabulary= out.")
+    example = ", ".join(f"{name!r}: vocab_{name}" for name in holding_ids)
+    raise InvalidArgument(
+        f"vocabulary= is ambiguous: {len(holding_ids)} inputs hold token ids "
+        f"({', '.join(map(repr, holding_ids))}); give one vocabulary per input as a dict, "
+        f"vocabulary={{{example}}} (the same list twice for inputs sharing an Embedding).")
+
+
+def multi_input_players(vocabularies: Mapping[str, Any], array: np.ndarray,
+                        feature_names: Sequence[str], layout: InputLayout) -> Players:
+    """The players of a model with several inputs explained with vocabularies: each token
+    input's positions grouped per token string (``input:token``), every other feature on its
+    own (its qualified name)."""
+    n = len(array)
+    names: list[str] = []
+    assignment = np.empty((n, layout.n_features), dtype=np.int64)
+    for name, (start, stop) in zip(layout.names, layout.bounds):
+        if name not in vocabularies:
+            for column in range(start, stop):
+                assignment[:, column] = len(names)
+                names.append(feature_names[column])
+            continue
+        ids = array[:, start:stop]
+        if not np.array_equal(ids, np.round(ids)):
+            row = int(np.argwhere(ids != np.round(ids))[0, 0])
+            raise InvalidArgument(
+                f"vocabulary= names the token ids of input {name!r}, but row {row} of it holds "
+                "a non-integer value; pass the ids themselves.")
+        tokens = vocabulary_players(vocabularies[name], ids)
+        assignment[:, start:stop] = tokens.assignment + len(names)
+        names.extend(f"{name}{NAME_SEPARATOR}{token}" for token in tokens.names)
+    return Players(tuple(names), assignment)
+
+
+def token_players(vocabulary: Any, array: np.ndarray, feature_names: Sequence[str],
+                  layout: InputLayout | None, X: Any = None) -> Players:
+    """The players vocabulary= makes of X: one per token string (``input:token`` beside the
+    other inputs' features for a model with several inputs)."""
+    if layout is None:
+        if is_per_input(vocabulary):
+            raise InvalidArgument(
+                "vocabulary= is a dict of vocabularies per input ("
+                f"{', '.join(map(repr, vocabulary))}), but X is a single array; pass the "
+                "vocabulary itself (a list of tokens, position = id, or an id -> token dict).")
+        return vocabulary_players(vocabulary, array)
+    return multi_input_players(input_vocabularies(vocabulary, layout, X), array, feature_names,
+                               layout)
+
+
+def multi_input_token_names(vocabularies: Mapping[str, Any], array: np.ndarray,
+                            layout: InputLayout, pad_id: int | None
+                            ) -> tuple[tuple[str, ...], ...]:
+    """Each sample's ``input:token`` string at every position of its token inputs, in input
+    order (what ``token_values`` holds the attributions of)."""
+    rows: list[list[str]] = [[] for _ in range(len(array))]
+    for name, (start, stop) in zip(layout.names, layout.bounds):
+        if name in vocabularies:
+            named = token_names(vocabularies[name], array[:, start:stop], pad_id)
+            for row, tokens in zip(rows, named):
+                row.extend(f"{name}{NAME_SEPARATOR}{token}" for token in tokens)
+    return tuple(tuple(row) for row in rows)
+
+
+def token_columns(vocabularies: Mapping[str, Any], layout: InputLayout) -> np.ndarray:
+    """The flat columns of the token inputs, in input order."""
+    return np.concatenate([np.arange(start, stop) for name, (start, stop)
+                           in zip(layout.names, layout.bounds) if name in vocabularies])

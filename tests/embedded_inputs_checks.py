@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 
 GRADIENT_METHODS = ("integrated_gradients", "gradient_x_input", "saliency", "smoothgrad")
+#: methods explained with vocabulary= (options keep the masking methods small)
+VOCABULARY_METHODS = {"integrated_gradients": {}, "saliency": {}, "shap": {},
+                      "permutation": {"repeats": 2}, "lime": {"samples": 400}}
 
 
 def deciding_ids() -> list[int]:
@@ -140,6 +143,36 @@ def explained_rows(directory: Path) -> dict[str, Any]:
             "tickets": [rows["title"], rows["body"], rows["price"]]}
 
 
+def vocabularies(name: str) -> Any:
+    """vocabulary= as a user of each model gives it: once for the one text input of
+    ``reviews``, per input for the two of ``orders``."""
+    from pytest_kexplain import zoo
+
+    vocab = list(zoo.REVIEW_VOCABULARY)
+    return vocab if name == "reviews" else {"title": vocab, "body": vocab}
+
+
+def vocabulary_explanations(directory: Path, models: dict[str, Any] | None = None
+                            ) -> dict[str, Any]:
+    """Every method with vocabulary= on the two trained models: per token string values,
+    feature names, token names and values."""
+    from pytest_kexplain import explain
+
+    rows = explained_rows(directory)
+    results: dict[str, Any] = {}
+    for name in ("reviews", "orders"):
+        path = models[name] if models else str(Path(directory) / f"{name}.keras")
+        for method, options in VOCABULARY_METHODS.items():
+            explanation = explain(path, rows[name], method=method,
+                                  vocabulary=vocabularies(name), **options)
+            key = f"{name}:vocabulary:{method}"
+            results[key] = explanation.values.tolist()
+            results[f"{key}:feature_names"] = list(explanation.feature_names)
+            results[f"{key}:token_names"] = [list(row) for row in explanation.token_names]
+            results[f"{key}:token_values"] = explanation.token_values.tolist()
+    return results
+
+
 def explanations(directory: Path, models: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every gradient method on each saved model (or the given ones, as trained), with
     completeness and auto's choice."""
@@ -162,7 +195,7 @@ def explanations(directory: Path, models: dict[str, Any] | None = None) -> dict[
 def main() -> None:
     import keras
 
-    results = explanations(Path(sys.argv[1]))
+    results = {**explanations(Path(sys.argv[1])), **vocabulary_explanations(Path(sys.argv[1]))}
     results["backend"] = keras.backend.backend()
     print(json.dumps(results))
 

@@ -9,6 +9,7 @@ on JAX and PyTorch in subprocesses (embedded_inputs_checks.py).
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,10 @@ from pytest_kexplain import (
     CheckFailed,
     InvalidArgument,
     NonFiniteError,
+    assert_attribution_sign,
+    assert_faithful,
+    assert_importance_order,
+    assert_max_importance_share,
     assert_top_features,
     explain,
 )
@@ -225,7 +230,8 @@ def test_a_model_whose_output_is_nan_fails():
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_other_backends_agree_with_tensorflow(saved, tensorflow_results, backend):
+def test_other_backends_agree_with_tensorflow(saved, tensorflow_results,
+                                              tensorflow_vocabulary_results, backend):
     directory, _, runs = saved
     run, out, err = runs[backend]
     code = run.wait(timeout=600)
@@ -244,6 +250,13 @@ def test_other_backends_agree_with_tensorflow(saved, tensorflow_results, backend
             ours = np.array(tensorflow_results[f"{name}:{method}"])
             np.testing.assert_allclose(results[f"{name}:{method}"], ours,
                                        atol=2e-3 * np.abs(ours).max(), err_msg=f"{name} {method}")
+    for key, ours in tensorflow_vocabulary_results.items():  # vocabulary=, every method
+        if key.endswith("_names"):
+            assert results[key] == ours, key
+        else:
+            ours = np.array(ours)
+            np.testing.assert_allclose(results[key], ours, atol=2e-3 * np.abs(ours).max(),
+                                       err_msg=key)
 
 
 GATE_TESTS = textwrap.dedent('''
@@ -291,3 +304,203 @@ def test_inputs_the_model_never_reads_get_nothing():
         assert (explanation.for_input("num").values[:, 2] == 0).all()
         assert (explanation.for_input("text").values != 0).all()
         assert explanation.options["embedded_inputs"] == ["text"]
+
+
+# -- vocabulary= on models with several inputs ---------------------------------------------------
+
+def _by_token(explanation, row, name):
+    """Row `row`'s summed token_values of the feature `name` ("input:token")."""
+    names = np.array(explanation.token_names[row])
+    return explanation.token_values[row][names == name].sum()
+
+
+@pytest.fixture(scope="module")
+def tensorflow_vocabulary_results(saved, rows):
+    return checks.vocabulary_explanations(saved[0], saved[1])
+
+
+@pytest.mark.filterwarnings("ignore::pytest_kexplain.IntegrationToleranceWarning")
+@pytest.mark.parametrize("method", list(checks.VOCABULARY_METHODS))
+def test_vocabulary_names_the_text_input_by_token(saved, rows, method):
+    """Positions of the token input become 'text:token' features beside 'num:x0'...; each is
+    the sum of its positions' values, and the deciding tokens lead."""
+    _, models, _ = saved
+    X = rows["reviews"]
+    options = checks.VOCABULARY_METHODS[method]
+    explanation = explain(models["reviews"], X, method=method, vocabulary=checks.vocabularies(
+        "reviews"), **options)
+    plain = explain(models["reviews"], X, method=method, **options)
+    names = explanation.feature_names
+    assert names[:4] == ("num:x0", "num:x1", "num:x2", "num:x3")
+    assert {"text:broken", "text:<pad>"} <= set(names[4:])  # these rows hold no "refund"
+    assert all(name.startswith("text:") for name in names[4:])
+    assert explanation.options["token_inputs"] == ["text"]
+    np.testing.assert_allclose(explanation.values[:, :4], plain.values[:, :4])
+    np.testing.assert_allclose(explanation.values.sum(axis=1), plain.values.sum(axis=1))
+    np.testing.assert_allclose(explanation.token_values, plain.for_input("text").values)
+    vocab = checks.vocabularies("reviews")
+    for row in range(len(X["text"])):
+        assert explanation.token_names[row] == tuple(f"text:{vocab[i]}" for i in X["text"][row])
+        for column, name in enumerate(names[4:], start=4):
+            assert explanation.values[row, column] == pytest.approx(
+                _by_token(explanation, row, name), abs=1e-12)
+            # data: the numbers of the input, then how often each token occurs in the row
+            assert explanation.data[row, column] == explanation.token_names[row].count(name)
+    np.testing.assert_allclose(explanation.data[:, :4], X["num"])
+    if method != "saliency":  # a local slope need not rank the deciding tokens first
+        deciding = [row for row, tokens in enumerate(explanation.token_names)
+                    if "text:broken" in tokens]
+        assert len(deciding) >= 3
+        for row in deciding:  # the row's strongest feature, over both inputs
+            assert names[int(np.abs(explanation.values[row]).argmax())] == "text:broken"
+
+
+def test_two_text_inputs_need_a_vocabulary_each(saved, rows):
+    _, models, _ = saved
+    X, vocab = rows["orders"], checks.vocabularies("reviews")
+    with pytest.raises(InvalidArgument, match=r"vocabulary= is ambiguous: 2 inputs hold token ids "
+                       r"\('title', 'body'\); give one vocabulary per input as a dict, "
+                       r"vocabulary=\{'title': vocab_title, 'body': vocab_body\}"):
+        explain(models["orders"], X, vocabulary=vocab)
+    with pytest.raises(InvalidArgument, match="vocabulary= names 'text', which is not an input "
+                       "of the model; its inputs are 'title', 'body', 'price'"):
+        explain(models["orders"], X, vocabulary={"text": vocab})
+    with pytest.raises(InvalidArgument, match="input 'price', but row 0 of it holds a non-integer"):
+        explain(models["orders"], X, vocabulary={"price": vocab})
+    explanation = explain(models["orders"], X, method="integrated_gradients",
+                          vocabulary={"title": vocab, "body": vocab})
+    names = explanation.feature_names
+    assert names[-2:] == ("price:x0", "price:x1")
+    assert "title:refund" not in names and "body:refund" in names  # titles never hold it
+    assert {"title:the", "body:the"} <= set(names)  # one token, a feature per input
+    assert explanation.token_values.shape == (12, 16)  # 6 title + 10 body positions
+    assert all(name.startswith("title:") for name in explanation.token_names[0][:6])
+    assert all(name.startswith("body:") for name in explanation.token_names[0][6:])
+    deciding = {"body:refund", "body:broken"}
+    holding = [row for row, tokens in enumerate(explanation.token_names) if deciding & set(tokens)]
+    assert len(holding) >= 3
+    for row in holding:  # the row's strongest feature is its deciding token
+        assert names[int(np.abs(explanation.values[row]).argmax())] in deciding
+    assert explanation.values.sum(axis=1) + explanation.base_values == pytest.approx(
+        explanation.outputs, abs=0.01 * np.ptp(explanation.outputs))
+    # only the body named: the title stays one feature per position
+    body_only = explain(models["orders"], X, method="integrated_gradients",
+                        vocabulary={"body": vocab})
+    assert body_only.feature_names[:6] == tuple(f"title:x{i}" for i in range(6))
+    assert body_only.token_values.shape == (12, 10)
+
+
+def test_checks_name_tokens_of_an_input(saved, rows):
+    _, models, _ = saved
+    vocab = checks.vocabularies("reviews")
+    model, X = models["reviews"], rows["reviews"]
+    positive = _deciding_positions(X["text"]).any(axis=1)
+    X = {key: value[positive] for key, value in X.items()}  # the rows holding "broken"
+    assert_top_features(model, X, ["text:broken"], vocabulary=vocab)
+    assert_max_importance_share(model, X, ["num:x0"], 0.2, vocabulary=vocab)
+    assert_attribution_sign(model, X, "text:broken", "positive", vocabulary=vocab)
+    assert_importance_order(model, X, ["text:broken", "num:x1"], vocabulary=vocab)
+    with pytest.raises(InvalidArgument, match="'broken' is not a feature of X. Did you mean "
+                       "'text:broken'?"):
+        assert_top_features(model, X, ["broken"], vocabulary=vocab)  # names are qualified
+    with pytest.raises(CheckFailed, match=r"(?s)text:the is ranked \d+.*text:broken +\d"):
+        assert_top_features(model, X, ["text:the"], k=1, vocabulary=vocab)
+    orders = {"title": vocab, "body": vocab}
+    assert_top_features(models["orders"], rows["orders"], ["body:refund"], k=2, vocabulary=orders)
+    with pytest.raises(InvalidArgument, match="ambiguous"):  # before any model call
+        assert_top_features(models["orders"], rows["orders"], ["body:refund"], vocabulary=vocab)
+
+
+def test_to_shap_with_several_inputs_and_a_vocabulary(saved, rows):
+    _, models, _ = saved
+    X, vocab = rows["orders"], checks.vocabularies("reviews")
+    explanation = explain(models["orders"], X, method="integrated_gradients",
+                          vocabulary={"title": vocab, "body": vocab})
+    table = explanation.to_shap()  # every feature: tokens of both texts and the prices
+    assert table.feature_names == list(explanation.feature_names)
+    np.testing.assert_allclose(table.values, explanation.values)
+    body = explanation.to_shap(input="body")  # one text's positions, for shap.plots.text
+    assert list(body.data[0]) == [vocab[i] for i in X[1][0]]
+    np.testing.assert_allclose(body.values, explanation.token_values[:, 6:])
+    with pytest.raises(InvalidArgument, match="input='price' is not a token input"):
+        explanation.to_shap(input="price")
+    with pytest.raises(InvalidArgument, match="not both"):
+        explanation.to_shap(input="body", per_token=True)
+    with pytest.raises(InvalidArgument, match="with vocabulary= the features of a model with "
+                       "several inputs are token strings"):
+        explanation.for_input("body")
+    with pytest.raises(InvalidArgument, match="input= picks one token input"):
+        explain(models["orders"], X, method="saliency").to_shap(input="body")
+
+
+def _unmasked_model():
+    """Dict input, the text averaged without a padding mask (an all-pad text is finite)."""
+    import keras
+
+    from pytest_kexplain import zoo
+
+    keras.utils.set_random_seed(3)
+    num = keras.Input((3,), name="num")
+    text = keras.Input((8,), name="text", dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling1D()(
+        keras.layers.Embedding(len(zoo.REVIEW_VOCABULARY), 4)(text))
+    hidden = keras.layers.Concatenate()([pooled, num])
+    return keras.Model({"num": num, "text": text}, keras.layers.Dense(1, activation="tanh")(
+        keras.layers.Dense(6, activation="tanh")(hidden)))
+
+
+def test_occlusion_and_faithfulness_with_a_vocabulary():
+    from pytest_kexplain import zoo
+
+    model = _unmasked_model()
+    ids, _ = zoo.review_tokens(n=10, steps=8, seed=5)
+    X = {"num": np.random.default_rng(5).normal(size=(10, 3)), "text": ids}
+    vocab = list(zoo.REVIEW_VOCABULARY)
+    explanation = explain(model, X, method="occlusion", vocabulary=vocab)
+    plain = explain(model, X, method="occlusion")
+    np.testing.assert_allclose(explanation.token_values, plain.for_input("text").values)
+    np.testing.assert_allclose(explanation.values.sum(axis=1), plain.values.sum(axis=1))
+    assert (explanation.values[:, 3:][explanation.data[:, 3:] == 0] == 0).all()  # absent tokens
+    assert_faithful(model, X, k=2, margin=0.0, vocabulary=vocab, method="occlusion")
+
+
+GATE_VOCABULARY_TESTS = textwrap.dedent('''
+    import numpy as np
+    import embedded_inputs_checks as checks
+
+
+    def _model(name):
+        model = checks.reviews_model() if name == "reviews" else checks.orders_model()
+        if CHANGED:  # every token takes another token's embedding: another model
+            words = model.get_layer("words")
+            words.set_weights([np.roll(w, 5, axis=0) * 30.0 for w in words.get_weights()])
+        return model
+
+
+    def test_reviews(explanation_baseline):
+        X, _ = checks.reviews_data(n=16)
+        explanation_baseline.assert_match(_model("reviews"), X,
+                                          vocabulary=checks.vocabularies("reviews"))
+
+
+    def test_orders(explanation_baseline):
+        X, _ = checks.orders_data(n=16)
+        explanation_baseline.assert_match(_model("orders"), X, method="shap",
+                                          vocabulary=checks.vocabularies("orders"))
+''')
+
+
+def test_the_gate_with_a_vocabulary_speaks_of_tokens(pytester, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    pytester.makepyfile(test_gate="CHANGED = False\n" + GATE_VOCABULARY_TESTS)
+    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update").assert_outcomes(passed=2)
+    stored = (pytester.path / "explanation_baselines" / "test_gate.test_orders.json").read_text()
+    assert '"body:refund"' in stored and '"title:the"' in stored and '"price:x1"' in stored
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.makepyfile(test_gate="CHANGED = True\n" + GATE_VOCABULARY_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert "explanation drifted from the baseline" in output
+    assert re.search(r"\n\s*E?\s*text:\w+ +\d+ ", output)  # the tables name the tokens
+    assert re.search(r"\n\s*E?\s*(title|body):\w+ +\d+ ", output)

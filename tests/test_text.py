@@ -145,7 +145,7 @@ def test_failures_name_token_strings(reviews):
         assert_top_features(model, ids, ["refunds"], method="occlusion", vocabulary=VOCABULARY)
 
 
-def test_vocabulary_needs_a_single_token_input():
+def test_vocabulary_names_the_token_input_of_a_model_with_several():
     import keras
 
     text = keras.Input((4,), name="text", dtype="int32")
@@ -154,9 +154,10 @@ def test_vocabulary_needs_a_single_token_input():
     model = keras.Model({"text": text, "num": num},
                         keras.layers.Dense(1)(keras.layers.Concatenate()([pooled, num])))
     X = {"text": np.array([[1, 2, 3, 0]]), "num": np.ones((1, 2))}
-    with pytest.raises(InvalidArgument, match="vocabulary= names the token ids of a model with a "
-                       "single token input; this model takes several inputs"):
-        explain(model, X, method="occlusion", vocabulary=VOCABULARY)
+    explanation = explain(model, X, method="occlusion", vocabulary=VOCABULARY)
+    assert explanation.feature_names == ("text:<pad>", "text:the", "text:a", "text:product",
+                                         "num:x0", "num:x1")  # the model's input order
+    assert explanation.token_names == (("text:the", "text:a", "text:product", "text:<pad>"),)
 
 
 def test_masking_uses_the_pad_id(reviews):
@@ -178,6 +179,8 @@ def test_bad_token_input(reviews):
         explain(model, ids, method="shap", vocabulary=VOCABULARY, groups="timesteps")
     with pytest.raises(InvalidArgument, match="vocabulary must be a list"):
         explain(model, ids, method="shap", vocabulary="the refund")
+    with pytest.raises(InvalidArgument, match="vocabulary= is a dict of vocabularies per input"):
+        explain(model, ids, method="shap", vocabulary={"text": VOCABULARY})
     with pytest.raises(TypeError, match="pad_id"):
         explain(model, ids, method="shap", pad_id="0")
 

@@ -36,15 +36,26 @@ def explain_for_check(model: Any, X: Any, explain_kwargs: Mapping[str, Any]) -> 
     return explain(model, X, **with_defaults(explain_kwargs))
 
 
-def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+def _declared_inputs(model: Any, X: Any) -> Any:
+    """The inputs a model declares, for X given per input (a dict or list of arrays)."""
+    if model is None or not isinstance(X, (Mapping, list, tuple)):
+        return None
+    from pytest_kexplain.adapters import get_adapter
+
+    return getattr(get_adapter(model)[1], "declared_inputs", None)
+
+
+def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any],
+                        model: Any = None) -> tuple[str, ...]:
     """X's feature names, validated without calling the model (so name typos fail first)."""
     __tracebackhide__ = True
     merged = with_defaults(explain_kwargs)
-    prepared = prepare_input(X, merged.get("feature_names"))
+    prepared = prepare_input(X, merged.get("feature_names"), declared=_declared_inputs(model, X))
     if merged.get("vocabulary") is not None:
-        from pytest_kexplain.tokens import vocabulary_players
+        from pytest_kexplain.tokens import token_players
 
-        return vocabulary_players(merged["vocabulary"], prepared.array).names
+        return token_players(merged["vocabulary"], prepared.array, prepared.feature_names,
+                             prepared.layout, X).names
     if merged.get("groups") is None:
         return prepared.feature_names
     from pytest_kexplain.groups import resolve_groups

@@ -56,9 +56,10 @@ def _players(merged: dict[str, Any], prepared: PreparedInput, n: int) -> np.ndar
     d = int(np.prod(prepared.array.shape[1:]))
     players: Players | None
     if merged.get("vocabulary") is not None:
-        from pytest_kexplain.tokens import vocabulary_players
+        from pytest_kexplain.tokens import token_players
 
-        players = vocabulary_players(merged["vocabulary"], prepared.array)
+        players = token_players(merged["vocabulary"], prepared.array, prepared.feature_names,
+                                prepared.layout)
     else:
         from pytest_kexplain.groups import resolve_groups
 
@@ -79,7 +80,7 @@ def assert_faithful(
     __tracebackhide__ = True
     margin = check_number("margin", margin, low=0.0)
     random_draws = check_count("random_draws", random_draws)
-    n_features = len(input_feature_names(X, explain_kwargs))
+    n_features = len(input_feature_names(X, explain_kwargs, model))
     k = max(1, n_features // 4) if k is None else check_count("k", k, high=max(1, n_features - 1))
     explanation = explain_for_check(model, X, explain_kwargs)
     n = explanation.n_samples

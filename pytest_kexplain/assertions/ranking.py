@@ -63,7 +63,7 @@ def assert_top_features(
 ) -> TopFeaturesResult:
     """Assert the k most important features are `expected` (all within the top k if k is larger)."""
     __tracebackhide__ = True
-    names = input_feature_names(X, explain_kwargs)
+    names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, expected, "expected entry")
     expected_names = tuple(names[i] for i in feature_indices(names, expected, argument="expected"))
     k = len(expected_names) if k is None else check_count(
@@ -101,7 +101,7 @@ def assert_importance_order(
 ) -> ImportanceOrderResult:
     """Assert importance strictly decreases along `features`."""
     __tracebackhide__ = True
-    names = input_feature_names(X, explain_kwargs)
+    names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, features, "feature")
     indices = feature_indices(names, features)
     if len(indices) < 2:
@@ -134,7 +134,7 @@ def assert_max_importance_share(
     """Assert the named features together carry at most `max_share` of the total importance."""
     __tracebackhide__ = True
     max_share = check_number("max_share", max_share, low=0.0, high=1.0)
-    names = input_feature_names(X, explain_kwargs)
+    names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, features, "feature")
     chosen = tuple(names[i] for i in feature_indices(names, features))
     explanation = explain_for_check(model, X, explain_kwargs)

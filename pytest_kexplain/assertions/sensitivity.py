@@ -251,7 +251,7 @@ def assert_model_sensitive(
         raise InvalidArgument(
             "assert_model_sensitive re-initialises the model's weights, so it needs a Keras "
             f"model; got {type(model_object).__name__}.")
-    input_feature_names(X, explain_kwargs)
+    input_feature_names(X, explain_kwargs, model)
     plan = weight_plan(model_object)
     if not plan:
         raise InvalidArgument("the model has no trainable weights to re-draw.")

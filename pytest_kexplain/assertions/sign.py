@@ -53,7 +53,7 @@ def assert_attribution_sign(
     sign = check_choice("sign", sign, SIGNS)
     min_fraction = check_number("min_fraction", min_fraction, low=0.0, high=1.0)
     negligible = check_number("negligible", negligible, low=0.0)
-    names = input_feature_names(X, explain_kwargs)
+    names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, feature, "feature")
     column = feature_index(names, feature)
     method = with_defaults(explain_kwargs).get("method")

@@ -30,6 +30,8 @@ class ExplainRequest:
     embedding_shape: tuple[int, ...] = ()  # its output per sample, (steps, width)
     #: several inputs: the Embedding calls reading the integer inputs (an EmbeddedInputs)
     embedded_inputs: Any = None
+    #: several inputs: which flat columns hold integer ids (masking methods keep them whole)
+    id_columns: np.ndarray | None = None
 
     def players(self) -> Players:
         """The players of a masking method: the groups, or every raw feature on its own."""

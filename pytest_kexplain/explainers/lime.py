@@ -402,7 +402,11 @@ def _masking(request: ExplainRequest, settings: LimeSettings
 def lime(request: ExplainRequest) -> Attribution:
     """The surrogate's coefficient per feature (or group) and its intercept, per row."""
     settings = _settings(request)
-    tabular = request.groups is None and request.pad_id is None and request.x.ndim == 2
+    # token ids beside other inputs cannot take lime's continuous noise: they are switched
+    # on and off (replaced by another row's), as shap does
+    ids = request.id_columns is not None and bool(np.any(request.id_columns))
+    tabular = request.groups is None and request.pad_id is None and request.x.ndim == 2 \
+        and not ids
     if tabular:
         values, intercepts, details = _tabular(request, settings)
     else:
