@@ -192,7 +192,12 @@ def _boolean_mask(name: str, mask: np.ndarray, sample_shape: tuple[int, ...],
         ((n_rows,) if per_row else ()) + sample_shape)
     flat = full.reshape(n_rows, -1) if per_row else full.reshape(-1)
     if not flat.any(axis=-1).all():
-        raise InvalidArgument(f"group {name!r} is empty (its mask selects nothing) in some sample.")
+        empty = np.flatnonzero(~flat.any(axis=-1)) if per_row else np.array([], dtype=np.int64)
+        where = (f"in {len(empty)} sample(s), the first row {int(empty[0])}" if len(empty)
+                 else "in every sample")
+        raise InvalidArgument(
+            f"group {name!r} is empty (its mask selects nothing) {where}; every group needs at "
+            "least one feature in every sample.")
     return flat
 
 

@@ -149,6 +149,18 @@ def test_label_mask_per_image(digits_cnn):
         assert explanation.feature_names == ("ink", "paper")
         assert_top_features(model, x, ["ink"], method=method, target="predicted",
                             groups=regions, background=np.zeros((1, 8, 8, 1)))
+    # an integer label map per image: one group per label, named region <label>
+    labels = np.where(ink, 1, 0)
+    labelled = explain(model, x, method="shap", target="predicted", groups=labels,
+                       background=np.zeros((1, 8, 8, 1)))
+    assert labelled.feature_names == ("region 0", "region 1")
+    np.testing.assert_allclose(labelled.values, explain(
+        model, x, method="shap", target="predicted", groups={"paper": ~ink, "ink": ink},
+        background=np.zeros((1, 8, 8, 1))).values, atol=1e-9)
+    labels[3] = 0  # a label missing from one image: the error says which
+    with pytest.raises(InvalidArgument, match=r"group 'region 1' is empty \(its mask selects "
+                                            r"nothing\) in 1 sample\(s\), the first row 3"):
+        explain(model, x, method="shap", target="predicted", groups=labels)
 
 
 def test_timesteps_of_a_sequence():
