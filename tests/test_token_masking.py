@@ -58,3 +58,13 @@ def test_faithful_deletes_tokens_with_the_pad_id(reviews):
         from pytest_kexplain import assert_saliency_stable
 
         assert_saliency_stable(model, ids, vocabulary=VOCABULARY)
+
+
+def test_model_sensitivity_compares_tokens(reviews):
+    from pytest_kexplain import assert_model_sensitive
+
+    model, ids = reviews
+    result = assert_model_sensitive(model, ids, method="occlusion", vocabulary=VOCABULARY,
+                                    max_similarity=0.99)
+    assert result.randomized_explanation.feature_names == result.explanation.feature_names
+    assert "refund" in result.explanation.feature_names
