@@ -227,6 +227,10 @@ def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str =
         pass
     close = difflib.get_close_matches(feature, list(feature_names), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    qualified = [name for name in feature_names if name.endswith(NAME_SEPARATOR + feature)]
+    if qualified:  # an input's feature (or token) named without its input
+        hint = (f" Did you mean {' or '.join(map(repr, qualified[:3]))}? The features of a "
+                "model with several inputs are named 'input:feature'.")
     shown = ", ".join(feature_names[:12]) + (", ..." if len(feature_names) > 12 else "")
     raise InvalidArgument(
         f"{argument} {feature!r} is not a feature of X.{hint} The features are: {shown}. "

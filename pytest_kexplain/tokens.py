@@ -28,6 +28,8 @@ def vocabulary_lookup(vocabulary: Any) -> dict[int, str]:
                     "strings (or token strings to ids).")
             lookup[int(key)] = str(token)
         return lookup
+    if isinstance(vocabulary, np.ndarray) and vocabulary.ndim == 1:
+        vocabulary = vocabulary.tolist()  # an array of token strings, as read from a file
     if isinstance(vocabulary, (str, bytes)) or not isinstance(vocabulary, Sequence):
         raise InvalidArgument(
             "vocabulary must be a list of tokens (position = id) or a dict of id -> token, got "
@@ -90,9 +92,9 @@ def is_per_input(vocabulary: Any) -> bool:
     """Whether vocabulary= is given per input ({input name: vocabulary}) rather than once."""
     return (isinstance(vocabulary, Mapping) and len(vocabulary) > 0
             and all(isinstance(key, str) for key in vocabulary)
-            and all(isinstance(value, Mapping) or (isinstance(value, Sequence)
-                                                   and not isinstance(value, (str, bytes)))
-                    for value in vocabulary.values()))
+            and all(isinstance(value, (Mapping, np.ndarray)) or (
+                isinstance(value, Sequence) and not isinstance(value, (str, bytes)))
+                for value in vocabulary.values()))
 
 
 def _raw_part(X: Any, names: Sequence[str], position: int) -> Any:

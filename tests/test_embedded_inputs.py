@@ -403,6 +403,12 @@ def test_checks_name_tokens_of_an_input(saved, rows):
     with pytest.raises(InvalidArgument, match="'broken' is not a feature of X. Did you mean "
                        "'text:broken'?"):
         assert_top_features(model, X, ["broken"], vocabulary=vocab)  # names are qualified
+    with pytest.raises(InvalidArgument, match="'the' is not a feature of X. Did you mean "
+                       "'text:the'\\? The features of a model with several inputs are named"):
+        assert_top_features(model, X, ["the"], vocabulary=vocab)
+    # a vocabulary read from a file as an array, given per input
+    array_vocab = {"text": np.array(vocab)}
+    assert_top_features(model, X, ["text:broken"], vocabulary=array_vocab)
     with pytest.raises(CheckFailed, match=r"(?s)text:the is ranked \d+.*text:broken +\d"):
         assert_top_features(model, X, ["text:the"], k=1, vocabulary=vocab)
     orders = {"title": vocab, "body": vocab}
