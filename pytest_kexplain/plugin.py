@@ -38,7 +38,8 @@ COLLECTED_OUTPUT_KEY = "kexplain_collected"  # xdist workeroutput: module -> tes
 
 MARKER_HELP = (
     "kexplain(**settings): explanation settings for this test: method=, seed=, target=, "
-    "output=, class_names=, batch_size=, options={...} (explainer options), and drift tolerances of "
+    "output=, class_names=, batch_size=, groups=, vocabulary=, pad_id=, options={...} (explainer "
+    "options), and drift tolerances of "
     "explanation_baseline: rank_correlation=, rank_metric=, top_k=, top_k_overlap=, "
     "max_share_change=, min_top_importance=, sign_agreement=, sample_similarity=; see pytest-kexplain's docs."
 )

@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from typing import Any
 
 #: keyword arguments of explain() that a marker or ini option may default
-EXPLAIN_KEYWORDS = ("method", "seed", "target", "output", "class_names", "batch_size")
+EXPLAIN_KEYWORDS = ("method", "seed", "target", "output", "class_names", "batch_size", "groups",
+                    "vocabulary", "pad_id")
 
 _active: dict[str, Any] = {}
 

@@ -81,7 +81,13 @@ def render_configuration() -> str:
         "method": "explanation method (`auto`, `integrated_gradients`, `shap`, ...)",
         "seed": "seed of every random draw",
         "target": "output to explain: an index, `'predicted'`, or one index per row",
+        "output": "the explained output of a model with several, by name or index",
+        "class_names": "labels of the explained output's units (`target='setosa'`)",
         "batch_size": "rows per model call",
+        "groups": "features explained as one player (`{'region': [...]}`, `'timesteps'`, "
+                  "`Grid(4, 4)`)",
+        "vocabulary": "token strings of a token model's ids (importance per token)",
+        "pad_id": "the token id that masks a token out (default 0)",
         "options": "explainer options, e.g. `{'steps': 128}`",
     }
     for keyword in plugin.marker_keywords():

@@ -310,3 +310,25 @@ def test_output_checks_take_the_same_keywords_as_the_others(credit):
     assert_invariant(model, x, {"age": 3.0}, atol=1e-12, **kwargs)
     result = assert_monotonic(model, x, "income", max_examples=10, **kwargs)
     assert result.feature == "income"
+
+
+def test_the_marker_sets_groups_for_every_check_and_the_gate(pytester):
+    pytester.makepyfile(test_m="""
+        import numpy as np
+        import pytest
+        from pytest_kexplain import assert_invariant, assert_top_features, explain, zoo
+
+        X = np.random.default_rng(0).normal(size=(16, 4))
+
+        @pytest.mark.kexplain(method="shap", groups={"pair": ["x0", "x1"]})
+        def test_grouped(kexplain, explanation_baseline):
+            model = zoo.linear_model([3.0, 2.0, 0.5, 0.1])
+            assert kexplain.explain(model, X).feature_names == ("pair", "x2", "x3")
+            assert_top_features(model, X, ["pair"])
+            assert_invariant(model, X, {"x3": 0.0}, atol=1.0)
+            explanation_baseline.assert_match(model, X)
+    """)
+    pytester.runpytest("--kexplain-update").assert_outcomes(passed=1)
+    baseline = (pytester.path / "explanation_baselines" / "test_m.test_grouped.json").read_text()
+    assert '"feature": "pair"' in baseline
+    pytester.runpytest().assert_outcomes(passed=1)
