@@ -327,7 +327,11 @@ def _compute(
     target_indices, unit = resolve_target(target, outputs, labels, bound.default_target, head)
     request = ExplainRequest(
         adapter=adapter, x=x, target=target_indices, background=background, seed=seed,
-        options=options, batch_size=batch_size, groups=players, pad_id=pad_id,
+        # several inputs: the pad id is the id columns' alone (masking the floats by it
+        # would be wrong), as is the embedding reference of the gradient methods
+        options=options, batch_size=batch_size, groups=players,
+        pad_id=pad_id if layout is None else None,
+        id_pad=DEFAULT_PAD_ID if pad_id is None else int(pad_id),
         embedding=embedding if spec.requires_gradient and spec.name not in LAYER_METHODS
         else None,
         embedding_shape=() if embedding is None else tuple(

@@ -510,3 +510,24 @@ def test_the_gate_with_a_vocabulary_speaks_of_tokens(pytester, monkeypatch):
     assert "explanation drifted from the baseline" in output
     assert re.search(r"\n\s*E?\s*text:\w+ +\d+ ", output)  # the tables name the tokens
     assert re.search(r"\n\s*E?\s*(title|body):\w+ +\d+ ", output)
+
+
+def test_pad_id_masks_the_id_inputs_alone():
+    """With several inputs, occlusion replaces ids by the pad id and floats by their
+    reference (zeros, or the background's mean): pad_id= changes the text's values only."""
+    from pytest_kexplain import zoo
+
+    model = _unmasked_model()
+    ids, _ = zoo.review_tokens(n=6, steps=8, seed=6)
+    X = {"num": np.random.default_rng(6).normal(size=(6, 3)), "text": ids}
+    zero, one = (explain(model, X, method="occlusion", pad_id=pad) for pad in (0, 1))
+    np.testing.assert_array_equal(zero.for_input("num").values, one.for_input("num").values)
+    assert not np.allclose(zero.for_input("text").values, one.for_input("text").values)
+    assert (zero.for_input("text").values[ids == 0] == 0).all()
+    assert (one.for_input("text").values[ids == 1] == 0).all()
+    background = {"num": np.full((2, 3), 0.5), "text": ids[:2]}
+    behind = explain(model, X, method="occlusion", background=background)
+    np.testing.assert_array_equal(behind.for_input("text").values, zero.for_input("text").values)
+    reference = {"num": np.full((6, 3), 0.5), "text": np.zeros_like(ids)}
+    np.testing.assert_allclose(behind.base_values, model.predict(reference, verbose=0)[:, 0],
+                               rtol=1e-5, atol=1e-6)

@@ -32,6 +32,8 @@ class ExplainRequest:
     embedded_inputs: Any = None
     #: several inputs: which flat columns hold integer ids (masking methods keep them whole)
     id_columns: np.ndarray | None = None
+    #: several inputs: the id the reference holds in those columns
+    id_pad: int = 0
 
     def players(self) -> Players:
         """The players of a masking method: the groups, or every raw feature on its own."""
@@ -57,10 +59,17 @@ class ExplainRequest:
         return int(np.prod(self.sample_shape))
 
     def reference(self) -> np.ndarray:
-        """The single reference input: the background mean, or zeros without background."""
+        """The single reference input: the background mean, or zeros without background
+        (the pad id in the id columns of a model with several inputs: a mean of ids is none)."""
         if self.background is None:
-            return np.zeros(self.sample_shape)
-        return self.background.mean(axis=0)
+            reference = np.zeros(self.sample_shape)
+        else:
+            reference = self.background.mean(axis=0)
+        if self.id_columns is not None and self.id_columns.any():
+            flat = reference.reshape(-1).copy()
+            flat[self.id_columns] = float(self.id_pad)
+            reference = flat.reshape(self.sample_shape)
+        return reference
 
     def rng(self) -> np.random.Generator:
         """A fresh generator seeded with the request's seed (same draws on every call)."""
