@@ -531,3 +531,20 @@ def test_pad_id_masks_the_id_inputs_alone():
     reference = {"num": np.full((6, 3), 0.5), "text": np.zeros_like(ids)}
     np.testing.assert_allclose(behind.base_values, model.predict(reference, verbose=0)[:, 0],
                                rtol=1e-5, atol=1e-6)
+
+
+def test_faithfulness_deletes_ids_by_the_pad_id_whatever_the_background():
+    """Deleting a token of a model with several inputs sets its positions to the pad id, not
+    to a mean of the background's ids (which is no id)."""
+    from pytest_kexplain import zoo
+
+    model = _unmasked_model()
+    ids, _ = zoo.review_tokens(n=10, steps=8, seed=7)
+    X = {"num": np.random.default_rng(7).normal(size=(10, 3)), "text": ids}
+    background = {"num": np.zeros((3, 3)), "text": ids[:3]}  # a mean id of ~5: not the pad
+    plain = assert_faithful(model, X, k=2, margin=0.0, vocabulary=list(zoo.REVIEW_VOCABULARY),
+                            method="occlusion")
+    behind = assert_faithful(model, X, k=2, margin=0.0, vocabulary=list(zoo.REVIEW_VOCABULARY),
+                             method="occlusion", background=background)
+    # float features' reference is the background's mean (zeros here too): same deletions
+    np.testing.assert_allclose(behind.deletion_curve, plain.deletion_curve)

@@ -102,6 +102,12 @@ def assert_faithful(
     else:
         reference = (np.zeros(x.shape[1]) if background is None
                      else background.reshape(len(background), -1).mean(axis=0))
+    layout = prepared.layout
+    if pad_id is None and layout is not None:  # several inputs: ids too, floats as before
+        ids = np.concatenate([np.full(size, np.issubdtype(np.dtype(dtype), np.integer))
+                              for size, dtype in zip(layout.sizes, layout.dtypes)])
+        given = merged.get("pad_id")
+        reference[ids] = float(0 if given is None else given)
     targets = bound.row_targets(prepared.array)
 
     def outputs(rows: np.ndarray) -> np.ndarray:
