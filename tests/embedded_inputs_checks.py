@@ -11,6 +11,8 @@ object printed on the last line of standard output with the TensorFlow results.
   (the title never holds one).
 - ``tickets``: the orders' inputs, the two texts read by one nested text encoder (a
   Sequential starting with an Embedding) called on each; untrained, seeded.
+- ``notes``: the reviews' model without a padding mask (an all-pad text is finite, which
+  occlusion's reference needs); untrained, seeded.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ def orders_data(n: int = 400, seed: int = 1) -> tuple[list[np.ndarray], np.ndarr
     return [title, body, price], labels
 
 
-def reviews_model(seed: int = 0) -> Any:
-    """Dict input: a pooled masked embedding of the text beside a dense branch of num."""
+def reviews_model(seed: int = 0, mask_zero: bool = True) -> Any:
+    """Dict input: a pooled masked embedding of the text beside a dense branch of num
+    (without the mask, ``notes``: an all-pad text is finite, so occlusion can run)."""
     import keras
 
     from pytest_kexplain import zoo
@@ -64,12 +67,13 @@ def reviews_model(seed: int = 0) -> Any:
     keras.utils.set_random_seed(seed)
     num = keras.Input((4,), name="num")
     text = keras.Input((12,), name="text", dtype="int32")
-    pooled = keras.layers.GlobalAveragePooling1D()(
-        keras.layers.Embedding(len(zoo.REVIEW_VOCABULARY), 8, mask_zero=True, name="words")(text))
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(
+        len(zoo.REVIEW_VOCABULARY), 8, mask_zero=mask_zero, name="words")(text))
     hidden = keras.layers.Concatenate()([pooled, keras.layers.Dense(4, activation="tanh")(num)])
     hidden = keras.layers.Dense(8, activation="tanh")(hidden)
     return keras.Model({"num": num, "text": text},
-                       keras.layers.Dense(1, activation="sigmoid")(hidden), name="reviews")
+                       keras.layers.Dense(1, activation="sigmoid")(hidden),
+                       name="reviews" if mask_zero else "notes")
 
 
 def orders_model(seed: int = 0) -> Any:
@@ -127,7 +131,7 @@ def save_models_and_data(directory: Path) -> dict[str, Any]:
     orders_X, orders_y = orders_data()
     models = {"reviews": trained(reviews_model(), reviews_X, reviews_y, epochs=15),
               "orders": trained(orders_model(), orders_X, orders_y, epochs=15),
-              "tickets": tickets_model()}
+              "tickets": tickets_model(), "notes": reviews_model(mask_zero=False)}
     for name, model in models.items():
         model.save(directory / f"{name}.keras")
     np.savez(directory / "rows.npz", num=reviews_X["num"][:12], text=reviews_X["text"][:12],
@@ -170,6 +174,11 @@ def vocabulary_explanations(directory: Path, models: dict[str, Any] | None = Non
             results[f"{key}:feature_names"] = list(explanation.feature_names)
             results[f"{key}:token_names"] = [list(row) for row in explanation.token_names]
             results[f"{key}:token_values"] = explanation.token_values.tolist()
+    path = models["notes"] if models else str(Path(directory) / "notes.keras")
+    occluded = explain(path, rows["reviews"], method="occlusion", vocabulary=vocabularies(
+        "reviews"))
+    results["notes:vocabulary:occlusion"] = occluded.values.tolist()
+    results["notes:vocabulary:occlusion:feature_names"] = list(occluded.feature_names)
     return results
 
 
