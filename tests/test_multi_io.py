@@ -504,3 +504,33 @@ def test_grad_cam_explains_the_chosen_output_and_refuses_several_inputs(list_mod
     with pytest.raises(KexplainError, match="maps a convolution layer onto one image input, but "
                                             "the model takes several inputs \\('num', 'aux'\\)"):
         explain(list_model, data, method="gradcam")
+
+
+def test_names_keras_made_up_do_not_name_features_or_outputs():
+    """Unnamed inputs and output layers get names from their position, not Keras' counters
+    (keras_tensor_4, dense_2 depend on how many models the process built before), so a
+    baseline written in one run matches the same model built in another."""
+    import keras
+
+    def unnamed():
+        num, aux = keras.Input((3,)), keras.Input((2,))
+        hidden = keras.layers.Concatenate()([num, aux])
+        return keras.Model([num, aux], [keras.layers.Dense(1)(hidden),
+                                        keras.layers.Dense(3)(hidden)])
+
+    rng = np.random.default_rng(3)
+    x = [rng.normal(size=(6, 3)), rng.normal(size=(6, 2))]
+    first, second = unnamed(), unnamed()
+    for model in (first, second):
+        explanation = explain(model, x, output=1, target=2)
+        assert explanation.feature_names == ("input_0:x0", "input_0:x1", "input_0:x2",
+                                             "input_1:x0", "input_1:x1")
+        assert explanation.output == "output_1" and explanation.output_name == "output_1[2]"
+        assert explain(model, x, output="output_0").output == "output_0"
+    # names given by the user are kept
+    num, aux = keras.Input((3,), name="num"), keras.Input((2,), name="aux")
+    hidden = keras.layers.Concatenate()([num, aux])
+    named = keras.Model([num, aux], [keras.layers.Dense(1, name="dense")(hidden),
+                                     keras.layers.Dense(3, name="kind")(hidden)])
+    assert explain(named, x, output="kind", target=0).feature_names[0] == "num:x0"
+    assert explain(named, x, output=0).output == "output_0"  # 'dense' is Keras' own name

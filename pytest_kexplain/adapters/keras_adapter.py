@@ -24,6 +24,7 @@ from pytest_kexplain.adapters.multi_io import (
     OutputChoice,
     RoutedModel,
     keras_input_specs,
+    made_up_name,
     resolve_output,
     select_output,
 )
@@ -447,11 +448,23 @@ def exception_summary(exc: BaseException) -> str:
 
 
 def _output_names(model: Any) -> list[str] | None:
+    """The names of a list of outputs: their layers' names, or output_<i> for a made-up one."""
     try:
         names = model.output_names
-    except (AttributeError, ValueError):
+        tensors = list(model.outputs)
+    except (AttributeError, ValueError, TypeError):
         return None
-    return list(names) if isinstance(names, (list, tuple)) else None
+    if not isinstance(names, (list, tuple)):
+        return None
+    if len(tensors) != len(names):
+        return list(names)
+    portable = []
+    for index, (name, tensor) in enumerate(zip(names, tensors)):
+        history = getattr(tensor, "_keras_history", None)
+        layer = history[0] if history else None
+        made_up = layer is not None and made_up_name(str(name), type(layer).__name__)
+        portable.append(f"output_{index}" if made_up else str(name))
+    return portable
 
 
 def model_structure(model: Any) -> tuple[Any, ...]:

@@ -9,6 +9,7 @@ model with several outputs, ``OutputChoice`` picks the explained one by name or 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,25 @@ def _dtype_name(dtype: Any) -> str | None:
     return str(name).replace("torch.", "")
 
 
+def made_up_name(name: str, class_name: str) -> bool:
+    """Whether `name` is one Keras made up for an object of that class (`dense`, `dense_3`).
+
+    Keras numbers such names by how many objects of the class the process built before, so
+    they differ between runs and must not name features or outputs in baselines.
+    """
+    snake = re.sub("([a-z])([A-Z])", r"\1_\2",
+                   re.sub("(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", class_name))).lower()
+    return re.fullmatch(rf"{re.escape(snake)}(_\d+)?", name) is not None
+
+
+def _input_name(tensor: Any, index: int) -> str:
+    """A list input's name: the one given to keras.Input(name=...), else input_<index>."""
+    name = str(getattr(tensor, "name", "") or "")
+    if not name or made_up_name(name, type(tensor).__name__) or made_up_name(name, "InputLayer"):
+        return f"input_{index}"
+    return name
+
+
 def keras_input_specs(model: Any) -> tuple[tuple[InputSpec, ...], bool] | None:
     """The declared inputs of a functional Keras model and whether it takes a dict; None if unknown."""
     try:
@@ -110,8 +130,7 @@ def keras_input_specs(model: Any) -> tuple[tuple[InputSpec, ...], bool] | None:
         return None
     structure = getattr(model, "_inputs_struct", None)
     as_dict = isinstance(structure, dict)
-    names = list(structure) if as_dict else [str(getattr(t, "name", f"input_{i}"))
-                                             for i, t in enumerate(tensors)]
+    names = list(structure) if as_dict else [_input_name(t, i) for i, t in enumerate(tensors)]
     if as_dict:
         tensors = [structure[name] for name in names]
     specs = tuple(
