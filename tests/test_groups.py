@@ -332,3 +332,13 @@ def test_the_marker_sets_groups_for_every_check_and_the_gate(pytester):
     baseline = (pytester.path / "explanation_baselines" / "test_m.test_grouped.json").read_text()
     assert '"feature": "pair"' in baseline
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_to_shap_of_image_groups_is_a_table_of_groups(digits_cnn):
+    """As the README says: grouped image explanations convert to one column per patch."""
+    model, images = digits_cnn
+    converted = explain(model, images[:4], method="occlusion", target=0,
+                        groups=Grid(2, 2)).to_shap()
+    assert list(converted.feature_names) == ["patch(0,0)", "patch(0,1)", "patch(1,0)",
+                                             "patch(1,1)"]
+    assert converted.values.shape == (4, 4)
