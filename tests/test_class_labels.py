@@ -206,3 +206,26 @@ def test_drift_messages_name_the_class(pytester, monkeypatch, classifier, x):
     drifted.assert_outcomes(failed=1)
     drifted.stdout.fnmatch_lines(["*CheckFailed: explanation of virginica drifted from the "
                                   "baseline explanation_baselines/test_gate.test_virginica.json"])
+
+
+def test_one_sigmoid_unit_with_two_class_names_is_the_second_class():
+    """A binary model's single sigmoid unit is the probability of the second label, as a
+    scikit-learn binary classifier explains classes_[1]; the first label is refused clearly."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    x = np.random.default_rng(4).normal(size=(12, 3))
+    labels = ["rejected", "approved"]
+    approved = explain(model, x, target="approved", class_names=labels)
+    np.testing.assert_array_equal(approved.values, explain(model, x).values)
+    assert approved.output_name == "approved"
+    assert_top_features(model, x, approved.top(1), k=1, target="approved", class_names=labels)
+    with pytest.raises(KexplainError, match="target='rejected' is not the class of this "
+                                            "one-unit output: it gives the probability of "
+                                            "'approved'"):
+        explain(model, x, target="rejected", class_names=labels)
+    with pytest.raises(KexplainError, match="target='rejected' is not the class"):
+        assert_top_features(model, x, ["x0"], target="rejected", class_names=labels)
+    with pytest.raises(KexplainError, match="class_names has 3 labels"):
+        explain(model, x, class_names=["a", "b", "c"], target="a")

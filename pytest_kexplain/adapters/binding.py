@@ -32,6 +32,8 @@ class BoundModel:
     def labels(self, n_outputs: int) -> tuple[str, ...] | None:
         """The labels of the explained output's units, checked against their number."""
         if self.class_names is not None:
+            if n_outputs == 1 and len(self.class_names) == 2:
+                return self.class_names[1:]  # one sigmoid unit: the second class's probability
             check_label_count(self.class_names, n_outputs, "class_names")
             return self.class_names
         carried = getattr(self.adapter, "class_names", None)
@@ -41,6 +43,9 @@ class BoundModel:
 
     def known_labels(self) -> tuple[str, ...] | None:
         """Labels known before any model call (given, or carried by the model)."""
+        if self.class_names is not None and len(self.class_names) == 2:
+            if self.adapter.declared_outputs() == 1:
+                return self.class_names[1:]
         return self.class_names or getattr(self.adapter, "class_names", None)
 
     @property

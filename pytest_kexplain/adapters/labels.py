@@ -56,6 +56,13 @@ def label_index(label: str, class_names: tuple[str, ...] | None, n_outputs: int)
         return class_names.index(label)
     close = difflib.get_close_matches(label, list(class_names), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    if n_outputs == 1 and len(class_names) == 1:
+        raise InvalidArgument(
+            f"target={label!r} is not the class of this one-unit output: it gives the "
+            f"probability of {class_names[0]!r} (with two class_names, the second), and the "
+            f"other class's attributions are the negatives of these. Explain "
+            f"target={class_names[0]!r} (or leave target unset)."
+        )
     raise InvalidArgument(
         f"target={label!r} is not a class label.{hint} The labels are: "
         f"{', '.join(map(repr, class_names))} (or 'predicted' for each row's argmax)."
