@@ -147,6 +147,19 @@ def files(tmp_path_factory):
     np.savez(root / "inputs_misnamed.npz", numbers=num_rows, img=img_rows)
     np.savez(root / "inputs_uneven.npz", num=num_rows, img=img_rows[:19])
 
+    # two inputs, one of token ids: the output reads num's feature 0 and the mean token score
+    note_num, note_text = keras.Input((2,), name="num"), keras.Input((8,), dtype="int32",
+                                                                     name="text")
+    note_embedding = keras.layers.Embedding(len(VOCABULARY), 1)
+    note_embedding.build((None, 8))
+    note_embedding.set_weights([scores.astype("float32")])
+    pooled = keras.layers.GlobalAveragePooling1D()(note_embedding(note_text))
+    note_joined = keras.layers.Concatenate()([note_num, pooled])
+    keras.Model({"num": note_num, "text": note_text},
+                _dense(keras, 1, np.array([[0.1], [0.0], [1.0]]))(note_joined)).save(
+        root / "note.keras")
+    np.savez(root / "note.npz", num=rng.standard_normal((16, 2)), text=ids)
+
     # flag files that are wrong in one way each
     (root / "groups_list.json").write_text(json.dumps([["region_a", "region_b"]]))
     (root / "broken.json").write_text('{"region": ["region_a",')
@@ -422,6 +435,23 @@ def test_tokens_by_masking_with_a_pad_id(capsys, files):
                if name not in ("refund", "broken"))
 
 
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion"])
+def test_a_vocabulary_beside_other_inputs(capsys, files, method):
+    """With several inputs the vocabulary names the one input of ids: 'text:refund'."""
+    code, out, err = cli(capsys, "explain", files / "note.keras", files / "note.npz",
+                         "--vocabulary", files / "vocab.txt", "--method", method, "--json")
+    assert code == 0, err
+    scores = importance(out)
+    assert ranking(out)[0] == "text:refund"
+    code, table_out, err = cli(capsys, "explain", files / "note.keras", files / "note.npz",
+                               "--vocabulary", files / "vocab.txt", "--method", method)
+    assert "features and tokens by mean" in table_out and "feature or token" in table_out
+    assert scores["text:refund"] > scores["text:broken"] > 0
+    assert scores["num:x0"] > 0 and scores["num:x1"] == 0.0  # num:x1 is never read
+    assert all(value == 0.0 for name, value in scores.items()
+               if name.startswith("text:") and name not in ("text:refund", "text:broken"))
+
+
 def test_token_positions_without_a_vocabulary(capsys, files):
     code, out, err = cli(capsys, "explain", files / "tokens.keras", files / "ids.npy", "--json")
     assert code == 0, err
@@ -474,7 +504,8 @@ EARLY = [
      ["--target 'virginca'", "Did you mean virginica?"]),
     (["iris.keras", "iris.csv", "--output", " "], ["argument --output", "name or index"]),
     (["two_inputs.keras", "inputs_uneven.npz"], ["different numbers of rows", "'img': 19"]),
-    (["tokens.keras", "inputs.npz", "--vocabulary", "vocab.txt"], ["one input of token ids"]),
+    (["tokens.keras", "inputs.npz", "--vocabulary", "vocab.txt"],
+     ["none of the 2 arrays", "holds integers"]),
 ]
 
 #: mistakes only the model can reveal: found after loading it, before explaining

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         from pytest_kexplain.adapters import load_keras_file
 
         model = load_keras_file(model_path)
-    if args.vocabulary is not None:
+    if args.vocabulary is not None and not isinstance(data.rows, (dict, list)):
         _require_token_model(model, args.model)
     if isinstance(data.rows, (dict, list)):
         _require_input_names(model, data)
@@ -127,12 +127,16 @@ def _check_mask_shape(spec: GroupsSpec, shape: tuple[int, ...], sample: tuple[in
 
 
 def _require_token_ids(data: Table) -> None:
-    """--vocabulary names token ids: the rows must be whole numbers."""
+    """--vocabulary names token ids: the rows (or, with several inputs, one array) hold them."""
     import numpy as np
 
     if isinstance(data.rows, (dict, list)):
-        raise CliError(f"--vocabulary is for a model with one input of token ids; {data.source} "
-                       f"holds {len(data.rows)} arrays (one per input).")
+        arrays = data.rows.values() if isinstance(data.rows, dict) else data.rows
+        if not any(np.issubdtype(np.asarray(array).dtype, np.integer) for array in arrays):
+            raise CliError(f"--vocabulary names token ids, but none of the {len(data.rows)} "
+                           f"arrays in {data.source} holds integers; save the token input's "
+                           "ids as an integer array.")
+        return  # explain() matches the vocabulary with the model's one input of ids
     rows = np.asarray(data.rows, dtype=np.float64)
     whole = np.isfinite(rows) & (rows == np.round(rows))
     if not whole.all():
@@ -253,6 +257,8 @@ def _print_table(explanation: Any, args: argparse.Namespace, seconds: float) -> 
 def _player_words(explanation: Any, args: argparse.Namespace) -> tuple[str, str]:
     """What the table ranks: (column header, plural noun) for features, groups or tokens."""
     if args.vocabulary is not None:
+        if explanation.token_inputs:  # beside the features of the other inputs
+            return "feature or token", "features and tokens"
         return "token", "tokens"
     if args.groups is None:
         return "feature", "features"
