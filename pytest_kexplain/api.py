@@ -357,6 +357,8 @@ def _compute(
         if not attribution.grouped:  # per-feature attributions: a group gets their sum
             values = players.sum(values)
             global_importance = None
+        if players.per_row:  # a group absent from a sample: exactly 0 there, whatever round-off
+            values = np.where(players.sizes() == 0, 0.0, values)
         x, feature_names = players.mean(x), players.names
     token_names, token_values = None, None
     if tokens is not None and tokens.vocabularies is not None and layout is not None:

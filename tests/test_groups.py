@@ -157,10 +157,36 @@ def test_label_mask_per_image(digits_cnn):
     np.testing.assert_allclose(labelled.values, explain(
         model, x, method="shap", target="predicted", groups={"paper": ~ink, "ink": ink},
         background=np.zeros((1, 8, 8, 1))).values, atol=1e-9)
-    labels[3] = 0  # a label missing from one image: the error says which
-    with pytest.raises(InvalidArgument, match=r"group 'region 1' is empty \(its mask selects "
-                                            r"nothing\) in 1 sample\(s\), the first row 3"):
-        explain(model, x, method="shap", target="predicted", groups=labels)
+    with pytest.raises(InvalidArgument, match=r"group 'nothing' is empty \(its mask selects "
+                                            r"nothing in any sample\)"):
+        explain(model, x, method="shap", target="predicted",
+                groups={"ink": ink, "nothing": np.zeros_like(ink)})
+
+
+@pytest.mark.parametrize("players", [3, 12])  # exact, and sampled (more than 10 players)
+def test_a_label_missing_from_some_images_gets_zero_there(digits_cnn, players):
+    """Label maps differ between images (segments, superpixels): a label an image lacks is a
+    player that changes nothing there, exactly 0, and the values stay additive."""
+    model, images = digits_cnn
+    x, background = images[:6], images[20:24]
+    rows, columns = np.indices((8, 8))
+    labels = np.stack([(rows * 8 + columns) * players // 64 for _ in range(len(x))])
+    labels[0][labels[0] == 1] = 0  # image 0 lacks label 1; image 4 lacks the last label
+    labels[4][labels[4] == players - 1] = players - 2
+    absent = np.zeros((len(x), players), dtype=bool)
+    absent[0, 1], absent[4, players - 1] = True, True
+    for method in ("shap", "occlusion", "lime", "integrated_gradients", "saliency"):
+        explanation = explain(model, x, method=method, target=3, groups=labels,
+                              background=background)
+        assert explanation.feature_names == tuple(f"region {k}" for k in range(players))
+        values = np.asarray(explanation.values)
+        assert (values[absent] == 0.0).all(), method
+        assert (np.abs(values[~absent]) > 0).mean() > 0.5, method  # the others are read
+        if method == "shap":
+            np.testing.assert_allclose(values.sum(axis=1) + explanation.base_values,
+                                       explanation.outputs, atol=1e-6)
+            expected = "exact" if players <= 10 else "permutation"
+            assert explanation.options["estimator"] == expected
 
 
 def test_timesteps_of_a_sequence():
