@@ -448,10 +448,27 @@ def _tokens(pad_id: int | None, vocabulary: Any, players: Players | None,
             players_of_tokens = multi_input_players(vocabularies, prepared.array,
                                                 prepared.feature_names, prepared.layout)
         else:
+            _require_token_ids(prepared.array)
             players_of_tokens = token_players(vocabulary, prepared.array,
                                               prepared.feature_names, None)
     return TokenSettings(None if pad_id is None else int(pad_id), players_of_tokens, vocabulary,
                          vocabularies)
+
+
+def _require_token_ids(x: np.ndarray) -> None:
+    """vocabulary= names token ids: X must hold whole numbers from 0 up."""
+    flat = np.asarray(x).reshape(len(x), -1)
+    if np.issubdtype(flat.dtype, np.integer):
+        bad = flat < 0
+    else:
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(flat) | (flat != np.round(flat)) | (flat < 0)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        raise InvalidArgument(
+            f"vocabulary= names token ids, but X[{row}] holds {flat[row, column].item()!r} at position "
+            f"{column}, which is not an id (a whole number from 0 up). Pass the token ids the "
+            "model reads, or leave vocabulary= out for a model that does not read token ids.")
 
 
 def _token_options(embedding: Any, pad_id: int | None, players: Players | None,

@@ -212,3 +212,14 @@ def test_gate_with_a_vocabulary(pytester):
         if beside:
             np.testing.assert_allclose(picture["baseline_maps"][0], picture["maps"][0],
                                        atol=1e-3 * max(map(abs, picture["maps"][0])))
+
+
+@pytest.mark.parametrize("rows", [np.array([[0.5, 1.0, 2.0]]), np.array([[1, -1, 2]])])
+def test_a_vocabulary_for_rows_that_are_not_token_ids_is_a_usage_error(rows):
+    """vocabulary= on float features (or negative ids) used to name them '[-1]', 'a', ..."""
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    with pytest.raises(InvalidArgument, match=r"vocabulary= names token ids, but X\[0\] holds "
+                                              r".* not an id"):
+        explain(model, rows, vocabulary=["a", "b", "c"])
