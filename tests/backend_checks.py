@@ -109,12 +109,17 @@ def _unread_group_gets_nothing() -> dict[str, Any]:
     rng = np.random.default_rng(3)
     x, background = rng.normal(size=(12, 7)), rng.normal(size=(30, 7))
     groups = {"read": ["x0", "x1", "x2"], "unread": ["x5", "x6"]}
-    options = {"permutation": {}, "occlusion": {}, "lime": {"samples": 300}}
+    options = {"permutation": {}, "occlusion": {}, "lime": {"samples": 300}, "shap": {},
+               # 7 features or 4 players: fewer evaluations than coalitions, so sampled
+               "shap_sampled": {"method": "shap", "max_evals": 8}}
     results = {}
     for method, extra in options.items():
         for grouped in (True, False):
-            explanation = explain(model, x, method=method, background=background,
-                                  groups=groups if grouped else None, **extra)
+            explanation = explain(model, x, **{"method": method, **extra},
+                                  background=background, groups=groups if grouped else None)
+            if method.startswith("shap"):
+                expected = "permutation" if method == "shap_sampled" else "exact"
+                assert explanation.options["estimator"] == expected, explanation.options
             columns = ([explanation.feature_names.index("unread")] if grouped else [5, 6])
             key = f"{method}{'_groups' if grouped else ''}"
             results[key] = float(np.abs(explanation.values[:, columns]).max())

@@ -154,7 +154,8 @@ def test_the_baseline_gate_passes_its_own_model_and_fails_a_reversed_one(results
 def test_masking_methods_give_an_unread_group_exactly_nothing(results):
     assert results["unread_group"] == {
         key: 0.0 for key in ("permutation", "permutation_groups", "occlusion",
-                             "occlusion_groups", "lime", "lime_groups")}
+                             "occlusion_groups", "lime", "lime_groups", "shap", "shap_groups",
+                             "shap_sampled", "shap_sampled_groups")}
 
 
 def test_a_model_undefined_on_an_all_pad_row_gets_an_error_that_says_so(results):

@@ -43,6 +43,10 @@ DEFAULT_SAMPLED_EVALS = 96
 # Upper bound on input values (model rows x features) materialised at once for coalitions:
 # 2**24 float32 values are 64 MB, and each chunk fills several large model batches.
 VALUES_PER_CHUNK = 2**24
+# A marginal contribution within this many float epsilons of the outputs' magnitude is
+# round-off: outputs of identical inputs computed in calls of other sizes (JAX, PyTorch) or
+# in another order differ by a few ulps, and a player the model never reads must get 0.
+ROUND_OFF_ULPS = 16
 
 
 def default_background(request: ExplainRequest) -> np.ndarray:
@@ -110,18 +114,10 @@ def row_chunks(n: int, masks_per_row: int, background_rows: int, d: int) -> list
     return [slice(s, min(s + rows, n)) for s in range(0, n, rows)]
 
 
-def exact_weights(d: int) -> tuple[np.ndarray, np.ndarray]:
-    """All 2**d coalition masks of d players and the (d, 2**d) matrix W with phi = v @ W.T."""
-    codes = np.arange(2**d)
-    masks = ((codes[:, None] >> np.arange(d)[None, :]) & 1).astype(bool)
-    sizes = masks.sum(axis=1)
-    weight = np.array([factorial(k) * factorial(d - k - 1) / factorial(d) for k in range(d)])
-    matrix = np.where(
-        masks.T,
-        weight[np.clip(sizes - 1, 0, d - 1)][None, :],
-        -weight[np.clip(sizes, 0, d - 1)][None, :],
-    )
-    return masks, matrix
+def coalition_masks(p: int) -> np.ndarray:
+    """All 2**p coalitions of p players as a (2**p, p) boolean matrix; row c holds c's bits."""
+    codes = np.arange(2**p)
+    return ((codes[:, None] >> np.arange(p)[None, :]) & 1).astype(bool)
 
 
 def single_feature_players(n_features: int) -> np.ndarray:
@@ -145,11 +141,42 @@ def exact_shapley(request: ExplainRequest, background: np.ndarray,
     if player_of_column is None:
         player_of_column = single_feature_players(d)
     n_players = int(player_of_column.max()) + 1
-    player_masks, matrix = exact_weights(n_players)
+    player_masks = coalition_masks(n_players)
     masks = column_masks(player_masks, player_of_column)
     values = np.empty((len(request.x), n_players))
     for rows in row_chunks(len(request.x), len(masks), len(background), d):
-        values[rows] = coalition_values(request, rows, masks, background) @ matrix.T
+        values[rows] = marginal_values(coalition_values(request, rows, masks, background),
+                                       player_masks, mixing_dtype(request))
+    return values
+
+
+def without_round_off(differences: np.ndarray, scale: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Differences of model outputs with those below their round-off set to exactly 0.
+
+    scale broadcasts against differences: the magnitude of the outputs they come from.
+    """
+    limit = ROUND_OFF_ULPS * float(np.finfo(dtype).eps) * np.asarray(scale)
+    return np.where(np.abs(differences) <= limit, 0.0, differences)
+
+
+def marginal_values(coalitions: np.ndarray, player_masks: np.ndarray, dtype: np.dtype
+                    ) -> np.ndarray:
+    """Shapley values (rows, p) from v of every coalition (rows, 2**p), coded as player_masks.
+
+    Summing weighted differences v(S + j) - v(S) (rather than weighting every v) makes a
+    player the model never reads exactly 0: all its differences are 0, or round-off.
+    """
+    p = player_masks.shape[1]
+    codes = np.arange(2**p)
+    weight = np.array([factorial(k) * factorial(p - k - 1) / factorial(p) for k in range(p)])
+    sizes = player_masks.sum(axis=1)
+    scale = np.abs(coalitions).max(axis=1, keepdims=True)
+    values = np.empty((len(coalitions), p))
+    for j in range(p):
+        without = codes[(codes >> j) & 1 == 0]
+        differences = without_round_off(
+            coalitions[:, without | (1 << j)] - coalitions[:, without], scale, dtype)
+        values[:, j] = differences @ weight[sizes[without]]
     return values
 
 
@@ -269,23 +296,29 @@ def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
 
 
 def path_contributions(inner: np.ndarray, start: np.ndarray, end: np.ndarray,
-                       ranks: np.ndarray, weights: np.ndarray) -> np.ndarray:
+                       ranks: np.ndarray, weights: np.ndarray,
+                       dtype: np.dtype | None = None) -> np.ndarray:
     """Each feature's marginal contributions, weighted per pair of paths and summed: (n_rows, d).
 
     inner (n_rows, 2, pairs, d - 1) are the outputs along the paths (path_outputs), start
     (n_rows, pairs) f(b) of each pair's background row, end (n_rows,) f(x), weights
     (n_rows, pairs) each pair's weight. A feature's contribution on a path is the change in
-    output when it joins the coalition; on every path they sum to f(x) - f(b).
+    output when it joins the coalition; on every path they sum to f(x) - f(b). Changes
+    within round-off of dtype (the model's) are 0.
     """
     n_rows, _, pairs, _ = inner.shape
+    dtype = np.dtype(np.float64) if dtype is None else dtype
     start, end = start[:, :, None], np.broadcast_to(end[:, None, None], (n_rows, pairs, 1))
     # With t features of the forward order from x: forward[t], and reverse[t] for the
     # complement (the reverse order's first d - t). Feature j at forward rank r adds
     # forward[r + 1] - forward[r] on the forward path and reverse[r] - reverse[r + 1] on
     # the reverse one: together a step of forward - reverse.
-    forward_minus_reverse = (np.concatenate([start, inner[:, 0], end], axis=2)
-                             - np.concatenate([end, inner[:, 1], start], axis=2))
-    steps = np.diff(forward_minus_reverse, axis=2)
+    forward = np.concatenate([start, inner[:, 0], end], axis=2)
+    reverse = np.concatenate([end, inner[:, 1], start], axis=2)
+    scale = np.maximum(np.abs(forward).max(axis=2, keepdims=True),
+                       np.abs(reverse).max(axis=2, keepdims=True))
+    steps = (without_round_off(np.diff(forward, axis=2), scale, dtype)
+             - without_round_off(np.diff(reverse, axis=2), scale, dtype))
     per_pair = np.take_along_axis(steps, ranks, axis=2)
     return np.einsum("npd,np->nd", per_pair, weights)
 
@@ -347,7 +380,7 @@ def permutation_shapley(
         start = background_outputs[target_index[rows, None], chunk.drawn]  # f(b)
         outputs = path_outputs(request, chunk, x, bg, player_of_column)
         values[rows] = path_contributions(outputs, start, ends[rows, 1], chunk.ranks,
-                                          weights[rows])
+                                          weights[rows], dtype)
     return values
 
 
@@ -441,26 +474,16 @@ def group_shapley(
 
 def _exact_group_shapley(request: ExplainRequest, background: np.ndarray, players: Any
                          ) -> np.ndarray:
-    """Every coalition of players; each player's value from its marginal differences.
-
-    Summing weighted differences v(S + j) - v(S) (rather than weighting every v) makes a
-    player the model never reads exactly 0: all its differences are exactly 0.
-    """
+    """Every coalition of players; each player's value from its marginal differences."""
     p = players.n_players
-    player_masks, _ = exact_weights(p)
-    codes = np.arange(2**p)
-    weight = np.array([factorial(k) * factorial(p - k - 1) / factorial(p) for k in range(p)])
-    sizes = player_masks.sum(axis=1)
+    player_masks = coalition_masks(p)
     values = np.empty((len(request.x), p))
     shared = None if players.per_row else players.feature_masks(player_masks)
     for rows in row_chunks(len(request.x), len(player_masks), len(background),
                            request.n_features):
         masks = shared if shared is not None else players.feature_masks(player_masks, rows)
         coalitions = coalition_values(request, rows, masks, background)  # (rows, 2**p)
-        for j in range(p):
-            without = codes[(codes >> j) & 1 == 0]
-            differences = coalitions[:, without | (1 << j)] - coalitions[:, without]
-            values[rows, j] = differences @ weight[sizes[without]]
+        values[rows] = marginal_values(coalitions, player_masks, mixing_dtype(request))
     return values
 
 
