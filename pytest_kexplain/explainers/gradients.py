@@ -114,12 +114,16 @@ def _integrate(request: ExplainRequest, rows: np.ndarray, steps: int, rule: str)
     reference = request.reference()
     shape_tail = (1,) * len(request.sample_shape)
     n_points = len(alphas)
+    # the path in the model's own float32 when it has it: no float64 copy to cast per call
+    path_dtype = np.result_type(getattr(request.adapter, "dtype", np.float64), np.float32)
+    path_alphas = alphas.reshape(1, n_points, *shape_tail).astype(path_dtype)
+    path_reference = np.asarray(reference, dtype=path_dtype)
     values = np.empty((len(rows), *request.sample_shape))
     for chunk in _row_chunks(request, n_points, len(rows)):
         picked = rows[chunk]
         delta = request.x[picked] - reference
         # (rows, points, *sample) -> one flat batch: every step of these rows in few calls
-        path = reference + alphas.reshape(1, n_points, *shape_tail) * delta[:, None]
+        path = path_reference + path_alphas * delta[:, None].astype(path_dtype)
         grads = request.adapter.gradient(
             path.reshape(-1, *request.sample_shape),
             np.repeat(request.target[picked], n_points),
