@@ -4,8 +4,12 @@ Two models do the same computation: a single-input MLP on 30 features with one 4
 (explained with target=0), and a functional model taking a dict of two inputs (20 + 10
 features, concatenated) with a dict of two outputs, 'score' (the first unit) and 'kind' (the
 other three), explained with output='score'. The weights are copied, so both compute the same
-numbers with the same layers. Each method runs on both with the same rows; the ratio of their
-times is the overhead of splitting flat rows into inputs and selecting one output.
+numbers with the same layers. Each method runs on both with the same rows. The two-input
+model costs more by itself (its own Concatenate, two output heads instead of one), so the
+ratio of the explanation times is divided by the ratio of the models' own compiled forward
+passes on their native inputs (no pytest-kexplain involved): what is left is the cost per
+model row of splitting flat rows into inputs and selecting one output. Both ratios are in
+the details.
 """
 
 from __future__ import annotations
@@ -55,14 +59,45 @@ def models() -> tuple[Any, Any]:
     return single, multi
 
 
+def own_cost_ratio(single: Any, multi: Any, repeats: int = 7) -> tuple[float, dict[str, Any]]:
+    """The models' own cost per row, without this package: compiled calls on native inputs.
+
+    The two-input model does more than the single one by itself (its Concatenate, two output
+    heads instead of one); what the explanation may not add is measured against this.
+    """
+    import tensorflow as tf
+
+    x = np.random.default_rng(1).normal(size=(100_000, N_FEATURES)).astype(np.float32)
+    inputs = {"num": x[:, :SPLIT], "aux": x[:, SPLIT:]}
+
+    @tf.autograph.experimental.do_not_convert
+    def single_score(batch: Any) -> Any:
+        return single(batch, training=False)[:, 0]
+
+    @tf.autograph.experimental.do_not_convert
+    def multi_score(batch: Any) -> Any:
+        return multi(batch, training=False)["score"][:, 0]
+
+    single_call, multi_call = tf.function(single_score), tf.function(multi_score)
+    single_call(x), multi_call(inputs)  # compile
+    pairs = [(measure(lambda: single_call(x).numpy(), 1).median,
+              measure(lambda: multi_call(inputs).numpy(), 1).median) for _ in range(repeats)]
+    ratio = min(p[1] for p in pairs) / min(p[0] for p in pairs)
+    return ratio, {"single_seconds": [p[0] for p in pairs],
+                   "multi_seconds": [p[1] for p in pairs], "ratio": ratio}
+
+
 def run(repeats: int = 7) -> tuple[list[TargetResult], dict[str, Any]]:
     """Time every method on both models; one target per method."""
     from pytest_kexplain import clear_cache, explain
 
+    results: list[TargetResult] = []
+    raw: dict[str, Any] = {}
+
     single, multi = models()
+    model_ratio, raw["models_alone"] = own_cost_ratio(single, multi)
     rng = np.random.default_rng(0)
     background = rng.normal(size=(50, N_FEATURES))
-    results, raw = [], {}
     for method, (rows, options) in METHODS.items():
         x = rng.normal(size=(rows, N_FEATURES))
         as_inputs = {"num": x[:, :SPLIT], "aux": x[:, SPLIT:]}
@@ -91,10 +126,11 @@ def run(repeats: int = 7) -> tuple[list[TargetResult], dict[str, Any]]:
         ratio = min(p[1] for p in pairs) / min(p[0] for p in pairs)
         raw[method] = {"rows": rows, "single_seconds": [p[0] for p in pairs],
                        "multi_seconds": [p[1] for p in pairs], "ratio": ratio,
-                       "same_values": same}
+                       "models_alone_ratio": model_ratio, "same_values": same}
         results.append(TargetResult(
-            f"multi-io: two inputs, two outputs / one of each ({method}, {rows} rows)", ratio, GOAL,
-            higher_is_better=False, details=raw[method]))
+            f"multi-io: two inputs, two outputs / one of each, per model row ({method}, "
+            f"{rows} rows)", ratio / model_ratio, GOAL, higher_is_better=False,
+            details=raw[method]))
         if not same:
             raise RuntimeError(f"{method}: the two models were explained differently")
     return results, raw
