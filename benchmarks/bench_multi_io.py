@@ -59,7 +59,7 @@ def models() -> tuple[Any, Any]:
     return single, multi
 
 
-def own_cost_ratio(single: Any, multi: Any, repeats: int = 7) -> tuple[float, dict[str, Any]]:
+def own_cost_ratio(single: Any, multi: Any, repeats: int = 11) -> tuple[float, dict[str, Any]]:
     """The models' own cost per row, without this package: compiled calls on native inputs.
 
     The two-input model does more than the single one by itself (its Concatenate, two output
@@ -67,7 +67,7 @@ def own_cost_ratio(single: Any, multi: Any, repeats: int = 7) -> tuple[float, di
     """
     import tensorflow as tf
 
-    x = np.random.default_rng(1).normal(size=(100_000, N_FEATURES)).astype(np.float32)
+    x = np.random.default_rng(1).normal(size=(400_000, N_FEATURES)).astype(np.float32)
     inputs = {"num": x[:, :SPLIT], "aux": x[:, SPLIT:]}
 
     @tf.autograph.experimental.do_not_convert
