@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from pytest_kexplain.adapters.base import ModelAdapter
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.groups import Players
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -160,3 +164,18 @@ def non_negative_float(options: Mapping[str, Any], name: str) -> float:
     ):
         raise InvalidArgument(f"option {name!r} must be a finite number >= 0, got {value!r}.")
     return float(value)
+
+
+def prefetched(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+    """function(item) for each item, the next one computed in a thread while this one is used.
+
+    Preparing the next chunk's model inputs in NumPy (which releases the GIL) overlaps the
+    model call on this one (docs/performance.md). Items are processed one at a time, in order.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = [pool.submit(function, items[0])] if items else []
+        for index in range(1, len(items) + 1):
+            result = pending.pop().result()
+            if index < len(items):
+                pending.append(pool.submit(function, items[index]))
+            yield result

@@ -19,6 +19,7 @@ from pytest_kexplain.explainers.base import (
     ExplainRequest,
     non_negative_float,
     positive_int,
+    prefetched,
     register,
 )
 from pytest_kexplain.explanation import relative_completeness_gaps
@@ -119,14 +120,17 @@ def _integrate(request: ExplainRequest, rows: np.ndarray, steps: int, rule: str)
     path_alphas = alphas.reshape(1, n_points, *shape_tail).astype(path_dtype)
     path_reference = np.asarray(reference, dtype=path_dtype)
     values = np.empty((len(rows), *request.sample_shape))
-    for chunk in _row_chunks(request, n_points, len(rows)):
-        picked = rows[chunk]
-        delta = request.x[picked] - reference
+
+    def path_of(chunk: slice) -> tuple[slice, np.ndarray, np.ndarray]:
+        delta = request.x[rows[chunk]] - reference
         # (rows, points, *sample) -> one flat batch: every step of these rows in few calls
-        path = path_reference + path_alphas * delta[:, None].astype(path_dtype)
+        return chunk, delta, path_reference + path_alphas * delta[:, None].astype(path_dtype)
+
+    # the next chunk's points are built in a thread while the model runs on these
+    for chunk, delta, path in prefetched(path_of, list(_row_chunks(request, n_points, len(rows)))):
         grads = request.adapter.gradient(
             path.reshape(-1, *request.sample_shape),
-            np.repeat(request.target[picked], n_points),
+            np.repeat(request.target[rows[chunk]], n_points),
             batch_size=request.batch_size,
         ).reshape(path.shape)
         values[chunk] = np.tensordot(weights, grads, axes=([0], [1])) * delta

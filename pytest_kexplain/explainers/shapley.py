@@ -21,19 +21,21 @@ model call, so only the order, the sample and the background row cross into it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import factorial
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from pytest_kexplain.adapters.coalitions import coalition_batch_size
-from pytest_kexplain.explainers.base import Attribution, ExplainRequest, positive_int, register
-
-T = TypeVar("T")
-R = TypeVar("R")
+from pytest_kexplain.explainers.base import (
+    Attribution,
+    ExplainRequest,
+    positive_int,
+    prefetched,
+    register,
+)
 
 DEFAULT_BACKGROUND_ROWS = 100
 # max_evals=None (the default): exact enumeration up to this many players (2**10 = 1,024
@@ -223,22 +225,6 @@ def mixed_paths(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
     np.bitwise_xor(out[:, 0], x_bits[:, :, None, :], out=out[:, 1])  # the complement
     out[:, 0] ^= background_bits[:, :, None, :]  # from x inside the coalition, else background
     return out.view(x.dtype)
-
-
-def prefetched(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-    """function(item) for each item, the next one computed in a thread while this one is used.
-
-    Drawing the next chunk's orders (and mixing its inputs when that is done in NumPy; both
-    release the GIL) overlaps the model call on this one (docs/performance.md). Items are
-    processed one at a time, in order.
-    """
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = [pool.submit(function, items[0])] if items else []
-        for index in range(1, len(items) + 1):
-            result = pending.pop().result()
-            if index < len(items):
-                pending.append(pool.submit(function, items[index]))
-            yield result
 
 
 @dataclass(frozen=True)
