@@ -21,8 +21,12 @@ from pytest_kexplain.explainers.base import (
     non_negative_float,
     positive_int,
 )
-from pytest_kexplain.explainers.gradients import feature_spread, integration_points
-from pytest_kexplain.explanation import relative_completeness_gaps
+from pytest_kexplain.explainers.gradients import (
+    feature_spread,
+    integration_points,
+    integration_settings,
+    refined_integration,
+)
 
 #: scalars (flat row plus embeddings) per model call that the chunks of evaluation points aim at
 POINT_BUDGET = 2**22
@@ -69,6 +73,8 @@ def _rows_per_call(request: ExplainRequest, points: int) -> int:
 def embedded_attribution(request: ExplainRequest, method: str) -> Attribution:
     """saliency, gradient_x_input, integrated_gradients or smoothgrad of such a model."""
     settings = request.embedded_inputs
+    integration = (integration_settings(request.options) if method == "integrated_gradients"
+                   else None)  # checked before any model call
     x, target = request.x, request.target
     floats = _float_columns(request)
     reference = np.where(floats, request.reference().reshape(-1), x)
@@ -86,9 +92,12 @@ def embedded_attribution(request: ExplainRequest, method: str) -> Attribution:
     elif method == "smoothgrad":
         values = _smoothgrad(request, embeddings)
     else:
+        assert integration is not None
         selected = outputs[np.arange(len(x)), target]
-        values, more = _integrated(request, reference, embeddings, pad_embeddings, base_values,
-                                   selected)
+        values, more = refined_integration(
+            integration, lambda rows, steps: _integrate(
+                request, rows, reference, embeddings, pad_embeddings, steps, integration.rule),
+            base_values, selected)
         details.update(more)
     return Attribution(values=values, base_values=base_values, details=details)
 
@@ -118,38 +127,6 @@ def _integrate(request: ExplainRequest, rows: np.ndarray, reference: np.ndarray,
         out[first:first + len(chunk)] = _combine(
             request, mean_input * delta, [m * d for m, d in zip(mean_embedding, deltas)])
     return out
-
-
-def _integrated(request: ExplainRequest, reference: np.ndarray, embeddings: list[np.ndarray],
-                pads: list[np.ndarray], base_values: np.ndarray, outputs: np.ndarray
-                ) -> tuple[np.ndarray, dict[str, Any]]:
-    steps = positive_int(request.options, "steps")
-    max_steps = positive_int(request.options, "max_steps")
-    tolerance = request.options["tolerance"]
-    if tolerance is not None:
-        tolerance = non_negative_float(request.options, "tolerance")
-    rule = request.options["rule"]
-    rows = np.arange(len(request.x))
-    values = _integrate(request, rows, reference, embeddings, pads, steps, rule)
-    used = np.full(len(rows), steps)
-
-    def gaps() -> np.ndarray:
-        return relative_completeness_gaps(values.sum(axis=1), base_values, outputs)
-
-    while tolerance is not None and steps < max_steps:
-        failing = np.flatnonzero(gaps() > tolerance)
-        if len(failing) == 0:
-            break
-        steps = min(2 * steps, max_steps)
-        values[failing] = _integrate(request, failing, reference, embeddings, pads, steps, rule)
-        used[failing] = steps
-    details: dict[str, Any] = {"max_steps_used": int(used.max()) if len(used) else steps}
-    if tolerance is not None:
-        final = gaps()
-        details["completeness_gap"] = float(final.max()) if len(final) else 0.0
-        details["rows_over_tolerance"] = tuple(int(row) for row in np.flatnonzero(
-            final > tolerance))
-    return values, details
 
 
 def _smoothgrad(request: ExplainRequest, embeddings: list[np.ndarray]) -> np.ndarray:

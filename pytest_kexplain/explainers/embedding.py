@@ -18,8 +18,11 @@ from pytest_kexplain.explainers.base import (
     non_negative_float,
     positive_int,
 )
-from pytest_kexplain.explainers.gradients import integration_points
-from pytest_kexplain.explanation import relative_completeness_gaps
+from pytest_kexplain.explainers.gradients import (
+    integration_points,
+    integration_settings,
+    refined_integration,
+)
 
 
 def _at(request: ExplainRequest, ids: np.ndarray, target: np.ndarray,
@@ -42,6 +45,8 @@ def _points_per_call(request: ExplainRequest, points: int) -> int:
 def token_attribution(request: ExplainRequest, method: str) -> Attribution:
     """saliency, gradient_x_input, integrated_gradients or smoothgrad at the embedding."""
     ids, target = request.x, request.target
+    integration = (integration_settings(request.options) if method == "integrated_gradients"
+                   else None)  # checked before any model call
     _, embeddings, gradients = _at(request, ids, target, None)
     # the Embedding called on its own: a row of pads alone may not pass the rest of the
     # model (a masked average over no position is 0 / 0)
@@ -57,7 +62,13 @@ def token_attribution(request: ExplainRequest, method: str) -> Attribution:
     elif method == "smoothgrad":
         values = _smoothgrad(request, embeddings)
     else:
-        values, details = _integrated(request, embeddings, reference, base_values)
+        assert integration is not None
+        outputs = request.predict_selected(request.x, request.target)
+        values, details = refined_integration(
+            integration, lambda rows, steps: _integrate(request, rows, embeddings, reference,
+                                                        steps, integration.rule),
+            base_values, outputs)
+        details["attributed_at"] = "embedding"
     return Attribution(values=values, base_values=base_values, details=details)
 
 
@@ -78,30 +89,6 @@ def _integrate(request: ExplainRequest, rows: np.ndarray, embeddings: np.ndarray
         mean_gradient = np.tensordot(weights, grads.reshape(path.shape), axes=([0], [1]))
         out[first:first + len(chunk)] = _width_sum(mean_gradient * delta)
     return out
-
-
-def _integrated(request: ExplainRequest, embeddings: np.ndarray, reference: np.ndarray,
-                base_values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-    steps = positive_int(request.options, "steps")
-    max_steps = positive_int(request.options, "max_steps")
-    tolerance = request.options["tolerance"]
-    if tolerance is not None:
-        tolerance = non_negative_float(request.options, "tolerance")
-    rule = request.options["rule"]
-    integration_points(steps, rule)
-    outputs = request.predict_selected(request.x, request.target)
-    rows = np.arange(len(request.x))
-    values = _integrate(request, rows, embeddings, reference, steps, rule)
-    used = np.full(len(rows), steps)
-    while tolerance is not None and steps < max_steps:
-        gaps = relative_completeness_gaps(values.sum(axis=1), base_values, outputs)
-        failing = np.flatnonzero(gaps > tolerance)
-        if len(failing) == 0:
-            break
-        steps = min(2 * steps, max_steps)
-        values[failing] = _integrate(request, failing, embeddings, reference, steps, rule)
-        used[failing] = steps
-    return values, {"max_steps_used": int(used.max()), "attributed_at": "embedding"}
 
 
 def _smoothgrad(request: ExplainRequest, embeddings: np.ndarray) -> np.ndarray:

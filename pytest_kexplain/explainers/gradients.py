@@ -7,7 +7,8 @@ for a chunk of rows and sends them through the model adapter in large batches.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -154,36 +155,70 @@ def integrated_gradients(request: ExplainRequest) -> Attribution:
     """
     if _at_embeddings(request):  # token ids: attribute at the embedding
         return token_attribution(request, "integrated_gradients")
-    steps = positive_int(request.options, "steps")
-    max_steps = positive_int(request.options, "max_steps")
-    tolerance = request.options["tolerance"]
-    if tolerance is not None:
-        tolerance = non_negative_float(request.options, "tolerance")
-    rule = request.options["rule"]
-    integration_points(steps, rule)  # validates the rule before any model call
+    settings = integration_settings(request.options)  # before any model call
     outputs = request.predict_selected(request.x, request.target)
     base_values = _reference_outputs(request)
-    values = _integrate(request, np.arange(len(request.x)), steps, rule)
-    steps_used = np.full(len(request.x), steps)
+    values, details = refined_integration(
+        settings, lambda rows, steps: _integrate(request, rows, steps, settings.rule),
+        base_values, outputs)
+    return Attribution(values=values, base_values=base_values, details=details)
+
+
+@dataclass(frozen=True)
+class IntegrationSettings:
+    """Integrated gradients' options, validated: steps, refinement limit and rule."""
+
+    steps: int
+    max_steps: int
+    tolerance: float | None
+    rule: str
+
+
+def integration_settings(options: Mapping[str, Any]) -> IntegrationSettings:
+    """The integration options, checked (a usage error names the bad one)."""
+    tolerance = options["tolerance"]
+    settings = IntegrationSettings(
+        steps=positive_int(options, "steps"), max_steps=positive_int(options, "max_steps"),
+        tolerance=None if tolerance is None else non_negative_float(options, "tolerance"),
+        rule=options["rule"])
+    integration_points(settings.steps, settings.rule)  # an unknown rule
+    return settings
+
+
+def refined_integration(
+    settings: IntegrationSettings, integrate: Callable[[np.ndarray, int], np.ndarray],
+    base_values: np.ndarray, outputs: np.ndarray,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Integrate every row, then again with doubled steps the rows whose completeness gap
+    exceeds the tolerance, up to max_steps: (values, details).
+
+    integrate(rows, steps) returns those rows' attributions; details hold the steps used and,
+    with a tolerance, the largest gap left and the rows still over it.
+    """
+    steps, tolerance = settings.steps, settings.tolerance
+    rows = np.arange(len(outputs))
+    values = integrate(rows, steps)
+    steps_used = np.full(len(rows), steps)
 
     def gaps() -> np.ndarray:
         sums = values.reshape(len(values), -1).sum(axis=1)
         return relative_completeness_gaps(sums, base_values, outputs)
 
-    while tolerance is not None and steps < max_steps:
+    while tolerance is not None and steps < settings.max_steps:
         failing = np.flatnonzero(gaps() > tolerance)
         if len(failing) == 0:
             break
-        steps = min(2 * steps, max_steps)
-        values[failing] = _integrate(request, failing, steps, rule)
+        steps = min(2 * steps, settings.max_steps)
+        values[failing] = integrate(failing, steps)
         steps_used[failing] = steps
-    details: dict[str, Any] = {"max_steps_used": int(steps_used.max())}
+    details: dict[str, Any] = {
+        "max_steps_used": int(steps_used.max()) if len(steps_used) else steps}
     if tolerance is not None:
         final_gaps = gaps()
         details["completeness_gap"] = float(final_gaps.max()) if len(final_gaps) else 0.0
         details["rows_over_tolerance"] = tuple(
             int(row) for row in np.flatnonzero(final_gaps > tolerance))
-    return Attribution(values=values, base_values=base_values, details=details)
+    return values, details
 
 
 def integration_shortfall(options: Mapping[str, Any]) -> str | None:
