@@ -114,8 +114,8 @@ class KerasAdapter:
         self._routed: Any = model  # what the backends call: inputs split, output selected
         self._variants: dict[tuple[Any, Any], KerasAdapter] = {}
         self._functions: dict[tuple[int, ...], GradientFunctions] = {}
-        # (builder name, sample shape) -> compiled coalition function, or None when the
-        # backend module has no such builder
+        # (builder name, sample shape, *builder settings) -> compiled coalition function,
+        # or None when the backend module has no such builder
         self._coalition_functions: dict[tuple[Any, ...], Any] = {}
         self._compiled_structure: tuple[Any, ...] | None = None  # what _functions were traced for
         self._architecture: tuple[tuple[Any, ...], bytes] | None = None
@@ -293,8 +293,9 @@ class KerasAdapter:
 
     def mixes_paths_in_graph(self, sample_shape: tuple[int, ...]) -> bool:
         """Whether path_outputs can mix permutation paths inside the compiled call."""
-        size = int(np.prod(sample_shape))
-        return self._coalition_function("build_path_outputs", sample_shape, size) is not None
+        self._functions_for(sample_shape)  # builds the model, checks its outputs
+        backend = importlib.import_module(_BACKEND_MODULES[self.backend])
+        return hasattr(backend, "build_path_outputs")
 
     def path_outputs(
         self, ranks: np.ndarray, x: np.ndarray, background: np.ndarray, target: np.ndarray,

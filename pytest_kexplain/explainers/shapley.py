@@ -238,7 +238,7 @@ class PathChunk:
 
 
 def column_ranks(player_ranks: np.ndarray, player_of_column: np.ndarray | None,
-                 rows: slice | None = None) -> np.ndarray:
+                 rows: slice) -> np.ndarray:
     """Each flat column's position in the orders: its player's (players default to columns).
 
     player_ranks is (r, pairs, players); player_of_column is (d,) shared by every row or
@@ -248,7 +248,7 @@ def column_ranks(player_ranks: np.ndarray, player_of_column: np.ndarray | None,
         return player_ranks
     if player_of_column.ndim == 1:
         return player_ranks[..., player_of_column]
-    assignment = player_of_column[rows if rows is not None else slice(None)]
+    assignment = player_of_column[rows]
     r, pairs, _ = player_ranks.shape
     index = np.broadcast_to(assignment[:, None, :], (r, pairs, assignment.shape[1]))
     return np.take_along_axis(player_ranks, index, axis=2)
@@ -447,8 +447,8 @@ def group_shapley(
         budget = DEFAULT_SAMPLED_EVALS if max_evals is None else max_evals
         pairs = sampled_pairs(budget, p, len(background))
         ends = np.stack([base_values, request.predict_selected(request.x, request.target)], 1)
-        values = _sampled_group_shapley(request, background, players, pairs, ends,
-                                        background_outputs, target_index)
+        values = permutation_shapley(request, background, pairs, ends, background_outputs,
+                                     target_index, np.asarray(players.assignment), p)
         estimator, model_rows = "permutation", 2 * pairs * (p - 1)
     return Attribution(
         values=values, base_values=base_values, grouped=True,
@@ -471,12 +471,3 @@ def _exact_group_shapley(request: ExplainRequest, background: np.ndarray, player
         coalitions = coalition_values(request, rows, masks, background)  # (rows, 2**p)
         values[rows] = marginal_values(coalitions, player_masks, mixing_dtype(request))
     return values
-
-
-def _sampled_group_shapley(
-    request: ExplainRequest, background: np.ndarray, players: Any, pairs: int,
-    ends: np.ndarray, background_outputs: np.ndarray, target_index: np.ndarray,
-) -> np.ndarray:
-    """Antithetic permutation sampling over player orders (see permutation_shapley)."""
-    return permutation_shapley(request, background, pairs, ends, background_outputs,
-                               target_index, np.asarray(players.assignment), players.n_players)
