@@ -149,6 +149,19 @@ def test_faithful_usage_mistakes(protected, kwargs, error, pattern):
         assert_faithful(model, X, **kwargs)
 
 
+
+@pytest.mark.parametrize("X, groups", [
+    (np.linspace(-1, 1, 12).reshape(12, 1), None),              # a one-feature model
+    (np.ones((5, 1, 3)), "timesteps"),                          # one time step: one group
+])
+def test_faithful_needs_two_features_before_any_model_call(X, groups):
+    def model(batch):
+        raise AssertionError("the model must not be called")
+
+    with pytest.raises(KexplainError, match="needs at least 2 features .*X has 1"):
+        assert_faithful(model, X, method="occlusion", groups=groups)
+
+
 # -- assert_model_sensitive -----------------------------------------------------------------
 
 @pytest.fixture

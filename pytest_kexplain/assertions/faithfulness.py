@@ -17,6 +17,7 @@ from pytest_kexplain.assertions._common import (
 )
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.events import recorded
+from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.groups import Players
 from pytest_kexplain.inputs import PreparedInput, prepare_background
@@ -81,7 +82,13 @@ def assert_faithful(
     margin = check_number("margin", margin, low=0.0)
     random_draws = check_count("random_draws", random_draws)
     n_features = len(input_feature_names(X, explain_kwargs, model))
-    k = max(1, n_features // 4) if k is None else check_count("k", k, high=max(1, n_features - 1))
+    if n_features < 2:  # deleting the top feature and a random one is then the same deletion
+        raise InvalidArgument(
+            f"assert_faithful compares deleting the most important features with deleting random "
+            f"ones, which needs at least 2 features (or groups); X has {n_features}. Check a "
+            f"one-feature model with assert_monotonic or assert_attribution_sign instead."
+        )
+    k = max(1, n_features // 4) if k is None else check_count("k", k, high=n_features - 1)
     explanation = explain_for_check(model, X, explain_kwargs)
     n = explanation.n_samples
     merged = with_defaults(explain_kwargs)
