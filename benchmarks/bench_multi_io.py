@@ -23,7 +23,7 @@ from common import TargetResult, measure
 GOAL = 1.1  # within timing noise of "no more"
 N_FEATURES, SPLIT = 30, 20
 METHODS = {  # method -> (rows, options)
-    "integrated_gradients": (4000, {}),
+    "integrated_gradients": (20000, {}),
     "shap": (400, {}),
     "permutation": (16000, {}),
     "occlusion": (8000, {}),

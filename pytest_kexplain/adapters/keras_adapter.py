@@ -327,6 +327,39 @@ class KerasAdapter:
         require_finite(out, self.description, "outputs")
         return out.reshape(len(flat_x), 2, prefixes)
 
+    def path_gradients(
+        self, x: np.ndarray, reference: np.ndarray, alphas: np.ndarray, weights: np.ndarray,
+        target: np.ndarray, batch_size: int | None = None,
+    ) -> np.ndarray | None:
+        """Weighted gradient sums along straight paths, float64 with the shape of x.
+
+        For row i: the sum over k of weights[k] times d output[i, target[i]] / d input at
+        reference + alphas[k] * (x[i] - reference), the path points built and the sum taken
+        inside the compiled call. None when the Keras backend cannot do that (the caller
+        then builds the points in NumPy and calls gradient).
+        """
+        sample_shape = tuple(x.shape[1:])
+        function = self._coalition_function("build_path_gradients", sample_shape,
+                                            self.description)
+        if function is None:
+            return None
+        points_per_call = self.batch_size_for(sample_shape, batch_size)
+        points_per_row = min(len(alphas), points_per_call)
+        # a power of two: the JAX backend pads each call's rows up to one
+        rows_per_call = 1 << max(0, (points_per_call // points_per_row).bit_length() - 1)
+        flat_x = np.asarray(x, dtype=self.dtype).reshape(len(x), -1)
+        flat_reference = np.asarray(reference, dtype=self.dtype).reshape(-1)
+        alphas = np.asarray(alphas, dtype=self.dtype)
+        weights = np.asarray(weights, dtype=self.dtype)
+        target = np.asarray(target, dtype=np.int32)
+        out = np.zeros(flat_x.shape, dtype=np.float64)
+        for rows in batches(len(flat_x), rows_per_call):
+            for points in batches(len(alphas), points_per_row):
+                out[rows] += function(flat_x[rows], flat_reference, alphas[points],
+                                      weights[points], target[rows])
+        require_finite(out, self.description, "input gradients along the integration path")
+        return out.reshape(x.shape)
+
     def _coalition_function(self, builder: str, sample_shape: tuple[int, ...],
                             *settings: Any) -> Any:
         key = (builder, sample_shape, *settings)

@@ -126,6 +126,51 @@ def build_path_outputs(
     return path_outputs_numpy
 
 
+def build_path_gradients(
+    model: Any, sample_shape: tuple[int, ...], dtype: str, description: str
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Compile integrated gradients' inner sum inside the jit (see the TensorFlow backend):
+    (R, d) weighted sums of gradients at K points of each row's straight path."""
+
+    def outputs(trainable: list[Any], non_trainable: list[Any], x: jax.Array) -> jax.Array:
+        raw, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        return single_output(raw)
+
+    def path_gradients(trainable: list[Any], non_trainable: list[Any], x: jax.Array,
+                       reference: jax.Array, alphas: jax.Array, weights: jax.Array,
+                       target: jax.Array) -> jax.Array:
+        n_rows, n_points = x.shape[0], alphas.shape[0]
+        points = reference[None, None, :] + alphas[None, :, None] * (x - reference)[:, None, :]
+        targets = jnp.repeat(target, n_points)[:, None]
+
+        def selected_total(points: jax.Array) -> jax.Array:
+            chosen = outputs(trainable, non_trainable, points.reshape((-1, *sample_shape)))
+            # Rows are independent (inference mode), so the gradient of the sum is per-point.
+            return jnp.take_along_axis(chosen, targets, axis=1).sum()
+
+        grads = jax.grad(selected_total)(points)
+        return jnp.einsum("rkd,k->rd", grads.reshape((n_rows, n_points, -1)), weights)
+
+    compiled = jax.jit(path_gradients)
+    has_gradient: list[bool] = []  # filled on the first call
+
+    def path_gradients_numpy(x: np.ndarray, reference: np.ndarray, alphas: np.ndarray,
+                             weights: np.ndarray, target: np.ndarray) -> np.ndarray:
+        trainable, non_trainable = _variables(model)
+        if not has_gradient:
+            probe = np.zeros((1, *sample_shape), dtype=dtype)
+            has_gradient.append(_output_depends_on_input(
+                lambda rows: outputs(trainable, non_trainable, rows), probe))
+        if not has_gradient[0]:
+            raise no_gradient_error(description)
+        n_rows = padded_row_count(len(x))
+        summed = compiled(trainable, non_trainable, _pad_rows(x, n_rows), reference, alphas,
+                          weights, _pad_rows(target, n_rows))
+        return np.asarray(summed)[: len(x)]
+
+    return path_gradients_numpy
+
+
 def build_layer_functions(
     model: Any, layer: Any, sample_shape: tuple[int, ...], dtype: str,
     activation_shape: tuple[int | None, ...], activation_dtype: str,

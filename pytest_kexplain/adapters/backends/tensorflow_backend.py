@@ -18,7 +18,8 @@ from pytest_kexplain.adapters.backends.common import (
 from pytest_kexplain.adapters.base import GradientFunctions
 
 _OWN_FUNCTIONS = ("build_functions.<locals>", "build_masked_outputs.<locals>",
-                  "build_path_outputs.<locals>", "build_layer_functions.<locals>",
+                  "build_path_outputs.<locals>", "build_path_gradients.<locals>",
+                  "build_layer_functions.<locals>",
                   "build_embedding_functions.<locals>")
 
 
@@ -147,6 +148,52 @@ def build_path_outputs(
                             tf.convert_to_tensor(background), tf.convert_to_tensor(target)).numpy()
 
     return path_outputs_numpy
+
+
+def build_path_gradients(
+    model: Any, sample_shape: tuple[int, ...], dtype: str, description: str
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Compile integrated gradients' inner sum: weighted gradients along straight paths.
+
+    f(x, reference, alphas, weights, target) takes R flat rows, the flat reference, K
+    interpolation coefficients and their weights, and returns (R, d): for each row the sum
+    over k of weights[k] times the gradient of output[target] at reference + alphas[k] *
+    (x - reference). The R * K path points and their gradients exist only inside the graph.
+    """
+    size = int(np.prod(sample_shape))
+    kind = tf.as_dtype(dtype)
+    traced = {"has_gradient": True}
+
+    @tf.function(input_signature=[
+        tf.TensorSpec((None, size), kind), tf.TensorSpec((size,), kind),
+        tf.TensorSpec((None,), kind), tf.TensorSpec((None,), kind),
+        tf.TensorSpec((None,), tf.int32),
+    ])
+    def path_gradients(x: tf.Tensor, reference: tf.Tensor, alphas: tf.Tensor,
+                       weights: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        n_rows, n_points = tf.shape(x)[0], tf.shape(alphas)[0]
+        delta = x - reference[None, :]
+        points = reference[None, None, :] + alphas[None, :, None] * delta[:, None, :]
+        points = tf.reshape(points, (-1, *sample_shape))
+        with tf.GradientTape() as tape:
+            tape.watch(points)
+            outputs = single_output(model(points, training=False))
+            selected = tf.gather(outputs, tf.repeat(target, n_points), axis=1, batch_dims=1)
+        grads = tape.gradient(selected, points)
+        if grads is None:  # no differentiable path from input to output
+            traced["has_gradient"] = False
+            return tf.zeros_like(x)
+        return tf.einsum("rkd,k->rd", tf.reshape(grads, (n_rows, n_points, size)), weights)
+
+    def path_gradients_numpy(x: np.ndarray, reference: np.ndarray, alphas: np.ndarray,
+                             weights: np.ndarray, target: np.ndarray) -> np.ndarray:
+        summed = path_gradients(*(tf.convert_to_tensor(a) for a in (x, reference, alphas,
+                                                                     weights, target)))
+        if not traced["has_gradient"]:
+            raise no_gradient_error(description)
+        return summed.numpy()
+
+    return path_gradients_numpy
 
 
 def build_layer_functions(

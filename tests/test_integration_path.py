@@ -1,0 +1,104 @@
+"""Integrated gradients built inside the compiled call (TensorFlow, JAX) give what the NumPy
+path gives: the same points, the same weights, whatever the rule, batch size or inputs."""
+
+import numpy as np
+import pytest
+
+from pytest_kexplain import explain
+from pytest_kexplain.adapters.keras_adapter import KerasAdapter
+from pytest_kexplain.errors import NonFiniteError
+
+
+def _dense():
+    import keras
+
+    keras.utils.set_random_seed(4)
+    return keras.Sequential([keras.Input((7,)), keras.layers.Dense(12, activation="tanh"),
+                             keras.layers.Dense(3, activation="softmax")])
+
+
+def _conv():
+    import keras
+
+    keras.utils.set_random_seed(5)
+    return keras.Sequential([keras.Input((10, 10, 2)),
+                             keras.layers.Conv2D(4, 3, activation="relu"),
+                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+
+
+def _two_inputs():
+    import keras
+
+    keras.utils.set_random_seed(6)
+    num, aux = keras.Input((5,), name="num"), keras.Input((3,), name="aux")
+    hidden = keras.layers.Dense(8, activation="tanh")(keras.layers.Concatenate()([num, aux]))
+    return keras.Model({"num": num, "aux": aux},
+                       {"score": keras.layers.Dense(1)(hidden), "kind": keras.layers.Dense(2)(hidden)})
+
+
+CASES = {
+    "dense": (_dense, lambda rng: rng.normal(size=(9, 7)), {"target": "predicted"}),
+    "conv": (_conv, lambda rng: rng.random((6, 10, 10, 2)), {"target": 1}),
+    "two_inputs": (_two_inputs, lambda rng: {"num": rng.normal(size=(8, 5)),
+                                             "aux": rng.normal(size=(8, 3))},
+                   {"output": "score"}),
+}
+
+
+def _explain_both_ways(monkeypatch, model, x, **options):
+    calls = []
+    original = KerasAdapter.path_gradients
+
+    def spy(self, *args, **kwargs):
+        calls.append(len(args[0]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(KerasAdapter, "path_gradients", spy)
+    in_graph = explain(model, x, method="integrated_gradients", **options)
+    assert calls, "the compiled path was not taken"
+    monkeypatch.setattr(KerasAdapter, "path_gradients", lambda self, *a, **k: None)
+    from pytest_kexplain import clear_cache
+
+    clear_cache()
+    in_numpy = explain(model, x, method="integrated_gradients", **options)
+    return in_graph, in_numpy
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("settings", [
+    {},  # adaptive steps from 64
+    {"steps": 20, "rule": "gauss_legendre", "tolerance": None},
+    {"steps": 33, "rule": "riemann_middle", "tolerance": None, "batch_size": 8},  # points split
+], ids=["adaptive", "gauss_legendre", "small_batches"])
+def test_the_compiled_path_matches_the_numpy_path(monkeypatch, case, settings):
+    build, make_x, options = CASES[case]
+    model, x = build(), make_x(np.random.default_rng(0))
+    in_graph, in_numpy = _explain_both_ways(monkeypatch, model, x, **options, **settings)
+    np.testing.assert_allclose(in_graph.flat_values, in_numpy.flat_values, rtol=1e-5,
+                               atol=1e-7 * np.abs(in_numpy.flat_values).max())
+    assert in_graph.options["max_steps_used"] == in_numpy.options["max_steps_used"]
+    assert in_graph.completeness_error() < 0.05
+
+
+def test_a_feature_the_model_never_reads_gets_exactly_nothing():
+    import keras
+
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((4,))
+    read = keras.layers.Lambda(lambda t: t[:, :3])(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="tanh")(
+        keras.layers.Dense(6, activation="tanh")(read)))
+    values = explain(model, np.random.default_rng(1).normal(size=(5, 4)),
+                     method="integrated_gradients").flat_values
+    assert np.all(values[:, 3] == 0.0) and np.all(np.abs(values[:, :3]).sum(axis=1) > 0)
+
+
+def test_a_non_finite_gradient_anywhere_on_the_path_is_an_error():
+    import keras
+
+    inputs = keras.Input((2,))
+    # sqrt's gradient is infinite at 0, which the path from the zero reference starts at
+    model = keras.Model(inputs, keras.layers.Lambda(
+        lambda t: keras.ops.sum(keras.ops.sqrt(keras.ops.abs(t)), axis=1, keepdims=True))(inputs))
+    with pytest.raises(NonFiniteError, match="integration path"):
+        explain(model, np.ones((3, 2)), method="integrated_gradients", tolerance=None)
