@@ -102,3 +102,15 @@ def test_a_non_finite_gradient_anywhere_on_the_path_is_an_error():
         lambda t: keras.ops.sum(keras.ops.sqrt(keras.ops.abs(t)), axis=1, keepdims=True))(inputs))
     with pytest.raises(NonFiniteError, match="integration path"):
         explain(model, np.ones((3, 2)), method="integrated_gradients", tolerance=None)
+
+
+def test_a_half_precision_model_sums_its_gradients_in_float32(monkeypatch):
+    import keras
+
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential([keras.Input((6,), dtype="float16"),
+                              keras.layers.Dense(8, activation="tanh", dtype="float16"),
+                              keras.layers.Dense(1, dtype="float16")])
+    x = np.random.default_rng(2).normal(size=(5, 6))
+    in_graph, in_numpy = _explain_both_ways(monkeypatch, model, x, steps=256, tolerance=None)
+    np.testing.assert_allclose(in_graph.flat_values, in_numpy.flat_values, rtol=1e-4, atol=1e-6)

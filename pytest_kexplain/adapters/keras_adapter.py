@@ -347,10 +347,9 @@ class KerasAdapter:
         points_per_row = min(len(alphas), points_per_call)
         # a power of two: the JAX backend pads each call's rows up to one
         rows_per_call = 1 << max(0, (points_per_call // points_per_row).bit_length() - 1)
-        flat_x = np.asarray(x, dtype=self.dtype).reshape(len(x), -1)
-        flat_reference = np.asarray(reference, dtype=self.dtype).reshape(-1)
-        alphas = np.asarray(alphas, dtype=self.dtype)
-        weights = np.asarray(weights, dtype=self.dtype)
+        # the backend builds the points and sums in at least float32, as the NumPy path does
+        flat_x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        flat_reference = np.asarray(reference, dtype=np.float64).reshape(-1)
         target = np.asarray(target, dtype=np.int32)
         out = np.zeros(flat_x.shape, dtype=np.float64)
         for rows in batches(len(flat_x), rows_per_call):

@@ -16,8 +16,8 @@ from pytest_kexplain.assertions._common import (
     input_feature_names,
 )
 from pytest_kexplain.assertions._outputs import bind_model
-from pytest_kexplain.events import recorded
 from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.groups import Players
 from pytest_kexplain.inputs import PreparedInput, prepare_background

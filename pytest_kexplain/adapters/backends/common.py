@@ -85,3 +85,8 @@ def layer_call_hooks(readers: Sequence[tuple[Any, int]],
                 layer.call = original
             else:
                 del layer.call
+
+
+def summing_dtype(dtype: str) -> str:
+    """The dtype sums of a model's gradients are taken in: at least float32."""
+    return "float64" if dtype == "float64" else "float32"

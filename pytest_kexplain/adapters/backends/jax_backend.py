@@ -19,6 +19,7 @@ from pytest_kexplain.adapters.backends.common import (
     layer_output_hook,
     no_gradient_error,
     single_output,
+    summing_dtype,
 )
 from pytest_kexplain.adapters.base import GradientFunctions
 
@@ -141,6 +142,7 @@ def build_path_gradients(
                        target: jax.Array) -> jax.Array:
         n_rows, n_points = x.shape[0], alphas.shape[0]
         points = reference[None, None, :] + alphas[None, :, None] * (x - reference)[:, None, :]
+        points = points.astype(dtype)
         targets = jnp.repeat(target, n_points)[:, None]
 
         def selected_total(points: jax.Array) -> jax.Array:
@@ -148,8 +150,8 @@ def build_path_gradients(
             # Rows are independent (inference mode), so the gradient of the sum is per-point.
             return jnp.take_along_axis(chosen, targets, axis=1).sum()
 
-        grads = jax.grad(selected_total)(points)
-        return jnp.einsum("rkd,k->rd", grads.reshape((n_rows, n_points, -1)), weights)
+        grads = jax.grad(selected_total)(points).reshape((n_rows, n_points, -1))
+        return jnp.einsum("rkd,k->rd", grads.astype(weights.dtype), weights)
 
     compiled = jax.jit(path_gradients)
     has_gradient: list[bool] = []  # filled on the first call
@@ -164,6 +166,8 @@ def build_path_gradients(
         if not has_gradient[0]:
             raise no_gradient_error(description)
         n_rows = padded_row_count(len(x))
+        x, reference, alphas, weights = (np.asarray(a, dtype=summing_dtype(dtype))
+                                         for a in (x, reference, alphas, weights))
         summed = compiled(trainable, non_trainable, _pad_rows(x, n_rows), reference, alphas,
                           weights, _pad_rows(target, n_rows))
         return np.asarray(summed)[: len(x)]

@@ -14,6 +14,7 @@ from pytest_kexplain.adapters.backends.common import (
     layer_output_hook,
     no_gradient_error,
     single_output,
+    summing_dtype,
 )
 from pytest_kexplain.adapters.base import GradientFunctions
 
@@ -158,15 +159,16 @@ def build_path_gradients(
     f(x, reference, alphas, weights, target) takes R flat rows, the flat reference, K
     interpolation coefficients and their weights, and returns (R, d): for each row the sum
     over k of weights[k] times the gradient of output[target] at reference + alphas[k] *
-    (x - reference). The R * K path points and their gradients exist only inside the graph.
+    (x - reference). The R * K path points and their gradients exist only inside the graph;
+    the points are built and the gradients summed in at least float32 (summing_dtype).
     """
     size = int(np.prod(sample_shape))
-    kind = tf.as_dtype(dtype)
+    kind, total = tf.as_dtype(dtype), tf.as_dtype(summing_dtype(dtype))
     traced = {"has_gradient": True}
 
     @tf.function(input_signature=[
-        tf.TensorSpec((None, size), kind), tf.TensorSpec((size,), kind),
-        tf.TensorSpec((None,), kind), tf.TensorSpec((None,), kind),
+        tf.TensorSpec((None, size), total), tf.TensorSpec((size,), total),
+        tf.TensorSpec((None,), total), tf.TensorSpec((None,), total),
         tf.TensorSpec((None,), tf.int32),
     ])
     def path_gradients(x: tf.Tensor, reference: tf.Tensor, alphas: tf.Tensor,
@@ -174,7 +176,7 @@ def build_path_gradients(
         n_rows, n_points = tf.shape(x)[0], tf.shape(alphas)[0]
         delta = x - reference[None, :]
         points = reference[None, None, :] + alphas[None, :, None] * delta[:, None, :]
-        points = tf.reshape(points, (-1, *sample_shape))
+        points = tf.cast(tf.reshape(points, (-1, *sample_shape)), kind)
         with tf.GradientTape() as tape:
             tape.watch(points)
             outputs = single_output(model(points, training=False))
@@ -183,12 +185,13 @@ def build_path_gradients(
         if grads is None:  # no differentiable path from input to output
             traced["has_gradient"] = False
             return tf.zeros_like(x)
-        return tf.einsum("rkd,k->rd", tf.reshape(grads, (n_rows, n_points, size)), weights)
+        grads = tf.cast(tf.reshape(grads, (n_rows, n_points, size)), total)
+        return tf.einsum("rkd,k->rd", grads, weights)
 
     def path_gradients_numpy(x: np.ndarray, reference: np.ndarray, alphas: np.ndarray,
                              weights: np.ndarray, target: np.ndarray) -> np.ndarray:
-        summed = path_gradients(*(tf.convert_to_tensor(a) for a in (x, reference, alphas,
-                                                                     weights, target)))
+        path = [np.asarray(a, dtype=summing_dtype(dtype)) for a in (x, reference, alphas, weights)]
+        summed = path_gradients(*(tf.convert_to_tensor(a) for a in (*path, target)))
         if not traced["has_gradient"]:
             raise no_gradient_error(description)
         return summed.numpy()
