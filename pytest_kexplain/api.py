@@ -21,7 +21,7 @@ from pytest_kexplain.adapters import (
 )
 from pytest_kexplain.adapters.base import ModelAdapter, require_finite
 from pytest_kexplain.adapters.binding import BoundModel, bind
-from pytest_kexplain.adapters.labels import check_class_names, output_label
+from pytest_kexplain.adapters.labels import output_label, select_class_names
 from pytest_kexplain.adapters.layers import EmbeddedInputs
 from pytest_kexplain.adapters.multi_io import check_output_argument
 from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
@@ -209,7 +209,7 @@ def explain(
     method: str = AUTO,
     target: Target = None,
     output: int | str | None = None,
-    class_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
     feature_names: Sequence[str] | None = None,
     background: Any = None,
     seed: int = 0,
@@ -222,7 +222,7 @@ def explain(
     """Explain `model`'s output on `X` with the named method; memoised for the session."""
     _check_call_arguments(seed, batch_size)
     check_output_argument(output)
-    labels = check_class_names(class_names)
+    labels = select_class_names(class_names, output)
     started = time.perf_counter()
     if not isinstance(method, str):
         raise InvalidArgumentType(f"method must be a method name (str), got {method!r}.")
@@ -247,7 +247,7 @@ def explain(
             name = f"Keras model file {os.path.basename(os.fspath(model))!r}"
             return _report(cached, name, started, source)
 
-    bound = bind(model, X, feature_names=feature_names, output=output, class_names=labels)
+    bound = bind(model, X, feature_names=feature_names, output=output, class_names=class_names)
     adapter, prepared = bound.adapter, bound.prepared
     spec = choose_method(method, adapter)
     embedded = _embedded_inputs(adapter, prepared)

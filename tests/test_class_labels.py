@@ -229,3 +229,68 @@ def test_one_sigmoid_unit_with_two_class_names_is_the_second_class():
         assert_top_features(model, x, ["x0"], target="rejected", class_names=labels)
     with pytest.raises(KexplainError, match="class_names has 3 labels"):
         explain(model, x, class_names=["a", "b", "c"], target="a")
+
+
+def two_head_classifier(as_dict: bool):
+    """One input, two softmax outputs with different class sets: 3 species, 2 sizes."""
+    import keras
+
+    inputs = keras.Input((4,), name="flower")
+    species = keras.layers.Dense(3, activation="softmax", name="species")(inputs)
+    size = keras.layers.Dense(2, activation="softmax", name="size")(inputs)
+    return keras.Model(inputs, {"species": species, "size": size} if as_dict else [species, size])
+
+
+SIZES = ["small", "big"]
+PER_OUTPUT = {"species": SPECIES, "size": SIZES}
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_class_names_per_output(x, as_dict):
+    model = two_head_classifier(as_dict)
+    big = explain(model, x, output="size", target="big", class_names=PER_OUTPUT)
+    assert big.output_name == "size[big]" and big.class_names == tuple(SIZES)
+    np.testing.assert_array_equal(big.values, explain(model, x, output="size", target=1).values)
+    virginica = explain(model, x, output="species", target="virginica", class_names=PER_OUTPUT)
+    assert virginica.output_name == "species[virginica]"
+    result = assert_top_features(model, x, big.top(1), output="size", target="big",
+                                 class_names=PER_OUTPUT)
+    assert result.explanation.output_name == "size[big]"
+    # an output with no entry has no labels; its units are still indices
+    assert explain(model, x, output="species", target=0,
+                   class_names={"size": SIZES}).class_names is None
+
+
+def test_labels_a_model_carries_per_output(x):
+    model = two_head_classifier(as_dict=False)
+    model.class_names = PER_OUTPUT  # its keys are output names, never labels of a unit
+    assert explain(model, x, output=1, target="big").output_name == "size[big]"
+    with pytest.raises(KexplainError, match="target='species' is not a class label"):
+        explain(model, x, output="size", target="species")
+
+
+@pytest.mark.parametrize("keywords, message", [
+    ({"output": 0, "class_names": PER_OUTPUT, "target": "setosa"},
+     r"class_names is given per output .* must be named \(output=0 is an index\)"),
+    ({"class_names": PER_OUTPUT, "target": "setosa"}, "must be named: pass output='species'"),
+    ({"output": "size", "class_names": {"sizes": SIZES}, "target": 0},
+     "class_names names 'sizes', which is not an output of .* its outputs are 'size', 'species'"),
+    ({"output": "size", "class_names": {"size": "ab"}, "target": 0}, r"class_names\['size'\]"),
+    ({"output": "size", "class_names": {"size": SPECIES}, "target": 0},
+     "class_names has 3 labels .* the explained output has 2 unit"),
+    ({"output": "size", "class_names": {"size": SIZES}, "target": "medium"},
+     "'medium' is not a class label"),
+    ({"output": "size", "target": 5}, "target=5 is out of range: output 'size' has 2 units"),
+])
+def test_per_output_label_mistakes_fail_before_any_model_call(x, keywords, message, monkeypatch):
+    from pytest_kexplain.adapters.keras_adapter import KerasAdapter
+
+    model = two_head_classifier(as_dict=True)
+
+    def no_call(*args, **kwargs):
+        raise AssertionError("the model must not be called")
+
+    monkeypatch.setattr(KerasAdapter, "_functions_for", no_call)
+    monkeypatch.setattr(KerasAdapter, "predict", no_call)
+    with pytest.raises(KexplainError, match=message):
+        explain(model, x, method="saliency", **keywords)

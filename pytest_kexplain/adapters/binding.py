@@ -14,7 +14,11 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import ModelAdapter
-from pytest_kexplain.adapters.labels import check_class_names, check_label_count
+from pytest_kexplain.adapters.labels import (
+    check_label_count,
+    check_output_keys,
+    select_class_names,
+)
 from pytest_kexplain.adapters.multi_io import check_output_argument
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.inputs import PreparedInput, is_dataframe, prepare_input
@@ -43,9 +47,9 @@ class BoundModel:
 
     def known_labels(self) -> tuple[str, ...] | None:
         """Labels known before any model call (given, or carried by the model)."""
-        if self.class_names is not None and len(self.class_names) == 2:
-            if self.adapter.declared_outputs() == 1:
-                return self.class_names[1:]
+        declared = self.adapter.declared_outputs()
+        if declared is not None:
+            return self.labels(declared)  # their count checked before any call
         return self.class_names or getattr(self.adapter, "class_names", None)
 
     @property
@@ -67,8 +71,9 @@ def bind(
     from pytest_kexplain.adapters import get_adapter
 
     choice = check_output_argument(output)
-    labels = check_class_names(class_names)
+    labels = select_class_names(class_names, output)
     model, base = get_adapter(model)
+    check_output_keys(class_names, getattr(base, "output_names", None), base.description)
     declared = getattr(base, "declared_inputs", None)
     fitted_names = getattr(base, "feature_names", None)  # a scikit-learn feature_names_in_
     if feature_names is None and fitted_names is not None and not is_dataframe(X) \

@@ -6,7 +6,7 @@ import hashlib
 import importlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,11 +72,19 @@ def _flat_dtype(layout: InputLayout) -> str:
     return "float64" if "float64" in layout.dtypes else "float32"
 
 
-def carried_class_names(model: Any) -> tuple[str, ...] | None:
-    """Class labels a model carries as a ``class_names`` attribute (a list of strings)."""
+def carried_class_names(model: Any, output: OutputChoice | None = None,
+                        head: str | None = None) -> tuple[str, ...] | None:
+    """Class labels a model carries as a ``class_names`` attribute (a list of strings, or
+    ``{output name: labels}`` of which the explained output's, once it is known, apply)."""
     names = getattr(model, "class_names", None)
     if names is None or isinstance(names, str):
         return None
+    if isinstance(names, Mapping):
+        if head is None and output is not None and isinstance(output.key, str):
+            head = output.key
+        names = names.get(head) if head is not None else None
+        if names is None or isinstance(names, str):
+            return None
     try:
         return tuple(str(name) for name in names)
     except TypeError:
@@ -108,9 +116,9 @@ class KerasAdapter:
         self.output_choice = output
         self.dtype = _input_dtype(model) if layout is None else _flat_dtype(layout)
         self.description = f"Keras model {getattr(model, 'name', type(model).__name__)!r}"
-        self.class_names = carried_class_names(model)
-        #: name of the explained output of a model with several (set on the first call)
-        self.output_head: str | None = None
+        #: name of the explained output of a model with several (known before the first call
+        #: when the model declares its outputs, else set by it)
+        self.output_head: str | None = None if output is None else _chosen_head_name(model, output)
         self._routed: Any = model  # what the backends call: inputs split, output selected
         self._variants: dict[tuple[Any, Any], KerasAdapter] = {}
         self._functions: dict[tuple[int, ...], GradientFunctions] = {}
@@ -123,6 +131,17 @@ class KerasAdapter:
         self.portable_description = portable_description(model)
 
     # -- inputs and outputs -------------------------------------------------------------
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """Labels the model carries for the explained output (``model.class_names``)."""
+        return carried_class_names(self.model, self.output_choice, self.output_head)
+
+    @property
+    def output_names(self) -> list[str] | None:
+        """Names of a model's several outputs, known before any call (None for one output)."""
+        heads = _declared_heads(self.model)
+        return None if heads is None else [name for name, _ in heads]
+
     @property
     def declared_inputs(self) -> tuple[tuple[InputSpec, ...], bool] | None:
         """The model's declared inputs and whether it takes a dict (None if not declared)."""
@@ -171,6 +190,8 @@ class KerasAdapter:
 
     def declared_outputs(self) -> int | None:
         """Number of outputs the model declares (known before any call), or None."""
+        if self.output_choice is not None:  # the chosen one of several outputs
+            return _chosen_head_units(self.model, self.output_choice)
         try:
             shape = self.model.output_shape
         except (AttributeError, ValueError, RuntimeError):
@@ -478,6 +499,58 @@ def exception_summary(exc: BaseException) -> str:
     useful = [line for line in lines
               if line and not line.startswith("Exception encountered when calling")]
     return useful[0] if useful else (lines[0] if lines else "")
+
+
+def _declared_heads(model: Any) -> list[tuple[str, tuple[Any, ...]]] | None:
+    """Name and shape of each of a functional model's several outputs, in the order output=
+    indexes them (a dict's sorted keys, as resolve_output); None when not declared."""
+    struct = getattr(model, "_outputs_struct", None)
+    try:
+        if isinstance(struct, dict) and len(struct) > 1:
+            return [(str(key), tuple(struct[key].shape)) for key in sorted(struct, key=str)]
+        if isinstance(struct, (list, tuple)) and len(struct) > 1:
+            names = _output_names(model)
+            if names is None or len(names) != len(struct):
+                return None
+            return [(name, tuple(tensor.shape)) for name, tensor in zip(names, struct)]
+    except (AttributeError, TypeError):
+        return None
+    return None
+
+
+def _chosen_head(model: Any, choice: OutputChoice) -> tuple[str, tuple[Any, ...]] | None:
+    """Name and shape of the chosen output, known before any call (None: not declared, or a
+    choice the first call rejects with the list of outputs)."""
+    heads = _declared_heads(model)
+    if heads is None:
+        return None
+    names = [name for name, _ in heads]
+    key = choice.key
+    if isinstance(key, str):
+        if key not in names:
+            return None
+        index = names.index(key)
+    elif -len(heads) <= key < len(heads):
+        index = int(key) % len(heads)
+    else:
+        return None
+    return heads[index]
+
+
+def _chosen_head_name(model: Any, choice: OutputChoice) -> str | None:
+    head = _chosen_head(model, choice)
+    return None if head is None else head[0]
+
+
+def _chosen_head_units(model: Any, choice: OutputChoice) -> int | None:
+    """Units of the chosen output, known before any call (None when not declared)."""
+    head = _chosen_head(model, choice)
+    if head is None:
+        return None
+    shape = head[1]
+    if any(d is None for d in shape[1:]):
+        return None
+    return int(np.prod(shape[1:])) if len(shape) > 1 else 1
 
 
 def _output_names(model: Any) -> list[str] | None:

@@ -1,14 +1,15 @@
 """Class labels: name the units of an output so that ``target="setosa"`` works.
 
 Labels come from ``class_names=[...]``, or from the model: a scikit-learn classifier's
-``classes_``, or a ``class_names`` attribute set on a Keras model. Integers given as a
-target are always unit indices; labels are matched as strings.
+``classes_``, or a ``class_names`` attribute set on a Keras model. A model with several
+outputs takes them per output, ``{output name: [...]}``, of which the explained output's
+apply. Integers given as a target are always unit indices; labels are matched as strings.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,9 @@ def check_class_names(class_names: Any) -> tuple[str, ...] | None:
         return None
     if isinstance(class_names, (str, bytes)) or not isinstance(class_names, (Sequence, np.ndarray)):
         raise InvalidArgument(
-            f"class_names must be a list of labels, one per output unit, got "
-            f"{type(class_names).__name__} {class_names!r}."
+            f"class_names must be a list of labels, one per output unit (for a model with "
+            f"several outputs, {{output name: [labels]}}), got {type(class_names).__name__} "
+            f"{class_names!r}."
         )
     names = tuple(str(name) for name in class_names)
     if not names:
@@ -32,6 +34,62 @@ def check_class_names(class_names: Any) -> tuple[str, ...] | None:
     if repeated:
         raise InvalidArgument(f"class_names must be distinct; repeated: {', '.join(repeated)}.")
     return names
+
+
+def labels_per_output(class_names: Any) -> dict[str, tuple[str, ...]] | None:
+    """Validate class_names given per output, ``{output name: labels}``; None for a list."""
+    if not isinstance(class_names, Mapping):
+        return None
+    if not class_names:
+        raise InvalidArgument("class_names is an empty mapping; give {output name: [labels]}.")
+    per_output: dict[str, tuple[str, ...]] = {}
+    for name, labels in class_names.items():
+        if not isinstance(name, str):
+            raise InvalidArgument(
+                f"class_names given as a mapping must map output names (str) to labels, got "
+                f"the key {name!r}; a model with one output takes a list of labels."
+            )
+        try:
+            checked = check_class_names(labels)
+        except InvalidArgument as error:
+            raise InvalidArgument(f"class_names[{name!r}]: {error}") from None
+        if checked is None:
+            raise InvalidArgument(f"class_names[{name!r}] is None; give the output's labels.")
+        per_output[name] = checked
+    return per_output
+
+
+def select_class_names(class_names: Any, output: Any) -> tuple[str, ...] | None:
+    """The labels of the explained output: class_names as given, or its entry for `output`.
+
+    Labels given per output need the output named (``output="size"``); an output without an
+    entry has no labels.
+    """
+    per_output = labels_per_output(class_names)
+    if per_output is None:
+        return check_class_names(class_names)
+    if not isinstance(output, str):
+        choice = "" if output is None else f" (output={output!r} is an index)"
+        raise InvalidArgument(
+            f"class_names is given per output ({', '.join(map(repr, per_output))}), so the "
+            f"explained output must be named{choice}: pass output={next(iter(per_output))!r} "
+            f"or another output's name."
+        )
+    return per_output.get(output)
+
+
+def check_output_keys(class_names: Any, outputs: Sequence[str] | None, description: str) -> None:
+    """Every output named in class_names={output: labels} must be one of the model's."""
+    per_output = labels_per_output(class_names)
+    if per_output is None or outputs is None:
+        return
+    unknown = [name for name in per_output if name not in outputs]
+    if unknown:
+        raise InvalidArgument(
+            f"class_names names {', '.join(map(repr, unknown))}, which "
+            f"{'is not an output' if len(unknown) == 1 else 'are not outputs'} of {description}; "
+            f"its outputs are {', '.join(map(repr, outputs))}."
+        )
 
 
 def check_label_count(class_names: tuple[str, ...] | None, n_outputs: int, source: str) -> None:
