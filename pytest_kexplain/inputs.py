@@ -465,14 +465,15 @@ def _check_group(array: np.ndarray, group: list[int], names: Sequence[str]) -> N
 
 def row_space(
     X: Any, feature_names: Sequence[str] | None = None, *,
-    groups: Sequence[Sequence[str]] | None = None, integer: Sequence[str] = (),
-    fixed: Sequence[str] | Mapping[str, float] | None = None,
+    groups: Sequence[Sequence[str]] | Mapping[str, Any] | None = None,
+    integer: Sequence[str] = (), fixed: Sequence[str] | Mapping[str, float] | None = None,
 ) -> RowSpace:
     """The space of valid rows like X's: observed ranges, integer and fixed columns, one-hot groups.
 
     `groups=None` detects one-hot groups (0/1 columns of which exactly one is 1 in every row);
     `groups=[]` turns detection off; a list of lists of feature names gives them explicitly,
-    as does the dict of group name -> feature names that explain() takes.
+    as does the dict of group name -> features (names, flat indices or a mask) that explain()
+    takes.
     """
     prepared = prepare_input(X, feature_names)
     require_tabular(prepared.array, "row_space")
@@ -484,20 +485,22 @@ def row_space(
         # the same groups= as explain() and the checks take: there a group may be any set of
         # columns, so only the groups that hold just 0 and 1 in X are one-hot constraints
         explain_groups = isinstance(groups, Mapping)
+        column_groups: list[list[int]] = []
         if isinstance(groups, Mapping):
-            groups = [list(members) if not isinstance(members, str) else [members]
-                      for members in groups.values()]
-        if isinstance(groups, str) or not isinstance(groups, Sequence):
+            column_groups = _explain_group_columns(groups, prepared, names)
+        elif isinstance(groups, str) or not isinstance(groups, Sequence):
             raise InvalidArgumentType(
                 "groups must be a list of lists of feature names (one list per one-hot group), "
                 f"got {type(groups).__name__}.")
-        found_groups = ()
+        else:
+            for group in groups:
+                if isinstance(group, str) or not isinstance(group, Sequence):
+                    raise InvalidArgumentType(
+                        f"each entry of groups must be a list of feature names, got {group!r}.")
+                column_groups.append(_names_to_columns(group, names, "groups"))
+        found_groups: tuple[tuple[int, ...], ...] = ()
         seen: set[int] = set()
-        for group in groups:
-            if isinstance(group, str) or not isinstance(group, Sequence):
-                raise InvalidArgumentType(
-                    f"each entry of groups must be a list of feature names, got {group!r}.")
-            columns = _names_to_columns(group, names, "groups")
+        for columns in column_groups:
             overlap = seen & set(columns)
             if overlap:
                 raise InvalidArgument(
@@ -509,6 +512,19 @@ def row_space(
             _check_group(prepared.array, columns, names)
             found_groups += (tuple(columns),)
     return RowSpace(features, found_groups)
+
+
+def _explain_group_columns(groups: Mapping[str, Any], prepared: PreparedInput,
+                           names: Sequence[str]) -> list[list[int]]:
+    """The columns of each group of explain()'s groups= (names, flat indices or a boolean
+    mask); a group that differs per row is no constraint on a row's columns."""
+    from pytest_kexplain.groups import resolve_groups
+
+    players = resolve_groups(groups, prepared.feature_shape, names, len(prepared.array))
+    if players is None or players.per_row:
+        return []
+    return [np.flatnonzero(players.assignment == index).tolist()
+            for index, name in enumerate(players.names) if name in groups]
 
 
 def _without_fixed(

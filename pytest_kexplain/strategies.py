@@ -38,6 +38,7 @@ from pytest_kexplain.inputs import (
     is_dataframe,
     prepare_input,
     row_space,
+    require_tabular,
 )
 
 __all__ = ["FeatureBounds", "RowSpace", "feature_bounds", "feature_strategy", "feature_values",
@@ -122,7 +123,7 @@ def _as_frame(array: np.ndarray, like: Any, bounds: Sequence[FeatureBounds]) -> 
 
 def rows_like(
     X: Any, *, min_rows: int = 1, max_rows: int = 1, feature_names: Sequence[str] | None = None,
-    groups: Sequence[Sequence[str]] | None = None, integer: Sequence[str] = (),
+    groups: Sequence[Sequence[str]] | Mapping[str, Any] | None = None, integer: Sequence[str] = (),
     fixed: Sequence[str] | Mapping[str, float] | None = None,
 ) -> st.SearchStrategy[Any]:
     """Batches of rows that could occur in X, of X's type (array or DataFrame).
@@ -132,8 +133,9 @@ def rows_like(
     """
     if min_rows < 1 or max_rows < min_rows:
         raise InvalidArgument(f"need 1 <= min_rows <= max_rows, got {min_rows} and {max_rows}.")
-    space = row_space(X, feature_names, groups=groups, integer=integer, fixed=fixed)
     x = prepare_input(X, feature_names).array
+    require_tabular(x, "rows_like")  # named as the user called it, not row_space
+    space = row_space(X, feature_names, groups=groups, integer=integer, fixed=fixed)
     arrays = row_arrays(space, min_rows=min_rows, max_rows=max_rows, x=x)
     if is_dataframe(X):
         return arrays.map(lambda array: _as_frame(array, X, space.features))

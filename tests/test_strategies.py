@@ -228,3 +228,24 @@ def test_explain_groups_with_a_numeric_group_constrain_only_the_one_hot_ones():
         rows_like(broken, groups=groups)
     with pytest.raises(KexplainError, match="not one-hot"):  # a list names one-hot groups
         rows_like(data, groups=list(groups.values()))
+
+
+def test_explain_groups_by_index_or_mask_constrain_rows_as_by_name():
+    """explain()'s groups= takes flat indices and boolean masks too; so do the strategies."""
+    array = CREDIT.to_numpy(dtype=float)
+    mask = np.isin(np.array(CREDIT.columns), REGIONS)
+    for groups in ({"region": [1, 3, 4]}, {"region": mask}, {"region": REGIONS}):
+
+        @settings(max_examples=20, deadline=None, database=None)
+        @given(rows_like(array, feature_names=list(CREDIT.columns), groups=groups))
+        def one_region(row):
+            assert row[:, [1, 3, 4]].sum(axis=1).tolist() == [1.0]
+
+        one_region()
+    with pytest.raises(KexplainError, match="outside 0..6"):
+        rows_like(array, groups={"region": [1, 3, 9]})
+
+
+def test_rows_like_of_images_or_sequences_names_itself():
+    with pytest.raises(KexplainError, match="rows_like works on tabular data"):
+        rows_like(np.zeros((3, 4, 2)), groups="timesteps")
