@@ -498,7 +498,7 @@ def row_space(
                     raise InvalidArgumentType(
                         f"each entry of groups must be a list of feature names, got {group!r}.")
                 column_groups.append(_names_to_columns(group, names, "groups"))
-        found_groups: tuple[tuple[int, ...], ...] = ()
+        found_groups = ()
         seen: set[int] = set()
         for columns in column_groups:
             overlap = seen & set(columns)

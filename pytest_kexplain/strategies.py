@@ -37,8 +37,8 @@ from pytest_kexplain.inputs import (
     feature_index,
     is_dataframe,
     prepare_input,
-    row_space,
     require_tabular,
+    row_space,
 )
 
 __all__ = ["FeatureBounds", "RowSpace", "feature_bounds", "feature_strategy", "feature_values",
