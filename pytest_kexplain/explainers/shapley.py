@@ -42,6 +42,10 @@ DEFAULT_BACKGROUND_ROWS = 100
 # coalitions, as shap.Explainer's default), else sampling with DEFAULT_SAMPLED_EVALS.
 EXACT_MAX_PLAYERS = 10
 DEFAULT_SAMPLED_EVALS = 96
+# Fewest pairs of orders per sample: with one background row (a fill image, a pad row) and
+# many players a budget can buy a single pair, whose two orders leave a player's value to
+# two marginal contributions; two pairs halve that variance (benchmarks/bench_images.py).
+MIN_SAMPLED_PAIRS = 2
 # Upper bound on input values (model rows x features) materialised at once for coalitions:
 # 2**24 float32 values are 64 MB, and each chunk fills several large model batches.
 VALUES_PER_CHUNK = 2**24
@@ -374,11 +378,11 @@ def sampled_pairs(max_evals: int, n_features: int, background_rows: int) -> int:
     """Pairs of paths per sample for a budget of max_evals * background_rows model rows.
 
     Each pair costs 2 * (d - 1) model rows (f(b) and f(x) are shared). At least one pair
-    per background row, which the exact axioms need: with many features that costs more
-    than the budget (2 * (d - 1) * background_rows model rows per sample).
+    per background row, which the exact axioms need, and at least MIN_SAMPLED_PAIRS: with
+    many features that costs more than the budget.
     """
     budget = max_evals * background_rows // (2 * (n_features - 1))
-    return max(background_rows, budget)
+    return max(background_rows, MIN_SAMPLED_PAIRS, budget)
 
 
 def _max_evals(options: Mapping[str, Any]) -> int | None:
