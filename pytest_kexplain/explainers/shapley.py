@@ -44,7 +44,7 @@ EXACT_MAX_PLAYERS = 10
 DEFAULT_SAMPLED_EVALS = 96
 # Fewest pairs of orders per sample: with one background row (a fill image, a pad row) and
 # many players a budget can buy a single pair, whose two orders leave a player's value to
-# two marginal contributions; two pairs halve that variance (benchmarks/bench_images.py).
+# two marginal contributions; two pairs halve that variance.
 MIN_SAMPLED_PAIRS = 2
 # Upper bound on input values (model rows x features) materialised at once for coalitions:
 # 2**24 float32 values are 64 MB, and each chunk fills several large model batches.
