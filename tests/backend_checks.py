@@ -41,8 +41,13 @@ def _gradient_failures(x: np.ndarray) -> dict[str, Any]:
             saliency = explain(model, x, method="saliency").values
         except Exception as exc:  # the test asserts on the type and message
             occlusion = explain(model, x, method="occlusion").values
+            try:  # integrated gradients sums its path's gradients in its own compiled call
+                explain(model, x, method="integrated_gradients")
+                ig_error = None
+            except Exception as ig_exc:
+                ig_error = type(ig_exc).__name__
             results[name] = {"error": type(exc).__name__, "message": str(exc),
-                             "occlusion_shape": list(occlusion.shape)}
+                             "occlusion_shape": list(occlusion.shape), "ig_error": ig_error}
         else:
             kernel = model.layers[-1].get_weights()[0][:, 0]
             results[name] = {"saliency": saliency.tolist(), "identity_kernel": kernel[3:].tolist()}

@@ -129,6 +129,7 @@ def test_model_without_gradient_raises_with_advice(results, blocker):
     assert "has no gradient with respect to its input" in failure["message"]
     assert ADVICE in failure["message"]
     assert failure["occlusion_shape"] == [4, 3]  # the suggested method works on it
+    assert failure["ig_error"] == "ModelHasNoGradientError"
 
 
 def test_a_rounded_branch_does_not_hide_an_identity_branch(results):

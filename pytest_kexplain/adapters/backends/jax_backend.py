@@ -57,14 +57,38 @@ def _variables(model: Any) -> tuple[list[Any], list[Any]]:
             [v.value for v in model.non_trainable_variables])
 
 
+def _stateless_outputs(model: Any) -> Callable[[list[Any], list[Any], jax.Array], jax.Array]:
+    """The selected output of a stateless call with the given weights."""
+
+    def outputs(trainable: list[Any], non_trainable: list[Any], x: jax.Array) -> jax.Array:
+        raw, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        return single_output(raw)
+
+    return outputs
+
+
+def _gradient_guard(outputs: Callable[..., jax.Array], sample_shape: tuple[int, ...],
+                    dtype: str, description: str) -> Callable[[list[Any], list[Any]], None]:
+    """A check, made on the first call only, that the output depends on the input at all."""
+    known: list[bool] = []
+
+    def require_gradient(trainable: list[Any], non_trainable: list[Any]) -> None:
+        if not known:
+            probe = np.zeros((1, *sample_shape), dtype=dtype)
+            known.append(_output_depends_on_input(
+                lambda rows: outputs(trainable, non_trainable, rows), probe))
+        if not known[0]:
+            raise no_gradient_error(description)
+
+    return require_gradient
+
+
 def build_functions(
     model: Any, sample_shape: tuple[int, ...], dtype: str, description: str
 ) -> GradientFunctions:
     """Compile the forward pass and the per-row input gradient of one selected output."""
 
-    def outputs(trainable: list[Any], non_trainable: list[Any], x: jax.Array) -> jax.Array:
-        raw, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-        return single_output(raw)
+    outputs = _stateless_outputs(model)
 
     def selected_total(
         x: jax.Array, target: jax.Array, trainable: list[Any], non_trainable: list[Any]
@@ -75,7 +99,7 @@ def build_functions(
 
     forward = jax.jit(outputs)
     gradient = jax.jit(jax.grad(selected_total))
-    has_gradient: list[bool] = []  # filled on the first gradient call
+    require_gradient = _gradient_guard(outputs, sample_shape, dtype, description)
 
     def forward_numpy(x: np.ndarray) -> np.ndarray:
         result = forward(*_variables(model), _pad_rows(x, padded_row_count(len(x))))
@@ -83,12 +107,7 @@ def build_functions(
 
     def gradient_numpy(x: np.ndarray, target: np.ndarray) -> np.ndarray:
         trainable, non_trainable = _variables(model)
-        if not has_gradient:
-            probe = np.zeros((1, *sample_shape), dtype=dtype)
-            has_gradient.append(_output_depends_on_input(
-                lambda rows: outputs(trainable, non_trainable, rows), probe))
-        if not has_gradient[0]:
-            raise no_gradient_error(description)
+        require_gradient(trainable, non_trainable)
         n_rows = padded_row_count(len(x))
         grads = gradient(_pad_rows(x, n_rows), _pad_rows(target, n_rows), trainable, non_trainable)
         return np.asarray(grads)[: len(x)]
@@ -133,9 +152,7 @@ def build_path_gradients(
     """Compile integrated gradients' inner sum inside the jit (see the TensorFlow backend):
     (R, d) weighted sums of gradients at K points of each row's straight path."""
 
-    def outputs(trainable: list[Any], non_trainable: list[Any], x: jax.Array) -> jax.Array:
-        raw, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-        return single_output(raw)
+    outputs = _stateless_outputs(model)
 
     def path_gradients(trainable: list[Any], non_trainable: list[Any], x: jax.Array,
                        reference: jax.Array, alphas: jax.Array, weights: jax.Array,
@@ -154,17 +171,12 @@ def build_path_gradients(
         return jnp.einsum("rkd,k->rd", grads.astype(weights.dtype), weights)
 
     compiled = jax.jit(path_gradients)
-    has_gradient: list[bool] = []  # filled on the first call
+    require_gradient = _gradient_guard(outputs, sample_shape, dtype, description)
 
     def path_gradients_numpy(x: np.ndarray, reference: np.ndarray, alphas: np.ndarray,
                              weights: np.ndarray, target: np.ndarray) -> np.ndarray:
         trainable, non_trainable = _variables(model)
-        if not has_gradient:
-            probe = np.zeros((1, *sample_shape), dtype=dtype)
-            has_gradient.append(_output_depends_on_input(
-                lambda rows: outputs(trainable, non_trainable, rows), probe))
-        if not has_gradient[0]:
-            raise no_gradient_error(description)
+        require_gradient(trainable, non_trainable)
         n_rows = padded_row_count(len(x))
         x, reference, alphas, weights = (np.asarray(a, dtype=summing_dtype(dtype))
                                          for a in (x, reference, alphas, weights))
