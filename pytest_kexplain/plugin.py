@@ -106,8 +106,21 @@ def ini_defaults(config: pytest.Config) -> dict[str, Any]:
         resolve_tolerances((tolerances, "ini options kexplain_*"))
     except KexplainError as error:
         raise pytest.UsageError(str(error)) from None
-    return {"method": str(config.getini("kexplain_method")).strip() or "auto", "seed": seed,
-            **tolerances}
+    method = str(config.getini("kexplain_method")).strip() or "auto"
+    problem = method_problem(method)
+    if problem:
+        raise pytest.UsageError(f"ini option kexplain_method: {problem}")
+    return {"method": method, "seed": seed, **tolerances}
+
+
+def method_problem(method: Any) -> str | None:
+    """Why `method` is not an explanation method (with the closest one), or None."""
+    if isinstance(method, str) and method in settings.METHOD_NAMES:
+        return None
+    close = difflib.get_close_matches(str(method), settings.METHOD_NAMES, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return (f"{method!r} is not an explanation method.{hint} "
+            f"Choose one of: {', '.join(settings.METHOD_NAMES)}.")
 
 
 def marker_keywords() -> tuple[str, ...]:
@@ -136,6 +149,9 @@ def item_defaults(item: pytest.Item) -> dict[str, Any]:
             if key not in valid:
                 raise pytest.UsageError(f"{item.nodeid}: " + unknown_key_message(
                     key, valid, "@pytest.mark.kexplain keyword"))
+        if "method" in marker.kwargs and method_problem(marker.kwargs["method"]):
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.kexplain(method=...): "
+                                    f"{method_problem(marker.kwargs['method'])}")
         defaults.update(marker.kwargs)
     return defaults
 

@@ -14,6 +14,12 @@ from typing import Any
 EXPLAIN_KEYWORDS = ("method", "seed", "target", "output", "class_names", "batch_size", "groups",
                     "vocabulary", "pad_id")
 
+#: every name explain(method=...) accepts (tests/test_plugin.py keeps it equal to the
+#: registry's), so that an ini option or marker naming another is refused at start-up
+#: without importing the explainers
+METHOD_NAMES = ("auto", "gradcam", "gradcam++", "gradient_x_input", "integrated_gradients",
+                "lime", "occlusion", "permutation", "saliency", "shap", "smoothgrad")
+
 _active: dict[str, Any] = {}
 
 

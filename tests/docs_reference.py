@@ -60,7 +60,8 @@ def render_configuration() -> str:
     lines += ["", "## Ini options", "",
               "Set them in `pytest.ini` (`[pytest]`), `pyproject.toml` "
               "(`[tool.pytest.ini_options]`), `tox.ini` or `setup.cfg` (`[tool:pytest]`). "
-              "A misspelled `kexplain_*` option is a usage error naming the closest one.", "",
+              "A misspelled `kexplain_*` option, or a `kexplain_method` that is not a method, "
+              "is a usage error at start-up naming the closest one.", "",
               "```toml", "[tool.pytest.ini_options]", 'kexplain_method = "shap"',
               'kexplain_max_share_change = "0.05"', "```", "",
               "| option | help | default |", "|---|---|---|"]
@@ -70,7 +71,7 @@ def render_configuration() -> str:
         lines.append(f"| `{option['name']}` | {option['help']} | {shown} |")
     lines += ["", "## `@pytest.mark.kexplain` keywords", "",
               "Defaults for every explanation, check and baseline of the marked test, class "
-              "or module; an unknown keyword is a usage error.", "",
+              "or module; an unknown keyword or `method=` is a usage error before any test runs.", "",
               "```python", "import pytest", "", "",
               '@pytest.mark.kexplain(method="shap", seed=1, options={"max_evals": 256},',
               "                      max_share_change=0.05)",

@@ -188,3 +188,40 @@ def test_valid_marker_keywords_and_ini_options_are_accepted(pytester):
             pass
     """)
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_the_plugins_method_names_are_the_registrys():
+    from pytest_kexplain.explainers import available_methods
+    from pytest_kexplain.settings import METHOD_NAMES
+
+    assert sorted(METHOD_NAMES) == sorted(available_methods())
+
+
+def test_a_misspelled_method_in_the_ini_file_is_a_usage_error_at_start_up(pytester):
+    pytester.makeini("[pytest]\nkexplain_method = shapp\n")
+    pytester.makepyfile(test_plain="def test_nothing(): pass")
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines([
+        "ERROR: ini option kexplain_method: 'shapp' is not an explanation method. Did you mean "
+        "'shap'? Choose one of: auto, gradcam, *"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_misspelled_method_in_a_marker_is_a_usage_error_before_any_test_runs(pytester):
+    pytester.makepyfile(test_marked="""
+        import pytest
+
+        def test_fine():
+            pass
+
+        @pytest.mark.kexplain(method="integrated_gradient")
+        def test_marked():
+            pass
+    """)
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines([
+        "ERROR: test_marked.py::test_marked: @pytest.mark.kexplain(method=...): "
+        "'integrated_gradient' is not an explanation method. Did you mean "
+        "'integrated_gradients'? *"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "passed" not in result.stdout.str()
