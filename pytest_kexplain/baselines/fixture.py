@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -13,9 +14,14 @@ from pytest_kexplain.adapters import get_adapter
 from pytest_kexplain.baselines import BaselineError, format as baseline_format, store
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message, update_command
-from pytest_kexplain.baselines.tolerances import Tolerances, resolve_tolerances, split_tolerances
+from pytest_kexplain.baselines.tolerances import (
+    TOLERANCE_KEYWORDS,
+    Tolerances,
+    resolve_tolerances,
+    split_tolerances,
+)
 from pytest_kexplain.cache import array_digest
-from pytest_kexplain.errors import BaselineRaceWarning, CheckFailed, InvalidArgument
+from pytest_kexplain.errors import BaselineRaceWarning, CheckFailed, InvalidArgument, InvalidArgumentType
 from pytest_kexplain.events import note, recorded
 from pytest_kexplain.settings import with_defaults
 
@@ -52,6 +58,7 @@ class ExplanationBaseline:
         __tracebackhide__ = True
         stem = self._claim(name)
         call_tolerances, explain_kwargs = split_tolerances(kwargs)
+        _check_keywords(explain_kwargs)  # a misspelt tolerance is named before anything else
         tolerances = resolve_tolerances((self.defaults, DEFAULTS_SOURCE),
                                         (call_tolerances, "assert_match()"))
         path = self.directory / f"{stem}.json"
@@ -211,6 +218,26 @@ def _bytes_if_present(path: Path) -> bytes | None:
         return None
     except (BaselineError, OSError):
         return b""
+
+
+def _check_keywords(explain_kwargs: Mapping[str, Any]) -> None:
+    """A keyword that is neither explain()'s, an option of some method nor a tolerance is a
+    usage error naming the closest valid one (it would otherwise reach the explainer as an
+    unknown option, or go unnoticed until the baseline exists)."""
+    from pytest_kexplain.api import EXPLAIN_KEYWORDS
+    from pytest_kexplain.explainers import REGISTRY
+
+    options = sorted({option for spec in REGISTRY.values() for option in spec.defaults})
+    for keyword in explain_kwargs:
+        if keyword in EXPLAIN_KEYWORDS or keyword in options:
+            continue
+        valid = [*EXPLAIN_KEYWORDS, "name", *TOLERANCE_KEYWORDS, *options]
+        close = difflib.get_close_matches(keyword, valid, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}=?" if close else "."
+        raise InvalidArgumentType(
+            f"assert_match() got an unexpected keyword argument {keyword!r}{hint} It takes "
+            f"explain()'s keywords ({', '.join(EXPLAIN_KEYWORDS)}), name=, the options of the "
+            f"method and the drift tolerances ({', '.join(TOLERANCE_KEYWORDS)}).")
 
 
 def _background_fingerprint(background: Any) -> str | None:
