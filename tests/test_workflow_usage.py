@@ -44,3 +44,38 @@ def test_assert_match_takes_options_of_the_method_and_tolerances(pytester):
     """)
     pytester.runpytest("--kexplain-update").assert_outcomes(passed=1)
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_drift_note_names_the_changed_settings_not_what_the_explainer_measured(pytester,
+                                                                                 monkeypatch):
+    pytester.makepyfile(test_gate="""
+        import os
+
+        import numpy as np
+        from pytest_kexplain import zoo
+
+        def test_gate(explanation_baseline):
+            weights = [float(w) for w in os.environ["WEIGHTS"].split(",")]
+            X = np.random.default_rng(0).normal(size=(12, 3))
+            explanation_baseline.assert_match(zoo.linear_model(weights, dtype="float64"), X,
+                                              steps=int(os.environ["STEPS"]))
+    """)
+    monkeypatch.setenv("WEIGHTS", "1,-2,3")
+    monkeypatch.setenv("STEPS", "32")
+    pytester.runpytest("--kexplain-update").assert_outcomes(passed=1)
+    monkeypatch.setenv("WEIGHTS", "3,-2,0")
+    monkeypatch.setenv("STEPS", "64")
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["E       note: explainer options changed: steps 32 -> 64."])
+    assert "max_steps_used" not in result.stdout.str()
+
+
+def test_only_chosen_settings_count_as_changed_options():
+    from pytest_kexplain.baselines.fixture import _changed_settings
+
+    before = {"steps": 64, "max_steps_used": 128, "seed": 0, "completeness_gap": 0.01}
+    after = {"steps": 64, "max_steps_used": 512, "seed": 1}
+    assert _changed_settings("integrated_gradients", before, after) == {"seed": (0, 1)}
+    assert _changed_settings("shap", {"max_evals": 96}, {"max_evals": 200}) == {
+        "max_evals": (96, 200)}

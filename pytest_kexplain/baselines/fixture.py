@@ -285,6 +285,21 @@ def _name_difference(before: tuple[str, ...], after: tuple[str, ...]) -> str:
     return "; ".join(parts)
 
 
+def _changed_settings(method: str, before: Mapping[str, Any],
+                      after: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The settings a user chooses (the method's options, seed, pad id) that differ. What an
+    explainer reports about its run (integrated gradients' max_steps_used, completeness_gap)
+    is left out: it moves with the model, not with a setting."""
+    from pytest_kexplain.explainers import REGISTRY
+
+    spec = REGISTRY.get(method)
+    keys = set(before) | set(after)
+    if spec is not None:
+        keys &= {*spec.defaults, "seed", "pad_id"}
+    return {key: (before.get(key), after.get(key)) for key in sorted(keys)
+            if before.get(key) != after.get(key)}
+
+
 def _context_notes(baseline: baseline_format.Baseline, current: baseline_format.Baseline) -> list[str]:
     """Facts that help explain a drift: other data, other options, other package versions."""
     notes = []
@@ -292,9 +307,11 @@ def _context_notes(baseline: baseline_format.Baseline, current: baseline_format.
         notes.append("X differs from the data the baseline was made on (same shape, other values).")
     if baseline.background_fingerprint != current.background_fingerprint:
         notes.append("the background data differs from the baseline's.")
-    if dict(baseline.options) != dict(current.options):
-        notes.append(f"explainer options changed: baseline {dict(baseline.options)}, "
-                     f"now {dict(current.options)}.")
+    changed_settings = _changed_settings(current.method, baseline.options, current.options)
+    if changed_settings:
+        notes.append("explainer options changed: " + ", ".join(
+            f"{key} {before!r} -> {after!r}" for key, (before, after) in changed_settings.items())
+            + ".")
     changed = {k: (baseline.versions.get(k), v) for k, v in current.versions.items()
                if baseline.versions.get(k) != v}
     if changed:
