@@ -81,6 +81,28 @@ def test_unread_feature_gets_nothing():
         assert (values[:, 1] == 0).all() and (values[:, [0, 2]] != 0).all()
 
 
+
+@pytest.mark.parametrize("training_rows", [1, 30])
+def test_a_read_feature_constant_in_the_training_data_gets_limes_weight(nonlinear5, training_rows):
+    """lime samples a constant column with scale 1, so the model's use of it shows; so here
+    (it was called unread: the probe took the row's own value from the constant column)."""
+    x = np.random.default_rng(3).normal(size=(30, 5))
+    x[:, 1] = 0.5
+    training = x[:training_rows]
+    ours = explain(nonlinear5, x[:2], method="lime", background=training).values
+    _, adapter = get_adapter(nonlinear5)
+    explainer = lime_tabular.LimeTabularExplainer(training, mode="regression",
+                                                  discretize_continuous=False, random_state=0)
+    for row, values in zip(x[:2], ours):
+        result = explainer.explain_instance(row, lambda a: adapter.predict(a)[:, 0],
+                                            num_features=5, num_samples=5000)
+        theirs = np.zeros(5)
+        for feature, weight in result.as_map()[1]:
+            theirs[feature] = weight
+        assert theirs[1] != 0
+        np.testing.assert_allclose(values, theirs, rtol=1e-5, atol=1e-8)
+
+
 def test_deterministic_and_seeded(nonlinear5, rows):
     x, background = rows
     first = explain(nonlinear5, x[:6], method="lime", background=background, seed=3)

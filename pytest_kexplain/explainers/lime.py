@@ -265,7 +265,14 @@ def _tabular(request: ExplainRequest, settings: LimeSettings
     bins = _bins(training, settings.percentiles) if settings.discretize else None
     # probe with values the sampling could draw: the training row farthest from each row
     far = np.abs(training[None, :, :] - x[:, None, :]).sum(axis=2).argmax(axis=1)
-    unread = unread_players(request, np.eye(d, dtype=bool), training[far])
+    donors = training[far]
+    if bins is None:
+        # the continuous sampling draws every feature around its mean with its scale (1 for
+        # a constant column): a donor value equal to the row's own (one training row, or a
+        # constant column) would call a feature the model reads unread
+        one_sigma = np.broadcast_to(mean + scale, donors.shape)
+        donors = np.where(donors == x, np.where(one_sigma == x, mean - scale, one_sigma), donors)
+    unread = unread_players(request, np.eye(d, dtype=bool), donors)
     random_state = np.random.RandomState(request.seed)
     coefficients, intercepts = np.empty((n, d)), np.empty(n)
     for rows in _row_chunks(n, samples, d):
