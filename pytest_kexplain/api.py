@@ -321,6 +321,8 @@ def _compute(
 ) -> Explanation:
     adapter, x, layout = bound.adapter, bound.prepared.array, bound.prepared.layout
     embedding, pad_id = _token_model(adapter, x, tokens)
+    if layout is None and pad_id is None and background is None:
+        _check_rows_vary(spec.name, x)
     outputs = adapter.predict(x, batch_size=batch_size)
     labels = bound.labels(outputs.shape[1])
     head = bound.output_head
@@ -481,6 +483,21 @@ def _token_options(embedding: Any, pad_id: int | None, players: Players | None,
         return {}
     return {"token_ids": "vocabulary" if tokens_grouped(tokens) else "positions",
             "pad_id": pad_id}
+
+
+def _check_rows_vary(method: str, x: np.ndarray) -> None:
+    """SHAP and permutation without a background draw replacement values from X's own rows:
+    when those are all the same (one row), every feature would get exactly 0."""
+    if method not in ("shap", "permutation") or (len(x) > 1 and (x != x[:1]).any()):
+        return
+    rows = "X's only row leaves" if len(x) == 1 else f"X's {len(x)} rows, all the same, leave"
+    how = ("uses X's own rows as the background" if method == "shap"
+           else "replaces each feature by its values in X's other rows")
+    raise InvalidArgument(
+        f"method={method!r} without background= {how}, and {rows} nothing to replace "
+        f"a feature with: every feature would get exactly 0. Pass background= (rows of the "
+        f"training data), or explain several different rows."
+    )
 
 
 def _token_model(adapter: ModelAdapter, x: np.ndarray, tokens: TokenSettings | None

@@ -221,6 +221,22 @@ def test_a_multi_output_model_needs_a_target_before_it_is_called(counting3):
     assert counting3.calls > 0  # the counter does count
 
 
+
+@pytest.mark.parametrize("method", ["shap", "permutation"])
+@pytest.mark.parametrize("x", [X4[:1], np.repeat(X4[:1], 3, axis=0)], ids=["one row", "same rows"])
+def test_shap_and_permutation_without_background_need_rows_that_differ(counting, method, x):
+    """Replacement values drawn from X itself: one row (or equal rows) would give every
+    feature exactly 0, and checks would rank ties."""
+    from pytest_kexplain import assert_top_features
+
+    pattern = f"method='{method}' without background= .* every feature would get exactly 0"
+    _no_call(counting, lambda: explain(counting.model, x, method=method), KexplainError, pattern)
+    _no_call(counting, lambda: assert_top_features(counting.model, x, ["x0"], method=method),
+             KexplainError, pattern)
+    values = explain(counting.model, x, method=method, background=X4).values
+    assert (values != 0).any()
+
+
 def test_checks_report_mistakes_before_calling_the_model(counting):
     from pytest_kexplain import (
         assert_attribution_sign,
