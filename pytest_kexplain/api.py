@@ -275,7 +275,9 @@ def explain(
         # Without a fingerprint the key holds the object's id: pin the object, keep it in memory.
         SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else bound.model,
                           persist=fingerprint is not None)
-    return _report(cached, adapter.description, started, source)
+    # the name Keras made up (dense_3) would make a report differ between serial and xdist runs
+    return _report(cached, getattr(adapter, "portable_description", adapter.description),
+                   started, source)
 
 
 def _players(groups: Any, prepared: PreparedInput) -> Players | None:

@@ -77,6 +77,8 @@ def build_record(check: str, arguments: Mapping[str, Any], result: Any,
         if key in notes:
             fields[key] = notes[key]
     explanation = getattr(result, "explanation", None)
+    if explanation is None:  # the gate's result is a comparison: its explanation is noted
+        explanation = notes.get("explanation")
     model = model_argument(arguments)
     return CheckRecord(
         check=check,
@@ -159,6 +161,13 @@ def describe_model(model: Any) -> str:
         return ""
     keras = keras_model(model)
     if keras is None:
+        from pytest_kexplain.adapters.sklearn_adapter import is_sklearn_estimator, response_method
+
+        if is_sklearn_estimator(model):
+            try:
+                return f"scikit-learn {type(model).__name__} ({response_method(model)})"
+            except Exception:
+                return f"scikit-learn {type(model).__name__}"
         name = getattr(model, "__name__", None) or type(model).__name__
         return f"callable {name}"
     params = int(keras.count_params()) if keras.built else 0

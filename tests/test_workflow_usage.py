@@ -79,3 +79,42 @@ def test_only_chosen_settings_count_as_changed_options():
     assert _changed_settings("integrated_gradients", before, after) == {"seed": (0, 1)}
     assert _changed_settings("shap", {"max_evals": 96}, {"max_evals": 200}) == {
         "max_evals": (96, 200)}
+
+
+def test_the_reports_gate_records_name_method_output_and_a_scikit_learn_model(pytester):
+    import json
+
+    pytester.makepyfile(test_gate="""
+        import keras
+        from sklearn.datasets import load_iris
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from pytest_kexplain import zoo
+
+        iris = load_iris()
+        keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])  # now sequential_1 is next
+
+        def test_pipeline(explanation_baseline):
+            clf = make_pipeline(StandardScaler(), LogisticRegression()).fit(
+                iris.data, iris.target_names[iris.target])
+            explanation_baseline.assert_match(clf, iris.data[::10], target="setosa")
+
+        def test_keras(explanation_baseline):
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+            model.set_weights(zoo.linear_model([1.0, 2.0, 0.5, -1.0]).get_weights())
+            explanation_baseline.assert_match(model, iris.data[::10], method="shap")
+    """)
+    pytester.runpytest("--kexplain-update").assert_outcomes(passed=2)
+    pytester.runpytest("--kexplain-report=out/report.json").assert_outcomes(passed=2)
+    document = json.loads((pytester.path / "out" / "report.json").read_text())
+    records = {check["test"].split("::")[1]: check for check in document["checks"]}
+    assert records["test_pipeline"]["model"] == "scikit-learn Pipeline (predict_proba)"
+    assert records["test_pipeline"]["method"] == "shap"
+    assert records["test_pipeline"]["output"] == "setosa"
+    assert records["test_keras"]["method"] == "shap"
+    assert records["test_keras"]["output"] == "output"
+    models = {record["test"].split("::")[1]: record["model"]
+              for record in document["explanations"]}
+    assert models == {"test_pipeline": "scikit-learn Pipeline (predict_proba)",
+                      "test_keras": "Keras Sequential model"}

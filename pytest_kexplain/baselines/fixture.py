@@ -100,6 +100,7 @@ class ExplanationBaseline:
         from pytest_kexplain.api import explain
 
         explanation = explain(model, X, **with_defaults(explain_kwargs, self.defaults))
+        note(explanation=explanation)  # the report names its method and output
         if "token_ids" in explanation.options:  # the report draws its tokens from it
             note(token_explanation=explanation)
         _, adapter = get_adapter(model)
