@@ -280,7 +280,7 @@ def test_bad_ini_tolerance_is_a_usage_error(project):
     project.makeini("[pytest]\nkexplain_top_k = many\n")
     result = run(project)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*ini options kexplain_*: top_k must be a number, got 'many'*"])
+    result.stderr.fnmatch_lines(["*ini options kexplain_*: top_k must be a whole number, got 'many'*"])
 
 
 def test_prune_needs_update(project):

@@ -118,3 +118,16 @@ def test_the_reports_gate_records_name_method_output_and_a_scikit_learn_model(py
               for record in document["explanations"]}
     assert models == {"test_pipeline": "scikit-learn Pipeline (predict_proba)",
                       "test_keras": "Keras Sequential model"}
+
+
+@pytest.mark.parametrize("line, message", [
+    ("kexplain_top_k = 2.5", "top_k must be a whole number, got '2.5'"),
+    ("kexplain_max_share_change = lots", "max_share_change must be a number (or none / off), "
+                                         "got 'lots'"),
+])
+def test_a_bad_tolerance_in_the_ini_file_says_what_it_must_be(pytester, line, message):
+    pytester.makeini(f"[pytest]\n{line}\n")
+    pytester.makepyfile(test_plain="def test_nothing(): pass")
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines([f"ERROR: ini options kexplain_*: {message}."])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR

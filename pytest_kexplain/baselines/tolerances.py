@@ -101,4 +101,5 @@ def _parse(key: str, value: Any, source: str) -> Any:
     try:
         return int(text) if key == "top_k" else float(text)
     except ValueError:
-        raise InvalidArgument(f"{source}: {key} must be a number, got {value!r}.") from None
+        kind = "a whole number" if key == "top_k" else "a number (or none / off)"
+        raise InvalidArgument(f"{source}: {key} must be {kind}, got {value!r}.") from None
