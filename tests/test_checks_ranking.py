@@ -188,3 +188,17 @@ def test_usage_mistakes_are_not_assertion_errors(protected, check, args, kwargs,
     with pytest.raises(error, match=pattern) as raised:
         check(model, X, *args, **kwargs)
     assert not isinstance(raised.value, AssertionError)
+
+
+@pytest.mark.parametrize("weights", [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]],
+                         ids=["two equal features", "a constant model"])
+def test_a_tie_across_the_top_k_edge_is_no_top_feature(weights):
+    """Which of two equally important features ranks first is column order: neither passes."""
+    model = zoo.linear_model(weights, dtype="float64")
+    x = np.ones((3, 4))
+    with pytest.raises(CheckFailed, match="x0 ties with x1 .* at the edge of the top 1"):
+        assert_top_features(model, x, ["x0"])
+    with pytest.raises(CheckFailed, match="x1 is ranked 2"):
+        assert_top_features(model, x, ["x1"])
+    if weights[0]:  # together they are the top 2, above the rest
+        assert assert_top_features(model, x, ["x1", "x0"]).top == ("x0", "x1")

@@ -77,6 +77,7 @@ def assert_top_features(
     result = TopFeaturesResult(explanation, expected_names, k, top, explanation.importance())
 
     problems = [f"{name} is ranked {rank_of[name]}" for name in expected_names if rank_of[name] > k]
+    problems += _ties_across_the_cut(explanation, ranking, expected_names, k)
     if not problems and len(expected_names) == k:
         intruders = [name for name in top if name not in expected_names]
         problems += [f"{name} is in the top {k} but not expected" for name in intruders]
@@ -93,6 +94,20 @@ def assert_top_features(
             result,
         )
     return result
+
+
+def _ties_across_the_cut(explanation: Explanation, ranking: Sequence[str],
+                         expected: Sequence[str], k: int) -> list[str]:
+    """Expected features in the top k only because a tie was broken by column order."""
+    if k >= len(ranking):
+        return []
+    importance = explanation.importance()
+    cut = importance[ranking[k]]  # the most important feature outside the top k
+    tied = [name for name in ranking[:k] if name in expected and importance[name] == cut]
+    return [f"{name} ties with {ranking[k]} (importance {messages.number(cut)}) at the edge of "
+            f"the top {k}: column order, not importance, put it in"
+            + (" (every attribution is 0)" if cut == 0 and importance[ranking[0]] == 0 else "")
+            for name in tied]
 
 
 @recorded("assert_importance_order")
