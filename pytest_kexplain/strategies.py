@@ -126,18 +126,32 @@ def rows_like(
     groups: Sequence[Sequence[str]] | Mapping[str, Any] | None = None, integer: Sequence[str] = (),
     fixed: Sequence[str] | Mapping[str, float] | None = None,
 ) -> st.SearchStrategy[Any]:
-    """Batches of rows that could occur in X, of X's type (array or DataFrame).
+    """Batches of rows that could occur in X, of X's type (array, DataFrame, or a dict of
+    them per input of a model with several, feature names qualified as ``num:income``).
 
     Ranges, integer and categorical columns, constant columns and one-hot groups follow X;
     `groups`, `integer` and `fixed` add constraints (see the module docstring).
     """
     if min_rows < 1 or max_rows < min_rows:
         raise InvalidArgument(f"need 1 <= min_rows <= max_rows, got {min_rows} and {max_rows}.")
-    x = prepare_input(X, feature_names).array
+    prepared = prepare_input(X, feature_names)
+    x = prepared.array
     require_tabular(x, "rows_like")  # named as the user called it, not row_space
     space = row_space(X, feature_names, groups=groups, integer=integer, fixed=fixed)
     arrays = row_arrays(space, min_rows=min_rows, max_rows=max_rows, x=x)
-    if is_dataframe(X):
-        return arrays.map(lambda array: _as_frame(array, X, space.features))
-    dtype = np.asarray(X).dtype if np.asarray(X).dtype.kind == "f" else np.float64
-    return arrays.map(lambda array: array.astype(dtype))
+    if isinstance(X, Mapping) and prepared.layout is not None:
+        bounds = prepared.layout.bounds
+        return arrays.map(lambda array: {
+            key: _like(array[:, start:stop], given, space.features[start:stop])
+            for (key, given), (start, stop) in zip(X.items(), bounds)})
+    return arrays.map(lambda array: _like(array, X, space.features))
+
+
+def _like(array: np.ndarray, like: Any, features: Sequence[FeatureBounds]) -> Any:
+    """Drawn rows in the form of `like`: a DataFrame, or an array of its shape and dtype
+    (integer ids stay integers, which an Embedding needs)."""
+    if is_dataframe(like):
+        return _as_frame(array, like, features)
+    given = np.asarray(like)
+    dtype = given.dtype if given.dtype.kind in "fiub" else np.dtype(np.float64)
+    return array.reshape(len(array), *given.shape[1:]).astype(dtype)

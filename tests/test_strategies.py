@@ -249,3 +249,45 @@ def test_explain_groups_by_index_or_mask_constrain_rows_as_by_name():
 def test_rows_like_of_images_or_sequences_names_itself():
     with pytest.raises(KexplainError, match="rows_like works on tabular data"):
         rows_like(np.zeros((3, 4, 2)), groups="timesteps")
+
+
+TOKEN_IDS = np.array([[3, 1, 4, 1], [5, 9, 2, 6], [5, 3, 5, 8]], dtype="int32")
+INPUTS = {"num": ARRAY, "ids": TOKEN_IDS, "plan": FRAME.iloc[:3].reset_index(drop=True)}
+
+
+@FEW
+@given(rows_like(TOKEN_IDS, max_rows=3))
+def test_token_id_rows_keep_their_integer_dtype(rows):
+    assert rows.dtype == np.int32  # an Embedding reads integer ids
+    assert rows.shape[1] == 4 and rows.min() >= 1 and rows.max() <= 9
+
+
+@FEW
+@given(rows_like(INPUTS, max_rows=2, groups=[]))
+def test_rows_of_several_inputs_come_as_a_dict_of_each_inputs_kind(rows):
+    assert list(rows) == ["num", "ids", "plan"]
+    assert rows["num"].dtype == np.float64 and rows["num"].shape[1:] == (3,)
+    assert rows["ids"].dtype == np.int32 and rows["ids"].shape[1:] == (4,)
+    assert list(rows["plan"].columns) == ["height", "visits", "plan"]
+    assert str(rows["plan"]["plan"].dtype) == "category"
+    assert len({len(part) for part in rows.values()}) == 1
+    assert np.all((rows["num"] >= ARRAY.min(axis=0)) & (rows["num"] <= ARRAY.max(axis=0)))
+
+
+def test_rows_of_several_inputs_feed_a_two_input_model_and_take_qualified_names():
+    import keras
+
+    num, ids = keras.Input((3,), name="num"), keras.Input((4,), name="ids", dtype="int32")
+    embedded = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 2)(ids))
+    model = keras.Model({"num": num, "ids": ids}, keras.layers.Dense(1)(
+        keras.layers.Concatenate()([num, embedded])))
+    X = {"num": ARRAY, "ids": TOKEN_IDS}
+
+    @settings(max_examples=10, deadline=None, database=None)
+    @given(rows_like(X, max_rows=3, fixed=["ids:x0"], integer=["num:x0"]))
+    def predicts(rows):
+        assert np.all(rows["ids"][:, 0] == 5)  # the most common value of ids:x0
+        assert np.all(rows["num"][:, 0] == np.round(rows["num"][:, 0]))
+        assert model.predict(rows, verbose=0).shape == (len(rows["num"]), 1)
+
+    predicts()
