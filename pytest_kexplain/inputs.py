@@ -173,9 +173,16 @@ def prepare_input(
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(f"{name} could not be converted to a float array: {exc}") from exc
     if array.ndim < 2:
+        if hasattr(X, "to_frame") and hasattr(X, "index"):  # a pandas Series
+            hint = (f"{name} is a pandas Series: for one row of a DataFrame pass df.iloc[[i]] "
+                    f"(a DataFrame, which keeps the column names), for one feature "
+                    f"series.to_frame().")
+        else:
+            hint = (f"For one sample use {name}[None]; for samples of a one-feature model, "
+                    f"{name}[:, None].")
         raise InvalidArgument(
             f"{name} must have a batch dimension: shape (n_samples, n_features) or "
-            f"(n_samples, *sample_shape), got shape {array.shape}. For one sample use X[None]."
+            f"(n_samples, *sample_shape), got shape {array.shape}. {hint}"
         )
     if array.shape[0] == 0:
         raise InvalidArgument(f"{name} is empty (0 samples); give at least one sample to explain.")

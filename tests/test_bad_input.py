@@ -66,6 +66,16 @@ def test_x_without_batch_dimension(linear64):
         explain(linear64, np.zeros(5))
 
 
+
+def test_a_pandas_series_or_a_column_of_one_feature_gets_its_own_hint(linear64):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(np.ones((3, 5)), columns=list("abcde"))
+    with pytest.raises(KexplainError, match=r"X is a pandas Series: .* df\.iloc\[\[i\]\]"):
+        explain(linear64, frame.iloc[0])
+    with pytest.raises(KexplainError, match=r"X\[None\]; for samples of a one-feature model"):
+        explain(linear64, np.ones(5))
+
+
 def test_unknown_method_lists_known_ones(linear64, rows):
     with pytest.raises(ValueError, match="unknown explanation method 'anchors'.*integrated_gradients.*shap"):
         explain(linear64, rows[0], method="anchors")
