@@ -217,6 +217,15 @@ def _text(value: Any) -> str | None:
 
 
 def _data_shape(explanation: Any, X: Any) -> tuple[int, ...]:
+    """The shape of X as the test passed it (images stay (n, h, w, c) when explained by
+    groups or tokens); the explanation's flat rows for several inputs."""
+    if X is not None and not isinstance(X, (Mapping, list, tuple, str)):
+        try:
+            shape = tuple(int(n) for n in np.shape(X))
+        except Exception:
+            shape = ()
+        if len(shape) >= 2:
+            return shape
     data = getattr(explanation, "data", None)
     if data is not None:
         return tuple(int(n) for n in data.shape)

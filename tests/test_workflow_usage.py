@@ -131,3 +131,29 @@ def test_a_bad_tolerance_in_the_ini_file_says_what_it_must_be(pytester, line, me
     result = pytester.runpytest()
     result.stderr.fnmatch_lines([f"ERROR: ini options kexplain_*: {message}."])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_the_report_gives_the_shape_of_x_as_passed_when_groups_are_explained(pytester):
+    import json
+
+    pytester.makepyfile(test_groups="""
+        import keras
+        import numpy as np
+        from pytest_kexplain import Grid, assert_max_importance_share, zoo
+
+        def test_image_regions():
+            keras.utils.set_random_seed(0)
+            cnn = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 2),
+                                    keras.layers.Flatten(), keras.layers.Dense(1)])
+            images = np.random.default_rng(0).uniform(size=(6, 4, 4, 1))
+            assert_max_importance_share(cnn, images, ["patch(0,0)"], 1.0, groups=Grid(2, 2))
+
+        def test_one_hot_group():
+            X = np.random.default_rng(0).normal(size=(12, 3))
+            assert_max_importance_share(zoo.linear_model([1.0, -2.0, 3.0]), X, ["x2"], 1.0,
+                                        groups={"ab": ["x0", "x1"]})
+    """)
+    pytester.runpytest("--kexplain-report=out/report.json").assert_outcomes(passed=2)
+    document = json.loads((pytester.path / "out" / "report.json").read_text())
+    shapes = {check["test"].split("::")[1]: check["data_shape"] for check in document["checks"]}
+    assert shapes == {"test_image_regions": [6, 4, 4, 1], "test_one_hot_group": [12, 3]}
