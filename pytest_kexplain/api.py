@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import hashlib
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -192,9 +193,22 @@ def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, A
     return resolved
 
 
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _frames_to_user_code() -> int:
+    """How many frames above _report's caller (explain) the first one outside the package is."""
+    frame, depth = sys._getframe(2), 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            PACKAGE_DIR + os.sep):
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
 def _report(explanation: Explanation, model_description: str, started: float,
             source: str) -> Explanation:
-    warn_if_incomplete(explanation.options, stacklevel=3)  # cached results warn again
+    # cached results warn again, at the user's line that asked (not inside a check or the gate)
+    warn_if_incomplete(explanation.options, stacklevel=_frames_to_user_code() + 1)
     emit(ExplainEvent(
         method=explanation.method, model=model_description, n_samples=explanation.n_samples,
         seconds=time.perf_counter() - started, source=source,

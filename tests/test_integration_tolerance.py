@@ -77,3 +77,18 @@ def test_meeting_the_tolerance_is_silent(linear64, rows, steep_cases):
     assert refined.options["rows_over_tolerance"] == ()
     assert refined.options["completeness_gap"] <= 0.01
     assert "rows_over_tolerance" not in fixed.options  # no tolerance, nothing promised
+
+
+def test_the_warning_points_at_the_users_line_through_a_check_or_the_gate(steep_cases):
+    from pytest_kexplain import assert_top_features
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+
+    model, x = steep_cases[0]
+    settings = {"steps": 2, "max_steps": 4, "tolerance": 1e-6}
+    with pytest.warns(IntegrationToleranceWarning) as caught:
+        assert_top_features(model, x, ["x0"], k=6, **settings)
+    assert caught[0].filename == __file__  # not a module of the package
+    gate = ExplanationBaseline(nodeid="t.py::t", directory=None, update=True, rootdir=None)
+    with pytest.warns(IntegrationToleranceWarning) as caught:
+        gate._explain(model, x, None, dict(settings))
+    assert caught[0].filename == __file__
