@@ -151,8 +151,27 @@ def test_images_are_not_tabular():
 
     model = keras.Sequential(
         [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
-    with pytest.raises(KexplainError, match="tabular data"):
+    with pytest.raises(KexplainError, match="tabular rows"):
         assert_monotonic(model, np.zeros((2, 4, 4, 1)), "x[0,0,0]")
+
+
+def test_a_value_of_a_sequence_is_checked_through_the_flat_rows_the_error_suggests():
+    import keras
+
+    model = keras.Sequential([keras.Input((3, 2)), keras.layers.Flatten(),
+                              keras.layers.Dense(1, use_bias=False)])
+    model.layers[-1].set_weights([np.array([[0.0], [0.0], [0.0], [0.0], [2.0], [-1.0]])])
+    x = np.random.default_rng(0).normal(size=(6, 3, 2))
+    with pytest.raises(KexplainError, match=r"reshape\(-1, 3, 2\).*'x4'\) \('x\[2,0\]' is"):
+        assert_monotonic(model, x, "x[2,0]")
+    flat = x.reshape(len(x), -1)
+
+    def reshaped(rows):
+        return model.predict(rows.reshape(-1, 3, 2), verbose=0)
+
+    assert_monotonic(reshaped, flat, "x4", max_examples=10)
+    with pytest.raises(CheckFailed, match="decreases when x5 increases"):
+        assert_monotonic(reshaped, flat, "x5", max_examples=10)
 
 
 # -- rows that could occur: one-hot groups and fixed columns ----------------------------------

@@ -20,7 +20,7 @@ from pytest_kexplain.assertions._common import (
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
-from pytest_kexplain.inputs import FeatureBounds, RowSpace, require_tabular, row_space
+from pytest_kexplain.inputs import FeatureBounds, RowSpace, row_space
 from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
 
@@ -179,7 +179,19 @@ def assert_monotonic(
     keywords = output_keywords(explain_kwargs)
     seed = check_count("seed", with_defaults(explain_kwargs).get("seed", 0), low=0)
     bound, prepared = bind_model(model, X, keywords)
-    require_tabular(prepared.array, "assert_monotonic")
+    if prepared.array.ndim != 2:
+        shape = prepared.array.shape[1:]
+        names = list(prepared.feature_names)
+        flat_name, where = ((f"x{names.index(feature)}", f" ({feature!r} is the flat row's "
+                             f"x{names.index(feature)})") if feature in names
+                            else ("x<i>", ", <i> being the value's flat index"))
+        raise InvalidArgument(
+            f"assert_monotonic sweeps one column of tabular rows (n_samples, n_features); X has "
+            f"samples of shape {shape}. To check one value of a sequence or image, pass a "
+            f"callable that reshapes flat rows and X flattened: assert_monotonic(lambda rows: "
+            f"model.predict(rows.reshape(-1, {', '.join(map(str, shape))}), verbose=0), "
+            f"X.reshape(len(X), -1), {flat_name!r}){where}."
+        )
     column = feature_index(prepared.feature_names, feature)
     # several inputs: the flat rows, in the model's input order, with qualified names
     space = row_space(X if prepared.layout is None else np.array(prepared.array),
