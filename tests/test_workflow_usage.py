@@ -157,3 +157,47 @@ def test_the_report_gives_the_shape_of_x_as_passed_when_groups_are_explained(pyt
     document = json.loads((pytester.path / "out" / "report.json").read_text())
     shapes = {check["test"].split("::")[1]: check["data_shape"] for check in document["checks"]}
     assert shapes == {"test_image_regions": [6, 4, 4, 1], "test_one_hot_group": [12, 3]}
+
+
+def test_the_drift_table_says_whether_it_ranks_features_groups_or_tokens(pytester, monkeypatch):
+    pytester.makepyfile(test_kinds="""
+        import os
+
+        import keras
+        import numpy as np
+        from pytest_kexplain import zoo
+
+        DRIFT = os.environ.get("DRIFT") == "1"
+        X = np.random.default_rng(0).normal(size=(12, 3))
+        LINEAR = zoo.linear_model([0.1, -2.0, 3.0] if DRIFT else [3.0, -2.0, 0.1])
+        IDS = np.random.default_rng(0).integers(1, 5, size=(12, 4))
+        VOCAB = ["<pad>", "good", "bad", "late", "fine"]
+
+        def text_model():
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((4,), dtype="int32"),
+                                      keras.layers.Embedding(5, 2),
+                                      keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+            if DRIFT:
+                model.layers[0].set_weights([-model.layers[0].get_weights()[0][::-1]])
+            return model
+
+        def test_groups(explanation_baseline):
+            explanation_baseline.assert_match(LINEAR, X, groups={"ab": ["x0", "x1"], "c": ["x2"]},
+                                              method="shap")
+
+        def test_mixed(explanation_baseline):
+            explanation_baseline.assert_match(LINEAR, X, groups={"ab": ["x0", "x1"]},
+                                              method="shap")
+
+        def test_tokens(explanation_baseline):
+            explanation_baseline.assert_match(text_model(), IDS, vocabulary=VOCAB,
+                                              method="occlusion")
+    """)
+    pytester.runpytest("--kexplain-update").assert_outcomes(passed=3)
+    monkeypatch.setenv("DRIFT", "1")
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["E       group  baseline rank  baseline importance  *"])
+    result.stdout.fnmatch_lines(["E       feature or group  baseline rank  *"])
+    result.stdout.fnmatch_lines(["E       token  baseline rank  *"])

@@ -92,6 +92,7 @@ class ExplanationBaseline:
             accept_hint=("If the change is intended, accept it (then review and commit the "
                          f"file):\n    {update_command(self.nodeid)}"),
             notes=notes,
+            column=_row_kind(current, with_defaults(explain_kwargs, self.defaults)),
         ), comparison)
 
     def _explain(self, model: Any, X: Any, name: str | None,
@@ -219,6 +220,18 @@ def _bytes_if_present(path: Path) -> bytes | None:
         return None
     except (BaselineError, OSError):
         return b""
+
+
+def _row_kind(current: baseline_format.Baseline, explain_kwargs: Mapping[str, Any]) -> str:
+    """What the rows of the drift table are: features, groups, tokens, or a mix."""
+    groups, vocabulary = explain_kwargs.get("groups"), explain_kwargs.get("vocabulary")
+    if vocabulary is not None:  # beside other inputs, the token input's options name it
+        return "feature or token" if current.options.get("token_inputs") else "token"
+    if groups is None:
+        return "feature"
+    if isinstance(groups, Mapping) and set(current.feature_names) - {str(k) for k in groups}:
+        return "feature or group"  # ungrouped columns stay players of their own
+    return "group"
 
 
 def _check_keywords(explain_kwargs: Mapping[str, Any]) -> None:

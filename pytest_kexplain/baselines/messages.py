@@ -26,8 +26,11 @@ def drift_message(
     after: str = "current",
     accept_hint: str | None = None,
     notes: Sequence[str] = (),
+    column: str = "feature",
 ) -> str:
-    """Headline, failed and passed metrics, the side-by-side feature table, notes and hint."""
+    """Headline, failed and passed metrics, the side-by-side feature table, notes and hint.
+
+    `column` names what the table's rows are: "feature", "group", "token", "feature or group"."""
     lines = [headline, ""]
     for check in comparison.failures:
         lines.append(f"  FAILED {check.describe()}")
@@ -35,26 +38,28 @@ def drift_message(
             lines.append(f"         {check.detail}")
     lines += [f"  passed {check.describe()}" for check in comparison.checks if check.passed]
     lines.append("")
-    lines += feature_table(comparison, before, after)
+    lines += feature_table(comparison, before, after, column)
     lines += [f"note: {note}" for note in notes]
     if accept_hint:
         lines += ["", accept_hint]
     return "\n".join(lines)
 
 
-def feature_table(comparison: Comparison, before: str, after: str) -> list[str]:
-    """Feature, rank and importance before and after, and the change of its share."""
+def feature_table(comparison: Comparison, before: str, after: str,
+                  column: str = "feature") -> list[str]:
+    """Feature (or group, token), rank and importance before and after, its share's change."""
     rows = comparison.feature_changes()
     shown = _rows_to_show(rows, comparison.top_k)
     table = format_table(
-        ("feature", f"{before} rank", f"{before} importance", f"{after} rank",
+        (column, f"{before} rank", f"{before} importance", f"{after} rank",
          f"{after} importance", "share change"),
         [(row.feature, row.before_rank, f"{row.before_importance:.4g}", _rank_cell(row),
           f"{row.after_importance:.4g}", f"{row.share_change:+.3f}") for row in shown],
     )
     hidden = len(rows) - len(shown)
     if hidden:
-        table.append(f"({hidden} more features with small changes not shown)")
+        plural = " or ".join(f"{word}s" for word in column.split(" or "))
+        table.append(f"({hidden} more {plural} with small changes not shown)")
     return table
 
 
