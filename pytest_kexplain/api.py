@@ -258,8 +258,7 @@ def explain(
                         tokens=tokens.key())
         cached, source = SESSION_CACHE.get(key)
         if cached is not None:
-            name = f"Keras model file {os.path.basename(os.fspath(model))!r}"
-            return _report(cached, name, started, source)
+            return _report(cached, _file_description(model), started, source)
 
     bound = bind(model, X, feature_names=feature_names, output=output, class_names=class_names)
     adapter, prepared = bound.adapter, bound.prepared
@@ -289,9 +288,15 @@ def explain(
         # Without a fingerprint the key holds the object's id: pin the object, keep it in memory.
         SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else bound.model,
                           persist=fingerprint is not None)
-    # the name Keras made up (dense_3) would make a report differ between serial and xdist runs
-    return _report(cached, getattr(adapter, "portable_description", adapter.description),
-                   started, source)
+    # the name Keras made up (dense_3) would make a report differ between serial and xdist runs;
+    # a saved model is named by its file, whether its explanation was computed or cached
+    described = (_file_description(model) if file_digest is not None
+                 else getattr(adapter, "portable_description", adapter.description))
+    return _report(cached, described, started, source)
+
+
+def _file_description(path: Any) -> str:
+    return f"Keras model file {os.path.basename(os.fspath(path))!r}"
 
 
 def _players(groups: Any, prepared: PreparedInput) -> Players | None:

@@ -201,3 +201,25 @@ def test_the_drift_table_says_whether_it_ranks_features_groups_or_tokens(pyteste
     result.stdout.fnmatch_lines(["E       group  baseline rank  baseline importance  *"])
     result.stdout.fnmatch_lines(["E       feature or group  baseline rank  *"])
     result.stdout.fnmatch_lines(["E       token  baseline rank  *"])
+
+
+def test_a_saved_model_is_named_by_its_file_whether_computed_or_cached(pytester):
+    import json
+
+    pytester.makepyfile(test_saved="""
+        import numpy as np
+        from pytest_kexplain import zoo
+
+        X = np.random.default_rng(0).normal(size=(12, 3))
+
+        def test_computed(kexplain, tmp_path_factory):
+            path = tmp_path_factory.getbasetemp() / "credit.keras"
+            zoo.linear_model([1.0, -2.0, 3.0]).save(path)
+            kexplain.explain(str(path), X)
+            kexplain.explain(str(path), X)
+    """)
+    pytester.runpytest("--kexplain-report=out/report.json").assert_outcomes(passed=1)
+    document = json.loads((pytester.path / "out" / "report.json").read_text())
+    assert [(e["model"], e["source"]) for e in document["explanations"]] == [
+        ("Keras model file 'credit.keras'", "computed"),
+        ("Keras model file 'credit.keras'", "memory")]
