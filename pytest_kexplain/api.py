@@ -272,6 +272,11 @@ def explain(
                  adapter.declared_outputs(), bound.known_labels(), bound.output_head)
     background_array = prepare_background(background, prepared)
     players = _players(groups, prepared)
+    if spec.name in LAYER_METHODS:
+        from pytest_kexplain.explainers.gradcam import check_groups_fit
+
+        check_groups_fit(adapter, resolved_options.get("layer"), players,
+                         prepared.feature_shape, spec.name)
     tokens = _tokens(pad_id, vocabulary, players, prepared, X)
     if embedded is not None:
         embedded = _with_pad_id(embedded, tokens.pad_id)

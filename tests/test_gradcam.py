@@ -92,6 +92,40 @@ def test_one_dimensional_convolution_over_time():
     assert explanation.values.shape == (6, 20)
 
 
+
+def test_groups_must_hold_whole_time_steps_or_pixels(monkeypatch):
+    """A pixel's map value is spread over its channels: a group of one channel would give a
+    channel the model never reads attribution, so it is refused before any model call."""
+    from pytest_kexplain.adapters.keras_adapter import KerasAdapter
+
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((8, 2))
+    first_channel = keras.layers.Lambda(lambda t: t[:, :, :1])(inputs)  # channel 1 is unread
+    hidden = keras.layers.Conv1D(3, 3, activation="relu")(first_channel)
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(hidden)))
+    x = np.random.default_rng(2).normal(size=(5, 8, 2))
+    unread = np.zeros((8, 2), dtype=bool)
+    unread[:, 1] = True
+    whole_steps = np.zeros((8, 2), dtype=bool)
+    whole_steps[:4] = True
+
+    def no_call(*args, **kwargs):
+        raise AssertionError("the model must not be called")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(KerasAdapter, "predict", no_call)
+        patched.setattr(KerasAdapter, "layer_gradients", no_call)
+        for method in ("gradcam", "gradcam++"):
+            with pytest.raises(InvalidArgument, match=r"must hold every channel .* at position "
+                                                      r"\(0,\) the channels belong to 'rest', "
+                                                      r"'unread'"):
+                explain(model, x, method=method, groups={"unread": unread})
+    explanation = explain(model, x, method="gradcam", groups={"early": whole_steps})
+    assert explanation.feature_names == ("early", "rest")
+    shap_values = explain(model, x, method="shap", groups={"unread": unread}).values
+    assert (shap_values[:, 0] == 0).all()
+
+
 def test_no_convolution_layer_is_a_usage_error(linear64, rows):
     with pytest.raises(InvalidArgument, match="no convolution layer.*integrated_gradients"):
         explain(linear64, rows[0], method="gradcam")

@@ -18,6 +18,7 @@ import numpy as np
 from pytest_kexplain.adapters.layers import find_layer, last_convolution
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
+from pytest_kexplain.groups import Players
 
 
 def resize_linear(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -64,12 +65,61 @@ def _layer(request: ExplainRequest, method: str) -> Any:
     return find_layer(model, name, adapter.description)
 
 
+def _static_spatial_axes(layer: Any) -> int | None:
+    """Spatial axes of a layer's output known before any call (None when not built)."""
+    try:
+        return len(layer.output.shape) - 2
+    except (AttributeError, ValueError, TypeError):
+        return None
+
+
+def check_groups_fit(adapter: Any, layer_name: str | None, players: Players | None,
+                     sample_shape: tuple[int, ...], method: str) -> None:
+    """Before any model call: groups= must hold whole pixels (time steps) of the layer's map."""
+    if players is None:
+        return
+    model = getattr(adapter, "model", None)
+    layer = (last_convolution(model, adapter.description, method) if layer_name is None
+             else find_layer(model, layer_name, adapter.description))
+    n_spatial = _static_spatial_axes(layer)
+    if n_spatial is not None:
+        _check_groups_hold_whole_positions(players, sample_shape, method, n_spatial)
+
+
+def _check_groups_hold_whole_positions(players: Players | None, sample_shape: tuple[int, ...],
+                                       method: str, n_spatial: int) -> None:
+    """Each pixel (time step) gets one map value spread over its channels: a group holding
+    some of a position's channels would get a share that says nothing about them (a channel
+    the model never reads would get attribution)."""
+    channels = sample_shape[n_spatial:]
+    if players is None or not channels or n_spatial < 1:
+        return
+    by_position = players.assignment.reshape(*players.assignment.shape[:-1], -1,
+                                             int(np.prod(channels)))
+    split = (by_position != by_position[..., :1]).any(axis=-1)
+    if not split.any():
+        return
+    where = tuple(np.argwhere(split)[0])
+    position = tuple(int(i) for i in np.unravel_index(int(where[-1]), sample_shape[:n_spatial]))
+    names = sorted({players.names[int(p)] for p in by_position[where]})
+    raise InvalidArgument(
+        f"method={method!r} gives one value per {'time step' if n_spatial == 1 else 'pixel'}, "
+        f"spread evenly over its channels, so a group must hold every channel of the positions "
+        f"it covers; at position {position} the channels belong to "
+        f"{', '.join(map(repr, names))}. Group whole positions (groups='timesteps', "
+        "Grid(rows, cols), (height, width) masks), or explain groups of channels with "
+        "integrated_gradients, shap, occlusion or lime."
+    )
+
+
 def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
     layer = _layer(request, method)
     _, activations, gradients = request.adapter.layer_gradients(
         request.x, request.target, layer, batch_size=request.batch_size)
     n_spatial = activations.ndim - 2
     sample_shape = request.sample_shape
+    # explain() checked this before any call when the layer's output shape was known
+    _check_groups_hold_whole_positions(request.groups, sample_shape, method, n_spatial)
     if n_spatial < 1 or n_spatial > len(sample_shape):
         raise InvalidArgument(
             f"method={method!r} needs a layer whose output keeps spatial axes, shape (n, "
