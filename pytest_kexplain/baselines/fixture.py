@@ -239,7 +239,7 @@ def _check_keywords(explain_kwargs: Mapping[str, Any]) -> None:
     usage error naming the closest valid one (it would otherwise reach the explainer as an
     unknown option, or go unnoticed until the baseline exists)."""
     from pytest_kexplain.api import EXPLAIN_KEYWORDS
-    from pytest_kexplain.explainers import REGISTRY
+    from pytest_kexplain.explainers.base import REGISTRY  # filled by the package import
 
     options = sorted({option for spec in REGISTRY.values() for option in spec.defaults})
     for keyword in explain_kwargs:
@@ -304,7 +304,7 @@ def _changed_settings(method: str, before: Mapping[str, Any],
     """The settings a user chooses (the method's options, seed, pad id) that differ. What an
     explainer reports about its run (integrated gradients' max_steps_used, completeness_gap)
     is left out: it moves with the model, not with a setting."""
-    from pytest_kexplain.explainers import REGISTRY
+    from pytest_kexplain.explainers.base import REGISTRY  # filled by the package import
 
     spec = REGISTRY.get(method)
     keys = set(before) | set(after)
