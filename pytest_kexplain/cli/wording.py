@@ -28,6 +28,8 @@ def flag_wording(message: str, data_name: str) -> str:
             value = value[1:-1]
         return f"{FLAGS[match.group(1)]} {value}".rstrip() + end
 
+    # an explainer option is set with --option KEY=VALUE: layer='<name>' -> --option layer=<name>
+    message = re.sub(r"\blayer='([^']*)'", r"--option layer=\1", message)
     message = re.sub(r"groups=Grid\(\.\.\.\)", "a grid", message)
     message = re.sub(r"Grid\((\d+), (\d+)\)", r"grid:\1x\2", message)
     message = _KEYWORD.sub(flag, message)
