@@ -294,3 +294,34 @@ def test_per_output_label_mistakes_fail_before_any_model_call(x, keywords, messa
     monkeypatch.setattr(KerasAdapter, "predict", no_call)
     with pytest.raises(KexplainError, match=message):
         explain(model, x, method="saliency", **keywords)
+
+
+def test_one_marker_labels_every_output_and_the_gate(pytester, monkeypatch):
+    """class_names per output in the marker: each check and baseline picks its output's."""
+    import os
+
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    pytester.makepyfile(test_heads='''
+        import numpy as np
+        import pytest
+
+        from pytest_kexplain import assert_top_features
+        from test_class_labels import PER_OUTPUT, two_head_classifier
+
+        X = np.random.default_rng(0).normal(size=(12, 4))
+
+
+        @pytest.mark.kexplain(class_names=PER_OUTPUT)
+        def test_heads(explanation_baseline):
+            import keras
+
+            keras.utils.set_random_seed(3)
+            model = two_head_classifier(as_dict=True)
+            top = assert_top_features(model, X, ["x0"], k=4, output="size", target="big")
+            assert top.explanation.output_name == "size[big]"
+            explanation_baseline.assert_match(model, X, output="species", target="virginica")
+    ''')
+    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update").assert_outcomes(passed=1)
+    written = (pytester.path / "explanation_baselines" / "test_heads.test_heads.json").read_text()
+    assert '"output": "species[virginica]"' in written
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
