@@ -113,6 +113,24 @@ def _embedded_inputs(adapter: ModelAdapter, prepared: PreparedInput) -> Embedded
     return found
 
 
+def _integer_input_without_embedding(adapter: ModelAdapter, prepared: PreparedInput
+                                     ) -> str | None:
+    """The dtype of a single-input Keras model's integer input that is not a token model's
+    (no Embedding reads it first: a CategoryEncoding, a cast); None otherwise."""
+    from pytest_kexplain.adapters.layers import token_embedding
+
+    model = getattr(adapter, "model", None)
+    if prepared.layout is not None or model is None:
+        return None
+    try:
+        dtype = str(getattr(model.inputs[0].dtype, "name", model.inputs[0].dtype))
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    if not dtype.startswith(("int", "uint")) or token_embedding(model) is not None:
+        return None
+    return dtype
+
+
 def _check_method_fits_inputs(spec: ExplainerSpec, prepared: PreparedInput,
                               embedded: EmbeddedInputs | None = None) -> None:
     """Grad-CAM upsamples a layer onto one image input: several inputs cannot work; gradient
@@ -266,6 +284,17 @@ def explain(
     embedded = _embedded_inputs(adapter, prepared)
     if method == AUTO and spec.requires_gradient and embedded is not None and embedded.unreadable:
         spec = get_explainer("shap")  # ids read other than by an Embedding: mask them instead
+    integer_input = _integer_input_without_embedding(adapter, prepared)
+    if integer_input is not None and spec.requires_gradient:
+        if method != AUTO:
+            raise ModelHasNoGradientError(
+                f"{adapter.description} takes an integer input ({integer_input}) that no "
+                f"Embedding layer reads first, and integers have no gradient, so "
+                f"method={spec.name!r} cannot explain it; {MODEL_AGNOSTIC_ADVICE} "
+                "(method='auto' picks SHAP for such a model).")
+        spec = get_explainer("shap")
+    if key is not None and spec.name != KERAS_AUTO_METHOD and method == AUTO:
+        key = None  # the saved model's key assumed 'auto' was integrated gradients
     _check_method_fits_inputs(spec, prepared, embedded)
     resolved_options = resolve_options(spec, options)
     check_target(target if target is not None else bound.default_target, len(prepared.array),

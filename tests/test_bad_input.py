@@ -335,3 +335,33 @@ def test_a_functional_model_whose_layer_raises_says_its_input_shape_matched():
     with pytest.raises(ModelCallError, match="declared input shape matches, so the error is "
                                              "the model's own.*feature store unavailable"):
         explain(model, np.ones((2, 3)), method="saliency")
+
+
+def test_an_integer_input_no_embedding_reads_is_explained_by_shap(tmp_path, monkeypatch):
+    """method='auto' masks category ids (SHAP), as for several inputs; a gradient method is
+    refused before any model call, also for the same model saved to a file."""
+    import keras
+
+    from pytest_kexplain.adapters.keras_adapter import KerasAdapter
+
+    inputs = keras.Input((1,), dtype="int32")
+    one_hot = keras.layers.CategoryEncoding(num_tokens=4, output_mode="one_hot")(inputs)
+    dense = keras.layers.Dense(1, use_bias=False)
+    model = keras.Model(inputs, dense(one_hot))
+    dense.set_weights([np.array([[0.0], [1.0], [2.0], [3.0]])])
+    ids = np.array([[0], [1], [2], [3], [1]])
+    explanation = explain(model, ids)
+    assert explanation.method == "shap"
+    np.testing.assert_allclose(explanation.values[:, 0], ids[:, 0] - ids[:, 0].mean(), atol=1e-6)
+    path = tmp_path / "categories.keras"
+    model.save(path)
+    assert explain(path, ids).method == "shap"
+
+    def no_call(*args, **kwargs):
+        raise AssertionError("the model must not be called")
+
+    monkeypatch.setattr(KerasAdapter, "predict", no_call)
+    for target in (model, path):
+        with pytest.raises(ModelHasNoGradientError, match=r"integer input \(int32\) that no "
+                                                          r"Embedding layer reads first"):
+            explain(target, ids, method="integrated_gradients")
