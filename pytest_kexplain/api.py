@@ -117,16 +117,13 @@ def _integer_input_without_embedding(adapter: ModelAdapter, prepared: PreparedIn
                                      ) -> str | None:
     """The dtype of a single-input Keras model's integer input that is not a token model's
     (no Embedding reads it first: a CategoryEncoding, a cast); None otherwise."""
-    from pytest_kexplain.adapters.layers import token_embedding
+    from pytest_kexplain.adapters.layers import single_integer_input, token_embedding
 
     model = getattr(adapter, "model", None)
     if prepared.layout is not None or model is None:
         return None
-    try:
-        dtype = str(getattr(model.inputs[0].dtype, "name", model.inputs[0].dtype))
-    except (AttributeError, IndexError, TypeError, ValueError):
-        return None
-    if not dtype.startswith(("int", "uint")) or token_embedding(model) is not None:
+    dtype = single_integer_input(model)
+    if dtype is None or token_embedding(model) is not None:
         return None
     return dtype
 

@@ -152,3 +152,30 @@ def test_discretize_is_for_tabular_features(linear64, rows):
     with pytest.raises(InvalidArgument, match="discretize"):
         explain(linear64, rows[0][:3], method="lime", discretize=True,
                 groups={"a": ["x0", "x1"]})
+
+
+def test_a_single_integer_input_is_switched_between_existing_ids(monkeypatch):
+    """Category ids a CategoryEncoding reads take no continuous noise: every row LIME sends to
+    the model holds ids that occur in the data (lime's continuous sampling drew 4.3, -1.2)."""
+    import keras
+
+    from pytest_kexplain.adapters.keras_adapter import KerasAdapter
+
+    inputs = keras.Input((2,), dtype="int32")
+    one_hot = keras.layers.CategoryEncoding(num_tokens=4, output_mode="multi_hot")(inputs)
+    dense = keras.layers.Dense(1, use_bias=False)
+    model = keras.Model(inputs, dense(one_hot))
+    dense.set_weights([np.array([[0.0], [1.0], [2.0], [3.0]])])
+    ids = np.random.default_rng(4).integers(0, 4, size=(8, 2))
+    seen = []
+    original = KerasAdapter.predict
+
+    def recording(self, x, batch_size=None):
+        seen.append(np.array(x))
+        return original(self, x, batch_size)
+
+    monkeypatch.setattr(KerasAdapter, "predict", recording)
+    explanation = explain(model, ids, method="lime", samples=200)
+    sent = np.concatenate([x.reshape(-1) for x in seen])
+    assert np.isin(sent, np.unique(ids)).all()
+    assert np.isfinite(explanation.values).all() and (explanation.values != 0).any()

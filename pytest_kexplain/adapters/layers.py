@@ -74,6 +74,19 @@ def token_embedding(model: Any) -> Any | None:
     return None
 
 
+def single_integer_input(model: Any) -> str | None:
+    """The dtype of a single-input model's integer input (None for a float input, several
+    inputs, or a model that declares none)."""
+    try:
+        inputs = model.inputs
+        if len(inputs) != 1:
+            return None
+        dtype = str(getattr(inputs[0].dtype, "name", inputs[0].dtype))
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    return dtype if dtype.startswith(("int", "uint")) else None
+
+
 def output_spec(layer: Any, description: str) -> tuple[tuple[int | None, ...], str]:
     """(shape without the batch axis, dtype) of a layer's output in the model."""
     try:

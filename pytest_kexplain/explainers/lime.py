@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters.layers import single_integer_input
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import (
     Attribution,
@@ -412,6 +413,9 @@ def lime(request: ExplainRequest) -> Attribution:
     # token ids beside other inputs cannot take lime's continuous noise: they are switched
     # on and off (replaced by another row's), as shap does
     ids = request.id_columns is not None and bool(np.any(request.id_columns))
+    # so can't the ids of a single integer input (categories a CategoryEncoding reads):
+    # continuous noise would draw ids that do not exist
+    ids = ids or single_integer_input(getattr(request.adapter, "model", None)) is not None
     tabular = request.groups is None and request.pad_id is None and request.x.ndim == 2 \
         and not ids
     if tabular:
