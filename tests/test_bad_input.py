@@ -365,3 +365,25 @@ def test_an_integer_input_no_embedding_reads_is_explained_by_shap(tmp_path, monk
         with pytest.raises(ModelHasNoGradientError, match=r"integer input \(int32\) that no "
                                                           r"Embedding layer reads first"):
             explain(target, ids, method="integrated_gradients")
+
+
+def test_a_model_that_raises_on_some_values_only_is_its_own_error():
+    """The first call (zeros) passes; the model raising on X's values is a ModelCallError too,
+    not the backend's raw exception."""
+    import keras
+    import tensorflow as tf
+
+    from pytest_kexplain import ModelCallError
+
+    class RangeChecked(keras.layers.Layer):
+        def call(self, readings):
+            with tf.control_dependencies([tf.debugging.assert_less(
+                    readings, 5.0, message="sensor reading out of range")]):
+                return tf.identity(readings)
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(RangeChecked()(inputs)))
+    with pytest.raises(ModelCallError, match="raised an exception inside its call .*"
+                                             "sensor reading out of range") as error:
+        explain(model, np.full((2, 3), 7.0), method="occlusion")
+    assert error.value.__cause__ is not None

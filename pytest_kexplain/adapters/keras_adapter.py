@@ -29,7 +29,7 @@ from pytest_kexplain.adapters.multi_io import (
     select_output,
 )
 from pytest_kexplain.adapters.outputs import as_output_matrix
-from pytest_kexplain.errors import InvalidArgument, ModelCallError
+from pytest_kexplain.errors import InvalidArgument, KexplainError, ModelCallError
 
 if TYPE_CHECKING:
     from pytest_kexplain.adapters.layers import EmbeddingReader
@@ -269,8 +269,13 @@ class KerasAdapter:
         forward = self._functions_for(sample_shape).forward
         size = self.batch_size_for(sample_shape, batch_size)
         x = np.asarray(x, dtype=self.dtype)
-        chunks = [as_output_matrix(forward(x[part]), part.stop - part.start)
-                  for part in batches(len(x), size)]
+        try:
+            chunks = [as_output_matrix(forward(x[part]), part.stop - part.start)
+                      for part in batches(len(x), size)]
+        except KexplainError:
+            raise
+        except Exception as exc:  # raised by the model on these values (the probe passed)
+            raise self._call_error(exc, sample_shape) from exc
         return require_finite(np.concatenate(chunks, axis=0), self.description, "outputs")
 
     def gradient(
@@ -496,6 +501,10 @@ def exception_summary(exc: BaseException) -> str:
     """The first informative line of an exception's message (Keras wraps errors raised in
     `call` in "Exception encountered when calling ..." and colour codes)."""
     lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines()]
+    if lines and lines[0].startswith("Graph execution error"):
+        # TensorFlow: the op's own message follows the traceback of where it was defined
+        lines = [line for line in lines[1:] if line and not line.startswith(
+            ("Detected at node", "File ", "[[", "Stack trace"))][-1:] or lines
     useful = [line for line in lines
               if line and not line.startswith("Exception encountered when calling")]
     return useful[0] if useful else (lines[0] if lines else "")
