@@ -375,7 +375,10 @@ class RunRecorder:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Print the explanations of the run and write the report file if asked."""
+        path = self.config.getoption("kexplain_report")
         if not self.report.has_content():
+            if path:  # asked for: written even empty, never a stale page from an earlier run
+                self._write_report(terminalreporter, path)
             return
         self.report.seconds = time.perf_counter() - self.started
         terminalreporter.section("kexplain")
@@ -389,13 +392,27 @@ class RunRecorder:
                 yellow=True, bold=True)
             for shown in replaced:
                 terminalreporter.write_line(f"  {shown}")
-        path = self.config.getoption("kexplain_report")
         if path:
-            for written in ci.write_report(self.report, path):
-                terminalreporter.write_line(f"report written to {written}")
+            self._write_report(terminalreporter, path)
         summary = ci.append_github_summary(self.report)
         if summary:
             terminalreporter.write_line(f"GitHub step summary appended to {summary}")
+
+    def _write_report(self, terminalreporter: Any, path: str) -> None:
+        """Write --kexplain-report; a failure is one red line and a failed run, not a traceback."""
+        try:
+            written = ci.write_report(self.report, path)
+        except OSError as error:
+            terminalreporter.write_line(
+                f"cannot write the report --kexplain-report={path}: {error}. Point it at a file "
+                "in a writable directory.", red=True, bold=True)
+            session = getattr(terminalreporter, "_session", None)
+            if session is not None and session.exitstatus in (pytest.ExitCode.OK,
+                                                              pytest.ExitCode.TESTS_FAILED):
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
+        for file in written:
+            terminalreporter.write_line(f"report written to {file}")
 
     def _replaced_since_written(self) -> list[str]:
         """Baselines this run wrote whose bytes are no longer the ones it wrote."""

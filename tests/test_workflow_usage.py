@@ -223,3 +223,53 @@ def test_a_saved_model_is_named_by_its_file_whether_computed_or_cached(pytester)
     assert [(e["model"], e["source"]) for e in document["explanations"]] == [
         ("Keras model file 'credit.keras'", "computed"),
         ("Keras model file 'credit.keras'", "memory")]
+
+
+def test_a_report_path_that_cannot_be_a_file_is_a_usage_error_at_start_up(pytester):
+    pytester.makepyfile(test_plain="def test_nothing(): pass")
+    (pytester.path / "reports").write_text("a file, not a directory")
+    result = pytester.runpytest("--kexplain-report=reports/kexplain.html")
+    result.stderr.fnmatch_lines(["ERROR: --kexplain-report=reports/kexplain.html: reports is a "
+                                 "file, not a directory, so the report cannot be written there."])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    (pytester.path / "page.html").mkdir()
+    result = pytester.runpytest("--kexplain-report=page.html")
+    result.stderr.fnmatch_lines(["ERROR: --kexplain-report=page.html is a directory; give a file "
+                                 "in it, e.g. --kexplain-report=page.html/kexplain.html"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_report_that_cannot_be_written_is_one_line_and_a_failed_run(pytester, monkeypatch):
+    from pytest_kexplain.report import ci
+
+    def refuse(report, path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(ci, "write_report", refuse)
+    pytester.makeconftest(LINEAR_CONFTEST)
+    pytester.makepyfile(test_check="""
+        from pytest_kexplain import assert_top_features
+
+        def test_top(model, X):
+            assert_top_features(model, X, ["x2"])
+    """)
+    result = pytester.runpytest("--kexplain-report=out/report.html")
+    result.stdout.fnmatch_lines([
+        "cannot write the report --kexplain-report=out/report.html: [[]Errno 13[]] Permission "
+        "denied: 'out/report.html'. Point it at a file in a writable directory."])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+
+
+def test_a_run_without_checks_still_writes_the_report_it_was_asked_for(pytester):
+    import json
+
+    pytester.makepyfile(test_plain="def test_nothing(): pass")
+    (pytester.path / "out").mkdir()
+    (pytester.path / "out" / "report.json").write_text('{"stale": "from an earlier run"}')
+    result = pytester.runpytest("--kexplain-report=out/report.html")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["report written to out*report.html"])
+    document = json.loads((pytester.path / "out" / "report.json").read_text())
+    assert document["totals"]["checks"] == 0
+    assert "pytest-kexplain report" in (pytester.path / "out" / "report.html").read_text()

@@ -27,6 +27,17 @@ def check_report_path(path: str | None) -> None:
         raise pytest.UsageError(
             f"--kexplain-report={path}: the file name must end in .html (a page, with the JSON "
             "beside it), .json or .md (Markdown), e.g. --kexplain-report=reports/kexplain.html")
+    target = Path(path)
+    if target.is_dir():
+        raise pytest.UsageError(f"--kexplain-report={path} is a directory; give a file in it, "
+                                f"e.g. --kexplain-report={(target / 'kexplain.html').as_posix()}")
+    for parent in target.parents:  # the first one that exists must be a directory
+        if parent.exists():
+            if not parent.is_dir():
+                raise pytest.UsageError(
+                    f"--kexplain-report={path}: {parent.as_posix()} is a file, not a directory, "
+                    "so the report cannot be written there.")
+            break
 
 
 def records_wanted(config: pytest.Config) -> bool:
