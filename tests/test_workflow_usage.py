@@ -273,3 +273,29 @@ def test_a_run_without_checks_still_writes_the_report_it_was_asked_for(pytester)
     document = json.loads((pytester.path / "out" / "report.json").read_text())
     assert document["totals"]["checks"] == 0
     assert "pytest-kexplain report" in (pytester.path / "out" / "report.html").read_text()
+
+
+def test_pruning_a_baseline_deletes_what_its_drift_left_beside_it(pytester, monkeypatch):
+    pytester.makeconftest(LINEAR_CONFTEST)
+    test_file = """
+        import os
+        from pytest_kexplain import zoo
+
+        def test_kept(model, X, explanation_baseline):
+            explanation_baseline.assert_match(model, X)
+
+        def test_removed(X, explanation_baseline):
+            weights = [3.0, 0.0, 0.1] if os.environ.get("DRIFT") else [0.1, 0.0, 3.0]
+            explanation_baseline.assert_match(zoo.linear_model(weights), X)
+    """
+    pytester.makepyfile(test_gate=test_file)
+    pytester.runpytest("--kexplain-update").assert_outcomes(passed=2)
+    monkeypatch.setenv("DRIFT", "1")
+    pytester.runpytest().assert_outcomes(passed=1, failed=1)
+    directory = pytester.path / "explanation_baselines"
+    assert (directory / "test_gate.test_removed.obtained.json").exists()
+    pytester.makepyfile(test_gate=test_file.split("        def test_removed")[0])
+    result = pytester.runpytest("--kexplain-update", "--kexplain-prune")
+    result.stdout.fnmatch_lines(["1 unused baseline file(s) deleted:",
+                                 "  explanation_baselines/test_gate.test_removed.json"])
+    assert sorted(p.name for p in directory.iterdir()) == ["test_gate.test_kept.json"]

@@ -449,9 +449,15 @@ def _owning_prefix(stem: str, modules: Mapping[str, set[str]]) -> str | None:
 
 
 def delete_baseline(path: Path) -> list[Path]:
-    """Delete a baseline JSON file and its sidecars (or one orphaned file); the deleted paths."""
+    """Delete a baseline JSON file and its sidecars, with what a drift left beside it (its
+    .obtained files), or one orphaned file; the deleted paths."""
     with directory_lock(path.parent):
-        deleted = [*sidecars(path.parent, path.stem), path] if path.suffix == ".json" else [path]
+        deleted = [path]
+        if path.suffix == ".json":
+            obtained = f"{path.stem}{OBTAINED}"
+            left = path.parent / f"{obtained}.json"
+            deleted = [*sidecars(path.parent, path.stem), path,
+                       *([left] if left.exists() else []), *sidecars(path.parent, obtained)]
         for file in deleted:
             file.unlink(missing_ok=True)
     return deleted
