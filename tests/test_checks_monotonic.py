@@ -244,3 +244,17 @@ def test_the_ice_check_does_not_import_hypothesis():
             "print('hypothesis' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("vocabulary", [["<pad>", "good", "refund", "late"],
+                                        {"<pad>": 0, "good": 1, "refund": 2, "late": 3}])
+def test_a_token_is_not_a_column_to_sweep(vocabulary):
+    from pytest_kexplain import InvalidArgument
+    from pytest_kexplain.assertions import assert_monotonic
+
+    ids = np.random.default_rng(0).integers(1, 4, size=(8, 5))
+    model = lambda rows: rows.sum(axis=1, keepdims=True)  # noqa: E731
+    with pytest.raises(InvalidArgument, match=r"'refund' is a token of the vocabulary, not a "
+                       r"column of X: .* token ids are categories.*\(x0, x1, x2, \.\.\.\)"):
+        assert_monotonic(model, ids, "refund", vocabulary=vocabulary)
+    assert_monotonic(model, ids, "x0", vocabulary=vocabulary, max_examples=5)  # a position

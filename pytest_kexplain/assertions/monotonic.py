@@ -192,6 +192,7 @@ def assert_monotonic(
             f"model.predict(rows.reshape(-1, {', '.join(map(str, shape))}), verbose=0), "
             f"X.reshape(len(X), -1), {flat_name!r}){where}."
         )
+    _check_not_a_token(feature, prepared.feature_names, with_defaults(explain_kwargs))
     column = feature_index(prepared.feature_names, feature)
     # several inputs: the flat rows, in the model's input order, with qualified names
     space = row_space(X if prepared.layout is None else np.array(prepared.array),
@@ -228,6 +229,28 @@ def assert_monotonic(
     if counterexamples:
         fail(_failure_message(result, bounds, column, bound.label), result)
     return result
+
+
+def _check_not_a_token(feature: str, names: Sequence[str], keywords: Mapping[str, Any]) -> None:
+    """A token string (vocabulary=) is no column: ids are categories, not quantities to sweep."""
+    __tracebackhide__ = True
+    vocabulary = keywords.get("vocabulary")
+    if vocabulary is None or feature in names:
+        return
+    from pytest_kexplain.tokens import is_per_input, vocabulary_lookup
+
+    try:
+        vocabularies = list(vocabulary.values()) if is_per_input(vocabulary) else [vocabulary]
+        strings = {token for v in vocabularies for token in vocabulary_lookup(v).values()}
+    except Exception:  # a malformed vocabulary is explain()'s to report
+        return
+    if feature in strings or feature.split(":", 1)[-1] in strings:
+        raise InvalidArgument(
+            f"{feature!r} is a token of the vocabulary, not a column of X: assert_monotonic "
+            "sweeps one column's values, and token ids are categories, not quantities (the "
+            "vocabulary names attributions). Check the token's effect with assert_invariant "
+            "and a callable that replaces its id, or sweep a position of X by name "
+            f"({', '.join(list(names)[:3])}, ...).")
 
 
 def _check_movable(space: RowSpace, column: int, fixed: Any) -> None:
