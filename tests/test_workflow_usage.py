@@ -299,3 +299,16 @@ def test_pruning_a_baseline_deletes_what_its_drift_left_beside_it(pytester, monk
     result.stdout.fnmatch_lines(["1 unused baseline file(s) deleted:",
                                  "  explanation_baselines/test_gate.test_removed.json"])
     assert sorted(p.name for p in directory.iterdir()) == ["test_gate.test_kept.json"]
+
+
+def test_a_model_cards_inputs_are_named_in_the_order_features_are():
+    import keras
+
+    from pytest_kexplain.report.model_card import _input_descriptions
+
+    num, aux = keras.Input((3,), name="num"), keras.Input((2,), name="aux")
+    model = keras.Model({"num": num, "aux": aux},
+                        keras.layers.Dense(1)(keras.layers.Concatenate()([num, aux])))
+    assert _input_descriptions(model) == ["num (None, 3)", "aux (None, 2)"]
+    single = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten()])
+    assert _input_descriptions(single) == ["(None, 8, 8, 1)"]

@@ -97,7 +97,7 @@ def model_card(model: Any, model_id: str) -> dict[str, Any]:
         "class": type(model).__name__,
         "parameters": int(model.count_params()) if model.built else 0,
         "trainable_parameters": trainable,
-        "inputs": [_shape(t) for t in _tensors(model, "inputs")],
+        "inputs": _input_descriptions(model),
         "outputs": [_shape(t) for t in _tensors(model, "outputs")],
         "layers": layers,
     }
@@ -109,6 +109,17 @@ def model_card(model: Any, model_id: str) -> dict[str, Any]:
         png, engine = layer_graph_png(card), "kexplain"
     card["diagram"] = {"engine": engine, "png_base64": base64.b64encode(png).decode("ascii")}
     return card
+
+
+def _input_descriptions(model: Any) -> list[str]:
+    """Each input's shape; with several, named as features are (`num (None, 3)`), in the
+    order explanations concatenate them."""
+    from pytest_kexplain.adapters.multi_io import keras_input_specs
+
+    specs = keras_input_specs(model)
+    if specs is None or len(specs[0]) < 2:
+        return [_shape(t) for t in _tensors(model, "inputs")]
+    return [f"{spec.name} {_shape((None, *(spec.shape or ())))}" for spec in specs[0]]
 
 
 def _count(weight: Any) -> int:
