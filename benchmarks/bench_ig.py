@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from common import TargetResult, measure
+from common import TargetResult, alternated, measure
 
 ROWS = 300
 SHAP_ROWS = 100
@@ -57,17 +57,6 @@ def gradient_floor(model: Any, x: np.ndarray, target: np.ndarray) -> tuple[Any, 
              for b in FLOOR_BATCHES}
     best = min(times, key=times.get)
     return lambda: adapter.gradient(points, targets, batch_size=best), best, times
-
-
-def alternated(first: Any, second: Any, pairs: int) -> tuple[float, float, list]:
-    """Fastest time of each of two functions run alternately (AB BA ...): a shared machine's
-    load changes hit both alike."""
-    runs = []
-    for repeat in range(pairs):
-        order = (first, second) if repeat % 2 == 0 else (second, first)
-        timed = {id(f): measure(f, 1).median for f in order}
-        runs.append((timed[id(first)], timed[id(second)]))
-    return min(r[0] for r in runs), min(r[1] for r in runs), runs
 
 
 def run(repeats: int = 3) -> tuple[list[TargetResult], dict[str, Any]]:

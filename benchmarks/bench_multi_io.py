@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from common import TargetResult, measure
+from common import TargetResult, alternated, measure
 
 GOAL = 1.1  # within timing noise of "no more"
 N_FEATURES, SPLIT = 30, 20
@@ -113,17 +113,9 @@ def run(repeats: int = 7) -> tuple[list[TargetResult], dict[str, Any]]:
                            background=background_inputs, **options)
 
         same = np.allclose(explain_single().values, explain_multi().values, rtol=1e-3, atol=1e-5)
-        # Alternate the two (AB BA AB ...) so a shared machine's load changes hit both alike;
-        # the ratio is of the fastest runs (what is left when the load does not interfere).
-        pairs = []
-        for repeat in range(repeats):
-            if repeat % 2:
-                multi_seconds = measure(explain_multi, 1).median
-                pairs.append((measure(explain_single, 1).median, multi_seconds))
-            else:
-                single_seconds = measure(explain_single, 1).median
-                pairs.append((single_seconds, measure(explain_multi, 1).median))
-        ratio = min(p[1] for p in pairs) / min(p[0] for p in pairs)
+        # the ratio is of the fastest runs (what is left when the load does not interfere)
+        single_seconds, multi_seconds, pairs = alternated(explain_single, explain_multi, repeats)
+        ratio = multi_seconds / single_seconds
         raw[method] = {"rows": rows, "single_seconds": [p[0] for p in pairs],
                        "multi_seconds": [p[1] for p in pairs], "ratio": ratio,
                        "models_alone_ratio": model_ratio, "same_values": same}

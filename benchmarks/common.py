@@ -57,6 +57,18 @@ def measure(function: Callable[[], Any], repeats: int, warmup: int = 0) -> Measu
     return Measurement(statistics.median(runs), tuple(runs))
 
 
+def alternated(first: Callable[[], Any], second: Callable[[], Any],
+               pairs: int) -> tuple[float, float, list[tuple[float, float]]]:
+    """Fastest time of each of two functions run alternately (AB BA ...): a shared machine's
+    load changes hit both alike."""
+    runs = []
+    for repeat in range(pairs):
+        order = (first, second) if repeat % 2 == 0 else (second, first)
+        timed = {id(f): measure(f, 1).median for f in order}
+        runs.append((timed[id(first)], timed[id(second)]))
+    return min(r[0] for r in runs), min(r[1] for r in runs), runs
+
+
 def machine() -> dict[str, Any]:
     """CPU, cores and library versions, recorded with every result."""
     import keras
