@@ -26,7 +26,7 @@ METHODS = {  # method -> (rows, options)
     "integrated_gradients": (20000, {}),
     "shap": (400, {}),
     "permutation": (16000, {}),
-    "occlusion": (8000, {}),
+    "occlusion": (40000, {}),
 }
 
 
