@@ -303,15 +303,27 @@ def test_show_bad_input(capsys, files, baselines, tmp_path):
     (tmp_path / "other.json").write_text('{"format": "something else"}')
     (tmp_path / "latin.json").write_bytes(b"\xff\xfe")
     large = baselines["large"]
+    npz = next(large.parent.glob(f"{large.stem}*.npz"))  # its arrays, given by mistake
     copy = tmp_path / large.name
     copy.write_text(large.read_text())  # without its .npz
     for path, fragment in [(tmp_path / "missing.json", "does not exist"),
                            (tmp_path / "bad.json", "not valid JSON"),
                            (tmp_path / "other.json", "is malformed"),
                            (tmp_path / "latin.json", "not UTF-8"),
+                           (npz, "is a binary file (an .npz archive?), not a baseline's JSON"),
                            (tmp_path, "is a directory"),
                            (copy, "attributions file")]:
         assert_one_line_error(*cli(capsys, "show", path), fragment)
+
+
+def test_diff_help_offers_off_only_for_thresholds(capsys):
+    with pytest.raises(SystemExit):
+        main(["diff", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--rank-correlation VALUE minimum rank correlation" in out
+    assert "(default 0.4); 'off' switches this threshold off" in out
+    assert "spearman or kendall (default spearman) --top-k" in out
+    assert "at most half the features) --top-k-overlap" in out
 
 
 def test_diff_of_a_baseline_with_itself_passes(capsys, baselines):

@@ -199,6 +199,11 @@ def _link_note(path: Path) -> str:
 
 def decode(data: bytes, shown: str) -> str:
     """A baseline file's text; bytes that are not UTF-8 raise BaselineError naming the file."""
+    if data.startswith(b"PK\x03\x04") or b"\x00" in data[:1024]:
+        raise BaselineError(
+            f"explanation baseline {shown} is a binary file (an .npz archive?), not a "
+            "baseline's JSON text: pass the .json file, which names the .npz of its arrays."
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:

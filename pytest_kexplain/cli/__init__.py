@@ -18,6 +18,8 @@ from pytest_kexplain.baselines.tolerances import TOLERANCE_HELP
 
 __all__ = ["EXIT_DRIFT", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
 
+# tolerances that set how a metric is computed, not a threshold 'off' could switch off
+SETTINGS_NOT_THRESHOLDS = ("rank_metric", "top_k")
 EXIT_OK = 0
 EXIT_DRIFT = 1
 EXIT_USAGE = 2
@@ -140,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     for keyword, help_text in TOLERANCE_HELP.items():
         diff.add_argument(f"--{keyword.replace('_', '-')}", dest=f"tolerance_{keyword}",
                           metavar="VALUE", default=None,
-                          help=f"{help_text}; 'off' switches a threshold off")
+                          help=help_text if keyword in SETTINGS_NOT_THRESHOLDS
+                          else f"{help_text}; 'off' switches this threshold off")
     diff.add_argument("--ini", metavar="FILE", default=None,
                       help="read kexplain_* tolerances from this pytest configuration file "
                            "(pytest.ini, pyproject.toml, tox.ini or setup.cfg); flags win")
