@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
+
+#: a user's conftest.py: a session-scoped linear model over three features, and 12 rows of X
+LINEAR_CONFTEST = textwrap.dedent("""
+    import numpy as np
+    import pytest
+    from pytest_kexplain import zoo
+
+    @pytest.fixture(scope="session")
+    def model():
+        return zoo.linear_model([1.0, -2.0, 3.0], dtype="float64")
+
+    @pytest.fixture(scope="session")
+    def X():
+        return np.random.default_rng(0).normal(size=(12, 3))
+""")
 
 
 def _dense(units: int, kernel: Sequence[Sequence[float]], bias: Sequence[float], activation=None):

@@ -5,22 +5,9 @@ import sys
 import textwrap
 
 import pytest
+from known_models import LINEAR_CONFTEST as MODEL_CONFTEST
 
 HEAVY = ("tensorflow", "keras", "shap", "jax", "torch", "matplotlib")
-
-MODEL_CONFTEST = textwrap.dedent("""
-    import numpy as np
-    import pytest
-    from pytest_kexplain import zoo
-
-    @pytest.fixture(scope="session")
-    def model():
-        return zoo.linear_model([1.0, -2.0, 3.0], dtype="float64")
-
-    @pytest.fixture(scope="session")
-    def X():
-        return np.random.default_rng(0).normal(size=(12, 3))
-""")
 
 
 def test_import_pulls_in_no_framework():

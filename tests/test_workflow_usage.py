@@ -1,22 +1,8 @@
 """Usage mistakes and messages of the pytest workflow, as a user's project meets them."""
 
-import textwrap
-
 import pytest
 
-LINEAR_CONFTEST = textwrap.dedent("""
-    import numpy as np
-    import pytest
-    from pytest_kexplain import zoo
-
-    @pytest.fixture(scope="session")
-    def model():
-        return zoo.linear_model([1.0, -2.0, 3.0], dtype="float64")
-
-    @pytest.fixture(scope="session")
-    def X():
-        return np.random.default_rng(0).normal(size=(12, 3))
-""")
+from known_models import LINEAR_CONFTEST
 
 
 @pytest.mark.parametrize("update", [False, True])
