@@ -122,7 +122,7 @@ def test_a_bad_tolerance_in_the_ini_file_says_what_it_must_be(pytester, line, me
 def test_the_report_gives_the_shape_of_x_as_passed_when_groups_are_explained(pytester):
     import json
 
-    pytester.makepyfile(test_groups="""
+    pytester.makepyfile(test_regions="""
         import keras
         import numpy as np
         from pytest_kexplain import Grid, assert_max_importance_share, zoo
