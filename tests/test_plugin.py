@@ -212,3 +212,16 @@ def test_a_misspelled_method_in_a_marker_is_a_usage_error_before_any_test_runs(p
         "'integrated_gradients'? *"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "passed" not in result.stdout.str()
+
+
+def test_user_test_files_do_not_shadow_the_suites_own_modules():
+    """An in-process pytester run that writes test_x.py fails to collect it ("import file
+    mismatch") in an xdist worker that has imported the suite's own test_x module."""
+    import re
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    suite_modules = {path.stem for path in here.glob("*.py")}
+    written = {name for path in here.glob("test_*.py")
+               for name in re.findall(r"makepyfile\(\s*(\w+)\s*=", path.read_text())}
+    assert not written & suite_modules
