@@ -114,33 +114,40 @@ def _integrate(request: ExplainRequest, rows: np.ndarray, steps: int, rule: str)
     """Integrated gradients of the given rows with one quadrature rule."""
     alphas, weights = integration_points(steps, rule)
     reference = request.reference()
-    in_graph = getattr(request.adapter, "path_gradients", None)
-    summed = in_graph and in_graph(request.x[rows], reference, alphas, weights,
-                                   request.target[rows], batch_size=request.batch_size)
-    if summed is not None:  # the points and the weighted sum stayed inside the compiled call
-        return summed * (request.x[rows] - reference)
+    in_graph = getattr(request.adapter, "path_gradients", None)  # Keras on TensorFlow, JAX
+    summed = None if in_graph is None else in_graph(
+        request.x[rows], reference, alphas, weights, request.target[rows],
+        batch_size=request.batch_size)
+    if summed is None:
+        summed = _path_gradient_sums(request, rows, reference, alphas, weights)
+    return summed * (request.x[rows] - reference)
+
+
+def _path_gradient_sums(request: ExplainRequest, rows: np.ndarray, reference: np.ndarray,
+                        alphas: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row, the weighted sum of the gradients at its path points, built in NumPy."""
     shape_tail = (1,) * len(request.sample_shape)
     n_points = len(alphas)
     # the path in the model's own float32 when it has it: no float64 copy to cast per call
     path_dtype = np.result_type(getattr(request.adapter, "dtype", np.float64), np.float32)
     path_alphas = alphas.reshape(1, n_points, *shape_tail).astype(path_dtype)
     path_reference = np.asarray(reference, dtype=path_dtype)
-    values = np.empty((len(rows), *request.sample_shape))
+    summed = np.empty((len(rows), *request.sample_shape))
 
-    def path_of(chunk: slice) -> tuple[slice, np.ndarray, np.ndarray]:
-        delta = request.x[rows[chunk]] - reference
+    def path_of(chunk: slice) -> tuple[slice, np.ndarray]:
+        delta = (request.x[rows[chunk]] - reference).astype(path_dtype)
         # (rows, points, *sample) -> one flat batch: every step of these rows in few calls
-        return chunk, delta, path_reference + path_alphas * delta[:, None].astype(path_dtype)
+        return chunk, path_reference + path_alphas * delta[:, None]
 
     # the next chunk's points are built in a thread while the model runs on these
-    for chunk, delta, path in prefetched(path_of, list(_row_chunks(request, n_points, len(rows)))):
+    for chunk, path in prefetched(path_of, list(_row_chunks(request, n_points, len(rows)))):
         grads = request.adapter.gradient(
             path.reshape(-1, *request.sample_shape),
             np.repeat(request.target[rows[chunk]], n_points),
             batch_size=request.batch_size,
         ).reshape(path.shape)
-        values[chunk] = np.tensordot(weights, grads, axes=([0], [1])) * delta
-    return values
+        summed[chunk] = np.tensordot(weights, grads, axes=([0], [1]))
+    return summed
 
 
 @register(
