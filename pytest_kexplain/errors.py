@@ -36,7 +36,16 @@ class ModelCallError(InvalidArgument):
 
 
 class NonFiniteError(KexplainError, ValueError):
-    """The model produced NaN or infinity (outputs, gradients or attributions)."""
+    """The model produced NaN or infinity (outputs, gradients or attributions).
+
+    ``rows`` lists the rows of the model call that were not finite and ``kinds`` what they
+    held ('NaN', 'inf', '-inf'), when the error came from checking a model's numbers.
+    """
+
+    def __init__(self, message: str, rows: tuple[int, ...] = (), kinds: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.rows = rows
+        self.kinds = kinds
 
 
 class BaselineError(InvalidArgument):

@@ -155,6 +155,31 @@ def _all_pad_rows() -> dict[str, Any]:
     return results
 
 
+def _path_through_a_pole() -> dict[str, Any]:
+    """Integrated gradients of sqrt(|x0|) from a reference of ones: the paths of rows 2, 5 and
+    11 (x0 = -1) cross x0 = 0, where the gradient is infinite; the error names those input
+    rows, whether the backend builds the path in its compiled call or NumPy builds it."""
+    import keras
+
+    from pytest_kexplain import explain
+    from pytest_kexplain.errors import NonFiniteError
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(
+        keras.layers.Lambda(lambda t: keras.ops.sqrt(keras.ops.abs(t)))(inputs)))
+    x = np.full((16, 3), 2.0)
+    x[[2, 5, 11], 0] = -1.0
+    results = {}
+    for batch_size in (None, 100):  # one call for every path, or one row's path per call
+        try:
+            explain(model, x, method="integrated_gradients", background=np.ones((1, 3)),
+                    batch_size=batch_size)
+            results[str(batch_size)] = "no error"
+        except NonFiniteError as error:
+            results[str(batch_size)] = {"rows": list(error.rows), "message": str(error)}
+    return results
+
+
 def run_checks(directory: Path) -> dict[str, Any]:
     """Every explanation the backend tests compare, as JSON-ready lists."""
     import keras
@@ -194,6 +219,7 @@ def run_checks(directory: Path) -> dict[str, Any]:
     results["baseline_gate"] = _baseline_gate(x)
     results["unread_group"] = _unread_group_gets_nothing()
     results["all_pad"] = _all_pad_rows()
+    results["path_through_a_pole"] = _path_through_a_pole()
     return results
 
 

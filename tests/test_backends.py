@@ -171,3 +171,12 @@ def test_a_model_undefined_on_an_all_pad_row_gets_an_error_that_says_so(results)
             assert all_pad[method].startswith("NonFiniteError: ")
             assert "row of pad ids only (pad_id=0)" in all_pad[method]
             assert "pass pad_id=" in all_pad[method]
+
+
+def test_a_non_finite_integration_path_names_the_input_rows_it_belongs_to(results):
+    """Not the path points: the same rows and count on every backend and batch size."""
+    for batch_size, failure in results["path_through_a_pole"].items():
+        assert failure != "no error", batch_size
+        assert failure["rows"] == [2, 5, 11], (batch_size, failure)
+        assert "along the integration path for 3 of 16 input rows (rows 2, 5, 11 " in (
+            failure["message"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -86,9 +86,16 @@ def require_finite(values: np.ndarray, description: str, what: str) -> np.ndarra
     bad = ~finite.reshape(len(values), -1)
     rows = np.flatnonzero(bad.any(axis=1))
     kinds = sorted({"NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf") for v in flat[bad]})
-    raise NonFiniteError(
+    raise non_finite_error(description, what, rows, len(values), kinds)
+
+
+def non_finite_error(description: str, what: str, rows: np.ndarray, n_rows: int,
+                     kinds: Sequence[str]) -> NonFiniteError:
+    """The NonFiniteError for `rows` (of `n_rows` input rows) holding `kinds` of non-finite numbers."""
+    return NonFiniteError(
         f"{description} produced {'/'.join(kinds)} in its {what} for {len(rows)} of "
-        f"{len(values)} input rows (rows {_listed(rows)} of the inputs it was given); a model "
+        f"{n_rows} input rows (rows {_listed(rows)} of the inputs it was given); a model "
         "whose output is not finite cannot be explained or pass a check. Look for a division "
-        "by zero, a log of a non-positive number, exploding weights or NaN weights."
+        "by zero, a log of a non-positive number, exploding weights or NaN weights.",
+        rows=tuple(int(row) for row in rows), kinds=tuple(kinds),
     )

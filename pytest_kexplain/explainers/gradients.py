@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters.base import default_batch_size
-from pytest_kexplain.errors import IntegrationToleranceWarning, InvalidArgument
+from pytest_kexplain.adapters.base import default_batch_size, non_finite_error
+from pytest_kexplain.errors import IntegrationToleranceWarning, InvalidArgument, NonFiniteError
 from pytest_kexplain.explainers.base import (
     Attribution,
     ExplainRequest,
@@ -139,14 +139,28 @@ def _path_gradient_sums(request: ExplainRequest, rows: np.ndarray, reference: np
         # (rows, points, *sample) -> one flat batch: every step of these rows in few calls
         return chunk, path_reference + path_alphas * delta[:, None]
 
+    bad_rows: set[int] = set()
+    kinds: set[str] = set()
     # the next chunk's points are built in a thread while the model runs on these
     for chunk, path in prefetched(path_of, list(_row_chunks(request, n_points, len(rows)))):
-        grads = request.adapter.gradient(
-            path.reshape(-1, *request.sample_shape),
-            np.repeat(request.target[rows[chunk]], n_points),
-            batch_size=request.batch_size,
-        ).reshape(path.shape)
+        try:
+            grads = request.adapter.gradient(
+                path.reshape(-1, *request.sample_shape),
+                np.repeat(request.target[rows[chunk]], n_points),
+                batch_size=request.batch_size,
+            ).reshape(path.shape)
+        except NonFiniteError as error:
+            if not error.rows:
+                raise
+            # the model call's rows are path points: name the input rows they belong to
+            bad_rows.update(chunk.start + point // n_points for point in error.rows)
+            kinds.update(error.kinds)
+            continue
         summed[chunk] = np.tensordot(weights, grads, axes=([0], [1]))
+    if bad_rows:
+        raise non_finite_error(getattr(request.adapter, "description", "the model"),
+                               "input gradients along the integration path",
+                               np.array(sorted(bad_rows)), len(rows), sorted(kinds))
     return summed
 
 
