@@ -92,3 +92,29 @@ def test_the_warning_points_at_the_users_line_through_a_check_or_the_gate(steep_
     with pytest.warns(IntegrationToleranceWarning) as caught:
         gate._explain(model, x, None, dict(settings))
     assert caught[0].filename == __file__
+
+
+def test_a_mixed_precision_model_is_told_that_steps_cannot_beat_its_round_off():
+    """A float16 model's gap is its round-off: the warning says so and advises a tolerance;
+    the same float32 model's warning keeps the usual advice."""
+    import keras
+
+    def model(policy):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            keras.utils.set_random_seed(0)
+            return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="tanh"),
+                                     keras.layers.Dense(1, dtype="float32")])
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    x = np.random.default_rng(0).normal(size=(6, 4))
+    options = {"method": "integrated_gradients", "steps": 2, "max_steps": 2, "tolerance": 1e-9}
+    with pytest.warns(IntegrationToleranceWarning, match="computes in float16") as mixed:
+        explanation = explain(model("mixed_float16"), x, **options)
+    assert explanation.options["compute_dtype"] == "float16"
+    assert "pass a larger tolerance (e.g. tolerance=0.05)" in str(mixed[0].message)
+    with pytest.warns(IntegrationToleranceWarning, match="Raise max_steps") as plain:
+        explanation = explain(model("float32"), x, **options)
+    assert "compute_dtype" not in explanation.options
+    assert "float16" not in str(plain[0].message)

@@ -130,6 +130,16 @@ class KerasAdapter:
         #: a description free of names Keras made up, for files that must not depend on them
         self.portable_description = portable_description(model)
 
+    @property
+    def low_precision(self) -> str | None:
+        """'float16' or 'bfloat16' when a layer computes in it (mixed precision), else None."""
+        layers = getattr(self.model, "_flatten_layers", None)
+        for layer in (layers() if callable(layers) else getattr(self.model, "layers", ())):
+            compute = str(getattr(layer, "compute_dtype", "") or "")
+            if compute in ("float16", "bfloat16"):
+                return compute
+        return None
+
     # -- inputs and outputs -------------------------------------------------------------
     @property
     def class_names(self) -> tuple[str, ...] | None:

@@ -187,6 +187,9 @@ def integrated_gradients(request: ExplainRequest) -> Attribution:
     values, details = refined_integration(
         settings, lambda rows, steps: _integrate(request, rows, steps, settings.rule),
         base_values, outputs)
+    low_precision = getattr(request.adapter, "low_precision", None)
+    if details.get("rows_over_tolerance") and low_precision:
+        details["compute_dtype"] = low_precision  # the warning then says why steps cannot help
     return Attribution(values=values, base_values=base_values, details=details)
 
 
@@ -253,12 +256,17 @@ def integration_shortfall(options: Mapping[str, Any]) -> str | None:
     if not rows:
         return None
     shown = ", ".join(str(row) for row in rows[:10]) + (", ..." if len(rows) > 10 else "")
+    compute_dtype = options.get("compute_dtype")
+    advice = ("Raise max_steps, or pass a larger tolerance to accept the gap" if not compute_dtype
+              else f"The model computes in {compute_dtype} (mixed precision), whose round-off "
+              "can leave such a gap that no number of steps closes: pass a larger "
+              "tolerance (e.g. tolerance=0.05) to accept it, or explain a float32 copy")
     return (
         f"integrated gradients reached max_steps={options.get('max_steps')} with "
         f"{len(rows)} row(s) still over tolerance={options.get('tolerance')}: their "
         "attributions miss the change of the output from the reference by up to "
         f"{options.get('completeness_gap', float('nan')):.2%} of it (rows {shown}). "
-        "Raise max_steps, or pass a larger tolerance to accept the gap; it is recorded in "
+        f"{advice}; it is recorded in "
         "explanation.options['completeness_gap'] and ['rows_over_tolerance']."
     )
 
