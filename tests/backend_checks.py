@@ -180,6 +180,30 @@ def _path_through_a_pole() -> dict[str, Any]:
     return results
 
 
+def _pole_on_a_refined_point() -> dict[str, Any]:
+    """A NaN gradient met only when integrated gradients refines row 4 (alpha = 1/128 lies on
+    the doubled grid, not the first): the error names row 4 of 6, not row 0 of the one row
+    integrated again."""
+    import keras
+
+    from pytest_kexplain import explain
+    from pytest_kexplain.errors import NonFiniteError
+
+    def curve(t: Any) -> Any:
+        band = keras.ops.abs(t[:, :1] - 1.0 / 64) < 1e-4  # x0 = 2 at alpha = 1/128
+        return keras.ops.where(band, np.nan, 1.0) * t[:, :1] + keras.ops.sin(5.0 * t[:, 1:])
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Lambda(curve)(inputs))
+    x = np.zeros((6, 2))
+    x[4], x[1] = [2.0, 3.0], [0.0, 0.5]
+    try:
+        explain(model, x, method="integrated_gradients", tolerance=1e-3, max_steps=128)
+    except NonFiniteError as error:
+        return {"rows": list(error.rows), "message": str(error)}
+    return {"rows": None}
+
+
 def run_checks(directory: Path) -> dict[str, Any]:
     """Every explanation the backend tests compare, as JSON-ready lists."""
     import keras
@@ -220,6 +244,7 @@ def run_checks(directory: Path) -> dict[str, Any]:
     results["unread_group"] = _unread_group_gets_nothing()
     results["all_pad"] = _all_pad_rows()
     results["path_through_a_pole"] = _path_through_a_pole()
+    results["pole_on_a_refined_point"] = _pole_on_a_refined_point()
     return results
 
 

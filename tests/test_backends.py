@@ -180,3 +180,9 @@ def test_a_non_finite_integration_path_names_the_input_rows_it_belongs_to(result
         assert failure["rows"] == [2, 5, 11], (batch_size, failure)
         assert "along the integration path for 3 of 16 input rows (rows 2, 5, 11 " in (
             failure["message"])
+
+
+def test_a_non_finite_gradient_met_while_refining_names_the_users_row(results):
+    failure = results["pole_on_a_refined_point"]
+    assert failure["rows"] == [4], failure
+    assert "for 1 of 6 input rows (rows 4 " in failure["message"]

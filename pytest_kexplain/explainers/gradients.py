@@ -115,11 +115,19 @@ def _integrate(request: ExplainRequest, rows: np.ndarray, steps: int, rule: str)
     alphas, weights = integration_points(steps, rule)
     reference = request.reference()
     in_graph = getattr(request.adapter, "path_gradients", None)  # Keras on TensorFlow, JAX
-    summed = None if in_graph is None else in_graph(
-        request.x[rows], reference, alphas, weights, request.target[rows],
-        batch_size=request.batch_size)
-    if summed is None:
-        summed = _path_gradient_sums(request, rows, reference, alphas, weights)
+    try:
+        summed = None if in_graph is None else in_graph(
+            request.x[rows], reference, alphas, weights, request.target[rows],
+            batch_size=request.batch_size)
+        if summed is None:
+            summed = _path_gradient_sums(request, rows, reference, alphas, weights)
+    except NonFiniteError as error:
+        if not error.rows or len(rows) == len(request.x):
+            raise
+        # a refinement pass integrates some rows again: name them as the user numbers them
+        raise non_finite_error(getattr(request.adapter, "description", "the model"),
+                               "input gradients along the integration path",
+                               rows[list(error.rows)], len(request.x), error.kinds) from None
     return summed * (request.x[rows] - reference)
 
 
