@@ -15,6 +15,10 @@ DEFAULT_ELEMENTS_PER_BATCH = 2**22
 MAX_ROWS_PER_BATCH = 16384
 
 
+#: what integrated gradients' non-finite errors name: the gradients summed along the path
+INTEGRATION_PATH = "input gradients along the integration path"
+
+
 def default_batch_size(sample_shape: tuple[int, ...]) -> int:
     """Rows per model call: large for tabular data, smaller for big samples."""
     sample_size = max(1, int(np.prod(sample_shape)))

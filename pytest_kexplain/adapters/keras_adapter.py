@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import (
+    INTEGRATION_PATH,
     GradientFunctions,
     batches,
     default_batch_size,
@@ -392,7 +393,7 @@ class KerasAdapter:
             for points in batches(len(alphas), points_per_row):
                 out[rows] += function(flat_x[rows], flat_reference, alphas[points],
                                       weights[points], target[rows])
-        require_finite(out, self.description, "input gradients along the integration path")
+        require_finite(out, self.description, INTEGRATION_PATH)
         return out.reshape(x.shape)
 
     def _coalition_function(self, builder: str, sample_shape: tuple[int, ...],

@@ -7,13 +7,17 @@ for a chunk of rows and sends them through the model adapter in large batches.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters.base import default_batch_size, non_finite_error
+from pytest_kexplain.adapters.base import (
+    INTEGRATION_PATH,
+    default_batch_size,
+    non_finite_error,
+)
 from pytest_kexplain.errors import IntegrationToleranceWarning, InvalidArgument, NonFiniteError
 from pytest_kexplain.explainers.base import (
     Attribution,
@@ -125,9 +129,8 @@ def _integrate(request: ExplainRequest, rows: np.ndarray, steps: int, rule: str)
         if not error.rows or len(rows) == len(request.x):
             raise
         # a refinement pass integrates some rows again: name them as the user numbers them
-        raise non_finite_error(getattr(request.adapter, "description", "the model"),
-                               "input gradients along the integration path",
-                               rows[list(error.rows)], len(request.x), error.kinds) from None
+        raise _path_not_finite(request, rows[list(error.rows)], len(request.x),
+                               error.kinds) from None
     return summed * (request.x[rows] - reference)
 
 
@@ -166,10 +169,15 @@ def _path_gradient_sums(request: ExplainRequest, rows: np.ndarray, reference: np
             continue
         summed[chunk] = np.tensordot(weights, grads, axes=([0], [1]))
     if bad_rows:
-        raise non_finite_error(getattr(request.adapter, "description", "the model"),
-                               "input gradients along the integration path",
-                               np.array(sorted(bad_rows)), len(rows), sorted(kinds))
+        raise _path_not_finite(request, np.array(sorted(bad_rows)), len(rows), sorted(kinds))
     return summed
+
+
+def _path_not_finite(request: ExplainRequest, rows: np.ndarray, n_rows: int,
+                     kinds: Sequence[str]) -> NonFiniteError:
+    """The error naming the input rows (of n_rows) whose path gradients were not finite."""
+    return non_finite_error(getattr(request.adapter, "description", "the model"),
+                            INTEGRATION_PATH, rows, n_rows, kinds)
 
 
 @register(
