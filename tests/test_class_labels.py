@@ -94,10 +94,19 @@ def test_labels_a_model_carries(x):
     ({"target": "virginca", "class_names": SPECIES},
      "target='virginca' is not a class label. Did you mean 'virginica'\\? The labels are: "
      "'setosa', 'versicolor', 'virginica'"),
-    ({"target": "setosa"}, "target='setosa' is a class label, but the model's 3 output unit\\(s\\) "
+    ({"target": "setosa"}, "target='setosa' is a class label, but the model's 3 output units "
                            "have no labels; pass class_names="),
     ({"target": 0, "class_names": ["a", "b"]},
-     "class_names has 2 labels \\(a, b\\) but the explained output has 3 unit\\(s\\)"),
+     "^class_names has 2 labels \\(a, b\\) but the explained output has 3 units; give 3 "
+     "labels, one per unit.$"),
+    # too few labels for the unit a target names: a label count mistake, not a bad target
+    ({"target": 2, "class_names": ["a", "b"]}, "^class_names has 2 labels \\(a, b\\) but"),
+    ({"target": "b", "class_names": ["a", "b"]}, "^class_names has 2 labels \\(a, b\\) but"),
+    ({"target": "c", "class_names": ["a", "b"]}, "^class_names has 2 labels \\(a, b\\) but"),
+    ({"target": "predicted", "class_names": ["a"]},
+     "^class_names has 1 label \\(a\\) but the explained output has 3 units; give 3 labels"),
+    ({"target": 0, "class_names": ["a", "b", "c", "d"]},
+     "^class_names has 4 labels \\(a, b, c, d\\) but the explained output has 3 units"),
     ({"target": 0, "class_names": ["a", "a", "b"]}, "class_names must be distinct; repeated: a"),
     ({"target": 0, "class_names": "setosa"}, "class_names must be a list of labels"),
     ({"class_names": SPECIES}, "the model has 3 outputs; pass target=<index in 0..2>, a class "
@@ -115,6 +124,10 @@ def test_label_mistakes_in_checks_are_usage_errors_not_failures(classifier, x):
         assert_top_features(classifier, x, ["x2"], target="virginca", class_names=SPECIES)
     with pytest.raises(KexplainError, match="target='virginca' is not a class label"):
         assert_monotonic(classifier, x, "x2", target="virginca", class_names=SPECIES)
+    # too few labels is named as such by the checks too, never a failed check
+    with pytest.raises(KexplainError, match="^class_names has 2 labels \\(setosa, versicolor\\) "
+                                            "but the explained output has 3 units"):
+        assert_top_features(classifier, x, ["x2"], target=2, class_names=SPECIES[:2])
 
 
 @pytest.fixture(scope="module")

@@ -95,18 +95,26 @@ def check_output_keys(class_names: Any, outputs: Sequence[str] | None, descripti
 def check_label_count(class_names: tuple[str, ...] | None, n_outputs: int, source: str) -> None:
     """The labels must name every unit of the explained output."""
     if class_names is not None and len(class_names) != n_outputs:
+        given = len(class_names)
         raise InvalidArgument(
-            f"{source} has {len(class_names)} labels ({', '.join(class_names[:6])}"
-            f"{', ...' if len(class_names) > 6 else ''}) but the explained output has "
-            f"{n_outputs} unit(s); give one label per unit."
+            f"{source} has {given} label{'s' if given != 1 else ''} ({', '.join(class_names[:6])}"
+            f"{', ...' if given > 6 else ''}) but the explained output has {n_outputs} "
+            f"unit{'s' if n_outputs != 1 else ''}; give {_wanted(n_outputs)}."
         )
+
+
+def _wanted(n_outputs: int) -> str:
+    if n_outputs == 1:  # a sigmoid unit: its own class, or the two classes it separates
+        return "1 label, or 2 for the classes a one-unit sigmoid separates"
+    return f"{n_outputs} labels, one per unit"
 
 
 def label_index(label: str, class_names: tuple[str, ...] | None, n_outputs: int) -> int:
     """The unit index of a class label; unknown labels list the known ones."""
     if class_names is None:
         raise InvalidArgument(
-            f"target={label!r} is a class label, but the model's {n_outputs} output unit(s) have "
+            f"target={label!r} is a class label, but the model's {n_outputs} output "
+            f"{'unit has' if n_outputs == 1 else 'units have'} "
             f"no labels; pass class_names=[...] (one per unit) to name them, or give target as "
             f"an index in 0..{n_outputs - 1} or 'predicted'."
         )

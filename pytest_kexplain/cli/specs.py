@@ -128,24 +128,18 @@ def output_spec(text: str) -> int | str:
 
 
 def target_value(text: str | None, class_names: tuple[str, ...] | None) -> int | str | None:
-    """--target as explain() takes it: a class label when it is one, else an index or a word."""
+    """--target as explain() takes it: a class label when it is one, else an index or a word.
+
+    A target that is neither one of the --class-names nor an index within them is left to
+    explain(), which knows the output's units: the mistake may be the target, or labels that
+    do not name every unit (--class-names a,b for three units, --target 2), and only the
+    model tells which."""
     if text is None:
         return None
     stripped = text.strip()
     if class_names is not None and stripped in class_names:
         return stripped  # a label wins over an index: with labels "0,5,9", --target 5 means "5"
-    index = int(stripped) if re.fullmatch(r"-?\d+", stripped) else None
-    if index is not None and (class_names is None or 0 <= index < len(class_names)):
-        return index
-    if class_names is not None and stripped != "predicted":
-        from difflib import get_close_matches
-
-        close = get_close_matches(stripped, list(class_names), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise CliError(
-            f"--target {stripped!r} is not one of the --class-names.{hint} Give a label "
-            f"({', '.join(class_names)}), an index in 0..{len(class_names) - 1}, or 'predicted'.")
-    return stripped
+    return int(stripped) if re.fullmatch(r"-?\d+", stripped) else stripped
 
 
 def _bad(message: str) -> argparse.ArgumentTypeError:
