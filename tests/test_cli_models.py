@@ -691,7 +691,7 @@ def test_show_and_diff_baselines_of_groups_labels_and_tokens(capsys, files, tmp_
         "tokens": _baseline(tmp_path / "tokens", files / "tokens.keras", np.load(files / "ids.npy"),
                             method="occlusion", vocabulary=VOCABULARY),
     }
-    expected = {"groups": ("features", "region"), "label": ("features", "petal_width"),
+    expected = {"groups": ("features and groups", "region"), "label": ("features", "petal_width"),
                 "tokens": ("tokens", "refund")}
     for kind, path in written.items():
         code, out, err = cli(capsys, "show", path, "--top", "2")
@@ -703,3 +703,117 @@ def test_show_and_diff_baselines_of_groups_labels_and_tokens(capsys, files, tmp_
         assert code == 0, err
     code, out, _ = cli(capsys, "show", written["label"], "--json")
     assert json.loads(out)["output"] == "kind[virginica]"
+
+
+def _show(capsys, path: Path) -> tuple[str, dict]:
+    code, out, err = cli(capsys, "show", path)
+    assert code == 0, err
+    code, document, err = cli(capsys, "show", path, "--json")
+    assert code == 0, err
+    return out, json.loads(document)
+
+
+def _header(out: str) -> list[str]:
+    """The column names of the printed table (the line above its rule)."""
+    lines = out.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("──") or line.startswith("--"))
+    return lines[rule - 1].split("  ")
+
+
+def test_baselines_record_which_rows_are_groups(capsys, files, tmp_path):
+    import pandas as pd
+
+    credit = pd.read_csv(files / "credit.csv")
+    mixed = _baseline(tmp_path / "mixed", files / "credit.keras", credit, method="shap",
+                      groups={"region": CREDIT[1:4]})
+    steps = _baseline(tmp_path / "steps", files / "steps.keras", np.load(files / "sequences.npy"),
+                      groups="timesteps")
+    centre = np.zeros((8, 8, 1), dtype=bool)
+    centre[2:6, 2:6] = True
+    image = _baseline(tmp_path / "image", files / "centre.keras", np.load(files / "images.npy"),
+                      method="occlusion", groups={"centre": centre})
+    plain = _baseline(tmp_path / "plain", files / "credit.keras", credit, method="shap")
+
+    assert json.loads(mixed.read_text())["groups"] == ["region"]
+    assert json.loads(image.read_text())["groups"] == ["centre", "rest"]
+    assert "groups" not in json.loads(plain.read_text())  # files without groups keep their bytes
+
+    out, document = _show(capsys, mixed)
+    assert "features and groups by mean |attribution|" in out
+    assert "feature or group" in " ".join(_header(out))
+    assert document["rows"] == "feature or group"
+    assert {row["feature"]: row["group"] for row in document["features"]} == {
+        "region": True, "income": False, "unused": False}
+    for path, column in ((steps, "group"), (image, "group"), (plain, "feature")):
+        out, document = _show(capsys, path)
+        assert f" {column}s by mean |attribution|" in out, out
+        assert [cell.strip() for cell in _header(out) if cell.strip()][1] == column
+        assert document["rows"] == column
+
+
+def test_diff_of_grouped_baselines_names_groups(capsys, files, tmp_path):
+    import pandas as pd
+
+    credit = pd.read_csv(files / "credit.csv")
+    groups = {"region": CREDIT[1:4], "other": ["income", "unused"]}
+    old = _baseline(tmp_path / "old", files / "credit.keras", credit, method="shap", groups=groups)
+    reread = credit.copy()
+    reread[CREDIT[1:4]] *= 0.1  # the regions nearly stop mattering: the group table moves
+    new = _baseline(tmp_path / "new", files / "credit.keras", reread, method="shap", groups=groups)
+    code, out, err = cli(capsys, "diff", old, new)
+    assert code == 1, err
+    header = [cell.strip() for cell in out.splitlines()[
+        next(i for i, line in enumerate(out.splitlines()) if "old rank" in line)].split("  ") if cell.strip()]
+    assert header[0] == "group", out
+    code, out, err = cli(capsys, "diff", old, new, "--json")
+    assert json.loads(out)["rows"] == "group"
+
+
+def test_a_grouped_baseline_written_before_groups_were_recorded(capsys, files, tmp_path):
+    """Files of the earlier form (no "groups" field) still load, pass, and an update leaves
+    their bytes alone; show reads their rows as features, diff takes the newer file's word."""
+    import pandas as pd
+
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+
+    credit = pd.read_csv(files / "credit.csv")
+    groups = {"region": CREDIT[1:4]}
+    path = _baseline(tmp_path / "gate", files / "credit.keras", credit, method="shap",
+                     groups=groups)
+    current = path.read_text()
+    earlier = current.replace('  "groups": ["region"],\n', "")
+    assert earlier != current and '"groups"' not in earlier
+    path.write_text(earlier)
+
+    def gate(update: bool) -> ExplanationBaseline:
+        return ExplanationBaseline(nodeid="tests/test_model.py::test_gate", directory=path.parent,
+                                   update=update, rootdir=path.parent)
+
+    comparison = gate(False).assert_match(str(files / "credit.keras"), credit, method="shap",
+                                          groups=groups)
+    assert comparison.passed
+    gate(True).assert_match(str(files / "credit.keras"), credit, method="shap", groups=groups)
+    assert path.read_text() == earlier  # not rewritten for the field it lacks
+    out, document = _show(capsys, path)
+    assert document["rows"] == "feature"
+    newer = tmp_path / "newer.json"
+    newer.write_text(current)
+    code, out, err = cli(capsys, "diff", path, newer, "--json")
+    assert code == 0, err
+    assert json.loads(out)["rows"] == "feature or group"
+
+
+@pytest.mark.parametrize("groups, message", [
+    ('"region"', "groups must be a list of feature names"),
+    ('["regoin"]', "groups lists 'regoin', which is not among its features"),
+    ('["region", "region"]', "groups lists a name twice"),
+])
+def test_a_malformed_groups_field_is_named(capsys, files, tmp_path, groups, message):
+    import pandas as pd
+
+    path = _baseline(tmp_path, files / "credit.keras", pd.read_csv(files / "credit.csv"),
+                     method="shap", groups={"region": CREDIT[1:4]})
+    path.write_text(path.read_text().replace('"groups": ["region"]', f'"groups": {groups}'))
+    code, out, err = cli(capsys, "show", path)
+    assert code == 2 and out == ""
+    assert "is malformed" in err and message in err, err

@@ -92,7 +92,7 @@ class ExplanationBaseline:
             accept_hint=("If the change is intended, accept it (then review and commit the "
                          f"file):\n    {update_command(self.nodeid)}"),
             notes=notes,
-            column=_row_kind(current, with_defaults(explain_kwargs, self.defaults)),
+            column=current.row_kind,
         ), comparison)
 
     def _explain(self, model: Any, X: Any, name: str | None,
@@ -100,7 +100,8 @@ class ExplanationBaseline:
         """The current explanation, in the form a baseline file records."""
         from pytest_kexplain.api import explain
 
-        explanation = explain(model, X, **with_defaults(explain_kwargs, self.defaults))
+        merged = with_defaults(explain_kwargs, self.defaults)
+        explanation = explain(model, X, **merged)
         note(explanation=explanation)  # the report names its method and output
         if "token_ids" in explanation.options:  # the report draws its tokens from it
             note(token_explanation=explanation)
@@ -110,6 +111,7 @@ class ExplanationBaseline:
             model_description=getattr(adapter, "portable_description", adapter.description),
             model_fingerprint=adapter.fingerprint(),
             background_fingerprint=_background_fingerprint(explain_kwargs.get("background")),
+            groups=_group_rows(merged.get("groups"), explanation.feature_names, X),
         )
 
     def _claim(self, name: str | None) -> str:
@@ -222,16 +224,31 @@ def _bytes_if_present(path: Path) -> bytes | None:
         return b""
 
 
-def _row_kind(current: baseline_format.Baseline, explain_kwargs: Mapping[str, Any]) -> str:
-    """What the rows of the drift table are: features, groups, tokens, or a mix."""
-    groups, vocabulary = explain_kwargs.get("groups"), explain_kwargs.get("vocabulary")
-    if vocabulary is not None:  # beside other inputs, the token input's options name it
-        return "feature or token" if current.options.get("token_inputs") else "token"
+def _group_rows(groups: Any, rows: tuple[str, ...], X: Any) -> tuple[str, ...]:
+    """The rows of an explanation made with `groups=` that are groups: all of them, except
+    the columns a dict of groups leaves ungrouped on tabular data (they stay features); on
+    images and sequences what no group claims is one more group, 'rest'."""
+    from pytest_kexplain.groups import REST
+
     if groups is None:
-        return "feature"
-    if isinstance(groups, Mapping) and set(current.feature_names) - {str(k) for k in groups}:
-        return "feature or group"  # ungrouped columns stay players of their own
-    return "group"
+        return ()
+    if not isinstance(groups, Mapping):  # 'timesteps', Grid(...), a label mask
+        return rows
+    named = {str(name) for name in groups}
+    ungrouped = [row for row in rows if row not in named]
+    if ungrouped == [REST] and not isinstance(X, (Mapping, list, tuple)) and _sample_ndim(X) > 1:
+        return rows
+    return tuple(row for row in rows if row in named)
+
+
+def _sample_ndim(X: Any) -> int:
+    """How many dimensions one sample of X has (1 for a table)."""
+    import numpy as np
+
+    try:
+        return max(int(np.ndim(X)) - 1, 1)
+    except (TypeError, ValueError):  # an object NumPy cannot size: treated as a table
+        return 1
 
 
 def _check_keywords(explain_kwargs: Mapping[str, Any]) -> None:

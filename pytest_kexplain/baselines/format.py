@@ -14,7 +14,7 @@ import importlib.metadata
 import io
 import json
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,25 @@ class Baseline:
     importance: np.ndarray  # rounded, in feature order
     values: np.ndarray  # rounded per-sample attributions, shape data_shape
     versions: Mapping[str, str] = field(default_factory=dict)
+    #: the rows (of feature_names) that are groups of features (groups=); ungrouped columns
+    #: beside them stay features. Empty: every row is a feature (or a token)
+    groups: tuple[str, ...] = ()
+
+    @property
+    def row_kind(self) -> str:
+        """What the rows are, for table headers: feature, group, token, or a mix."""
+        if self.options.get("token_inputs"):  # token positions beside other inputs' features
+            return "feature or token"
+        if self.options.get("token_ids") == "vocabulary":
+            return "token"
+        if not self.groups:
+            return "feature"
+        return "group" if len(self.groups) == len(self.feature_names) else "feature or group"
+
+    @property
+    def row_noun(self) -> str:
+        """The plural of row_kind: 'features', 'groups', 'features and groups', ..."""
+        return " and ".join(f"{word}s" for word in self.row_kind.split(" or "))
 
     @property
     def ranking(self) -> list[str]:
@@ -122,8 +141,11 @@ def from_explanation(
     model_description: str,
     model_fingerprint: str | None,
     background_fingerprint: str | None = None,
+    groups: Sequence[str] = (),
 ) -> Baseline:
-    """The baseline an explanation would be written as (numbers already rounded)."""
+    """The baseline an explanation would be written as (numbers already rounded).
+
+    `groups` names the explanation's rows that are groups of features (from groups=)."""
     check_finite(explanation)
     return Baseline(
         test=test,
@@ -141,6 +163,7 @@ def from_explanation(
         importance=quantise(explanation.importance_array()),
         values=quantise(explanation.values),
         versions=installed_versions(),
+        groups=tuple(name for name in explanation.feature_names if name in set(groups)),
     )
 
 
@@ -191,6 +214,8 @@ def render(baseline: Baseline, stem: str) -> RenderedBaseline:
         "model": {"description": baseline.model_description,
                   "fingerprint": baseline.model_fingerprint},
         "versions": dict(baseline.versions),
+        # only when groups= made some rows groups, so files without groups keep their bytes
+        **({"groups": list(baseline.groups)} if baseline.groups else {}),
         "ranking": ranking,
         "features": features,
         "attributions": attributions,
@@ -244,7 +269,22 @@ def _from_document(document: Any, read_sidecar: Callable[[str], bytes]) -> Basel
         importance=importance,
         values=values,
         versions=dict(document.get("versions") or {}),
+        groups=_groups(document.get("groups", []), feature_names),
     )
+
+
+def _groups(listed: Any, feature_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The optional "groups" field: distinct names of listed features (absent: none)."""
+    if not isinstance(listed, list):
+        raise ValueError(f"groups must be a list of feature names, got {listed!r}")
+    names = tuple(_text(name, "group") for name in listed)
+    unknown = [name for name in names if name not in feature_names]
+    if unknown:
+        raise ValueError(f"groups lists {', '.join(map(repr, unknown))}, which "
+                         f"{'is' if len(unknown) == 1 else 'are'} not among its features")
+    if len(set(names)) != len(names):
+        raise ValueError("groups lists a name twice")
+    return names
 
 
 def _attributions(section: Mapping[str, Any], read_sidecar: Callable[[str], bytes]) -> np.ndarray:

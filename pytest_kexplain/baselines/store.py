@@ -31,6 +31,9 @@ MAX_NAME_LENGTH = 120
 NAME_SEPARATOR = "--"
 #: suffix of the file a drift failure leaves beside the baseline (the pytest-regressions convention)
 OBTAINED = ".obtained"
+#: optional fields added to format version 1 since its first release: a file written without
+#: one is not rewritten by an update for lacking it (see `equivalent`)
+ADDED_FIELDS = ("groups",)
 #: the largest baseline JSON and attributions archive read; anything bigger is refused
 MAX_JSON_BYTES = 256 * 2**20
 MAX_SIDECAR_BYTES = 4 * 2**30
@@ -269,10 +272,13 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def equivalent(old_text: str, new_text: str) -> bool:
-    """Whether two baseline documents differ at most in the model fingerprint.
+    """Whether two baseline documents differ at most in the model fingerprint, or in fields
+    the old file was written without.
 
     The fingerprint digests the weights' exact bits, which differ between machines that train
-    the same model (other CPUs, other BLAS); rewriting a file for that alone churns diffs.
+    the same model (other CPUs, other BLAS); rewriting a file for that alone churns diffs. A
+    field added to the format later (``groups``) is no reason to rewrite a file either: files
+    of earlier versions stay as they are until their explanation changes.
     """
     if old_text == new_text:
         return True
@@ -280,6 +286,9 @@ def equivalent(old_text: str, new_text: str) -> bool:
         old, new = json.loads(old_text), json.loads(new_text)
         for document in (old, new):
             document["model"].pop("fingerprint", None)
+        for added in ADDED_FIELDS:
+            if added not in old:
+                new.pop(added, None)
     except (ValueError, KeyError, TypeError, AttributeError):
         return False
     return bool(old == new)

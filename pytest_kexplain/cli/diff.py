@@ -34,12 +34,13 @@ def run(args: argparse.Namespace) -> int:
     comparison = compare(new.feature_names, old.importance, new.importance, tolerances,
                          old.values, new.values)
     if args.json:
-        output.print_json(_document(args, comparison, config_path))
+        output.print_json(_document(args, comparison, config_path, _row_kind(old, new)))
     else:
         verdict = ("drifted from" if not comparison.passed else "agrees with")
         lines = drift_message(comparison, headline=f"{args.new} {verdict} {args.old}",
                               before="old", after="new",
-                              notes=_context_notes(old, new)).splitlines()
+                              notes=_context_notes(old, new),
+                              column=_row_kind(old, new)).splitlines()
         where = f"kexplain_* options of {config_path}" if config_path else "the defaults"
         lines += ["", f"tolerances: {where}" + (", overridden on the command line" if flags else "")]
         output.print_lines(lines)
@@ -105,12 +106,20 @@ def _toml_module() -> Any:
     return tomli
 
 
-def _document(args: argparse.Namespace, comparison: Any, config_path: Path | None) -> dict[str, Any]:
+def _row_kind(old: Any, new: Any) -> str:
+    """What the table's rows are; a file written before baselines recorded their groups
+    reads as features, so the other file's word wins where it knows more."""
+    return new.row_kind if new.row_kind != "feature" else old.row_kind
+
+
+def _document(args: argparse.Namespace, comparison: Any, config_path: Path | None,
+              rows: str) -> dict[str, Any]:
     return {
         "old": args.old,
         "new": args.new,
         "passed": comparison.passed,
         "tolerances_from": str(config_path) if config_path else None,
+        "rows": rows,
         "metrics": [{"keyword": c.keyword, "label": c.label, "value": c.value,
                      "threshold": c.threshold, "passed": c.passed} for c in comparison.checks],
         "features": [{"feature": row.feature, "old_rank": row.before_rank,

@@ -32,11 +32,9 @@ def run(args: argparse.Namespace) -> int:
         cumulative += row["share"]
         rows.append((row["rank"], row["feature"] or '""', f"{row['importance']:.4g}", f"{row['share']:.1%}",
                      f"{cumulative:.1%}"))
-    tokens = summary["options"].get("token_ids") == "vocabulary"  # ranked by token string
     output.print_lines([f"top {len(features)} of {len(summary['features'])} "
-                        f"{'tokens' if tokens else 'features'} by mean |attribution|:", ""])
-    output.print_table(None, ("rank", "token" if tokens else "feature", "importance", "share",
-                              "cumulative"), rows,
+                        f"{baseline.row_noun} by mean |attribution|:", ""])
+    output.print_table(None, ("rank", baseline.row_kind, "importance", "share", "cumulative"), rows,
                        right_aligned=("rank", "importance", "share", "cumulative"))
     return EXIT_OK
 
@@ -64,8 +62,9 @@ def summarise(baseline: Any) -> dict[str, Any]:
 
     fractions = shares(baseline.importance)
     index = {name: i for i, name in enumerate(baseline.feature_names)}
+    groups = set(baseline.groups)
     features = [{"rank": rank, "feature": name, "importance": float(baseline.importance[index[name]]),
-                 "share": float(fractions[index[name]])}
+                 "share": float(fractions[index[name]]), "group": name in groups}
                 for rank, name in enumerate(baseline.ranking, start=1)]
     return {
         "test": baseline.test,
@@ -79,6 +78,7 @@ def summarise(baseline: Any) -> dict[str, Any]:
         "model": baseline.model_description,
         "model_fingerprint": baseline.model_fingerprint,
         "versions": dict(baseline.versions),
+        "rows": baseline.row_kind,
         "features": features,
     }
 
