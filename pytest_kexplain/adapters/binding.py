@@ -19,7 +19,7 @@ from pytest_kexplain.adapters.labels import (
     check_output_keys,
     select_class_names,
 )
-from pytest_kexplain.adapters.multi_io import check_output_argument
+from pytest_kexplain.adapters.multi_io import InputSpec, check_output_argument
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.inputs import PreparedInput, is_dataframe, prepare_input
 
@@ -75,11 +75,21 @@ def bind(
     model, base = get_adapter(model)
     check_output_keys(class_names, getattr(base, "output_names", None), base.description)
     declared = getattr(base, "declared_inputs", None)
+    undeclared = declared is None and hasattr(base, "declared_inputs")
+    if undeclared and isinstance(X, np.ndarray):
+        # Explanation.data of a model that declares no inputs (a subclassed model given a
+        # dict): the flat rows are cut as the dict it was explained on was laid out
+        declared = getattr(base, "learned_inputs", None)
     fitted_names = getattr(base, "feature_names", None)  # a scikit-learn feature_names_in_
     if feature_names is None and fitted_names is not None and not is_dataframe(X) \
             and np.ndim(X) == 2 and np.shape(X)[1] == len(fitted_names):
         feature_names = fitted_names
     prepared = prepare_input(X, feature_names, name=name, declared=declared)
+    if undeclared and prepared.layout is not None:
+        base.learned_inputs = (tuple(  # type: ignore[attr-defined]
+            InputSpec(input_name, shape, dtype) for input_name, shape, dtype in zip(
+                prepared.layout.names, prepared.layout.shapes, prepared.layout.dtypes)),
+            prepared.layout.as_dict)
     if fitted_names is not None and hasattr(base, "check_feature_names"):
         base.check_feature_names(prepared.feature_names, is_dataframe(X))
     if is_dataframe(X) and hasattr(base, "with_categories"):

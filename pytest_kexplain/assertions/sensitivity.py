@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,32 +188,68 @@ def _in_memory_clone_scope() -> Any:
     return SafeModeScope(False)
 
 
+def _redraws(model: Any, seed: int, layers: Collection[str] | None
+             ) -> list[tuple[int, WeightPlan, Any]]:
+    """(position in model.weights, plan, seeded initializer) of each weight to re-draw.
+
+    A weight's draw depends only on its place in the plan, so stages differ only in their
+    layers."""
+    plan = weight_plan(model)
+    _require_initializers(plan)
+    by_path = {p.path: (index, p) for index, p in enumerate(plan)}
+    redraws = []
+    for position, weight in enumerate(model.weights):
+        entry = by_path.get(weight.path)
+        if entry is None:
+            continue
+        index, planned = entry
+        if layers is None or planned.layer in layers:
+            redraws.append((position, planned, _seeded(planned.initializer, seed * 1009 + index)))
+    return redraws
+
+
 def _randomized_clone(model: Any, seed: int, layers: Collection[str] | None
                       ) -> tuple[Any, tuple[str, ...]]:
     import keras
 
-    plan = weight_plan(model)
-    _require_initializers(plan)
+    redraws = _redraws(model, seed, layers)
     try:
         with _in_memory_clone_scope():
             clone = keras.models.clone_model(model)
     except Exception as exc:  # subclassed models without get_config cannot be cloned
         raise InvalidArgument(
-            f"assert_model_sensitive could not clone the model ({exc}); it needs a Sequential or "
-            "functional Keras model.") from exc
+            f"could not clone the model ({exc}); it needs a Sequential or functional Keras "
+            "model.") from exc
     clone.set_weights(model.get_weights())  # keeps what is not re-initialised (e.g. BN statistics)
-    by_path = {p.path: (index, p) for index, p in enumerate(plan)}
-    reinitialized = []
-    for original, copy in zip(model.weights, clone.weights):
-        entry = by_path.get(original.path)
-        if entry is None:
-            continue
-        index, planned = entry
-        if layers is None or planned.layer in layers:
-            seeded = _seeded(planned.initializer, seed * 1009 + index)
-            copy.assign(seeded(tuple(copy.shape), dtype=copy.dtype))
-            reinitialized.append(planned.path)
-    return clone, tuple(reinitialized)
+    weights = clone.weights
+    for position, _, initializer in redraws:
+        copy = weights[position]
+        copy.assign(initializer(tuple(copy.shape), dtype=copy.dtype))
+    return clone, tuple(planned.path for _, planned, _ in redraws)
+
+
+@contextlib.contextmanager
+def randomized_in_place(model: Any, seed: int, layers: Collection[str] | None
+                        ) -> Iterator[tuple[str, ...]]:
+    """Re-draw the model's own trainable weights (the draws `randomized_copy` makes) while
+    the block runs, and put the trained values back after it, even when it raises.
+
+    The check explains the user's model object itself, not a clone: `clone_model` cannot
+    rebuild a subclassed model or a Lambda layer without `output_shape`, and a model that
+    declares no inputs learned its input layout from the data it was explained on.
+    """
+    redraws = _redraws(model, seed, layers)
+    weights = model.weights
+    trained = [(weights[position], np.array(weights[position].numpy()))
+               for position, _, _ in redraws]
+    try:
+        for position, _, initializer in redraws:
+            weight = weights[position]
+            weight.assign(initializer(tuple(weight.shape), dtype=weight.dtype))
+        yield tuple(planned.path for _, planned, _ in redraws)
+    finally:
+        for weight, value in trained:
+            weight.assign(value)
 
 
 def stage_layers(mode: str, layers: Sequence[str]) -> list[tuple[str, ...]]:
@@ -253,11 +289,14 @@ def assert_model_sensitive(
             f"model; got {type(model_object).__name__}.")
     input_feature_names(X, explain_kwargs, model)
     plan = weight_plan(model_object)
-    if not plan:
-        raise InvalidArgument("the model has no trainable weights to re-draw.")
-    _require_initializers(plan)
-    layers = randomizable_layers(model_object)
+    _require_initializers(plan)  # before any model call, when the model is built
     explanation = explain_for_check(model, X, explain_kwargs)
+    if not plan:  # a model built by its first call (subclassed, Sequential without Input)
+        plan = weight_plan(model_object)
+        if not plan:
+            raise InvalidArgument("the model has no trainable weights to re-draw.")
+        _require_initializers(plan)
+    layers = randomizable_layers(model_object)
     model = model_object
     merged = with_defaults(explain_kwargs)
     seed = int(merged.get("seed", 0))
@@ -267,9 +306,9 @@ def assert_model_sensitive(
     names = {} if grouped else {"feature_names": explanation.feature_names}
     stages, measured = [], []
     for randomized_layers in stage_layers(mode, layers):
-        randomized, reinitialized = _randomized_clone(model, seed, randomized_layers)
+        with randomized_in_place(model, seed, randomized_layers) as reinitialized:
+            randomized_explanation = explain_for_check(model, rows, {**explain_kwargs, **names})
         count = len(reinitialized)
-        randomized_explanation = explain_for_check(randomized, rows, {**explain_kwargs, **names})
         row_similarity = _similarity(
             metric, explanation.flat_values, randomized_explanation.flat_values)
         stages.append(RandomizationStage(randomized_layers, float(row_similarity.mean()), count,

@@ -57,11 +57,22 @@ def _variables(model: Any) -> tuple[list[Any], list[Any]]:
             [v.value for v in model.non_trainable_variables])
 
 
+def stateless_call(model: Any, trainable: list[Any], non_trainable: list[Any], x: Any
+                   ) -> tuple[Any, Any]:
+    """model.stateless_call in inference mode. It hands its keywords to `call` itself (not
+    through `__call__`), so `training=False` goes only to a `call` that takes it: a
+    subclassed model's `call(self, x)` does not, and its layers then run in inference mode
+    by default."""
+    if getattr(model, "_call_has_training_arg", True):
+        return model.stateless_call(trainable, non_trainable, x, training=False)
+    return model.stateless_call(trainable, non_trainable, x)
+
+
 def _stateless_outputs(model: Any) -> Callable[[list[Any], list[Any], jax.Array], jax.Array]:
     """The selected output of a stateless call with the given weights."""
 
     def outputs(trainable: list[Any], non_trainable: list[Any], x: jax.Array) -> jax.Array:
-        raw, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        raw, _ = stateless_call(model, trainable, non_trainable, x)
         return single_output(raw)
 
     return outputs
@@ -130,8 +141,7 @@ def build_path_outputs(
         inside = ranks[:, None, :] < jnp.arange(1, n_players)[None, :, None]  # (P, players - 1, d)
         from_x = jnp.stack([inside, ~inside], axis=1)  # and the complements
         mixed = jnp.where(from_x, x[:, None, None, :], background[:, None, None, :])
-        raw, _ = model.stateless_call(trainable, non_trainable,
-                                      mixed.reshape((-1, *sample_shape)), training=False)
+        raw, _ = stateless_call(model, trainable, non_trainable, mixed.reshape((-1, *sample_shape)))
         per_path = single_output(raw).reshape((x.shape[0], 2 * (n_players - 1), -1))
         return jnp.take_along_axis(per_path, target[:, None, None], axis=2)[:, :, 0]
 
@@ -204,7 +214,7 @@ def build_layer_functions(
                 return offset if replace else output + offset
 
             with layer_output_hook(layer, hook):
-                raw, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+                raw, _ = stateless_call(model, trainable, non_trainable, x)
             outputs = single_output(raw)
             selected = jnp.take_along_axis(outputs, target[:, None], axis=1).sum()
             return selected, (outputs, captured["activations"])
@@ -242,7 +252,7 @@ def _captured_activation(model: Any, layer: Any, trainable: list[Any], non_train
         return output
 
     with layer_output_hook(layer, hook):
-        model.stateless_call(trainable, non_trainable, x, training=False)
+        stateless_call(model, trainable, non_trainable, x)
     return captured["activations"]
 
 
@@ -265,7 +275,7 @@ def build_embedding_functions(
                 return offsets[k] if replace else output + offsets[k]
 
             with layer_call_hooks(readers, hook):
-                raw, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+                raw, _ = stateless_call(model, trainable, non_trainable, x)
             outputs = single_output(raw)
             selected = jnp.take_along_axis(outputs, target[:, None], axis=1).sum()
             return selected, (outputs, tuple(captured[k] for k in range(len(readers))))

@@ -1,0 +1,109 @@
+"""Model kinds built as the Keras guides build them: subclassed models, Lambda layers,
+channels-first convolutions, custom embedding layers; each explained, checked and gated."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras import layers, ops
+
+from pytest_kexplain import (
+    assert_max_importance_share,
+    assert_model_sensitive,
+    assert_saliency_stable,
+    explain,
+)
+
+
+class DictModel(keras.Model):
+    """A subclassed model taking a dict; it never reads b's second column."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = layers.Dense(6, activation="tanh")
+        self.out = layers.Dense(1)
+
+    def call(self, inputs):
+        a, b = inputs["a"], inputs["b"]
+        return self.out(self.hidden(ops.concatenate([a, b[:, :1]], axis=-1))) + 4.0 * a[:, :1]
+
+
+@pytest.fixture(scope="module")
+def dict_model():
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(1)
+    X = {"a": rng.normal(size=(10, 3)).astype("float32"),
+         "b": rng.normal(size=(10, 2)).astype("float32")}
+    return DictModel(), X
+
+
+@pytest.fixture(scope="module")
+def squeezed_output_model():
+    """Output shape (n,) through a Lambda without output_shape (which clone_model cannot rebuild)."""
+    keras.utils.set_random_seed(14)
+    inputs = keras.Input((4,))
+    hidden = layers.Dense(1)(layers.Dense(6, activation="tanh")(inputs))
+    model = keras.Model(inputs, layers.Lambda(lambda t: ops.squeeze(t, -1))(hidden))
+    return model, np.random.default_rng(13).normal(size=(8, 4)).astype("float32")
+
+
+def _weights(model):
+    return [np.array(w.numpy()) for w in model.weights]
+
+
+@pytest.mark.parametrize("case", ["dict_model", "squeezed_output_model"])
+def test_model_sensitivity_randomises_models_clone_model_cannot_rebuild(case, request):
+    """The check re-draws the model's own weights and puts the trained ones back."""
+    model, X = request.getfixturevalue(case)
+    trained = _weights(model) if model.built else None
+    result = assert_model_sensitive(model, X, max_similarity=1.0)
+    assert result.reinitialized_weights == len(model.trainable_weights) == 4
+    assert result.similarity < 0.99  # the randomised model is explained differently
+    for before, after in zip(trained or _weights(model), _weights(model)):
+        np.testing.assert_array_equal(before, after)
+    # the trained model's explanation is unchanged after the check
+    again = explain(model, X)
+    np.testing.assert_array_equal(again.values, result.explanation.values)
+
+
+def test_weights_are_restored_when_the_randomised_explanation_raises(squeezed_output_model,
+                                                                     monkeypatch):
+    from pytest_kexplain.assertions import sensitivity
+
+    model, X = squeezed_output_model
+    trained = _weights(model)
+    calls = []
+
+    def explain_then_fail(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the randomised model's explanation
+            raise KeyboardInterrupt
+        return explain_for_check(*args, **kwargs)
+
+    explain_for_check = sensitivity.explain_for_check
+    monkeypatch.setattr(sensitivity, "explain_for_check", explain_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        assert_model_sensitive(model, X, max_similarity=1.0)
+    assert len(calls) == 2
+    for before, after in zip(trained, _weights(model)):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_a_subclassed_model_gives_an_unread_column_nothing(dict_model):
+    model, X = dict_model
+    for method in ("integrated_gradients", "shap", "occlusion", "permutation"):
+        explanation = explain(model, X, method=method)
+        assert explanation.feature_names[4] == "b:x1"
+        assert np.abs(explanation.values[:, 4]).max() == 0.0, method
+    assert_max_importance_share(model, X, ["b:x1"], 0.0)
+
+
+def test_a_subclassed_models_flat_rows_are_explained_as_its_dict(dict_model):
+    """Explanation.data of a model that declares no inputs: cut back into the dict's arrays."""
+    model, X = dict_model
+    explanation = explain(model, X, method="saliency")
+    again = explain(model, explanation.data, method="saliency")
+    assert again.feature_names == explanation.feature_names
+    np.testing.assert_array_equal(again.values, explanation.values)
+    assert_saliency_stable(model, X, min_similarity=0.5)  # explains noisy flat rows
