@@ -297,6 +297,7 @@ def explain(
     check_target(target if target is not None else bound.default_target, len(prepared.array),
                  adapter.declared_outputs(), bound.known_labels(), bound.output_head)
     background_array = prepare_background(background, prepared)
+    _check_groups_fit_channels_first(groups, adapter, prepared.feature_shape)
     players = _players(groups, prepared)
     if spec.name in LAYER_METHODS:
         from pytest_kexplain.explainers.gradcam import check_groups_fit
@@ -342,6 +343,31 @@ def _players(groups: Any, prepared: PreparedInput) -> Players | None:
             f"instead, e.g. groups={{'part': [{prepared.feature_names[0]!r}, ...]}}.")
     return resolve_groups(groups, prepared.feature_shape, prepared.feature_names,
                           len(prepared.array))
+
+
+def _check_groups_fit_channels_first(groups: Any, adapter: ModelAdapter,
+                                     shape: tuple[int, ...]) -> None:
+    """Grid(...) and (height, width) masks cut channels-last images; on a model that reads
+    (channels, height, width) they would cut the channel axis instead: a usage error."""
+    from pytest_kexplain.adapters.layers import channels_first
+
+    model = getattr(adapter, "model", None)
+    if model is None or len(shape) != 3 or groups is None or not channels_first(model):
+        return
+
+    def spatial(members: Any) -> bool:
+        return (isinstance(members, np.ndarray) and members.shape[-3:] != shape
+                and members.shape[-2:] in (shape[1:], shape[:2]))
+
+    members = groups.values() if isinstance(groups, Mapping) else [groups]
+    if isinstance(groups, Grid) or any(spatial(m) for m in members):
+        what = repr(groups) if isinstance(groups, Grid) else "with (height, width) masks"
+        raise InvalidArgument(
+            f"groups={what} cuts images laid out (height, width, channels), but "
+            f"{adapter.description} reads its images channels first (data_format="
+            f"'channels_first'): samples of shape {shape} are (channels, height, width). Give "
+            f"each group as a boolean mask of the whole sample shape {shape}, e.g. "
+            "{'centre': np.broadcast_to(centre_mask, X.shape[1:])}, or name its features.")
 
 
 def _data_key(prepared: PreparedInput, background: np.ndarray | None, target: Target,

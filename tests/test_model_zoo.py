@@ -107,3 +107,55 @@ def test_a_subclassed_models_flat_rows_are_explained_as_its_dict(dict_model):
     assert again.feature_names == explanation.feature_names
     np.testing.assert_array_equal(again.values, explanation.values)
     assert_saliency_stable(model, X, min_similarity=0.5)  # explains noisy flat rows
+
+
+# -- images laid out channels first ----------------------------------------------------------
+
+def _small_cnn(data_format):
+    keras.utils.set_random_seed(7)
+    shape = (2, 8, 8) if data_format == "channels_first" else (8, 8, 2)
+    inputs = keras.Input(shape)
+    x = layers.Conv2D(4, 3, data_format=data_format, activation="relu", name="conv")(inputs)
+    x = layers.MaxPooling2D(2, data_format=data_format)(x)
+    x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
+    return keras.Model(inputs, layers.Dense(1)(x))
+
+
+@pytest.fixture(scope="module")
+def twin_cnns():
+    """The same CNN laid out channels last and channels first (a kernel's shape is the same)."""
+    last, first = _small_cnn("channels_last"), _small_cnn("channels_first")
+    first.set_weights(last.get_weights())
+    X = np.random.default_rng(0).normal(size=(4, 8, 8, 2)).astype("float32")
+    return last, first, X
+
+
+@pytest.mark.parametrize("method, options", [
+    ("gradcam", {}), ("gradcam++", {}), ("occlusion", {}), ("occlusion", {"patch": (2, 2)}),
+    ("integrated_gradients", {}),
+])
+def test_a_channels_first_cnn_is_explained_as_its_channels_last_twin(twin_cnns, method, options):
+    """Grad-CAM's maps and occlusion's patches span (height, width), not (channels, height)."""
+    last, first, X = twin_cnns
+    expected = explain(last, X, method=method, **options).values
+    values = explain(first, np.moveaxis(X, -1, 1), method=method, **options).values
+    np.testing.assert_allclose(np.moveaxis(values, 1, -1), expected, rtol=1e-4,
+                               atol=1e-5 * np.abs(expected).max())
+
+
+def test_an_image_region_of_a_channels_first_model_is_a_usage_error(twin_cnns):
+    from pytest_kexplain import Grid, InvalidArgument, zoo
+
+    _, first, X = twin_cnns
+    Xf = np.moveaxis(X, -1, 1)
+    with pytest.raises(InvalidArgument, match=r"reads its images channels first .* samples of "
+                                              r"shape \(2, 8, 8\) are \(channels, height, width\)"):
+        explain(first, Xf, method="shap", groups=Grid(2, 2))
+    with pytest.raises(InvalidArgument, match="boolean mask of the whole sample shape"):
+        explain(first, Xf, method="shap", groups=zoo.centre_and_border((8, 8)))
+    # masks of the whole (channels, height, width) sample work
+    regions = {name: np.broadcast_to(mask, Xf.shape[1:])
+               for name, mask in zoo.centre_and_border((8, 8)).items()}
+    grouped = explain(first, Xf, method="shap", groups=regions)
+    reference = explain(twin_cnns[0], X, method="shap", groups=zoo.centre_and_border((8, 8)))
+    np.testing.assert_allclose(grouped.values, reference.values, rtol=1e-4, atol=1e-6)

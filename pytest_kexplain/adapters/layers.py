@@ -26,6 +26,22 @@ def is_convolution(layer: Any) -> bool:
     return any(cls.__name__ in CONVOLUTION_CLASSES for cls in type(layer).__mro__)
 
 
+#: layers whose data_format says where an image's channel axis is
+_SPATIAL_PREFIXES = ("Conv", "SeparableConv", "DepthwiseConv", "MaxPooling", "AveragePooling",
+                     "GlobalMaxPooling", "GlobalAveragePooling", "UpSampling", "ZeroPadding",
+                     "Cropping")
+
+
+def channels_first(model: Any) -> bool:
+    """Whether the model's first convolution, pooling, padding or resampling layer takes
+    its input channels first (``data_format="channels_first"``): samples (channels, *spatial)."""
+    for layer in all_layers(model):
+        names = [cls.__name__ for cls in type(layer).__mro__]
+        if any(name.startswith(_SPATIAL_PREFIXES) for name in names):
+            return getattr(layer, "data_format", "channels_last") == "channels_first"
+    return False
+
+
 def find_layer(model: Any, name: str, description: str) -> Any:
     """The layer called `name`; unknown names list the model's layers."""
     if not isinstance(name, str):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters.layers import find_layer, last_convolution
+from pytest_kexplain.adapters.layers import channels_first, find_layer, last_convolution
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
 from pytest_kexplain.groups import Players
@@ -73,6 +73,22 @@ def _static_spatial_axes(layer: Any) -> int | None:
         return None
 
 
+def _input_channels_first(model: Any, sample_shape: tuple[int, ...]) -> bool:
+    """Whether the samples are (channels, *spatial): the model's image layers say so."""
+    return len(sample_shape) >= 2 and channels_first(model)
+
+
+def _channels_last(players: Players | None, sample_shape: tuple[int, ...]
+                   ) -> tuple[Players | None, tuple[int, ...]]:
+    """Players and sample shape of channels-first samples seen with the channel axis last."""
+    shape = (*sample_shape[1:], sample_shape[0])
+    if players is None:
+        return None, shape
+    rows = players.assignment.shape[:-1]
+    moved = np.moveaxis(players.assignment.reshape(*rows, *sample_shape), len(rows), -1)
+    return Players(players.names, np.ascontiguousarray(moved.reshape(*rows, -1))), shape
+
+
 def check_groups_fit(adapter: Any, layer_name: str | None, players: Players | None,
                      sample_shape: tuple[int, ...], method: str) -> None:
     """Before any model call: groups= must hold whole pixels (time steps) of the layer's map."""
@@ -82,6 +98,8 @@ def check_groups_fit(adapter: Any, layer_name: str | None, players: Players | No
     layer = (last_convolution(model, adapter.description, method) if layer_name is None
              else find_layer(model, layer_name, adapter.description))
     n_spatial = _static_spatial_axes(layer)
+    if _input_channels_first(model, sample_shape):
+        players, sample_shape = _channels_last(players, sample_shape)
     if n_spatial is not None:
         _check_groups_hold_whole_positions(players, sample_shape, method, n_spatial)
 
@@ -116,10 +134,15 @@ def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
     layer = _layer(request, method)
     _, activations, gradients = request.adapter.layer_gradients(
         request.x, request.target, layer, batch_size=request.batch_size)
+    if getattr(layer, "data_format", None) == "channels_first":  # (n, k, *spatial)
+        activations, gradients = np.moveaxis(activations, 1, -1), np.moveaxis(gradients, 1, -1)
     n_spatial = activations.ndim - 2
-    sample_shape = request.sample_shape
+    sample_shape, groups = request.sample_shape, request.groups
+    first = _input_channels_first(getattr(request.adapter, "model", None), sample_shape)
+    if first:  # the map is computed channels last, and its values moved back at the end
+        groups, sample_shape = _channels_last(groups, sample_shape)
     # explain() checked this before any call when the layer's output shape was known
-    _check_groups_hold_whole_positions(request.groups, sample_shape, method, n_spatial)
+    _check_groups_hold_whole_positions(groups, sample_shape, method, n_spatial)
     if n_spatial < 1 or n_spatial > len(sample_shape):
         raise InvalidArgument(
             f"method={method!r} needs a layer whose output keeps spatial axes, shape (n, "
@@ -130,7 +153,8 @@ def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
                          sample_shape[:n_spatial])
     channels = sample_shape[n_spatial:]
     spread = maps.reshape(*maps.shape, *([1] * len(channels))) / max(1, int(np.prod(channels)))
-    values = np.broadcast_to(spread, request.x.shape).copy()
+    values = np.broadcast_to(spread, (len(request.x), *sample_shape))
+    values = (np.moveaxis(values, -1, 1) if first else values).copy()
     return Attribution(values=values, base_values=_reference_output(request),
                        details={"layer": layer.name})
 

@@ -7,27 +7,40 @@ import itertools
 import numpy as np
 
 from pytest_kexplain.adapters.base import copies_per_call
+from pytest_kexplain.adapters.layers import channels_first
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
 
 
-def default_patch(sample_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Single features for tabular data; for images about an eighth of each spatial side."""
+def default_patch(sample_shape: tuple[int, ...], channels_first: bool = False
+                  ) -> tuple[int, ...]:
+    """Single features for tabular data; for images about an eighth of each spatial side
+    (every channel at once: channels last, or first for a channels_first model)."""
     if len(sample_shape) == 1:
         return (1,)
+    if len(sample_shape) == 3 and channels_first:  # (channels, height, width)
+        c, h, w = sample_shape
+        return (c, max(1, h // 8), max(1, w // 8))
     if len(sample_shape) == 3:  # (height, width, channels)
         h, w, c = sample_shape
         return (max(1, h // 8), max(1, w // 8), c)
     return (1,) * len(sample_shape)
 
 
+def _channels_first(request: ExplainRequest) -> bool:
+    model = getattr(request.adapter, "model", None)
+    return model is not None and len(request.sample_shape) == 3 and channels_first(model)
+
+
 def _patch(request: ExplainRequest) -> tuple[int, ...]:
     patch = request.options["patch"]
+    first = _channels_first(request)
     if patch is None:
-        return default_patch(request.sample_shape)
+        return default_patch(request.sample_shape, first)
     patch = (patch,) if isinstance(patch, int) else tuple(patch)
-    if len(request.sample_shape) == 3 and len(patch) == 2:
-        patch = (*patch, request.sample_shape[2])  # (h, w) on an image: every channel
+    if len(request.sample_shape) == 3 and len(patch) == 2:  # (h, w) on an image: every channel
+        patch = ((request.sample_shape[0], *patch) if first
+                 else (*patch, request.sample_shape[2]))
     if len(patch) != len(request.sample_shape) or any(
         not isinstance(p, (int, np.integer)) or p < 1 for p in patch
     ):
