@@ -25,6 +25,7 @@ from pytest_kexplain.adapters.binding import BoundModel, bind
 from pytest_kexplain.adapters.labels import output_label, select_class_names
 from pytest_kexplain.adapters.layers import EmbeddedInputs
 from pytest_kexplain.adapters.multi_io import check_output_argument
+from pytest_kexplain.adapters.outputs import reads_outputs, resolve_unread_target
 from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
 from pytest_kexplain.errors import (
     MODEL_AGNOSTIC_ADVICE,
@@ -401,10 +402,17 @@ def _compute(
     embedding, pad_id = _token_model(adapter, x, tokens)
     if layout is None and pad_id is None and background is None:
         _check_rows_vary(spec.name, x)
-    outputs = adapter.predict(x, batch_size=batch_size)
-    labels = bound.labels(outputs.shape[1])
-    head = bound.output_head
-    target_indices, unit = resolve_target(target, outputs, labels, bound.default_target, head)
+    declared = adapter.declared_outputs() if spec.name in LAYER_METHODS else None
+    outputs: np.ndarray | None = None
+    if declared is not None and not reads_outputs(target, bound.default_target):
+        # the layer methods' own pass yields the outputs: no forward pass over x before it
+        target_indices, _ = resolve_unread_target(target, len(x), declared,
+                                                  bound.labels(declared), bound.default_target,
+                                                  bound.output_head)
+    else:
+        outputs = adapter.predict(x, batch_size=batch_size)
+        target_indices, _ = resolve_target(target, outputs, bound.labels(outputs.shape[1]),
+                                           bound.default_target, bound.output_head)
     request = ExplainRequest(
         adapter=adapter, x=x, target=target_indices, background=background, seed=seed,
         # several inputs: the pad id is the id columns' alone (masking the floats by it
@@ -429,6 +437,12 @@ def _compute(
             raise
         _raise_if_all_pad_is_not_finite(adapter, x, pad_id, spec.name, error)
         raise
+    if outputs is None:
+        outputs = (attribution.outputs if attribution.outputs is not None
+                   else adapter.predict(x, batch_size=batch_size))
+    labels = bound.labels(outputs.shape[1])
+    head = bound.output_head  # known after the first call at the latest
+    _, unit = resolve_target(target, outputs, labels, bound.default_target, head)
     require_finite(np.asarray(attribution.values), f"method {spec.name!r} on {adapter.description}",
                    "attributions")
     values, global_importance = attribution.values, attribution.global_importance

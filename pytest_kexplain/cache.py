@@ -33,7 +33,10 @@ def array_digest(array: np.ndarray | None) -> str:
     array = np.ascontiguousarray(array)
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{array.dtype.str}:{array.shape}".encode())
-    digest.update(array.tobytes())
+    try:  # the array's own memory: tobytes() would copy it first (12 MB for 2,000 images)
+        digest.update(array.reshape(-1).view(np.uint8).data)
+    except (TypeError, ValueError):  # dtypes without a byte view (objects): their bytes
+        digest.update(array.tobytes())
     return digest.hexdigest()
 
 

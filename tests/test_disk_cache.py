@@ -270,3 +270,27 @@ def test_jax_settings_enter_the_key_when_jax_is_the_backend(monkeypatch):
     fake_jax.config.jax_enable_x64 = True
     assert cache._framework_settings("jax") != jax_settings
     assert cache._framework_settings("tensorflow") == {}
+
+
+def test_array_digest_reads_the_bytes_in_place():
+    """Keys written before (a digest of tobytes()) stay valid: the in-place read digests the
+    same bytes, for every layout and dtype, objects included (which keep tobytes())."""
+    import hashlib
+
+    from pytest_kexplain.cache import array_digest
+
+    def by_copy(array):
+        array = np.ascontiguousarray(array)
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f"{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.random((3, 4)), rng.random((3, 4)).T, np.asarray(5.0), np.arange(10)[::2],
+              rng.random((2, 5)).astype(">f4"), np.zeros((0, 3)), np.array(["ab", "c"]),
+              np.array([1, "x"], dtype=object), np.array([True, False]),
+              np.array(["2020-01-01"], dtype="datetime64[D]")]
+    for array in arrays:
+        assert array_digest(array) == by_copy(array), array.dtype
+    assert array_digest(arrays[0]) != array_digest(arrays[0].astype(np.float32))

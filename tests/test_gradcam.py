@@ -165,3 +165,155 @@ def test_gate_with_gradcam_and_regions(pytester):
     text = next(written).read_text()
     assert '"centre"' in text and '"border"' in text
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def _reference_pipeline(model, x, layer_name, target, plus):
+    """Grad-CAM(++) as explain() computed it with a forward pass of its own before the layer
+    call, fresh arrays in the resize and the channel split always divided and copied."""
+    from pytest_kexplain.adapters import get_adapter
+
+    _, adapter = get_adapter(model)
+    outputs = adapter.predict(x)
+    _, activations, gradients = adapter.layer_gradients(x, target, model.get_layer(layer_name))
+    spatial = tuple(range(1, activations.ndim - 1))
+    if plus:
+        squared, cubed = gradients**2, gradients**3
+        denominator = 2 * squared + activations.sum(axis=spatial, keepdims=True) * cubed
+        alphas = np.divide(squared, denominator, out=np.zeros_like(squared),
+                           where=denominator != 0)
+        weights = (alphas * np.maximum(gradients, 0)).sum(axis=spatial)
+    else:
+        weights = gradients.mean(axis=spatial)
+    weights = weights.reshape(len(weights), *([1] * len(spatial)), -1)
+    maps = np.maximum((weights * activations).sum(axis=-1), 0).astype(np.float64)
+    for axis, new in enumerate(x.shape[1:1 + len(spatial)], start=1):
+        old = maps.shape[axis]
+        if old == new:
+            continue
+        position = np.clip((np.arange(new) + 0.5) * old / new - 0.5, 0, old - 1)
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, old - 1)
+        fraction = (position - low).reshape([-1 if a == axis else 1 for a in range(maps.ndim)])
+        maps = (np.take(maps, low, axis=axis) * (1 - fraction)
+                + np.take(maps, high, axis=axis) * fraction)
+    channels = x.shape[1 + len(spatial):]
+    spread = maps.reshape(*maps.shape, *([1] * len(channels))) / max(1, int(np.prod(channels)))
+    return np.broadcast_to(spread, x.shape).copy(), outputs[np.arange(len(x)), target]
+
+
+def _layer_models():
+    """(model, x, layer, target) on pixels of one and of three channels, and on time steps."""
+    keras.utils.set_random_seed(11)
+    rgb = keras.Sequential([
+        keras.Input((10, 12, 3)), keras.layers.Conv2D(5, 3, activation="relu"),
+        keras.layers.Conv2D(6, 3, strides=2, activation="relu", name="last"),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    sequence = keras.Sequential([
+        keras.Input((20, 3)), keras.layers.Conv1D(4, 5, activation="relu", name="conv"),
+        keras.layers.LSTM(5, return_sequences=True), keras.layers.Flatten(),
+        keras.layers.Dense(3, activation="softmax")])
+    rng = np.random.default_rng(3)
+    return [(rgb, rng.random((9, 10, 12, 3)), "last", np.full(9, 1)),
+            (sequence, rng.normal(size=(7, 20, 3)), "conv", np.arange(7) % 3)]
+
+
+@pytest.mark.parametrize("method, plus", [("gradcam", False), ("gradcam++", True)])
+def test_values_and_outputs_are_those_of_the_plain_pipeline(digits_cnn, method, plus):
+    """The outputs come from the layer call itself and the maps are resized in place: the
+    same bytes as a forward pass, fresh arrays and a division by the channel count give."""
+    model, images = digits_cnn
+    cases = [(model, images[:20], "conv2", np.full(20, 3)),
+             (model, images[:20], "conv1", np.arange(20) % 10), *_layer_models()]
+    for network, x, layer, target in cases:
+        explanation = explain(network, x, method=method, target=target, layer=layer)
+        values, outputs = _reference_pipeline(network, x, layer, target, plus)
+        assert np.array_equal(explanation.values, values), (network.name, layer)
+        assert np.array_equal(explanation.outputs, outputs), (network.name, layer)
+
+
+def test_one_pass_over_the_images(digits_cnn, monkeypatch):
+    """Grad-CAM reads the outputs from its layer call: the only forward pass is the one row of
+    the reference, unless target='predicted' needs the outputs to choose the units."""
+    from pytest_kexplain import clear_cache
+    from pytest_kexplain.adapters.keras_adapter import KerasAdapter
+
+    model, images = digits_cnn
+    x = images[:16]
+    calls = []
+    predict, layer_gradients = KerasAdapter.predict, KerasAdapter.layer_gradients
+
+    def counted_predict(self, rows, *args, **kwargs):
+        calls.append(("predict", len(rows)))
+        return predict(self, rows, *args, **kwargs)
+
+    def counted_layer_gradients(self, rows, *args, **kwargs):
+        calls.append(("layer_gradients", len(rows)))
+        return layer_gradients(self, rows, *args, **kwargs)
+
+    monkeypatch.setattr(KerasAdapter, "predict", counted_predict)
+    monkeypatch.setattr(KerasAdapter, "layer_gradients", counted_layer_gradients)
+    for method in ("gradcam", "gradcam++"):
+        for target, expected in [(3, [("layer_gradients", 16), ("predict", 1)]),
+                                 (np.arange(16) % 10, [("layer_gradients", 16), ("predict", 1)]),
+                                 ("predicted", [("predict", 16), ("layer_gradients", 16),
+                                                ("predict", 1)])]:
+            clear_cache()
+            calls.clear()
+            explanation = explain(model, x, method=method, target=target)
+            assert calls == expected, (method, target)
+            resolved = (model.predict(x, verbose=0).argmax(axis=1)
+                        if isinstance(target, str) else np.broadcast_to(target, (16,)))
+            np.testing.assert_allclose(
+                explanation.outputs, model.predict(x, verbose=0)[np.arange(16), resolved],
+                rtol=1e-5)
+
+
+def test_a_model_without_declared_outputs_gets_its_forward_pass():
+    """A Sequential model without an Input declares no outputs until it is called: the target
+    is checked against the outputs of a forward pass before the layer call, as before."""
+    keras.utils.set_random_seed(12)
+    x = np.random.default_rng(4).random((5, 9, 9, 1))
+    model = keras.Sequential([keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    with pytest.raises(InvalidArgument, match="target=3 is out of range"):
+        explain(model, x, method="gradcam", target=3, layer="conv")
+    model = keras.Sequential([keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    explanation = explain(model, x, method="gradcam", target=2, layer="conv")
+    values, outputs = _reference_pipeline(model, x, "conv", np.full(5, 2), plus=False)
+    assert np.array_equal(explanation.values, values)
+    assert np.array_equal(explanation.outputs, outputs)
+
+
+def test_non_finite_outputs_and_model_errors_found_by_the_layer_call():
+    """Without a forward pass of its own, the layer call is what meets a NaN output or a
+    model raising on X's values: the same NonFiniteError and ModelCallError as before."""
+    from pytest_kexplain import ModelCallError, NonFiniteError
+
+    class RangeChecked(keras.layers.Layer):
+        def call(self, values):
+            with tf.control_dependencies([tf.debugging.assert_less(
+                    values, 5.0, message="pixel out of range")]):
+                return tf.identity(values)
+
+    keras.utils.set_random_seed(13)
+    inputs = keras.Input((8, 8, 1))
+    hidden = keras.layers.Conv2D(3, 3, activation="relu", name="conv")(RangeChecked()(inputs))
+    score = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(hidden))
+    # NaN for a row of mean below -1: log of a negative number
+    gate = keras.layers.Lambda(
+        lambda t: keras.ops.log(1.0 + keras.ops.mean(t, axis=(1, 2, 3))))(inputs)
+    model = keras.Model(inputs, keras.layers.Lambda(lambda a: a[0] + a[1][:, None])([score, gate]))
+    x = np.random.default_rng(5).random((6, 8, 8, 1))
+    assert np.isfinite(explain(model, x, method="gradcam", target=0).values).all()
+    x = x.copy()  # explain() leaves its data read-only
+    x[[1, 4]] -= 3.0
+    with pytest.raises(NonFiniteError, match=r"NaN in its outputs for 2 of 6 input rows "
+                                             r"\(rows 1, 4 of"):
+        explain(model, x, method="gradcam", target=0)
+    x = x.copy()
+    x[2] = 7.0
+    with pytest.raises(ModelCallError, match="raised an exception inside its call .*"
+                                             "pixel out of range") as error:
+        explain(model, x, method="gradcam++", target=1)
+    assert error.value.__cause__ is not None

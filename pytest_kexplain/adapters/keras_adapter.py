@@ -432,9 +432,14 @@ class KerasAdapter:
         size = self.batch_size_for(sample_shape, batch_size)
         x = np.asarray(x, dtype=self.dtype)
         target = np.asarray(target, dtype=np.int32)
-        parts = [function(x[part], target[part],
-                          None if replacement is None else replacement[part])
-                 for part in batches(len(x), size)]
+        try:
+            parts = [function(x[part], target[part],
+                              None if replacement is None else replacement[part])
+                     for part in batches(len(x), size)]
+        except KexplainError:
+            raise
+        except Exception as exc:  # raised by the model on these values (the probe passed)
+            raise self._call_error(exc, sample_shape) from exc
         # activations and gradients stay in the model's dtype: large for images, and
         # converting them would cost a good part of the layer call itself
         outputs, activations, gradients = (

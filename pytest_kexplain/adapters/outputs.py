@@ -124,15 +124,34 @@ def resolve_target(
     class). The name is the label, or ``output[i]`` without labels.
     """
     n, n_outputs = outputs.shape
+    if reads_outputs(target, default):
+        check_target(PREDICTED, n, n_outputs, class_names, head)
+        return outputs.argmax(axis=1).astype(np.int64), PREDICTED
+    return resolve_unread_target(target, n, n_outputs, class_names, default, head)
+
+
+def reads_outputs(target: Target, default: int | None = None) -> bool:
+    """Whether resolving target needs the model's outputs ('predicted': each row's argmax);
+    every other target needs only their number."""
+    chosen = default if target is None else target
+    return isinstance(chosen, str) and chosen == PREDICTED
+
+
+def resolve_unread_target(
+    target: Target, n: int, n_outputs: int, class_names: tuple[str, ...] | None = None,
+    default: int | None = None, head: str | None = None,
+) -> tuple[np.ndarray, str]:
+    """resolve_target for a target that does not read the outputs (see reads_outputs): from
+    the number of rows and of outputs alone, before any model call."""
     if target is None and default is not None:
         target = default
+    if reads_outputs(target):
+        raise ValueError("target='predicted' is resolved from the outputs (resolve_target)")
     check_target(target, n, n_outputs, class_names, head)
     if target is None:
         return np.zeros(n, dtype=np.int64), "output"
     if isinstance(target, str):
-        if target != PREDICTED:
-            return np.full(n, label_index(target, class_names, n_outputs), dtype=np.int64), target
-        return outputs.argmax(axis=1).astype(np.int64), PREDICTED
+        return np.full(n, label_index(target, class_names, n_outputs), dtype=np.int64), target
     if isinstance(target, (int, np.integer)):
         index = int(target) % n_outputs
         return np.full(n, index, dtype=np.int64), unit_name(index, class_names)

@@ -106,6 +106,9 @@ class Attribution:
     #: values (and global_importance) are per player of request.groups, shape (n, P);
     #: otherwise they are per raw feature and summed over each group afterwards
     grouped: bool = False
+    #: the model's outputs (n, k) on x, float64, when the method computed them in its own
+    #: pass (Grad-CAM's layer call): explain() then needs no forward pass of its own
+    outputs: np.ndarray | None = None
 
 
 ExplainFunction = Callable[[ExplainRequest], Attribution]

@@ -35,8 +35,14 @@ def resize_linear(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
         low = np.floor(position).astype(np.int64)
         high = np.minimum(low + 1, old - 1)
         fraction = (position - low).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
-        out = (np.take(out, low, axis=axis) * (1 - fraction)
-               + np.take(out, high, axis=axis) * fraction)
+        # near * (1 - fraction) + far * fraction, in place: half the time of fresh arrays
+        kind = np.result_type(out, fraction)
+        near = np.take(out, low, axis=axis).astype(kind, copy=False)
+        near *= 1 - fraction
+        far = np.take(out, high, axis=axis).astype(kind, copy=False)
+        far *= fraction
+        near += far
+        out = near
     return out
 
 
@@ -53,7 +59,8 @@ def class_activation_maps(activations: np.ndarray, gradients: np.ndarray, plus: 
     else:
         weights = gradients.mean(axis=spatial)
     weights = weights.reshape(len(weights), *([1] * len(spatial)), -1)
-    return np.maximum((weights * activations).sum(axis=-1), 0)
+    maps = (weights * activations).sum(axis=-1)
+    return np.maximum(maps, 0, out=maps)
 
 
 def _layer(request: ExplainRequest, method: str) -> Any:
@@ -132,7 +139,7 @@ def _check_groups_hold_whole_positions(players: Players | None, sample_shape: tu
 
 def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
     layer = _layer(request, method)
-    _, activations, gradients = request.adapter.layer_gradients(
+    outputs, activations, gradients = request.adapter.layer_gradients(
         request.x, request.target, layer, batch_size=request.batch_size)
     if getattr(layer, "data_format", None) == "channels_first":  # (n, k, *spatial)
         activations, gradients = np.moveaxis(activations, 1, -1), np.moveaxis(gradients, 1, -1)
@@ -152,11 +159,14 @@ def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
     maps = resize_linear(class_activation_maps(activations, gradients, plus).astype(np.float64),
                          sample_shape[:n_spatial])
     channels = sample_shape[n_spatial:]
-    spread = maps.reshape(*maps.shape, *([1] * len(channels))) / max(1, int(np.prod(channels)))
-    values = np.broadcast_to(spread, (len(request.x), *sample_shape))
-    values = (np.moveaxis(values, -1, 1) if first else values).copy()
+    if int(np.prod(channels)) <= 1:  # one channel (or none): the maps are the values
+        values = maps.reshape(request.x.shape)
+    else:
+        spread = maps.reshape(*maps.shape, *([1] * len(channels))) / int(np.prod(channels))
+        values = np.broadcast_to(spread, (len(request.x), *sample_shape))
+        values = (np.moveaxis(values, -1, 1) if first else values).copy()
     return Attribution(values=values, base_values=_reference_output(request),
-                       details={"layer": layer.name})
+                       details={"layer": layer.name}, outputs=outputs)
 
 
 def _reference_output(request: ExplainRequest) -> np.ndarray:
