@@ -86,7 +86,7 @@ def bind(
         feature_names = fitted_names
     prepared = prepare_input(X, feature_names, name=name, declared=declared)
     if undeclared and prepared.layout is not None:
-        base.learned_inputs = (tuple(  # type: ignore[attr-defined]
+        base.learned_inputs = (tuple(
             InputSpec(input_name, shape, dtype) for input_name, shape, dtype in zip(
                 prepared.layout.names, prepared.layout.shapes, prepared.layout.dtypes)),
             prepared.layout.as_dict)
