@@ -21,7 +21,7 @@ from pytest_kexplain.adapters import (
     resolve_target,
 )
 from pytest_kexplain.adapters.base import ModelAdapter, require_finite
-from pytest_kexplain.adapters.binding import BoundModel, bind
+from pytest_kexplain.adapters.binding import BoundModel, bind, model_data
 from pytest_kexplain.adapters.labels import output_label, select_class_names
 from pytest_kexplain.adapters.layers import EmbeddedInputs
 from pytest_kexplain.adapters.multi_io import check_output_argument
@@ -297,7 +297,9 @@ def explain(
     resolved_options = resolve_options(spec, options)
     check_target(target if target is not None else bound.default_target, len(prepared.array),
                  adapter.declared_outputs(), bound.known_labels(), bound.output_head)
-    background_array = prepare_background(background, prepared)
+    # a scikit-learn pipeline's string columns in a background DataFrame, as in X
+    background_array = prepare_background(model_data(bound.model, background, "background"),
+                                          prepared)
     _check_groups_fit_channels_first(groups, adapter, prepared.feature_shape)
     players = _players(groups, prepared)
     if spec.name in LAYER_METHODS:

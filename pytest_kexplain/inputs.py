@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -29,6 +29,9 @@ class PreparedInput:
     array: np.ndarray
     feature_names: tuple[str, ...]
     layout: InputLayout | None = None
+    #: a DataFrame's category columns and their pandas CategoricalDtype: the codes in
+    #: ``array`` index these categories (a background is encoded with the same ones)
+    categories: tuple[tuple[str, Any], ...] = ()
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -62,6 +65,18 @@ def _check_unique_columns(frame: Any, name: str) -> None:
             "rename the columns (e.g. df.columns = [...]) or drop the duplicates.")
 
 
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) \
+        or type(value).__name__ in ("NAType", "NaTType")
+
+
+def holds_numbers_only(series: Any) -> bool:
+    """Whether an object column holds numbers (or missing values) and nothing else."""
+    return all(_is_missing(v) or (isinstance(v, (int, float, np.number))
+                                  and not isinstance(v, (complex, np.complexfloating)))
+               for v in series)
+
+
 def _dataframe_to_array(frame: Any, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
     _check_unique_columns(frame, name)
     columns = []
@@ -73,6 +88,10 @@ def _dataframe_to_array(frame: Any, name: str) -> tuple[np.ndarray, tuple[str, .
             columns.append(np.asarray(series.cat.codes, dtype=np.float64))
         elif kind in "biuf":
             columns.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
+        elif kind == "O" and holds_numbers_only(series):
+            # an object column of Python numbers (after an apply or a concat): its values
+            columns.append(np.array([np.nan if _is_missing(v) else float(v) for v in series],
+                                    dtype=np.float64))
         else:
             raise InvalidArgument(
                 f"{name} column {column_name!r} has non-numeric dtype {dtype}; encode it as "
@@ -88,6 +107,11 @@ def _dataframe_to_array(frame: Any, name: str) -> tuple[np.ndarray, tuple[str, .
 def _check_feature_names(names: Sequence[str], n_features: int, name: str) -> tuple[str, ...]:
     if isinstance(names, str):
         raise InvalidArgument("feature_names must be a list of names, not a single string.")
+    if isinstance(names, (set, frozenset, Mapping)) or type(names).__name__ in (
+            "dict_keys", "dict_values"):
+        raise InvalidArgumentType(
+            f"feature_names must be an ordered list of names, got a {type(names).__name__}, "
+            "whose order is not the columns' order; pass a list, one name per column in order.")
     names = tuple(str(n) for n in names)
     if len(names) != n_features:
         raise InvalidArgument(
@@ -147,6 +171,84 @@ def _flat_rows_of_inputs(X: Any, declared: DeclaredInputs) -> list[np.ndarray] |
             for stop, size, shape in zip(stops, sizes, shapes)]
 
 
+#: how to turn a data pipeline into the rows explain() takes, by the pipeline's kind
+_PIPELINE_ADVICE = {
+    "tf.data.Dataset": "np.concatenate([x for x, y in ds.take(8).as_numpy_iterator()]) for "
+                       "batches of (features, labels), np.concatenate(list(ds.take(8)"
+                       ".as_numpy_iterator())) for batches of features",
+    "torch DataLoader": "torch.cat([x for x, y in loader]).numpy() (or the tensors the "
+                        "loader's dataset holds, e.g. dataset.tensors[0])",
+    "torch Dataset": "torch.stack([dataset[i][0] for i in range(200)]).numpy() (a "
+                     "TensorDataset holds them as dataset.tensors[0])",
+    "keras PyDataset": "np.concatenate([dataset[i][0] for i in range(len(dataset))])",
+    "iterator": "np.asarray(list(rows)) or np.concatenate(list(batches))",
+}
+
+
+def _pipeline_kind(X: Any) -> str | None:
+    """The kind of data pipeline X is (a dataset, a loader, a generator), None for data."""
+    module = type(X).__module__ or ""
+    bases = {cls.__name__ for cls in type(X).__mro__}
+    if module.startswith("tensorflow") and hasattr(X, "as_numpy_iterator"):
+        return "tf.data.Dataset"
+    if module.startswith("torch") and bases & {"DataLoader", "Dataset", "IterableDataset"}:
+        return "torch DataLoader" if "DataLoader" in bases else "torch Dataset"
+    if "PyDataset" in bases:
+        return "keras PyDataset"
+    if isinstance(X, Iterator):
+        return "iterator"
+    return None
+
+
+def _reject_pipeline(X: Any, name: str) -> None:
+    kind = _pipeline_kind(X)
+    if kind is None:
+        return
+    raise InvalidArgumentType(
+        f"{name} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, but explanations and checks "
+        "take the rows themselves: a fixed set of samples (a pipeline may shuffle, repeat or "
+        "never end). Pass an array, a "
+        "DataFrame, a tensor (or a dict of them for a model with several inputs) holding a "
+        f"few hundred rows, e.g. {name} = {_PIPELINE_ADVICE[kind]}.")
+
+
+def _numeric_array(X: Any, name: str) -> np.ndarray:
+    """X as a float64 array: numbers only (strings, complex and masked values are errors)."""
+    if hasattr(X, "detach") and hasattr(X, "cpu") and (type(X).__module__ or "").startswith(
+            "torch"):
+        X = X.detach().cpu().numpy()  # a tensor that requires grad or lives on a GPU
+    if np.ma.isMaskedArray(X):
+        masked = int(np.ma.getmaskarray(X).sum())
+        if masked:
+            raise InvalidArgument(
+                f"{name} is a masked array with {masked} masked value(s); explanations would "
+                f"read the values under the mask. Fill them ({name}.filled(value)) or drop "
+                "those rows first.")
+        X = np.ma.getdata(X)
+    try:
+        raw = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{name} could not be converted to a float array: {exc}") from exc
+    text = raw.dtype.kind in "USa"
+    if raw.dtype.kind == "O":
+        text = any(isinstance(value, (str, bytes)) for value in raw.flat)
+    if text:
+        first = next(value for value in raw.flat if isinstance(value, (str, bytes, np.str_,
+                                                                       np.bytes_)))
+        raise InvalidArgumentType(
+            f"{name} holds strings ({str(first)!r}), not numbers. Encode them as numbers the way "
+            "the model was trained; for a scikit-learn pipeline that encodes string columns "
+            "itself, pass a pandas DataFrame with those columns (as its fit got them).")
+    if np.iscomplexobj(raw):
+        raise InvalidArgumentType(
+            f"{name} holds complex numbers (dtype {raw.dtype}); explanations take real "
+            f"inputs: pass {name}.real, or the magnitude np.abs({name}), as the model reads it.")
+    try:
+        return np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{name} could not be converted to a float array: {exc}") from exc
+
+
 def prepare_input(
     X: Any, feature_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None, *,
     name: str = "X", declared: DeclaredInputs = None,
@@ -154,6 +256,7 @@ def prepare_input(
     """Validate X (array, DataFrame, or a dict or list of them per input) as float64 with names."""
     if X is None:
         raise InvalidArgument(f"{name} is None; pass the samples to explain as an array or DataFrame.")
+    _reject_pipeline(X, name)
     if is_multi_input(X, declared):
         return _prepare_multi_input(X, feature_names, name, declared)
     flat_parts = _flat_rows_of_inputs(X, declared)
@@ -168,10 +271,7 @@ def prepare_input(
     if is_dataframe(X):
         array, frame_names = _dataframe_to_array(X, name)
     else:
-        try:
-            array = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"{name} could not be converted to a float array: {exc}") from exc
+        array = _numeric_array(X, name)
     if array.ndim < 2:
         if hasattr(X, "to_frame") and hasattr(X, "index"):  # a pandas Series
             hint = (f"{name} is a pandas Series: for one row of a DataFrame pass df.iloc[[i]] "
@@ -196,7 +296,9 @@ def prepare_input(
     check_finite(array, name, names)
     array = np.ascontiguousarray(array)
     array.setflags(write=False)
-    return PreparedInput(array=array, feature_names=names)
+    categories = tuple((str(column), dtype) for column, dtype in X.dtypes.items()
+                       if str(dtype) == "category") if frame_names is not None else ()
+    return PreparedInput(array=array, feature_names=names, categories=categories)
 
 
 def prepare_background(
@@ -207,6 +309,8 @@ def prepare_background(
         return None
     if reference.layout is not None:
         return _prepare_multi_background(background, reference, name)
+    if reference.categories and is_dataframe(background):
+        background = encode_categories(background, dict(reference.categories), name)
     prepared = prepare_input(background, None, name=name)
     if is_dataframe(background) and tuple(map(str, background.columns)) != reference.feature_names:
         raise InvalidArgument(
@@ -221,10 +325,42 @@ def prepare_background(
     return prepared.array
 
 
+def encode_categories(frame: Any, dtypes: Mapping[str, Any], name: str) -> Any:
+    """The DataFrame with the named columns as these pandas categories (X's), so that its
+    category codes mean what X's mean; a value that is not one of them is an error."""
+    import pandas as pd
+
+    converted = {}
+    for column in frame.columns:
+        dtype = dtypes.get(str(column))
+        if dtype is None or frame[column].dtype == dtype:
+            continue
+        values = frame[column].astype(object)
+        present = {v for v in values if not _is_missing(v)}
+        unknown = sorted(map(str, present - set(dtype.categories)))
+        if unknown:
+            raise InvalidArgument(
+                f"{name} column {str(column)!r} holds {', '.join(map(repr, unknown[:5]))}, which "
+                f"is not a category of X's column (its categories: "
+                f"{', '.join(map(repr, list(dtype.categories)[:10]))}); give both the same "
+                f"categories, e.g. X[{str(column)!r}] = X[{str(column)!r}].astype("
+                "pd.CategoricalDtype(all_values)) and the same for the background.")
+        converted[column] = pd.Categorical(values, dtype=dtype)
+    if not converted:
+        return frame
+    frame = frame.copy()
+    for column, categorical in converted.items():
+        frame[column] = categorical
+    return frame
+
+
 def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str = "feature") -> int:
     """Position of a named feature; unknown names suggest the closest existing ones."""
     __tracebackhide__ = True
     if not isinstance(feature, str):
+        if not isinstance(feature, (bool, float)) and str(feature) in feature_names:
+            # a DataFrame column labelled 0 (or ('a', 'b')) is the feature named '0'
+            return list(feature_names).index(str(feature))
         raise InvalidArgumentType(
             f"{argument} must be a feature name (str), got {type(feature).__name__} {feature!r}."
         )
@@ -685,4 +821,26 @@ def _prepare_multi_background(background: Any, reference: PreparedInput, name: s
             f"{name} must have the same inputs as X: a dict keyed by "
             f"{', '.join(map(repr, layout.names))} (or a list in that order)."
         )
-    return prepare_input(background, None, name=name, declared=(specs, layout.as_dict)).array
+    prepared = prepare_input(background, None, name=name, declared=(specs, layout.as_dict))
+    _check_background_columns(background, prepared, reference, layout)
+    return prepared.array
+
+
+def _check_background_columns(background: Any, prepared: PreparedInput,
+                              reference: PreparedInput, layout: InputLayout) -> None:
+    """A background input given as a DataFrame must have X's columns for that input, in order."""
+    parts = _parts_in_model_order(background, tuple(
+        InputSpec(n, None, "float32") for n in layout.names), "background")
+    start = 0
+    for input_name, size, part in zip(layout.names, layout.sizes, parts):
+        stop = start + size
+        expected, given = reference.feature_names[start:stop], prepared.feature_names[start:stop]
+        start = stop
+        prefix = input_name + NAME_SEPARATOR
+        if not is_dataframe(part) or not all(n.startswith(prefix) for n in expected) \
+                or expected == given:
+            continue
+        raise InvalidArgument(
+            f"background[{input_name!r}] columns {[n[len(prefix):] for n in given]} differ from "
+            f"X[{input_name!r}]'s {[n[len(prefix):] for n in expected]}; both must describe the "
+            "same features in the same order.")

@@ -13,7 +13,7 @@ from typing import Any
 
 from pytest_kexplain.adapters.base import ModelAdapter
 from pytest_kexplain.adapters.outputs import Target, check_target, resolve_target
-from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 
 __all__ = ["ModelAdapter", "Target", "adapt_model", "check_target", "clear_loaded_models",
            "get_adapter", "load_keras_file", "resolve_target"]
@@ -75,6 +75,11 @@ def adapt_model(model: Any) -> ModelAdapter:
     from pytest_kexplain.adapters.keras_adapter import KerasAdapter, is_keras_model
     from pytest_kexplain.adapters.sklearn_adapter import SklearnAdapter, is_sklearn_estimator
 
+    if isinstance(model, type):
+        raise InvalidArgumentType(
+            f"model is the class {model.__name__} itself, not a model: pass a fitted instance "
+            f"(e.g. {model.__name__}(...).fit(X, y) for a scikit-learn estimator, or the Keras "
+            "model object you trained).")
     if isinstance(model, (str, os.PathLike)):
         model = load_keras_file(model)
     if is_keras_model(model):
@@ -83,6 +88,13 @@ def adapt_model(model: Any) -> ModelAdapter:
         return SklearnAdapter(model)
     if callable(model):
         return CallableAdapter(model)
+    if hasattr(model, "fit") and hasattr(model, "transform"):
+        name = type(model).__name__
+        raise InvalidArgument(
+            f"{name} is a scikit-learn transformer: it has transform() but no predict(), "
+            "predict_proba() or decision_function(), so there is no output to explain. Explain "
+            f"the model that reads its output (make_pipeline({name}(...), model).fit(X, y)), or "
+            f"one transformed column: explain({name.lower()}.transform, X, target=k).")
     raise InvalidArgument(
         f"cannot explain an object of type {type(model).__name__}: pass a Keras model, a path "
         "to a .keras file, a fitted scikit-learn estimator, or a callable mapping a batch of "

@@ -63,6 +63,20 @@ class BoundModel:
         return getattr(self.adapter, "output_head", None)
 
 
+def model_data(model: Any, X: Any, name: str = "X") -> Any:
+    """X as the model takes it: a DataFrame's string columns become pandas categories for a
+    scikit-learn estimator (the categories its encoders were fitted with); else X as given."""
+    from pytest_kexplain.adapters.sklearn_adapter import is_sklearn_estimator
+
+    if not is_dataframe(X) or not is_sklearn_estimator(model):
+        return X
+    from pytest_kexplain.adapters import get_adapter
+
+    base = get_adapter(model)[1]
+    convert = getattr(base, "frame_with_categories", None)
+    return X if convert is None else convert(X, name)
+
+
 def bind(
     model: Any, X: Any, *, feature_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
     output: Any = None, class_names: Any = None, name: str = "X",
@@ -84,6 +98,9 @@ def bind(
     if feature_names is None and fitted_names is not None and not is_dataframe(X) \
             and np.ndim(X) == 2 and np.shape(X)[1] == len(fitted_names):
         feature_names = fitted_names
+    if is_dataframe(X) and hasattr(base, "frame_with_categories"):
+        # a scikit-learn estimator fitted on string columns: they become categories
+        X = base.frame_with_categories(X, name)
     prepared = prepare_input(X, feature_names, name=name, declared=declared)
     if undeclared and prepared.layout is not None:
         base.learned_inputs = (tuple(
@@ -92,9 +109,10 @@ def bind(
             prepared.layout.as_dict)
     if fitted_names is not None and hasattr(base, "check_feature_names"):
         base.check_feature_names(prepared.feature_names, is_dataframe(X))
-    if is_dataframe(X) and hasattr(base, "with_categories"):
-        base = base.with_categories({str(name): dtype for name, dtype in X.dtypes.items()
-                                     if str(dtype) == "category"})
+    if hasattr(base, "with_categories"):
+        # codes in a NumPy X (Explanation.data, rows a check made) index the fitted categories
+        base = base.with_categories(dict(prepared.categories) if is_dataframe(X)
+                                    else base.category_dtypes())
     adapter = _configured(base, prepared, choice)
     adapter.check_input_shape(prepared.feature_shape)
     return BoundModel(model=model, adapter=adapter, prepared=prepared, class_names=labels)

@@ -13,6 +13,17 @@ from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, ModelHasNoGradientError
 
 
+def _bound_classes(function: Any) -> tuple[str, ...] | None:
+    """A classifier's classes_ when the function is its bound predict_proba or
+    decision_function (``explain(clf.predict_proba, X, target="setosa")``)."""
+    owner = getattr(function, "__self__", None)
+    classes = getattr(owner, "classes_", None)
+    if getattr(function, "__name__", None) not in ("predict_proba", "decision_function") \
+            or classes is None or isinstance(classes, list) or np.ndim(classes) != 1:
+        return None
+    return tuple(str(label) for label in classes)
+
+
 class CallableAdapter(SelectsRawOutput):
     """Calls a Python function batch by batch; it has no gradient.
 
@@ -33,6 +44,10 @@ class CallableAdapter(SelectsRawOutput):
         self._selector: Any = None
         self._resolved = False
         self.description = getattr(function, "__qualname__", type(function).__name__)
+        self.class_names = _bound_classes(function)
+        #: a bound method of an estimator fitted on a DataFrame gets one with those columns
+        names = getattr(getattr(function, "__self__", None), "feature_names_in_", None)
+        self._columns = None if names is None else [str(name) for name in names]
         self._variants: dict[tuple[Any, Any], CallableAdapter] = {}
 
     def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> CallableAdapter:
@@ -45,6 +60,11 @@ class CallableAdapter(SelectsRawOutput):
         return self._variants[key]
 
     def _call(self, x: np.ndarray) -> Any:
+        if self.layout is None and self._columns is not None and x.ndim == 2 \
+                and x.shape[1] == len(self._columns):
+            import pandas as pd
+
+            return self._select(self._function(pd.DataFrame(x, columns=self._columns)))
         return self._select(
             self._function(x if self.layout is None else self.layout.split_numpy(x)))
 

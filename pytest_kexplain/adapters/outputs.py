@@ -28,7 +28,16 @@ def as_output_matrix(raw: Any, n_rows: int) -> np.ndarray:
         raw = raw[0]
     if hasattr(raw, "numpy") and not isinstance(raw, np.ndarray):
         raw = raw.numpy()
-    array = np.asarray(raw, dtype=np.float64)
+    try:
+        array = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        first = np.asarray(raw, dtype=object).ravel()[:1]
+        shown = f" (such as {first[0]!r})" if len(first) else ""
+        raise InvalidArgument(
+            f"the model returned values that are not numbers{shown}, so there is no score to "
+            "attribute; explain a function returning scores, e.g. a classifier's "
+            "predict_proba or decision_function rather than its predict (labels)."
+        ) from exc
     if array.ndim == 0 or array.shape[0] != n_rows:
         raise InvalidArgument(
             f"the model returned shape {array.shape} for a batch of {n_rows} rows; it must "
@@ -68,10 +77,11 @@ def check_target(target: Target, n_rows: int, n_outputs: int | None = None,
             label_index(target, class_names, n_outputs)
         return
     if isinstance(target, bool) or isinstance(target, (float, np.floating)):
-        raise InvalidArgument(f"{_target_help(n_rows)}; got {type(target).__name__} {target!r}.")
+        raise InvalidArgument(f"{_target_help(n_rows)}; got {type(target).__name__} {target!r}."
+                              + _label_hint(target, class_names))
     if isinstance(target, (int, np.integer)):
         if n_outputs is not None:
-            _check_index(int(target), n_outputs, head)
+            _check_index(int(target), n_outputs, head, class_names)
         return
     indices = np.asarray(target)
     if indices.shape == (n_rows,) and _is_labels(indices):
@@ -105,11 +115,20 @@ def _several_outputs(n_outputs: int, class_names: tuple[str, ...] | None = None,
             f"{labels} or target='predicted' (the argmax of each sample) to choose one.")
 
 
-def _check_index(index: int, n_outputs: int, head: str | None = None) -> None:
+def _label_hint(target: Any, class_names: tuple[str, ...] | None) -> str:
+    """Say so when a number or bool given as target is a class label (labels are strings)."""
+    if class_names is None or str(target) not in class_names:
+        return ""
+    return (f" {target!r} is a class label: labels are given as strings, target="
+            f"{str(target)!r} (integers are unit indices).")
+
+
+def _check_index(index: int, n_outputs: int, head: str | None = None,
+                 class_names: tuple[str, ...] | None = None) -> None:
     if not -n_outputs <= index < n_outputs:
         raise InvalidArgument(
             f"target={index} is out of range: {_units(n_outputs, head)}, "
-            f"so valid indices are 0..{n_outputs - 1}."
+            f"so valid indices are 0..{n_outputs - 1}." + _label_hint(index, class_names)
         )
 
 

@@ -44,8 +44,30 @@ def _is_classifier(estimator: Any) -> bool:
         return getattr(estimator, "_estimator_type", None) == "classifier"
 
 
+def _estimator_type(estimator: Any) -> str | None:
+    """'classifier', 'regressor', 'clusterer', 'outlier_detector' or None."""
+    try:  # scikit-learn >= 1.6 keeps it in the estimator's tags
+        from sklearn.utils import get_tags
+
+        kind = get_tags(estimator).estimator_type
+    except Exception:  # an older scikit-learn, or a look-alike it does not know
+        kind = getattr(estimator, "_estimator_type", None)
+    return None if kind is None else str(kind)
+
+
 def response_method(estimator: Any) -> str:
     """The method to explain: predict_proba, else decision_function for classifiers; predict."""
+    kind = _estimator_type(estimator)
+    name = type(estimator).__name__
+    if kind == "clusterer":
+        transform = (f"the distance to each cluster centre, explain({name.lower()}.transform, "
+                     "X, target=k), or " if hasattr(estimator, "transform") else "")
+        raise InvalidArgument(
+            f"{name} is a clusterer: its predict() returns cluster ids, which are labels, not "
+            f"a score that features could be attributed to. Explain a score instead: "
+            f"{transform}a classifier fitted on the cluster labels (its predict_proba).")
+    if kind == "outlier_detector" and hasattr(estimator, "decision_function"):
+        return "decision_function"  # the anomaly score; predict() gives -1/1 labels
     if _is_classifier(estimator):
         for method in ("predict_proba", "decision_function"):
             if hasattr(estimator, method):  # available_if hides unusable ones
@@ -77,6 +99,51 @@ def _check_fitted(estimator: Any) -> None:
         return
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def fitted_categories(estimator: Any) -> dict[str, tuple[str, ...]]:
+    """The categories each string column of the estimator's input was encoded with, read from
+    its fitted encoders (a OneHotEncoder or OrdinalEncoder, inside Pipelines and
+    ColumnTransformers): {column: categories}. Columns no encoder found are left out."""
+    raw_columns = getattr(estimator, "feature_names_in_", None)
+    if raw_columns is None:
+        return {}
+    known = {str(name) for name in raw_columns}
+    found: dict[str, tuple[str, ...]] = {}
+
+    def visit(obj: Any, columns: list[str] | None, depth: int = 0) -> None:
+        if obj is None or isinstance(obj, str) or depth > 8:
+            return
+        categories = getattr(obj, "categories_", None)
+        if isinstance(categories, list):
+            names_in = getattr(obj, "feature_names_in_", None)
+            names = [str(n) for n in names_in] if names_in is not None else columns
+            if names is not None and len(names) == len(categories):
+                for name, values in zip(names, categories):
+                    kept = tuple(v for v in np.asarray(values, dtype=object) if not _missing(v))
+                    if name in known and kept and all(isinstance(v, str) for v in kept):
+                        found.setdefault(name, kept)
+        for step in getattr(obj, "steps", None) or []:  # a Pipeline: steps see its columns
+            visit(step[1], columns, depth + 1)
+        for transformer in getattr(obj, "transformers_", None) or []:  # a ColumnTransformer
+            selected = transformer[2]
+            if isinstance(selected, str):
+                selected = [selected]
+            try:
+                picked = [str(c) for c in selected] if all(
+                    isinstance(c, str) for c in selected) else None
+            except TypeError:  # a slice or a callable selector
+                picked = None
+            visit(transformer[1], picked, depth + 1)
+        for attribute in ("best_estimator_", "estimator_"):  # a search, a wrapper
+            visit(getattr(obj, attribute, None), columns, depth + 1)
+
+    visit(estimator, [str(name) for name in raw_columns])
+    return found
+
+
 class SklearnAdapter(SelectsRawOutput):
     """Calls an estimator's response method in large batches; no gradient."""
 
@@ -95,12 +162,17 @@ class SklearnAdapter(SelectsRawOutput):
         self.layout: InputLayout | None = None
         self.description = f"scikit-learn {type(estimator).__name__} ({self.response})"
         classes = getattr(estimator, "classes_", None)
-        self._classes = None if classes is None or np.ndim(classes) != 1 else tuple(
-            str(label) for label in classes)
+        #: a multi-output classifier's classes_: one array of labels per output
+        self._class_lists = tuple(tuple(str(label) for label in labels) for labels in classes) \
+            if isinstance(classes, list) else None
+        self._classes = None if classes is None or self._class_lists is not None \
+            or np.ndim(classes) != 1 else tuple(str(label) for label in classes)
         names = getattr(estimator, "feature_names_in_", None)
         self.feature_names = None if names is None else tuple(str(name) for name in names)
         n_features = getattr(estimator, "n_features_in_", None)
         self.n_features = None if n_features is None else int(n_features)
+        #: categories of the string columns, as the estimator's encoders were fitted
+        self.fitted_categories = fitted_categories(estimator)
         self._selector: Any = None
         self._resolved = False
         self._n_outputs: int | None = None
@@ -110,9 +182,12 @@ class SklearnAdapter(SelectsRawOutput):
     @property
     def class_names(self) -> tuple[str, ...] | None:
         """classes_ when the explained outputs are one per class."""
-        if self._classes is None or self._n_outputs not in (None, len(self._classes)):
+        classes = self._classes
+        if self._class_lists is not None and isinstance(self._selector, int):
+            classes = self._class_lists[self._selector]  # the chosen output's classes
+        if classes is None or self._n_outputs not in (None, len(classes)):
             return None
-        return self._classes
+        return classes
 
     @property
     def default_target(self) -> int | None:
@@ -140,10 +215,61 @@ class SklearnAdapter(SelectsRawOutput):
         the estimator as categories again, as it was fitted, rather than as their codes."""
         if not categories or self.feature_names is None:
             return self
-        key = ("categories", tuple((name, str(dtype)) for name, dtype in categories.items()))
+        # str(dtype) is 'category' for every CategoricalDtype: the key holds the categories
+        key = ("categories", tuple((name, tuple(map(str, dtype.categories)), bool(dtype.ordered))
+                                   for name, dtype in categories.items()))
         if key not in self._variants:
             self._variants[key] = SklearnAdapter(self.estimator, self.output_choice, categories)
         return self._variants[key]
+
+    def category_dtypes(self) -> dict[str, Any]:
+        """pandas CategoricalDtype per string column whose fitted categories are known."""
+        import pandas as pd
+
+        return {name: pd.CategoricalDtype(list(values))
+                for name, values in self.fitted_categories.items()}
+
+    def frame_with_categories(self, frame: Any, name: str = "X") -> Any:
+        """The DataFrame with its string (and category) columns as pandas categories: the
+        categories the estimator's encoders were fitted with where known, else the sorted
+        values the column holds. A value the encoders were not fitted with is an error."""
+        import pandas as pd
+
+        from pytest_kexplain.inputs import holds_numbers_only
+
+        fitted = self.category_dtypes()
+        converted = {}
+        for column in frame.columns:
+            series = frame[column]
+            dtype = series.dtype
+            is_category = str(dtype) == "category"
+            if not is_category and (getattr(dtype, "kind", "O") in "biufcmM"
+                                    or holds_numbers_only(series)):
+                continue
+            values = series.astype(object) if is_category else series
+            target = fitted.get(str(column))
+            if target is None:
+                if is_category:
+                    continue
+                present = sorted({str(v) for v in values if not _missing(v) and v is not pd.NA})
+                target = pd.CategoricalDtype(present)
+            else:
+                unknown = sorted({str(v) for v in values if not _missing(v) and v is not pd.NA}
+                                 - set(target.categories))
+                if unknown:
+                    raise InvalidArgument(
+                        f"{name} column {str(column)!r} holds {', '.join(map(repr, unknown[:5]))}"
+                        f", which the {type(self.estimator).__name__} was not fitted with (its "
+                        f"categories: {', '.join(map(repr, target.categories[:10]))}); "
+                        "explanations replace a category by another one the model knows: drop "
+                        "those rows or map them to a known category.")
+            converted[column] = pd.Categorical(values, dtype=target)
+        if not converted:
+            return frame
+        frame = frame.copy()
+        for column, categorical in converted.items():
+            frame[column] = categorical
+        return frame
 
     # -- calls -----------------------------------------------------------------------------
     def _frame(self, x: np.ndarray) -> Any:

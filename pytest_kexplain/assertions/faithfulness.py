@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters.binding import model_data
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_count,
@@ -20,7 +21,7 @@ from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.groups import Players
-from pytest_kexplain.inputs import PreparedInput, prepare_background
+from pytest_kexplain.inputs import PreparedInput, is_dataframe, prepare_background
 from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
 
@@ -79,6 +80,7 @@ def assert_faithful(
     """Assert deleting each row's k most important features moves the output at least
     (1 + margin) times as much as deleting k random features."""
     __tracebackhide__ = True
+    X = model_data(model, X)
     margin = check_number("margin", margin, low=0.0)
     random_draws = check_count("random_draws", random_draws)
     n_features = len(input_feature_names(X, explain_kwargs, model))
@@ -94,7 +96,8 @@ def assert_faithful(
     merged = with_defaults(explain_kwargs)
     # with groups or a vocabulary the explanation's data are per player: delete raw features
     grouped = merged.get("groups") is not None or merged.get("vocabulary") is not None
-    bound, prepared = bind_model(model, X if grouped else explanation.data, {
+    # a DataFrame is bound itself (its category columns reach a scikit-learn pipeline as such)
+    bound, prepared = bind_model(model, X if grouped or is_dataframe(X) else explanation.data, {
         "target": merged.get("target"), "batch_size": merged.get("batch_size"),
         "output": merged.get("output"), "class_names": merged.get("class_names"),
         "feature_names": merged.get("feature_names") if grouped else explanation.feature_names})

@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters.binding import model_data
 from pytest_kexplain.adapters.labels import output_label, unit_name
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import check_number, fail, feature_index, output_keywords
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
 from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 from pytest_kexplain.events import recorded
-from pytest_kexplain.inputs import is_dataframe, prepare_input
+from pytest_kexplain.inputs import encode_categories, is_dataframe, prepare_input
 from pytest_kexplain.records import PlotMixin
 
 # Rows shown in a failure message.
@@ -67,6 +68,7 @@ def assert_invariant(
 ) -> InvarianceResult:
     """Assert no output changes by more than `atol` when `transform` is applied to X."""
     __tracebackhide__ = True
+    X = model_data(model, X)
     atol = check_number("atol", atol, low=0.0)
     keywords = output_keywords(explain_kwargs)
     bound, prepared = bind_model(model, X, keywords)
@@ -84,6 +86,8 @@ def assert_invariant(
         raise InvalidArgumentType(
             "transform must be a callable taking and returning X, or a {feature: value} "
             f"mapping, got {type(transform).__name__}.")
+    if prepared.categories and is_dataframe(transformed):  # codes as X's categories
+        transformed = encode_categories(transformed, dict(prepared.categories), "transform(X)")
     moved = prepare_input(transformed, keywords.get("feature_names") or prepared.feature_names,
                           name="transform(X)",
                           declared=getattr(bound.adapter, "declared_inputs", None))

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters.binding import model_data
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -172,6 +173,7 @@ def assert_monotonic(
     `groups`, `integer` and `fixed` constraints) and reports a shrunk counterexample.
     """
     __tracebackhide__ = True
+    X = model_data(model, X)
     direction = check_choice("direction", direction, DIRECTIONS)
     tolerance = check_number("tolerance", tolerance, low=0.0)
     grid_points = check_count("grid_points", grid_points, low=2)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_kexplain.adapters.binding import model_data
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_count,
@@ -63,6 +64,7 @@ def assert_top_features(
 ) -> TopFeaturesResult:
     """Assert the k most important features are `expected` (all within the top k if k is larger)."""
     __tracebackhide__ = True
+    X = model_data(model, X)
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, expected, "expected entry")
     expected_names = tuple(names[i] for i in feature_indices(names, expected, argument="expected"))
@@ -116,6 +118,7 @@ def assert_importance_order(
 ) -> ImportanceOrderResult:
     """Assert importance strictly decreases along `features`."""
     __tracebackhide__ = True
+    X = model_data(model, X)
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, features, "feature")
     indices = feature_indices(names, features)
@@ -148,6 +151,7 @@ def assert_max_importance_share(
 ) -> ImportanceShareResult:
     """Assert the named features together carry at most `max_share` of the total importance."""
     __tracebackhide__ = True
+    X = model_data(model, X)
     max_share = check_number("max_share", max_share, low=0.0, high=1.0)
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, features, "feature")

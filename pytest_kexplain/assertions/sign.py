@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters.binding import model_data
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -50,6 +51,7 @@ def assert_attribution_sign(
     """Assert `feature`'s attribution has `sign` on at least `min_fraction` of the samples
     where it is not negligible (|value| above `negligible` x the mean |attribution|)."""
     __tracebackhide__ = True
+    X = model_data(model, X)
     sign = check_choice("sign", sign, SIGNS)
     min_fraction = check_number("min_fraction", min_fraction, low=0.0, high=1.0)
     negligible = check_number("negligible", negligible, low=0.0)

@@ -10,6 +10,7 @@ import numpy as np
 
 from pytest_kexplain import metrics
 from pytest_kexplain.adapters import get_adapter
+from pytest_kexplain.adapters.binding import model_data
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -57,9 +58,10 @@ def default_k(n_features: int) -> int:
     return max(1, n_features // 4)
 
 
-def _noise_scale(x: np.ndarray, background: Any, epsilon: float) -> np.ndarray:
+def _noise_scale(x: np.ndarray, background: Any, epsilon: float, model: Any = None) -> np.ndarray:
     """epsilon times each feature's standard deviation (over the background when given)."""
-    source = x if background is None else prepare_input(background, name="background").array
+    source = x if background is None else prepare_input(
+        model_data(model, background, "background"), name="background").array
     spread = source.std(axis=0)
     if not np.any(spread > 0):
         raise InvalidArgument(
@@ -97,6 +99,7 @@ def assert_saliency_stable(
     copies (noise: epsilon x each feature's standard deviation, seeded) is at least
     `min_similarity`."""
     __tracebackhide__ = True
+    X = model_data(model, X)
     if with_defaults(explain_kwargs).get("vocabulary") is not None:
         raise InvalidArgument(
             "assert_saliency_stable adds noise to the input, which token ids cannot take, so it "
@@ -126,7 +129,7 @@ def assert_saliency_stable(
                                          prepared.feature_names, len(x), samples)}
 
     rng = np.random.default_rng(int(merged.get("seed", 0)))
-    scale = _noise_scale(x, merged.get("background"), epsilon)
+    scale = _noise_scale(x, merged.get("background"), epsilon, model)
     noisy = (x[None] + rng.standard_normal((samples, *x.shape)) * scale).reshape(-1, *x.shape[1:])
     target = merged.get("target")
     if target is not None and not isinstance(target, (int, np.integer)):

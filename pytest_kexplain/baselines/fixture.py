@@ -274,8 +274,18 @@ def _check_keywords(explain_kwargs: Mapping[str, Any]) -> None:
 def _background_fingerprint(background: Any) -> str | None:
     if background is None:
         return None
-    from pytest_kexplain.inputs import prepare_input
+    from pytest_kexplain.inputs import is_dataframe, prepare_input
 
+    if is_dataframe(background) and any(
+            getattr(dtype, "kind", "O") not in "biuf" and str(dtype) != "category"
+            for dtype in background.dtypes):  # string columns a scikit-learn pipeline encodes
+        import hashlib
+
+        import pandas as pd
+
+        hashed = pd.util.hash_pandas_object(background, index=False).to_numpy().tobytes()
+        return hashlib.blake2b(hashed + repr(list(map(str, background.columns))).encode(),
+                               digest_size=16).hexdigest()
     return array_digest(prepare_input(background, name="background").array)
 
 
