@@ -98,9 +98,10 @@ def bind(
     if feature_names is None and fitted_names is not None and not is_dataframe(X) \
             and np.ndim(X) == 2 and np.shape(X)[1] == len(fitted_names):
         feature_names = fitted_names
-    if is_dataframe(X) and hasattr(base, "frame_with_categories"):
+    to_categories = getattr(base, "frame_with_categories", None)
+    if is_dataframe(X) and to_categories is not None:
         # a scikit-learn estimator fitted on string columns: they become categories
-        X = base.frame_with_categories(X, name)
+        X = to_categories(X, name)
     prepared = prepare_input(X, feature_names, name=name, declared=declared)
     if undeclared and prepared.layout is not None:
         base.learned_inputs = (tuple(
@@ -109,10 +110,11 @@ def bind(
             prepared.layout.as_dict)
     if fitted_names is not None and hasattr(base, "check_feature_names"):
         base.check_feature_names(prepared.feature_names, is_dataframe(X))
-    if hasattr(base, "with_categories"):
+    with_categories = getattr(base, "with_categories", None)
+    if with_categories is not None:
         # codes in a NumPy X (Explanation.data, rows a check made) index the fitted categories
-        base = base.with_categories(dict(prepared.categories) if is_dataframe(X)
-                                    else base.category_dtypes())
+        base = with_categories(dict(prepared.categories) if is_dataframe(X)
+                               else base.category_dtypes())
     adapter = _configured(base, prepared, choice)
     adapter.check_input_shape(prepared.feature_shape)
     return BoundModel(model=model, adapter=adapter, prepared=prepared, class_names=labels)
