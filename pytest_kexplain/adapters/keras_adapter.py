@@ -254,9 +254,17 @@ class KerasAdapter:
             self._functions[sample_shape] = functions
         return functions
 
-    def _call_error(self, exc: Exception, sample_shape: tuple[int, ...]) -> InvalidArgument:
+    def _call_error(self, exc: Exception, sample_shape: tuple[int, ...],
+                    differentiating: bool = False) -> InvalidArgument:
         """What a model call that raised means: a shape the model cannot take, or its own bug."""
         raised = f"{type(exc).__name__}: {exception_summary(exc)}"
+        if differentiating:  # the forward pass ran on these samples: its gradient did not
+            return ModelCallError(
+                f"{self.description} raised an exception inside its call while it was "
+                f"differentiated (its forward pass runs): {raised} (the model's traceback is "
+                "chained above). A gradient method needs every operation of the model to be "
+                "differentiable on this Keras backend; method='shap', 'permutation' or "
+                "'occlusion' only call the model")
         ran_on = [shape for shape in self._functions if shape != sample_shape]
         if ran_on:  # built for other samples: this shape is what does not fit
             return InvalidArgument(
@@ -299,8 +307,13 @@ class KerasAdapter:
         x = np.asarray(x, dtype=self.dtype)
         target = np.asarray(target, dtype=np.int32)
         out = np.empty(x.shape, dtype=np.float64)
-        for part in batches(len(x), size):
-            out[part] = gradient(x[part], target[part])
+        try:
+            for part in batches(len(x), size):
+                out[part] = gradient(x[part], target[part])
+        except KexplainError:
+            raise
+        except Exception as exc:  # raised by the model while differentiated (the probe passed)
+            raise self._call_error(exc, sample_shape, differentiating=True) from exc
         return require_finite(out, self.description, "input gradients")
 
     def masked_outputs(

@@ -16,6 +16,38 @@ from pytest_kexplain.groups import Players
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: A change of output within this many float epsilons of the outputs' magnitude is round-off:
+#: outputs of identical inputs computed in calls of other sizes (JAX), at other positions of
+#: one call (PyTorch's CPU kernels treat a batch's last rows apart) or in another order differ
+#: by a few ulps, and a feature the model never reads must get exactly 0.
+ROUND_OFF_ULPS = 16
+#: epsilon of the half-precision types NumPy's finfo does not know (bfloat16) or that a
+#: mixed-precision model computes in while its inputs are float32
+_HALF_PRECISION_EPSILON = {"float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0**-7}
+
+
+def round_off_epsilon(adapter: Any) -> float:
+    """Machine epsilon of the precision the model computes in (its layers', when lower)."""
+    low_precision = getattr(adapter, "low_precision", None)
+    if low_precision in _HALF_PRECISION_EPSILON:
+        return _HALF_PRECISION_EPSILON[low_precision]
+    dtype = str(getattr(adapter, "dtype", "float64"))
+    if dtype in _HALF_PRECISION_EPSILON:
+        return _HALF_PRECISION_EPSILON[dtype]
+    try:
+        return float(np.finfo(np.dtype(dtype)).eps)
+    except (TypeError, ValueError):
+        return float(np.finfo(np.float64).eps)
+
+
+def without_round_off(differences: np.ndarray, scale: Any, epsilon: float) -> np.ndarray:
+    """Differences of model outputs with those below their round-off set to exactly 0.
+
+    scale broadcasts against differences: the magnitude of the outputs they come from.
+    """
+    limit = ROUND_OFF_ULPS * epsilon * np.asarray(scale)
+    return np.where(np.abs(differences) <= limit, 0.0, differences)
+
 
 @dataclass(frozen=True)
 class ExplainRequest:
@@ -93,6 +125,15 @@ class ExplainRequest:
         stacked = np.concatenate([copies.reshape(k * n, *self.sample_shape), self.x])
         outputs = self.predict_selected(stacked, np.tile(self.target, k + 1)).reshape(k + 1, n)
         return outputs[:k], outputs[k]
+
+    def copy_changes(self, copies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """f(x) - f(copy) (k, n) for k modified copies of x, and f(x) (n,), from one model
+        call (see predict_copies), with changes within round-off set to exactly 0."""
+        outputs, unchanged = self.predict_copies(copies)
+        scale = np.maximum(np.abs(outputs), np.abs(unchanged)[None, :])
+        changes = without_round_off(unchanged[None, :] - outputs, scale,
+                                    round_off_epsilon(self.adapter))
+        return changes, unchanged
 
 
 @dataclass(frozen=True)

@@ -217,8 +217,8 @@ def unread_players(request: ExplainRequest, players_masks: np.ndarray, donors: n
         if masks.ndim == 2:
             masks = np.broadcast_to(masks, (n, *masks.shape))
         probes = np.where(masks, donors[:, None, :], flat[:, None, :])
-        outputs, unmoved = request.predict_copies(probes.transpose(1, 0, 2))
-        moved[chosen] = (outputs != unmoved[None, :]).any(axis=1)
+        changes, _ = request.copy_changes(probes.transpose(1, 0, 2))
+        moved[chosen] = (changes != 0).any(axis=1)
     return ~moved
 
 

@@ -85,10 +85,10 @@ def occlusion(request: ExplainRequest) -> Attribution:
         occluded = np.repeat(request.x[None], len(group), axis=0)
         for k, window in enumerate(group):
             occluded[(k, slice(None)) + tuple(window)] = reference[window]
-        outputs, unoccluded = request.predict_copies(occluded)
+        changes, _ = request.copy_changes(occluded)
         for k, window in enumerate(group):
             size = values[(0,) + tuple(window)].size  # windows at the edges may be clipped
-            values[(slice(None),) + tuple(window)] = ((unoccluded - outputs[k]) / size).reshape(
+            values[(slice(None),) + tuple(window)] = (changes[k] / size).reshape(
                 (n,) + (1,) * len(patch)
             )
     base_values = request.predict_selected(np.repeat(reference[None], n, 0), request.target)
@@ -108,7 +108,7 @@ def _occlude_players(request: ExplainRequest, reference: np.ndarray) -> Attribut
         chosen = np.arange(first, min(first + per_call, p))
         masks = assignment[None, :, :] == chosen[:, None, None]  # (k, n, d)
         occluded = np.where(masks, flat_reference, flat_x[None])
-        outputs, unoccluded = request.predict_copies(occluded)
-        values[:, chosen] = (unoccluded[None, :] - outputs).T
+        changes, _ = request.copy_changes(occluded)
+        values[:, chosen] = changes.T
     base_values = request.predict_selected(np.repeat(reference[None], n, 0), request.target)
     return Attribution(values=values, base_values=base_values, grouped=True)

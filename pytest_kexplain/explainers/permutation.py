@@ -70,19 +70,20 @@ def permutation_importance(request: ExplainRequest) -> Attribution:
     for r in range(repeats):
         sources = [rng.permutation(n) if pool is x else rng.integers(len(pool), size=n)
                    for _ in range(count)]
-        outputs = np.empty((count, n))
-        unshuffled = np.empty((count, n))  # X's own output in the call of each player's copy
+        player_changes = np.empty((count, n))  # f(X) - f(shuffled), both from one call
         for first in range(0, count, per_call):
             chosen = range(first, min(first + per_call, count))
             # one copy of X per player in the call, with that player's columns replaced
             shuffled = np.repeat(x[None], len(chosen), axis=0)
             for k, j in enumerate(chosen):
                 shuffle(shuffled[k], j, sources[j])
-            outputs[first:first + len(chosen)], unshuffled[first:first + len(chosen)] = (
-                request.predict_copies(shuffled))
-        changes[r] = (unshuffled - outputs).T
+            player_changes[first:first + len(chosen)], _ = request.copy_changes(shuffled)
+        changes[r] = player_changes.T
         if y is not None:
-            score_drops[r] = [base_score - _score(y, outputs[j], scoring) for j in range(count)]
+            # the shuffled predictions as X's own minus the change: a player that changes
+            # nothing scores exactly as X does
+            score_drops[r] = [base_score - _score(y, original - player_changes[j], scoring)
+                              for j in range(count)]
     values = changes.mean(axis=0)
     importance = score_drops.mean(axis=0) if y is not None else np.abs(changes).mean(axis=(0, 1))
     return Attribution(

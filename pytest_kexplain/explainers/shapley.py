@@ -35,6 +35,8 @@ from pytest_kexplain.explainers.base import (
     positive_int,
     prefetched,
     register,
+    round_off_epsilon,
+    without_round_off,
 )
 
 DEFAULT_BACKGROUND_ROWS = 100
@@ -49,10 +51,6 @@ MIN_SAMPLED_PAIRS = 2
 # Upper bound on input values (model rows x features) materialised at once for coalitions:
 # 2**24 float32 values are 64 MB, and each chunk fills several large model batches.
 VALUES_PER_CHUNK = 2**24
-# A marginal contribution within this many float epsilons of the outputs' magnitude is
-# round-off: outputs of identical inputs computed in calls of other sizes (JAX, PyTorch) or
-# in another order differ by a few ulps, and a player the model never reads must get 0.
-ROUND_OFF_ULPS = 16
 
 
 def default_background(request: ExplainRequest) -> np.ndarray:
@@ -152,20 +150,11 @@ def exact_shapley(request: ExplainRequest, background: np.ndarray,
     values = np.empty((len(request.x), n_players))
     for rows in row_chunks(len(request.x), len(masks), len(background), d):
         values[rows] = marginal_values(coalition_values(request, rows, masks, background),
-                                       player_masks, mixing_dtype(request))
+                                       player_masks, round_off_epsilon(request.adapter))
     return values
 
 
-def without_round_off(differences: np.ndarray, scale: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Differences of model outputs with those below their round-off set to exactly 0.
-
-    scale broadcasts against differences: the magnitude of the outputs they come from.
-    """
-    limit = ROUND_OFF_ULPS * float(np.finfo(dtype).eps) * np.asarray(scale)
-    return np.where(np.abs(differences) <= limit, 0.0, differences)
-
-
-def marginal_values(coalitions: np.ndarray, player_masks: np.ndarray, dtype: np.dtype
+def marginal_values(coalitions: np.ndarray, player_masks: np.ndarray, epsilon: float
                     ) -> np.ndarray:
     """Shapley values (rows, p) from v of every coalition (rows, 2**p), coded as player_masks.
 
@@ -181,7 +170,7 @@ def marginal_values(coalitions: np.ndarray, player_masks: np.ndarray, dtype: np.
     for j in range(p):
         without = codes[(codes >> j) & 1 == 0]
         differences = without_round_off(
-            coalitions[:, without | (1 << j)] - coalitions[:, without], scale, dtype)
+            coalitions[:, without | (1 << j)] - coalitions[:, without], scale, epsilon)
         values[:, j] = differences @ weight[sizes[without]]
     return values
 
@@ -287,17 +276,17 @@ def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
 
 def path_contributions(inner: np.ndarray, start: np.ndarray, end: np.ndarray,
                        ranks: np.ndarray, weights: np.ndarray,
-                       dtype: np.dtype | None = None) -> np.ndarray:
+                       epsilon: float | None = None) -> np.ndarray:
     """Each feature's marginal contributions, weighted per pair of paths and summed: (n_rows, d).
 
     inner (n_rows, 2, pairs, d - 1) are the outputs along the paths (path_outputs), start
     (n_rows, pairs) f(b) of each pair's background row, end (n_rows,) f(x), weights
     (n_rows, pairs) each pair's weight. A feature's contribution on a path is the change in
     output when it joins the coalition; on every path they sum to f(x) - f(b). Changes
-    within round-off of dtype (the model's) are 0.
+    within round-off (epsilon: the model's precision, float64's by default) are 0.
     """
     n_rows, _, pairs, _ = inner.shape
-    dtype = np.dtype(np.float64) if dtype is None else dtype
+    epsilon = float(np.finfo(np.float64).eps) if epsilon is None else epsilon
     start, end = start[:, :, None], np.broadcast_to(end[:, None, None], (n_rows, pairs, 1))
     # With t features of the forward order from x: forward[t], and reverse[t] for the
     # complement (the reverse order's first d - t). Feature j at forward rank r adds
@@ -307,8 +296,8 @@ def path_contributions(inner: np.ndarray, start: np.ndarray, end: np.ndarray,
     reverse = np.concatenate([end, inner[:, 1], start], axis=2)
     scale = np.maximum(np.abs(forward).max(axis=2, keepdims=True),
                        np.abs(reverse).max(axis=2, keepdims=True))
-    steps = (without_round_off(np.diff(forward, axis=2), scale, dtype)
-             - without_round_off(np.diff(reverse, axis=2), scale, dtype))
+    steps = (without_round_off(np.diff(forward, axis=2), scale, epsilon)
+             - without_round_off(np.diff(reverse, axis=2), scale, epsilon))
     per_pair = np.take_along_axis(steps, ranks, axis=2)
     return np.einsum("npd,np->nd", per_pair, weights)
 
@@ -370,7 +359,7 @@ def permutation_shapley(
         start = background_outputs[target_index[rows, None], chunk.drawn]  # f(b)
         outputs = path_outputs(request, chunk, x, bg, player_of_column)
         values[rows] = path_contributions(outputs, start, ends[rows, 1], chunk.ranks,
-                                          weights[rows], dtype)
+                                          weights[rows], round_off_epsilon(request.adapter))
     return values
 
 
@@ -473,5 +462,5 @@ def _exact_group_shapley(request: ExplainRequest, background: np.ndarray, player
                            request.n_features):
         masks = shared if shared is not None else players.feature_masks(player_masks, rows)
         coalitions = coalition_values(request, rows, masks, background)  # (rows, 2**p)
-        values[rows] = marginal_values(coalitions, player_masks, mixing_dtype(request))
+        values[rows] = marginal_values(coalitions, player_masks, round_off_epsilon(request.adapter))
     return values

@@ -1,0 +1,134 @@
+"""Adversarial models against the invariants: an unread feature gets exactly 0 on every backend.
+
+PyTorch's CPU kernels compute a batch's rows in blocks, and the rows left over at the end of a
+block go through other code: the same input row gives outputs a few ulps apart at different
+positions of one call. The masking methods compare a modified copy of X with X, so such noise
+must read as no change at all.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pytest_kexplain import explain
+
+WEIGHTS = np.array([2.0, -1.0, 0.0, 0.5])  # x2 is never read
+
+
+def position_dependent_model(batch: np.ndarray) -> np.ndarray:
+    """A linear model whose output for the same row differs by an ulp or two with its position
+    in the batch, as a PyTorch model's does."""
+    exact = batch @ WEIGHTS + 3.0
+    position = np.arange(len(batch)) % 5
+    return exact * (1.0 + position * np.finfo(np.float64).eps)
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(0).normal(size=(7, 4))
+
+
+MASKING = {
+    "occlusion": {},
+    "permutation": {},
+    "permutation_scored": {"method": "permutation", "y": np.zeros(7)},
+    "lime": {"samples": 400},
+    "shap": {},
+    "shap_sampled": {"method": "shap", "max_evals": 8},
+}
+
+
+@pytest.mark.parametrize("case", sorted(MASKING))
+@pytest.mark.parametrize("grouped", [False, True], ids=["features", "groups"])
+def test_round_off_from_the_row_position_gives_an_unread_feature_nothing(x, case, grouped):
+    options = dict(MASKING[case])
+    method = options.pop("method", case)
+    groups = {"read": ["x0", "x1"], "last": ["x3"], "unread": ["x2"]} if grouped else None
+    explanation = explain(position_dependent_model, x, method=method, groups=groups,
+                          background=np.random.default_rng(1).normal(size=(9, 4)), **options)
+    column = explanation.feature_names.index("unread" if grouped else "x2")
+    assert np.all(explanation.values[:, column] == 0.0)
+    if explanation.global_importance is not None:
+        assert explanation.global_importance[column] == 0.0
+    assert np.abs(explanation.values).max() > 0.1  # the read features still count
+
+
+def test_round_off_is_not_taken_for_a_real_effect(x):
+    """Effects far above the ulp noise are kept: x3's half-weight is measured, not zeroed."""
+    explanation = explain(position_dependent_model, x, method="occlusion")
+    np.testing.assert_allclose(explanation.values[:, 3], 0.5 * x[:, 3], rtol=1e-12, atol=1e-12)
+
+
+BACKEND_SCRIPT = """
+import json
+import keras
+import numpy as np
+from pytest_kexplain import ModelCallError, explain
+
+keras.utils.set_random_seed(3)
+inputs = keras.Input((6,))
+hidden = keras.layers.Dense(16, activation="relu")(inputs)
+# with these weights PyTorch gives X's rows outputs an ulp apart at other batch positions
+model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(8, activation="relu")(hidden)))
+kernel, bias = model.layers[1].get_weights()
+kernel[2] = 0.0  # x2 is never read
+model.layers[1].set_weights([kernel, bias])
+rng = np.random.default_rng(0)
+x, background = rng.normal(size=(10, 6)).astype("float32"), rng.normal(size=(20, 6))
+groups = {"unread": ["x2"], "read": ["x0", "x1", "x3"]}
+largest = {}
+for method, options in (("occlusion", {}), ("permutation", {}), ("lime", {"samples": 300}),
+                        ("shap", {}), ("shap", {"max_evals": 16})):
+    for grouped in (False, True):
+        explanation = explain(model, x, method=method, background=background,
+                              groups=groups if grouped else None, **options)
+        column = explanation.feature_names.index("unread" if grouped else "x2")
+        key = method + ("_sampled" if options.get("max_evals") else "") + ("_groups" if grouped else "")
+        largest[key] = float(np.abs(explanation.values[:, column]).max())
+
+mask = np.array([1, 1, 1, 0], "float32")  # a NumPy constant in a Lambda: PyTorch cannot
+inputs = keras.Input((4,))                # differentiate through it
+masked = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Lambda(lambda t: t * mask)(inputs)))
+try:
+    explain(masked, np.ones((3, 4)), method="saliency")
+    differentiated = "no error"
+except ModelCallError as error:
+    differentiated = str(error)
+except Exception as error:
+    differentiated = "raw " + type(error).__name__
+print(json.dumps({"backend": keras.backend.backend(), "largest": largest,
+                  "differentiated": differentiated}))
+"""
+
+
+@pytest.fixture(scope="module", params=["tensorflow", "jax", "torch"])
+def backend_run(request):
+    if importlib.util.find_spec(request.param) is None:
+        pytest.skip(f"{request.param} is not installed")
+    env = {**os.environ, "KERAS_BACKEND": request.param}
+    out = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["backend"] == request.param
+    return result
+
+
+def test_masking_methods_give_a_never_read_feature_exactly_nothing_on_every_backend(backend_run):
+    assert backend_run["largest"] == dict.fromkeys(backend_run["largest"], 0.0)
+    assert len(backend_run["largest"]) == 10
+
+
+def test_a_model_that_fails_only_when_differentiated_is_a_model_call_error(backend_run):
+    """On PyTorch the gradient pass raised the backend's own RuntimeError, unexplained."""
+    message = backend_run["differentiated"]
+    if backend_run["backend"] != "torch":  # TensorFlow and JAX differentiate through it
+        assert message == "no error"
+        return
+    assert "raised an exception inside its call while it was differentiated" in message
+    assert "method='shap', 'permutation' or 'occlusion'" in message
