@@ -1,8 +1,16 @@
-"""Integrated gradients built inside the compiled call (TensorFlow, JAX) give what the NumPy
-path gives: the same points, the same weights, whatever the rule, batch size or inputs."""
+"""Integrated gradients built inside the backend's call (TensorFlow, JAX, PyTorch) give what
+the NumPy path gives: the same points, the same weights, whatever the rule, batch size or
+inputs. JAX and PyTorch run tests/integration_path_checks.py in subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+
+import integration_path_checks
 
 from pytest_kexplain import explain
 from pytest_kexplain.adapters.keras_adapter import KerasAdapter
@@ -42,6 +50,8 @@ CASES = {
     "two_inputs": (_two_inputs, lambda rng: {"num": rng.normal(size=(8, 5)),
                                              "aux": rng.normal(size=(8, 3))},
                    {"output": "score"}),
+    "recurrent": (integration_path_checks._recurrent, lambda rng: rng.normal(size=(7, 6, 3)),
+                  {"target": 0}),
 }
 
 
@@ -114,3 +124,47 @@ def test_a_half_precision_model_sums_its_gradients_in_float32(monkeypatch):
     x = np.random.default_rng(2).normal(size=(5, 6))
     in_graph, in_numpy = _explain_both_ways(monkeypatch, model, x, steps=256, tolerance=None)
     np.testing.assert_allclose(in_graph.flat_values, in_numpy.flat_values, rtol=1e-4, atol=1e-6)
+
+
+OTHER_BACKENDS = ("jax", "torch")
+
+
+@pytest.fixture(scope="module")
+def other_backend_runs(tmp_path_factory):
+    """integration_path_checks.py started on JAX and PyTorch, in parallel subprocesses."""
+    directory = tmp_path_factory.mktemp("integration_path")
+    runs = {}
+    for name in OTHER_BACKENDS:
+        with open(directory / f"{name}.out", "w") as out, open(directory / f"{name}.err", "w") as err:
+            runs[name] = (directory, subprocess.Popen(
+                [sys.executable, integration_path_checks.__file__],
+                env={**os.environ, "KERAS_BACKEND": name}, stdout=out, stderr=err))
+    yield runs
+    for _, run in runs.values():
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_the_path_built_in_the_backends_call_matches_the_numpy_path(other_backend_runs, backend):
+    """Dense, convolutional, two-input, recurrent and float16 models, every rule, adaptive
+    steps and points split over calls: the same values (to float32 round-off) and steps."""
+    directory, run = other_backend_runs[backend]
+    if run.wait(timeout=600) != 0:
+        pytest.fail(f"the checks failed on {backend}:\n"
+                    f"{(directory / f'{backend}.err').read_text()[-4000:]}")
+    results = json.loads((directory / f"{backend}.out").read_text().strip().splitlines()[-1])
+    assert results.pop("backend") == backend
+    expected = {f"{case}/{name}" for case in integration_path_checks.CASES
+                for name in (("own",) if case == "float16" else integration_path_checks.SETTINGS)}
+    assert set(results) == expected
+    for key, result in results.items():
+        assert result["took_the_call"], f"{key}: the path was built in NumPy"
+        in_call, in_numpy = (np.array(result[way]["values"]) for way in ("in_call", "numpy"))
+        half = key.startswith("float16")
+        np.testing.assert_allclose(in_call, in_numpy, rtol=1e-4 if half else 1e-5,
+                                   atol=(1e-6 if half else 1e-7) * np.abs(in_numpy).max(),
+                                   err_msg=key)
+        assert result["in_call"]["max_steps_used"] == result["numpy"]["max_steps_used"], key
+        assert result["in_call"]["completeness_error"] < 0.05, key

@@ -118,7 +118,7 @@ def _integrate(request: ExplainRequest, rows: np.ndarray, steps: int, rule: str)
     """Integrated gradients of the given rows with one quadrature rule."""
     alphas, weights = integration_points(steps, rule)
     reference = request.reference()
-    in_graph = getattr(request.adapter, "path_gradients", None)  # Keras on TensorFlow, JAX
+    in_graph = getattr(request.adapter, "path_gradients", None)  # Keras models
     try:
         summed = None if in_graph is None else in_graph(
             request.x[rows], reference, alphas, weights, request.target[rows],

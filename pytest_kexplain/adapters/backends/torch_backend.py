@@ -18,6 +18,7 @@ from pytest_kexplain.adapters.backends.common import (
     layer_output_hook,
     no_gradient_error,
     single_output,
+    summing_dtype,
 )
 from pytest_kexplain.adapters.base import GradientFunctions
 
@@ -68,6 +69,50 @@ def build_functions(
         return keras.ops.convert_to_numpy(grads)
 
     return GradientFunctions(forward=forward_numpy, gradient=gradient_numpy)
+
+
+def build_path_gradients(
+    model: Any, sample_shape: tuple[int, ...], dtype: str, description: str
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Integrated gradients' inner sum with torch tensors (see the TensorFlow backend): (R, d)
+    weighted sums of gradients at K points of each row's straight path.
+
+    The R * K points are built from the rows, the reference and the coefficients as tensors
+    (no NumPy copy of the path, no float64 gradients), in at least float32 (summing_dtype),
+    cast to the model's dtype, and the gradients summed in that wider dtype.
+    """
+    kind, total = getattr(torch, dtype), summing_dtype(dtype)
+    has_gradient: list[bool] = []  # filled on the first call
+
+    def tensor(array: np.ndarray, dtype: str) -> torch.Tensor:
+        return keras.ops.convert_to_tensor(np.asarray(array, dtype=dtype))
+
+    def path_gradients_numpy(x: np.ndarray, reference: np.ndarray, alphas: np.ndarray,
+                             weights: np.ndarray, target: np.ndarray) -> np.ndarray:
+        n_rows, n_points = len(x), len(alphas)
+        with torch.no_grad():
+            rows, origin, steps, weighting = (tensor(a, total) for a in (x, reference, alphas,
+                                                                         weights))
+            points = origin[None, None, :] + steps[None, :, None] * (rows - origin)[:, None, :]
+            points = points.to(kind).reshape(-1, *sample_shape)
+        points.requires_grad_(True)
+        with torch.enable_grad():
+            outputs = single_output(model(points, training=False))
+            index = torch.as_tensor(np.repeat(np.asarray(target, dtype=np.int64), n_points),
+                                    device=outputs.device)
+            # Rows are independent (inference mode), so the gradient of the sum is per-point.
+            selected = outputs.gather(1, index[:, None]).sum()
+        if not has_gradient:
+            has_gradient.append(_gradient_reaches(selected, points))
+        if not has_gradient[0]:
+            raise no_gradient_error(description)
+        (grads,) = torch.autograd.grad(selected, points)
+        with torch.no_grad():
+            summed = torch.einsum("rkd,k->rd", grads.reshape(n_rows, n_points, -1).to(
+                weighting.dtype), weighting)
+        return np.asarray(keras.ops.convert_to_numpy(summed))
+
+    return path_gradients_numpy
 
 
 def build_layer_functions(
