@@ -159,3 +159,88 @@ def test_an_image_region_of_a_channels_first_model_is_a_usage_error(twin_cnns):
     grouped = explain(first, Xf, method="shap", groups=regions)
     reference = explain(twin_cnns[0], X, method="shap", groups=zoo.centre_and_border((8, 8)))
     np.testing.assert_allclose(grouped.values, reference.values, rtol=1e-4, atol=1e-6)
+
+
+# -- the same model kinds on JAX and PyTorch --------------------------------------------------
+
+OTHER_BACKENDS = ("jax", "torch")
+
+
+@pytest.fixture(scope="module")
+def backend_runs(tmp_path_factory):
+    """tests/model_zoo_backend_checks.py started on each other backend, in parallel."""
+    import os
+    import subprocess
+    import sys
+
+    import model_zoo_backend_checks
+
+    directory = tmp_path_factory.mktemp("model_zoo_backends")
+    runs = {}
+    for name in OTHER_BACKENDS:
+        with open(directory / f"{name}.out", "w") as out, \
+                open(directory / f"{name}.err", "w") as err:
+            runs[name] = subprocess.Popen(
+                [sys.executable, model_zoo_backend_checks.__file__],
+                env={**os.environ, "KERAS_BACKEND": name}, stdout=out, stderr=err)
+    yield directory, runs
+    for run in runs.values():
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+@pytest.fixture(scope="module")
+def tensorflow_zoo(backend_runs):
+    import model_zoo_backend_checks
+
+    return model_zoo_backend_checks.run_checks()
+
+
+@pytest.fixture(scope="module", params=("tensorflow",) + OTHER_BACKENDS)
+def zoo_results(request, backend_runs, tensorflow_zoo):
+    import json
+
+    name = request.param
+    if name == "tensorflow":
+        return tensorflow_zoo
+    directory, runs = backend_runs
+    if runs[name].wait(timeout=600) != 0:
+        pytest.fail(f"the model zoo checks failed on {name}:\n"
+                    f"{(directory / f'{name}.err').read_text()[-4000:]}")
+    return json.loads((directory / f"{name}.out").read_text().strip().splitlines()[-1])
+
+
+def test_the_zoo_ran_on_the_requested_backend(zoo_results, request):
+    assert zoo_results["backend"] == request.node.callspec.params["zoo_results"]
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "shap", "occlusion"])
+def test_a_subclassed_model_without_a_training_argument(zoo_results, tensorflow_zoo, method):
+    """JAX's stateless call hands its keywords to `call` itself: training=False must not reach
+    a call(self, x); Dropout and GaussianNoise inside stay in inference mode on every backend."""
+    values = np.asarray(zoo_results[f"subclassed_{method}"])
+    assert zoo_results[f"subclassed_{method}_unread"] == 0.0
+    assert zoo_results[f"subclassed_{method}_batch_size_agrees"]
+    reference = np.asarray(tensorflow_zoo[f"subclassed_{method}"])
+    np.testing.assert_allclose(values, reference, rtol=1e-3, atol=1e-5 * np.abs(reference).max())
+    np.testing.assert_allclose(zoo_results["subclassed_explained_outputs"],
+                               zoo_results["subclassed_outputs"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_dict_subclassed_model_is_checked_and_restored(zoo_results, tensorflow_zoo):
+    sensitive = zoo_results["dict_sensitive"]
+    assert sensitive["reinitialized"] == 4 and sensitive["restored"]
+    assert sensitive["similarity"] < 0.99
+    assert zoo_results["dict_flat_rows_agree"]
+    assert zoo_results["lambda_sensitive"] == 4
+    reference = np.asarray(tensorflow_zoo["dict_ig"])
+    np.testing.assert_allclose(zoo_results["dict_ig"], reference, rtol=1e-3,
+                               atol=1e-5 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("method", ["gradcam", "occlusion"])
+def test_channels_first_matches_channels_last_on_every_backend(zoo_results, method):
+    assert zoo_results[f"channels_first_{method}_scale"] > 0
+    assert zoo_results[f"channels_first_{method}_gap"] <= 1e-5 * zoo_results[
+        f"channels_first_{method}_scale"]

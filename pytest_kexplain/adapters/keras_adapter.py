@@ -243,7 +243,7 @@ class KerasAdapter:
                                  training=False)
             except Exception as exc:
                 raise self._call_error(exc, sample_shape) from exc
-            raw = keras.tree.map_structure(keras.ops.convert_to_numpy, raw)
+            raw = keras.tree.map_structure(tensor_values, raw)
             selector, self.output_head = resolve_output(
                 raw, self.output_choice, self.description, _output_names(self.model))
             as_output_matrix(select_output(raw, selector), 1)
@@ -664,13 +664,29 @@ def _replace_names(value: Any, names: set[str], placeholders: dict[str, str]) ->
     return value
 
 
+def tensor_values(tensor: Any) -> np.ndarray:
+    """A backend tensor (or tf.Variable) as a NumPy array without NumPy 2's `__array__`
+    deprecation warning (Keras' `Variable.numpy()` on JAX and `convert_to_numpy` on PyTorch
+    go through it), which a `filterwarnings = error` test run would turn into a failure."""
+    if hasattr(tensor, "detach"):  # torch: off the autograd graph, onto the CPU
+        tensor = tensor.detach().cpu()
+        if str(tensor.dtype) == "torch.bfloat16":  # torch has no NumPy bfloat16
+            tensor = tensor.float()
+    return np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor)
+
+
+def variable_values(variable: Any) -> np.ndarray:
+    """A Keras variable's current values as a NumPy array, on every backend."""
+    return tensor_values(variable.value)  # a tf.Variable, a torch Parameter or a jax Array
+
+
 def weights_digest(model: Any, architecture: bytes) -> str:
     """Digest of the architecture bytes and every weight's position, dtype, shape and values
     (not its path, which holds the layers' made-up names)."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(architecture)
     for index, weight in enumerate(model.weights):
-        value = np.ascontiguousarray(weight.numpy())
+        value = np.ascontiguousarray(variable_values(weight))
         digest.update(f"{index}:{value.dtype}:{value.shape}".encode())
         digest.update(value.tobytes())
     return digest.hexdigest()

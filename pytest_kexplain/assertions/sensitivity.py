@@ -11,6 +11,7 @@ import numpy as np
 
 from pytest_kexplain import metrics
 from pytest_kexplain.adapters import get_adapter
+from pytest_kexplain.adapters.keras_adapter import variable_values
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -240,7 +241,7 @@ def randomized_in_place(model: Any, seed: int, layers: Collection[str] | None
     """
     redraws = _redraws(model, seed, layers)
     weights = model.weights
-    trained = [(weights[position], np.array(weights[position].numpy()))
+    trained = [(weights[position], np.array(variable_values(weights[position])))
                for position, _, _ in redraws]
     try:
         for position, _, initializer in redraws:

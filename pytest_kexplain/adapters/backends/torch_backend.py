@@ -21,6 +21,7 @@ from pytest_kexplain.adapters.backends.common import (
     summing_dtype,
 )
 from pytest_kexplain.adapters.base import GradientFunctions
+from pytest_kexplain.adapters.keras_adapter import tensor_values
 
 # Autograd nodes of piecewise-constant operations: PyTorch gives them a zero derivative where
 # TensorFlow and JAX give none, so a path through them carries no gradient.
@@ -52,7 +53,7 @@ def build_functions(
     def forward_numpy(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             outputs = single_output(model(keras.ops.convert_to_tensor(x), training=False))
-        return keras.ops.convert_to_numpy(outputs)
+        return tensor_values(outputs)
 
     def gradient_numpy(x: np.ndarray, target: np.ndarray) -> np.ndarray:
         inputs = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
@@ -66,7 +67,7 @@ def build_functions(
         if not has_gradient[0]:
             raise no_gradient_error(description)
         (grads,) = torch.autograd.grad(selected, inputs)
-        return keras.ops.convert_to_numpy(grads)
+        return tensor_values(grads)
 
     return GradientFunctions(forward=forward_numpy, gradient=gradient_numpy)
 
@@ -146,7 +147,7 @@ def build_layer_functions(
             grads = None
         if grads is None:
             grads = torch.zeros_like(captured["leaf"])
-        return tuple(keras.ops.convert_to_numpy(t.detach())
+        return tuple(tensor_values(t.detach())
                      for t in (outputs, captured["activations"], grads))
 
     return layer_numpy
@@ -186,7 +187,7 @@ def build_embedding_functions(
         grads = [torch.zeros_like(s) if g is None else g for s, g in zip(sources, found)]
 
         def numpy(tensor: torch.Tensor) -> np.ndarray:
-            return np.asarray(keras.ops.convert_to_numpy(tensor.detach()))
+            return np.asarray(tensor_values(tensor.detach()))
 
         return (numpy(outputs), [numpy(captured[k]) for k in range(len(readers))],
                 [numpy(g) for g in grads[1:]], numpy(grads[0]))
