@@ -104,11 +104,32 @@ def both_ways(model: Any, x: Any, **options: Any) -> dict[str, Any]:
     return {**explained, "took_the_call": bool(calls) and all(calls)}
 
 
+def differentiation_error() -> str:
+    """Integrated gradients of a model PyTorch cannot differentiate (a NumPy constant in a
+    Lambda): the error's message, or 'no error'."""
+    import keras
+
+    from pytest_kexplain import ModelCallError, explain
+
+    mask = np.array([1, 1, 1, 0], "float32")
+    inputs = keras.Input((4,))
+    masked = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Lambda(
+        lambda t: t * mask)(inputs)))
+    try:
+        explain(masked, np.ones((3, 4)), method="integrated_gradients")
+    except ModelCallError as error:
+        return str(error)
+    except Exception as error:  # the test names what was raised instead
+        return f"raw {type(error).__name__}: {error}"
+    return "no error"
+
+
 def run_checks() -> dict[str, Any]:
     """Every case under every setting (the float16 case under its own)."""
     import keras
 
-    results: dict[str, Any] = {"backend": keras.backend.backend()}
+    results: dict[str, Any] = {"backend": keras.backend.backend(),
+                               "differentiation_error": differentiation_error()}
     for case, (build, make_x, options) in CASES.items():
         model, x = build(), make_x(np.random.default_rng(0))
         settings = {"own": {}} if case == "float16" else SETTINGS

@@ -402,10 +402,15 @@ class KerasAdapter:
         flat_reference = np.asarray(reference, dtype=np.float64).reshape(-1)
         target = np.asarray(target, dtype=np.int32)
         out = np.zeros(flat_x.shape, dtype=np.float64)
-        for rows in batches(len(flat_x), rows_per_call):
-            for points in batches(len(alphas), points_per_row):
-                out[rows] += function(flat_x[rows], flat_reference, alphas[points],
-                                      weights[points], target[rows])
+        try:
+            for rows in batches(len(flat_x), rows_per_call):
+                for points in batches(len(alphas), points_per_row):
+                    out[rows] += function(flat_x[rows], flat_reference, alphas[points],
+                                          weights[points], target[rows])
+        except KexplainError:
+            raise
+        except Exception as exc:  # raised by the model while differentiated (the probe passed)
+            raise self._call_error(exc, sample_shape, differentiating=True) from exc
         require_finite(out, self.description, INTEGRATION_PATH)
         return out.reshape(x.shape)
 
