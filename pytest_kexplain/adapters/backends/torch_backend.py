@@ -111,7 +111,7 @@ def build_path_gradients(
         with torch.no_grad():
             summed = torch.einsum("rkd,k->rd", grads.reshape(n_rows, n_points, -1).to(
                 weighting.dtype), weighting)
-        return np.asarray(keras.ops.convert_to_numpy(summed))
+        return tensor_values(summed)
 
     return path_gradients_numpy
 
