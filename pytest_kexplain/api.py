@@ -129,6 +129,21 @@ def _integer_input_without_embedding(adapter: ModelAdapter, prepared: PreparedIn
     return dtype
 
 
+def _nested_embedding_hint(adapter: ModelAdapter) -> str:
+    """For a model whose first layer holds its token Embedding inside: how to make the
+    gradient methods reach it."""
+    from pytest_kexplain.adapters.layers import embedding_inside
+
+    found = embedding_inside(getattr(adapter, "model", None))
+    if found is None:
+        return ""
+    outer, inner = found
+    return (f". The Embedding {inner!r} inside layer {outer!r} is not a layer of the model "
+            "itself, so it cannot be attributed at: to use the gradient methods, call the "
+            "token Embedding on the ids in the model (x = Embedding(...)(ids)) and give its "
+            f"output to {outer!r}")
+
+
 def _check_method_fits_inputs(spec: ExplainerSpec, prepared: PreparedInput,
                               embedded: EmbeddedInputs | None = None) -> None:
     """Grad-CAM upsamples a layer onto one image input: several inputs cannot work; gradient
@@ -289,7 +304,7 @@ def explain(
                 f"{adapter.description} takes an integer input ({integer_input}) that no "
                 f"Embedding layer reads first, and integers have no gradient, so "
                 f"method={spec.name!r} cannot explain it; {MODEL_AGNOSTIC_ADVICE} "
-                "(method='auto' picks SHAP for such a model).")
+                f"(method='auto' picks SHAP for such a model){_nested_embedding_hint(adapter)}.")
         spec = get_explainer("shap")
     if key is not None and spec.name != KERAS_AUTO_METHOD and method == AUTO:
         key = None  # the saved model's key assumed 'auto' was integrated gradients

@@ -12,6 +12,7 @@ from pytest_kexplain import (
     assert_max_importance_share,
     assert_model_sensitive,
     assert_saliency_stable,
+    clear_cache,
     explain,
 )
 
@@ -244,3 +245,166 @@ def test_channels_first_matches_channels_last_on_every_backend(zoo_results, meth
     assert zoo_results[f"channels_first_{method}_scale"] > 0
     assert zoo_results[f"channels_first_{method}_gap"] <= 1e-5 * zoo_results[
         f"channels_first_{method}_scale"]
+
+
+# -- token models whose embedding is not the first layer --------------------------------------
+
+@keras.saving.register_keras_serializable(package="model_zoo")
+class TokenAndPosition(layers.Layer):
+    """The Keras guide's token-and-position embedding: both Embeddings inside one layer."""
+
+    def __init__(self, length, vocabulary, width, **kwargs):
+        super().__init__(**kwargs)
+        self.length, self.vocabulary, self.width = length, vocabulary, width
+        self.token = layers.Embedding(vocabulary, width)
+        self.position = layers.Embedding(length, width)
+
+    def call(self, ids):
+        return self.token(ids) + self.position(ops.arange(self.length))[None]
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "vocabulary": self.vocabulary,
+                "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package="model_zoo")
+class AddPosition(layers.Layer):
+    """Position embeddings added to token embeddings the model computed itself."""
+
+    def build(self, shape):
+        self.positions = self.add_weight(shape=tuple(shape[1:]), initializer="random_normal",
+                                         name="positions")
+
+    def call(self, embedded):
+        return embedded + self.positions[None]
+
+
+def _transformer(embed, length=8, vocabulary=20, width=8):
+    inputs = keras.Input((length,), dtype="int32")
+    x = embed(inputs)
+    attended = layers.MultiHeadAttention(num_heads=2, key_dim=4)(x, x)
+    x = layers.LayerNormalization()(x + attended)
+    return keras.Model(inputs, layers.Dense(1)(layers.GlobalAveragePooling1D()(x)))
+
+
+@pytest.fixture(scope="module")
+def token_ids():
+    return np.random.default_rng(4).integers(1, 20, size=(6, 8)).astype("int32")
+
+
+def test_an_embedding_inside_a_custom_layer_is_named_in_the_gradient_error(token_ids):
+    from pytest_kexplain import ModelHasNoGradientError
+
+    keras.utils.set_random_seed(5)
+    model = _transformer(TokenAndPosition(8, 20, 8, name="token_and_position"))
+    with pytest.raises(ModelHasNoGradientError,
+                       match=r"The Embedding 'embedding\w*' inside layer 'token_and_position' is "
+                             r"not a layer of the model itself.*call the token Embedding on the "
+                             r"ids in the model"):
+        explain(model, token_ids, method="integrated_gradients")
+    auto = explain(model, token_ids)  # SHAP, which masks ids with the pad id
+    assert auto.method == "shap"
+    outputs = np.asarray(model.predict(token_ids, verbose=0))[:, 0]
+    np.testing.assert_allclose(auto.values.sum(axis=1) + auto.base_values, outputs, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_a_transformer_with_its_token_embedding_in_the_model_gets_complete_gradients(token_ids):
+    keras.utils.set_random_seed(5)
+    model = _transformer(lambda ids: AddPosition()(layers.Embedding(20, 8)(ids)))
+    explanation = explain(model, token_ids)
+    assert explanation.method == "integrated_gradients"
+    assert explanation.completeness_error() < 0.01
+    clear_cache()
+    again = explain(model, token_ids, batch_size=2, method="integrated_gradients")
+    np.testing.assert_allclose(again.values, explanation.values, rtol=1e-5, atol=1e-7)
+
+
+# -- the release gate on these model kinds, in a user's project --------------------------------
+
+GATE_CONFTEST = """
+import os
+
+import keras
+import numpy as np
+import pytest
+from keras import layers, ops
+
+
+class TwoInputs(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = layers.Dense(6, activation="tanh")
+        self.out = layers.Dense(1)
+
+    def call(self, inputs):
+        return self.out(self.hidden(ops.concatenate([inputs["a"], inputs["b"]], axis=-1)))
+
+
+def _perturbed(model):
+    # PERTURB=1: the last layer learned the opposite relationship
+    if os.environ.get("PERTURB"):
+        last = model.layers[-1]
+        last.kernel.assign(-2.0 * last.kernel.numpy()[::-1])
+    return model
+
+
+@pytest.fixture(scope="session")
+def dict_model():
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(1)
+    X = {"a": rng.normal(size=(10, 3)), "b": rng.normal(size=(10, 2))}
+    model = TwoInputs()
+    model(X)
+    return _perturbed(model), X
+
+
+@pytest.fixture(scope="session")
+def text_model():
+    keras.utils.set_random_seed(5)
+    ids = keras.Input((8,), dtype="int32")
+    x = layers.Embedding(20, 8)(ids)
+    x = layers.LayerNormalization()(x + layers.MultiHeadAttention(2, 4)(x, x))
+    model = keras.Model(ids, layers.Dense(1)(layers.GlobalAveragePooling1D()(x)))
+    return _perturbed(model), np.random.default_rng(4).integers(1, 20, size=(6, 8))
+
+
+@pytest.fixture(scope="session")
+def image_model():
+    keras.utils.set_random_seed(7)
+    images = keras.Input((2, 8, 8))
+    x = layers.Conv2D(4, 3, data_format="channels_first", activation="relu")(images)
+    x = layers.GlobalAveragePooling2D(data_format="channels_first")(x)
+    model = keras.Model(images, layers.Dense(1)(x))
+    return _perturbed(model), np.random.default_rng(6).normal(size=(5, 2, 8, 8))
+"""
+
+GATE_TESTS = """
+import pytest
+
+
+@pytest.mark.parametrize("kind", ["dict_model", "text_model", "image_model"])
+def test_gate(kind, request, explanation_baseline):
+    model, X = request.getfixturevalue(kind)
+    explanation_baseline.assert_match(model, X)
+"""
+
+
+def test_the_gate_on_a_subclassed_a_transformer_and_a_channels_first_model(pytester,
+                                                                          monkeypatch):
+    monkeypatch.delenv("PERTURB", raising=False)
+    pytester.makeconftest(GATE_CONFTEST)
+    pytester.makepyfile(test_kinds=GATE_TESTS)
+    written = pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update")
+    written.assert_outcomes(passed=3)
+    files = sorted(p.name for p in (pytester.path / "explanation_baselines").iterdir())
+    assert files == [f"test_kinds.test_gate[{kind}].json"
+                     for kind in ("dict_model", "image_model", "text_model")]
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)
+    monkeypatch.setenv("PERTURB", "1")
+    drifted = pytester.runpytest("-p", "no:cacheprovider")
+    drifted.assert_outcomes(failed=3)
+    text = drifted.stdout.str()
+    assert text.count("drifted from the baseline") >= 3
+    assert "b:x1" in text and "x[" in text  # the tables name the inputs' features and pixels
+    assert "--kexplain-update" in text

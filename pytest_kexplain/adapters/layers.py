@@ -90,6 +90,21 @@ def token_embedding(model: Any) -> Any | None:
     return None
 
 
+def embedding_inside(model: Any) -> tuple[str, str] | None:
+    """(custom layer, Embedding) names when the model's first layer is not an Embedding but
+    holds one as a sublayer (a token-and-position embedding layer of one's own)."""
+    for layer in getattr(model, "layers", []):
+        if type(layer).__name__ == "InputLayer":
+            continue
+        flatten = getattr(layer, "_flatten_layers", None)
+        inner = [] if flatten is None else list(flatten(include_self=False, recursive=True))
+        for sublayer in inner:
+            if any(cls.__name__ == "Embedding" for cls in type(sublayer).__mro__):
+                return layer.name, sublayer.name
+        return None
+    return None
+
+
 def single_integer_input(model: Any) -> str | None:
     """The dtype of a single-input model's integer input (None for a float input, several
     inputs, or a model that declares none)."""
