@@ -192,6 +192,12 @@ def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, A
     """The method's options; a keyword that is neither explain()'s nor the method's is named
     as such, with the closest valid keyword (a misspelled `target=` is not a method option)."""
     unknown = sorted(set(options) - set(spec.defaults))
+    if "options" in unknown and isinstance(options["options"], Mapping):
+        given = ", ".join(f"{key}={value!r}" for key, value in options["options"].items())
+        raise InvalidArgumentType(
+            "explain() and the checks take a method's options as keywords of their own, "
+            f"explain(model, X, method={spec.name!r}, {given or '<option>=...'}); options={{...}} "
+            "is the form of @pytest.mark.kexplain(options={...}).")
     for keyword in unknown:
         close = difflib.get_close_matches(keyword, EXPLAIN_KEYWORDS, n=1, cutoff=0.75)
         if close:

@@ -408,3 +408,16 @@ def test_the_gate_on_a_subclassed_a_transformer_and_a_channels_first_model(pytes
     assert text.count("drifted from the baseline") >= 3
     assert "b:x1" in text and "x[" in text  # the tables name the inputs' features and pixels
     assert "--kexplain-update" in text
+
+
+def test_options_given_as_a_dict_say_to_pass_them_as_keywords(squeezed_output_model):
+    """The marker's options={...} form, copied into explain(), is named as such."""
+    from pytest_kexplain import InvalidArgument, assert_top_features
+
+    model, X = squeezed_output_model
+    with pytest.raises(InvalidArgument, match=r"explain\(model, X, method='integrated_gradients', "
+                                              r"steps=128\); options=\{\.\.\.\} is the form of "
+                                              r"@pytest.mark.kexplain"):
+        explain(model, X, method="integrated_gradients", options={"steps": 128})
+    with pytest.raises(InvalidArgument, match="take a method's options as keywords"):
+        assert_top_features(model, X, ["x0"], method="shap", options={"max_evals": 64})
