@@ -376,7 +376,16 @@ def _check_groups_fit_channels_first(groups: Any, adapter: ModelAdapter,
     from pytest_kexplain.adapters.layers import channels_first
 
     model = getattr(adapter, "model", None)
-    if model is None or len(shape) != 3 or groups is None or not channels_first(model):
+    if model is None or groups is None or not channels_first(model):
+        return
+    if isinstance(groups, str) and len(shape) == 2:
+        raise InvalidArgument(
+            f"groups={groups!r} takes the first axis of a sample as its time steps, but "
+            f"{adapter.description} reads its sequences channels first (data_format="
+            f"'channels_first'): samples of shape {shape} are (channels, steps). Give each "
+            "time step as a group of its features, e.g. {f't{i}': [f'x[{c},{i}]' for c in "
+            "range(channels)] for i in range(steps)}.")
+    if len(shape) != 3:
         return
 
     def spatial(members: Any) -> bool:

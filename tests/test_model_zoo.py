@@ -421,3 +421,19 @@ def test_options_given_as_a_dict_say_to_pass_them_as_keywords(squeezed_output_mo
         explain(model, X, method="integrated_gradients", options={"steps": 128})
     with pytest.raises(InvalidArgument, match="take a method's options as keywords"):
         assert_top_features(model, X, ["x0"], method="shap", options={"max_evals": 64})
+
+
+def test_time_steps_of_a_channels_first_sequence_model_are_a_usage_error():
+    from pytest_kexplain import InvalidArgument
+
+    inputs = keras.Input((2, 12))
+    x = layers.Conv1D(3, 3, data_format="channels_first")(inputs)
+    model = keras.Model(inputs, layers.Dense(1)(layers.GlobalAveragePooling1D(
+        data_format="channels_first")(x)))
+    X = np.random.default_rng(0).normal(size=(3, 2, 12))
+    with pytest.raises(InvalidArgument, match=r"samples of shape \(2, 12\) are \(channels, "
+                                              r"steps\)"):
+        explain(model, X, method="shap", groups="timesteps")
+    steps = {f"t{i}": [f"x[{c},{i}]" for c in range(2)] for i in range(12)}
+    grouped = explain(model, X, method="occlusion", groups=steps)
+    assert grouped.feature_names == tuple(steps)
