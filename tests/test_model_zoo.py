@@ -437,3 +437,18 @@ def test_time_steps_of_a_channels_first_sequence_model_are_a_usage_error():
     steps = {f"t{i}": [f"x[{c},{i}]" for c in range(2)] for i in range(12)}
     grouped = explain(model, X, method="occlusion", groups=steps)
     assert grouped.feature_names == tuple(steps)
+
+
+def test_a_sequential_without_input_is_built_by_the_first_check():
+    """No Input layer: the model has no weights until called; the sensitivity check (its first
+    call) and Grad-CAM still find them, and its layers."""
+    keras.utils.set_random_seed(21)
+    model = keras.Sequential([layers.Rescaling(0.25), layers.Conv2D(4, 3, activation="relu"),
+                              layers.Conv2DTranspose(2, 3), layers.GlobalAveragePooling2D(),
+                              layers.Dense(3, activation="softmax")])
+    X = np.random.default_rng(20).normal(size=(5, 8, 8, 1))
+    assert not model.weights
+    result = assert_model_sensitive(model, X, max_similarity=1.0, target=0)
+    assert result.reinitialized_weights == 6
+    gradcam = explain(model, X, method="gradcam", target=0)
+    assert gradcam.options["layer"] == model.layers[2].name  # the last convolution
