@@ -327,3 +327,60 @@ def test_bound_methods_labels_and_label_like_targets():
     second = explain(both, X, output=1, target="small", method="shap")
     assert second.output_name == "output_1[small]" or second.output_name.endswith("small")
     np.testing.assert_allclose(second.outputs, both.predict_proba(X)[1][:, 1])
+
+
+# -- the baseline gate ----------------------------------------------------------------------
+
+GATE_TESTS = '''
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+@pytest.fixture(scope="module")
+def credit():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"income": rng.normal(50, 10, 200),
+                          "region": rng.choice(["east", "north", "south"], 200),
+                          "noise": rng.normal(size=200)})
+    labels = np.where(frame.income / 10 + 2 * (frame.region == "north") > 5.5, "approve",
+                      "reject")
+    columns = ColumnTransformer([("cat", OneHotEncoder(), ["region"]),
+                                 ("num", StandardScaler(), ["income", "noise"])])
+    return Pipeline([("columns", columns), ("lr", LogisticRegression())]).fit(frame, labels), frame
+
+
+def test_strings(credit, explanation_baseline):
+    model, frame = credit
+    explanation_baseline.assert_match(model, frame.iloc[:30], target="approve",
+                                      background=frame.iloc[100:160])
+
+
+def test_nan(explanation_baseline):
+    X = np.ones((4, 3))
+    X[2, 1] = np.nan
+    explanation_baseline.assert_match(lambda x: x.sum(axis=1), X, method="occlusion")
+'''
+
+
+def test_the_gate_takes_string_frames_and_names_bad_data_before_a_missing_baseline(pytester):
+    pytester.makepyfile(test_gate=GATE_TESTS)
+    first = pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update")
+    first.assert_outcomes(passed=1, failed=1)
+    again = pytester.runpytest("-p", "no:cacheprovider")
+    again.assert_outcomes(passed=1, failed=1)
+    output = again.stdout.str()
+    assert "X contains nan at row 2, column 'x1'" in output
+    assert "no explanation baseline" not in output
+
+
+def test_values_beyond_the_float_type_of_the_model_are_a_usage_error(counting, rows4):
+    huge = rows4.astype(np.float64)
+    huge[3, 2] = 1e300
+    _usage_error_before_any_call(
+        counting, lambda: explain(counting.model, huge),
+        r"X holds 1e\+300 at row 3, column 'x2', beyond the largest float32")

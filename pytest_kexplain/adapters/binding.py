@@ -117,7 +117,25 @@ def bind(
                                else base.category_dtypes())
     adapter = _configured(base, prepared, choice)
     adapter.check_input_shape(prepared.feature_shape)
+    _check_representable(prepared, getattr(adapter, "dtype", None), name)
     return BoundModel(model=model, adapter=adapter, prepared=prepared, class_names=labels)
+
+
+def _check_representable(prepared: PreparedInput, dtype: Any, name: str) -> None:
+    """Values beyond the range of the float type a Keras model reads would become infinite."""
+    if dtype is None or not np.issubdtype(np.dtype(dtype), np.floating) or not prepared.array.size:
+        return
+    limit = float(np.finfo(np.dtype(dtype)).max)
+    flat = prepared.array.reshape(len(prepared.array), -1)
+    too_large = np.abs(flat) > limit
+    if not too_large.any():
+        return
+    row, column = (int(i) for i in np.argwhere(too_large)[0])
+    raise InvalidArgument(
+        f"{name} holds {flat[row, column]:.6g} at row {row}, column "
+        f"{prepared.feature_names[column]!r}, beyond the largest {np.dtype(dtype).name} "
+        f"({limit:.6g}) the model reads its input in: it would become infinite. Scale the data "
+        "as the model was trained on it.")
 
 
 def _configured(base: ModelAdapter, prepared: PreparedInput, choice: Any) -> ModelAdapter:

@@ -67,6 +67,8 @@ class ExplanationBaseline:
         if self.update:
             seen = _bytes_if_present(path)  # to notice another update of this file meanwhile
         else:
+            # mistakes in the data come before "create the baseline" (which would meet them)
+            _check_data(model, X, with_defaults(explain_kwargs, self.defaults))
             baseline = self._load(stem, name)  # fail fast, before explaining
         if method is not None:
             explain_kwargs["method"] = method
@@ -269,6 +271,15 @@ def _check_keywords(explain_kwargs: Mapping[str, Any]) -> None:
             f"assert_match() got an unexpected keyword argument {keyword!r}{hint} It takes "
             f"explain()'s keywords ({', '.join(EXPLAIN_KEYWORDS)}), name=, the options of the "
             f"method and the drift tolerances ({', '.join(TOLERANCE_KEYWORDS)}).")
+
+
+def _check_data(model: Any, X: Any, explain_kwargs: Mapping[str, Any]) -> None:
+    """Validate X (and its feature names and groups) without calling the model."""
+    __tracebackhide__ = True
+    from pytest_kexplain.adapters.binding import model_data
+    from pytest_kexplain.assertions._common import input_feature_names
+
+    input_feature_names(model_data(model, X), explain_kwargs, model)
 
 
 def _background_fingerprint(background: Any) -> str | None:
