@@ -465,7 +465,10 @@ def _compute(
     try:
         attribution = spec.function(request)
     except NonFiniteError as error:
-        if embedding is None or spec.requires_gradient:
+        if embedding is None:
+            _raise_if_reference_is_not_finite(request, spec.name, error)
+            raise
+        if spec.requires_gradient:
             raise
         _raise_if_all_pad_is_not_finite(adapter, x, pad_id, spec.name, error)
         raise
@@ -679,6 +682,36 @@ def _raise_if_all_pad_is_not_finite(adapter: ModelAdapter, x: np.ndarray, pad_id
         "gradient method (method='integrated_gradients'), or pass pad_id= an id the model "
         "reads but that carries no meaning (an out-of-vocabulary id) so that removed tokens "
         "are not masked.") from error
+
+
+#: methods that evaluate the model at one reference input (the background mean, or zeros)
+REFERENCE_METHODS = ("saliency", "gradient_x_input", "integrated_gradients", "smoothgrad",
+                     "occlusion", "gradcam", "gradcam++")
+
+
+def _raise_if_reference_is_not_finite(request: ExplainRequest, method: str,
+                                      error: NonFiniteError) -> None:
+    """Say so when the model is not finite at the reference input itself (log(0) at the zero
+    reference), instead of naming every row of X, which is fine."""
+    if method not in REFERENCE_METHODS:
+        return
+    try:
+        request.adapter.predict(request.reference()[None])
+        return  # finite there: the original error stands
+    except NonFiniteError:
+        pass
+    try:
+        request.adapter.predict(request.x, batch_size=request.batch_size)
+    except NonFiniteError:
+        return  # not finite on X either: the original error names X's rows
+    where = ("all zeros, as no background was given" if request.background is None else
+             f"the mean of the {len(request.background)} background rows")
+    raise NonFiniteError(
+        f"{request.adapter.description} is not finite (NaN or infinity) at the reference input "
+        f"that {method} evaluates it at besides X ({where}). Pass "
+        "background= rows at whose mean the model is finite (the training data, or X itself), "
+        "or use method='shap' or 'permutation', which replace features by background rows "
+        "rather than by their mean.", rows=error.rows, kinds=error.kinds) from error
 
 
 def clear_cache() -> None:

@@ -152,3 +152,28 @@ def test_other_backends_reject_nan_models_and_reinitialise_recurrent_weights(bac
                          text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == f"{backend} [True, True, True] 5"
+
+
+@pytest.fixture(scope="module")
+def log_of_x0():
+    """A Keras model reading log(x0): finite on positive data, -inf at the zero reference."""
+    import keras
+
+    inputs = keras.Input((3,))
+    logged = keras.layers.Lambda(
+        lambda t: keras.ops.concatenate([keras.ops.log(t[:, :1]), t[:, 1:]], axis=1))(inputs)
+    return keras.Model(inputs, keras.layers.Dense(1)(logged))
+
+
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients", "smoothgrad", "occlusion"])
+def test_a_model_not_finite_at_the_reference_is_told_to_take_a_background(log_of_x0, method):
+    """X is fine: the error names the reference (zeros) and how to move it, not X's rows."""
+    x = np.random.default_rng(0).uniform(0.5, 2.0, size=(6, 3))
+    with pytest.raises(NonFiniteError, match=rf"at the reference input that {method} evaluates "
+                                             r"it at besides X \(all zeros, as no background "
+                                             r"was given\)\. Pass background="):
+        explain(log_of_x0, x, method=method)
+    with pytest.raises(NonFiniteError, match=r"the mean of the 2 background rows"):
+        explain(log_of_x0, x, method=method, background=np.array([[-1.0, 0, 0], [1.0, 0, 0]]))
+    explained = explain(log_of_x0, x, method=method, background=x)  # the mean is positive
+    assert np.isfinite(explained.values).all()
