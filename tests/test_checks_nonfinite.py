@@ -54,12 +54,42 @@ def only_some_rows_nan():
     return keras.Model(inputs, shifted)
 
 
-@pytest.mark.parametrize("method", [m for m in available_methods() if m != "auto"])
+LAYER_METHODS = ("gradcam", "gradcam++")  # a dense model is a usage error for them
+
+
+@pytest.mark.parametrize("method", [m for m in available_methods()
+                                    if m != "auto" and m not in LAYER_METHODS])
 def test_no_method_returns_non_finite_attributions(bad_model, method):
     model, kind = bad_model
     options = {"y": np.zeros(len(X))} if method == "permutation" else {}
     with pytest.raises(NonFiniteError, match=rf"produced -?{kind}.* for 12 of 12 input rows"):
         explain(model, X, method=method, **options)
+
+
+def _bad_cnn(kind):
+    """A small convolutional model whose output is NaN (a NaN kernel) or inf (overflow)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3, activation="tanh"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(1, activation="exponential" if kind == "inf" else None)])
+    kernel, bias = model.layers[-1].get_weights()
+    if kind == "NaN":
+        kernel[1, 0] = np.nan
+    else:
+        bias = bias + 1000.0
+    model.layers[-1].set_weights([kernel, bias])
+    return model
+
+
+@pytest.mark.parametrize("kind", ["NaN", "inf"])
+@pytest.mark.parametrize("method", LAYER_METHODS)
+def test_grad_cam_of_a_non_finite_convolutional_model_is_refused(method, kind):
+    images = np.random.default_rng(0).uniform(size=(12, 6, 6, 1))
+    with pytest.raises(NonFiniteError, match=rf"produced -?{kind}.* for 12 of 12 input rows"):
+        explain(_bad_cnn(kind), images, method=method)
 
 
 def test_the_error_names_the_rows_that_are_not_finite(only_some_rows_nan):
