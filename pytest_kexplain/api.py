@@ -369,6 +369,18 @@ def _players(groups: Any, prepared: PreparedInput) -> Players | None:
                           len(prepared.array))
 
 
+def _channel_options(adapter: ModelAdapter, x: np.ndarray, players: Players | None
+                     ) -> dict[str, Any]:
+    """{"channels_first": True} for the maps of a model reading (channels, *spatial) samples,
+    which to_shap() turns channels last for shap's image plots."""
+    from pytest_kexplain.adapters.layers import channels_first
+
+    model = getattr(adapter, "model", None)
+    if players is not None or x.ndim < 3 or model is None or not channels_first(model):
+        return {}
+    return {"channels_first": True}
+
+
 def _check_groups_fit_channels_first(groups: Any, adapter: ModelAdapter,
                                      shape: tuple[int, ...]) -> None:
     """Grid(...) and (height, width) masks cut channels-last images; on a model that reads
@@ -517,7 +529,8 @@ def _compute(
         feature_names=feature_names,
         method=spec.name,
         options={**options, **{k: v for k, v in attribution.details.items()}, "seed": seed,
-                 **_token_options(embedding, pad_id, players, tokens)},
+                 **_token_options(embedding, pad_id, players, tokens),
+                 **_channel_options(adapter, x, players)},
         output_name=output_label(head, unit, outputs.shape[1]),
         outputs=_frozen(outputs[np.arange(len(x)), target_indices]),
         global_importance=None if global_importance is None else _frozen(global_importance),

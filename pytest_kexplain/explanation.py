@@ -226,7 +226,8 @@ class Explanation:
         work. Images ``(n, height, width, channels)`` (and ``(n, height, width)`` or
         sequences ``(n, steps, features)``, given a trailing channel axis) get a trailing
         output axis named after the explained output, the layout ``shap.plots.image``
-        expects; pixels have no feature names.
+        expects; pixels have no feature names. A channels-first model's maps are moved
+        channels last first.
         """
         import shap
 
@@ -260,6 +261,8 @@ class Explanation:
                                     feature_names=names, output_names=self.output_name)
         values, data = np.array(self.values), np.array(self.data)
         base_values = np.array(self.base_values)
+        if values.ndim >= 3 and self.options.get("channels_first"):  # shap's plots: channels last
+            values, data = np.moveaxis(values, 1, -1), np.moveaxis(data, 1, -1)
         if values.ndim == 2:
             return shap.Explanation(values=values, base_values=base_values, data=data,
                                     feature_names=list(self.feature_names))

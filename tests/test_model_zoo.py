@@ -452,3 +452,16 @@ def test_a_sequential_without_input_is_built_by_the_first_check():
     assert result.reinitialized_weights == 6
     gradcam = explain(model, X, method="gradcam", target=0)
     assert gradcam.options["layer"] == model.layers[2].name  # the last convolution
+
+
+def test_to_shap_moves_a_channels_first_map_channels_last(twin_cnns):
+    last, first, X = twin_cnns
+    expected = explain(last, X, method="integrated_gradients")
+    explanation = explain(first, np.moveaxis(X, -1, 1), method="integrated_gradients")
+    assert explanation.options["channels_first"] is True
+    assert "channels_first" not in expected.options
+    converted, reference = explanation.to_shap(), expected.to_shap()
+    assert converted.values.shape == reference.values.shape == (4, 8, 8, 2, 1)
+    np.testing.assert_allclose(converted.values, reference.values, rtol=1e-4,
+                               atol=1e-6 * np.abs(reference.values).max())
+    np.testing.assert_array_equal(converted.data, reference.data)
