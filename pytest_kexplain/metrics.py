@@ -81,9 +81,22 @@ def top_k_overlap_rows(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
     return np.array([top_k_overlap(x, y, k) for x, y in zip(a, b)])
 
 
+def power_of_two_scaled(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """values divided by a power of two near their largest magnitude (along axis).
+
+    Scale-free figures (shares, cosines) computed from the result are bit-identical for
+    ordinary magnitudes (a power of two divides exactly), and neither overflow for huge
+    values (a float64 model's 1e200: squares and sums reach inf, then inf / inf is NaN) nor
+    underflow to 0 for tiny ones."""
+    values = np.asarray(values, dtype=np.float64)
+    peak = np.abs(values).max(axis=axis, keepdims=True) if values.size else np.zeros(1)
+    _, exponent = np.frexp(np.where(np.isfinite(peak) & (peak > 0), peak, 1.0))
+    return np.ldexp(values, -exponent)  # 2**1024 itself is not a float64
+
+
 def shares(importance: np.ndarray) -> np.ndarray:
     """Each entry's fraction of the total absolute importance (zeros if the total is zero)."""
-    importance = np.abs(np.asarray(importance, dtype=np.float64))
+    importance = power_of_two_scaled(np.abs(np.asarray(importance, dtype=np.float64)))
     total = importance.sum()
     return importance / total if total > 0 else np.zeros_like(importance)
 
@@ -97,6 +110,7 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of matching rows, in [-1, 1]; two zero rows count as identical."""
     a = np.atleast_2d(np.asarray(a, dtype=np.float64)).reshape(len(a), -1)
     b = np.atleast_2d(np.asarray(b, dtype=np.float64)).reshape(len(b), -1)
+    a, b = power_of_two_scaled(a, axis=1), power_of_two_scaled(b, axis=1)
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     dots = (a * b).sum(axis=1)
     both_zero = (np.linalg.norm(a, axis=1) == 0) & (np.linalg.norm(b, axis=1) == 0)

@@ -132,3 +132,43 @@ def test_a_model_that_fails_only_when_differentiated_is_a_model_call_error(backe
         return
     assert "raised an exception inside its call while it was differentiated" in message
     assert "method='shap', 'permutation' or 'occlusion'" in message
+
+
+def test_similarities_of_huge_and_tiny_attributions_neither_overflow_nor_underflow():
+    """A float64 model's attributions near 1e200 squared are inf (inf / inf is NaN), near
+    1e-200 they are 0 (every row 'zero', so any two rows 'identical')."""
+    from pytest_kexplain.baselines.compare import sign_agreement
+    from pytest_kexplain.metrics import cosine_rows, shares
+
+    huge = np.array([[3e200, -1e200, 0.0]])
+    assert cosine_rows(huge, huge)[0] == pytest.approx(1.0)
+    assert cosine_rows(huge, -huge)[0] == pytest.approx(-1.0)
+    tiny = np.array([[1e-200, 0.0]])
+    assert cosine_rows(tiny, tiny[:, ::-1])[0] == 0.0
+    np.testing.assert_allclose(shares(np.array([1e308, 1e308, 0.0])), [0.5, 0.5, 0.0])
+    assert sign_agreement(tiny, -tiny)[0] == 0.0
+    assert sign_agreement(np.array([[1e300], [1e300]]), np.array([[1e300], [-1e300]]))[0] == 0.5
+
+
+def test_scaling_leaves_ordinary_similarities_bit_identical():
+    """Figures written to reports and compared with thresholds keep their exact bytes."""
+    from pytest_kexplain.metrics import cosine_rows, shares
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(50, 7)) * 3.7, rng.normal(size=(50, 7)) * 1e-3
+    plain = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert np.array_equal(cosine_rows(a, b), plain)
+    importance = np.abs(a[0])
+    assert np.array_equal(shares(importance), importance / importance.sum())
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e160, 1e300])
+def test_a_float64_model_with_extreme_outputs_passes_the_baseline_it_wrote(tmp_path, scale):
+    from pytest_kexplain import zoo
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+
+    model = zoo.linear_model([2.0 * scale, -1.0 * scale, 0.5 * scale, 0.0], dtype="float64")
+    x = np.random.default_rng(0).normal(size=(10, 4))
+    where = {"nodeid": "test_m.py::test_gate", "directory": tmp_path, "rootdir": tmp_path}
+    ExplanationBaseline(update=True, **where).assert_match(model, x, method="occlusion")
+    assert ExplanationBaseline(update=False, **where).assert_match(model, x, method="occlusion").passed

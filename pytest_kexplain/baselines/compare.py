@@ -136,9 +136,9 @@ def sign_agreement(before_values: np.ndarray, after_values: np.ndarray) -> np.nd
     rows = len(before_values)
     before = np.reshape(np.asarray(before_values, dtype=np.float64), (rows, -1))
     after = np.reshape(np.asarray(after_values, dtype=np.float64), (rows, -1))
-    weight = np.abs(before)
+    weight = metrics.power_of_two_scaled(np.abs(before), axis=0)  # no overflow to inf / inf
     total = weight.sum(axis=0)
-    reversed_mass = (weight * (before * after < 0)).sum(axis=0)
+    reversed_mass = (weight * (np.sign(before) * np.sign(after) < 0)).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(total > 0, 1.0 - reversed_mass / np.where(total > 0, total, 1.0), 1.0)
 
