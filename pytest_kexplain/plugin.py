@@ -45,6 +45,14 @@ MARKER_HELP = (
 )
 
 
+#: how the ini options are typed: from pytest 9.2 a native TOML table ([tool.pytest]) may give
+#: numbers as numbers (kexplain_seed = 3); str first keeps what INI files and -o give as text
+SCALAR_INI: Any = (str | int | float) if pytest.version_tuple[:2] >= (9, 2) else None
+
+#: the command-line flags, for the closest one to a misspelt flag
+FLAGS = ("--kexplain-update", "--kexplain-prune", "--kexplain-report", "--kexplain-no-disk-cache")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register the --kexplain-* flags and kexplain_* ini options."""
     group = parser.getgroup("kexplain", "explanation checks (pytest-kexplain)")
@@ -60,12 +68,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(--cache-clear empties it).")
     parser.addini("kexplain_method", "default explanation method of checks (default: auto)",
                   default="auto")
-    parser.addini("kexplain_seed", "default random seed of explanations (default: 0)", default="0")
+    parser.addini("kexplain_seed", "default random seed of explanations (default: 0)",
+                  type=SCALAR_INI, default="0")
     parser.addini("kexplain_baseline_dir",
                   "directory, next to each test module, holding explanation baselines",
                   default="explanation_baselines")
     for keyword, help_text in TOLERANCE_HELP.items():
-        parser.addini(f"kexplain_{keyword}", f"explanation_baseline: {help_text}", default="")
+        parser.addini(f"kexplain_{keyword}", f"explanation_baseline: {help_text}",
+                      type=SCALAR_INI, default="")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> Generator[None, None, None]:
+    """A misspelt --kexplain-* flag names the closest one (pytest says only that it is not
+    recognised); judged once the conftest files have added their own flags."""
+    result = yield
+    check_flag_names(parser, args)
+    return result
+
+
+def check_flag_names(parser: pytest.Parser, args: list[str]) -> None:
+    """Raise a usage error naming the closest flag for an unrecognised one close to ours."""
+    try:
+        _, unknown = parser.parse_known_and_unknown_args(args)
+    except (pytest.UsageError, SystemExit):
+        return  # pytest's own parse reports it
+    for arg in unknown:
+        if not arg.startswith("--"):
+            continue
+        flag = arg.split("=", 1)[0]
+        close = difflib.get_close_matches(flag.replace("_", "-"), FLAGS, n=1, cutoff=0.8)
+        if close or flag.startswith("--kexplain"):
+            hint = f"; did you mean {close[0]}?" if close else "."
+            raise pytest.UsageError(f"unrecognized argument {flag}{hint} pytest-kexplain's flags "
+                                    f"are {', '.join(FLAGS)}.")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -166,7 +203,9 @@ def check_ini_names(config: pytest.Config) -> None:
     """A kexplain_* ini option that pytest-kexplain does not define is a usage error."""
     known = tuple(name for name in _registered_ini_names(config) if name.startswith("kexplain_"))
     for name in sorted(_unknown_ini_names(config, known)):
-        if name.startswith("kexplain_"):
+        # another plugin's option is left to pytest; one a letter or two from ours is a typo
+        if name.startswith("kexplain_") or difflib.get_close_matches(name, known, n=1,
+                                                                     cutoff=0.85):
             raise pytest.UsageError(unknown_key_message(name, known, "ini option"))
 
 

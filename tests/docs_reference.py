@@ -60,8 +60,11 @@ def render_configuration() -> str:
     lines += ["", "## Ini options", "",
               "Set them in `pytest.ini` (`[pytest]`), `pyproject.toml` "
               "(`[tool.pytest.ini_options]`), `tox.ini` or `setup.cfg` (`[tool:pytest]`). "
-              "A misspelled `kexplain_*` option, or a `kexplain_method` that is not a method, "
-              "is a usage error at start-up naming the closest one.", "",
+              "A misspelled `kexplain_*` option (`kexplian_method`, `explain_seed`), or a "
+              "`kexplain_method` that is not a method, is a usage error at start-up naming the "
+              "closest one, and so is a misspelled flag (`--kexplain-updat`). From pytest 9.2 a "
+              "native `[tool.pytest]` table may give numbers as numbers (`kexplain_seed = 3`, "
+              "`kexplain_max_share_change = 0.05`).", "",
               "```toml", "[tool.pytest.ini_options]", 'kexplain_method = "shap"',
               'kexplain_max_share_change = "0.05"', "```", "",
               "| option | help | default |", "|---|---|---|"]
