@@ -325,6 +325,18 @@ def prepare_background(
     return prepared.array
 
 
+def strings_as_categories(frame: Any) -> Any:
+    """A DataFrame's string columns as pandas categories (of the values they hold); anything
+    else unchanged. Generated rows draw such a column's values from those it holds."""
+    if not is_dataframe(frame):
+        return frame
+    text = [column for column, dtype in zip(frame.columns, frame.dtypes)
+            if str(dtype) != "category" and getattr(dtype, "kind", "O") == "O"
+            and not holds_numbers_only(frame[column])
+            and all(_is_missing(v) or isinstance(v, str) for v in frame[column])]
+    return frame.astype({column: "category" for column in text}) if text else frame
+
+
 def encode_categories(frame: Any, dtypes: Mapping[str, Any], name: str) -> Any:
     """The DataFrame with the named columns as these pandas categories (X's), so that its
     category codes mean what X's mean; a value that is not one of them is an error."""
@@ -510,6 +522,7 @@ def feature_bounds(
     integers (integer-valued columns are detected anyway); `fixed` names columns held at
     their most common value in X, or maps names to the value to hold them at.
     """
+    X = strings_as_categories(X)
     prepared = prepare_input(X, feature_names)
     require_tabular(prepared.array, "feature_bounds")
     names = prepared.feature_names
@@ -618,6 +631,7 @@ def row_space(
     as does the dict of group name -> features (names, flat indices or a mask) that explain()
     takes.
     """
+    X = strings_as_categories(X)
     prepared = prepare_input(X, feature_names)
     require_tabular(prepared.array, "row_space")
     features = feature_bounds(X, feature_names, integer=integer, fixed=fixed)
@@ -800,11 +814,28 @@ def _prepare_multi_input(
     flat.setflags(write=False)
     if feature_names is not None and not isinstance(feature_names, Mapping):
         names = list(_check_feature_names(feature_names, flat.shape[1], name))
+        _check_flat_names_match_inputs(names, specs, [a.shape[1] for a in arrays])
     layout = InputLayout(
         names=tuple(spec.name for spec in specs), shapes=tuple(shapes),
         dtypes=tuple(spec.dtype for spec in specs), as_dict=as_dict,
     )
     return PreparedInput(array=flat, feature_names=tuple(names), layout=layout)
+
+
+def _check_flat_names_match_inputs(names: Sequence[str], specs: tuple[InputSpec, ...],
+                                   sizes: Sequence[int]) -> None:
+    """A flat name written 'input:feature' must sit among that input's features."""
+    owners = [spec.name for spec, size in zip(specs, sizes) for _ in range(size)]
+    inputs = {spec.name for spec in specs}
+    for position, (feature, owner) in enumerate(zip(names, owners)):
+        named = feature.split(NAME_SEPARATOR, 1)[0]
+        if NAME_SEPARATOR in feature and named in inputs and named != owner:
+            layout = ", ".join(f"{spec.name!r} ({size})" for spec, size in zip(specs, sizes))
+            raise InvalidArgument(
+                f"feature_names[{position}] is {feature!r}, which names input {named!r}, but "
+                f"position {position} is a feature of input {owner!r}: the flat names follow "
+                f"the model's inputs in order ({layout} features). Give them in that order, "
+                "or a dict of names per input, feature_names={'input': [...]}.")
 
 
 def _prepare_multi_background(background: Any, reference: PreparedInput, name: str) -> np.ndarray:

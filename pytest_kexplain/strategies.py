@@ -10,7 +10,7 @@ def test_probability_is_a_probability(row):
 ```
 
 Every feature stays inside the range observed in ``X``; integer-valued columns stay integer,
-columns constant in ``X`` keep their value, pandas ``category`` columns stay categorical
+columns constant in ``X`` keep their value, pandas ``category`` (and string) columns stay categorical
 (drawn from the categories that occur), and one-hot column groups (0/1 columns of which
 exactly one is 1 in every row) keep exactly one column set. Constraints the data cannot
 show are given explicitly: ``groups=[["red", "green", "blue"]]`` (one-hot groups; ``[]``
@@ -39,6 +39,7 @@ from pytest_kexplain.inputs import (
     prepare_input,
     require_tabular,
     row_space,
+    strings_as_categories,
 )
 
 __all__ = ["FeatureBounds", "RowSpace", "feature_bounds", "feature_strategy", "feature_values",
@@ -134,6 +135,10 @@ def rows_like(
     """
     if min_rows < 1 or max_rows < min_rows:
         raise InvalidArgument(f"need 1 <= min_rows <= max_rows, got {min_rows} and {max_rows}.")
+    given = X
+    # string columns are drawn as categories of the values they hold, and given back as strings
+    X = ({key: strings_as_categories(value) for key, value in X.items()}
+         if isinstance(X, Mapping) else strings_as_categories(X))
     prepared = prepare_input(X, feature_names)
     x = prepared.array
     require_tabular(x, "rows_like")  # named as the user called it, not row_space
@@ -142,16 +147,23 @@ def rows_like(
     if isinstance(X, Mapping) and prepared.layout is not None:
         bounds = prepared.layout.bounds
         return arrays.map(lambda array: {
-            key: _like(array[:, start:stop], given, space.features[start:stop])
-            for (key, given), (start, stop) in zip(X.items(), bounds)})
-    return arrays.map(lambda array: _like(array, X, space.features))
+            key: _like(array[:, start:stop], coded, space.features[start:stop], given[key])
+            for (key, coded), (start, stop) in zip(X.items(), bounds)})
+    return arrays.map(lambda array: _like(array, X, space.features, given))
 
 
-def _like(array: np.ndarray, like: Any, features: Sequence[FeatureBounds]) -> Any:
-    """Drawn rows in the form of `like`: a DataFrame, or an array of its shape and dtype
-    (integer ids stay integers, which an Embedding needs)."""
+def _like(array: np.ndarray, like: Any, features: Sequence[FeatureBounds],
+          given: Any = None) -> Any:
+    """Drawn rows in the form of `like`: a DataFrame (string columns as in `given`, the
+    user's frame), or an array of its shape and dtype (integer ids stay integers, which an
+    Embedding needs)."""
     if is_dataframe(like):
-        return _as_frame(array, like, features)
+        frame = _as_frame(array, like, features)
+        if given is not None and is_dataframe(given):
+            for column, dtype in zip(given.columns, given.dtypes):
+                if str(dtype) != "category" and str(frame[column].dtype) == "category":
+                    frame[column] = frame[column].astype(object).astype(dtype)
+        return frame
     given = np.asarray(like)
     dtype = given.dtype if given.dtype.kind in "fiub" else np.dtype(np.float64)
     return array.reshape(len(array), *given.shape[1:]).astype(dtype)

@@ -384,3 +384,41 @@ def test_values_beyond_the_float_type_of_the_model_are_a_usage_error(counting, r
     _usage_error_before_any_call(
         counting, lambda: explain(counting.model, huge),
         r"X holds 1e\+300 at row 3, column 'x2', beyond the largest float32")
+
+
+def test_flat_names_of_several_inputs_that_name_another_input_are_a_usage_error():
+    import keras
+
+    numbers = keras.Input((3,), name="num")
+    extra = keras.Input((2,), name="aux")
+    model = keras.Model({"num": numbers, "aux": extra},
+                        keras.layers.Dense(1)(keras.layers.Concatenate()([numbers, extra])))
+    X = {"num": np.ones((4, 3)), "aux": np.zeros((4, 2))}
+    with pytest.raises(InvalidArgument, match=r"feature_names\[0\] is 'aux:x0', which names input "
+                                              r"'aux', but position 0 is a feature of input 'num'"):
+        explain(model, X, feature_names=["aux:x0", "b", "c", "d", "e"], method="saliency")
+    named = explain(model, X, feature_names=["a", "b", "c", "aux:x0", "e:1"], method="saliency")
+    assert named.feature_names == ("a", "b", "c", "aux:x0", "e:1")
+    per_input = explain(model, X, feature_names={"aux": ["p:1", "q"]}, method="saliency")
+    assert per_input.feature_names[3:] == ("aux:p:1", "aux:q")
+
+
+def test_generated_rows_keep_string_columns_as_strings():
+    from hypothesis import given, settings
+
+    from pytest_kexplain.strategies import rows_like
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"income": rng.normal(50, 10, 40),
+                          "region": rng.choice(["north", "south"], 40)})
+    seen = set()
+
+    @settings(max_examples=25, database=None, derandomize=True)
+    @given(rows_like(frame, max_rows=3))
+    def check(rows):
+        assert rows.dtypes["region"] == frame.dtypes["region"]
+        assert set(rows.region) <= {"north", "south"}
+        seen.update(rows.region)
+
+    check()
+    assert seen == {"north", "south"}

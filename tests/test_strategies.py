@@ -3,8 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from pytest_kexplain import KexplainError
 from pytest_kexplain.strategies import feature_bounds, feature_values, rows_like
@@ -94,7 +93,9 @@ def test_usage_mistakes():
     with pytest.raises(KexplainError, match="'x7' is not a feature"):
         feature_values(ARRAY, "x7")
     with pytest.raises(KexplainError, match="non-numeric"):
-        feature_bounds(pd.DataFrame({"name": ["a", "b"]}))
+        feature_bounds(pd.DataFrame({"when": pd.date_range("2024-01-01", periods=2)}))
+    # strings are categories of the values they hold
+    assert feature_bounds(pd.DataFrame({"name": ["a", "b"]}))[0].categories == ("a", "b")
 
 
 # -- rows that could occur: one-hot groups, integer, constant and fixed columns ----------------
