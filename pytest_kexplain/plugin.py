@@ -374,6 +374,8 @@ class RunRecorder:
         if self.config.getoption("lf", default=False):
             return  # --last-failed collects only part of each module
         partial = partially_collected_modules(self.config)
+        if partial is None:
+            return  # a selector whose module is unknown: any module may be only part-run
         modules = {m: stems for m, stems in self.collected.items() if m not in partial}
         unused = store.find_unused(modules, baseline_dir_setting(self.config))
         prune = self.config.getoption("kexplain_prune") and self.config.getoption("kexplain_update")
@@ -467,11 +469,30 @@ class RunRecorder:
         return replaced
 
 
-def partially_collected_modules(config: pytest.Config) -> set[str]:
-    """Modules named with ::test selectors on the command line (only part of them ran)."""
+def partially_collected_modules(config: pytest.Config) -> set[str] | None:
+    """Modules named with ::test selectors on the command line (only part of them ran); None
+    when the module of a selector cannot be told (then no module is judged)."""
     partial = set()
     for arg in config.args:
-        if "::" in arg:
-            module = config.invocation_params.dir / arg.split("::", 1)[0]
-            partial.add(os.path.abspath(module))  # the way pytest makes item paths absolute
+        if "::" not in arg:
+            continue
+        name = arg.split("::", 1)[0]
+        module = config.invocation_params.dir / name
+        if not module.is_file() and config.getoption("pyargs", default=False):
+            module = _module_file(name) or module  # --pyargs package.test_module::test
+        if not module.is_file():
+            return None
+        partial.add(os.path.abspath(module))  # the way pytest makes item paths absolute
     return partial
+
+
+def _module_file(name: str) -> Path | None:
+    """The file of an importable module named `name` (as --pyargs resolves it), or None."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None)
+    return Path(origin) if origin else None

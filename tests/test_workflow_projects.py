@@ -120,6 +120,24 @@ def _stems(selection: list[str]) -> list[str]:
             "tests/b/test_gate.py::TestGate": ["test_gate.TestGate."]}[selection[0]]
 
 
+def test_a_pyargs_selection_keeps_the_baselines_of_the_rest_of_its_module(pytester,
+                                                                           monkeypatch):
+    """--pyargs package.module::test names the module by its import name, not its path: the
+    module was only part-run, so its other tests' baselines are neither unused nor pruned."""
+    monkeypatch.delenv("WEIGHTS", raising=False)
+    pytester.makeconftest(VARIABLE_CONFTEST)
+    pytester.mkpydir("gatepkg")
+    (pytester.path / "gatepkg" / "test_gate.py").write_text(GATES, encoding="utf-8")
+    pytester.syspathinsert()
+    run(pytester, "--kexplain-update").assert_outcomes(passed=8)
+    before = baselines(pytester)
+    result = run(pytester, "--kexplain-update", "--kexplain-prune", "--pyargs",
+                 "gatepkg.test_gate::TestGate")
+    result.assert_outcomes(passed=3)
+    assert "deleted" not in result.stdout.str() and "unused" not in result.stdout.str()
+    assert baselines(pytester) == before
+
+
 def test_stopping_early_and_rerunning_the_failures_keeps_every_baseline(project, monkeypatch):
     run(project, "--kexplain-update").assert_outcomes(passed=16)
     before = baselines(project)
