@@ -188,8 +188,11 @@ def test_explanations_identical_across_processes(tmp_path):
         model = zoo.mlp(6, hidden=(8,), seed=4)
         x = np.random.default_rng(0).normal(size=(30, 6))
         digest = hashlib.sha256()
-        for method in ("integrated_gradients", "shap", "smoothgrad", "permutation"):
-            e = explain(model, x, method=method, background=x[:10])
+        for method, options in (("integrated_gradients", {}), ("shap", {}), ("smoothgrad", {}),
+                                ("permutation", {}), ("shap", {"max_evals": 16}),
+                                ("lime", {"samples": 200}),
+                                ("lime", {"samples": 200, "groups": {"a": ["x0", "x5"]}})):
+            e = explain(model, x, method=method, background=x[:10], **options)
             digest.update(e.values.tobytes()); digest.update(e.base_values.tobytes())
         print(digest.hexdigest())
     """))
