@@ -195,8 +195,20 @@ def item_defaults(item: pytest.Item) -> dict[str, Any]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Check every test's kexplain markers before any test runs."""
+    registered = registered_markers(config)
     for item in items:
         item_defaults(item)
+        for marker in item.iter_markers():
+            if marker.name not in registered and difflib.get_close_matches(
+                    marker.name, ["kexplain"], n=1, cutoff=0.8):
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.{marker.name} is not a marker; did you mean "
+                    "@pytest.mark.kexplain? (Its settings would be ignored.)")
+
+
+def registered_markers(config: pytest.Config) -> set[str]:
+    """The names of the markers registered with pytest (the `markers` ini lines)."""
+    return {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}
 
 
 def check_ini_names(config: pytest.Config) -> None:

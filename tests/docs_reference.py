@@ -74,7 +74,9 @@ def render_configuration() -> str:
         lines.append(f"| `{option['name']}` | {option['help']} | {shown} |")
     lines += ["", "## `@pytest.mark.kexplain` keywords", "",
               "Defaults for every explanation, check and baseline of the marked test, class "
-              "or module; an unknown keyword or `method=` is a usage error before any test runs.", "",
+              "or module; an unknown keyword or `method=`, or a misspelt marker "
+              "(`@pytest.mark.kexplian`) that is not registered, is a usage error before any "
+              "test runs.", "",
               "```python", "import pytest", "", "",
               '@pytest.mark.kexplain(method="shap", seed=1, options={"max_evals": 256},',
               "                      max_share_change=0.05)",

@@ -275,6 +275,34 @@ def test_another_plugins_ini_option_is_left_to_pytest(pytester):
     assert "kexplain" not in result.stderr.str()
 
 
+@pytest.mark.parametrize("name", ["kexplian", "kexplains", "explain"])
+def test_a_misspelt_marker_names_the_closest(pytester, name):
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.{name}(method="shap")
+        def test_nothing():
+            pass
+    """)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: *::test_nothing: @pytest.mark.{name} is not a marker; "
+                                 "did you mean @pytest.mark.kexplain? (Its settings would be "
+                                 "ignored.)"])
+
+
+def test_a_registered_marker_close_to_kexplain_is_left_alone(pytester):
+    pytester.makeini("[pytest]\nmarkers =\n    explain: our own marker\n")
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.explain
+        def test_nothing():
+            pass
+    """)
+    pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
 def test_help_and_markers_describe_the_flags_options_and_marker(pytester):
     help_text = " ".join(pytester.runpytest("--help").stdout.str().split())
     for fragment in ("--kexplain-update", "--kexplain-prune", "--kexplain-report=PATH",
