@@ -422,3 +422,20 @@ def test_generated_rows_keep_string_columns_as_strings():
 
     check()
     assert seen == {"north", "south"}
+
+
+def test_a_binary_decision_function_takes_the_class_it_scores_as_target():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.svm import SVC
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X = X.iloc[:, :5]
+    labels = np.where(y == 1, "benign", "malignant")
+    svc = SVC().fit(X, labels)
+    explanation = explain(svc, X.iloc[:20], method="shap", target="malignant")
+    assert explanation.output_name == "malignant" == svc.classes_[1]
+    np.testing.assert_allclose(explanation.outputs, svc.decision_function(X.iloc[:20]))
+    np.testing.assert_array_equal(explain(svc, X.iloc[:20], method="shap").values,
+                                  explanation.values)
+    with pytest.raises(InvalidArgument, match="target='benign' is not the class of this one-unit"):
+        explain(svc, X.iloc[:20], method="shap", target="benign")

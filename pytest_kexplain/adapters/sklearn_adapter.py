@@ -185,6 +185,9 @@ class SklearnAdapter(SelectsRawOutput):
         classes = self._classes
         if self._class_lists is not None and isinstance(self._selector, int):
             classes = self._class_lists[self._selector]  # the chosen output's classes
+        if self.response == "decision_function" and classes is not None and len(classes) == 2 \
+                and self._n_outputs in (None, 1):
+            return classes[1:]  # a binary decision function scores the second class
         if classes is None or self._n_outputs not in (None, len(classes)):
             return None
         return classes
