@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +141,24 @@ class KerasAdapter:
             if compute in ("float16", "bfloat16"):
                 return compute
         return None
+
+    @property
+    def compute_dtype(self) -> str:
+        """The float type whose round-off the model's outputs carry: a half-precision layer's;
+        float32 for a float64 model on JAX without 64-bit mode (it computes in float32) and
+        on PyTorch (outputs of identical float64 rows differ by float32 ulps with their
+        position in a call); else the input dtype."""
+        low = self.low_precision
+        if low is not None:
+            return low
+        if self.dtype == "float64":
+            if self.backend == "torch":
+                return "float32"
+            if self.backend == "jax":
+                jax = sys.modules.get("jax")
+                if jax is None or not bool(getattr(jax.config, "jax_enable_x64", False)):
+                    return "float32"
+        return self.dtype
 
     # -- inputs and outputs -------------------------------------------------------------
     @property

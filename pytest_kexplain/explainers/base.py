@@ -28,10 +28,7 @@ _HALF_PRECISION_EPSILON = {"float16": float(np.finfo(np.float16).eps), "bfloat16
 
 def round_off_epsilon(adapter: Any) -> float:
     """Machine epsilon of the precision the model computes in (its layers', when lower)."""
-    low_precision = getattr(adapter, "low_precision", None)
-    if low_precision in _HALF_PRECISION_EPSILON:
-        return _HALF_PRECISION_EPSILON[low_precision]
-    dtype = str(getattr(adapter, "dtype", "float64"))
+    dtype = str(getattr(adapter, "compute_dtype", None) or getattr(adapter, "dtype", "float64"))
     if dtype in _HALF_PRECISION_EPSILON:
         return _HALF_PRECISION_EPSILON[dtype]
     try:
