@@ -765,6 +765,8 @@ def test_diff_of_grouped_baselines_names_groups(capsys, files, tmp_path):
     header = [cell.strip() for cell in out.splitlines()[
         next(i for i, line in enumerate(out.splitlines()) if "old rank" in line)].split("  ") if cell.strip()]
     assert header[0] == "group", out
+    assert "importance kept by the weakest baseline top-1 group" in out
+    assert "attribution sign agreement of the least consistent baseline top-1 group" in out
     code, out, err = cli(capsys, "diff", old, new, "--json")
     assert json.loads(out)["rows"] == "group"
 

@@ -187,6 +187,20 @@ def test_the_drift_table_says_whether_it_ranks_features_groups_or_tokens(pyteste
     result.stdout.fnmatch_lines(["E       group  baseline rank  baseline importance  *"])
     result.stdout.fnmatch_lines(["E       feature or group  baseline rank  *"])
     result.stdout.fnmatch_lines(["E       token  baseline rank  *"])
+    # the metrics name them too, and so does kexplain show for the files the gate wrote
+    output = result.stdout.str()
+    assert "least consistent baseline top-1 group " in output
+    assert "least consistent baseline top-1 feature or group " in output
+    assert "least consistent baseline top-2 token " in output
+    from pytest_kexplain.baselines.format import parse
+
+    kinds = {}
+    for path in sorted(pytester.path.glob("explanation_baselines/*.json")):
+        if ".obtained" not in path.name:
+            kinds[path.name] = parse(path.read_text(), path.name, lambda name: b"").row_kind
+    assert kinds == {"test_kinds.test_groups.json": "group",
+                     "test_kinds.test_mixed.json": "feature or group",
+                     "test_kinds.test_tokens.json": "token"}
 
 
 def test_a_saved_model_is_named_by_its_file_whether_computed_or_cached(pytester):

@@ -185,8 +185,11 @@ def compare(
     tolerances: Tolerances,
     before_values: np.ndarray | None = None,
     after_values: np.ndarray | None = None,
+    row: str = "feature",
 ) -> Comparison:
-    """Measure the agreement of two explanations and hold each figure to its tolerance."""
+    """Measure the agreement of two explanations and hold each figure to its tolerance.
+
+    `row` names what is compared in the labels: "feature", "group", "token" or a mix."""
     figures = measure(before_importance, after_importance, before_values, after_values,
                       tolerances.top_k)
     k = effective_top_k(tolerances.top_k, len(feature_names))
@@ -197,10 +200,10 @@ def compare(
         ("max_share_change", "largest share change", figures["max_share_change"],
          tolerances.max_share_change, False),
         ("min_top_importance",
-         f"importance kept by the weakest baseline top-{k} feature",
+         f"importance kept by the weakest baseline top-{k} {row}",
          figures["min_top_importance"], tolerances.min_top_importance, True),
         ("sign_agreement",
-         f"attribution sign agreement of the least consistent baseline top-{k} feature",
+         f"attribution sign agreement of the least consistent baseline top-{k} {row}",
          figures.get("sign_agreement"), tolerances.sign_agreement, True),
         ("sample_similarity", "per-sample attribution similarity (mean cosine)",
          figures.get("sample_similarity"), tolerances.sample_similarity, True),
@@ -208,7 +211,7 @@ def compare(
     details: dict[str, str] = {}
     if tolerances.min_top_importance is not None:
         details["min_top_importance"] = _lost_importance_detail(
-            feature_names, before_importance, after_importance, tolerances)
+            feature_names, before_importance, after_importance, tolerances, row)
     if tolerances.sign_agreement is not None and before_values is not None and after_values is not None:
         details["sign_agreement"] = _sign_detail(feature_names, before_importance, after_importance,
                                                  before_values, after_values, tolerances.top_k)
@@ -227,7 +230,8 @@ def compare(
 
 
 def _lost_importance_detail(feature_names: Sequence[str], before_importance: np.ndarray,
-                            after_importance: np.ndarray, tolerances: Tolerances) -> str:
+                            after_importance: np.ndarray, tolerances: Tolerances,
+                            row: str = "feature") -> str:
     """e.g. "'income' fell from 1.87x to 0.14x an average feature's importance (rank 1 -> 4);
     at least 0.50x required"."""
     index, _ = weakest_top_feature(before_importance, after_importance, tolerances.top_k)
@@ -237,7 +241,7 @@ def _lost_importance_detail(feature_names: Sequence[str], before_importance: np.
     ranks = f"rank {_ranks(before_importance)[index]} -> {_ranks(after_importance)[index]}"
     verb = "fell" if after < before else "went"
     return (f"{feature_names[index]!r} {verb} from {before:.2f}x to {after:.2f}x an average "
-            f"feature's importance ({ranks}); at least {required:.2f}x required")
+            f"{row}'s importance ({ranks}); at least {required:.2f}x required")
 
 
 def _sign_detail(feature_names: Sequence[str], before_importance: np.ndarray,

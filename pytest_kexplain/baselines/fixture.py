@@ -79,7 +79,7 @@ class ExplanationBaseline:
         shown = self._display(path)
         _check_compatible(baseline, current, shown, self.nodeid)
         comparison = compare(current.feature_names, baseline.importance, current.importance,
-                             tolerances, baseline.values, current.values)
+                             tolerances, baseline.values, current.values, row=current.row_kind)
         note(baseline=shown, baseline_status="compared", baseline_values=baseline.values,
              current_values=current.values)
         if comparison.passed:

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     tolerances = resolve_tolerances((ini, source), (flags, "command line"))
     _check_compatible(old, new, args.old, old.test)
     comparison = compare(new.feature_names, old.importance, new.importance, tolerances,
-                         old.values, new.values)
+                         old.values, new.values, row=_row_kind(old, new))
     if args.json:
         output.print_json(_document(args, comparison, config_path, _row_kind(old, new)))
     else:
