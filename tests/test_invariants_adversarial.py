@@ -28,6 +28,13 @@ def position_dependent_model(batch: np.ndarray) -> np.ndarray:
     return exact * (1.0 + position * np.finfo(np.float64).eps)
 
 
+def position_dependent_float32_model(batch: np.ndarray) -> np.ndarray:
+    """The same computed in float32, as a wrapped framework model (model.predict) returns."""
+    exact = (batch @ WEIGHTS + 3.0).astype(np.float32)
+    position = (np.arange(len(batch)) % 5).astype(np.float32)
+    return exact * (np.float32(1.0) + position * np.finfo(np.float32).eps)
+
+
 @pytest.fixture(scope="module")
 def x():
     return np.random.default_rng(0).normal(size=(7, 4))
@@ -45,11 +52,13 @@ MASKING = {
 
 @pytest.mark.parametrize("case", sorted(MASKING))
 @pytest.mark.parametrize("grouped", [False, True], ids=["features", "groups"])
-def test_round_off_from_the_row_position_gives_an_unread_feature_nothing(x, case, grouped):
+@pytest.mark.parametrize("model", [position_dependent_model, position_dependent_float32_model],
+                         ids=["float64", "float32"])
+def test_round_off_from_the_row_position_gives_an_unread_feature_nothing(x, case, grouped, model):
     options = dict(MASKING[case])
     method = options.pop("method", case)
     groups = {"read": ["x0", "x1"], "last": ["x3"], "unread": ["x2"]} if grouped else None
-    explanation = explain(position_dependent_model, x, method=method, groups=groups,
+    explanation = explain(model, x, method=method, groups=groups,
                           background=np.random.default_rng(1).normal(size=(9, 4)), **options)
     column = explanation.feature_names.index("unread" if grouped else "x2")
     assert np.all(explanation.values[:, column] == 0.0)

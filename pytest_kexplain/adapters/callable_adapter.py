@@ -24,6 +24,10 @@ def _bound_classes(function: Any) -> tuple[str, ...] | None:
     return tuple(str(label) for label in classes)
 
 
+#: float types from the coarsest to the finest
+LOWER_PRECISION = ("bfloat16", "float16", "float32", "float64")
+
+
 class CallableAdapter(SelectsRawOutput):
     """Calls a Python function batch by batch; it has no gradient.
 
@@ -49,6 +53,8 @@ class CallableAdapter(SelectsRawOutput):
         names = getattr(getattr(function, "__self__", None), "feature_names_in_", None)
         self._columns = None if names is None else [str(name) for name in names]
         self._variants: dict[tuple[Any, Any], CallableAdapter] = {}
+        #: the lowest float precision of the outputs the function returned (their round-off)
+        self.compute_dtype = "float64"
 
     def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> CallableAdapter:
         """The adapter for flat rows of this input layout and this chosen output."""
@@ -71,9 +77,22 @@ class CallableAdapter(SelectsRawOutput):
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Outputs of the function, called in batches."""
         size = batch_size or default_batch_size(tuple(x.shape[1:]))
-        chunks = [as_output_matrix(self._call(x[part]), part.stop - part.start)
-                  for part in batches(len(x), size)]
+        chunks = []
+        for part in batches(len(x), size):
+            raw = self._call(x[part])
+            self._note_precision(raw)
+            chunks.append(as_output_matrix(raw, part.stop - part.start))
         return require_finite(np.concatenate(chunks, axis=0), self.description, "outputs")
+
+    def _note_precision(self, raw: Any) -> None:
+        """Keep the lowest float precision seen (NumPy, PyTorch and TensorFlow name theirs)."""
+        dtype = getattr(raw, "dtype", None)
+        name = str(getattr(dtype, "name", dtype) or "")
+        for candidate in ("bfloat16", "float16", "float32"):
+            if candidate in name:
+                if LOWER_PRECISION.index(candidate) < LOWER_PRECISION.index(self.compute_dtype):
+                    self.compute_dtype = candidate
+                return
 
     def gradient(
         self, x: np.ndarray, target: np.ndarray, batch_size: int | None = None
