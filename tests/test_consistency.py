@@ -40,6 +40,22 @@ def test_a_candidate_that_dropped_a_feature_fails_with_the_table(x):
     assert "--kexplain-update" not in message  # nothing to accept: there is no file
 
 
+@pytest.mark.parametrize("groups, row, top_k", [
+    ({"ab": ["a", "b"], "cd": ["c", "d"]}, "group", 1),
+    ({"ab": ["a", "b"]}, "feature or group", 2),  # ab, c, d: the top-k of 3 rows is capped at 2
+])
+def test_a_grouped_comparison_names_groups_in_its_table_and_metrics(x, groups, row, top_k):
+    reference = zoo.linear_model(WEIGHTS)
+    candidate = zoo.linear_model([0.0, 0.0, 0.8, 2.0])
+    with pytest.raises(CheckFailed) as failure:
+        assert_consistent_explanations(reference, candidate, x, feature_names=["a", "b", "c", "d"],
+                                       groups=groups, method="shap")
+    message = str(failure.value)
+    assert f"\n{row}  reference rank  reference importance  candidate rank" in message
+    assert f"importance kept by the weakest baseline top-{top_k} {row} " in message
+    assert f"an average {row}'s importance" in message
+
+
 def test_tolerances_and_method_are_keywords(x):
     reference = zoo.linear_model(WEIGHTS)
     candidate = zoo.linear_model([0.0, -1.5, 0.8, 0.1])

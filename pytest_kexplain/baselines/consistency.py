@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_kexplain.baselines.compare import Comparison, compare
+from pytest_kexplain.baselines.format import group_rows, row_kind
 from pytest_kexplain.baselines.messages import drift_message
 from pytest_kexplain.baselines.tolerances import resolve_tolerances, split_tolerances
 from pytest_kexplain.errors import CheckFailed, InvalidArgument
@@ -39,9 +40,12 @@ def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X
             f"method='auto' chose {reference.method!r} for the reference model but "
             f"{candidate.method!r} for the candidate; pass method= so both are explained alike."
         )
+    row = row_kind(reference.feature_names,
+                   group_rows(explain_kwargs.get("groups"), reference.feature_names, X),
+                   reference.options)
     comparison = compare(reference.feature_names, reference.importance_array(),
                          candidate.importance_array(), tolerances,
-                         reference.flat_values, candidate.flat_values)
+                         reference.flat_values, candidate.flat_values, row=row)
     if not comparison.passed:
         raise CheckFailed(drift_message(
             comparison,
@@ -50,5 +54,6 @@ def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X
                       f"{'' if reference.output_name == 'output' else ', ' + reference.output_name})"),
             before="reference",
             after="candidate",
+            column=row,
         ), comparison)
     return comparison

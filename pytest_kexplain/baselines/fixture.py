@@ -113,7 +113,7 @@ class ExplanationBaseline:
             model_description=getattr(adapter, "portable_description", adapter.description),
             model_fingerprint=adapter.fingerprint(),
             background_fingerprint=_background_fingerprint(explain_kwargs.get("background")),
-            groups=_group_rows(merged.get("groups"), explanation.feature_names, X),
+            groups=baseline_format.group_rows(merged.get("groups"), explanation.feature_names, X),
         )
 
     def _claim(self, name: str | None) -> str:
@@ -224,33 +224,6 @@ def _bytes_if_present(path: Path) -> bytes | None:
         return None
     except (BaselineError, OSError):
         return b""
-
-
-def _group_rows(groups: Any, rows: tuple[str, ...], X: Any) -> tuple[str, ...]:
-    """The rows of an explanation made with `groups=` that are groups: all of them, except
-    the columns a dict of groups leaves ungrouped on tabular data (they stay features); on
-    images and sequences what no group claims is one more group, 'rest'."""
-    from pytest_kexplain.groups import REST
-
-    if groups is None:
-        return ()
-    if not isinstance(groups, Mapping):  # 'timesteps', Grid(...), a label mask
-        return rows
-    named = {str(name) for name in groups}
-    ungrouped = [row for row in rows if row not in named]
-    if ungrouped == [REST] and not isinstance(X, (Mapping, list, tuple)) and _sample_ndim(X) > 1:
-        return rows
-    return tuple(row for row in rows if row in named)
-
-
-def _sample_ndim(X: Any) -> int:
-    """How many dimensions one sample of X has (1 for a table)."""
-    import numpy as np
-
-    try:
-        return max(int(np.ndim(X)) - 1, 1)
-    except (TypeError, ValueError):  # an object NumPy cannot size: treated as a table
-        return 1
 
 
 def _check_keywords(explain_kwargs: Mapping[str, Any]) -> None:

@@ -64,13 +64,7 @@ class Baseline:
     @property
     def row_kind(self) -> str:
         """What the rows are, for table headers: feature, group, token, or a mix."""
-        if self.options.get("token_inputs"):  # token positions beside other inputs' features
-            return "feature or token"
-        if self.options.get("token_ids") == "vocabulary":
-            return "token"
-        if not self.groups:
-            return "feature"
-        return "group" if len(self.groups) == len(self.feature_names) else "feature or group"
+        return row_kind(self.feature_names, self.groups, self.options)
 
     @property
     def row_noun(self) -> str:
@@ -91,6 +85,43 @@ class RenderedBaseline:
     json_text: str
     sidecar_name: str | None = None
     sidecar_bytes: bytes | None = None
+
+
+def row_kind(feature_names: Sequence[str], groups: Sequence[str], options: Mapping[str, Any]) -> str:
+    """What an explanation's rows are: "feature", "group", "token", or a mix ("feature or
+    group", "feature or token"), from the rows that are groups and the explanation's options."""
+    if options.get("token_inputs"):  # token positions beside other inputs' features
+        return "feature or token"
+    if options.get("token_ids") == "vocabulary":
+        return "token"
+    if not groups:
+        return "feature"
+    return "group" if len(set(groups)) == len(feature_names) else "feature or group"
+
+
+def group_rows(groups: Any, rows: Sequence[str], X: Any) -> tuple[str, ...]:
+    """The rows of an explanation made with `groups=` that are groups: all of them, except
+    the columns a dict of groups leaves ungrouped on tabular data (they stay features); on
+    images and sequences what no group claims is one more group, 'rest'."""
+    from pytest_kexplain.groups import REST
+
+    if groups is None:
+        return ()
+    if not isinstance(groups, Mapping):  # 'timesteps', Grid(...), a label mask
+        return tuple(rows)
+    named = {str(name) for name in groups}
+    ungrouped = [row for row in rows if row not in named]
+    if ungrouped == [REST] and not isinstance(X, (Mapping, list, tuple)) and _sample_ndim(X) > 1:
+        return tuple(rows)
+    return tuple(row for row in rows if row in named)
+
+
+def _sample_ndim(X: Any) -> int:
+    """How many dimensions one sample of X has (1 for a table)."""
+    try:
+        return max(int(np.ndim(X)) - 1, 1)
+    except (TypeError, ValueError):  # an object NumPy cannot size: treated as a table
+        return 1
 
 
 def quantise(array: Any, significant: int = SIGNIFICANT_DIGITS) -> np.ndarray:
