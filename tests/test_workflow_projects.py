@@ -303,6 +303,52 @@ def test_a_registered_marker_close_to_kexplain_is_left_alone(pytester):
     pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
 
 
+def test_the_closest_marker_wins_over_class_module_and_ini(pytester):
+    pytester.makeini("[pytest]\nkexplain_method = saliency\nkexplain_seed = 4\n"
+                     "kexplain_max_share_change = 0.3\n")
+    pytester.makepyfile(test_precedence="""
+        import pytest
+        from pytest_kexplain.settings import active_defaults
+
+        pytestmark = pytest.mark.kexplain(method="occlusion", top_k=3)
+
+        @pytest.mark.kexplain(method="shap", seed=1)
+        class TestClass:
+            @pytest.mark.kexplain(seed=5, max_share_change=0.1)
+            def test_method(self):
+                defaults = active_defaults()
+                assert (defaults["method"], defaults["seed"], defaults["top_k"],
+                        defaults["max_share_change"]) == ("shap", 5, 3, 0.1), defaults
+
+        def test_module_level():
+            defaults = active_defaults()
+            assert (defaults["method"], defaults["seed"], defaults["max_share_change"]) == (
+                "occlusion", 4, "0.3"), defaults
+    """)
+    pytester.runpytest().assert_outcomes(passed=2)
+    pytester.runpytest("-o", "kexplain_seed=9", "-k", "module_level").assert_outcomes(failed=1)
+
+
+def test_a_disabled_plugin_leaves_the_checks_and_writes_nothing(pytester):
+    pytester.makeconftest(LINEAR_CONFTEST)
+    pytester.makepyfile(test_plain="""
+        from pytest_kexplain import assert_top_features
+
+        def test_check(model, X):
+            assert_top_features(model, X, ["x2"], k=1)
+
+        def test_gate(model, X, explanation_baseline):
+            explanation_baseline.assert_match(model, X)
+    """)
+    result = pytester.runpytest("-p", "no:kexplain")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'explanation_baseline' not found*"])
+    assert not (pytester.path / "explanation_baselines").exists()
+    result = pytester.runpytest("-p", "no:kexplain", "--kexplain-update")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # pytest's own message: the flag is gone
+    result.stderr.fnmatch_lines(["*unrecognized arguments: --kexplain-update*"])
+
+
 def test_help_and_markers_describe_the_flags_options_and_marker(pytester):
     help_text = " ".join(pytester.runpytest("--help").stdout.str().split())
     for fragment in ("--kexplain-update", "--kexplain-prune", "--kexplain-report=PATH",
