@@ -194,3 +194,25 @@ def test_a_float64_model_with_extreme_outputs_passes_the_baseline_it_wrote(tmp_p
     where = {"nodeid": "test_m.py::test_gate", "directory": tmp_path, "rootdir": tmp_path}
     ExplanationBaseline(update=True, **where).assert_match(model, x, method="occlusion")
     assert ExplanationBaseline(update=False, **where).assert_match(model, x, method="occlusion").passed
+
+
+@pytest.mark.parametrize("model", [position_dependent_model, position_dependent_float32_model],
+                         ids=["float64", "float32"])
+@pytest.mark.parametrize("direction", ["increasing", "decreasing"])
+def test_a_feature_the_model_never_reads_is_monotonic_at_zero_tolerance(x, model, direction):
+    """The ICE sweep puts a row's grid points at other positions of one call: ulps apart on
+    PyTorch, which failed the default tolerance=0 on a flat feature in both directions."""
+    from pytest_kexplain import assert_monotonic
+
+    result = assert_monotonic(model, x, "x2", direction=direction, tolerance=0.0, max_examples=5)
+    assert result.worst_violation == 0.0
+
+
+def test_a_real_fall_far_above_round_off_still_fails_at_zero_tolerance(x):
+    from pytest_kexplain import CheckFailed, assert_monotonic
+
+    def falling(batch):
+        return position_dependent_model(batch) - 1e-6 * batch[:, 2]
+
+    with pytest.raises(CheckFailed, match="the output decreases when x2 increases"):
+        assert_monotonic(falling, x, "x2", tolerance=0.0, max_examples=5)

@@ -21,6 +21,7 @@ from pytest_kexplain.assertions._common import (
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
+from pytest_kexplain.explainers.base import round_off_epsilon, without_round_off
 from pytest_kexplain.inputs import FeatureBounds, RowSpace, row_space
 from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
@@ -80,15 +81,20 @@ def _ice_curves(bound: OutputModel, x: np.ndarray, column: int, grid: np.ndarray
     return bound.outputs(sweep, targets).reshape(n, points)
 
 
-def _worst_pairs(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: the largest fall of a curve (a later point below an earlier one) and where."""
+def _worst_pairs(curves: np.ndarray, epsilon: float = 0.0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the largest fall of a curve (a later point below an earlier one) and where.
+
+    A fall within the round-off of the model's precision (epsilon) is none: a flat stretch
+    computed at other positions of one call (PyTorch) differs by an ulp or two."""
     n, points = curves.shape
     running_best = np.maximum.accumulate(curves, axis=1)
     best_at = np.zeros((n, points), dtype=int)
     for j in range(1, points):
         improved = curves[:, j] >= running_best[:, j - 1]
         best_at[:, j] = np.where(improved, j, best_at[:, j - 1])
-    falls = running_best - curves
+    falls = without_round_off(running_best - curves,
+                              np.maximum(np.abs(running_best), np.abs(curves)), epsilon)
     high = falls.argmax(axis=1)
     low = best_at[np.arange(n), high]
     return falls.max(axis=1), low, high
@@ -142,7 +148,8 @@ def _search(
         rows = np.repeat(row, len(points), axis=0)
         rows[:, column] = points
         curve = bound.outputs(rows, np.repeat(bound.row_targets(rows[:1]), len(points)))
-        falls, lows, highs = _worst_pairs(orientation * curve[None])
+        falls, lows, highs = _worst_pairs(orientation * curve[None],
+                                          round_off_epsilon(bound.adapter))
         hypothesis.target(float(falls[0]))
         if falls[0] > tolerance:
             low, high = int(lows[0]), int(highs[0])
@@ -206,7 +213,7 @@ def assert_monotonic(
     orientation = 1.0 if direction == "increasing" else -1.0
     x = np.array(prepared.array)
     curves = _ice_curves(bound, x, column, grid)
-    drops, lows, highs = _worst_pairs(orientation * curves)
+    drops, lows, highs = _worst_pairs(orientation * curves, round_off_epsilon(bound.adapter))
     counterexamples = []
     row = int(drops.argmax())
     if drops[row] > tolerance:
