@@ -48,6 +48,7 @@ MARKER_HELP = (
 #: how the ini options are typed: from pytest 9.2 a native TOML table ([tool.pytest]) may give
 #: numbers as numbers (kexplain_seed = 3); str first keeps what INI files and -o give as text
 SCALAR_INI: Any = (str | int | float) if pytest.version_tuple[:2] >= (9, 2) else None
+INTEGER_INI: Any = (str | int) if pytest.version_tuple[:2] >= (9, 2) else None
 
 #: the command-line flags, for the closest one to a misspelt flag
 FLAGS = ("--kexplain-update", "--kexplain-prune", "--kexplain-report", "--kexplain-no-disk-cache")
@@ -69,7 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("kexplain_method", "default explanation method of checks (default: auto)",
                   default="auto")
     parser.addini("kexplain_seed", "default random seed of explanations (default: 0)",
-                  type=SCALAR_INI, default="0")
+                  type=INTEGER_INI, default="0")
     parser.addini("kexplain_baseline_dir",
                   "directory, next to each test module, holding explanation baselines",
                   default="explanation_baselines")
