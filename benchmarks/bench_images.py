@@ -210,7 +210,11 @@ def run(repeats: int = 3) -> tuple[list[TargetResult], dict[str, Any]]:
         TargetResult("gradcam time / one forward+backward (2,000 images)",
                      gradcam_seconds / pass_seconds, 1.5, False,
                      details={"gradcam_seconds": gradcam_seconds,
-                              "forward_backward_seconds": pass_seconds}),
+                              "forward_backward_seconds": pass_seconds,
+                              # read with the ratio on a loaded machine: one quiet moment
+                              # can give either side its fastest run
+                              "median_pair_ratio": float(np.median(
+                                  [g / f for g, f in gradcam_runs]))}),
         TargetResult("group shap (7x7 grid) time / 49-feature shap",
                      grouped_time.median / plain_time.median, 1.5, False,
                      details={"grouped_seconds": grouped_time.median,
