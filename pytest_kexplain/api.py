@@ -492,6 +492,9 @@ def _compute(
     _, unit = resolve_target(target, outputs, labels, bound.default_target, head)
     require_finite(np.asarray(attribution.values), f"method {spec.name!r} on {adapter.description}",
                    "attributions")
+    if attribution.global_importance is not None:  # a NaN importance ranks anywhere
+        require_finite(np.asarray(attribution.global_importance)[None],
+                       f"method {spec.name!r} on {adapter.description}", "global importances")
     values, global_importance = attribution.values, attribution.global_importance
     feature_names = bound.prepared.feature_names
     if players is not None:

@@ -207,3 +207,23 @@ def test_a_model_not_finite_at_the_reference_is_told_to_take_a_background(log_of
         explain(log_of_x0, x, method=method, background=np.array([[-1.0, 0, 0], [1.0, 0, 0]]))
     explained = explain(log_of_x0, x, method=method, background=x)  # the mean is positive
     assert np.isfinite(explained.values).all()
+
+
+def test_a_nan_score_never_makes_a_permutation_importance_that_passes_a_check():
+    """A NaN importance has no share (the total is NaN), so the share check passed on it."""
+    from pytest_kexplain import InvalidArgument, InvalidArgumentType
+
+    model = zoo.linear_model([2.0, -1.0, 0.5, 0.0])
+    y = X @ np.array([2.0, -1.0, 0.5, 0.0])
+    with pytest.raises(NonFiniteError, match=r"option 'scoring' returned nan"):
+        assert_max_importance_share(model, X, "x0", 0.01, method="permutation", y=y,
+                                    scoring=lambda labels, predicted: float("nan"))
+    with pytest.raises(NonFiniteError, match=r"option 'scoring' returned -inf"):
+        explain(model, X, method="permutation", y=y,
+                scoring=lambda labels, predicted: -np.inf if np.ptp(predicted) > 0 else 0.0)
+    y[[3, 5]] = np.nan
+    with pytest.raises(InvalidArgument, match=r"option 'y' holds NaN or infinity at 2 of 12 "
+                                              r"rows \(rows 3, 5\)"):
+        assert_top_features(model, X, ["x0"], method="permutation", y=y)
+    with pytest.raises(InvalidArgumentType, match=r"option 'y' must hold numbers"):
+        explain(model, X, method="permutation", y=["yes"] * 12)

@@ -8,14 +8,40 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import copies_per_call
-from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType, NonFiniteError
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, positive_int, register
 
 
 def _score(y: np.ndarray, predicted: np.ndarray, scoring: Callable[..., Any] | None) -> float:
-    if scoring is not None:
-        return float(scoring(y, predicted))
-    return -float(np.mean((predicted - y) ** 2))
+    if scoring is None:
+        return -float(np.mean((predicted - y) ** 2))
+    score = float(scoring(y, predicted))
+    if not np.isfinite(score):
+        # a NaN importance would rank anywhere and carry no share: no check may pass on it
+        raise NonFiniteError(
+            f"option 'scoring' returned {score} for the model's predictions; permutation "
+            "importance is the drop of a finite score. Give a scoring that is finite for every "
+            "prediction (clip probabilities before a log, as sklearn's log_loss does).")
+    return score
+
+
+def _labels(y: Any, n: int) -> np.ndarray:
+    """Option 'y' as finite numbers, one per row of X."""
+    try:
+        labels = np.asarray(y, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentType(
+            f"option 'y' must hold numbers (a target, or 0/1 labels of the explained class), "
+            f"got values such as {np.asarray(y).reshape(-1)[:1].tolist()}: {exc}.") from None
+    if len(labels) != n:
+        raise InvalidArgument(f"option 'y' has {len(labels)} labels but X has {n} rows.")
+    bad = np.flatnonzero(~np.isfinite(labels))
+    if len(bad):
+        raise InvalidArgument(
+            f"option 'y' holds NaN or infinity at {len(bad)} of {n} rows (rows "
+            f"{', '.join(map(str, bad[:8].tolist()))}{', ...' if len(bad) > 8 else ''}): "
+            "drop those rows from X and y, or impute them.")
+    return labels
 
 
 @register(
@@ -37,9 +63,7 @@ def permutation_importance(request: ExplainRequest) -> Attribution:
     x = request.x.reshape(len(request.x), -1)
     n, d = x.shape
     if y is not None:
-        y = np.asarray(y, dtype=np.float64).reshape(-1)
-        if len(y) != n:
-            raise InvalidArgument(f"option 'y' has {len(y)} labels but X has {n} rows.")
+        y = _labels(y, n)
     # Replacement values come from the background when given, else from X shuffled; token
     # ids are replaced by the pad id (a token moved to another row's position means nothing)
     if request.pad_id is not None:
