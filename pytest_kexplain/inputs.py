@@ -212,6 +212,16 @@ def _reject_pipeline(X: Any, name: str) -> None:
         f"few hundred rows, e.g. {name} = {_PIPELINE_ADVICE[kind]}.")
 
 
+def _own_frozen_copy(array: np.ndarray, source: Any) -> np.ndarray:
+    """array made read-only, copied first when it is (a view of) the caller's own data: freezing
+    the caller's array would make their next in-place edit fail, and a view would let that
+    edit change the explanation's data afterwards."""
+    if array.flags.writeable and (array is source or not array.flags.owndata):
+        array = array.copy()
+    array.setflags(write=False)
+    return array
+
+
 def _numeric_array(X: Any, name: str) -> np.ndarray:
     """X as a float64 array: numbers only (strings, complex and masked values are errors)."""
     if hasattr(X, "detach") and hasattr(X, "cpu") and (type(X).__module__ or "").startswith(
@@ -294,8 +304,7 @@ def prepare_input(
     else:
         names = default_feature_names(tuple(array.shape[1:]))
     check_finite(array, name, names)
-    array = np.ascontiguousarray(array)
-    array.setflags(write=False)
+    array = _own_frozen_copy(np.ascontiguousarray(array), X)
     categories = tuple((str(column), dtype) for column, dtype in X.dtypes.items()
                        if str(dtype) == "category") if frame_names is not None else ()
     return PreparedInput(array=array, feature_names=names, categories=categories)

@@ -282,3 +282,20 @@ def test_the_error_hierarchy():
     from pytest_kexplain.assertions import CheckFailed
 
     assert CheckFailed is pk.CheckFailed and callable(get_adapter) and callable(resolve_target)
+
+
+def test_the_callers_arrays_stay_writable_and_their_later_edits_do_not_reach_the_explanation(
+        linear64, rows):
+    pd = pytest.importorskip("pandas")
+    x, background = (np.array(part, dtype=np.float64) for part in rows)  # float64, contiguous
+    frame = pd.DataFrame(x.copy(), columns=[f"c{i}" for i in range(x.shape[1])])
+    for data in (x, frame):
+        explanation = explain(linear64, data, method="shap", background=background)
+        before = explanation.data.copy()
+        assert not explanation.data.flags.writeable
+        if isinstance(data, np.ndarray):
+            data[0, 0] += 1.0  # a read-only array here would raise ValueError
+        else:
+            data.iloc[0, 0] += 1.0
+        background[0, 0] += 1.0
+        np.testing.assert_array_equal(explanation.data, before)
