@@ -91,6 +91,7 @@ def test_a_feature_the_model_never_reads_gets_no_attribution(data):
     np.testing.assert_allclose(direct.values, explanation.values[:, :2], atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:The `probability` parameter:FutureWarning")  # sklearn 1.9
 def test_response_method_is_the_one_a_user_expects(data):
     from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
     from sklearn.pipeline import make_pipeline

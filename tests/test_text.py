@@ -23,6 +23,7 @@ def reviews(request):
     return model, ids[:30], request.param
 
 
+@pytest.mark.filterwarnings("ignore::pytest_kexplain.IntegrationToleranceWarning")  # the LSTM's
 @pytest.mark.parametrize("method", METHODS)
 def test_deciding_tokens_on_top(reviews, method):
     model, ids, _ = reviews

@@ -253,7 +253,7 @@ def _sign_detail(feature_names: Sequence[str], before_importance: np.ndarray,
     rows = len(before_values)
     before = np.reshape(np.asarray(before_values, dtype=np.float64), (rows, -1))[:, index]
     after = np.reshape(np.asarray(after_values, dtype=np.float64), (rows, -1))[:, index]
-    opposite = int(np.count_nonzero(before * after < 0))
+    opposite = int(np.count_nonzero(np.sign(before) * np.sign(after) < 0))  # no overflow at 1e300
     kept = (f"its attribution has the opposite sign on {opposite} of "
             f"{int(np.count_nonzero(before))} rows ({1 - agreement:.0%} of its attribution)")
     if agreement >= 0.5:
