@@ -367,11 +367,16 @@ def encode_categories(frame: Any, dtypes: Mapping[str, Any], name: str) -> Any:
                 f"categories, e.g. X[{str(column)!r}] = X[{str(column)!r}].astype("
                 "pd.CategoricalDtype(all_values)) and the same for the background.")
         converted[column] = pd.Categorical(values, dtype=dtype)
-    if not converted:
+    return with_columns(frame, converted)
+
+
+def with_columns(frame: Any, columns: Mapping[Any, Any]) -> Any:
+    """A copy of the DataFrame with these columns replaced (the frame itself when none is)."""
+    if not columns:
         return frame
     frame = frame.copy()
-    for column, categorical in converted.items():
-        frame[column] = categorical
+    for column, values in columns.items():
+        frame[column] = values
     return frame
 
 

@@ -238,7 +238,7 @@ class SklearnAdapter(SelectsRawOutput):
         values the column holds. A value the encoders were not fitted with is an error."""
         import pandas as pd
 
-        from pytest_kexplain.inputs import holds_numbers_only
+        from pytest_kexplain.inputs import holds_numbers_only, with_columns
 
         fitted = self.category_dtypes()
         converted = {}
@@ -267,12 +267,7 @@ class SklearnAdapter(SelectsRawOutput):
                         "explanations replace a category by another one the model knows: drop "
                         "those rows or map them to a known category.")
             converted[column] = pd.Categorical(values, dtype=target)
-        if not converted:
-            return frame
-        frame = frame.copy()
-        for column, categorical in converted.items():
-            frame[column] = categorical
-        return frame
+        return with_columns(frame, converted)
 
     # -- calls -----------------------------------------------------------------------------
     def _frame(self, x: np.ndarray) -> Any:
