@@ -321,7 +321,7 @@ def explain(
     # a scikit-learn pipeline's string columns in a background DataFrame, as in X
     background_array = prepare_background(model_data(bound.model, background, "background"),
                                           prepared)
-    _check_groups_fit_channels_first(groups, adapter, prepared.feature_shape)
+    check_groups_fit_channels_first(groups, adapter, prepared.feature_shape)
     players = _players(groups, prepared)
     if spec.name in LAYER_METHODS:
         from pytest_kexplain.explainers.gradcam import check_groups_fit
@@ -381,7 +381,7 @@ def _channel_options(adapter: ModelAdapter, x: np.ndarray, players: Players | No
     return {"channels_first": True}
 
 
-def _check_groups_fit_channels_first(groups: Any, adapter: ModelAdapter,
+def check_groups_fit_channels_first(groups: Any, adapter: ModelAdapter,
                                      shape: tuple[int, ...]) -> None:
     """Grid(...) and (height, width) masks cut channels-last images; on a model that reads
     (channels, height, width) they would cut the channel axis instead: a usage error."""
@@ -406,9 +406,10 @@ def _check_groups_fit_channels_first(groups: Any, adapter: ModelAdapter,
 
     members = groups.values() if isinstance(groups, Mapping) else [groups]
     if isinstance(groups, Grid) or any(spatial(m) for m in members):
-        what = repr(groups) if isinstance(groups, Grid) else "with (height, width) masks"
+        what = (f"groups={groups!r} cuts" if isinstance(groups, Grid)
+                else "groups given as (height, width) masks cut")
         raise InvalidArgument(
-            f"groups={what} cuts images laid out (height, width, channels), but "
+            f"{what} images laid out (height, width, channels), but "
             f"{adapter.description} reads its images channels first (data_format="
             f"'channels_first'): samples of shape {shape} are (channels, height, width). Give "
             f"each group as a boolean mask of the whole sample shape {shape}, e.g. "

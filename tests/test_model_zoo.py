@@ -162,6 +162,22 @@ def test_an_image_region_of_a_channels_first_model_is_a_usage_error(twin_cnns):
     np.testing.assert_allclose(grouped.values, reference.values, rtol=1e-4, atol=1e-6)
 
 
+def test_a_check_on_a_channels_first_model_with_image_regions_says_why(twin_cnns):
+    """The checks validate groups before explain(): they give its channels-first reason, not
+    a list of mask shapes that reads (channels, height) as the image."""
+    from pytest_kexplain import InvalidArgument, assert_max_importance_share, assert_top_features
+    from pytest_kexplain import zoo
+
+    _, first, X = twin_cnns
+    Xf, regions = np.moveaxis(X, -1, 1), zoo.centre_and_border((8, 8))
+    for check in (lambda: assert_top_features(first, Xf, ["centre"], groups=regions),
+                  lambda: assert_max_importance_share(first, Xf, ["border"], 0.5,
+                                                      groups=regions, method="gradcam")):
+        with pytest.raises(InvalidArgument, match=r"groups given as \(height, width\) masks cut "
+                                                  r"images .* reads its images channels first"):
+            check()
+
+
 # -- the same model kinds on JAX and PyTorch --------------------------------------------------
 
 OTHER_BACKENDS = ("jax", "torch")

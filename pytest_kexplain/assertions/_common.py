@@ -60,6 +60,12 @@ def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any],
         return prepared.feature_names
     from pytest_kexplain.groups import resolve_groups
 
+    if model is not None:  # Grid or (h, w) masks on a channels-first CNN: say why, as explain()
+        from pytest_kexplain.adapters import get_adapter
+        from pytest_kexplain.api import check_groups_fit_channels_first
+
+        check_groups_fit_channels_first(merged["groups"], get_adapter(model)[1],
+                                        prepared.feature_shape)
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
                              len(prepared.array))
     return players.names if players is not None else prepared.feature_names
