@@ -339,14 +339,20 @@ def heatmap_picture(explanation: Any, baseline_values: np.ndarray | None = None,
                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Attribution maps of the first samples over images or time steps, and the baseline's."""
     data = np.asarray(explanation.data)
+    values = np.asarray(explanation.values)
+    if (getattr(explanation, "options", None) or {}).get("channels_first"):
+        # (channels, *spatial) samples: the maps span the spatial axes, as for channels last
+        data, values = np.moveaxis(data, 1, -1), np.moveaxis(values, 1, -1)
+        if baseline_values is not None and np.ndim(baseline_values) == values.ndim:
+            baseline_values = np.moveaxis(np.asarray(baseline_values), 1, -1)
     rows = min(HEATMAP_SAMPLES, len(data))
     picture: dict[str, Any] = {
         "kind": "heatmap",
         "layout": "image" if data.ndim == 4 else "sequence",
         "samples": list(range(rows)),
         "inputs": [_round(_downsample(m)) for m in _inputs(data[:rows])],
-        "maps": [_round(_downsample(m)) for m in _maps(explanation.values[:rows])],
-        "mean_map": _round(_downsample(_maps(explanation.values).mean(axis=0))),
+        "maps": [_round(_downsample(m)) for m in _maps(values[:rows])],
+        "mean_map": _round(_downsample(_maps(values).mean(axis=0))),
     }
     if baseline_values is not None and np.shape(baseline_values) == data.shape:
         baseline_values = np.asarray(baseline_values, dtype=np.float64)
@@ -685,7 +691,9 @@ def _values_picture(arguments: Mapping[str, Any], values: Any, baseline_values: 
             data = np.zeros(np.shape(values))
         if data.shape != np.shape(values):
             data = np.zeros(np.shape(values))
-        holder = _Holder(data=data, values=np.asarray(values, dtype=np.float64))
+        explanation = arguments.get("explanation")
+        holder = _Holder(data=data, values=np.asarray(values, dtype=np.float64),
+                         options=getattr(explanation, "options", None) or {})
         return heatmap_picture(holder, baseline_values,
                                {"baseline_label": "baseline", "current_label": "current"})
     if importance is not None and names is not None:
@@ -694,8 +702,9 @@ def _values_picture(arguments: Mapping[str, Any], values: Any, baseline_values: 
 
 
 class _Holder:
-    def __init__(self, data: np.ndarray, values: np.ndarray):
-        self.data, self.values = data, values
+    def __init__(self, data: np.ndarray, values: np.ndarray,
+                 options: Mapping[str, Any] | None = None):
+        self.data, self.values, self.options = data, values, dict(options or {})
 
 
 def _consistent(result: Any, arguments: Mapping[str, Any]) -> Fields:

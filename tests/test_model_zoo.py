@@ -178,6 +178,25 @@ def test_a_check_on_a_channels_first_model_with_image_regions_says_why(twin_cnns
             check()
 
 
+def test_the_report_draws_a_channels_first_map_over_height_and_width(twin_cnns):
+    """The report's heat maps (a check's and the gate's) of a channels-first CNN are those of
+    its channels-last twin, not (channels, height) pictures."""
+    from pytest_kexplain import records
+
+    last, first, X = twin_cnns
+    Xf = np.moveaxis(X, -1, 1)  # (2, 8, 8)
+    twin = explain(last, X, method="gradcam")
+    flipped = explain(first, Xf, method="gradcam")
+    expected = records.heatmap_picture(twin, twin.values)
+    drawn = records.heatmap_picture(flipped, flipped.values)
+    gate = records._values_picture({"explanation": flipped, "X": Xf}, flipped.values,
+                                   flipped.values)
+    for picture in (drawn, gate):
+        assert np.shape(picture["maps"][0]) == (8, 8)
+        for key in ("inputs", "maps", "baseline_maps", "mean_map"):
+            np.testing.assert_allclose(picture[key], expected[key], rtol=1e-3, atol=1e-6)
+
+
 # -- the same model kinds on JAX and PyTorch --------------------------------------------------
 
 OTHER_BACKENDS = ("jax", "torch")
