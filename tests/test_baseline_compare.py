@@ -215,3 +215,16 @@ def test_large_tables_keep_top_features_and_largest_movers():
     message = drift_message(compare(names, before, after, Tolerances()), headline="h")
     assert "f30 " in message and "f0 " in message and "f20 " not in message
     assert "more features with small changes not shown" in message
+
+
+@pytest.mark.parametrize("value, threshold, higher, shown", [
+    (0.07504, 0.075, False, "0.07504 > 0.075"),     # 0.075 > 0.075 would read as a pass
+    (0.39996, 0.4, True, "0.39996 < 0.4"),
+    (0.0751234, 0.075, False, "0.0751 > 0.075"),
+    (0.5, 0.4, True, "0.500 >= 0.4 ok"),
+    (0.075, 0.075, False, "0.075 <= 0.075 ok"),
+])
+def test_a_failed_figure_never_prints_equal_to_its_threshold(value, threshold, higher, shown):
+    from pytest_kexplain.baselines.compare import MetricCheck
+    check = MetricCheck("max_share_change", "largest share change", value, threshold, higher)
+    assert f"largest share change {shown}" in check.describe()

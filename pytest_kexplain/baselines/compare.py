@@ -38,12 +38,22 @@ class MetricCheck:
 
     def describe(self) -> str:
         """e.g. 'rank correlation (spearman) 0.412 < 0.8 required (rank_correlation)'."""
+        value = _distinct_from(self.value, self.threshold)
         if self.passed:
             relation = ">=" if self.higher_is_better else "<="
-            return f"{self.label} {self.value:.3f} {relation} {self.threshold:g} ok"
+            return f"{self.label} {value} {relation} {self.threshold:g} ok"
         relation, bound = ("<", "at least") if self.higher_is_better else (">", "at most")
-        return (f"{self.label} {self.value:.3f} {relation} {self.threshold:g}: must be {bound} "
+        return (f"{self.label} {value} {relation} {self.threshold:g}: must be {bound} "
                 f"{self.threshold:g} ({self.keyword}={self.threshold:g})")
+
+
+def _distinct_from(value: float, threshold: float) -> str:
+    """The value with 3 decimals, or more when 3 would print it equal to a threshold it missed."""
+    for decimals in range(3, 10):
+        shown = f"{value:.{decimals}f}"
+        if abs(value - threshold) <= ROUND_OFF or float(shown) != threshold:
+            return shown
+    return shown
 
 
 @dataclass(frozen=True)
