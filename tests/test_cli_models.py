@@ -170,6 +170,8 @@ def files(tmp_path_factory):
     np.save(root / "flat_mask.npy", np.arange(8))
     np.save(root / "small_mask.npy", np.zeros((5, 5), dtype=np.int64))
     np.save(root / "four_ints.npy", rng.integers(0, 5, (10, 4)))
+    np.save(root / "chw_images.npy", rng.standard_normal((4, 3, 8, 6)))  # channels first
+    np.save(root / "hw_mask.npy", np.zeros((8, 6), dtype=np.int64))
     return root
 
 
@@ -481,6 +483,9 @@ EARLY = [
     (["centre.keras", "images.npy", "--groups", "small_mask.npy"],
      ["the label mask has shape (5, 5)", "(8, 8, 1) or (8, 8) (one mask for every row)",
       "(12, 8, 8, 1) or (12, 8, 8) (one mask per row of images.npy)"]),
+    (["centre.keras", "chw_images.npy", "--groups", "hw_mask.npy"],
+     ["the label mask has shape (8, 6)", "reads its images channels first",
+      "np.broadcast_to(mask, (3, 8, 6))"]),
     (["credit.keras", "credit.csv", "--groups", '{"region": ["region_a", "regoin_b"]}'],
      ["'regoin_b', which is not a feature of credit.csv", "Did you mean 'region_b'"]),
     (["credit.keras", "credit.csv", "--groups", '{"r": ["region_a"], "s": ["region_a"]}'],

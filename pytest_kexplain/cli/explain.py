@@ -123,7 +123,16 @@ def _check_mask_shape(spec: GroupsSpec, shape: tuple[int, ...], sample: tuple[in
             f"--groups {spec.text}: the label mask has shape {shape}; for samples of shape "
             f"{sample} it must be {' or '.join(map(str, shared))} (one mask for every row) or "
             f"{' or '.join(str((data.n_rows, *one)) for one in shared)} (one mask per row of "
-            f"{Path(data.source).name}{rows}).")
+            f"{Path(data.source).name}{rows}).{_channels_first_hint(shape, sample)}")
+
+
+def _channels_first_hint(shape: tuple[int, ...], sample: tuple[int, ...]) -> str:
+    """A (height, width) mask of (channels, height, width) samples: say how to cover them."""
+    if len(sample) != 3 or shape[-2:] != sample[1:]:
+        return ""
+    return (f" For a model that reads its images channels first (data_format="
+            f"'channels_first'), samples {sample} are (channels, height, width): save the mask "
+            f"repeated over the channels, np.broadcast_to(mask, {sample}).")
 
 
 def _require_token_ids(data: Table) -> None:
