@@ -228,3 +228,19 @@ def test_a_failed_figure_never_prints_equal_to_its_threshold(value, threshold, h
     from pytest_kexplain.baselines.compare import MetricCheck
     check = MetricCheck("max_share_change", "largest share change", value, threshold, higher)
     assert f"largest share change {shown}" in check.describe()
+
+
+def test_a_feature_name_difference_of_an_image_lists_a_few_names_and_counts_the_rest():
+    """An image baseline compared with a grouped one (kexplain diff, or a changed check) says
+    what differs in one short line, not with every pixel's name."""
+    from pytest_kexplain.baselines.fixture import _name_difference
+
+    pixels = tuple(f"x[{c},{i},{j}]" for c in range(3) for i in range(8) for j in range(12))
+    text = _name_difference(pixels, ("corner", "other"))
+    assert text == ("in the baseline only: x[0,0,0], x[0,0,1], x[0,0,2], x[0,0,3], x[0,0,4], "
+                    "x[0,0,5], x[0,0,6], x[0,0,7], x[0,0,8], x[0,0,9], ... (278 more); "
+                    "new: corner, other")
+    reordered = _name_difference(pixels, pixels[::-1])
+    assert reordered.startswith("same names in another order: position 0 is 'x[0,0,0]' in the "
+                                "baseline, 'x[2,7,11]' now")
+    assert len(reordered) < 400

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,16 +297,31 @@ def _check_compatible(baseline: baseline_format.Baseline, current: baseline_form
         )
 
 
+#: names listed per side of a feature-name difference (an image has thousands of pixels)
+SHOWN_NAMES = 10
+
+
+def _listed(names: Sequence[str]) -> str:
+    """The first SHOWN_NAMES names, and how many more there are."""
+    shown = ", ".join(names[:SHOWN_NAMES])
+    return shown + (f", ... ({len(names) - SHOWN_NAMES} more)" if len(names) > SHOWN_NAMES
+                    else "")
+
+
 def _name_difference(before: tuple[str, ...], after: tuple[str, ...]) -> str:
-    missing = [n for n in before if n not in after]
-    added = [n for n in after if n not in before]
+    kept = set(after)
+    missing = [n for n in before if n not in kept]
+    added = [n for n in after if n not in set(before)]
     if not missing and not added:
-        return f"same names in another order: baseline {list(before)}, now {list(after)}"
+        first = next(i for i, (a, b) in enumerate(zip(before, after)) if a != b)
+        return (f"same names in another order: position {first} is {before[first]!r} in the "
+                f"baseline, {after[first]!r} now (baseline: {_listed(before)}; now: "
+                f"{_listed(after)})")
     parts = []
     if missing:
-        parts.append(f"in the baseline only: {', '.join(missing)}")
+        parts.append(f"in the baseline only: {_listed(missing)}")
     if added:
-        parts.append(f"new: {', '.join(added)}")
+        parts.append(f"new: {_listed(added)}")
     return "; ".join(parts)
 
 
