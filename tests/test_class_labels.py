@@ -338,3 +338,15 @@ def test_one_marker_labels_every_output_and_the_gate(pytester, monkeypatch):
     written = (pytester.path / "explanation_baselines" / "test_heads.test_heads.json").read_text()
     assert '"output": "species[virginica]"' in written
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("output, shown", [
+    ("output", ""), ("virginica", " of virginica"), ("kind[high]", " of kind[high]"),
+    ("1", " of class 1"), ("-1", " of class -1"), ("price", " of price"),
+])
+def test_the_gate_headline_reads_a_numeric_class_label_as_a_class(output, shown):
+    """A scikit-learn classifier fitted on 0/1 labels explains class '1': 'explanation of 1
+    drifted' read as a count."""
+    from pytest_kexplain.baselines.fixture import _of_output
+
+    assert _of_output(output) == shown

@@ -89,8 +89,7 @@ class ExplanationBaseline:
         notes.append(self._write_obtained(stem, current))
         raise CheckFailed(drift_message(
             comparison,
-            headline=(f"explanation{'' if current.output == 'output' else f' of {current.output}'}"
-                      f" drifted from the baseline {shown}"),
+            headline=f"explanation{_of_output(current.output)} drifted from the baseline {shown}",
             accept_hint=("If the change is intended, accept it (then review and commit the "
                          f"file):\n    {update_command(self.nodeid)}"),
             notes=notes,
@@ -360,3 +359,12 @@ def _context_notes(baseline: baseline_format.Baseline, current: baseline_format.
     if baseline.model_fingerprint is not None and baseline.model_fingerprint == current.model_fingerprint:
         notes.append("the model weights are the same as the baseline's.")
     return notes
+
+
+def _of_output(output: str) -> str:
+    """' of price' naming the explained output in a headline; a bare number is a class label
+    (a scikit-learn classifier's classes_), which reads 'of class 1' rather than 'of 1'."""
+    if output == "output":
+        return ""
+    return f" of class {output}" if output.lstrip("-").replace(".", "", 1).isdigit() else f" of {output}"
+
