@@ -282,7 +282,8 @@ def _names(items: Sequence[str]) -> str:
 def _importance_picture(names: Sequence[str], current: np.ndarray,
                         baseline: np.ndarray | None = None, marked: Sequence[str] = (),
                         current_label: str = "current", baseline_label: str = "baseline",
-                        share_limit: float | None = None) -> dict[str, Any]:
+                        share_limit: float | None = None, row: str = "feature"
+                        ) -> dict[str, Any]:
     """Bars of the most important features (current and baseline ranks) and the marked ones."""
     current = np.asarray(current, dtype=np.float64)
     order = list(np.lexsort((np.arange(len(current)), -current))[:BAR_FEATURES])
@@ -308,6 +309,8 @@ def _importance_picture(names: Sequence[str], current: np.ndarray,
         picture["baseline_label"] = baseline_label
     if share_limit is not None:
         picture["share_limit"] = float(share_limit)
+    if row != "feature":  # the bars are groups or tokens: the axis says so
+        picture["row"] = row
     return picture
 
 
@@ -655,7 +658,7 @@ def comparison_fields(comparison: Any, asserted: str, before_label: str, after_l
         picture = _importance_picture(
             comparison.feature_names, comparison.after_importance, comparison.before_importance,
             marked=[comparison.feature_names[i] for i in top], current_label=after_label,
-            baseline_label=before_label)
+            baseline_label=before_label, row=getattr(comparison, "row", "feature"))
     return {"asserted": asserted, "measures": measures, "picture": picture}
 
 

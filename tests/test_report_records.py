@@ -237,3 +237,25 @@ def test_long_token_rows_keep_the_strongest_window_and_the_baseline_beside():
     figure = plots.plot_record({"check": "gate", "outcome": "passed", "picture": picture})
     assert [t.get_text() for t in figure.axes[0].get_yticklabels()][:2] == [
         "sample 0\ncurrent", "sample 0\nbaseline"]
+
+
+@pytest.mark.parametrize("row", ["group", "token"])
+def test_the_gates_bars_of_groups_or_tokens_say_so_on_their_axis(row):
+    """A grouped or token baseline's bar chart names its rows as the gate's table does."""
+    import numpy as np
+
+    from pytest_kexplain.baselines.compare import compare
+    from pytest_kexplain.baselines.tolerances import Tolerances
+    from pytest_kexplain.records import comparison_fields
+    from pytest_kexplain.report.plots import DRAWERS
+
+    names = ("patch(0,0)", "patch(0,1)", "patch(1,0)", "patch(1,1)")
+    importance = np.array([0.4, 0.3, 0.2, 0.1])
+    comparison = compare(names, importance, importance[::-1], Tolerances(), row=row)
+    picture = comparison_fields(comparison, "matches", "baseline", "current")["picture"]
+    figure = DRAWERS[picture["kind"]](picture, {})
+    assert [axes.get_ylabel() for axes in figure.axes] == [row]
+    plain = comparison_fields(compare(names, importance, importance, Tolerances()), "matches",
+                              "baseline", "current")["picture"]
+    assert "row" not in plain and DRAWERS["importance"](plain, {}).axes[0].get_ylabel() == (
+        "feature")

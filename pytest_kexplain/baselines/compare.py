@@ -77,6 +77,7 @@ class Comparison(PlotMixin):
     after_importance: np.ndarray
     checks: tuple[MetricCheck, ...]
     top_k: int
+    row: str = "feature"  # what the rows are: "feature", "group", "token" or a mix
 
     @property
     def passed(self) -> bool:
@@ -236,6 +237,7 @@ def compare(
         after_importance=np.asarray(after_importance, dtype=np.float64),
         checks=checks,
         top_k=k,
+        row=row,
     )
 
 

@@ -132,7 +132,7 @@ def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], **_: A
     if mark_meaning:
         handles.append(Patch(color="white", label=mark_meaning))
     axes.set_xlabel(picture.get("unit", "share of total importance"))
-    axes.set_ylabel("feature")
+    axes.set_ylabel(picture.get("row", "feature"))
     hidden = picture.get("hidden_features", 0)
     if hidden:
         axes.set_title(f"{hidden} less important feature(s) not shown", fontsize=8)
