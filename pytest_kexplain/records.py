@@ -487,16 +487,30 @@ def _top_features(result: Any, arguments: Mapping[str, Any]) -> Fields:
                          if len(result.expected) == result.k else
                          f"{_names(result.expected)} are among the top {result.k} features"),
             "measures": tuple(measures),
-            "picture": _feature_picture(explanation, marked=result.expected)}
+            "picture": _feature_picture(explanation, marked=result.expected,
+                                        arguments=arguments)}
 
 
-def _feature_picture(explanation: Any, marked: Sequence[str] = (), **extra: Any) -> dict[str, Any]:
+def _feature_picture(explanation: Any, marked: Sequence[str] = (),
+                     arguments: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     if _spatial(explanation):
         return heatmap_picture(explanation)
     if token_layout(explanation) is not None:
         return token_picture(explanation)
     return _importance_picture(explanation.feature_names, explanation.importance_array(),
-                               marked=marked, **extra)
+                               marked=marked, row=_row_kind(explanation, arguments), **extra)
+
+
+def _row_kind(explanation: Any, arguments: Mapping[str, Any] | None) -> str:
+    """'feature', 'group' or 'feature or group': what a check's bars are (its groups=)."""
+    groups = (arguments or {}).get("groups")
+    if groups is None:
+        return "feature"
+    from pytest_kexplain.baselines.format import group_rows, row_kind
+
+    names = tuple(explanation.feature_names)
+    grouped = group_rows(groups, names, (arguments or {}).get("X"))
+    return row_kind(names, grouped, getattr(explanation, "options", None) or {})
 
 
 def _importance_order(result: Any, arguments: Mapping[str, Any]) -> Fields:
@@ -505,7 +519,8 @@ def _importance_order(result: Any, arguments: Mapping[str, Any]) -> Fields:
                 for (a, va), (b, vb) in zip(pairs, pairs[1:])]
     return {"asserted": f"importance strictly decreases along {_names(result.features)}",
             "measures": tuple(measures),
-            "picture": _feature_picture(result.explanation, marked=result.features)}
+            "picture": _feature_picture(result.explanation, marked=result.features,
+                                        arguments=arguments)}
 
 
 def _max_share(result: Any, arguments: Mapping[str, Any]) -> Fields:
@@ -516,7 +531,7 @@ def _max_share(result: Any, arguments: Mapping[str, Any]) -> Fields:
                          f" at most {result.max_share:g} of the total importance"),
             "measures": tuple(measures),
             "picture": _feature_picture(result.explanation, marked=result.features,
-                                        share_limit=result.max_share)}
+                                        arguments=arguments, share_limit=result.max_share)}
 
 
 def _sign(result: Any, arguments: Mapping[str, Any]) -> Fields:

@@ -259,3 +259,17 @@ def test_the_gates_bars_of_groups_or_tokens_say_so_on_their_axis(row):
                               "baseline", "current")["picture"]
     assert "row" not in plain and DRAWERS["importance"](plain, {}).axes[0].get_ylabel() == (
         "feature")
+
+
+def test_a_checks_bars_of_groups_say_group_and_of_some_grouped_columns_say_both(linear, emitted):
+    """A check made with groups= names its bars as its table does."""
+    assert_top_features(linear, X, ["money"], k=1, feature_names=NAMES, method="shap",
+                        groups={"money": ["income", "debt"], "other": ["age", "noise"]})
+    assert_top_features(linear, X, ["money"], k=1, feature_names=NAMES, method="shap",
+                        groups={"money": ["income", "debt"]})
+    assert_top_features(linear, X, ["income"], k=1, feature_names=NAMES)
+    pictures = [record.picture for record, _ in emitted]
+    assert [picture.get("row", "feature") for picture in pictures] == [
+        "group", "feature or group", "feature"]
+    figure = plots.plot_record(emitted[0][0])
+    assert figure.axes[0].get_ylabel() == "group"
