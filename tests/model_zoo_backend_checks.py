@@ -93,9 +93,14 @@ def _explain_all(zoo: dict[str, Any], predicted: np.ndarray) -> dict[str, Any]:
     import keras
 
     from pytest_kexplain import assert_model_sensitive, explain
-    from pytest_kexplain.adapters.keras_adapter import variable_values
+    from pytest_kexplain.adapters.keras_adapter import architecture_bytes, variable_values
 
     results: dict[str, Any] = {"backend": keras.backend.backend()}
+    # the baseline gate's fingerprint serialises the model (Keras' to_json warned on torch)
+    compiled = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    compiled.compile(optimizer="adam", loss="mse")  # its optimizer's variables warned
+    results["fingerprinted"] = [b'"units"' in architecture_bytes(model) for model in (
+        compiled, zoo["cnn_last"][0], zoo["cnn_first"][0])]
     model, X = zoo["subclassed"]
     for method in ("integrated_gradients", "shap", "occlusion"):
         first, again = explain(model, X, method=method), explain(model, X, method=method,

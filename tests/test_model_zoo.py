@@ -500,3 +500,9 @@ def test_to_shap_moves_a_channels_first_map_channels_last(twin_cnns):
     np.testing.assert_allclose(converted.values, reference.values, rtol=1e-4,
                                atol=1e-6 * np.abs(reference.values).max())
     np.testing.assert_array_equal(converted.data, reference.data)
+
+
+def test_the_baseline_fingerprint_serialises_models_without_deprecation_warnings(zoo_results):
+    """Keras' to_json() of a compiled model warns on PyTorch under NumPy 2: a filterwarnings=error
+    suite fingerprinted the model by its layer classes alone, other suites by its config."""
+    assert zoo_results["fingerprinted"] == [True, True, True]
