@@ -62,3 +62,21 @@ def ordinal_model():
     from pytest_kexplain import zoo
 
     return zoo.linear_model([-1.5, 0.5])
+
+
+class CountingModel:
+    """A Keras model (a functional model around a Lambda) that counts the calls it receives."""
+
+    def __init__(self, n_features=4, n_outputs=1):
+        import keras
+
+        self.calls = 0
+
+        def counted(x):
+            self.calls += 1
+            return keras.ops.tanh(x)
+
+        inputs = keras.Input((n_features,))
+        hidden = keras.layers.Lambda(counted)(inputs)
+        self.model = keras.Model(inputs, keras.layers.Dense(n_outputs)(hidden))
+        self.calls = 0  # building the graph called it symbolically

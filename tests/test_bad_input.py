@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from known_models import CountingModel
 from pytest_kexplain import KexplainError, ModelHasNoGradientError, explain
 
 
@@ -163,24 +164,6 @@ def test_model_without_declared_input_shape_rejects_other_shapes():
 
 
 # -- usage errors come before any model call ---------------------------------------------------
-
-class CountingModel:
-    """A Keras model (a functional model around a Lambda) that counts the calls it receives."""
-
-    def __init__(self, n_features=4, n_outputs=1):
-        import keras
-
-        self.calls = 0
-
-        def counted(x):
-            self.calls += 1
-            return keras.ops.tanh(x)
-
-        inputs = keras.Input((n_features,))
-        hidden = keras.layers.Lambda(counted)(inputs)
-        self.model = keras.Model(inputs, keras.layers.Dense(n_outputs)(hidden))
-        self.calls = 0  # building the graph called it symbolically
-
 
 @pytest.fixture
 def counting():

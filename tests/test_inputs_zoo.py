@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from known_models import CountingModel
 from pytest_kexplain import (
     InvalidArgument,
     InvalidArgumentType,
@@ -18,24 +19,6 @@ from pytest_kexplain import (
 )
 
 COLUMNS = ["a", "b", "c", "d"]
-
-
-class CountingModel:
-    """A small Keras model that counts how often it is called."""
-
-    def __init__(self, n_features=4):
-        import keras
-
-        self.calls = 0
-
-        def counted(x):
-            self.calls += 1
-            return keras.ops.tanh(x)
-
-        inputs = keras.Input((n_features,))
-        hidden = keras.layers.Lambda(counted)(inputs)
-        self.model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
-        self.calls = 0
 
 
 @pytest.fixture
