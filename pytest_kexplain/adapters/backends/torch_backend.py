@@ -57,19 +57,26 @@ def build_functions(
 
     def gradient_numpy(x: np.ndarray, target: np.ndarray) -> np.ndarray:
         inputs = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
-        with torch.enable_grad():
-            outputs = single_output(model(inputs, training=False))
-            index = torch.as_tensor(target, dtype=torch.int64, device=outputs.device)
-            # Rows are independent (inference mode), so the gradient of the sum is per-row.
-            selected = outputs.gather(1, index[:, None]).sum()
-        if not has_gradient:
-            has_gradient.append(_gradient_reaches(selected, inputs))
-        if not has_gradient[0]:
-            raise no_gradient_error(description)
-        (grads,) = torch.autograd.grad(selected, inputs)
-        return tensor_values(grads)
+        return tensor_values(_target_gradient(model, inputs, target, has_gradient, description))
 
     return GradientFunctions(forward=forward_numpy, gradient=gradient_numpy)
+
+
+def _target_gradient(model: Any, inputs: torch.Tensor, target: np.ndarray,
+                     has_gradient: list[bool], description: str) -> torch.Tensor:
+    """Gradient of each row's target output with respect to its input row; the first call
+    records whether any gradient reaches the input (else ModelHasNoGradientError)."""
+    with torch.enable_grad():
+        outputs = single_output(model(inputs, training=False))
+        index = torch.as_tensor(target, dtype=torch.int64, device=outputs.device)
+        # Rows are independent (inference mode), so the gradient of the sum is per-row.
+        selected = outputs.gather(1, index[:, None]).sum()
+    if not has_gradient:
+        has_gradient.append(_gradient_reaches(selected, inputs))
+    if not has_gradient[0]:
+        raise no_gradient_error(description)
+    (grads,) = torch.autograd.grad(selected, inputs)
+    return grads
 
 
 def build_path_gradients(
@@ -97,17 +104,8 @@ def build_path_gradients(
             points = origin[None, None, :] + steps[None, :, None] * (rows - origin)[:, None, :]
             points = points.to(kind).reshape(-1, *sample_shape)
         points.requires_grad_(True)
-        with torch.enable_grad():
-            outputs = single_output(model(points, training=False))
-            index = torch.as_tensor(np.repeat(np.asarray(target, dtype=np.int64), n_points),
-                                    device=outputs.device)
-            # Rows are independent (inference mode), so the gradient of the sum is per-point.
-            selected = outputs.gather(1, index[:, None]).sum()
-        if not has_gradient:
-            has_gradient.append(_gradient_reaches(selected, points))
-        if not has_gradient[0]:
-            raise no_gradient_error(description)
-        (grads,) = torch.autograd.grad(selected, points)
+        grads = _target_gradient(model, points, np.repeat(np.asarray(target), n_points),
+                                 has_gradient, description)
         with torch.no_grad():
             summed = torch.einsum("rkd,k->rd", grads.reshape(n_rows, n_points, -1).to(
                 weighting.dtype), weighting)
