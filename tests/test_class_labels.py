@@ -350,3 +350,34 @@ def test_the_gate_headline_reads_a_numeric_class_label_as_a_class(output, shown)
     from pytest_kexplain.baselines.fixture import _of_output
 
     assert _of_output(output) == shown
+
+
+@pytest.fixture(scope="module")
+def binary_estimator():
+    """A scikit-learn classifier fitted on 0/1 labels: its classes_ are the numbers 0 and 1."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows = np.random.default_rng(5).normal(size=(200, 3))
+    return LogisticRegression().fit(rows, (rows[:, 0] - rows[:, 1] > 0).astype(int)), rows[:30]
+
+
+def test_checks_name_a_numeric_class_label_as_a_class(binary_estimator):
+    """'the output 1 decreases', '(shap, 30 samples, 1)' and a '1 before' column read as
+    numbers; every check names the explained class as 'class 1', as the gate does."""
+    from pytest_kexplain import CheckFailed, assert_max_importance_share
+
+    model, rows = binary_estimator
+    names = {"feature_names": ["a", "b", "c"]}
+    with pytest.raises(CheckFailed) as monotonic:
+        assert_monotonic(model, rows, "b", **names)
+    assert str(monotonic.value).startswith("the output for class 1 decreases when b increases")
+    with pytest.raises(CheckFailed) as invariant:
+        assert_invariant(model, rows, {"a": 0.0}, atol=1e-6, target=1, **names)
+    assert str(invariant.value).startswith("the output for class 1 changed by up to")
+    assert "class 1 before" in str(invariant.value)
+    with pytest.raises(CheckFailed) as share:
+        assert_max_importance_share(model, rows, ["a"], 0.01, **names)
+    assert "(shap, 30 samples, class 1):" in str(share.value)
+    with pytest.raises(CheckFailed) as by_label:  # class_names still win over classes_
+        assert_top_features(model, rows, ["c"], class_names=["no", "yes"], **names)
+    assert "(shap, 30 samples, yes):" in str(by_label.value)

@@ -148,6 +148,12 @@ def unit_name(index: int, class_names: tuple[str, ...] | None) -> str:
     return class_names[index] if class_names is not None else f"output[{index}]"
 
 
+def readable_output(name: str) -> str:
+    """How a message names an explained output: a bare number is a class label (a scikit-learn
+    classifier's classes_ 0/1), which reads 'class 1' rather than '1'; other names are kept."""
+    return f"class {name}" if name.lstrip("-").replace(".", "", 1).isdigit() else name
+
+
 def output_label(head: str | None, unit: str, n_units: int) -> str:
     """'output', 'setosa', or for a model with several outputs 'price' / 'kind[setosa]'."""
     if head is None:

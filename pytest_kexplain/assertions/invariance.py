@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.binding import model_data
-from pytest_kexplain.adapters.labels import output_label, unit_name
+from pytest_kexplain.adapters.labels import output_label, readable_output, unit_name
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import check_number, fail, feature_index, output_keywords
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
@@ -112,12 +112,11 @@ def assert_invariant(
         label = _changed_output(bound, before.shape[1], column)
         rows = [(int(i), float(before[i, column]), float(after[i, column]), float(changes[i]))
                 for i in worst]
-        named = "" if label == "output" else f" {label}"
         fail(
-            f"the output{named} changed by up to {messages.number(result.max_change)} (more than atol="
+            f"{messages.the_output(label)} changed by up to {messages.number(result.max_change)} (more than atol="
             f"{messages.number(atol)}) on {result.n_changed} of {len(changes)} rows under "
             f"transform {description}; the rows that changed most:\n"
-            + messages.table(("row", f"{label} before", "after", "change"), rows),
+            + messages.table(("row", f"{readable_output(label)} before", "after", "change"), rows),
             result,
         )
     return result

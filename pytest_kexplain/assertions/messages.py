@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.adapters.labels import readable_output
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.report import format_table
 
@@ -33,8 +34,17 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def about(explanation: Explanation) -> str:
-    """Which explanation a message talks about, e.g. 'integrated_gradients, 40 samples'."""
-    return f"{explanation.method}, {explanation.n_samples} samples, {explanation.output_name}"
+    """Which explanation a message talks about, e.g. 'integrated_gradients, 40 samples, setosa'."""
+    output = readable_output(explanation.output_name)
+    return f"{explanation.method}, {explanation.n_samples} samples, {output}"
+
+
+def the_output(label: str) -> str:
+    """A headline's subject: 'the output', 'the output virginica', 'the output for class 1'."""
+    if label == "output":
+        return "the output"
+    shown = readable_output(label)
+    return f"the output {label}" if shown == label else f"the output for {shown}"
 
 
 def ranking_table(

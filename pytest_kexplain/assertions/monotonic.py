@@ -303,7 +303,7 @@ def _failure_message(
         f"{'generated row' if c.row is None else f'row {c.row}'}: {_full_row(bounds, c, column)}"
         for c in ordered)
     return (
-        f"the {'output' if output == 'output' else f'output {output}'} {moves} when "
+        f"{messages.the_output(output)} {moves} when "
         f"{result.feature} increases (expected {result.direction}, "
         f"tolerance={messages.number(result.tolerance)}); worst counterexample first:\n"
         + messages.table(("found by", "row", f"{result.feature} from", "to", "output from", "to",

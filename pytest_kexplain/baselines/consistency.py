@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_kexplain.adapters.labels import readable_output
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.format import group_rows, row_kind
 from pytest_kexplain.baselines.messages import drift_message
@@ -51,7 +52,7 @@ def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X
             comparison,
             headline=(f"the candidate model explains X differently from the reference model "
                       f"({reference.method}, {reference.n_samples} samples"
-                      f"{'' if reference.output_name == 'output' else ', ' + reference.output_name})"),
+                      f"{'' if reference.output_name == 'output' else ', ' + readable_output(reference.output_name)})"),
             before="reference",
             after="candidate",
             column=row,

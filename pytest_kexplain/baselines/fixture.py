@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_kexplain.adapters import get_adapter
+from pytest_kexplain.adapters.labels import readable_output
 from pytest_kexplain.baselines import BaselineError, format as baseline_format, store
 from pytest_kexplain.baselines.compare import Comparison, compare
 from pytest_kexplain.baselines.messages import drift_message, update_command
@@ -364,7 +365,5 @@ def _context_notes(baseline: baseline_format.Baseline, current: baseline_format.
 def _of_output(output: str) -> str:
     """' of price' naming the explained output in a headline; a bare number is a class label
     (a scikit-learn classifier's classes_), which reads 'of class 1' rather than 'of 1'."""
-    if output == "output":
-        return ""
-    return f" of class {output}" if output.lstrip("-").replace(".", "", 1).isdigit() else f" of {output}"
+    return "" if output == "output" else f" of {readable_output(output)}"
 
