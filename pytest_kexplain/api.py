@@ -584,6 +584,8 @@ def tokens_grouped(tokens: TokenSettings | None) -> bool:
 def _tokens(pad_id: int | None, vocabulary: Any, players: Players | None,
             prepared: PreparedInput, X: Any = None) -> TokenSettings:
     players_of_tokens, vocabularies = None, None
+    if pad_id is not None:
+        _require_ids_for_pad_id(pad_id, prepared, X)
     if vocabulary is not None:
         if players is not None:
             raise InvalidArgument(
@@ -601,8 +603,25 @@ def _tokens(pad_id: int | None, vocabulary: Any, players: Players | None,
                          vocabularies)
 
 
-def _require_token_ids(x: np.ndarray) -> None:
-    """vocabulary= names token ids: X must hold whole numbers from 0 up."""
+def _require_ids_for_pad_id(pad_id: int, prepared: PreparedInput, X: Any) -> None:
+    """pad_id= masks token ids out: an X without any (floats only) would silently ignore it."""
+    from pytest_kexplain.tokens import id_inputs
+
+    layout = prepared.layout
+    if layout is not None:
+        if not id_inputs(layout, X):
+            raise InvalidArgument(
+                f"pad_id={pad_id} is the id that masks a token out, but none of the inputs "
+                f"({', '.join(layout.names)}) holds integer token ids. Leave pad_id= out, or "
+                "pass the id inputs as integer arrays.")
+        return
+    _require_token_ids(prepared.array, f"pad_id={pad_id} is the id that masks a token out",
+                       "pad_id= out")
+
+
+def _require_token_ids(x: np.ndarray, argument: str = "vocabulary= names token ids",
+                       leave_out: str = "vocabulary= out") -> None:
+    """vocabulary= and pad_id= are about token ids: X must hold whole numbers from 0 up."""
     flat = np.asarray(x).reshape(len(x), -1)
     if np.issubdtype(flat.dtype, np.integer):
         bad = flat < 0
@@ -612,9 +631,9 @@ def _require_token_ids(x: np.ndarray) -> None:
     if bad.any():
         row, column = (int(i) for i in np.argwhere(bad)[0])
         raise InvalidArgument(
-            f"vocabulary= names token ids, but X[{row}] holds {flat[row, column].item()!r} at position "
+            f"{argument}, but X[{row}] holds {flat[row, column].item()!r} at position "
             f"{column}, which is not an id (a whole number from 0 up). Pass the token ids the "
-            "model reads, or leave vocabulary= out for a model that does not read token ids.")
+            f"model reads, or leave {leave_out} for a model that does not read token ids.")
 
 
 def _token_options(embedding: Any, pad_id: int | None, players: Players | None,

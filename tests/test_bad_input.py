@@ -200,9 +200,24 @@ def _no_call(counting, call, error, pattern):
     ({"method": "integrated_gradients", "steps": 0}, "option 'steps' must be a positive integer"),
     ({"method": "smoothgrad", "noise": -0.1}, "option 'noise' must be a finite number >= 0"),
     ({"method": "lime", "samples": 2.5}, "option 'samples' must be a positive integer"),
+    # pad_id= masks token ids: on floats integrated gradients ignored it, SHAP masked with it
+    ({"pad_id": 0}, r"pad_id=0 is the id that masks a token out, but X\[0\] holds"),
+    ({"method": "shap", "pad_id": 0}, "leave pad_id= out for a model that does not read token"),
 ])
 def test_explain_reports_mistakes_before_calling_the_model(counting, kwargs, pattern):
     _no_call(counting, lambda: explain(counting.model, X4, **kwargs), KexplainError, pattern)
+
+
+def test_pad_id_on_a_model_whose_inputs_hold_no_token_ids_is_a_usage_error():
+    """Two float inputs: pad_id= would mask nothing, so it is a mistake, not silently ignored."""
+    import keras
+
+    first, second = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    model = keras.Model([first, second],
+                        keras.layers.Dense(1)(keras.layers.Concatenate()([first, second])))
+    X = [np.ones((4, 3), dtype="float32"), np.ones((4, 2), dtype="float32")]
+    with pytest.raises(KexplainError, match=r"none of the inputs \(a, b\) holds integer token"):
+        explain(model, X, method="shap", pad_id=0)
 
 
 def test_a_multi_output_model_needs_a_target_before_it_is_called(counting3):
