@@ -137,3 +137,36 @@ def test_usage_mistakes(linear, X, kwargs, error, pattern):
     with pytest.raises(error, match=pattern) as raised:
         assert_saliency_stable(linear, X, **kwargs)
     assert not isinstance(raised.value, AssertionError)
+
+
+def _token_models():
+    """A text model (Embedding over 6 ids) and a two-input model (3 floats and 6 ids)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((6,), dtype="int32", name="text")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 4)(ids))
+    text = keras.Model(ids, keras.layers.Dense(1)(pooled))
+    numbers = keras.Input((3,), name="num")
+    both = keras.Model({"num": numbers, "text": ids}, keras.layers.Dense(1)(
+        keras.layers.Concatenate()([numbers, pooled])))
+    rng = np.random.default_rng(4)
+    tokens = rng.integers(1, 10, size=(12, 6)).astype("int32")
+    return text, both, tokens, {"num": rng.normal(size=(12, 3)), "text": tokens}
+
+
+def test_token_ids_take_no_noise():
+    """Noise on ids made the noisy copies non-integer, and the check failed with explain()'s
+    'X must hold integer token ids' about the user's (valid) X. A model reading ids only is a
+    usage error before any model call; a model with float inputs too gets noise on those."""
+    text, both, tokens, inputs = _token_models()
+    misses = SESSION_CACHE.misses
+    with pytest.raises(KexplainError, match="reads integer token ids, and a token id cannot take "
+                                            "noise") as raised:
+        assert_saliency_stable(text, tokens, method="shap")
+    assert not isinstance(raised.value, AssertionError)
+    assert SESSION_CACHE.misses == misses, "the model was explained before the mistake was reported"
+    result = assert_saliency_stable(both, inputs, method="shap", min_similarity=-1.0)
+    noisy = result.noisy_explanation.data.reshape(8, 12, -1)
+    assert (noisy[:, :, 3:] == tokens.astype(float)).all()  # the ids as given, in every copy
+    assert (noisy[:, :, :3] != inputs["num"]).all()  # the floats moved

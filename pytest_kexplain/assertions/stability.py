@@ -58,11 +58,15 @@ def default_k(n_features: int) -> int:
     return max(1, n_features // 4)
 
 
-def _noise_scale(x: np.ndarray, background: Any, epsilon: float, model: Any = None) -> np.ndarray:
-    """epsilon times each feature's standard deviation (over the background when given)."""
+def _noise_scale(x: np.ndarray, background: Any, epsilon: float, model: Any = None,
+                 frozen: np.ndarray | None = None) -> np.ndarray:
+    """epsilon times each feature's standard deviation (over the background when given);
+    0 for the `frozen` columns (token ids)."""
     source = x if background is None else prepare_input(
         model_data(model, background, "background"), name="background").array
     spread = source.std(axis=0)
+    if frozen is not None:
+        spread = np.where(frozen.reshape(spread.shape), 0.0, spread)
     if not np.any(spread > 0):
         raise InvalidArgument(
             "every feature is constant in X, so noise relative to each feature's spread is zero; "
@@ -75,6 +79,35 @@ def _relative_changes(base: np.ndarray, noisy: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(base, axis=-1)
     floor = max(0.01 * float(norms.mean()), 1e-12)
     return np.linalg.norm(noisy - base, axis=-1) / np.maximum(norms, floor)
+
+
+def _token_id_columns(model: Any, X: Any, merged: dict[str, Any]) -> np.ndarray | None:
+    """The flat columns holding token ids, which take no noise (a noisy id is no token); None
+    when there are none. A model reading nothing but ids cannot be checked: a usage error."""
+    __tracebackhide__ = True
+    from pytest_kexplain.adapters.layers import single_integer_input, token_embedding
+    from pytest_kexplain.tokens import id_inputs
+
+    bound, prepared = bind_model(model, X, {"feature_names": merged.get("feature_names"),
+                                            "output": merged.get("output")})
+    layout = prepared.layout
+    if layout is not None:
+        ids = set(id_inputs(layout, X))
+        frozen = np.concatenate([np.full(size, name in ids)
+                                 for name, size in zip(layout.names, layout.sizes)])
+        if not frozen.all():
+            return frozen if frozen.any() else None
+        what = f"every input of {bound.adapter.description} ({', '.join(layout.names)}) holds"
+    else:
+        keras_model = getattr(bound.adapter, "model", None)
+        if keras_model is None or (token_embedding(keras_model) is None
+                                   and single_integer_input(keras_model) is None):
+            return None
+        what = f"{bound.adapter.description} reads"
+    raise InvalidArgument(
+        f"assert_saliency_stable adds noise to the input, but {what} integer token ids, and a "
+        "token id cannot take noise (a noisy id is no token). Check a token model's "
+        "explanations with the ranking checks, assert_faithful or the baseline gate.")
 
 
 def _with_stability_method(model: Any, explain_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +145,7 @@ def assert_saliency_stable(
                                   low=0.0 if metric == "top_k" else -1.0, high=1.0)
     if max_sensitivity is not None:
         max_sensitivity = check_number("max_sensitivity", max_sensitivity, low=0.0)
+    frozen = _token_id_columns(model, X, with_defaults(explain_kwargs))
     explain_kwargs = _with_stability_method(model, explain_kwargs)
     explanation = explain_for_check(model, X, explain_kwargs)
     x, n = explanation.data, explanation.n_samples
@@ -129,7 +163,7 @@ def assert_saliency_stable(
                                          prepared.feature_names, len(x), samples)}
 
     rng = np.random.default_rng(int(merged.get("seed", 0)))
-    scale = _noise_scale(x, merged.get("background"), epsilon, model)
+    scale = _noise_scale(x, merged.get("background"), epsilon, model, frozen)
     noisy = (x[None] + rng.standard_normal((samples, *x.shape)) * scale).reshape(-1, *x.shape[1:])
     target = merged.get("target")
     if target is not None and not isinstance(target, (int, np.integer)):
