@@ -304,7 +304,9 @@ def explain(
     if method == AUTO and spec.requires_gradient and embedded is not None and embedded.unreadable:
         spec = get_explainer("shap")  # ids read other than by an Embedding: mask them instead
     integer_input = _integer_input_without_embedding(adapter, prepared)
-    if integer_input is not None and spec.requires_gradient:
+    # Grad-CAM differentiates at a convolution layer, which an integer input (raw uint8
+    # pixels cast by a Rescaling layer) reaches as floats: only the input's gradient is missing
+    if integer_input is not None and spec.requires_gradient and spec.name not in LAYER_METHODS:
         if method != AUTO:
             raise ModelHasNoGradientError(
                 f"{adapter.description} takes an integer input ({integer_input}) that no "

@@ -32,11 +32,14 @@ def run_checks(directory: Path) -> dict[str, Any]:
     cnn = keras.saving.load_model(directory / "cnn.keras")
     text = keras.saving.load_model(directory / "text.keras")
     credit = keras.saving.load_model(directory / "credit.keras")
+    raw_cnn = keras.saving.load_model(directory / "raw_cnn.keras")
     images, ids, rows, background = data["images"], data["ids"], data["rows"], data["background"]
     vocabulary = list(zoo.REVIEW_VOCABULARY)
     results = {
         "gradcam": explain(cnn, images, method="gradcam", target=3).values,
         "gradcam++": explain(cnn, images, method="gradcam++", target=3, layer="conv1").values,
+        # raw uint8 pixels: Grad-CAM differentiates at the convolution, after the Rescaling
+        "gradcam_uint8": explain(raw_cnn, data["pixels"], method="gradcam", target=1).values,
         "grid_shap": explain(cnn, images, method="shap", target=3, groups=Grid(2, 2),
                              background=images[:4]).values,
         # 16 players: the sampled estimator, its paths mixed inside the compiled call

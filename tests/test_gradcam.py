@@ -9,7 +9,9 @@ import pytest
 import tensorflow as tf
 
 from pytest_kexplain import (
+    Grid,
     InvalidArgument,
+    ModelHasNoGradientError,
     assert_attribution_sign,
     assert_max_importance_share,
     assert_top_features,
@@ -317,3 +319,30 @@ def test_non_finite_outputs_and_model_errors_found_by_the_layer_call():
                                              "pixel out of range") as error:
         explain(model, x, method="gradcam++", target=1)
     assert error.value.__cause__ is not None
+
+
+def raw_pixel_cnn(dtype):
+    """A CNN reading raw 0-255 pixels of the given dtype, scaled by a Rescaling layer."""
+    keras.utils.set_random_seed(13)
+    inputs = keras.Input((9, 9, 1), dtype=dtype)
+    maps = keras.layers.Conv2D(3, 3, activation="tanh", name="conv")(
+        keras.layers.Rescaling(1 / 255)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(maps)))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int64"])
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_integer_pixels_reach_the_convolution_as_floats(dtype, method):
+    """Grad-CAM differentiates at the convolution, not at the input: a model taking raw uint8
+    pixels is mapped as its float twin is, while the input-gradient methods stay refused."""
+    pixels = np.random.default_rng(6).integers(0, 256, size=(5, 9, 9, 1)).astype(dtype)
+    model, twin = raw_pixel_cnn(dtype), raw_pixel_cnn("float32")
+    explanation = explain(model, pixels, method=method, target=1)
+    expected = explain(twin, pixels.astype(np.float32), method=method, target=1)
+    assert explanation.values.sum() > 0
+    np.testing.assert_allclose(explanation.values, expected.values, rtol=1e-5)
+    grouped = explain(model, pixels, method=method, target=1, groups=Grid(3, 3))
+    np.testing.assert_allclose(grouped.values.sum(axis=1), explanation.values.sum(axis=(1, 2, 3)))
+    with pytest.raises(ModelHasNoGradientError, match="integer input"):
+        explain(model, pixels, method="integrated_gradients", target=1)
+    assert explain(model, pixels, target=1).method == "shap"

@@ -31,11 +31,17 @@ def saved(tmp_path_factory):
     keras.utils.set_random_seed(6)
     keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="tanh"),
                       keras.layers.Dense(1)]).save(directory / "credit.keras")
+    keras.utils.set_random_seed(13)
+    pixels = keras.Input((9, 9, 1), dtype="uint8")
+    maps = keras.layers.Conv2D(3, 3, activation="tanh")(keras.layers.Rescaling(1 / 255)(pixels))
+    keras.Model(pixels, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(maps))).save(
+        directory / "raw_cnn.keras")
     rng = np.random.default_rng(0)
     region = np.eye(3)[rng.integers(0, 3, 40)]
     rows = np.column_stack([region, rng.normal(size=(40, 2))])
     np.savez(directory / "data.npz", images=images[300:310], ids=ids[:10], rows=rows[:6],
-             background=rows[10:40])
+             background=rows[10:40],
+             pixels=rng.integers(0, 256, size=(5, 9, 9, 1)).astype(np.uint8))
     return directory
 
 
@@ -69,7 +75,8 @@ def test_backend_agrees_with_tensorflow(backend, saved, runs, tensorflow_results
     results = json.loads((saved / f"{backend}.out").read_text().strip().splitlines()[-1])
     assert results["text_top"] == tensorflow_results["text_top"]
     assert set(results["text_top"]) <= {"refund", "broken", *zoo.REVIEW_VOCABULARY}
-    for name in ("gradcam", "gradcam++", "grid_shap", "grid_shap_sampled", "label_mask_shap",
+    assert np.asarray(tensorflow_results["gradcam_uint8"]).sum() > 0
+    for name in ("gradcam", "gradcam++", "gradcam_uint8", "grid_shap", "grid_shap_sampled", "label_mask_shap",
                  "text_ig", "text_occlusion", "group_shap",
                  "lime"):
         ours, reference = np.asarray(results[name]), np.asarray(tensorflow_results[name])
