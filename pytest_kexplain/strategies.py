@@ -128,13 +128,19 @@ def rows_like(
     fixed: Sequence[str] | Mapping[str, float] | None = None,
 ) -> st.SearchStrategy[Any]:
     """Batches of rows that could occur in X, of X's type (array, DataFrame, or a dict of
-    them per input of a model with several, feature names qualified as ``num:income``).
+    them per input of a model with several, feature names qualified as ``num:income``; a
+    list of them is drawn the same way, its inputs named ``input_0``, ``input_1``, ...).
 
     Ranges, integer and categorical columns, constant columns and one-hot groups follow X;
     `groups`, `integer` and `fixed` add constraints (see the module docstring).
     """
     if min_rows < 1 or max_rows < min_rows:
         raise InvalidArgument(f"need 1 <= min_rows <= max_rows, got {min_rows} and {max_rows}.")
+    if _is_list_of_inputs(X):  # drawn as a dict keyed input_0, input_1, ..., given back as a list
+        strategy = rows_like({f"input_{i}": part for i, part in enumerate(X)}, min_rows=min_rows,
+                             max_rows=max_rows, feature_names=feature_names, groups=groups,
+                             integer=integer, fixed=fixed)
+        return strategy.map(lambda parts: type(X)(parts.values()))
     given = X
     # string columns are drawn as categories of the values they hold, and given back as strings
     X = ({key: strings_as_categories(value) for key, value in X.items()}
@@ -150,6 +156,13 @@ def rows_like(
             key: _like(array[:, start:stop], coded, space.features[start:stop], given[key])
             for (key, coded), (start, stop) in zip(X.items(), bounds)})
     return arrays.map(lambda array: _like(array, X, space.features, given))
+
+
+def _is_list_of_inputs(X: Any) -> bool:
+    """A list (or tuple) of per-input arrays or DataFrames, as a list-input Keras model takes;
+    a nested list of numbers is one array."""
+    return isinstance(X, (list, tuple)) and len(X) > 1 and all(
+        is_dataframe(part) or (isinstance(part, np.ndarray) and part.ndim >= 2) for part in X)
 
 
 def _like(array: np.ndarray, like: Any, features: Sequence[FeatureBounds],

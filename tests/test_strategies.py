@@ -292,3 +292,24 @@ def test_rows_of_several_inputs_feed_a_two_input_model_and_take_qualified_names(
         assert model.predict(rows, verbose=0).shape == (len(rows["num"]), 1)
 
     predicts()
+
+
+def test_rows_of_a_list_of_inputs_come_as_a_list_and_feed_a_list_input_model():
+    """keras.Model([a, b], ...) takes X as a list of arrays, which explain() accepts; rows_like
+    failed on it with NumPy's 'inhomogeneous shape' conversion error."""
+    import keras
+
+    first, second = keras.Input((3,)), keras.Input((4,), dtype="int32")
+    embedded = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 2)(second))
+    model = keras.Model([first, second], keras.layers.Dense(1)(
+        keras.layers.Concatenate()([first, embedded])))
+
+    @settings(max_examples=10, deadline=None, database=None)
+    @given(rows_like([ARRAY, TOKEN_IDS], max_rows=3, fixed=["input_1:x0"]))
+    def predicts(rows):
+        assert isinstance(rows, list) and len(rows) == 2
+        assert rows[0].dtype == np.float64 and rows[1].dtype == np.int32
+        assert np.all(rows[1][:, 0] == 5)  # fixed= names the second input's column
+        assert model.predict(rows, verbose=0).shape == (len(rows[0]), 1)
+
+    predicts()
