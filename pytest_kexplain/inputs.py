@@ -660,9 +660,13 @@ def row_space(
         if isinstance(groups, Mapping):
             column_groups = _explain_group_columns(groups, prepared, names)
         elif isinstance(groups, str) or not isinstance(groups, Sequence):
+            # Grid(...) and 'timesteps' cut images and sequences: no constraint on tabular rows
+            why = (f"; {groups!r} splits images or sequences, and these rows are tabular"
+                   if groups == "timesteps" or hasattr(groups, "rows") else "")
             raise InvalidArgumentType(
-                "groups must be a list of lists of feature names (one list per one-hot group), "
-                f"got {type(groups).__name__}.")
+                f"groups must be a list of lists of feature names (one list per one-hot group) "
+                f"or explain()'s dict of group name -> features, got {type(groups).__name__}"
+                f"{why}.")
         else:
             for group in groups:
                 if isinstance(group, str) or not isinstance(group, Sequence):

@@ -192,8 +192,16 @@ def test_explicit_groups_are_checked_against_the_data():
         rows_like(CREDIT, groups=[["region_north", "region_south", "is_member"]])
     with pytest.raises(KexplainError, match="'regon_west' is not a feature.*'region_west'"):
         rows_like(CREDIT, groups=[["region_north", "region_south", "regon_west"]])
-    with pytest.raises(TypeError, match="list of lists of feature names"):
+    with pytest.raises(TypeError, match="list of lists of feature names") as named:
         rows_like(CREDIT, groups="region_north")
+    assert "splits images" not in str(named.value)
+    from pytest_kexplain import Grid
+
+    for cut in (Grid(2, 2), "timesteps"):  # explain()'s groups of images and sequences
+        with pytest.raises(TypeError, match=r"or explain\(\)'s dict of group name -> features, "
+                                            r"got .*splits images or sequences, and these rows "
+                                            r"are tabular"):
+            rows_like(CREDIT, groups=cut)
     with pytest.raises(TypeError, match=r"fixed\['age'\] must be a finite number"):
         rows_like(CREDIT, fixed={"age": "old"})
 
