@@ -472,23 +472,31 @@ def _top_features(result: Any, arguments: Mapping[str, Any]) -> Fields:
     explanation = result.explanation
     ranking = explanation.ranking()
     rank = {name: i for i, name in enumerate(ranking, start=1)}
+    rows = _plural(_row_kind(explanation, arguments))  # 'features', 'groups', 'tokens', ...
     measures = [_measure(f"rank of {name}", rank[name], result.k, "<=") for name in result.expected]
     if len(result.expected) == result.k:
         intruders = [n for n in result.top if n not in result.expected]
-        measures.append(Measure("unexpected features in the top k", _names(intruders) or "none",
+        measures.append(Measure(f"unexpected {rows} in the top k", _names(intruders) or "none",
                                 "none", "==", not intruders))
     if arguments.get("ordered"):
         found = sorted(result.expected, key=rank.__getitem__)
         measures.append(Measure("order", _names(found), _names(result.expected), "==",
                                 list(found) == list(result.expected)))
-    measures.append(Measure("top features", _names(result.top)))
-    return {"asserted": (f"the top {result.k} features are {_names(result.expected)}"
+    measures.append(Measure(f"top {rows}", _names(result.top)))
+    top = (f"the top {_row_kind(explanation, arguments)} is" if result.k == 1
+           else f"the top {result.k} {rows} are")
+    return {"asserted": (f"{top} {_names(result.expected)}"
                          + (" in this order" if arguments.get("ordered") else "")
                          if len(result.expected) == result.k else
-                         f"{_names(result.expected)} are among the top {result.k} features"),
+                         f"{_names(result.expected)} are among the top {result.k} {rows}"),
             "measures": tuple(measures),
             "picture": _feature_picture(explanation, marked=result.expected,
                                         arguments=arguments)}
+
+
+def _plural(kind: str) -> str:
+    """'features', 'groups', 'features or groups': the plural of a row kind."""
+    return " or ".join(f"{word}s" for word in kind.split(" or "))
 
 
 def _feature_picture(explanation: Any, marked: Sequence[str] = (),
@@ -502,14 +510,12 @@ def _feature_picture(explanation: Any, marked: Sequence[str] = (),
 
 
 def _row_kind(explanation: Any, arguments: Mapping[str, Any] | None) -> str:
-    """'feature', 'group' or 'feature or group': what a check's bars are (its groups=)."""
-    groups = (arguments or {}).get("groups")
-    if groups is None:
-        return "feature"
+    """'feature', 'group', 'token' or 'feature or group': what a check's rows are (its groups=,
+    its vocabulary=)."""
     from pytest_kexplain.baselines.format import group_rows, row_kind
 
     names = tuple(explanation.feature_names)
-    grouped = group_rows(groups, names, (arguments or {}).get("X"))
+    grouped = group_rows((arguments or {}).get("groups"), names, (arguments or {}).get("X"))
     return row_kind(names, grouped, getattr(explanation, "options", None) or {})
 
 
@@ -643,8 +649,10 @@ def _sensitive(result: Any, arguments: Mapping[str, Any]) -> Fields:
 
 
 def _faithful(result: Any, arguments: Mapping[str, Any]) -> Fields:
-    return {"asserted": (f"deleting each row's {result.k} most important features moves the "
-                         f"output at least {1 + result.margin:g}x as much as {result.k} random ones"),
+    rows = _row_kind(result.explanation, arguments)
+    return {"asserted": (f"deleting each row's {result.k} most important "
+                         f"{rows if result.k == 1 else _plural(rows)} moves the output at least "
+                         f"{1 + result.margin:g}x as much as {result.k} random ones"),
             "measures": (_measure("ratio top-k / random change", result.ratio,
                                   1 + result.margin, ">="),
                          _measure("mean |change|, top-k deleted", result.top_k_change),
@@ -652,7 +660,8 @@ def _faithful(result: Any, arguments: Mapping[str, Any]) -> Fields:
             "picture": {"kind": "deletion", "deleted": [int(d) for d in result.deleted],
                         "change": _round(result.deletion_change), "k": int(result.k),
                         "random_change": _number(result.random_change),
-                        "required": _number(result.random_change * (1 + result.margin))}}
+                        "required": _number(result.random_change * (1 + result.margin)),
+                        **({"row": rows} if rows != "feature" else {})}}
 
 
 def comparison_fields(comparison: Any, asserted: str, before_label: str, after_label: str,

@@ -144,3 +144,84 @@ except AssertionError as failure:
         "CheckFailed | the top 1 feature is not as expected "
         "(integrated_gradients, 4 samples, output):",
     ]
+
+
+GROUPED_CHECKS = """
+import keras
+import numpy as np
+from pytest_kexplain import (Grid, assert_faithful, assert_max_importance_share,
+                             assert_top_features, zoo)
+
+MODEL = zoo.linear_model([1.0, -3.0, 0.5, 2.0])
+X = np.random.default_rng(0).normal(size=(20, 4))
+ALL_GROUPED = {"a": ["x0", "x1"], "b": ["x2", "x3"]}
+SOME_GROUPED = {"a": ["x0", "x1"]}
+
+def test_groups():
+    assert_top_features(MODEL, X, ["b"], groups=ALL_GROUPED, method="shap")
+
+def test_some_grouped():
+    assert_max_importance_share(MODEL, X, ["a"], 0.1, groups=SOME_GROUPED, method="shap")
+
+def test_faithful_groups():
+    assert_faithful(MODEL, X, k=1, margin=100.0, groups=SOME_GROUPED, method="shap")
+
+def test_grid():
+    keras.utils.set_random_seed(0)
+    cnn = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 2),
+                            keras.layers.Flatten(), keras.layers.Dense(1)])
+    images = np.random.default_rng(0).random((6, 4, 4, 1)).astype("float32")
+    assert_top_features(cnn, images, ["patch(0,0)", "patch(1,1)"], k=3, groups=Grid(2, 2),
+                        background=np.zeros((1, 4, 4, 1), "float32"), method="shap")
+
+def test_tokens():
+    keras.utils.set_random_seed(0)
+    text = keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(4, 3),
+                             keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+    ids = np.array([[1, 2, 3, 0, 0], [3, 2, 1, 1, 0]])
+    assert_top_features(text, ids, ["<pad>"], vocabulary=["<pad>", "good", "bad", "meh"])
+"""
+
+
+def test_failing_checks_with_groups_or_tokens_name_their_rows_so(pytester):
+    """A check made with groups= or vocabulary= ranks groups or tokens: its message and its
+    report record say so, as the gate and `kexplain show` do, instead of 'feature'."""
+    pytester.makepyfile(test_grouped=GROUPED_CHECKS)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kexplain-report=out/report.json")
+    result.assert_outcomes(failed=5)
+    result.stdout.fnmatch_lines([
+        "E       pytest_kexplain.CheckFailed: the top 1 group is not as expected (shap, *",
+        "E         rank  group  importance  share   expected",
+    ])
+    result.stdout.fnmatch_lines([
+        "E       pytest_kexplain.CheckFailed: a carries * of the total importance, more than *",
+        "E         rank  feature or group  importance  share   guarded",
+    ])
+    result.stdout.fnmatch_lines([
+        "E       pytest_kexplain.CheckFailed: deleting each row's 1 most important feature or "
+        "group changes the output by * on average, deleting 1 random feature or group by *",
+        "E         deletion curve (features or groups set to the reference, most important first):",
+    ])
+    result.stdout.fnmatch_lines([
+        "E       pytest_kexplain.CheckFailed: the top 3 groups are not as expected (shap, *",
+        "E         rank  group       importance  share   expected",
+    ])
+    result.stdout.fnmatch_lines([
+        "E       pytest_kexplain.CheckFailed: the top 1 token is not as expected "
+        "(integrated_gradients, 2 samples, output):",
+        "E         - <pad> is ranked 4",
+        "E         rank  token  importance  share   expected",
+    ])
+    assert " feature is not as expected" not in result.stdout.str()
+    import json
+
+    records = {record["test"].split("::")[1]: record for record in json.loads(
+        (pytester.path / "out" / "report.json").read_text())["checks"]}
+    assert records["test_groups"]["asserted"] == "the top group is b"
+    assert [m["name"] for m in records["test_groups"]["measures"]] == [
+        "rank of b", "unexpected groups in the top k", "top groups"]
+    assert records["test_grid"]["asserted"] == "patch(0,0), patch(1,1) are among the top 3 groups"
+    assert records["test_tokens"]["asserted"] == "the top token is <pad>"
+    faithful = records["test_faithful_groups"]
+    assert faithful["asserted"].startswith("deleting each row's 1 most important feature or group ")
+    assert faithful["picture"]["row"] == "feature or group"

@@ -68,7 +68,7 @@ def test_each_check_call_emits_one_record_passed_failed_or_error(linear, emitted
     assert [r.outcome for r in records] == ["passed", "failed", "error", "error"]
     assert [m for _, m in emitted][:3] == [linear] * 3
     passed, failed, usage, crash = records
-    assert passed.asserted == "the top 1 features are income"
+    assert passed.asserted == "the top feature is income"
     assert passed.measures[0].name == "rank of income" and passed.measures[0].passed
     assert failed.measures[0].value == pytest.approx(0.6316, abs=1e-3)
     assert failed.measures[0].threshold == 0.2 and failed.measures[0].passed is False
@@ -273,3 +273,25 @@ def test_a_checks_bars_of_groups_say_group_and_of_some_grouped_columns_say_both(
         "group", "feature or group", "feature"]
     figure = plots.plot_record(emitted[0][0])
     assert figure.axes[0].get_ylabel() == "group"
+
+
+def test_hidden_bars_and_deleted_players_are_counted_as_what_they_are(linear, emitted):
+    """The bars' note of rows not shown and the deletion curve's axis say groups or tokens."""
+    from pytest_kexplain.records import BAR_FEATURES
+
+    wide = np.random.default_rng(1).normal(size=(12, BAR_FEATURES + 2))
+    model = zoo.linear_model(np.linspace(1.0, 2.0, BAR_FEATURES + 2))
+    groups = {f"g{i}": [f"x{i}"] for i in range(BAR_FEATURES + 2)}
+    assert_max_importance_share(model, wide, ["g0"], 1.0, groups=groups, method="shap",
+                                max_evals=64)
+    with pytest.raises(CheckFailed):
+        assert_faithful(linear, X, k=1, margin=100.0, feature_names=NAMES, method="shap",
+                        groups={"money": ["income", "debt"]})
+    bars, deletion = (record for record, _ in emitted)
+    hidden = bars.picture["hidden_features"]
+    assert hidden >= 1 and plots.plot_record(bars).axes[0].get_title() == (
+        f"{hidden} less important group{'s' * (hidden > 1)} not shown")
+    figure = plots.plot_record(deletion)
+    assert figure.axes[0].get_xlabel() == "features or groups deleted (set to the reference)"
+    assert "1 random feature or group deleted" in [
+        text.get_text() for text in figure.axes[0].get_legend().get_texts()]

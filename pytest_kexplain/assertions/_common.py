@@ -71,6 +71,16 @@ def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any],
     return players.names if players is not None else prepared.feature_names
 
 
+def row_kind_of(explanation: Explanation, X: Any, explain_kwargs: Mapping[str, Any]) -> str:
+    """What an explanation's rows are, for messages: "feature", "group", "token" or a mix
+    ("feature or group") from the check's groups= and vocabulary= (the test's defaults too)."""
+    from pytest_kexplain.baselines.format import group_rows, row_kind
+
+    names = tuple(explanation.feature_names)
+    grouped = group_rows(with_defaults(explain_kwargs).get("groups"), names, X)
+    return row_kind(names, grouped, explanation.options or {})
+
+
 def reject_group_members(X: Any, explain_kwargs: Mapping[str, Any], features: Any,
                          argument: str) -> None:
     """With groups=, a raw feature inside a group is named by its group: say which."""

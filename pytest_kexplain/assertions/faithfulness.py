@@ -15,6 +15,7 @@ from pytest_kexplain.assertions._common import (
     explain_for_check,
     fail,
     input_feature_names,
+    row_kind_of,
 )
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.errors import InvalidArgument
@@ -149,15 +150,17 @@ def assert_faithful(
                                 counts, curve, change)
     if not ratio >= 1 + margin:
         rows = [(int(c), float(v), float(d)) for c, v, d in zip(counts, curve, change)]
+        kind = row_kind_of(explanation, X, explain_kwargs)
         fail(
-            f"deleting each row's {messages.count(k, 'most important feature')} changes the "
+            f"deleting each row's {messages.counted(k, kind, 'most important ')} changes the "
             f"output by {messages.number(top_change)} on average, deleting "
-            f"{messages.count(k, 'random feature')} by "
+            f"{messages.counted(k, kind, 'random ')} by "
             f"{messages.number(random_change)}: ratio {messages.number(ratio)} is below "
             f"1 + margin = {messages.number(1 + margin)} ({messages.about(explanation)}). "
-            "The explanation does not single out the features the output depends on.\n"
-            f"{messages.INDENT}deletion curve (features set to the reference, most important "
-            "first):\n"
+            f"The explanation does not single out the {messages.plural(kind)} the output "
+            "depends on.\n"
+            f"{messages.INDENT}deletion curve ({messages.plural(kind)} set to the reference, "
+            "most important first):\n"
             + messages.table(("deleted", "mean output", "mean |change|"), rows),
             result,
         )

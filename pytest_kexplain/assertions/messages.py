@@ -48,9 +48,11 @@ def the_output(label: str) -> str:
 
 
 def ranking_table(
-    explanation: Explanation, marked: Sequence[str], *, show_top: int, mark_header: str = "expected"
+    explanation: Explanation, marked: Sequence[str], *, show_top: int, mark_header: str = "expected",
+    column: str = "feature",
 ) -> str:
-    """Rank, importance and share of the top features and of every marked one."""
+    """Rank, importance and share of the top features and of every marked one; `column` names
+    what the rows are ("feature", "group", "token", "feature or group")."""
     ranking = explanation.ranking()
     importance, shares = explanation.importance(), explanation.shares()
     marked_set = set(marked)
@@ -59,12 +61,22 @@ def ranking_table(
         if rank <= show_top or name in marked_set:
             mark = "*" if name in marked_set else ""
             rows.append((rank, name, importance[name], shares[name], mark))
-    return table(("rank", "feature", "importance", "share", mark_header), rows)
+    return table(("rank", column, "importance", "share", mark_header), rows)
 
 
 def count(n: int, noun: str) -> str:
     """'1 feature', '3 features'."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def plural(kind: str) -> str:
+    """'features', 'groups', 'features or groups': the plural of a row kind."""
+    return " or ".join(f"{word}s" for word in kind.split(" or "))
+
+
+def counted(n: int, kind: str, adjective: str = "") -> str:
+    """'1 feature', '3 most important groups', '2 features or groups'."""
+    return f"{n} {adjective}{kind if n == 1 else plural(kind)}"
 
 
 def names(items: Iterable[str]) -> str:

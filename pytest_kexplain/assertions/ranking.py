@@ -16,6 +16,7 @@ from pytest_kexplain.assertions._common import (
     feature_indices,
     input_feature_names,
     reject_group_members,
+    row_kind_of,
 )
 from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 from pytest_kexplain.events import recorded
@@ -88,11 +89,13 @@ def assert_top_features(
         problems.append(f"expected order {messages.names(expected_names)}, "
                         f"found {messages.names(found_order)}")
     if problems:
+        kind = row_kind_of(explanation, X, explain_kwargs)
         fail(
-            f"the top {k} feature{'s are' if k > 1 else ' is'} not as expected "
-            f"({messages.about(explanation)}):\n"
+            f"the top {k} {kind + ' is' if k == 1 else messages.plural(kind) + ' are'} not as "
+            f"expected ({messages.about(explanation)}):\n"
             + "".join(f"{messages.INDENT}- {p}\n" for p in problems)
-            + messages.ranking_table(explanation, expected_names, show_top=k + CONTEXT_ROWS),
+            + messages.ranking_table(explanation, expected_names, show_top=k + CONTEXT_ROWS,
+                                     column=kind),
             result,
         )
     return result
@@ -139,7 +142,8 @@ def assert_importance_order(
             f"importance does not decrease along {messages.names(chosen)} "
             f"({messages.about(explanation)}):\n"
             + "".join(f"{messages.INDENT}- {line}\n" for line in inversions)
-            + messages.ranking_table(explanation, chosen, show_top=0, mark_header="checked"),
+            + messages.ranking_table(explanation, chosen, show_top=0, mark_header="checked",
+                                     column=row_kind_of(explanation, X, explain_kwargs)),
             result,
         )
     return result
@@ -167,7 +171,8 @@ def assert_max_importance_share(
             f"{messages.number(share)} of the total importance, "
             f"more than max_share={messages.number(max_share)} ({messages.about(explanation)}):\n"
             + messages.ranking_table(explanation, chosen, show_top=CONTEXT_ROWS,
-                                     mark_header="guarded"),
+                                     mark_header="guarded",
+                                     column=row_kind_of(explanation, X, explain_kwargs)),
             result,
         )
     return result

@@ -135,10 +135,17 @@ def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], **_: A
     axes.set_ylabel(picture.get("row", "feature"))
     hidden = picture.get("hidden_features", 0)
     if hidden:
-        axes.set_title(f"{hidden} less important feature(s) not shown", fontsize=8)
+        row = picture.get("row", "feature")
+        axes.set_title(f"{hidden} less important {row if hidden == 1 else _plural(row)} not shown",
+                       fontsize=8)
     axes.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                 frameon=False)
     return figure
+
+
+def _plural(kind: str) -> str:
+    """'features', 'groups', 'features or groups': the plural of a picture's row kind."""
+    return " or ".join(f"{word}s" for word in kind.split(" or "))
 
 
 def _draw_ice(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
@@ -312,14 +319,19 @@ def _draw_deletion(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any
     axes = figure.add_subplot()
     axes.plot(picture["deleted"], [v or 0.0 for v in picture["change"]], color=BLUE, marker="o",
               markersize=3, label="most important deleted first")
+    row = picture.get("row", "feature")
+    rows = _plural(row)
     if picture.get("random_change") is not None:
         axes.axhline(picture["random_change"], color=GREY, linestyle=":",
-                     label=f"{picture['k']} random features deleted")
+                     label=f"{picture['k']} random {row if picture['k'] == 1 else rows} deleted")
     if picture.get("required") is not None:
         axes.axhline(picture["required"], color=VERMILLION, linestyle="--",
                      label="required at k (random x (1 + margin))")
     axes.axvline(picture["k"], color=GREEN, linewidth=0.8, label=f"k = {picture['k']}")
-    axes.set_xlabel("features deleted (set to the reference)")
+    axes.set_xlabel(f"{rows} deleted (set to the reference)")
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # a count of deleted players
     axes.set_ylabel("mean |output change|")
     axes.legend(fontsize=7, loc="best")
     return figure
