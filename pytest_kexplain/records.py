@@ -88,11 +88,17 @@ def build_record(check: str, arguments: Mapping[str, Any], result: Any,
         model_id=model_id(model),
         data_shape=_data_shape(explanation, arguments.get("X")),
         target=_text(arguments.get("target")),
-        output=getattr(explanation, "output_name", None),
+        output=getattr(explanation, "output_name", None) or _result_output(result),
         message="" if error is None else _message(error),
         seconds=round(float(seconds), 3),
         **fields,
     )
+
+
+def _result_output(result: Any) -> str | None:
+    """The explained output a result without an explanation names (assert_monotonic's)."""
+    output = getattr(result, "output", None)
+    return output if isinstance(output, str) else None
 
 
 def record_of(result: Any, arguments: Mapping[str, Any] | None = None) -> CheckRecord:
@@ -104,7 +110,8 @@ def record_of(result: Any, arguments: Mapping[str, Any] | None = None) -> CheckR
     return CheckRecord(check=check, outcome=_verdict(fields["measures"]),
                        method=getattr(explanation, "method", None),
                        data_shape=_data_shape(explanation, None),
-                       output=getattr(explanation, "output_name", None), **fields)
+                       output=getattr(explanation, "output_name", None) or _result_output(result),
+                       **fields)
 
 
 class PlotMixin:
@@ -562,6 +569,8 @@ def _monotonic(result: Any, arguments: Mapping[str, Any]) -> Fields:
     picture: dict[str, Any] = {"kind": "ice", "feature": result.feature,
                                "direction": result.direction, "grid": _round(result.grid),
                                "counterexamples": counterexamples}
+    if getattr(result, "output", "output") != "output":  # a class, or one of several outputs
+        picture["output"] = result.output
     picture.update(_ice_curves(result, arguments))
     return {"asserted": (f"the output is {result.direction} in {result.feature} "
                          f"(tolerance {result.tolerance:g})"),

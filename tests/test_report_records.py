@@ -275,6 +275,31 @@ def test_a_checks_bars_of_groups_say_group_and_of_some_grouped_columns_say_both(
     assert figure.axes[0].get_ylabel() == "group"
 
 
+def test_the_ice_picture_and_record_name_the_explained_class(emitted):
+    """assert_monotonic of one class of a classifier: its record's output and its picture's
+    y-axis name that class ('model output (setosa)'), not a bare 'model output'."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    classifier = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
+    classifier.layers[0].set_weights([np.array([[4.0, 0.0, -4.0], [0.0, 1.0, 0.0]]),
+                                      np.zeros(3)])
+    rows = np.random.default_rng(0).normal(size=(10, 2))
+    labels = ["setosa", "versicolor", "virginica"]
+    with pytest.raises(CheckFailed, match="the output virginica decreases"):
+        assert_monotonic(classifier, rows, "x0", class_names=labels, target="virginica",
+                         max_examples=0)
+    assert_monotonic(classifier, rows, "x0", class_names=labels, target="setosa", max_examples=0)
+    failed, passed = (record for record, _ in emitted)
+    assert (failed.output, passed.output) == ("virginica", "setosa")
+    assert failed.picture["output"] == "virginica"
+    assert plots.plot_record(failed).axes[0].get_ylabel() == "model output (virginica)"
+    assert_monotonic(zoo.linear_model([1.0, 2.0]), rows, "x0", max_examples=0)
+    plain = emitted[-1][0]
+    assert "output" not in plain.picture
+    assert plots.plot_record(plain).axes[0].get_ylabel() == "model output"
+
+
 def test_hidden_bars_and_deleted_players_are_counted_as_what_they_are(linear, emitted):
     """The bars' note of rows not shown and the deletion curve's axis say groups or tokens."""
     from pytest_kexplain.records import BAR_FEATURES

@@ -64,6 +64,8 @@ class MonotonicResult(PlotMixin):
     search_examples: int
     worst_violation: float  # largest move against the direction seen (<= tolerance on success)
     counterexamples: tuple[Counterexample, ...]
+    #: the explained output as messages name it ("output", "setosa", "kind[big]")
+    output: str = "output"
 
 
 class _Violation(Exception):
@@ -234,7 +236,7 @@ def assert_monotonic(
     worst = max([float(drops.max()), *(orientation * -c.change for c in counterexamples)])
     result = MonotonicResult(
         feature, direction, tolerance, tuple(float(g) for g in grid), len(x),
-        int((drops > tolerance).sum()), examples, worst, tuple(counterexamples))
+        int((drops > tolerance).sum()), examples, worst, tuple(counterexamples), bound.label)
     if counterexamples:
         fail(_failure_message(result, bounds, column, bound.label), result)
     return result

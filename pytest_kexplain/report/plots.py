@@ -168,7 +168,8 @@ def _draw_ice(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> 
                   markersize=11 if shrunk else 7, linestyle=":" if shrunk else "-", zorder=4,
                   label="shrunk counterexample (hypothesis)" if shrunk else "worst ICE violation")
     axes.set_xlabel(picture["feature"])
-    axes.set_ylabel("model output")
+    output = picture.get("output")
+    axes.set_ylabel("model output" if output is None else f"model output ({output})")
     axes.set_title(f"expected {picture['direction']} in {picture['feature']}", fontsize=9)
     axes.legend(fontsize=7, loc="best")
     return figure
