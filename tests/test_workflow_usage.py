@@ -312,3 +312,22 @@ def test_a_model_cards_inputs_are_named_in_the_order_features_are():
     assert _input_descriptions(model) == ["num (None, 3)", "aux (None, 2)"]
     single = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten()])
     assert _input_descriptions(single) == ["(None, 8, 8, 1)"]
+
+
+def test_a_model_cards_outputs_are_named_as_output_takes_them():
+    """A model with several outputs lists each by the name output= takes, in output='s order
+    (a dict's sorted names; a list's named layers, else output_<i>), not bare shapes."""
+    import keras
+
+    from pytest_kexplain.report.model_card import _output_descriptions
+
+    inputs = keras.Input((5,), name="features")
+    hidden = keras.layers.Dense(4)(inputs)
+    by_name = keras.Model(inputs, {"price": keras.layers.Dense(1, name="price")(hidden),
+                                   "kind": keras.layers.Dense(3, name="kind")(hidden)})
+    assert _output_descriptions(by_name) == ["kind (None, 3)", "price (None, 1)"]
+    listed = keras.Model(inputs, [keras.layers.Dense(2, name="risk")(hidden),
+                                  keras.layers.Dense(1)(hidden)])
+    assert _output_descriptions(listed) == ["risk (None, 2)", "output_1 (None, 1)"]
+    single = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    assert _output_descriptions(single) == ["(None, 1)"]

@@ -98,7 +98,7 @@ def model_card(model: Any, model_id: str) -> dict[str, Any]:
         "parameters": int(model.count_params()) if model.built else 0,
         "trainable_parameters": trainable,
         "inputs": _input_descriptions(model),
-        "outputs": [_shape(t) for t in _tensors(model, "outputs")],
+        "outputs": _output_descriptions(model),
         "layers": layers,
     }
     png = plot_model_png(model)
@@ -120,6 +120,17 @@ def _input_descriptions(model: Any) -> list[str]:
     if specs is None or len(specs[0]) < 2:
         return [_shape(t) for t in _tensors(model, "inputs")]
     return [f"{spec.name} {_shape((None, *(spec.shape or ())))}" for spec in specs[0]]
+
+
+def _output_descriptions(model: Any) -> list[str]:
+    """Each output's shape; with several, named as output= takes them (`price (None, 1)`),
+    in the order output= indexes them (a dict's sorted names)."""
+    from pytest_kexplain.adapters.keras_adapter import _declared_heads
+
+    heads = _declared_heads(model)
+    if heads is None:
+        return [_shape(t) for t in _tensors(model, "outputs")]
+    return [f"{name} {_shape(shape)}" for name, shape in heads]
 
 
 def _count(weight: Any) -> int:
