@@ -113,8 +113,9 @@ def assert_invariant(
         rows = [(int(i), float(before[i, column]), float(after[i, column]), float(changes[i]))
                 for i in worst]
         fail(
-            f"{messages.the_output(label)} changed by up to {messages.number(result.max_change)} (more than atol="
-            f"{messages.number(atol)}) on {result.n_changed} of {len(changes)} rows under "
+            f"{messages.the_output(label)} changed by up to "
+            f"{messages.number(result.max_change)} (more than atol={messages.number(atol)}) "
+            f"on {result.n_changed} of {len(changes)} rows under "
             f"transform {description}; the rows that changed most:\n"
             + messages.table(("row", f"{readable_output(label)} before", "after", "change"), rows),
             result,

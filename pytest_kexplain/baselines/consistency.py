@@ -48,11 +48,12 @@ def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X
                          candidate.importance_array(), tolerances,
                          reference.flat_values, candidate.flat_values, row=row)
     if not comparison.passed:
+        output = ("" if reference.output_name == "output"
+                  else ", " + readable_output(reference.output_name))
         raise CheckFailed(drift_message(
             comparison,
             headline=(f"the candidate model explains X differently from the reference model "
-                      f"({reference.method}, {reference.n_samples} samples"
-                      f"{'' if reference.output_name == 'output' else ', ' + readable_output(reference.output_name)})"),
+                      f"({reference.method}, {reference.n_samples} samples{output})"),
             before="reference",
             after="candidate",
             column=row,
