@@ -372,6 +372,13 @@ def test_diff_bad_input(capsys, baselines, tmp_path):
                           "different check", "method")
     assert_one_line_error(*cli(capsys, "diff", baselines["old"], baselines["large"]),
                           "input shape")
+    # the two files are named OLD and NEW, not 'the baseline' and 'this check' of the gate,
+    # and no 'pytest --kexplain-update' is suggested: diff compares files, it writes none
+    code, _, err = cli(capsys, "diff", baselines["old"], baselines["shap"])
+    assert code == 2 and "method: OLD used 'integrated_gradients', NEW uses 'shap'" in err
+    assert "this check" not in err and "--kexplain-update" not in err
+    assert err.startswith(f"kexplain diff: error: OLD {baselines['old']} and NEW "
+                          f"{baselines['shap']} explain different checks")
     assert_one_line_error(*cli(capsys, "diff", baselines["old"], baselines["same"],
                                "--rank-correlation", "2"), "rank_correlation")
     assert_one_line_error(*cli(capsys, "diff", baselines["old"], baselines["same"],

@@ -277,17 +277,7 @@ def _check_compatible(baseline: baseline_format.Baseline, current: baseline_form
                       nodeid: str) -> None:
     """Raise BaselineError if the baseline describes another kind of explanation."""
     __tracebackhide__ = True
-    problems = []
-    if baseline.method != current.method:
-        problems.append(f"method: the baseline used {baseline.method!r}, this check uses {current.method!r}")
-    if baseline.output != current.output:
-        problems.append(f"explained output: the baseline explains {baseline.output!r}, "
-                        f"this check explains {current.output!r}")
-    if baseline.data_shape != current.data_shape:
-        problems.append(f"input shape: the baseline was made on X of shape {baseline.data_shape}, "
-                        f"this X has shape {current.data_shape}")
-    if baseline.feature_names != current.feature_names:
-        problems.append("feature names: " + _name_difference(baseline.feature_names, current.feature_names))
+    problems = compatibility_problems(baseline, current)
     if problems:
         raise BaselineError(
             f"explanation baseline {path} was made for a different check:\n"
@@ -295,6 +285,28 @@ def _check_compatible(baseline: baseline_format.Baseline, current: baseline_form
             + f"It was left as it is. If this change is intended, rewrite it with\n"
               f"    {update_command(nodeid)}"
         )
+
+
+def compatibility_problems(before: baseline_format.Baseline, after: baseline_format.Baseline,
+                           sides: tuple[str, str] = ("the baseline", "this check")) -> list[str]:
+    """What makes two explanations incomparable (method, output, data shape, names), each
+    side named as `sides` say (the gate: the baseline and this check; kexplain diff: OLD and
+    NEW)."""
+    old, new = sides
+    problems = []
+    if before.method != after.method:
+        problems.append(f"method: {old} used {before.method!r}, {new} uses {after.method!r}")
+    if before.output != after.output:
+        problems.append(f"explained output: {old} explains {before.output!r}, "
+                        f"{new} explains {after.output!r}")
+    if before.data_shape != after.data_shape:
+        problems.append(f"input shape: {old} was made on X of shape {before.data_shape}, "
+                        + (f"this X has shape {after.data_shape}" if new == "this check"
+                           else f"{new} on X of shape {after.data_shape}"))
+    if before.feature_names != after.feature_names:
+        problems.append("feature names: " + _name_difference(before.feature_names,
+                                                             after.feature_names, sides))
+    return problems
 
 
 #: names listed per side of a feature-name difference (an image has thousands of pixels)
@@ -308,20 +320,24 @@ def _listed(names: Sequence[str]) -> str:
                     else "")
 
 
-def _name_difference(before: tuple[str, ...], after: tuple[str, ...]) -> str:
+def _name_difference(before: tuple[str, ...], after: tuple[str, ...],
+                     sides: tuple[str, str] = ("the baseline", "this check")) -> str:
+    gate = sides[1] == "this check"  # the gate's wording; kexplain diff names OLD and NEW
+    old = "baseline" if gate else sides[0]
     kept = set(after)
     missing = [n for n in before if n not in kept]
     added = [n for n in after if n not in set(before)]
     if not missing and not added:
         first = next(i for i, (a, b) in enumerate(zip(before, after)) if a != b)
-        return (f"same names in another order: position {first} is {before[first]!r} in the "
-                f"baseline, {after[first]!r} now (baseline: {_listed(before)}; now: "
-                f"{_listed(after)})")
+        return (f"same names in another order: position {first} is {before[first]!r} in "
+                f"{sides[0]}, {after[first]!r} {'now' if gate else 'in ' + sides[1]} "
+                f"({old}: {_listed(before)}; {'now' if gate else sides[1]}: {_listed(after)})")
     parts = []
     if missing:
-        parts.append(f"in the baseline only: {_listed(missing)}")
+        parts.append(f"in {sides[0]} only: {_listed(missing)}")
     if added:
-        parts.append(f"new: {_listed(added)}")
+        parts.append(f"new: {_listed(added)}" if gate else
+                     f"in {sides[1]} only: {_listed(added)}")
     return "; ".join(parts)
 
 

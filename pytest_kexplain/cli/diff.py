@@ -19,7 +19,7 @@ CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup
 def run(args: argparse.Namespace) -> int:
     """Compare NEW with OLD; exit 1 when the gate would fail."""
     from pytest_kexplain.baselines.compare import compare
-    from pytest_kexplain.baselines.fixture import _check_compatible, _context_notes
+    from pytest_kexplain.baselines.fixture import _context_notes, compatibility_problems
     from pytest_kexplain.baselines.messages import drift_message
     from pytest_kexplain.baselines.tolerances import resolve_tolerances
 
@@ -30,7 +30,10 @@ def run(args: argparse.Namespace) -> int:
              if getattr(args, f"tolerance_{key}") is not None}
     source = f"ini options in {config_path}" if config_path else "ini options"
     tolerances = resolve_tolerances((ini, source), (flags, "command line"))
-    _check_compatible(old, new, args.old, old.test)
+    problems = compatibility_problems(old, new, ("OLD", "NEW"))
+    if problems:  # the gate would refuse the pair too: there is no drift to measure
+        raise CliError(f"OLD {args.old} and NEW {args.new} explain different checks, which the "
+                       f"gate never compares: {'; '.join(problems)}.")
     comparison = compare(new.feature_names, old.importance, new.importance, tolerances,
                          old.values, new.values, row=_row_kind(old, new))
     if args.json:
