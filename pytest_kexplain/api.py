@@ -27,6 +27,7 @@ from pytest_kexplain.adapters.layers import EmbeddedInputs
 from pytest_kexplain.adapters.multi_io import check_output_argument
 from pytest_kexplain.adapters.outputs import reads_outputs, resolve_unread_target
 from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
+from pytest_kexplain.categories import CategoryCodes, column_categories, player_categories
 from pytest_kexplain.errors import (
     MODEL_AGNOSTIC_ADVICE,
     InvalidArgument,
@@ -430,6 +431,8 @@ def _data_key(prepared: PreparedInput, background: np.ndarray | None, target: Ta
         "inputs": None if layout is None else [layout.names, layout.shapes, layout.dtypes],
         "target": target if not isinstance(target, np.ndarray) else array_digest(target),
         "seed": int(seed),
+        # the codes' labels are shown (to_shap): the same codes of other labels differ
+        **({"categories": prepared.category_columns} if prepared.category_columns else {}),
     }
 
 
@@ -500,6 +503,7 @@ def _compute(
                        f"method {spec.name!r} on {adapter.description}", "global importances")
     values, global_importance = attribution.values, attribution.global_importance
     feature_names = bound.prepared.feature_names
+    categories = _categories(bound.prepared, players, tokens)
     if players is not None:
         if not attribution.grouped:  # per-feature attributions: a group gets their sum
             values = players.sum(values)
@@ -549,7 +553,22 @@ def _compute(
         else layout.shapes,
         token_names=token_names,
         token_values=token_values,
+        categories=categories or None,
     )
+
+
+def _categories(prepared: PreparedInput, players: Players | None,
+                tokens: TokenSettings | None) -> dict[str, CategoryCodes]:
+    """The explanation's categorical features: category columns, one-hot groups."""
+    if tokens is not None and tokens.players is not None:
+        return {}  # token strings name the features
+    if players is None:
+        return column_categories(prepared.array, prepared.category_columns,
+                                 prepared.feature_names)
+    if players.per_row:
+        return {}
+    return player_categories(prepared.array, prepared.category_columns,
+                             prepared.feature_names, players.assignment, players.names)
 
 
 # Methods that read a layer of their own (not the input): they need no token embedding.

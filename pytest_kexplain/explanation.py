@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.categories import CategoryCodes
 from pytest_kexplain.errors import InvalidArgument
 
 
@@ -58,6 +59,10 @@ class Explanation:
     #: ...and the attribution of every position, (n, positions): ``values`` holds their
     #: sums per token string
     token_values: np.ndarray | None = None
+    #: the features whose values are categories (a DataFrame's category or string column,
+    #: a group of one-hot columns): each row's code and the labels, which ``to_shap()``
+    #: shows as shap's ``display_data``
+    categories: Mapping[str, CategoryCodes] | None = None
 
     def io_metadata(self) -> dict[str, Any]:
         """The output, label and input fields as JSON-ready values (for storage)."""
@@ -69,6 +74,8 @@ class Explanation:
             else [list(shape) for shape in self.input_shapes],
             "token_names": None if self.token_names is None
             else [list(row) for row in self.token_names],
+            "categories": None if self.categories is None
+            else {name: codes.as_json() for name, codes in self.categories.items()},
         }
 
     @staticmethod
@@ -82,7 +89,10 @@ class Explanation:
 
         shapes = metadata.get("input_shapes")
         tokens = metadata.get("token_names")
+        categories = metadata.get("categories")
         return {
+            "categories": None if categories is None
+            else {str(name): CategoryCodes.from_json(codes) for name, codes in categories.items()},
             "token_names": None if tokens is None
             else tuple(tuple(str(t) for t in row) for row in tokens),
             "output": metadata.get("output"),
@@ -148,13 +158,16 @@ class Explanation:
         if self.global_importance is not None:
             importance = np.array(self.global_importance[columns])
             importance.setflags(write=False)
+        categories = {feature[len(prefix):]: codes
+                      for feature, codes in (self.categories or {}).items()
+                      if feature.startswith(prefix)}
         return Explanation(
             values=part(self.values), base_values=self.base_values, data=part(self.data),
             feature_names=tuple(n[len(prefix):] if n.startswith(prefix) else n
                                 for n in self.feature_names[columns]),
             method=self.method, options=self.options, output_name=self.output_name,
             outputs=self.outputs, global_importance=importance, output=self.output,
-            class_names=self.class_names,
+            class_names=self.class_names, categories=categories or None,
         )
 
     @property
@@ -223,8 +236,14 @@ class Explanation:
         Tables (``(n, features)``) give one explained output with no output axis and the
         feature names, as shap's own explainers do for a single output: ``bar``,
         ``beeswarm``, ``waterfall`` (of one row), ``heatmap``, ``scatter`` and ``violin``
-        work. Images ``(n, height, width, channels)`` (and ``(n, height, width)`` or
-        sequences ``(n, steps, features)``, given a trailing channel axis) get a trailing
+        work. A categorical feature keeps its codes as ``data`` (numbers, which ``beeswarm``
+        colours by) and shows its labels through shap's ``display_data``, as shap does for a
+        user's own values: a DataFrame's category or string column shows its strings
+        (``<missing>`` for a missing value), a group of one-hot columns the member set in each
+        row (``<none>`` where none is), in ``waterfall``, ``force``, ``bar`` of a row and
+        ``scatter``; other features show their values. Images ``(n, height, width,
+        channels)`` (and ``(n, height, width)`` or sequences ``(n, steps, features)``, given
+        a trailing channel axis) get a trailing
         output axis named after the explained output, the layout ``shap.plots.image``
         expects; pixels have no feature names. A channels-first model's maps are moved
         channels last first.
@@ -264,12 +283,27 @@ class Explanation:
         if values.ndim >= 3 and self.options.get("channels_first"):  # shap's plots: channels last
             values, data = np.moveaxis(values, 1, -1), np.moveaxis(data, 1, -1)
         if values.ndim == 2:
+            data, display_data = self._with_category_labels(data)
             return shap.Explanation(values=values, base_values=base_values, data=data,
+                                    display_data=display_data,
                                     feature_names=list(self.feature_names))
         if values.ndim == 3:  # one channel: shap's image plot needs the channel axis
             values, data = values[..., None], data[..., None]
         return shap.Explanation(values=values[..., None], base_values=base_values[:, None],
                                 data=data, output_names=[self.output_name])
+
+    def _with_category_labels(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The table's data with each categorical feature's codes, and the same table with
+        their labels (shap's ``display_data``); None when no feature is categorical."""
+        if not self.categories:
+            return data, None
+        data = np.array(data, dtype=np.float64)
+        display = data.astype(object)
+        for name, codes in self.categories.items():
+            column = self.feature_names.index(name)
+            data[:, column] = codes.codes
+            display[:, column] = codes.display()
+        return data, display
 
     def __repr__(self) -> str:
         top = ", ".join(self.ranking()[:3])

@@ -32,6 +32,8 @@ class PreparedInput:
     #: a DataFrame's category columns and their pandas CategoricalDtype: the codes in
     #: ``array`` index these categories (a background is encoded with the same ones)
     categories: tuple[tuple[str, Any], ...] = ()
+    #: the flat position of every category column and its labels (what the codes stand for)
+    category_columns: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -307,7 +309,12 @@ def prepare_input(
     array = _own_frozen_copy(np.ascontiguousarray(array), X)
     categories = tuple((str(column), dtype) for column, dtype in X.dtypes.items()
                        if str(dtype) == "category") if frame_names is not None else ()
-    return PreparedInput(array=array, feature_names=names, categories=categories)
+    category_columns = tuple(
+        (position, tuple(str(label) for label in cast(Any, dtype).categories))
+        for position, dtype in enumerate(X.dtypes) if str(dtype) == "category"
+    ) if frame_names is not None else ()
+    return PreparedInput(array=array, feature_names=names, categories=categories,
+                         category_columns=category_columns)
 
 
 def prepare_background(
@@ -813,11 +820,15 @@ def _prepare_multi_input(
     arrays: list[Any] = []
     names: list[str] = []
     shapes: list[Any] = []
+    category_columns: list[tuple[int, tuple[str, ...]]] = []
     for spec, part in zip(specs, parts):
         label = f"{name}[{spec.name!r}]"
         prepared = prepare_input(part, _names_for_input(feature_names, spec), name=label)
         _check_declared_shape(spec, prepared.feature_shape, label)
         _check_integer_ids(prepared.array, spec, label)
+        offset = sum(array.shape[1] for array in arrays)
+        category_columns.extend((offset + position, labels)
+                                for position, labels in prepared.category_columns)
         arrays.append(prepared.array.reshape(len(prepared.array), -1))
         shapes.append(prepared.feature_shape)
         names.extend(f"{spec.name}{NAME_SEPARATOR}{feature}" for feature in prepared.feature_names)
@@ -837,7 +848,8 @@ def _prepare_multi_input(
         names=tuple(spec.name for spec in specs), shapes=tuple(shapes),
         dtypes=tuple(spec.dtype for spec in specs), as_dict=as_dict,
     )
-    return PreparedInput(array=flat, feature_names=tuple(names), layout=layout)
+    return PreparedInput(array=flat, feature_names=tuple(names), layout=layout,
+                         category_columns=tuple(category_columns))
 
 
 def _check_flat_names_match_inputs(names: Sequence[str], specs: tuple[InputSpec, ...],
