@@ -597,6 +597,25 @@ class TokenSettings:
                 array_digest(self.players.assignment) + repr(self.players.names)]
 
 
+def check_unused_keywords(model: Any, X: Any, prepared: PreparedInput, keywords: Mapping[str, Any],
+                          *, groups: bool = True) -> None:
+    """The explain() keywords a check that reads only outputs is given but does not use are
+    validated as explain() would, without a model call: a mistake in the keywords shared with
+    the other checks (an unknown method, a background of other features, a vocabulary of a
+    model without token ids) is reported, not silently ignored."""
+    method = keywords.get("method", AUTO)
+    if method != AUTO:
+        get_explainer(method)
+    _check_call_arguments(keywords.get("seed", 0), keywords.get("batch_size"))
+    pad_id = keywords.get("pad_id")
+    if pad_id is not None and (isinstance(pad_id, bool) or not isinstance(pad_id, (int, np.integer))):
+        raise InvalidArgumentType(f"pad_id must be an integer token id, got {pad_id!r}.")
+    prepare_background(model_data(model, keywords.get("background"), "background"), prepared)
+    players = _players(keywords.get("groups"), prepared) if groups else None
+    _tokens(None if pad_id is None else int(pad_id), keywords.get("vocabulary"), players,
+            prepared, X)
+
+
 def tokens_grouped(tokens: TokenSettings | None) -> bool:
     """Whether a vocabulary turned positions into tokens."""
     return tokens is not None and tokens.players is not None

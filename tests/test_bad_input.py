@@ -279,6 +279,31 @@ def test_checks_report_mistakes_before_calling_the_model(counting):
         _no_call(counting, call, KexplainError, pattern)
 
 
+def test_output_checks_report_mistakes_in_the_explain_keywords_they_do_not_use(counting):
+    """assert_monotonic and assert_invariant take explain()'s keywords so that one dict serves
+    every check; they ignored them, so a mistake there passed silently (and failed only in the
+    checks that explain)."""
+    from pytest_kexplain import assert_invariant, assert_monotonic
+
+    m = counting.model
+    shared = [
+        ({"method": "shapp"}, "unknown explanation method 'shapp'"),
+        ({"background": np.zeros((3, 7))}, r"background has sample shape \(7,\) but X has \(4,\)"),
+        ({"vocabulary": ["a", "b"]}, "vocabulary= names token ids, but X"),
+        ({"pad_id": 0}, "pad_id=0 is the id that masks a token out"),
+        ({"seed": 1.5}, "seed must be an integer"),
+    ]
+    for keywords, pattern in shared:
+        _no_call(counting, lambda: assert_invariant(m, X4, {"x0": 0.0}, atol=1.0, **keywords),
+                 KexplainError, pattern)
+        _no_call(counting, lambda: assert_monotonic(m, X4, "x0", **keywords), KexplainError,
+                 pattern)
+    # explain()'s groups: checked by assert_invariant (assert_monotonic reads them as one-hot)
+    _no_call(counting, lambda: assert_invariant(m, X4, {"x0": 0.0}, atol=1.0,
+                                                groups={"g": ["x1", "x9"]}),
+             KexplainError, "group 'g' names 'x9', which is not a feature of X")
+
+
 # -- errors that used to mislead ---------------------------------------------------------------
 
 def test_duplicate_dataframe_columns_are_one_clear_error(linear64):

@@ -10,6 +10,7 @@ import numpy as np
 
 from pytest_kexplain.adapters.binding import model_data
 from pytest_kexplain.adapters.labels import output_label, readable_output, unit_name
+from pytest_kexplain.api import check_unused_keywords
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import check_number, fail, feature_index, output_keywords
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
@@ -17,6 +18,7 @@ from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 from pytest_kexplain.events import recorded
 from pytest_kexplain.inputs import encode_categories, is_dataframe, prepare_input
 from pytest_kexplain.records import PlotMixin
+from pytest_kexplain.settings import with_defaults
 
 # Rows shown in a failure message.
 SHOWN_ROWS = 5
@@ -72,6 +74,7 @@ def assert_invariant(
     atol = check_number("atol", atol, low=0.0)
     keywords = output_keywords(explain_kwargs)
     bound, prepared = bind_model(model, X, keywords)
+    check_unused_keywords(model, X, prepared, with_defaults(explain_kwargs))
     if isinstance(transform, Mapping):
         if prepared.layout is not None:  # several inputs: set columns of the flat rows
             transformed = _set_columns(np.array(prepared.array), transform,

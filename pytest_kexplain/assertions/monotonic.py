@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.binding import model_data
+from pytest_kexplain.api import check_unused_keywords
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -190,6 +191,7 @@ def assert_monotonic(
     keywords = output_keywords(explain_kwargs)
     seed = check_count("seed", with_defaults(explain_kwargs).get("seed", 0), low=0)
     bound, prepared = bind_model(model, X, keywords)
+    check_unused_keywords(model, X, prepared, with_defaults(explain_kwargs), groups=False)
     if prepared.array.ndim != 2:
         shape = prepared.array.shape[1:]
         names = list(prepared.feature_names)
