@@ -108,6 +108,22 @@ def test_console_script_is_declared():
     assert any(d.startswith("rich") for d in project["dependencies"])
 
 
+def test_the_packages_warnings_print_as_one_line_of_the_command(files):
+    """A KexplainWarning (integrated gradients short of its tolerance) reads as the command's
+    own line on stderr, not Python's 'path/to/kexplain:6: IntegrationToleranceWarning: ...'
+    followed by the console script's source line; the table still prints."""
+    result = run_cli("explain", files / "cnn.keras", files / "images.npy", "--target", "0",
+                     "--option", "steps=2", "--option", "max_steps=4", "--option",
+                     "tolerance=1e-6", "--quiet", "--top", "1")
+    assert result.returncode == 0, result.stderr
+    assert "integrated_gradients attributions of cnn.keras" in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("kexplain explain: warning: integrated gradients reached "
+                               "max_steps=4 with ")
+    assert "IntegrationToleranceWarning" not in result.stderr and "sys.exit" not in result.stderr
+
+
 def test_module_entry_point_explains_and_fails_cleanly(files):
     result = run_cli("explain", files / "linear.keras", files / "data.csv", "--top", "3")
     assert result.returncode == 0, result.stderr

@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pytest_kexplain.baselines.tolerances import TOLERANCE_HELP
 
@@ -167,8 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        module = importlib.import_module(COMMANDS[args.command])
-        return int(module.run(args))
+        with warnings.catch_warnings():  # restores the caller's showwarning afterwards
+            warnings.showwarning = _warning_printer(args.command, warnings.showwarning)
+            module = importlib.import_module(COMMANDS[args.command])
+            return int(module.run(args))
     except KeyboardInterrupt:
         print("kexplain: interrupted", file=sys.stderr)
         return 130
@@ -177,6 +180,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"kexplain {args.command}: error: {one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _warning_printer(command: str, fallback: Any) -> Any:
+    """showwarning that prints the package's own warnings as one line, 'kexplain explain:
+    warning: ...', instead of Python's file:line form that quotes the console script."""
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        from pytest_kexplain.errors import KexplainWarning
+
+        if not issubclass(category, KexplainWarning):
+            fallback(message, category, filename, lineno, file, line)
+            return
+        text = " ".join(str(message).split())
+        print(f"kexplain {command}: warning: {text}", file=sys.stderr if file is None else file)
+
+    return show
 
 
 def one_line(error: BaseException) -> str:
