@@ -368,3 +368,20 @@ def test_to_shap_of_image_groups_is_a_table_of_groups(digits_cnn):
     assert list(converted.feature_names) == ["patch(0,0)", "patch(0,1)", "patch(1,0)",
                                              "patch(1,1)"]
     assert converted.values.shape == (4, 4)
+
+
+def test_model_sensitivity_failure_names_its_rows_groups(credit):
+    """assert_model_sensitive's importance table headed its rows 'feature' where they are
+    groups (or groups and ungrouped features), unlike every other check's table."""
+    from pytest_kexplain import CheckFailed, assert_model_sensitive
+
+    model, x, background = credit
+    kwargs = {"feature_names": NAMES, "background": background, "method": "shap",
+              "max_similarity": -1.0}
+    with pytest.raises(CheckFailed) as mixed:
+        assert_model_sensitive(model, x, groups=GROUPS, **kwargs)
+    assert "\n  feature or group  importance (trained)" in str(mixed.value)
+    everything = {"region": GROUPS["region"], "numbers": ["income", "debt", "age"]}
+    with pytest.raises(CheckFailed) as grouped:
+        assert_model_sensitive(model, x, groups=everything, **kwargs)
+    assert "\n  group    importance (trained)" in str(grouped.value)

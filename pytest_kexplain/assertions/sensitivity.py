@@ -19,6 +19,7 @@ from pytest_kexplain.assertions._common import (
     explain_for_check,
     fail,
     input_feature_names,
+    row_kind_of,
 )
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
@@ -322,11 +323,13 @@ def assert_model_sensitive(
                                     stages[worst].reinitialized_weights, mode, tuple(stages),
                                     stages[worst].reinitialized)
     if result.similarity > max_similarity:
-        fail(_failure_message(result, stages[worst]), result)
+        fail(_failure_message(result, stages[worst], row_kind_of(explanation, X, explain_kwargs)),
+             result)
     return result
 
 
-def _failure_message(result: ModelSensitivityResult, worst: RandomizationStage) -> str:
+def _failure_message(result: ModelSensitivityResult, worst: RandomizationStage,
+                     kind: str = "feature") -> str:
     explanation = result.explanation
     if result.mode == "full":
         what = f"after re-initialising {worst.reinitialized_weights} weight tensors"
@@ -351,4 +354,4 @@ def _failure_message(result: ModelSensitivityResult, worst: RandomizationStage) 
     trained_importance, random_importance = (explanation.importance(),
                                              result.randomized_explanation.importance())
     rows = [(name, trained_importance[name], random_importance[name]) for name in top]
-    return text + messages.table(("feature", "importance (trained)", "(randomised)"), rows)
+    return text + messages.table((kind, "importance (trained)", "(randomised)"), rows)
