@@ -343,6 +343,7 @@ def test_one_marker_labels_every_output_and_the_gate(pytester, monkeypatch):
 @pytest.mark.parametrize("output, shown", [
     ("output", ""), ("virginica", " of virginica"), ("kind[high]", " of kind[high]"),
     ("1", " of class 1"), ("-1", " of class -1"), ("price", " of price"),
+    ("predicted", " of the predicted class"),
 ])
 def test_the_gate_headline_reads_a_numeric_class_label_as_a_class(output, shown):
     """A scikit-learn classifier fitted on 0/1 labels explains class '1': 'explanation of 1
@@ -378,6 +379,9 @@ def test_checks_name_a_numeric_class_label_as_a_class(binary_estimator):
     with pytest.raises(CheckFailed) as share:
         assert_max_importance_share(model, rows, ["a"], 0.01, **names)
     assert "(shap, 30 samples, class 1):" in str(share.value)
+    with pytest.raises(CheckFailed) as predicted:  # target="predicted": each row's argmax
+        assert_max_importance_share(model, rows, ["a"], 0.01, target="predicted", **names)
+    assert "(shap, 30 samples, the predicted class):" in str(predicted.value)
     with pytest.raises(CheckFailed) as by_label:  # class_names still win over classes_
         assert_top_features(model, rows, ["c"], class_names=["no", "yes"], **names)
     assert "(shap, 30 samples, yes):" in str(by_label.value)

@@ -150,7 +150,11 @@ def unit_name(index: int, class_names: tuple[str, ...] | None) -> str:
 
 def readable_output(name: str) -> str:
     """How a message names an explained output: a bare number is a class label (a scikit-learn
-    classifier's classes_ 0/1), which reads 'class 1' rather than '1'; other names are kept."""
+    classifier's classes_ 0/1), which reads 'class 1' rather than '1'; target="predicted"
+    reads 'the predicted class' ('explanation of predicted drifted' named no output); other
+    names are kept."""
+    if name == "predicted":
+        return "the predicted class"
     return f"class {name}" if name.lstrip("-").replace(".", "", 1).isdigit() else name
 
 
