@@ -34,6 +34,8 @@ ITEM_MODELS_KEY = pytest.StashKey[dict[str, Any]]()
 ITEM_HISTORIES_KEY = pytest.StashKey[dict[str, Any]]()
 ITEM_BASELINES_KEY = pytest.StashKey[list[dict[str, Any]]]()
 INI_DEFAULTS_KEY = pytest.StashKey[dict[str, Any]]()
+CLAIMS_KEY = pytest.StashKey[Path]()  # the run's registry of which test writes which baseline
+CLAIMS_INPUT_KEY = "kexplain_claims"  # xdist workerinput: the controller's registry directory
 COLLECTED_OUTPUT_KEY = "kexplain_collected"  # xdist workeroutput: module -> test file stems
 
 MARKER_HELP = (
@@ -117,10 +119,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[INI_DEFAULTS_KEY] = ini_defaults(config)
     ci.check_report_path(config.getoption("kexplain_report"))
     disk_cache.install(explanation_cache_dir(config))
+    if config.getoption("kexplain_update"):
+        config.stash[CLAIMS_KEY] = baseline_claims(config)
     config.add_cleanup(disk_cache.uninstall)
     recorder = RunRecorder(config)
     config.stash[REPORT_KEY] = recorder.report
     config.pluginmanager.register(recorder, "kexplain-recorder")
+
+
+def baseline_claims(config: pytest.Config) -> Path:
+    """The directory where an update records which test writes which baseline file: the
+    controller's, handed to xdist workers, so that two tests writing one file are caught in
+    the same run whichever processes run them."""
+    handed = getattr(config, "workerinput", {}).get(CLAIMS_INPUT_KEY)
+    if handed is not None:
+        return Path(handed)
+    import shutil
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="kexplain-baseline-writers-"))
+    config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+    return directory
 
 
 def explanation_cache_dir(config: pytest.Config) -> Path | None:
@@ -268,6 +287,7 @@ def explanation_baseline(request: pytest.FixtureRequest) -> ExplanationBaseline:
         record=lambda path, status, digest="": saved.append(
             {"path": path, "status": status, "digest": digest}),
         prefix=store.module_prefix(item.nodeid, configured),
+        claims=config.stash.get(CLAIMS_KEY, None),
     )
 
 
@@ -372,6 +392,13 @@ class RunRecorder:
         if hasattr(self.config, "workeroutput"):
             self.config.workeroutput[COLLECTED_OUTPUT_KEY] = {
                 module: [prefix, sorted(stems)] for module, (prefix, stems) in self.collected.items()}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """On the xdist controller, hand a starting worker the run's baseline-writer registry."""
+        claims = self.config.stash.get(CLAIMS_KEY, None)
+        if claims is not None:
+            node.workerinput[CLAIMS_INPUT_KEY] = str(claims)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

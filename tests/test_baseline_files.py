@@ -292,6 +292,66 @@ def test_same_named_modules_in_two_directories_keep_separate_baselines(project, 
                                  "('tests/b/test_m.py::test_gate')*"])
 
 
+COLLIDING_TESTS = textwrap.dedent('''
+    import pytest
+
+    from pytest_kexplain import zoo
+
+    @pytest.mark.parametrize("part", PARTS)
+    def test_gate(X, explanation_baseline, part):
+        explanation_baseline.assert_match(zoo.linear_model([3.0, -2.0, 1.0, 0.5]), X[:, :4])
+''')
+
+
+@pytest.mark.parametrize("parts, why, workers", [
+    (["a::b", "a.b"], "their ids differ only in characters that file names do not keep", []),
+    (["Holdout", "holdout"], "their file names differ only in letter case", []),
+    (["a::b", "a.b"], "their ids differ only in characters that file names do not keep",
+     ["-n", "2"]),
+], ids=["double-colon-serial", "letter-case-serial", "double-colon-xdist"])
+def test_two_tests_writing_one_baseline_file_is_a_usage_error_naming_both(project, parts, why,
+                                                                          workers):
+    """Test ids that differ only in '::' against '.' (or in letter case, one file on macOS and
+    Windows) map to one file; the update refuses the second writer of the same run, in
+    whichever xdist worker it runs."""
+    project.makepyfile(test_lin=COLLIDING_TESTS.replace("PARTS", repr(parts)))
+    first, second = (f"test_lin.py::test_gate[{part}]" for part in parts)
+    arguments = ("-p", "no:cacheprovider", "--kexplain-update", *workers)
+    result = (project.runpytest_subprocess if workers else project.runpytest)(*arguments)
+    result.assert_outcomes(passed=1, failed=1)
+    output = result.stdout.str()
+    assert f"{first!r} and {second!r}" in output or f"{second!r} and {first!r}" in output, output
+    result.stdout.fnmatch_lines([
+        "*BaselineError: two tests of this run write the explanation baseline "
+        f"explanation_baselines/test_lin.test_gate[[]*].json: * and *; {why}*",
+        "*Give one of them its own name, assert_match(model, X, name='...'), or a parametrize "
+        "id that differs in more than that. Nothing was written for this test.",
+    ])
+    assert len(files(project)) == 1  # the first writer's file; nothing renamed or removed
+    if not workers:  # tests whose ids differ in more than that write their own files
+        project.makepyfile(test_lin=COLLIDING_TESTS.replace("PARTS", repr([parts[0], "other"])))
+        run(project, "--kexplain-update").assert_outcomes(passed=2)
+
+
+def test_one_test_writing_its_baseline_twice_in_a_run_is_no_collision(tmp_path):
+    """A rerun of the same test (pytest-rerunfailures, pytest-repeat) claims its own file again."""
+    registry = tmp_path / "claims"
+    registry.mkdir()
+    common = {"nodeid": "test_m.py::test_gate", "directory": tmp_path / "b", "rootdir": tmp_path,
+              "update": True, "claims": registry}
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    for _ in range(2):
+        ExplanationBaseline(**common).assert_match(zoo.linear_model([1.0, 2.0, 0.0]), x)
+    with pytest.raises(BaselineError, match=r"'test_m.py::test_gate' \(name='A'\) and "
+                                            r"'test_m.py::test_gate' \(name='a'\); their file "
+                                            r"names differ only in letter case"):
+        gate = ExplanationBaseline(**common)
+        gate.assert_match(zoo.linear_model([1.0, 2.0, 0.0]), x, name="A")
+        gate.assert_match(zoo.linear_model([1.0, 2.0, 0.0]), x, name="a")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "test_m.test_gate--A.json", "test_m.test_gate.json"]
+
+
 def test_a_recorded_test_id_from_another_rootdir_still_matches():
     assert store.same_test("tests/a/test_m.py::t", "a/test_m.py::t")
     assert store.same_test("a/test_m.py::t", "tests/a/test_m.py::t")

@@ -42,6 +42,8 @@ class ExplanationBaseline:
     record: Callable[..., None] = field(default=lambda path, status, digest="": None, repr=False)
     #: the module part of the file names (see store.module_prefix); None: the module's file name
     prefix: str | None = None
+    #: the run's registry of which test writes which file (see store.claim); None: not checked
+    claims: Path | None = field(default=None, repr=False)
     _checked: set[str] = field(default_factory=set, repr=False)
 
     @recorded("explanation_baseline.assert_match")
@@ -58,6 +60,8 @@ class ExplanationBaseline:
         """
         __tracebackhide__ = True
         stem = self._claim(name)
+        if self.update:
+            self._claim_file(stem, name)  # before explaining: a collision is a usage error
         call_tolerances, explain_kwargs = split_tolerances(kwargs)
         _check_keywords(explain_kwargs)  # a misspelt tolerance is named before anything else
         tolerances = resolve_tolerances((self.defaults, DEFAULTS_SOURCE),
@@ -129,6 +133,29 @@ class ExplanationBaseline:
             )
         self._checked.add(stem)
         return stem
+
+    def _claim_file(self, stem: str, name: str | None) -> None:
+        """Refuse to write a file another test of this run writes (or will write): ids that
+        differ only in '::' against '.', or only in letter case, map to one file name."""
+        __tracebackhide__ = True
+        if self.claims is None:
+            return
+        owner = {"test": self.nodeid, "name": name, "stem": stem}
+        other = store.claim(self.claims, store.claim_key(self.directory, stem), owner)
+        if other is None:
+            return
+        shown = self._display(self.directory / f"{stem}.json")
+        why = ("their file names differ only in letter case, which the file systems of macOS "
+               "and Windows do not tell apart" if other.get("stem") != stem else
+               "their ids differ only in characters that file names do not keep ('::' and "
+               "'.' both become '.')")
+        raise BaselineError(
+            f"two tests of this run write the explanation baseline {shown}: "
+            f"{_owner(other)} and {_owner(owner)}; {why}, so one would overwrite the other "
+            "(and the next run would refuse the file).\n"
+            "Give one of them its own name, assert_match(model, X, name='...'), or a "
+            "parametrize id that differs in more than that. Nothing was written for this test."
+        )
 
     def _save(self, stem: str, current: baseline_format.Baseline, tolerances: Tolerances,
               seen: bytes | None) -> None:
@@ -214,6 +241,12 @@ class ExplanationBaseline:
             return Path(os.path.relpath(path, self.rootdir)).as_posix()
         except ValueError:  # another drive on Windows
             return str(path)
+
+
+def _owner(owner: Mapping[str, Any]) -> str:
+    """A claimant of a baseline file, as an error names it: its test id and baseline name."""
+    name = owner.get("name")
+    return repr(owner.get("test")) + ("" if name is None else f" (name={name!r})")
 
 
 def _bytes_if_present(path: Path) -> bytes | None:

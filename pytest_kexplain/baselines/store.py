@@ -115,6 +115,37 @@ def same_test(recorded: str, nodeid: str) -> bool:
     return long.endswith("/" + short)
 
 
+# -- one writer per file in a session -------------------------------------------------------
+def claim_key(directory: Path, stem: str) -> str:
+    """What two baselines share when they would be one file: the directory and the stem
+    without letter case (macOS' and Windows' file systems do not tell case apart)."""
+    return f"{os.path.abspath(directory)}{os.sep}{stem.casefold()}"
+
+
+def claim(registry: Path, key: str, owner: Mapping[str, str | None]) -> dict[str, str | None] | None:
+    """Record that `owner` (its test id and baseline name) writes the file `key` in this run.
+
+    Returns the owner recorded before when it is another test or name, else None. The
+    registry is a directory shared by every process of the run (the xdist controller's):
+    each claim is one file, created whole with `os.link`, which fails if it exists, so the
+    first writer wins even across processes.
+    """
+    digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    path = registry / f"{digest}.json"
+    text = json.dumps(dict(owner), sort_keys=True)
+    descriptor, temporary = tempfile.mkstemp(dir=registry, prefix=".claim-")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.link(temporary, path)
+        return None
+    except FileExistsError:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        return None if recorded == json.loads(text) else recorded
+    finally:
+        os.unlink(temporary)
+
+
 # -- locking -------------------------------------------------------------------------------
 @contextlib.contextmanager
 def directory_lock(directory: Path, *, exclusive: bool = True) -> Iterator[None]:
