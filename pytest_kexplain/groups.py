@@ -147,6 +147,7 @@ def _member_mask(name: str, members: Any, sample_shape: tuple[int, ...],
         members = [members]
     if isinstance(members, np.ndarray) and members.dtype == bool:
         return _boolean_mask(name, members, sample_shape, n_rows)
+    _reject_numeric_mask(name, members, d)
     members = list(members) if not isinstance(members, np.ndarray) else members.tolist()
     if not members:
         raise InvalidArgument(f"group {name!r} is empty; give it at least one feature.")
@@ -172,6 +173,21 @@ def _member_mask(name: str, members: Any, sample_shape: tuple[int, ...],
                 f"group {name!r} must list feature names or flat feature indices, or be a "
                 f"boolean mask; got the entry {member!r}.")
     return mask
+
+
+def _reject_numeric_mask(name: str, members: Any, d: int) -> None:
+    """A 0/1 mask given as numbers would be read as flat feature indices 0 and 1 (a mask
+    [0, 0, 1, 1] would group features 0 and 1, not 2 and 3): a usage error, not a guess."""
+    array = np.asarray(members) if isinstance(members, (np.ndarray, list, tuple)) else None
+    if array is None or array.dtype.kind not in "iuf" or array.size < 2:
+        return
+    zeros_and_ones = bool(np.isin(array, (0, 1)).all())
+    repeated = len(np.unique(array)) < array.size  # indices never repeat, mask values do
+    if array.ndim > 1 or (zeros_and_ones and repeated and array.size == d):
+        raise InvalidArgument(
+            f"group {name!r} is a {'0/1' if zeros_and_ones else 'numeric'} array of shape "
+            f"{array.shape}: a mask must be boolean (pass mask.astype(bool)), and feature "
+            "indices a flat list of distinct indices.")
 
 
 def _boolean_mask(name: str, mask: np.ndarray, sample_shape: tuple[int, ...],

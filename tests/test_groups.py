@@ -217,6 +217,10 @@ def test_occlusion_patch_height_width(digits_cnn):
     ({"a": []}, "empty"),
     ("steps", "not understood"),
     (42, "must be a dict"),
+    # a 0/1 mask as numbers read as the indices 0 and 1 (columns region_a, region_b)
+    ({"money": [0, 0, 0, 1, 1, 0]}, r"'money' is a 0/1 array of shape \(6,\): a mask must be "
+                                    r"boolean \(pass mask.astype\(bool\)\)"),
+    ({"money": np.array([[0, 0, 0, 1, 1, 0]])}, r"shape \(1, 6\): a mask must be boolean"),
 ])
 def test_bad_groups(credit, groups, message):
     model, x, background = credit
@@ -385,3 +389,10 @@ def test_model_sensitivity_failure_names_its_rows_groups(credit):
     with pytest.raises(CheckFailed) as grouped:
         assert_model_sensitive(model, x, groups=everything, **kwargs)
     assert "\n  group    importance (trained)" in str(grouped.value)
+
+
+def test_flat_indices_that_happen_to_be_zero_and_one_are_still_indices(credit):
+    """[0, 1] names the first two features (no value repeats, as in a mask)."""
+    model, x, background = credit
+    names = explain(model, x, feature_names=NAMES, groups={"ab": [0, 1]}).feature_names
+    assert names == ("ab", "region_c", "income", "debt", "age")
