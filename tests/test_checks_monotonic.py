@@ -234,6 +234,28 @@ def test_a_column_of_a_one_hot_group_or_a_fixed_column_cannot_be_checked():
                          fixed=["age"])
 
 
+def test_a_feature_with_one_value_in_X_is_a_usage_error_not_a_pass(model, X):
+    """One row, or a column constant in X, leaves nothing to sweep: the check refused it
+    with a message, where it passed having compared no pair of values."""
+    calls = []
+
+    def falling(batch):
+        calls.append(len(batch))
+        return -batch[:, 0]
+
+    for rows, what in ((X[:1], "X's only row"), (np.repeat(X[:1], 5, axis=0), "all 5 rows of X")):
+        with pytest.raises(KexplainError, match=f"'x0' takes the single value .* in {what}, so "
+                                                "there is no range to sweep"):
+            assert_monotonic(falling, rows, "x0")
+    constant = X.copy()
+    constant[:, 1] = 2.0
+    with pytest.raises(KexplainError, match="'x1' takes the single value 2 in all 40 rows of X"):
+        assert_monotonic(model, constant, "x1")
+    assert not calls
+    with pytest.raises(CheckFailed):  # where it varies, the same rows are checked
+        assert_monotonic(falling, constant, "x0")
+
+
 def test_the_ice_check_does_not_import_hypothesis():
     import subprocess
     import sys

@@ -214,6 +214,7 @@ def assert_monotonic(
     _check_movable(space, column, fixed)
     bounds = space.features
     grid = bounds[column].grid(grid_points)
+    _check_varies(bounds[column], grid, len(prepared.array))
     orientation = 1.0 if direction == "increasing" else -1.0
     x = np.array(prepared.array)
     curves = _ice_curves(bound, x, column, grid)
@@ -280,6 +281,20 @@ def _check_movable(space: RowSpace, column: int, fixed: Any) -> None:
     if fixed is not None and name in (fixed if not isinstance(fixed, str) else [fixed]):
         raise InvalidArgument(f"feature {name!r} is fixed, so it cannot be checked for "
                               "monotonicity; remove it from fixed=.")
+
+
+def _check_varies(feature: FeatureBounds, grid: np.ndarray, n_rows: int) -> None:
+    """The sweep and the search draw the feature's values from X: a feature with one value
+    there (one row, or a constant column) has no pair to compare, and would pass unchecked."""
+    __tracebackhide__ = True
+    if len(grid) > 1:
+        return
+    rows = "X's only row" if n_rows == 1 else f"all {n_rows} rows of X"
+    raise InvalidArgument(
+        f"feature {feature.name!r} takes the single value {feature.label(grid[0])} in {rows}, "
+        "so there is no range to sweep it over and nothing would be checked: the ICE curves "
+        "and the hypothesis search take its values from X. Pass rows in which it varies (a "
+        "sample of the training data).")
 
 
 def _full_row(bounds: Sequence[FeatureBounds], counterexample: Counterexample, column: int
