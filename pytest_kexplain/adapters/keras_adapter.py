@@ -495,7 +495,7 @@ class KerasAdapter:
         import keras
 
         output = layer(keras.ops.convert_to_tensor(np.asarray(ids, dtype=np.int32)))
-        return require_finite(np.asarray(keras.ops.convert_to_numpy(output)), self.description,
+        return require_finite(tensor_values(output), self.description,
                               f"embeddings of layer {layer.name!r}")
 
     def embedding_gradients(
