@@ -22,10 +22,15 @@ from pytest_kexplain.adapters import (
 )
 from pytest_kexplain.adapters.base import ModelAdapter, require_finite
 from pytest_kexplain.adapters.binding import BoundModel, bind, model_data
-from pytest_kexplain.adapters.labels import output_label, select_class_names
+from pytest_kexplain.adapters.labels import output_label, select_class_names, unit_name
 from pytest_kexplain.adapters.layers import EmbeddedInputs
 from pytest_kexplain.adapters.multi_io import check_output_argument
-from pytest_kexplain.adapters.outputs import reads_outputs, resolve_unread_target
+from pytest_kexplain.adapters.outputs import (
+    PER_SAMPLE,
+    PREDICTED,
+    reads_outputs,
+    resolve_unread_target,
+)
 from pytest_kexplain.cache import SESSION_CACHE, array_digest, cache_key
 from pytest_kexplain.categories import CategoryCodes, column_categories, player_categories
 from pytest_kexplain.errors import (
@@ -496,6 +501,9 @@ def _compute(
     labels = bound.labels(outputs.shape[1])
     head = bound.output_head  # known after the first call at the latest
     _, unit = resolve_target(target, outputs, labels, bound.default_target, head)
+    row_output_names = None if unit not in (PREDICTED, PER_SAMPLE) else tuple(
+        output_label(head, unit_name(int(index), labels), outputs.shape[1])
+        for index in target_indices)
     require_finite(np.asarray(attribution.values), f"method {spec.name!r} on {adapter.description}",
                    "attributions")
     if attribution.global_importance is not None:  # a NaN importance ranks anywhere
@@ -554,6 +562,7 @@ def _compute(
         token_names=token_names,
         token_values=token_values,
         categories=categories or None,
+        row_output_names=row_output_names,
     )
 
 

@@ -63,6 +63,9 @@ class Explanation:
     #: a group of one-hot columns): each row's code and the labels, which ``to_shap()``
     #: shows as shap's ``display_data``
     categories: Mapping[str, CategoryCodes] | None = None
+    #: with target="predicted" or one target per row: each row's explained unit, named as
+    #: ``output_name`` names one ("setosa", "kind[refund]")
+    row_output_names: tuple[str, ...] | None = None
 
     def io_metadata(self) -> dict[str, Any]:
         """The output, label and input fields as JSON-ready values (for storage)."""
@@ -76,6 +79,8 @@ class Explanation:
             else [list(row) for row in self.token_names],
             "categories": None if self.categories is None
             else {name: codes.as_json() for name, codes in self.categories.items()},
+            "row_output_names": None if self.row_output_names is None
+            else list(self.row_output_names),
         }
 
     @staticmethod
@@ -97,6 +102,7 @@ class Explanation:
             else tuple(tuple(str(t) for t in row) for row in tokens),
             "output": metadata.get("output"),
             "class_names": names("class_names"),
+            "row_output_names": names("row_output_names"),
             "input_names": names("input_names"),
             "input_shapes": None if shapes is None
             else tuple(tuple(int(d) for d in shape) for shape in shapes),
@@ -168,6 +174,7 @@ class Explanation:
             method=self.method, options=self.options, output_name=self.output_name,
             outputs=self.outputs, global_importance=importance, output=self.output,
             class_names=self.class_names, categories=categories or None,
+            row_output_names=self.row_output_names,
         )
 
     @property
@@ -245,7 +252,11 @@ class Explanation:
         channels)`` (and ``(n, height, width)`` or sequences ``(n, steps, features)``, given
         a trailing channel axis) get a trailing
         output axis named after the explained output, the layout ``shap.plots.image``
-        expects; pixels have no feature names. A channels-first model's maps are moved
+        expects; pixels have no feature names. With ``target="predicted"`` (or one target per
+        row) each row is named by its own class (``output_names`` of shape ``(n, 1)``, as
+        shap's own image explainers give), so each image is titled by what it explains. A
+        table of one labelled unit has that label as ``output_names``, as shap names an
+        output sliced from several (``e[:, :, "setosa"]``). A channels-first model's maps are moved
         channels last first.
         """
         import shap
@@ -286,11 +297,22 @@ class Explanation:
             data, display_data = self._with_category_labels(data)
             return shap.Explanation(values=values, base_values=base_values, data=data,
                                     display_data=display_data,
-                                    feature_names=list(self.feature_names))
+                                    feature_names=list(self.feature_names),
+                                    output_names=self._table_output_name())
         if values.ndim == 3:  # one channel: shap's image plot needs the channel axis
             values, data = values[..., None], data[..., None]
+        # one label per row, as shap's own explainers give for each row's top class
+        output_names = ([self.output_name] if self.row_output_names is None
+                        else np.array(self.row_output_names, dtype=object)[:, None])
         return shap.Explanation(values=values[..., None], base_values=base_values[:, None],
-                                data=data, output_names=[self.output_name])
+                                data=data, output_names=output_names)
+
+    def _table_output_name(self) -> str | None:
+        """The one labelled unit every row explains ("setosa", "kind[refund]"), as shap names
+        an output sliced from several (``e[:, :, "setosa"]``); None otherwise."""
+        labelled = self.output is not None or (self.class_names is not None
+                                               and self.output_name in self.class_names)
+        return self.output_name if labelled and self.row_output_names is None else None
 
     def _with_category_labels(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The table's data with each categorical feature's codes, and the same table with

@@ -125,13 +125,63 @@ def digits_cnn():
 
 def test_image_plot_renders_for_images(digits_cnn):
     model, images = digits_cnn
-    explanation = explain(model, images, method="integrated_gradients", target="predicted")
+    explanation = explain(model, images, method="integrated_gradients", target=3)
     converted = explanation.to_shap()
-    assert converted.output_names == ["predicted"]
+    assert converted.output_names == ["output[3]"]
     np.testing.assert_array_equal(converted.values[..., 0], explanation.values)
     figure = rendered(lambda: shap.plots.image(converted, show=False))
-    assert "predicted" in [ax.get_title() for ax in figure.axes]
+    assert "output[3]" in [ax.get_title() for ax in figure.axes]
     rendered(lambda: shap.image_plot(converted, show=False))  # the older name
+
+
+@pytest.mark.parametrize("method", ["gradcam", "integrated_gradients"])
+def test_each_image_is_titled_by_the_class_it_explains(digits_cnn, method):
+    """target='predicted' (or one per row): shap's own image explainers title each row with
+    its own class (output_names of shape (n, 1)); a single 'predicted' would name none."""
+    model, images = digits_cnn
+    digits = [f"digit {i}" for i in range(10)]
+    predicted = model.predict(images, verbose=0).argmax(axis=1)
+    explanation = explain(model, images, method=method, target="predicted", class_names=digits)
+    converted = explanation.to_shap()
+    expected = [digits[i] for i in predicted]
+    assert explanation.row_output_names == tuple(expected)
+    assert converted.output_names.shape == (len(images), 1)
+    assert list(converted.output_names[:, 0]) == expected
+    titles = [ax.get_title() for ax in rendered(
+        lambda: shap.plots.image(converted[2:5], show=False)).axes]
+    assert [title for title in titles if title] == expected[2:5]
+    per_row = explain(model, images, method=method, target=[1, 7, 1, 7, 1, 7])
+    assert list(per_row.to_shap().output_names[:, 0]) == ["output[1]", "output[7]"] * 3
+    one_class = explain(model, images, method=method, target="digit 7", class_names=digits)
+    assert one_class.row_output_names is None
+    assert one_class.to_shap().output_names == ["digit 7"]
+
+
+def test_a_table_of_one_class_is_named_as_shap_names_a_sliced_output(wine_classifier,
+                                                                     tmp_path):
+    """shap's own e[:, :, "class_1"] has output_names 'class_1'; an unlabelled single
+    output has none, as shap's own explainer of a one-output model; rows of different
+    classes keep their names in row_output_names."""
+    from pytest_kexplain.disk_cache import DiskCache
+
+    model, x, names = wine_classifier
+    wines = ["class_0", "class_1", "class_2"]
+    of_one = explain(model, x, method="integrated_gradients", target="class_1",
+                     class_names=wines, feature_names=names).to_shap()
+    sliced = shap.Explanation(values=np.zeros((len(x), 13, 3)), data=x,
+                              feature_names=names, output_names=wines)[:, :, "class_1"]
+    assert of_one.output_names == sliced.output_names == "class_1"
+    assert of_one.values.shape == sliced.values.shape
+    assert explain(model, x, method="integrated_gradients", target=1,
+                   feature_names=names).to_shap().output_names is None
+    predicted = explain(model, x, method="integrated_gradients", target="predicted",
+                        class_names=wines, feature_names=names)
+    assert predicted.to_shap().output_names is None
+    labels = [wines[i] for i in model.predict(x, verbose=0).argmax(axis=1)]
+    assert predicted.row_output_names == tuple(labels)
+    cache = DiskCache(tmp_path)
+    assert cache.store("e" * 32, predicted)
+    assert cache.load("e" * 32).row_output_names == tuple(labels)
 
 
 def test_image_plot_renders_for_sequences_and_grayscale():

@@ -51,6 +51,8 @@ def as_output_matrix(raw: Any, n_rows: int) -> np.ndarray:
 Target = Any
 
 PREDICTED = "predicted"
+#: the unit name of an explanation given one target per row
+PER_SAMPLE = "per-sample target"
 
 
 def _target_help(n_rows: int) -> str:
@@ -176,5 +178,5 @@ def resolve_unread_target(
         return np.full(n, index, dtype=np.int64), unit_name(index, class_names)
     indices = np.asarray(target)
     if _is_labels(indices):
-        return labels_to_indices(indices, class_names, n_outputs), "per-sample target"
-    return indices.astype(np.int64), "per-sample target"
+        return labels_to_indices(indices, class_names, n_outputs), PER_SAMPLE
+    return indices.astype(np.int64), PER_SAMPLE
