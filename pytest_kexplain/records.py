@@ -16,8 +16,10 @@ import numpy as np
 
 from pytest_kexplain.events import CheckRecord, Measure
 
-#: features shown in an importance bar chart (the marked ones are always added)
+#: features shown in an importance bar chart (the marked ones are added, up to MARKED_BARS)
 BAR_FEATURES = 15
+#: marked features outside the top shown at most (a check may name a hundred pixels)
+MARKED_BARS = 10
 #: ICE curves drawn (the violating row is always one of them)
 ICE_ROWS = 12
 #: values kept for a distribution plot
@@ -299,7 +301,10 @@ def _importance_picture(names: Sequence[str], current: np.ndarray,
         order += [i for i in np.lexsort((np.arange(len(base)), -base))[:BAR_FEATURES // 2]
                   if i not in order]
     index = {name: i for i, name in enumerate(names)}
-    order += [index[m] for m in marked if m in index and index[m] not in order]
+    extra = [index[m] for m in marked if m in index and index[m] not in order]
+    # the most important of them, in order of importance, so the bars read as a ranking
+    extra = sorted(extra, key=lambda i: (-current[i], i))
+    order += extra[:MARKED_BARS]
     total = float(np.abs(current).sum()) or 1.0
     picture: dict[str, Any] = {
         "kind": "importance",
@@ -310,6 +315,8 @@ def _importance_picture(names: Sequence[str], current: np.ndarray,
         "hidden_features": len(names) - len(order),
         "unit": "share of total importance",
     }
+    if len(extra) > MARKED_BARS:
+        picture["hidden_marked"] = len(extra) - MARKED_BARS
     if baseline is not None:
         base = np.asarray(baseline, dtype=np.float64)
         picture["baseline"] = _round(base[order] / (float(np.abs(base).sum()) or 1.0))

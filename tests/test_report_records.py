@@ -320,3 +320,32 @@ def test_hidden_bars_and_deleted_players_are_counted_as_what_they_are(linear, em
     assert figure.axes[0].get_xlabel() == "features or groups deleted (set to the reference)"
     assert "1 random feature or group deleted" in [
         text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+
+def test_a_check_naming_a_hundred_features_draws_a_readable_chart(emitted):
+    """assert_max_importance_share over 100 of 784 pixels: the bars show the top features and
+    the 10 most important named ones, in order of importance, and say how many named ones are
+    left out, with the share limit's note kept beside it; the x-axis keeps a few ticks."""
+    from pytest_kexplain.records import BAR_FEATURES, MARKED_BARS
+
+    rows = np.random.default_rng(2).random((8, 784))
+    model = zoo.linear_model(np.random.default_rng(3).normal(size=784))
+    guarded = [f"x{i}" for i in range(100)]
+    with pytest.raises(CheckFailed) as failure:
+        assert_max_importance_share(model, rows, guarded, 0.01)
+    picture = emitted[0][0].picture
+    top = set(failure.value.result.explanation.ranking()[:BAR_FEATURES])
+    extra = [name for name in picture["features"] if name not in top]
+    assert len(extra) == MARKED_BARS and set(extra) <= set(guarded)
+    shares = dict(zip(picture["features"], picture["current"]))
+    assert [shares[name] for name in extra] == sorted((shares[name] for name in extra),
+                                                      reverse=True)
+    assert picture["hidden_marked"] == len([n for n in guarded if n not in top]) - MARKED_BARS
+    axes = plots.plot_record(emitted[0][0]).axes[0]
+    assert axes.get_title() == ("the * features together may carry at most 0.01\n"
+                                f"{784 - len(picture['features'])} less important features not "
+                                f"shown, {picture['hidden_marked']} of them named by the check")
+    assert len(axes.get_xticks()) <= 6
+    message = str(failure.value)
+    assert message.count("*\n") + message.endswith("*") <= 20 + 2
+    assert "more guarded features ranked lower not shown)" in message.splitlines()[-1]

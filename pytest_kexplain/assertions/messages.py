@@ -12,6 +12,8 @@ from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.report import format_table
 
 INDENT = "  "
+#: rows of a ranking table for marked names outside the top (the most important of them)
+MARKED_ROWS = 20
 
 
 def number(value: float, digits: int = 4) -> str:
@@ -57,11 +59,20 @@ def ranking_table(
     importance, shares = explanation.importance(), explanation.shares()
     marked_set = set(marked)
     rows = []
+    marked_below = 0  # marked rows outside the top: a check may name a hundred pixels
     for rank, name in enumerate(ranking, start=1):
+        if rank > show_top and name in marked_set:
+            marked_below += 1
+            if marked_below > MARKED_ROWS:
+                continue
         if rank <= show_top or name in marked_set:
             mark = "*" if name in marked_set else ""
             rows.append((rank, name, importance[name], shares[name], mark))
-    return table(("rank", column, "importance", "share", mark_header), rows)
+    text = table(("rank", column, "importance", "share", mark_header), rows)
+    if marked_below > MARKED_ROWS:
+        text += (f"\n{INDENT}({marked_below - MARKED_ROWS} more {mark_header} "
+                 f"{plural(column)} ranked lower not shown)")
+    return text
 
 
 def count(n: int, noun: str) -> str:

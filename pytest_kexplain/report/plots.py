@@ -127,8 +127,10 @@ def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], **_: A
     if limit is not None and len(marked) == 1:
         axes.axvline(limit, color=VERMILLION, linestyle="--", linewidth=1)
         handles.append(Line2D([], [], color=VERMILLION, linestyle="--", label=f"max_share {limit:g}"))
-    elif limit is not None:
-        axes.set_title(f"the * features together may carry at most {limit:g}", fontsize=8)
+    titles = []
+    if limit is not None and len(marked) != 1:
+        titles.append(f"the * {_plural(picture.get('row', 'feature'))} together may carry at "
+                      f"most {limit:g}")
     if mark_meaning:
         handles.append(Patch(color="white", label=mark_meaning))
     axes.set_xlabel(picture.get("unit", "share of total importance"))
@@ -136,8 +138,15 @@ def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], **_: A
     hidden = picture.get("hidden_features", 0)
     if hidden:
         row = picture.get("row", "feature")
-        axes.set_title(f"{hidden} less important {row if hidden == 1 else _plural(row)} not shown",
-                       fontsize=8)
+        marked_hidden = picture.get("hidden_marked", 0)
+        titles.append(f"{hidden} less important {row if hidden == 1 else _plural(row)} not shown"
+                      + (f", {marked_hidden} of them named by the check" if marked_hidden else ""))
+    if titles:
+        axes.set_title("\n".join(titles), fontsize=8)
+    # at most 4 ticks: labels of small shares (0.0035) overlap on the narrow axis
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=4))
     axes.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                 frameon=False)
     return figure
