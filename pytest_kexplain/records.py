@@ -302,9 +302,10 @@ def _importance_picture(names: Sequence[str], current: np.ndarray,
                   if i not in order]
     index = {name: i for i, name in enumerate(names)}
     extra = [index[m] for m in marked if m in index and index[m] not in order]
-    # the most important of them, in order of importance, so the bars read as a ranking
-    extra = sorted(extra, key=lambda i: (-current[i], i))
-    order += extra[:MARKED_BARS]
+    # the most important of them, kept in the check's order (assert_importance_order's bars
+    # then read along the order it checks)
+    kept = set(sorted(extra, key=lambda i: (-current[i], i))[:MARKED_BARS])
+    order += [i for i in extra if i in kept]
     total = float(np.abs(current).sum()) or 1.0
     picture: dict[str, Any] = {
         "kind": "importance",
