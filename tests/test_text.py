@@ -146,6 +146,24 @@ def test_failures_name_token_strings(reviews):
         assert_top_features(model, ids, ["refunds"], method="occlusion", vocabulary=VOCABULARY)
 
 
+def test_a_token_no_row_holds_is_named_as_such(reviews):
+    """'refund' missing from the explained rows read "is not a feature of X. Did you mean
+    'broken'?", as if misspelled."""
+    from pytest_kexplain import assert_attribution_sign, assert_max_importance_share
+
+    model, ids, _ = reviews
+    without = ids[~(ids == VOCABULARY.index("refund")).any(axis=1)]
+    absent = "'refund' is a token of the vocabulary, but no row of X holds it"
+    with pytest.raises(InvalidArgument, match=absent):
+        assert_top_features(model, without, ["refund"], vocabulary=VOCABULARY)
+    with pytest.raises(InvalidArgument, match=absent):
+        assert_max_importance_share(model, without, "refund", 0.5, vocabulary=VOCABULARY)
+    with pytest.raises(InvalidArgument, match=absent):
+        assert_attribution_sign(model, without, "refund", "positive", vocabulary=VOCABULARY)
+    with pytest.raises(InvalidArgument, match="'refunds' is not a feature of X"):
+        assert_top_features(model, without, ["refunds"], vocabulary=VOCABULARY)
+
+
 def test_vocabulary_names_the_token_input_of_a_model_with_several():
     import keras
 

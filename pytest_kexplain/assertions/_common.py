@@ -105,6 +105,33 @@ def reject_group_members(X: Any, explain_kwargs: Mapping[str, Any], features: An
                 f"or drop groups= to check {name!r} on its own.")
 
 
+def reject_absent_tokens(names: Sequence[str], explain_kwargs: Mapping[str, Any], features: Any,
+                         argument: str) -> None:
+    """With vocabulary=, a token of the vocabulary that no row of X holds (so no row of the
+    explanation) is named as such, not as a misspelled 'not a feature of X'."""
+    __tracebackhide__ = True
+    vocabulary = with_defaults(explain_kwargs).get("vocabulary")
+    if vocabulary is None:
+        return
+    from pytest_kexplain.errors import KexplainError
+    from pytest_kexplain.tokens import is_per_input, vocabulary_lookup
+
+    try:
+        tokens = ({f"{key}:{token}" for key, value in vocabulary.items()
+                   for token in vocabulary_lookup(value).values()}
+                  if is_per_input(vocabulary) else set(vocabulary_lookup(vocabulary).values()))
+    except KexplainError:  # a malformed vocabulary is explain()'s to report
+        return
+    known = set(names)
+    for name in [features] if isinstance(features, str) else list(features):
+        # one vocabulary for the id inputs of a model with several: 'text:refund'
+        if isinstance(name, str) and name not in known and (
+                name in tokens or name.split(":", 1)[-1] in tokens):
+            raise InvalidArgument(
+                f"{argument} {name!r} is a token of the vocabulary, but no row of X holds it, "
+                "so it has no attribution; explain rows that contain it, or drop it.")
+
+
 def output_keywords(explain_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The caller's and the test's defaults for the keywords of output-only checks."""
     __tracebackhide__ = True

@@ -15,6 +15,7 @@ from pytest_kexplain.assertions._common import (
     fail,
     feature_indices,
     input_feature_names,
+    reject_absent_tokens,
     reject_group_members,
     row_kind_of,
 )
@@ -68,6 +69,7 @@ def assert_top_features(
     X = model_data(model, X)
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, expected, "expected entry")
+    reject_absent_tokens(names, explain_kwargs, expected, "expected entry")
     expected_names = tuple(names[i] for i in feature_indices(names, expected, argument="expected"))
     k = len(expected_names) if k is None else check_count(
         "k", k, low=len(expected_names), high=len(names))
@@ -124,6 +126,7 @@ def assert_importance_order(
     X = model_data(model, X)
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, features, "feature")
+    reject_absent_tokens(names, explain_kwargs, features, "feature")
     indices = feature_indices(names, features)
     if len(indices) < 2:
         raise InvalidArgument("features must name at least two features to compare their order.")
@@ -159,6 +162,7 @@ def assert_max_importance_share(
     max_share = check_number("max_share", max_share, low=0.0, high=1.0)
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, features, "feature")
+    reject_absent_tokens(names, explain_kwargs, features, "feature")
     chosen = tuple(names[i] for i in feature_indices(names, features))
     explanation = explain_for_check(model, X, explain_kwargs)
     all_shares = explanation.shares()

@@ -16,6 +16,7 @@ from pytest_kexplain.assertions._common import (
     fail,
     feature_index,
     input_feature_names,
+    reject_absent_tokens,
     reject_group_members,
 )
 from pytest_kexplain.errors import InvalidArgument
@@ -57,6 +58,7 @@ def assert_attribution_sign(
     negligible = check_number("negligible", negligible, low=0.0)
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, feature, "feature")
+    reject_absent_tokens(names, explain_kwargs, feature, "feature")
     column = feature_index(names, feature)
     method = with_defaults(explain_kwargs).get("method")
     if method in UNSIGNED_METHODS:
