@@ -30,7 +30,8 @@ class PreparedInput:
     feature_names: tuple[str, ...]
     layout: InputLayout | None = None
     #: a DataFrame's category columns and their pandas CategoricalDtype: the codes in
-    #: ``array`` index these categories (a background is encoded with the same ones)
+    #: ``array`` index these categories (a background is encoded with the same ones); with
+    #: several inputs the columns are named "input:column"
     categories: tuple[tuple[str, Any], ...] = ()
     #: the flat position of every category column and its labels (what the codes stand for)
     category_columns: tuple[tuple[int, tuple[str, ...]], ...] = ()
@@ -821,6 +822,7 @@ def _prepare_multi_input(
     names: list[str] = []
     shapes: list[Any] = []
     category_columns: list[tuple[int, tuple[str, ...]]] = []
+    categories: list[tuple[str, Any]] = []
     for spec, part in zip(specs, parts):
         label = f"{name}[{spec.name!r}]"
         prepared = prepare_input(part, _names_for_input(feature_names, spec), name=label)
@@ -829,6 +831,8 @@ def _prepare_multi_input(
         offset = sum(array.shape[1] for array in arrays)
         category_columns.extend((offset + position, labels)
                                 for position, labels in prepared.category_columns)
+        categories.extend((f"{spec.name}{NAME_SEPARATOR}{column}", dtype)
+                          for column, dtype in prepared.categories)
         arrays.append(prepared.array.reshape(len(prepared.array), -1))
         shapes.append(prepared.feature_shape)
         names.extend(f"{spec.name}{NAME_SEPARATOR}{feature}" for feature in prepared.feature_names)
@@ -849,7 +853,7 @@ def _prepare_multi_input(
         dtypes=tuple(spec.dtype for spec in specs), as_dict=as_dict,
     )
     return PreparedInput(array=flat, feature_names=tuple(names), layout=layout,
-                         category_columns=tuple(category_columns))
+                         categories=tuple(categories), category_columns=tuple(category_columns))
 
 
 def _check_flat_names_match_inputs(names: Sequence[str], specs: tuple[InputSpec, ...],
@@ -882,9 +886,31 @@ def _prepare_multi_background(background: Any, reference: PreparedInput, name: s
             f"{name} must have the same inputs as X: a dict keyed by "
             f"{', '.join(map(repr, layout.names))} (or a list in that order)."
         )
+    background = _encode_input_categories(background, reference, layout, name)
     prepared = prepare_input(background, None, name=name, declared=(specs, layout.as_dict))
     _check_background_columns(background, prepared, reference, layout)
     return prepared.array
+
+
+def _encode_input_categories(background: Any, reference: PreparedInput, layout: InputLayout,
+                             name: str) -> Any:
+    """The background's DataFrames with X's categories for each input, so that a code means
+    the same category in both (a background holding fewer categories would shift them)."""
+    if not reference.categories:
+        return background
+
+    def encoded(input_name: Any, part: Any) -> Any:
+        prefix = f"{input_name}{NAME_SEPARATOR}"
+        dtypes = {column[len(prefix):]: dtype for column, dtype in reference.categories
+                  if column.startswith(prefix)}
+        if not dtypes or not is_dataframe(part):
+            return part
+        return encode_categories(part, dtypes, f"{name}[{input_name!r}]")
+
+    if isinstance(background, Mapping):
+        return {key: encoded(key, part) for key, part in background.items()}
+    return [encoded(input_name, part) for input_name, part in zip(layout.names, background)] \
+        + list(background[len(layout.names):])
 
 
 def _check_background_columns(background: Any, prepared: PreparedInput,

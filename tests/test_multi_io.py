@@ -534,3 +534,28 @@ def test_names_keras_made_up_do_not_name_features_or_outputs():
                                      keras.layers.Dense(3, name="kind")(hidden)])
     assert explain(named, x, output="kind", target=0).feature_names[0] == "num:x0"
     assert explain(named, x, output=0).output == "output_0"  # 'dense' is Keras' own name
+
+
+def test_a_background_input_with_fewer_categories_keeps_x_codes():
+    """X's 'colour' is green/red (codes 0/1), the background's only red (its code 0): masked
+    with the background's own codes a 'green' row would look like the background and a 'red'
+    one would not; with X's categories red rows match the background and get nothing."""
+    import keras
+
+    from pytest_kexplain import InvalidArgument
+
+    num, aux = keras.Input((2,), name="num"), keras.Input((1,), name="aux")
+    keras.utils.set_random_seed(5)
+    model = keras.Model({"num": num, "aux": aux},
+                        keras.layers.Dense(1)(keras.layers.Concatenate()([num, aux])))
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"age": rng.normal(size=6),
+                          "colour": pd.Categorical(["green", "red"] * 3)})
+    reds = pd.DataFrame({"age": rng.normal(size=4), "colour": pd.Categorical(["red"] * 4)})
+    X = {"num": frame, "aux": np.zeros((6, 1))}
+    for background in ({"num": reds, "aux": np.zeros((4, 1))}, [reds, np.zeros((4, 1))]):
+        colour = explain(model, X, method="shap", background=background).values[:, 1]
+        assert np.all(colour[1::2] == 0) and np.all(np.abs(colour[::2]) > 1e-6)
+    blues = reds.assign(colour=pd.Categorical(["blue"] * 4))
+    with pytest.raises(InvalidArgument, match=r"background\['num'\] column 'colour' holds 'blue'"):
+        explain(model, X, method="shap", background={"num": blues, "aux": np.zeros((4, 1))})
