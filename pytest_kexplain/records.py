@@ -72,7 +72,9 @@ def build_record(check: str, arguments: Mapping[str, Any], result: Any,
     if result is None and error is not None:
         result = getattr(error, "result", None)
     builder = BUILDERS.get(check, _generic)
-    fields: Fields = {"asserted": ASSERTED.get(check, check).format_map(_Defaulting(arguments))}
+    shown = {key: _names(value) if isinstance(value, (list, tuple)) and all(
+        isinstance(item, str) for item in value) else value for key, value in arguments.items()}
+    fields: Fields = {"asserted": ASSERTED.get(check, check).format_map(_Defaulting(shown))}
     if result is not None or (error is None and check in RESULTLESS):
         fields = builder(result, {**arguments, **notes})
     for key in ("baseline", "baseline_status"):
@@ -284,8 +286,16 @@ def _verdict(measures: Sequence[Measure]) -> str:
     return "failed" if any(m.passed is False for m in measures) else "passed"
 
 
+#: names a record's text lists before it counts the rest (a check may name 100 pixels)
+LISTED_NAMES = 10
+
+
 def _names(items: Sequence[str]) -> str:
-    return ", ".join(map(str, items))
+    """'a, b, c'; a long list's first LISTED_NAMES names and how many more."""
+    names = [str(item) for item in items]
+    if len(names) <= LISTED_NAMES + 2:
+        return ", ".join(names)
+    return ", ".join(names[:LISTED_NAMES]) + f", ... ({len(names) - LISTED_NAMES} more)"
 
 
 def _importance_picture(names: Sequence[str], current: np.ndarray,
@@ -546,8 +556,10 @@ def _importance_order(result: Any, arguments: Mapping[str, Any]) -> Fields:
 
 def _max_share(result: Any, arguments: Mapping[str, Any]) -> Fields:
     measures = [_measure(f"share of {_names(result.features)}", result.share, result.max_share, "<=")]
-    if len(result.features) > 1:
-        measures += [_measure(f"share of {name}", share) for name, share in result.shares.items()]
+    if len(result.features) > 1:  # each one's share: the largest LISTED_NAMES of a long list
+        largest = sorted(result.shares.items(), key=lambda item: -item[1])[:LISTED_NAMES]
+        measures += [_measure(f"share of {name}", share) for name, share in result.shares.items()
+                     if (name, share) in largest]
     return {"asserted": (f"{_names(result.features)} carr{'ies' if len(result.features) == 1 else 'y'}"
                          f" at most {result.max_share:g} of the total importance"),
             "measures": tuple(measures),

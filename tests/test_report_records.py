@@ -350,3 +350,29 @@ def test_a_check_naming_a_hundred_features_draws_a_readable_chart(emitted):
     message = str(failure.value)
     assert message.count("*\n") + message.endswith("*") <= 20 + 2
     assert "more guarded features ranked lower not shown)" in message.splitlines()[-1]
+
+
+def test_a_record_of_many_features_lists_a_few_and_counts_the_rest(emitted):
+    """The overview's asserted text and figures of a check over 100 features name the first
+    10 and count the rest, and list the 10 largest shares, not 100 rows; a check that errs
+    before its result names its features as text, not as a Python list."""
+    rows = np.random.default_rng(2).random((8, 120))
+    model = zoo.linear_model(np.linspace(0.1, 1.0, 120))
+    guarded = [f"x{i}" for i in range(100)]
+    with pytest.raises(CheckFailed) as failure:
+        assert_max_importance_share(model, rows, guarded, 0.01)
+    record = emitted[0][0]
+    shares = failure.value.result.shares
+    largest = set(sorted(shares, key=lambda name: -shares[name])[:10])
+    assert record.asserted == ("x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, ... (90 more) carry at "
+                               "most 0.01 of the total importance")
+    assert record.measures[0].name == "share of x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, ... (90 more)"
+    assert [m.name for m in record.measures[1:]] == [f"share of {name}" for name in guarded
+                                                     if name in largest]
+
+    def broken(x):
+        raise RuntimeError("down")
+
+    with pytest.raises(RuntimeError):
+        assert_top_features(broken, X, ["x0", "x1"], method="shap")
+    assert emitted[1][0].asserted == "the top features are x0, x1"
