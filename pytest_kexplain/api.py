@@ -365,16 +365,8 @@ def _file_description(path: Any) -> str:
 
 def _players(groups: Any, prepared: PreparedInput) -> Players | None:
     """The feature groups explained as single players (None: every feature on its own)."""
-    layout = prepared.layout
-    if layout is not None and isinstance(groups, (Grid, str)):
-        names = ", ".join(repr(name) for name in layout.names)
-        raise InvalidArgument(
-            f"groups={groups!r} splits the samples of a single image or sequence input, but "
-            f"the model takes several inputs ({names}), explained as one flat row of "
-            f"{len(prepared.feature_names)} features; name each group's features in a dict "
-            f"instead, e.g. groups={{'part': [{prepared.feature_names[0]!r}, ...]}}.")
     return resolve_groups(groups, prepared.feature_shape, prepared.feature_names,
-                          len(prepared.array))
+                          len(prepared.array), prepared.layout)
 
 
 def _channel_options(adapter: ModelAdapter, x: np.ndarray, players: Players | None

@@ -270,11 +270,73 @@ def _from_mapping(groups: Mapping[str, Any], sample_shape: tuple[int, ...],
     return Players(tuple(names), assignment)
 
 
+def _groups_of_one_input(members: Any) -> bool:
+    """Whether a dict entry keyed by an input's name splits that input (Grid, 'timesteps' or
+    a dict of its own groups) rather than being one group of that name."""
+    return isinstance(members, (Grid, Mapping)) or (isinstance(members, str)
+                                                    and members == TIMESTEPS)
+
+
+def flatten_input_groups(groups: Any, layout: Any, feature_names: Sequence[str],
+                         n_rows: int) -> Any:
+    """A model with several inputs: entries {input: Grid(...) | 'timesteps' | {group: members}}
+    become that input's groups as boolean masks of the flat row, named 'input:group'; every
+    other entry (a group of qualified feature names) is kept as given."""
+    if layout is not None and isinstance(groups, (Grid, str)):
+        fitting = [name for name, shape in zip(layout.names, layout.shapes)
+                   if len(shape) in ((2, 3) if isinstance(groups, Grid) else (2, 3, 4))]
+        raise InvalidArgument(
+            f"groups={groups!r} splits the samples of a single image or sequence input, but "
+            f"the model takes several inputs ({', '.join(map(repr, layout.names))}), explained "
+            f"as one flat row of {layout.n_features} features; give it for one input, e.g. "
+            f"groups={{{(fitting or list(layout.names))[0]!r}: {groups!r}}} (each input by its "
+            "name, beside groups of features named 'input:feature'), or name each group's "
+            f"features in a dict, e.g. groups={{'part': [{feature_names[0]!r}, ...]}}.")
+    if layout is None or not isinstance(groups, Mapping) or not any(
+            name in layout.names and _groups_of_one_input(members)
+            for name, members in groups.items()):
+        return groups
+    d = layout.n_features
+    flat: dict[str, Any] = {}
+    for name, members in groups.items():
+        if name not in layout.names or not _groups_of_one_input(members):
+            flat[name] = members
+            continue
+        index = layout.names.index(name)
+        (start, stop), shape = layout.bounds[index], layout.shapes[index]
+        own_names = [feature[len(name) + 1:] for feature in feature_names[start:stop]]
+        if isinstance(members, Mapping):  # its groups may name the input's features qualified
+            members = {group: [m[len(name) + 1:] if isinstance(m, str)
+                               and m.startswith(f"{name}:") else m for m in part]
+                       if isinstance(part, (list, tuple)) else part
+                       for group, part in members.items()}
+        try:
+            players = resolve_groups(members, shape, own_names, n_rows)
+        except InvalidArgument as error:
+            raise InvalidArgument(f"groups[{name!r}] splits input {name!r} (samples of shape "
+                                  f"{shape}): {error}") from None
+        assert players is not None
+        for player, player_name in enumerate(players.names):
+            if isinstance(members, Mapping) and len(shape) == 1 and player_name not in members:
+                continue  # an ungrouped column of a table stays a feature of its own
+            qualified = f"{name}:{player_name}"
+            if qualified in groups:
+                raise InvalidArgument(
+                    f"groups[{name!r}] makes a group {qualified!r}, and groups= names another "
+                    "group the same; rename one of them.")
+            mask = np.zeros((n_rows, d) if players.per_row else d, dtype=bool)
+            mask[..., start:stop] = players.assignment == player
+            flat[qualified] = mask
+    return flat
+
+
 def resolve_groups(groups: Any, sample_shape: tuple[int, ...], feature_names: Sequence[str],
-                   n_rows: int) -> Players | None:
-    """Turn a `groups=` argument into Players (None when no grouping was asked for)."""
+                   n_rows: int, layout: Any = None) -> Players | None:
+    """Turn a `groups=` argument into Players (None when no grouping was asked for); `layout`
+    (a model with several inputs) lets a dict split each input on its own."""
     if groups is None:
         return None
+    groups = flatten_input_groups(groups, layout, feature_names, n_rows)
     if isinstance(groups, Grid):
         return _grid(groups, sample_shape)
     if isinstance(groups, str):

@@ -35,15 +35,28 @@ def save_model_and_data(directory: Path) -> None:
     flat = keras.layers.Flatten()(keras.layers.Conv2D(3, 3, activation="tanh", name="conv")(image))
     keras.Model(image, [keras.layers.Dense(2, name="digit")(flat),
                         keras.layers.Dense(1, name="quality")(flat)]).save(directory / "cnn.keras")
+    pixels = keras.Input((6, 6, 1), name="image")
+    table = keras.Input((3,), name="table")
+    pooled = keras.layers.GlobalAveragePooling2D()(
+        keras.layers.Conv2D(3, 3, activation="tanh")(pixels))
+    keras.Model({"image": pixels, "table": table}, keras.layers.Dense(1)(
+        keras.layers.Concatenate()([pooled, keras.layers.Dense(3, activation="tanh")(table)]))
+    ).save(directory / "mixed.keras")
     rng = np.random.default_rng(5)
     np.savez(directory / "multi_io.npz", num=rng.normal(size=(12, 3)), aux=rng.normal(size=(12, 2)),
              background_num=rng.normal(size=(8, 3)), background_aux=rng.normal(size=(8, 2)),
-             images=rng.normal(size=(4, 8, 8, 1)))
+             images=rng.normal(size=(4, 8, 8, 1)), table=rng.normal(size=(4, 3)))
 
 
 def explanations(directory: Path) -> dict[str, Any]:
     """Every explanation, check and error the comparison covers, as JSON-ready values."""
-    from pytest_kexplain import KexplainError, assert_top_features, clear_cache, explain
+    from pytest_kexplain import (
+        Grid,
+        KexplainError,
+        assert_top_features,
+        clear_cache,
+        explain,
+    )
 
     clear_cache()
     model = str(Path(directory) / "multi_io.keras")
@@ -68,6 +81,12 @@ def explanations(directory: Path) -> dict[str, Any]:
     for method in ("gradcam", "integrated_gradients"):
         results[f"cnn:{method}"] = explain(cnn, data["images"], method=method,
                                            output="quality").values.tolist()
+    # a CNN branch and a dense branch: image patches and named columns as players
+    mixed = explain(str(Path(directory) / "mixed.keras"), {"image": data["images"][:, 1:7, 1:7],
+                    "table": data["table"]}, method="shap",
+                    groups={"image": Grid(2, 2), "table": {"money": ["x1", "x2"]}})
+    results["mixed:groups"] = mixed.values.tolist()
+    results["mixed:names"] = list(mixed.feature_names)
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 

@@ -559,3 +559,114 @@ def test_a_background_input_with_fewer_categories_keeps_x_codes():
     blues = reds.assign(colour=pd.Categorical(["blue"] * 4))
     with pytest.raises(InvalidArgument, match=r"background\['num'\] column 'colour' holds 'blue'"):
         explain(model, X, method="shap", background={"num": blues, "aux": np.zeros((4, 1))})
+
+
+# -- groups on one input of several --------------------------------------------------------
+
+def image_and_table_model(seed=7):
+    """A CNN branch on a (6, 6, 1) image and a dense branch on 4 columns, the last of which
+    it never reads (its weights are zero)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((6, 6, 1), name="image")
+    table = keras.Input((4,), name="table")
+    pooled = keras.layers.GlobalAveragePooling2D()(
+        keras.layers.Conv2D(3, 3, activation="tanh")(image))
+    dense = keras.layers.Dense(3, activation="tanh")
+    hidden = keras.layers.Concatenate()([pooled, dense(table)])
+    model = keras.Model({"image": image, "table": table}, keras.layers.Dense(1)(hidden))
+    kernel, bias = dense.get_weights()
+    kernel[3] = 0.0
+    dense.set_weights([kernel, bias])
+    return model
+
+
+@pytest.fixture(scope="module")
+def image_and_table():
+    rng = np.random.default_rng(2)
+    X = {"image": rng.normal(size=(5, 6, 6, 1)),
+         "table": pd.DataFrame(rng.normal(size=(5, 4)), columns=["age", "income", "debt", "id"],
+                               index=[3, 9, 27, 81, 243])}
+    return image_and_table_model(), X
+
+
+def test_groups_split_each_input_on_its_own(image_and_table):
+    """{input: Grid(...)} cuts that input's images into patches beside groups of qualified
+    columns: the same players as spelling every patch's pixels out, named 'input:patch(r,c)'."""
+    from pytest_kexplain import Grid
+
+    model, X = image_and_table
+    patches = [f"image:patch({r},{c})" for r in range(2) for c in range(2)]
+    spelled = {name: [f"image:x[{i},{j},0]" for i in range(3 * r, 3 * r + 3)
+                      for j in range(3 * c, 3 * c + 3)]
+               for name, (r, c) in zip(patches, [(0, 0), (0, 1), (1, 0), (1, 1)])}
+    spelled["money"] = ["table:income", "table:debt"]
+    groups = {"image": Grid(2, 2), "money": ["table:income", "table:debt"]}
+    nested = {"image": Grid(2, 2), "table": {"money": ["income", "table:debt"]}}
+    for method in ("shap", "occlusion", "lime", "integrated_gradients"):
+        grouped = explain(model, X, method=method, groups=groups)
+        assert grouped.feature_names == (*patches, "money", "table:age", "table:id")
+        by_hand = explain(model, X, method=method, groups=spelled)
+        np.testing.assert_array_equal(grouped.values, by_hand.values)
+        per_input = explain(model, X, method=method, groups=nested)
+        assert per_input.feature_names[4:] == ("table:money", "table:age", "table:id")
+        np.testing.assert_array_equal(per_input.values, grouped.values)
+        if method != "integrated_gradients":  # a column the model never reads: exactly 0
+            assert (grouped.values[:, -1] == 0).all()
+    shap = explain(model, X, method="shap", groups=groups)  # 7 players: exact, additive
+    np.testing.assert_allclose(shap.values.sum(axis=1) + shap.base_values, shap.outputs,
+                               rtol=1e-6, atol=1e-9)
+    raw = explain(model, X, method="integrated_gradients")
+    grads = explain(model, X, method="integrated_gradients", groups=groups)
+    np.testing.assert_allclose(grads.values[:, :4].sum(axis=1),
+                               raw.for_input("image").values.reshape(5, -1).sum(axis=1))
+    top = shap.top(1)
+    assert_top_features(model, X, top, k=1, groups=groups, method="shap")
+    assert_max_importance_share(model, X, ["table:id"], 1e-9, groups=groups, method="shap")
+    assert_faithful(model, X, k=1, groups=groups, method="shap", margin=0.0)
+    assert_monotonic(model, X, "table:id", groups=groups, direction="increasing")
+    with pytest.raises(KexplainError, match="'table:income' is a member of the group 'money'"):
+        assert_max_importance_share(model, X, ["table:income"], 0.5, groups=groups, method="shap")
+    assert shap.to_shap().feature_names == list(shap.feature_names)
+
+
+def test_groups_of_one_input_usage_errors(image_and_table):
+    from pytest_kexplain import Grid
+
+    model, X = image_and_table
+    with pytest.raises(KexplainError, match=r"groups\['table'\] splits input 'table' \(samples "
+                                            r"of shape \(4,\)\): groups=Grid\(\.\.\.\) splits "
+                                            r"images"):
+        explain(model, X, method="shap", groups={"table": Grid(2, 2)})
+    with pytest.raises(KexplainError, match=r"groups\['image'\] makes a group "
+                                            r"'image:patch\(0,0\)'.*rename one"):
+        explain(model, X, method="shap",
+                groups={"image": Grid(2, 2), "image:patch(0,0)": ["table:age"]})
+    with pytest.raises(KexplainError, match=r"give it for one input, e.g. groups=\{'image': "
+                                            r"Grid\(rows=2, cols=2\)\}"):
+        assert_top_features(model, X, ["money"], groups=Grid(2, 2), method="shap")
+    with pytest.raises(KexplainError, match=r"groups\['table'\] splits input 'table'.*"
+                                            r"'incme', which is not a feature"):
+        explain(model, X, method="shap", groups={"table": {"money": ["incme"]}})
+
+
+def test_the_gate_speaks_of_the_groups_of_each_input(image_and_table, tmp_path):
+    from pytest_kexplain import CheckFailed, ExplanationBaseline, Grid
+    from pytest_kexplain.baselines.format import group_rows
+
+    model, X = image_and_table
+    groups = {"image": Grid(2, 2), "table": {"money": ["income", "debt"]}}
+    names = explain(model, X, method="shap", groups=groups).feature_names
+    assert group_rows(groups, names, X) == names[:5]  # table:age and table:id stay features
+    common = {"nodeid": "test_m.py::test_gate", "directory": tmp_path, "rootdir": tmp_path}
+    ExplanationBaseline(update=True, **common).assert_match(model, X, method="shap",
+                                                            groups=groups)
+    stored = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert "image:patch(1,1)" in json.dumps(stored)
+    ExplanationBaseline(update=False, **common).assert_match(model, X, method="shap",
+                                                             groups=groups)
+    with pytest.raises(CheckFailed, match="drifted") as failure:
+        ExplanationBaseline(update=False, **common).assert_match(
+            image_and_table_model(seed=8), X, method="shap", groups=groups)
+    assert "feature or group" in str(failure.value)

@@ -67,7 +67,7 @@ def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any],
         check_groups_fit_channels_first(merged["groups"], get_adapter(model)[1],
                                         prepared.feature_shape)
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
-                             len(prepared.array))
+                             len(prepared.array), prepared.layout)
     return players.names if players is not None else prepared.feature_names
 
 
@@ -92,7 +92,7 @@ def reject_group_members(X: Any, explain_kwargs: Mapping[str, Any], features: An
 
     prepared = prepare_input(X, merged.get("feature_names"))
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
-                             len(prepared.array))
+                             len(prepared.array), prepared.layout)
     if players is None or players.per_row:
         return
     raw = list(prepared.feature_names)

@@ -67,7 +67,7 @@ def _players(merged: dict[str, Any], prepared: PreparedInput, n: int) -> np.ndar
         from pytest_kexplain.groups import resolve_groups
 
         players = resolve_groups(merged.get("groups"), prepared.feature_shape,
-                                 prepared.feature_names, n)
+                                 prepared.feature_names, n, prepared.layout)
     if players is None:
         return np.broadcast_to(np.arange(d), (n, d))
     return players.rows(slice(None), n)

@@ -22,6 +22,7 @@ from pytest_kexplain.assertions._common import (
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
+from pytest_kexplain.groups import flatten_input_groups
 from pytest_kexplain.explainers.base import round_off_epsilon, without_round_off
 from pytest_kexplain.inputs import FeatureBounds, RowSpace, row_space
 from pytest_kexplain.records import PlotMixin
@@ -208,6 +209,9 @@ def assert_monotonic(
     _check_not_a_token(feature, prepared.feature_names, with_defaults(explain_kwargs))
     column = feature_index(prepared.feature_names, feature)
     # several inputs: the flat rows, in the model's input order, with qualified names
+    if prepared.layout is not None:  # {input: Grid(...), ...}: groups of the flat row
+        groups = flatten_input_groups(groups, prepared.layout, prepared.feature_names,
+                                      len(prepared.array))
     space = row_space(X if prepared.layout is None else np.array(prepared.array),
                       keywords.get("feature_names") if prepared.layout is None
                       else prepared.feature_names, groups=groups, integer=integer, fixed=fixed)

@@ -110,6 +110,11 @@ def group_rows(groups: Any, rows: Sequence[str], X: Any) -> tuple[str, ...]:
     if not isinstance(groups, Mapping):  # 'timesteps', Grid(...), a label mask
         return tuple(rows)
     named = {str(name) for name in groups}
+    for name, members in groups.items():  # {input: Grid(...) | 'timesteps' | {group: ...}}
+        if isinstance(members, Mapping):
+            named.update(f"{name}:{group}" for group in [*members, REST])
+        elif not isinstance(members, (str, list, tuple, np.ndarray)) or members == "timesteps":
+            named.update(row for row in rows if row.startswith(f"{name}:"))
     ungrouped = [row for row in rows if row not in named]
     if ungrouped == [REST] and not isinstance(X, (Mapping, list, tuple)) and _sample_ndim(X) > 1:
         return tuple(rows)
