@@ -22,8 +22,8 @@ from pytest_kexplain.assertions._common import (
 from pytest_kexplain.assertions._outputs import OutputModel, bind_model
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
-from pytest_kexplain.groups import flatten_input_groups
 from pytest_kexplain.explainers.base import round_off_epsilon, without_round_off
+from pytest_kexplain.groups import flatten_input_groups
 from pytest_kexplain.inputs import FeatureBounds, RowSpace, row_space
 from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
