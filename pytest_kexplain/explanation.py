@@ -230,9 +230,10 @@ class Explanation:
 
         A token model explained with ``vocabulary=`` gives what shap's own text explainers
         give: per sample, the attribution of every position (``values``, n x positions) with
-        its token string as ``data`` and ``feature_names``, so ``shap.plots.text(e[i])``
-        shows sample i; ``per_token=True`` gives the table of ``values`` per token string
-        instead (for ``bar``, ``beeswarm``).
+        its token string as ``feature_names`` and, followed by the space that separates it
+        from the next, as ``data`` (the text shap's text plot joins), so
+        ``shap.plots.text(e[i])`` shows sample i's words apart; ``per_token=True`` gives the
+        table of ``values`` per token string instead (for ``bar``, ``beeswarm``).
 
         A model with several inputs explained with ``vocabulary=`` gives the table of
         ``values`` (``input:token`` strings beside the other inputs' features): one text layout
@@ -277,8 +278,9 @@ class Explanation:
             names = np.array([[token[cut:] for token, keep in zip(row, positions) if keep]
                               for row in self.token_names], dtype=object)
             return shap.Explanation(values=np.array(self.token_values)[:, positions],
-                                    base_values=np.array(self.base_values), data=names,
-                                    feature_names=names, output_names=self.output_name)
+                                    base_values=np.array(self.base_values),
+                                    data=_spaced(names), feature_names=names,
+                                    output_names=self.output_name)
         if per_token and self.token_names is None:
             raise InvalidArgument(
                 "per_token=True applies to an explanation of token ids with vocabulary=; this "
@@ -287,8 +289,9 @@ class Explanation:
                 and not self.token_inputs:
             names = np.array(self.token_names, dtype=object)
             return shap.Explanation(values=np.array(self.token_values),
-                                    base_values=np.array(self.base_values), data=names,
-                                    feature_names=names, output_names=self.output_name)
+                                    base_values=np.array(self.base_values),
+                                    data=_spaced(names), feature_names=names,
+                                    output_names=self.output_name)
         values, data = np.array(self.values), np.array(self.data)
         base_values = np.array(self.base_values)
         if values.ndim >= 3 and self.options.get("channels_first"):  # shap's plots: channels last
@@ -334,3 +337,12 @@ class Explanation:
             f"feature_shape={tuple(self.values.shape[1:])}, output={self.output_name!r}, "
             f"top=[{top}])"
         )
+
+
+def _spaced(tokens: np.ndarray) -> np.ndarray:
+    """Each row's tokens followed by a space but the last: shap's text explainers keep the
+    whitespace after a token in ``data``, which its text plot joins into the text."""
+    spaced = np.array(tokens, dtype=object)
+    if spaced.shape[-1] > 1:
+        spaced[..., :-1] = [[f"{token} " for token in row] for row in tokens[..., :-1]]
+    return spaced

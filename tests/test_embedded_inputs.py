@@ -426,7 +426,8 @@ def test_to_shap_with_several_inputs_and_a_vocabulary(saved, rows):
     assert table.feature_names == list(explanation.feature_names)
     np.testing.assert_allclose(table.values, explanation.values)
     body = explanation.to_shap(input="body")  # one text's positions, for shap.plots.text
-    assert list(body.data[0]) == [vocab[i] for i in X[1][0]]
+    assert list(body.feature_names[0]) == [vocab[i] for i in X[1][0]]
+    assert [token.strip() for token in body.data[0]] == list(body.feature_names[0])
     np.testing.assert_allclose(body.values, explanation.token_values[:, 6:])
     with pytest.raises(InvalidArgument, match="input='price' is not a token input"):
         explanation.to_shap(input="price")

@@ -109,8 +109,10 @@ def test_to_shap_carries_token_strings(reviews):
     explanation = explain(model, ids[:4], method="occlusion", vocabulary=VOCABULARY)
     converted = explanation.to_shap()
     assert converted.values.shape == ids[:4].shape
-    assert list(converted.data[1]) == list(explanation.token_names[1])
     assert list(converted.feature_names[1]) == list(explanation.token_names[1])
+    # data: the text shap's text plot joins, each token followed by a space but the last
+    assert list(converted.data[1]) == [f"{token} " for token in explanation.token_names[1][:-1]
+                                       ] + [explanation.token_names[1][-1]]
     np.testing.assert_array_equal(converted.values, explanation.token_values)
     html = shap.plots.text(converted[0], display=False)
     assert "refund" in html or "broken" in html or "product" in html
@@ -119,6 +121,25 @@ def test_to_shap_carries_token_strings(reviews):
     np.testing.assert_array_equal(table.values, explanation.values)
     with pytest.raises(InvalidArgument, match="per_token=True applies to .*vocabulary="):
         explain(model, ids[:4], method="occlusion").to_shap(per_token=True)
+
+
+def test_the_text_plot_shows_the_words_apart(reviews):
+    """shap.plots.text joins the tokens of data as they are: bare tokens ran together into
+    one word ('refundbrokenitem'), shap's own text explainers keep the space after each."""
+    import re
+
+    import shap
+
+    model, ids, _ = reviews
+    explanation = explain(model, ids[:2], method="occlusion", vocabulary=VOCABULARY)
+    html = shap.plots.text(explanation.to_shap()[0], display=False)
+    # the input tokens as the plot draws them, one span each (the value in a hover span)
+    words = re.findall(r"id='_tp_[a-z]+_ind_\d+'.*?onmouseout=\"[^\"]*\"\s*>(.*?)</div>",
+                       html, flags=re.S)
+    names = explanation.token_names[0]
+    assert len(words) == len(names)
+    assert [word.replace("&lt;", "<").replace("&gt;", ">") for word in words] == [
+        f"{token} " for token in names[:-1]] + [names[-1]]
 
 
 def test_token_names_survive_the_disk_cache(reviews, tmp_path):
