@@ -783,6 +783,16 @@ def _raise_if_reference_is_not_finite(request: ExplainRequest, method: str,
         return  # not finite on X either: the original error names X's rows
     where = ("all zeros, as no background was given" if request.background is None else
              f"the mean of the {len(request.background)} background rows")
+    if request.id_columns is not None and request.id_columns.any():
+        raise NonFiniteError(
+            f"{request.adapter.description} is not finite (NaN or infinity) at the reference "
+            f"input that {method} evaluates it at besides X: its float inputs at their "
+            f"reference ({where}) and its token-id inputs all pad ids (pad_id="
+            f"{request.id_pad}), which a model that masks its padding (mask_zero=True) and "
+            "averages over the remaining tokens divides 0 by 0 at. Pass pad_id= an id the "
+            "model reads but that carries no meaning (an out-of-vocabulary id), or use "
+            "method='shap', 'permutation' or 'lime', which replace ids by other rows' ids.",
+            rows=error.rows, kinds=error.kinds) from error
     raise NonFiniteError(
         f"{request.adapter.description} is not finite (NaN or infinity) at the reference input "
         f"that {method} evaluates it at besides X ({where}). Pass "

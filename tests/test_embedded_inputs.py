@@ -549,3 +549,28 @@ def test_faithfulness_deletes_ids_by_the_pad_id_whatever_the_background():
                              method="occlusion", background=background)
     # float features' reference is the background's mean (zeros here too): same deletions
     np.testing.assert_allclose(behind.deletion_curve, plain.deletion_curve)
+
+
+def test_a_masked_average_over_pad_ids_only_is_named_for_what_it_is():
+    """Two token inputs with mask_zero=True averaged over their tokens: the reference (every
+    id the pad id) is 0 / 0. The error says so and what helps, where it blamed the float
+    reference and advised a background, which changes nothing for ids."""
+    import keras
+
+    keras.utils.set_random_seed(2)
+    question = keras.Input((5,), dtype="int32", name="question")
+    answer = keras.Input((6,), dtype="int32", name="answer")
+    pooled = [keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(12, 4, mask_zero=True)(
+        ids)) for ids in (question, answer)]
+    model = keras.Model({"question": question, "answer": answer},
+                        keras.layers.Dense(1)(keras.layers.Concatenate()(pooled)))
+    rng = np.random.default_rng(3)
+    X = {"question": rng.integers(1, 12, size=(6, 5)), "answer": rng.integers(1, 12, size=(6, 6))}
+    X["answer"][:2, 4:] = 0
+    for background in (None, X):
+        with pytest.raises(NonFiniteError, match=r"token-id inputs all pad ids \(pad_id=0\).*"
+                                                 r"mask_zero=True.*Pass pad_id= an id"):
+            explain(model, X, method="occlusion", background=background)
+    occluded = explain(model, X, method="occlusion", pad_id=11)  # an id no row holds
+    assert np.isfinite(occluded.values).all()
+    assert np.isfinite(explain(model, X, method="shap").values).all()
