@@ -568,8 +568,15 @@ def _categories(prepared: PreparedInput, players: Players | None,
                                  prepared.feature_names)
     if players.per_row:
         return {}
+    # one-hot groups are of table columns; a patch of a binary image is no category
+    layout = prepared.layout
+    tabular = (np.full(prepared.array[0].size, len(prepared.feature_shape) == 1)
+               if layout is None else np.concatenate([
+                   np.full(size, len(shape) == 1)
+                   for size, shape in zip(layout.sizes, layout.shapes)]))
     return player_categories(prepared.array, prepared.category_columns,
-                             prepared.feature_names, players.assignment, players.names)
+                             prepared.feature_names, players.assignment, players.names,
+                             tabular)
 
 
 # Methods that read a layer of their own (not the input): they need no token embedding.

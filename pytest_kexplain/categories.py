@@ -57,9 +57,11 @@ def column_categories(x: np.ndarray, columns: Sequence[tuple[int, tuple[str, ...
 
 def player_categories(x: np.ndarray, columns: Sequence[tuple[int, tuple[str, ...]]],
                       feature_names: Sequence[str], assignment: np.ndarray,
-                      player_names: Sequence[str]) -> dict[str, CategoryCodes]:
+                      player_names: Sequence[str], tabular: np.ndarray
+                      ) -> dict[str, CategoryCodes]:
     """The categorical players of flat rows x under a shared group assignment: a category
-    column left ungrouped, and a group of one-hot columns (its label: the member set)."""
+    column left ungrouped, and a group of one-hot table columns (``tabular``: which flat
+    features are columns of a table), labelled by the member set."""
     flat = x.reshape(len(x), -1)
     labels_at = dict(columns)
     found: dict[str, CategoryCodes] = {}
@@ -67,7 +69,7 @@ def player_categories(x: np.ndarray, columns: Sequence[tuple[int, tuple[str, ...
         members = np.flatnonzero(assignment == player)
         if len(members) == 1 and int(members[0]) in labels_at:
             found[name] = CategoryCodes(labels_at[int(members[0])], _codes(flat[:, members[0]]))
-        elif len(members) > 1 and _one_hot(flat[:, members]):
+        elif len(members) > 1 and tabular[members].all() and _one_hot(flat[:, members]):
             set_any = flat[:, members].sum(axis=1) > 0
             codes = np.where(set_any, flat[:, members].argmax(axis=1), -1)
             found[name] = CategoryCodes(tuple(feature_names[int(m)] for m in members),

@@ -141,6 +141,28 @@ def test_a_one_hot_group_shows_the_member_set_in_each_row():
     assert set(mixed.categories) == {"region"}
 
 
+def test_a_patch_of_a_binary_image_is_no_category():
+    """Each 2x2 patch of these 0/1 images has one pixel on, as a one-hot group has one
+    column set; a patch is a region, shown by its mean, not named after a pixel."""
+    import keras
+
+    from pytest_kexplain import Grid
+
+    rng = np.random.default_rng(9)
+    images = np.zeros((6, 4, 4, 1))
+    for row in range(6):
+        for top in (0, 2):
+            for left in (0, 2):
+                images[row, top + rng.integers(2), left + rng.integers(2), 0] = 1.0
+    keras.utils.set_random_seed(9)
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(1)])
+    explanation = explain(model, images, method="shap", groups=Grid(2, 2),
+                          background=images)
+    assert explanation.categories is None
+    assert explanation.to_shap().display_data is None
+
+
 def test_categories_follow_for_input_and_the_disk_cache(tmp_path):
     import keras
 
