@@ -75,11 +75,14 @@ class CheckRecord:
     seconds: float = 0.0
     baseline: str | None = None  # baseline file of the gate
     baseline_status: str | None = None  # "compared", "written", "updated", "unchanged"
+    #: a model with several inputs: each input's name and shape, "num (80, 3)", in input order
+    data_inputs: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts and lists, for JSON and for pytest-xdist's worker channel."""
         data = asdict(self)
         data["data_shape"] = list(self.data_shape)
+        data["data_inputs"] = list(self.data_inputs)
         return data
 
     @classmethod
@@ -87,6 +90,7 @@ class CheckRecord:
         """The inverse of ``to_dict``."""
         fields = dict(data)
         fields["data_shape"] = tuple(fields.get("data_shape", ()))
+        fields["data_inputs"] = tuple(fields.get("data_inputs", ()))
         fields["measures"] = tuple(Measure(**m) for m in fields.get("measures", ()))
         return cls(**fields)
 

@@ -91,6 +91,7 @@ def build_record(check: str, arguments: Mapping[str, Any], result: Any,
         model=describe_model(model),
         model_id=model_id(model),
         data_shape=_data_shape(explanation, arguments.get("X")),
+        data_inputs=_data_inputs(explanation),
         target=_text(arguments.get("target")),
         output=getattr(explanation, "output_name", None) or _result_output(result),
         message="" if error is None else _message(error),
@@ -244,6 +245,16 @@ def _data_shape(explanation: Any, X: Any) -> tuple[int, ...]:
         return tuple(int(n) for n in np.shape(X))
     except Exception:
         return ()
+
+
+def _data_inputs(explanation: Any) -> tuple[str, ...]:
+    """Each input of a model with several, as 'name (n, *shape)' (data_shape is their flat rows)."""
+    names = getattr(explanation, "input_names", None)
+    shapes = getattr(explanation, "input_shapes", None)
+    if not names or not shapes or len(names) < 2:
+        return ()
+    n = int(explanation.n_samples)
+    return tuple(f"{name} {(n, *map(int, shape))}" for name, shape in zip(names, shapes))
 
 
 def _round(values: Any) -> list[Any]:

@@ -376,3 +376,33 @@ def test_a_record_of_many_features_lists_a_few_and_counts_the_rest(emitted):
     with pytest.raises(RuntimeError):
         assert_top_features(broken, X, ["x0", "x1"], method="shap")
     assert emitted[1][0].asserted == "the top features are x0, x1"
+
+
+def test_a_check_on_several_inputs_shows_each_inputs_shape(emitted):
+    """The data shape of a check on a two-input model names each input's shape ('num (6, 3),
+    aux (6, 2)'), beside the flat rows the explanation concatenates; the record keeps them
+    through JSON and the schema, and the page shows them."""
+    jsonschema = pytest.importorskip("jsonschema")
+    import keras
+
+    from pytest_kexplain.report.html import _check
+    from pytest_kexplain.report.json_report import schema
+
+    num, aux = keras.Input((3,), name="num"), keras.Input((2,), name="aux")
+    model = keras.Model({"num": num, "aux": aux},
+                        keras.layers.Dense(1)(keras.layers.Concatenate()([num, aux])))
+    rng = np.random.default_rng(0)
+    inputs = {"num": rng.normal(size=(6, 3)), "aux": rng.normal(size=(6, 2))}
+    assert_max_importance_share(model, inputs, ["num:x0"], 1.0)
+    assert_max_importance_share(zoo.linear_model([1.0, 2.0]), X[:, :2], ["x0"], 1.0)
+    several, single = (record for record, _ in emitted)
+    assert several.data_inputs == ("num (6, 3)", "aux (6, 2)") and several.data_shape == (6, 5)
+    assert single.data_inputs == ()
+    data = json.loads(json.dumps(several.to_dict()))
+    assert events.CheckRecord.from_dict(data) == several
+    check_schema = {**schema()["$defs"]["check"], "$defs": schema()["$defs"]}
+    check_schema["required"] = [k for k in check_schema["required"]
+                                if k not in ("id", "test", "index")]
+    jsonschema.validate(data, check_schema)
+    page = _check({**data, "id": "check-1", "test": "t.py::t", "index": 1}, {})
+    assert "<dd>num (6, 3), aux (6, 2): (6, 5) as flat rows</dd>" in page

@@ -129,7 +129,10 @@ def _check(check: Mapping[str, Any], models: Mapping[str, Any]) -> str:
             model = f'<a href="#{escape(check["model_id"])}">{model}</a>'
         facts.append(("model", model))
     if check["data_shape"]:
-        facts.append(("data shape", escape(str(tuple(check["data_shape"])))))
+        shape = str(tuple(check["data_shape"]))
+        inputs = check.get("data_inputs") or []
+        facts.append(("data shape", escape(f"{', '.join(inputs)}: {shape} as flat rows" if inputs
+                                           else shape)))
     if check["target"] is not None:
         facts.append(("target", escape(check["target"])))
     if check["output"]:
