@@ -1,0 +1,244 @@
+"""A user's project of many model kinds run with pytest on JAX and PyTorch: the baseline gate
+writes the same bytes serial and under pytest-xdist, an update never rewrites an unchanged
+file, each model passes against the baselines it wrote, and a baseline written on one backend
+passes on the other.
+
+Each run is its own pytest process (Keras picks its backend once per process); the two
+backends' runs go on in parallel. The models take their weights from a seeded NumPy generator,
+so both backends explain the same functions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+BACKENDS = ("jax", "torch")
+
+CONFTEST = textwrap.dedent('''
+    """Models of every kind the gate handles, weights from NumPy: the same on every backend."""
+    import numpy as np
+    import pytest
+
+
+    def seeded(model, seed):
+        rng = np.random.default_rng(seed)
+        model.set_weights([rng.normal(scale=0.5, size=tuple(w.shape)).astype(str(w.dtype))
+                           for w in model.weights])
+        return model
+
+
+    @pytest.fixture(scope="session")
+    def tabular():
+        import keras
+        inputs = keras.Input((6,))
+        read = keras.layers.Lambda(lambda t: t[:, :5])(inputs)  # x5 is never read
+        hidden = keras.layers.Dense(8, activation="tanh")(read)
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+        model.class_names = ["low", "mid", "high"]
+        return seeded(model, 2), np.random.default_rng(1).normal(size=(16, 6))
+
+
+    @pytest.fixture(scope="session")
+    def cnn():
+        import keras
+        inputs = keras.Input((8, 8, 1))
+        h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+        h = keras.layers.GlobalAveragePooling2D()(h)
+        model = keras.Model(inputs, keras.layers.Dense(2)(h))
+        return seeded(model, 4), np.random.default_rng(3).normal(size=(6, 8, 8, 1))
+
+
+    @pytest.fixture(scope="session")
+    def sequence():
+        import keras
+        inputs = keras.Input((5, 3))
+        model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GRU(6)(inputs)))
+        return seeded(model, 6), np.random.default_rng(5).normal(size=(10, 5, 3))
+
+
+    @pytest.fixture(scope="session")
+    def two_inputs():
+        import keras
+        num, aux = keras.Input((4,), name="num"), keras.Input((2,), name="aux")
+        h = keras.layers.Dense(6, activation="tanh")(keras.layers.Concatenate()([num, aux]))
+        model = keras.Model({"num": num, "aux": aux},
+                            {"price": keras.layers.Dense(1, name="price")(h),
+                             "kind": keras.layers.Dense(3, activation="softmax", name="kind")(h)})
+        rng = np.random.default_rng(7)
+        return seeded(model, 8), {"num": rng.normal(size=(12, 4)), "aux": rng.normal(size=(12, 2))}
+
+
+    @pytest.fixture(scope="session")
+    def text():
+        import keras
+        inputs = keras.Input((7,), dtype="int32")
+        h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(12, 4)(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(1)(h))
+        vocabulary = ["<pad>"] + [f"w{i}" for i in range(1, 12)]
+        return seeded(model, 10), np.random.default_rng(9).integers(1, 12, size=(10, 7)), vocabulary
+
+
+    @pytest.fixture(scope="session")
+    def estimator():
+        from sklearn.datasets import load_iris
+        from sklearn.linear_model import LogisticRegression
+        x, y = load_iris(return_X_y=True)
+        return LogisticRegression(max_iter=500).fit(x, y), x[::10]
+''')
+
+TESTS = textwrap.dedent('''
+    import pytest
+
+    from pytest_kexplain import Grid
+
+    GROUPS = {"first": ["x0", "x1"], "rest": ["x2", "x3", "x4"], "unread": ["x5"]}
+
+
+    @pytest.mark.parametrize("method", ["shap", "lime", "integrated_gradients"])
+    def test_tabular(tabular, explanation_baseline, method):
+        model, x = tabular
+        explanation_baseline.assert_match(model, x, method=method, target="mid", background=x)
+        explanation_baseline.assert_match(model, x, method=method, target="high", background=x,
+                                          groups=GROUPS, name="groups")
+
+
+    @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "occlusion"])
+    def test_cnn(cnn, explanation_baseline, method):
+        model, x = cnn
+        explanation_baseline.assert_match(model, x, method=method, target=1, groups=Grid(2, 2))
+
+
+    def test_sequence(sequence, explanation_baseline):
+        model, x = sequence
+        explanation_baseline.assert_match(model, x, method="shap", groups="timesteps")
+
+
+    def test_two_inputs(two_inputs, explanation_baseline):
+        model, x = two_inputs
+        explanation_baseline.assert_match(model, x, output="kind", target="b",
+                                          class_names={"kind": ["a", "b", "c"]})
+        explanation_baseline.assert_match(model, x, method="permutation", output="price",
+                                          name="price")
+
+
+    @pytest.mark.parametrize("method", ["integrated_gradients", "occlusion"])
+    def test_text(text, explanation_baseline, method):
+        model, ids, vocabulary = text
+        explanation_baseline.assert_match(model, ids, method=method, vocabulary=vocabulary,
+                                          pad_id=0)
+
+
+    def test_estimator(estimator, explanation_baseline):
+        model, x = estimator
+        explanation_baseline.assert_match(model, x, method="lime", target=1)
+''')
+
+#: baselines the project writes: one per assert_match
+FILES = 15
+TESTS_RUN = 11
+#: a user suite run with warnings as errors (NumPy 2's __array__ deprecation warned on PyTorch)
+INI = "[pytest]\nfilterwarnings =\n    error::DeprecationWarning\n"
+
+
+def _pytest(directory: Path, backend: str, *args: str) -> dict[str, object]:
+    """One pytest process in the project: its exit code and output."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+                          cwd=directory, env=env, capture_output=True, text=True, timeout=900)
+    return {"code": done.returncode, "output": done.stdout + done.stderr}
+
+
+def _files(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Each baseline file's bytes and modification time."""
+    return {path.name: (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in sorted((directory / "explanation_baselines").iterdir())}
+
+
+def _project(directory: Path) -> Path:
+    directory.mkdir()
+    (directory / "conftest.py").write_text(CONFTEST)
+    (directory / "test_models.py").write_text(TESTS)
+    (directory / "pytest.ini").write_text(INI)
+    return directory
+
+
+def _backend_runs(directory: Path, backend: str, results: dict[str, object]) -> None:
+    """An update under xdist, a serial update over its files, then the gate, on one backend."""
+    parallel = _pytest(directory, backend, "--kexplain-update", "-n", "2")
+    written = _files(directory) if parallel["code"] == 0 else {}
+    serial = _pytest(directory, backend, "--kexplain-update")
+    after_serial = _files(directory) if serial["code"] == 0 else {}
+    gate = _pytest(directory, backend)
+    results[backend] = {"parallel": parallel, "serial": serial, "gate": gate, "written": written,
+                        "after_serial": after_serial, "after_gate": _files(directory)}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Both backends' runs (in parallel), then each backend's gate on the other's baselines."""
+    root = tmp_path_factory.mktemp("projects")
+    results: dict[str, object] = {}
+    threads = [threading.Thread(target=_backend_runs, args=(_project(root / name), name, results))
+               for name in BACKENDS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    def crossed(writer: str, checker: str) -> None:
+        directory = root / f"{writer}-on-{checker}"
+        shutil.copytree(root / writer, directory)
+        results[f"{writer} on {checker}"] = _pytest(directory, checker)
+
+    threads = [threading.Thread(target=crossed, args=pair) for pair in (BACKENDS, BACKENDS[::-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _ok(run: dict[str, object]) -> None:
+    assert run["code"] == 0, str(run["output"])[-6000:]
+    assert f"{TESTS_RUN} passed" in str(run["output"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_xdist_update_writes_every_baseline(runs, backend):
+    parallel = runs[backend]["parallel"]
+    _ok(parallel)
+    assert f"baselines: {FILES} written, 0 updated, 0 unchanged" in parallel["output"]
+    assert len(runs[backend]["written"]) == FILES
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_serial_update_writes_the_xdist_runs_bytes_and_touches_no_file(runs, backend):
+    """Same bytes serial and under xdist (an update writes a file only when its bytes would
+    change), and an unchanged file keeps its modification time."""
+    serial = runs[backend]["serial"]
+    _ok(serial)
+    assert f"baselines: 0 written, 0 updated, {FILES} unchanged" in serial["output"]
+    assert runs[backend]["after_serial"] == runs[backend]["written"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_model_passes_against_the_baselines_it_wrote(runs, backend):
+    _ok(runs[backend]["gate"])
+    assert runs[backend]["after_gate"] == runs[backend]["written"]  # and left no .obtained file
+
+
+@pytest.mark.parametrize("writer, checker", [BACKENDS, BACKENDS[::-1]],
+                         ids=[f"{w}-on-{c}" for w, c in (BACKENDS, BACKENDS[::-1])])
+def test_a_baseline_written_on_one_backend_passes_on_the_other(runs, writer, checker):
+    """Same weights, same explanations up to float32 round-off: within the default tolerances
+    (the files differ in the versions they record, which only a drift's notes mention)."""
+    _ok(runs[f"{writer} on {checker}"])
