@@ -81,6 +81,21 @@ def explanations(directory: Path) -> dict[str, Any]:
     for method in ("gradcam", "integrated_gradients"):
         results[f"cnn:{method}"] = explain(cnn, data["images"], method=method,
                                            output="quality").values.tolist()
+    # to_shap() on this backend: each image titled by its own class, a category column's labels
+    titled = explain(cnn, data["images"], method="gradcam", output="digit", target=[0, 1, 1, 0],
+                     class_names={"digit": ["zero", "one"]}).to_shap()
+    results["to_shap:titles"] = [str(name) for name in titled.output_names[:, 0]]
+    import pandas as pd
+
+    colours = pd.Categorical(np.array(["red", "green", "blue"])[np.arange(12) % 3],
+                             categories=["red", "green", "blue"])
+    frame = pd.DataFrame({"x0": X["num"][:, 0], "colour": colours, "x2": X["num"][:, 2]})
+    coloured = explain(model, {"num": frame, "aux": X["aux"]}, method="shap", output="kind",
+                       target="high", class_names=CLASSES,
+                       background={"num": frame.iloc[:6], "aux": X["aux"][:6]}).to_shap()
+    results["to_shap:values"] = coloured.values.tolist()
+    results["to_shap:display"] = [str(value) for value in coloured.display_data[:, 1]]
+    results["to_shap:output_names"] = coloured.output_names
     # a CNN branch and a dense branch: image patches and named columns as players
     mixed = explain(str(Path(directory) / "mixed.keras"), {"image": data["images"][:, 1:7, 1:7],
                     "table": data["table"]}, method="shap",
