@@ -225,3 +225,35 @@ def test_failing_checks_with_groups_or_tokens_name_their_rows_so(pytester):
     faithful = records["test_faithful_groups"]
     assert faithful["asserted"].startswith("deleting each row's 1 most important feature or group ")
     assert faithful["picture"]["row"] == "feature or group"
+
+
+def test_image_regions_given_as_boolean_masks_fail_and_gate_as_groups(pytester):
+    """groups={"centre": mask, "border": mask} on images: a failing check names the regions
+    as groups and the gate writes and passes its baseline (a mask compared with 'timesteps'
+    raised NumPy's 'truth value of an array is ambiguous' from both)."""
+    pytester.makepyfile(test_regions="""
+        import keras
+        import numpy as np
+        from pytest_kexplain import assert_max_importance_share, zoo
+
+        REGIONS = zoo.centre_and_border((4, 4))
+        keras.utils.set_random_seed(0)
+        CNN = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 2),
+                                keras.layers.Flatten(), keras.layers.Dense(1)])
+        IMAGES = np.random.default_rng(0).random((5, 4, 4, 1)).astype("float32")
+
+        def test_share():
+            assert_max_importance_share(CNN, IMAGES, ["centre"], 0.0, groups=REGIONS)
+
+        def test_gate(explanation_baseline):
+            explanation_baseline.assert_match(CNN, IMAGES, groups=REGIONS)
+    """)
+    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update", "-k", "gate"
+                       ).assert_outcomes(passed=1, deselected=1)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kexplain-report=out/report.json")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "E       pytest_kexplain.CheckFailed: centre carries * of the total importance, more *",
+        "E         rank  group   importance  share   guarded",
+    ])
+    assert "truth value" not in result.stdout.str()

@@ -113,7 +113,8 @@ def group_rows(groups: Any, rows: Sequence[str], X: Any) -> tuple[str, ...]:
     for name, members in groups.items():  # {input: Grid(...) | 'timesteps' | {group: ...}}
         if isinstance(members, Mapping):
             named.update(f"{name}:{group}" for group in [*members, REST])
-        elif not isinstance(members, (str, list, tuple, np.ndarray)) or members == "timesteps":
+        elif (not isinstance(members, (str, list, tuple, np.ndarray))
+              or (isinstance(members, str) and members == "timesteps")):  # a mask is an array
             named.update(row for row in rows if row.startswith(f"{name}:"))
     ungrouped = [row for row in rows if row not in named]
     if ungrouped == [REST] and not isinstance(X, (Mapping, list, tuple)) and _sample_ndim(X) > 1:
