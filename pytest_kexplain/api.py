@@ -233,6 +233,8 @@ def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, A
             positive_int(resolved, name)
         elif isinstance(default, float):
             non_negative_float(resolved, name)
+    if spec.check_given is not None:
+        spec.check_given(options, resolved)
     return resolved
 
 

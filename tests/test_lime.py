@@ -43,9 +43,10 @@ def test_agrees_with_the_lime_package(cancer, discretize, selection, num_feature
     model, data = cancer
     x = data.x_test[:ROWS]
     theirs = _lime_package(model, data, x, 7, discretize, selection, num_features)
+    # feature_selection='none' keeps every feature: num_features is lime's alone there
+    count = {} if selection == "none" else {"num_features": num_features}
     ours = explain(model, x, method="lime", background=data.x_train, seed=7,
-                   discretize=discretize, feature_selection=selection,
-                   num_features=num_features).values
+                   discretize=discretize, feature_selection=selection, **count).values
     np.testing.assert_allclose(ours, theirs, atol=1e-9)
     top = lambda w: [set(np.argsort(-np.abs(row), kind="stable")[:5]) for row in w]
     assert np.mean([a == b for a, b in zip(top(ours), top(theirs))]) >= 0.9
@@ -146,6 +147,22 @@ def test_unread_group_gets_nothing():
 def test_bad_options(linear64, rows, options, message):
     with pytest.raises(InvalidArgument, match=message):
         explain(linear64, rows[0][:3], method="lime", **options)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"discretizer": "decile"}, "'discretizer' chooses the bins of discretize=True, but "
+                                "discretize is False"),
+    ({"num_features": 3}, "feature_selection='none' \\(the default\\) keeps every feature"),
+    ({"num_features": 3, "feature_selection": "none"}, "keeps every feature"),
+])
+def test_an_option_that_applies_only_beside_another_is_refused_without_it(linear64, rows,
+                                                                         options, message):
+    """discretizer= without discretize=True and num_features= without a feature_selection
+    changed nothing, silently."""
+    with pytest.raises(InvalidArgument, match=message):
+        explain(linear64, rows[0][:3], method="lime", **options)
+    explain(linear64, rows[0][:3], method="lime", discretize=True, discretizer="decile")
+    explain(linear64, rows[0][:3], method="lime", feature_selection="auto", num_features=2)
 
 
 def test_discretize_is_for_tabular_features(linear64, rows):

@@ -73,7 +73,8 @@ def select_class_names(class_names: Any, output: Any) -> tuple[str, ...] | None:
         raise InvalidArgument(
             f"class_names is given per output ({', '.join(map(repr, per_output))}), so the "
             f"explained output must be named{choice}: pass output={next(iter(per_output))!r} "
-            f"or another output's name."
+            f"or another output's name. A model with a single output takes its labels as a "
+            f"list, class_names=[...]."
         )
     return per_output.get(output)
 

@@ -161,6 +161,8 @@ class ExplainerSpec:
     defaults: Mapping[str, Any]
     requires_gradient: bool
     summary: str
+    # rejects options that the caller gave but that the resolved ones make unused
+    check_given: Callable[[Mapping[str, Any], Mapping[str, Any]], None] | None = None
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with the caller's options; unknown options are an error."""
@@ -178,12 +180,14 @@ REGISTRY: dict[str, ExplainerSpec] = {}
 
 
 def register(
-    name: str, *, defaults: Mapping[str, Any], requires_gradient: bool, summary: str
+    name: str, *, defaults: Mapping[str, Any], requires_gradient: bool, summary: str,
+    check_given: Callable[[Mapping[str, Any], Mapping[str, Any]], None] | None = None,
 ) -> Callable[[ExplainFunction], ExplainFunction]:
     """Register an explanation method under `name`."""
 
     def decorator(function: ExplainFunction) -> ExplainFunction:
-        REGISTRY[name] = ExplainerSpec(name, function, dict(defaults), requires_gradient, summary)
+        REGISTRY[name] = ExplainerSpec(name, function, dict(defaults), requires_gradient, summary,
+                                       check_given)
         return function
 
     return decorator

@@ -25,6 +25,7 @@ surrogates of all rows are solved together.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -399,6 +400,22 @@ def _masking(request: ExplainRequest, settings: LimeSettings
     return coefficients, intercepts, {"kernel_width": width}
 
 
+def _check_given(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> None:
+    """An option that only applies beside another one is refused without it, not ignored."""
+    if "discretizer" in given and not resolved["discretize"] \
+            and resolved["discretizer"] in DISCRETIZERS:  # an unknown one is named as such
+        raise InvalidArgument(
+            "option 'discretizer' chooses the bins of discretize=True, but discretize is False "
+            "(the continuous variant, the default); pass discretize=True too, or drop "
+            "discretizer=.")
+    if "num_features" in given and resolved["feature_selection"] == "none":
+        raise InvalidArgument(
+            "option 'num_features' is how many features feature_selection keeps, but "
+            "feature_selection='none' (the default) keeps every feature; pass "
+            "feature_selection='auto', 'highest_weights' or 'forward_selection' too, or drop "
+            "num_features=.")
+
+
 @register(
     "lime",
     defaults={"samples": 5000, "discretize": False, "discretizer": "quartile",
@@ -406,6 +423,7 @@ def _masking(request: ExplainRequest, settings: LimeSettings
               "num_features": 10},
     requires_gradient=False,
     summary="local weighted linear surrogate per row, lime's sampling and kernel (Ribeiro 2016)",
+    check_given=_check_given,
 )
 def lime(request: ExplainRequest) -> Attribution:
     """The surrogate's coefficient per feature (or group) and its intercept, per row."""
