@@ -669,8 +669,9 @@ def row_space(
             column_groups = _explain_group_columns(groups, prepared, names)
         elif isinstance(groups, str) or not isinstance(groups, Sequence):
             # Grid(...) and 'timesteps' cut images and sequences: no constraint on tabular rows
+            cuts = (isinstance(groups, str) and groups == "timesteps") or hasattr(groups, "rows")
             why = (f"; {groups!r} splits images or sequences, and these rows are tabular"
-                   if groups == "timesteps" or hasattr(groups, "rows") else "")
+                   if cuts else "")
             raise InvalidArgumentType(
                 f"groups must be a list of lists of feature names (one list per one-hot group) "
                 f"or explain()'s dict of group name -> features, got {type(groups).__name__}"

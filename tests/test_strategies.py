@@ -202,6 +202,8 @@ def test_explicit_groups_are_checked_against_the_data():
                                             r"got .*splits images or sequences, and these rows "
                                             r"are tabular"):
             rows_like(CREDIT, groups=cut)
+    with pytest.raises(TypeError, match="got ndarray.$"):  # explain()'s label array, compared
+        rows_like(CREDIT, groups=np.zeros(CREDIT.shape[1], dtype=int))  # as no 'timesteps'
     with pytest.raises(TypeError, match=r"fixed\['age'\] must be a finite number"):
         rows_like(CREDIT, fixed={"age": "old"})
 
