@@ -603,7 +603,10 @@ def _monotonic(result: Any, arguments: Mapping[str, Any]) -> Fields:
     if getattr(result, "output", "output") != "output":  # a class, or one of several outputs
         picture["output"] = result.output
     picture.update(_ice_curves(result, arguments))
-    return {"asserted": (f"the output is {result.direction} in {result.feature} "
+    from pytest_kexplain.assertions.messages import the_output
+
+    subject = the_output(getattr(result, "output", "output"))  # 'the output virginica'
+    return {"asserted": (f"{subject} is {result.direction} in {result.feature} "
                          f"(tolerance {result.tolerance:g})"),
             "measures": (_measure("largest move against the direction", result.worst_violation,
                                   result.tolerance, "<="),

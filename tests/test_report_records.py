@@ -292,6 +292,7 @@ def test_the_ice_picture_and_record_name_the_explained_class(emitted):
     assert_monotonic(classifier, rows, "x0", class_names=labels, target="setosa", max_examples=0)
     failed, passed = (record for record, _ in emitted)
     assert (failed.output, passed.output) == ("virginica", "setosa")
+    assert failed.asserted == "the output virginica is increasing in x0 (tolerance 0)"
     assert failed.picture["output"] == "virginica"
     assert plots.plot_record(failed).axes[0].get_ylabel() == "model output (virginica)"
     assert_monotonic(zoo.linear_model([1.0, 2.0]), rows, "x0", max_examples=0)
