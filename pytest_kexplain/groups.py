@@ -143,6 +143,11 @@ def _member_mask(name: str, members: Any, sample_shape: tuple[int, ...],
                  feature_names: Sequence[str], n_rows: int) -> np.ndarray:
     """(d,) or (n, d) boolean mask of one group's raw features."""
     d = int(np.prod(sample_shape, dtype=np.int64))
+    if isinstance(members, (Grid, Mapping)):
+        raise InvalidArgument(
+            f"group {name!r} is {members!r}, which splits one input of a model with several "
+            f"into groups of its own; {name!r} is no input of this model's data, so give the "
+            "group a list of feature names, or key it by an input's name.")
     if isinstance(members, str):
         members = [members]
     if isinstance(members, np.ndarray) and members.dtype == bool:

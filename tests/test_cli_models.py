@@ -160,6 +160,20 @@ def files(tmp_path_factory):
         root / "note.keras")
     np.savez(root / "note.npz", num=rng.standard_normal((16, 2)), text=ids)
 
+    # two token inputs, each read by an Embedding of its own: the question counts twice
+    question, answer = (keras.Input((8,), dtype="int32", name=name)
+                        for name in ("question", "answer"))
+    pooled_each = []
+    for ids_input in (question, answer):
+        token_scores = keras.layers.Embedding(len(VOCABULARY), 1)
+        token_scores.build((None, 8))
+        token_scores.set_weights([scores.astype("float32")])
+        pooled_each.append(keras.layers.GlobalAveragePooling1D()(token_scores(ids_input)))
+    keras.Model({"question": question, "answer": answer},
+                _dense(keras, 1, np.array([[2.0], [1.0]]))(
+                    keras.layers.Concatenate()(pooled_each))).save(root / "qa.keras")
+    np.savez(root / "qa.npz", question=ids, answer=ids[::-1])
+
     # flag files that are wrong in one way each
     (root / "groups_list.json").write_text(json.dumps([["region_a", "region_b"]]))
     (root / "broken.json").write_text('{"region": ["region_a",')
@@ -456,6 +470,52 @@ def test_a_vocabulary_beside_other_inputs(capsys, files, method):
                if name.startswith("text:") and name not in ("text:refund", "text:broken"))
 
 
+def test_a_vocabulary_per_token_input(capsys, files):
+    """--vocabulary INPUT=FILE, once per token input: question:refund beside answer:refund;
+    a single vocabulary for two token inputs, or a mix, says how to give them."""
+    code, out, err = cli(capsys, "explain", files / "qa.keras", files / "qa.npz", "--vocabulary",
+                         f"question={files / 'vocab.txt'}", "--vocabulary",
+                         f"answer={files / 'vocab.json'}", "--json")
+    assert code == 0, err
+    scores = importance(out)
+    assert ranking(out)[0] == "question:refund"
+    assert scores["question:refund"] > scores["answer:refund"] > scores["answer:broken"] > 0
+    assert scores["question:the"] == scores["answer:the"] == 0.0
+    code, out, err = cli(capsys, "explain", files / "qa.keras", files / "qa.npz", "--vocabulary",
+                         f"question={files / 'vocab.txt'}", "--json")
+    assert code == 0, err
+    assert "question:refund" in importance(out) and "answer:x0" in importance(out)
+    for args, message in (
+            ([files / "vocab.txt"], "2 inputs hold token ids"),
+            ([files / "vocab.txt", files / "vocab.json"], "give each its own as INPUT=FILE"),
+            ([f"question={files / 'vocab.txt'}", files / "vocab.json"], "not a mix of both"),
+            ([f"question={files / 'vocab.txt'}", f"question={files / 'vocab.txt'}"],
+             "names input 'question' more than once"),
+            ([f"quest={files / 'vocab.txt'}"], "'quest', which is not an input")):
+        flags = [part for vocabulary in args for part in ("--vocabulary", vocabulary)]
+        code, out, err = cli(capsys, "explain", files / "qa.keras", files / "qa.npz", *flags)
+        assert code == 2 and message in err and "Traceback" not in err, err
+    code, out, err = cli(capsys, "explain", files / "tokens.keras", files / "ids.npy",
+                         "--vocabulary", f"text={files / 'vocab.txt'}")
+    assert code == 2 and "holds the rows of a single input; give --vocabulary FILE" in err
+
+
+def test_a_grid_on_one_input_of_several(capsys, files):
+    """--groups '{"img": "grid:2x2", ...}': that input's patches beside groups of columns."""
+    spec = json.dumps({"img": "grid:2x2", "rest_of_num": ["num:x1", "num:x2"]})
+    code, out, err = cli(capsys, "explain", files / "two_inputs.keras", files / "inputs.npz",
+                         "--groups", spec, "--method", "shap", "--json")
+    assert code == 0, err
+    scores = importance(out)
+    assert ranking(out)[:2] == ["num:x0", "img:patch(0,0)"]  # the pixel (0, 0) is read
+    assert set(scores) == {"num:x0", "rest_of_num", "img:patch(0,0)", "img:patch(0,1)",
+                           "img:patch(1,0)", "img:patch(1,1)"}
+    assert scores["rest_of_num"] == scores["img:patch(1,1)"] == 0.0
+    code, out, err = cli(capsys, "explain", files / "two_inputs.keras", files / "inputs.npz",
+                         "--groups", "grid:2x2", "--method", "shap")
+    assert code == 2 and "--groups {'img': grid:2x2}" in err, err
+
+
 def test_token_positions_without_a_vocabulary(capsys, files):
     code, out, err = cli(capsys, "explain", files / "tokens.keras", files / "ids.npy", "--json")
     assert code == 0, err
@@ -593,7 +653,7 @@ def test_help_describes_the_flags():
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     for flag in ("--output NAME|INDEX", "--class-names LABELS", "--groups GROUPS",
-                 "--vocabulary FILE", "--pad-id ID", "--target UNIT"):
+                 "--vocabulary [INPUT=]FILE", "--pad-id ID", "--target UNIT"):
         assert flag in text, flag
     assert "grid:4x4" in text and "timesteps" in text and "one token per line" in text
     assert "examples: kexplain explain model.keras rows.csv" in text

@@ -99,9 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "(image patches), a JSON mapping '{\"region\": [\"region_a\", "
                               "\"region_b\"]}', a .json file of that mapping, or a .npy integer "
                               "label mask (a region per pixel)")
-    explain.add_argument("--vocabulary", type=specs.vocabulary_spec, default=None, metavar="FILE",
+    explain.add_argument("--vocabulary", type=specs.vocabulary_spec, action="append",
+                         default=None, metavar="[INPUT=]FILE",
                          help="token model: name token ids and rank tokens; a text file (one "
-                              "token per line, line 1 = id 0) or a .json list or mapping")
+                              "token per line, line 1 = id 0) or a .json list or mapping; "
+                              "INPUT=FILE, repeatable, gives each token input of several its own")
     explain.add_argument("--pad-id", type=_non_negative_int, default=None, metavar="ID",
                          help="token model: the id that masks a token (default 0)")
     explain.add_argument("--top", type=_positive_int, default=10, metavar="N",

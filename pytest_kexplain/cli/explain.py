@@ -12,7 +12,7 @@ from typing import Any
 
 from pytest_kexplain.cli import EXIT_OK, CliError, output
 from pytest_kexplain.cli.files import Table, output_file, read_data, regular_file, row_count, row_slice
-from pytest_kexplain.cli.specs import GroupsSpec, target_value
+from pytest_kexplain.cli.specs import GroupsSpec, Vocabulary, target_value
 from pytest_kexplain.cli.wording import flag_wording
 from pytest_kexplain.errors import KexplainError
 
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     plot_path = _plot_path(args.plot) if args.plot else None
     options = dict(_option(text) for text in args.option)
     target = target_value(args.target, args.class_names)
+    vocabulary = _vocabulary_argument(args.vocabulary)
     if args.groups is not None and args.vocabulary is not None:
         raise CliError("give --groups or --vocabulary, not both: a vocabulary already groups "
                        "each row's positions by token.")
@@ -47,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
 
         model = load_keras_file(model_path)
     if args.vocabulary is not None and not isinstance(data.rows, (dict, list)):
+        if any(given.input is not None for given in args.vocabulary):
+            raise CliError(f"--vocabulary {args.vocabulary[0].input}=... names an input, but "
+                           f"{data.source} holds the rows of a single input; give --vocabulary "
+                           "FILE.")
         _require_token_model(model, args.model)
     if isinstance(data.rows, (dict, list)):
         _require_input_names(model, data)
@@ -54,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
                                   background=background, seed=args.seed, **options)
     for keyword, value in (("output", args.output), ("class_names", args.class_names),
                            ("groups", groups), ("pad_id", args.pad_id),
-                           ("vocabulary", None if args.vocabulary is None
-                            else args.vocabulary.value)):
+                           ("vocabulary", vocabulary)):
         if value is not None:
             kwargs[keyword] = value
     if args.batch_size is not None:
@@ -133,6 +137,28 @@ def _channels_first_hint(shape: tuple[int, ...], sample: tuple[int, ...]) -> str
     return (f" For a model that reads its images channels first (data_format="
             f"'channels_first'), samples {sample} are (channels, height, width): save the mask "
             f"repeated over the channels, np.broadcast_to(mask, {sample}).")
+
+
+def _vocabulary_argument(given: list[Vocabulary] | None) -> Any:
+    """explain()'s vocabulary=: one vocabulary, or {input: vocabulary} from INPUT=FILE flags."""
+    if not given:
+        return None
+    named = [vocabulary for vocabulary in given if vocabulary.input is not None]
+    if not named:
+        if len(given) > 1:
+            raise CliError("--vocabulary is given more than once; with several token inputs "
+                           "give each its own as INPUT=FILE (--vocabulary question=q.txt "
+                           "--vocabulary answer=a.txt).")
+        return given[0].value
+    if len(named) != len(given):
+        raise CliError("give every --vocabulary as INPUT=FILE, or a single one as FILE; not a "
+                       "mix of both.")
+    inputs = [str(vocabulary.input) for vocabulary in named]
+    repeated = sorted({name for name in inputs if inputs.count(name) > 1})
+    if repeated:
+        raise CliError(f"--vocabulary names input {repeated[0]!r} more than once; give each "
+                       "token input one vocabulary.")
+    return {vocabulary.input: vocabulary.value for vocabulary in named}
 
 
 def _require_token_ids(data: Table) -> None:
@@ -271,8 +297,13 @@ def _player_words(explanation: Any, args: argparse.Namespace) -> tuple[str, str]
         return "token", "tokens"
     if args.groups is None:
         return "feature", "features"
-    if args.groups.kind == "mapping" and set(explanation.feature_names) - set(args.groups.value):
-        return "feature or group", "features and groups"  # ungrouped columns stay on their own
+    if args.groups.kind == "mapping":
+        from pytest_kexplain.baselines.format import group_rows
+
+        names = explanation.feature_names
+        if len(group_rows(args.groups.argument(), names, explanation.inputs or None)) < len(names):
+            return "feature or group", "features and groups"  # ungrouped columns stay
+    return "group", "groups"
     return "group", "groups"
 
 

@@ -37,10 +37,13 @@ class GroupsSpec:
 
     def argument(self) -> Any:
         """The groups= argument of explain()."""
-        if self.kind == "grid":
-            from pytest_kexplain.groups import Grid
+        from pytest_kexplain.groups import Grid
 
+        if self.kind == "grid":
             return Grid(*self.value)
+        if self.kind == "mapping":  # {"image": "grid:2x2"} splits that input of several
+            return {name: Grid(*_grid_size(members)) if _is_grid(members) else members
+                    for name, members in self.value.items()}
         return self.value
 
 
@@ -50,6 +53,17 @@ class Vocabulary:
 
     value: list[str] | dict[int, str] | dict[str, int]
     source: str
+    input: str | None = None  # INPUT=FILE: the vocabulary of that input of several
+
+
+def _is_grid(members: Any) -> bool:
+    return isinstance(members, str) and GRID.fullmatch(members.strip()) is not None
+
+
+def _grid_size(members: str) -> tuple[int, int]:
+    match = GRID.fullmatch(members.strip())
+    assert match is not None
+    return int(match.group(1)), int(match.group(2))
 
 
 def groups_spec(text: str) -> GroupsSpec:
@@ -77,7 +91,11 @@ def groups_spec(text: str) -> GroupsSpec:
 
 
 def vocabulary_spec(text: str) -> Vocabulary:
-    """--vocabulary: a text file (one token per line, line N = id N) or a JSON list or mapping."""
+    """--vocabulary: a text file (one token per line, line N = id N) or a JSON list or mapping;
+    INPUT=FILE names the input of several whose ids it names."""
+    name, separator, path = text.partition("=")
+    if separator and name and path and not Path(text).exists():
+        return Vocabulary(**{**vocabulary_spec(path).__dict__, "input": name})
     content = _read_text(text, "vocabulary file")
     if Path(text).suffix.lower() == ".json":
         return Vocabulary(_json_vocabulary(_json(content, f"vocabulary file {text}"), text), text)
@@ -169,7 +187,7 @@ def _json(text: str, source: str) -> Any:
                    f"{error.colno}).") from None
 
 
-def _group_mapping(document: Any, source: str) -> dict[str, list[str | int]]:
+def _group_mapping(document: Any, source: str) -> dict[str, Any]:
     """{group name: [feature names or flat indices]}, checked for form (names come later)."""
     where = "the mapping" if not source else f"groups file {source}"
     within = "" if not source else f" in groups file {source}"
@@ -179,8 +197,12 @@ def _group_mapping(document: Any, source: str) -> dict[str, list[str | int]]:
                    f"features, e.g. {example}; got a JSON {type(document).__name__}.")
     if not document:
         raise _bad(f"{where} names no group; e.g. {example}.")
-    mapping: dict[str, list[str | int]] = {}
+    mapping: dict[str, Any] = {}
     for name, members in document.items():
+        if isinstance(members, str) and (members.strip().lower() == TIMESTEPS
+                                         or _is_grid(members)):
+            mapping[name] = members.strip().lower()  # splits the input of that name
+            continue
         if isinstance(members, str):
             members = [members]
         if not isinstance(members, list) or not members:

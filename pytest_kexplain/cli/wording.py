@@ -31,7 +31,7 @@ def flag_wording(message: str, data_name: str) -> str:
     # an explainer option is set with --option KEY=VALUE: layer='<name>' -> --option layer=<name>
     message = re.sub(r"\blayer='([^']*)'", r"--option layer=\1", message)
     message = re.sub(r"groups=Grid\(\.\.\.\)", "a grid", message)
-    message = re.sub(r"Grid\((\d+), (\d+)\)", r"grid:\1x\2", message)
+    message = re.sub(r"Grid\((?:rows=)?(\d+), (?:cols=)?(\d+)\)", r"grid:\1x\2", message)
     message = _KEYWORD.sub(flag, message)
     message = re.sub(r" \(X\.shape = \([^()]*\)\)", "", message)  # the file's shape is named
     message = re.sub(r"\b(class_names|pad_id|batch_size)\b", lambda m: FLAGS[m.group(1)], message)
