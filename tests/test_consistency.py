@@ -69,6 +69,17 @@ def test_tolerances_and_method_are_keywords(x):
         assert_consistent_explanations(reference, candidate, x, top_k=0)
 
 
+def test_a_misspelt_tolerance_is_named_with_the_closest_one(x):
+    """'rank_corelation' reached the explainer as an unknown option of integrated_gradients,
+    whose message listed its options and no tolerance."""
+    model = zoo.linear_model(WEIGHTS)
+    with pytest.raises(TypeError, match=r"^assert_consistent_explanations\(\) got an unexpected "
+                                        r"keyword argument 'rank_corelation'; did you mean "
+                                        r"rank_correlation=\?") as raised:
+        assert_consistent_explanations(model, model, x, rank_corelation=0.5)
+    assert "name=" not in str(raised.value)  # the gate's own keyword, not this check's
+
+
 def test_marker_tolerances_apply_inside_pytest(pytester):
     pytester.makepyfile(textwrap.dedent('''
         import numpy as np

@@ -6,6 +6,7 @@ from typing import Any
 
 from pytest_kexplain.adapters.labels import readable_output
 from pytest_kexplain.baselines.compare import Comparison, compare
+from pytest_kexplain.baselines.fixture import check_keywords
 from pytest_kexplain.baselines.format import group_rows, row_kind
 from pytest_kexplain.baselines.messages import drift_message
 from pytest_kexplain.baselines.tolerances import resolve_tolerances, split_tolerances
@@ -28,6 +29,7 @@ def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X
     from pytest_kexplain.api import explain
 
     call_tolerances, explain_kwargs = split_tolerances(kwargs)
+    check_keywords(explain_kwargs, "assert_consistent_explanations()", own=())
     defaults = active_defaults()
     tolerances = resolve_tolerances((defaults, DEFAULTS_SOURCE),
                                     (call_tolerances, "assert_consistent_explanations()"))

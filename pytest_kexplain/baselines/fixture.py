@@ -63,7 +63,7 @@ class ExplanationBaseline:
         if self.update:
             self._claim_file(stem, name)  # before explaining: a collision is a usage error
         call_tolerances, explain_kwargs = split_tolerances(kwargs)
-        _check_keywords(explain_kwargs)  # a misspelt tolerance is named before anything else
+        check_keywords(explain_kwargs)  # a misspelt tolerance is named before anything else
         tolerances = resolve_tolerances((self.defaults, DEFAULTS_SOURCE),
                                         (call_tolerances, "assert_match()"))
         path = self.directory / f"{stem}.json"
@@ -259,7 +259,8 @@ def _bytes_if_present(path: Path) -> bytes | None:
         return b""
 
 
-def _check_keywords(explain_kwargs: Mapping[str, Any]) -> None:
+def check_keywords(explain_kwargs: Mapping[str, Any], caller: str = "assert_match()",
+                   own: Sequence[str] = ("name",)) -> None:
     """A keyword that is neither explain()'s, an option of some method nor a tolerance is a
     usage error naming the closest valid one (it would otherwise reach the explainer as an
     unknown option, or go unnoticed until the baseline exists)."""
@@ -270,12 +271,13 @@ def _check_keywords(explain_kwargs: Mapping[str, Any]) -> None:
     for keyword in explain_kwargs:
         if keyword in EXPLAIN_KEYWORDS or keyword in options:
             continue
-        valid = [*EXPLAIN_KEYWORDS, "name", *TOLERANCE_KEYWORDS, *options]
+        valid = [*EXPLAIN_KEYWORDS, *own, *TOLERANCE_KEYWORDS, *options]
         close = difflib.get_close_matches(keyword, valid, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]}=?" if close else "."
+        takes = "".join(f"{name}=, " for name in own)
         raise InvalidArgumentType(
-            f"assert_match() got an unexpected keyword argument {keyword!r}{hint} It takes "
-            f"explain()'s keywords ({', '.join(EXPLAIN_KEYWORDS)}), name=, the options of the "
+            f"{caller} got an unexpected keyword argument {keyword!r}{hint} It takes "
+            f"explain()'s keywords ({', '.join(EXPLAIN_KEYWORDS)}), {takes}the options of the "
             f"method and the drift tolerances ({', '.join(TOLERANCE_KEYWORDS)}).")
 
 
