@@ -332,6 +332,10 @@ def test_one_hot_columns_as_one_group(capsys, files, spec, monkeypatch):
                          "--method", "shap", "--json")
     document = json.loads(out)
     assert document["grouped_by"] == "mapping"
+    # which rows are groups, as kexplain show --json marks them
+    assert document["ranks"] == "feature or group"
+    assert {row["feature"]: row["group"] for row in document["features"]} == {
+        "region": True, "income": False, "unused": False}
     frame = pd.read_csv(files / "credit.csv")
     expected = explain(str(files / "credit.keras"), frame, method="shap",
                        groups={"region": CREDIT[1:4]}).importance()
@@ -446,7 +450,8 @@ def test_tokens_by_masking_with_a_pad_id(capsys, files):
                          "--pad-id", "0", "--json")
     assert code == 0, err
     document = json.loads(out)
-    assert document["grouped_by"] == "vocabulary"
+    assert document["grouped_by"] == "vocabulary" and document["ranks"] == "token"
+    assert all("group" not in row for row in document["features"])
     assert document["options"]["token_ids"] == "vocabulary" and document["options"]["pad_id"] == 0
     assert ranking(out)[:2] == ["refund", "broken"]
     assert all(value == 0.0 for name, value in importance(out).items()

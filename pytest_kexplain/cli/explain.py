@@ -264,10 +264,21 @@ def _document(explanation: Any, args: argparse.Namespace, seconds: float) -> dic
         "class_names": None if explanation.class_names is None else list(explanation.class_names),
         "grouped_by": ("vocabulary" if args.vocabulary is not None
                        else None if args.groups is None else args.groups.kind),
+        "ranks": _player_words(explanation, args)[0],  # 'feature', 'group', 'token', ...
         "features": [{"rank": rank, "feature": name, "importance": importance[name],
-                      "share": shares[name]}
+                      "share": shares[name], **_group_flag(name, args)}
                      for rank, name in enumerate(explanation.ranking(), start=1)],
     }
+
+
+def _group_flag(name: str, args: argparse.Namespace) -> dict[str, bool]:
+    """With --groups, whether a row is a group (as `kexplain show --json` marks it): every row
+    of a grid, time steps or a label mask; a mapping's named groups, not its ungrouped columns."""
+    if args.groups is None:
+        return {}
+    if args.groups.kind == "mapping":
+        return {"group": name in args.groups.value}
+    return {"group": True}
 
 
 def _print_table(explanation: Any, args: argparse.Namespace, seconds: float) -> None:
