@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "KexplainWarning": "pytest_kexplain.errors",
     "IntegrationToleranceWarning": "pytest_kexplain.errors",
     "BaselineRaceWarning": "pytest_kexplain.errors",
+    "RoundOffWarning": "pytest_kexplain.errors",
     "assert_top_features": "pytest_kexplain.assertions",
     "assert_importance_order": "pytest_kexplain.assertions",
     "assert_max_importance_share": "pytest_kexplain.assertions",
@@ -94,6 +95,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ModelCallError as ModelCallError,
         ModelHasNoGradientError as ModelHasNoGradientError,
         NonFiniteError as NonFiniteError,
+        RoundOffWarning as RoundOffWarning,
     )
     from pytest_kexplain.explainers import available_methods as available_methods
     from pytest_kexplain.explanation import Explanation as Explanation

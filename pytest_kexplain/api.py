@@ -8,6 +8,7 @@ import hashlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,14 +40,17 @@ from pytest_kexplain.errors import (
     InvalidArgumentType,
     ModelHasNoGradientError,
     NonFiniteError,
+    RoundOffWarning,
 )
 from pytest_kexplain.events import ExplainEvent, emit
 from pytest_kexplain.explainers import AUTO, available_methods, get_explainer
 from pytest_kexplain.explainers.base import (
     ExplainerSpec,
     ExplainRequest,
+    hidden_by_round_off,
     non_negative_float,
     positive_int,
+    round_off_message,
 )
 from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
@@ -254,6 +258,9 @@ def _report(explanation: Explanation, model_description: str, started: float,
             source: str) -> Explanation:
     # cached results warn again, at the user's line that asked (not inside a check or the gate)
     warn_if_incomplete(explanation.options, stacklevel=_frames_to_user_code() + 1)
+    hidden = round_off_message(explanation.options, explanation.method)
+    if hidden is not None:
+        warnings.warn(hidden, RoundOffWarning, stacklevel=_frames_to_user_code() + 1)
     emit(ExplainEvent(
         method=explanation.method, model=model_description, n_samples=explanation.n_samples,
         seconds=time.perf_counter() - started, source=source,
@@ -541,6 +548,7 @@ def _compute(
         feature_names=feature_names,
         method=spec.name,
         options={**options, **{k: v for k, v in attribution.details.items()}, "seed": seed,
+                 **({} if spec.requires_gradient else hidden_by_round_off(adapter, values)),
                  **_token_options(embedding, pad_id, players, tokens),
                  **_channel_options(adapter, x, players)},
         output_name=output_label(head, unit, outputs.shape[1]),

@@ -68,6 +68,10 @@ class IntegrationToleranceWarning(KexplainWarning):
     """Integrated gradients reached max_steps with rows still over the completeness tolerance."""
 
 
+class RoundOffWarning(KexplainWarning):
+    """A half-precision model's round-off hid every output change a masking method measured."""
+
+
 class BaselineRaceWarning(KexplainWarning):
     """Another process rewrote a baseline while this test updated it (two updates at once)."""
 
@@ -75,6 +79,6 @@ class BaselineRaceWarning(KexplainWarning):
 # Shown in tracebacks as pytest_kexplain.<Name>, where users import them from.
 for _error in (KexplainError, InvalidArgument, InvalidArgumentType, ModelHasNoGradientError,
                ModelCallError, NonFiniteError, CheckFailed, KexplainWarning,
-               IntegrationToleranceWarning, BaselineRaceWarning):
+               IntegrationToleranceWarning, RoundOffWarning, BaselineRaceWarning):
     _error.__module__ = "pytest_kexplain"
 del _error

@@ -216,3 +216,55 @@ def test_a_real_fall_far_above_round_off_still_fails_at_zero_tolerance(x):
 
     with pytest.raises(CheckFailed, match="the output decreases when x2 increases"):
         assert_monotonic(falling, x, "x2", tolerance=0.0, max_examples=5)
+
+
+@pytest.fixture(scope="module")
+def bfloat16_cnn():
+    """A CNN whose layers compute in bfloat16 under Keras' mixed precision (its softmax in
+    float32, as Keras advises): occluding a quarter of an image moves its output less than 16
+    bfloat16 round-off steps, and its float32 twin (same weights)."""
+    import keras
+
+    def build(policy):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            inputs = keras.Input((8, 8, 1))
+            hidden = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+            hidden = keras.layers.GlobalAveragePooling2D()(hidden)
+            return keras.Model(inputs, keras.layers.Dense(2, activation="softmax",
+                                                          dtype="float32")(hidden))
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    low, full = build("mixed_bfloat16"), build("float32")
+    rng = np.random.default_rng(2)
+    weights = [rng.normal(scale=0.5, size=tuple(w.shape)).astype("float32") for w in full.weights]
+    low.set_weights(weights)
+    full.set_weights(weights)
+    return low, full, np.random.default_rng(0).normal(size=(6, 8, 8, 1))
+
+
+@pytest.mark.parametrize("method", ["occlusion", "shap", "lime", "permutation"])
+def test_round_off_that_hides_every_change_of_a_half_precision_model_is_said(bfloat16_cnn, method):
+    """Every attribution read as 0 (round-off, not the model's indifference) warns, so a check
+    that passes on it (a share of 0 is under any limit) is not silent; the float32 twin's
+    changes are seen and nothing is said."""
+    from pytest_kexplain import Grid, RoundOffWarning, assert_max_importance_share
+
+    low, full, images = bfloat16_cnn
+    with pytest.warns(RoundOffWarning, match=rf"every attribution of this {method} explanation "
+                      r"is 0: the model computes in bfloat16 .* smaller than 16 of its round-off "
+                      r"steps \(0\.125 of the output's size\)"):
+        explanation = explain(low, images, method=method, target=1, groups=Grid(2, 2))
+    assert not np.any(explanation.values)
+    with pytest.warns(RoundOffWarning):  # the check repeats it, from the cache too
+        assert_max_importance_share(low, images, ["patch(0,0)"], 0.01, method=method, target=1,
+                                    groups=Grid(2, 2))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RoundOffWarning)
+        assert np.any(explain(full, images, method=method, target=1, groups=Grid(2, 2)).values)
+        gradients = explain(low, images, method="integrated_gradients", target=1,
+                            groups=Grid(2, 2))
+    assert np.all(gradients.importance_array() > 0)

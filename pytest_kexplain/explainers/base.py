@@ -37,6 +37,31 @@ def round_off_epsilon(adapter: Any) -> float:
         return float(np.finfo(np.float64).eps)
 
 
+#: explanation option naming the half-precision type whose round-off hid every change
+HIDDEN_BY_ROUND_OFF = "hidden_by_round_off"
+
+
+def hidden_by_round_off(adapter: Any, values: np.ndarray) -> dict[str, str]:
+    """{HIDDEN_BY_ROUND_OFF: dtype} when a model computing in half precision got no nonzero
+    attribution from a masking method: its changes were within ROUND_OFF_ULPS of round-off."""
+    low = getattr(adapter, "low_precision", None)
+    return {HIDDEN_BY_ROUND_OFF: str(low)} if low is not None and not np.any(values) else {}
+
+
+def round_off_message(options: Mapping[str, Any], method: str) -> str | None:
+    """Why every attribution of an explanation is 0, when half-precision round-off hid it."""
+    dtype = options.get(HIDDEN_BY_ROUND_OFF)
+    if dtype is None:
+        return None
+    floor = ROUND_OFF_ULPS * _HALF_PRECISION_EPSILON.get(str(dtype), 0.0)
+    return (f"every attribution of this {method} explanation is 0: the model computes in {dtype} "
+            f"(a mixed-precision dtype policy), so output changes smaller than {ROUND_OFF_ULPS} "
+            f"of its round-off steps ({floor:.3g} of the output's size) cannot be told from "
+            "round-off and read as 0, and a check on it proves nothing. Explain it with a "
+            "gradient method (method='integrated_gradients'), or with the layers in float32 "
+            "(keras.mixed_precision.set_global_policy('float32') before building the model).")
+
+
 def without_round_off(differences: np.ndarray, scale: Any, epsilon: float) -> np.ndarray:
     """Differences of model outputs with those below their round-off set to exactly 0.
 
