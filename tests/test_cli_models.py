@@ -386,6 +386,7 @@ def test_a_shared_mask_as_tall_as_the_file_is_not_cut_by_rows(capsys, files, tmp
      "group 'a' names 'b', which is not a feature of rows.csv."),
     ("X has samples of shape (6,) (X.shape = (n, 6)) but", "rows.csv has samples of shape (6,) but"),
     ("x[0,1] and Xception stay", "x[0,1] and Xception stay"),
+    ("uses X's own rows, and X's only row", "uses rows.csv's own rows, and rows.csv's only row"),
     ("Pass layer='<name>' of a convolution layer.",
      "Pass --option layer=<name> of a convolution layer."),
 ])

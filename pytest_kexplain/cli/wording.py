@@ -11,7 +11,7 @@ FLAGS = {"output": "--output", "target": "--target", "class_names": "--class-nam
          "method": "--method", "background": "--background", "batch_size": "--batch-size",
          "seed": "--seed"}
 _KEYWORD = re.compile(r"\b(" + "|".join(FLAGS) + r")=(\[\.\.\.\]|'[^']*'|\"[^\"]*\"|[^\s,;)]*)")
-_DATA = re.compile(r"(?<![\w.(\[=])X(?=[\s.,;:)]|$)")
+_DATA = re.compile(r"(?<![\w.(\[=])X(?=[\s.,;:)]|'s\b|$)")
 
 
 def flag_wording(message: str, data_name: str) -> str:
