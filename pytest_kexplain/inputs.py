@@ -229,7 +229,10 @@ def _numeric_array(X: Any, name: str) -> np.ndarray:
     """X as a float64 array: numbers only (strings, complex and masked values are errors)."""
     if hasattr(X, "detach") and hasattr(X, "cpu") and (type(X).__module__ or "").startswith(
             "torch"):
-        X = X.detach().cpu().numpy()  # a tensor that requires grad or lives on a GPU
+        X = X.detach().cpu()  # a tensor that requires grad or lives on a GPU
+        if str(X.dtype) == "torch.bfloat16":  # which NumPy has no type for: exact in float32
+            X = X.float()
+        X = X.numpy()
     if np.ma.isMaskedArray(X):
         masked = int(np.ma.getmaskarray(X).sum())
         if masked:

@@ -76,6 +76,17 @@ def test_a_torch_tensor_that_requires_grad_is_explained_as_its_values(linear64, 
                                   explain(linear64, rows, method="saliency").values)
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_a_half_precision_torch_tensor_is_explained_as_its_values(linear64, rows, dtype):
+    """torch's bfloat16 has no NumPy type: its .numpy() raised a bare TypeError."""
+    torch = pytest.importorskip("torch")
+    tensor = torch.tensor(rows[0], dtype=getattr(torch, dtype))
+    exact = tensor.float().numpy().astype(np.float64)  # every half-precision value is a float32
+    np.testing.assert_array_equal(explain(linear64, tensor, method="saliency").data, exact)
+    np.testing.assert_array_equal(explain(linear64, tensor, method="shap").values,
+                                  explain(linear64, exact, method="shap").values)
+
+
 @pytest.mark.parametrize("data, pattern", [
     (np.array([["1.5", "2", "3", "4"]] * 3), r"X holds strings \('1.5'\), not numbers"),
     (np.array([[1.0, "south", 3.0, 4.0]] * 3, dtype=object), r"X holds strings \('south'\)"),
