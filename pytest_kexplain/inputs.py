@@ -365,7 +365,7 @@ def encode_categories(frame: Any, dtypes: Mapping[str, Any], name: str) -> Any:
     converted = {}
     for column in frame.columns:
         dtype = dtypes.get(str(column))
-        if dtype is None or frame[column].dtype == dtype:
+        if dtype is None or _same_categories(frame[column].dtype, dtype):
             continue
         values = frame[column].astype(object)
         present = {v for v in values if not _is_missing(v)}
@@ -379,6 +379,13 @@ def encode_categories(frame: Any, dtypes: Mapping[str, Any], name: str) -> Any:
                 "pd.CategoricalDtype(all_values)) and the same for the background.")
         converted[column] = pd.Categorical(values, dtype=dtype)
     return with_columns(frame, converted)
+
+
+def _same_categories(dtype: Any, reference: Any) -> bool:
+    """Whether a column's dtype has the reference's categories in the same order: pandas
+    calls unordered categoricals equal in any order, but their codes then mean other values."""
+    return (str(dtype) == "category" and dtype == reference
+            and list(dtype.categories) == list(reference.categories))
 
 
 def with_columns(frame: Any, columns: Mapping[Any, Any]) -> Any:

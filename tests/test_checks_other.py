@@ -59,6 +59,57 @@ def test_setting_a_used_column_fails_with_the_rows_that_moved_most(protected):
     assert "under transform x1=0.0" in message
 
 
+def test_a_callable_transform_says_what_it_changed_and_one_that_changes_nothing_is_refused(
+        protected):
+    """'under transform shift' did not say what the transform moved; a transform that moved
+    nothing (edits a copy and returns X, or sets a value every row already holds) passed
+    whatever the model does."""
+    from pytest_kexplain import KexplainError
+
+    model, X = protected
+
+    def shift(data):
+        data[:, 1] += 1.0
+        data[:, 3] += 1.0
+        return data
+
+    with pytest.raises(CheckFailed, match=r"under transform shift \(changes x1, x3\); the rows"):
+        assert_invariant(model, X, shift, atol=0.1)
+
+    def forgets_to_return_its_copy(data):
+        edited = data.copy()
+        edited[:, 2] = 0.0
+        return data
+
+    for unchanged in (forgets_to_return_its_copy, {"x2": 0.0}):
+        with pytest.raises(KexplainError, match="leaves X unchanged .* could not fail"):
+            assert_invariant(model, np.where(np.arange(4) == 2, 0.0, X), unchanged, atol=0.1)
+
+
+def test_a_category_column_whose_categories_come_in_another_order_keeps_its_values():
+    """Series.map on a category column reorders its categories (['b', 'a']), which pandas
+    calls equal to X's ['a', 'b']: its codes were read as X's, so a swap of the two groups
+    reached the model unchanged and the check passed on a model that reads the group."""
+    import pandas as pd
+
+    from pytest_kexplain.inputs import encode_categories, prepare_input
+
+    frame = pd.DataFrame({"group": pd.Categorical(["a", "b", "a"], categories=["a", "b"]),
+                          "x": [0.0, 1.0, 2.0]})
+    swapped = frame.assign(group=frame["group"].map({"a": "b", "b": "a"}))
+    assert list(swapped["group"].cat.categories) == ["b", "a"]
+    codes = prepare_input(encode_categories(swapped, {"group": frame["group"].dtype}, "t")).array
+    assert codes[:, 0].tolist() == [1.0, 0.0, 1.0]  # 'b', 'a', 'b' in X's categories
+    reads_group = zoo.linear_model([1.0, 0.0])
+
+    def swap(data):
+        data["group"] = data["group"].map({"a": "b", "b": "a"})
+        return data
+
+    with pytest.raises(CheckFailed, match="changed by up to 1.0000"):
+        assert_invariant(reads_group, frame, swap, atol=0.5)
+
+
 def test_a_callable_transform_on_a_dataframe_with_a_protected_category(protected):
     import pandas as pd
 

@@ -22,6 +22,7 @@ from pytest_kexplain.settings import with_defaults
 
 # Rows shown in a failure message.
 SHOWN_ROWS = 5
+SHOWN_CHANGED = 5  # features a callable transform moved, named in its failure message
 
 Transform = Callable[[Any], Any] | Mapping[str, Any]
 
@@ -98,6 +99,9 @@ def assert_invariant(
         raise InvalidArgument(
             f"transform(X) has shape {moved.array.shape}, X has {prepared.array.shape}; the "
             "transform must return the same rows and features.")
+    changes = _what_changed(prepared, moved.array, description)
+    if not isinstance(transform, Mapping):  # a mapping's description names its features
+        description += changes
     if bound.target is None:
         # no output chosen: every output must stay put
         before = bound.adapter.predict(prepared.array, batch_size=bound.batch_size)
@@ -124,6 +128,24 @@ def assert_invariant(
             result,
         )
     return result
+
+
+def _what_changed(prepared: Any, moved: np.ndarray, description: str) -> str:
+    """' (changes x1, x3)': the features the transform moved, for the failure message; a
+    transform that moves nothing would pass whatever the model does, so it is a usage error."""
+    __tracebackhide__ = True
+    before = np.asarray(prepared.array).reshape(len(moved), -1)
+    changed = (before != np.asarray(moved).reshape(len(moved), -1)).any(axis=0)
+    if not changed.any():
+        raise InvalidArgument(
+            f"transform {description} leaves X unchanged (every value equal), so the check "
+            "could not fail whatever the model does; return the modified rows (a callable "
+            "that edits a copy must return that copy), or set a value the feature does not "
+            "already hold.")
+    names = [prepared.feature_names[i] for i in np.flatnonzero(changed)]
+    shown = ", ".join(names[:SHOWN_CHANGED])
+    more = f" and {len(names) - SHOWN_CHANGED} more" if len(names) > SHOWN_CHANGED else ""
+    return f" (changes {shown}{more})"
 
 
 def _changed_output(bound: OutputModel, n_units: int, column: int) -> str:
