@@ -456,7 +456,8 @@ def _compute(
 ) -> Explanation:
     adapter, x, layout = bound.adapter, bound.prepared.array, bound.prepared.layout
     embedding, pad_id = _token_model(adapter, x, tokens)
-    if layout is None and pad_id is None and background is None:
+    # one input of token ids masks them by the pad id; several inputs take ids from other rows
+    if background is None and (layout is not None or pad_id is None):
         _check_rows_vary(spec.name, x)
     declared = adapter.declared_outputs() if spec.name in LAYER_METHODS else None
     outputs: np.ndarray | None = None

@@ -670,3 +670,19 @@ def test_the_gate_speaks_of_the_groups_of_each_input(image_and_table, tmp_path):
         ExplanationBaseline(update=False, **common).assert_match(
             image_and_table_model(seed=8), X, method="shap", groups=groups)
     assert "feature or group" in str(failure.value)
+
+
+def test_one_row_of_several_inputs_needs_a_background_for_shap_and_permutation(list_model, data):
+    """As for one input: X's only row (or rows all the same) leaves SHAP and permutation
+    nothing to replace a feature with. They returned all zeros; now a usage error."""
+    one = {"num": data["num"].iloc[:1], "aux": data["aux"].iloc[:1]}
+    same = {name: pd.concat([frame.iloc[:1]] * 3) for name, frame in data.items()}
+    for rows, what in ((one, "X's only row"), (same, "X's 3 rows, all the same,")):
+        for method in ("shap", "permutation"):
+            with pytest.raises(KexplainError, match=f"{what} leave.? nothing to replace"):
+                explain(list_model, rows, method=method)
+    explained = explain(list_model, one, method="shap", background=data)
+    np.testing.assert_allclose(explained.values[0, 0],
+                               NUM_WEIGHTS[0] * (data["num"]["income"].iloc[0]
+                                                 - data["num"]["income"].mean()), rtol=1e-5)
+    assert explain(list_model, one, method="occlusion").values[0, 0] != 0
