@@ -398,8 +398,24 @@ def with_columns(frame: Any, columns: Mapping[Any, Any]) -> Any:
     return frame
 
 
-def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str = "feature") -> int:
-    """Position of a named feature; unknown names suggest the closest existing ones."""
+#: where the names of an explanation's rows come from, for the unknown-name error, by row kind
+NAME_SOURCES = {
+    "feature": "(Names come from feature_names=, or a DataFrame's columns; unnamed features are "
+               "x0, x1, ...)",
+    "token": "(With vocabulary=, the checks name token strings.)",
+    "group": "(With groups=, the checks name groups: a dict's keys, Grid's patch(row,col), "
+             "'timesteps' t0, t1, ..., a label mask's 'region <label>'.)",
+    "feature or group": "(With groups=, the checks name groups by their keys, and the columns "
+                        "no group holds by their own names.)",
+    "feature or token": "(With vocabulary=, the checks name an input's tokens 'input:token' and "
+                        "other inputs' features 'input:feature'.)",
+}
+
+
+def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str = "feature",
+                  kind: str = "feature") -> int:
+    """Position of a named feature; unknown names suggest the closest existing ones. `kind`
+    says what the names are ("feature", "group", "token", "feature or group", ...)."""
     __tracebackhide__ = True
     if not isinstance(feature, str):
         if not isinstance(feature, (bool, float)) and str(feature) in feature_names:
@@ -419,17 +435,19 @@ def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str =
         hint = (f" Did you mean {' or '.join(map(repr, qualified[:3]))}? The features of a "
                 "model with several inputs are named 'input:feature'.")
     shown = ", ".join(feature_names[:12]) + (", ..." if len(feature_names) > 12 else "")
+    kind = kind if kind in NAME_SOURCES else "feature"
+    plural = " or ".join(f"{word}s" for word in kind.split(" or "))
     raise InvalidArgument(
-        f"{argument} {feature!r} is not a feature of X.{hint} The features are: {shown}. "
-        "(Names come from feature_names=, or a DataFrame's columns; unnamed features are "
-        "x0, x1, ...)"
+        f"{argument} {feature!r} is not a {kind} of X.{hint} The {plural} are: {shown}. "
+        + NAME_SOURCES[kind]
     )
 
 
 def feature_indices(
-    feature_names: Sequence[str], features: Any, *, argument: str = "features"
+    feature_names: Sequence[str], features: Any, *, argument: str = "features",
+    kind: str = "feature",
 ) -> list[int]:
-    """Positions of a non-empty list of distinct feature names."""
+    """Positions of a non-empty list of distinct feature names (`kind` as feature_index's)."""
     __tracebackhide__ = True
     if isinstance(features, str):
         features = [features]
@@ -441,7 +459,8 @@ def feature_indices(
         raise InvalidArgument(f"{argument} is empty; name at least one feature.")
     indices = []
     for feature in features:  # a loop, not a comprehension, so the frame stays hidden
-        indices.append(feature_index(feature_names, feature, argument=f"{argument} entry"))
+        indices.append(feature_index(feature_names, feature, argument=f"{argument} entry",
+                                     kind=kind))
     repeated = sorted({feature_names[i] for i in indices if indices.count(i) > 1})
     if repeated:
         raise InvalidArgument(f"{argument} names a feature more than once: {', '.join(repeated)}.")

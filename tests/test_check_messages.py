@@ -257,3 +257,33 @@ def test_image_regions_given_as_boolean_masks_fail_and_gate_as_groups(pytester):
         "E         rank  group   importance  share   guarded",
     ])
     assert "truth value" not in result.stdout.str()
+
+
+def test_an_unknown_group_or_token_name_says_groups_or_tokens():
+    """A misspelt group or token is 'not a group' / 'not a token', listed as groups or tokens
+    with where their names come from, not 'not a feature ... Names come from feature_names='."""
+    import keras
+    import numpy as np
+    import pytest
+
+    from pytest_kexplain import Grid, InvalidArgument, assert_top_features, zoo
+
+    rows = np.random.default_rng(0).normal(size=(6, 4))
+    linear = zoo.linear_model([1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(InvalidArgument, match=r"expected entry 'moeny' is not a feature or group "
+                       r"of X\. Did you mean 'money'\? The features or groups are: money, x2, "
+                       r"x3\. \(With groups=, the checks name groups by their keys"):
+        assert_top_features(linear, rows, ["moeny"], groups={"money": ["x0", "x1"]})
+    images = np.zeros((3, 4, 4, 1), "float32")
+    cnn = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    with pytest.raises(InvalidArgument, match=r"'patch\(2,2\)' is not a group of X\. .* The "
+                       r"groups are: patch\(0,0\), .*Grid's patch\(row,col\)"):
+        assert_top_features(cnn, images, ["patch(2,2)"], groups=Grid(2, 2))
+    text = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(3, 2),
+                             keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+    with pytest.raises(InvalidArgument, match=r"'god' is not a token of X\. Did you mean 'good'\? "
+                       r"The tokens are: <pad>, good, bad\. \(With vocabulary="):
+        assert_top_features(text, np.array([[1, 2, 0]]), ["god"], vocabulary=["<pad>", "good", "bad"])
+    with pytest.raises(InvalidArgument, match=r"'x9' is not a feature of X\. .*Names come from "
+                       r"feature_names="):
+        assert_top_features(linear, rows, ["x9"])

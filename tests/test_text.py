@@ -181,7 +181,7 @@ def test_a_token_no_row_holds_is_named_as_such(reviews):
         assert_max_importance_share(model, without, "refund", 0.5, vocabulary=VOCABULARY)
     with pytest.raises(InvalidArgument, match=absent):
         assert_attribution_sign(model, without, "refund", "positive", vocabulary=VOCABULARY)
-    with pytest.raises(InvalidArgument, match="'refunds' is not a feature of X"):
+    with pytest.raises(InvalidArgument, match="'refunds' is not a token of X"):
         assert_top_features(model, without, ["refunds"], vocabulary=VOCABULARY)
 
 

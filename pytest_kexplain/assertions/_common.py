@@ -81,6 +81,18 @@ def row_kind_of(explanation: Explanation, X: Any, explain_kwargs: Mapping[str, A
     return row_kind(names, grouped, explanation.options or {})
 
 
+def names_kind(X: Any, explain_kwargs: Mapping[str, Any], names: Sequence[str]) -> str:
+    """What the names a check takes are, before any model call: "feature", "group", "token",
+    "feature or group" or "feature or token" (from groups= and vocabulary=)."""
+    from pytest_kexplain.baselines.format import group_rows, row_kind
+
+    merged = with_defaults(explain_kwargs)
+    if merged.get("vocabulary") is not None:
+        several = isinstance(X, (Mapping, list, tuple))
+        return row_kind(names, (), {"token_inputs": several, "token_ids": "vocabulary"})
+    return row_kind(names, group_rows(merged.get("groups"), names, X), {})
+
+
 def reject_group_members(X: Any, explain_kwargs: Mapping[str, Any], features: Any,
                          argument: str) -> None:
     """With groups=, a raw feature inside a group is named by its group: say which."""

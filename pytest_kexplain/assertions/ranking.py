@@ -15,6 +15,7 @@ from pytest_kexplain.assertions._common import (
     fail,
     feature_indices,
     input_feature_names,
+    names_kind,
     reject_absent_tokens,
     reject_group_members,
     row_kind_of,
@@ -70,7 +71,8 @@ def assert_top_features(
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, expected, "expected entry")
     reject_absent_tokens(names, explain_kwargs, expected, "expected entry")
-    expected_names = tuple(names[i] for i in feature_indices(names, expected, argument="expected"))
+    expected_names = tuple(names[i] for i in feature_indices(
+        names, expected, argument="expected", kind=names_kind(X, explain_kwargs, names)))
     k = len(expected_names) if k is None else check_count(
         "k", k, low=len(expected_names), high=len(names))
     if not isinstance(ordered, bool):
@@ -127,7 +129,7 @@ def assert_importance_order(
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, features, "feature")
     reject_absent_tokens(names, explain_kwargs, features, "feature")
-    indices = feature_indices(names, features)
+    indices = feature_indices(names, features, kind=names_kind(X, explain_kwargs, names))
     if len(indices) < 2:
         raise InvalidArgument("features must name at least two features to compare their order.")
     explanation = explain_for_check(model, X, explain_kwargs)
@@ -163,7 +165,8 @@ def assert_max_importance_share(
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, features, "feature")
     reject_absent_tokens(names, explain_kwargs, features, "feature")
-    chosen = tuple(names[i] for i in feature_indices(names, features))
+    chosen = tuple(names[i] for i in feature_indices(names, features,
+                                                      kind=names_kind(X, explain_kwargs, names)))
     explanation = explain_for_check(model, X, explain_kwargs)
     all_shares = explanation.shares()
     shares = {name: all_shares[name] for name in chosen}

@@ -16,6 +16,7 @@ from pytest_kexplain.assertions._common import (
     fail,
     feature_index,
     input_feature_names,
+    names_kind,
     reject_absent_tokens,
     reject_group_members,
 )
@@ -59,7 +60,7 @@ def assert_attribution_sign(
     names = input_feature_names(X, explain_kwargs, model)
     reject_group_members(X, explain_kwargs, feature, "feature")
     reject_absent_tokens(names, explain_kwargs, feature, "feature")
-    column = feature_index(names, feature)
+    column = feature_index(names, feature, kind=names_kind(X, explain_kwargs, names))
     method = with_defaults(explain_kwargs).get("method")
     if method in UNSIGNED_METHODS:
         raise InvalidArgument(
