@@ -400,10 +400,10 @@ def test_checks_name_tokens_of_an_input(saved, rows):
     assert_max_importance_share(model, X, ["num:x0"], 0.2, vocabulary=vocab)
     assert_attribution_sign(model, X, "text:broken", "positive", vocabulary=vocab)
     assert_importance_order(model, X, ["text:broken", "num:x1"], vocabulary=vocab)
-    with pytest.raises(InvalidArgument, match="'broken' is not a feature of X. Did you mean "
+    with pytest.raises(InvalidArgument, match="'broken' is not a feature or token of X. Did you mean "
                        "'text:broken'?"):
         assert_top_features(model, X, ["broken"], vocabulary=vocab)  # names are qualified
-    with pytest.raises(InvalidArgument, match="'the' is not a feature of X. Did you mean "
+    with pytest.raises(InvalidArgument, match="'the' is not a feature or token of X. Did you mean "
                        "'text:the'\\? The features of a model with several inputs are named"):
         assert_top_features(model, X, ["the"], vocabulary=vocab)
     # a vocabulary read from a file as an array, given per input

@@ -137,8 +137,9 @@ def reject_absent_tokens(names: Sequence[str], explain_kwargs: Mapping[str, Any]
     known = set(names)
     for name in [features] if isinstance(features, str) else list(features):
         # one vocabulary for the id inputs of a model with several: 'text:refund'
-        if isinstance(name, str) and name not in known and (
-                name in tokens or name.split(":", 1)[-1] in tokens):
+        qualified = isinstance(name, str) and any(k.endswith(f":{name}") for k in known)
+        if isinstance(name, str) and name not in known and not qualified and (
+                name in tokens or name.split(":", 1)[-1] in tokens):  # qualified: a hint then
             raise InvalidArgument(
                 f"{argument} {name!r} is a token of the vocabulary, but no row of X holds it, "
                 "so it has no attribution; explain rows that contain it, or drop it.")
