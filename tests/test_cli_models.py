@@ -387,6 +387,10 @@ def test_a_shared_mask_as_tall_as_the_file_is_not_cut_by_rows(capsys, files, tmp
     ("X has samples of shape (6,) (X.shape = (n, 6)) but", "rows.csv has samples of shape (6,) but"),
     ("x[0,1] and Xception stay", "x[0,1] and Xception stay"),
     ("uses X's own rows, and X's only row", "uses rows.csv's own rows, and rows.csv's only row"),
+    ("give one vocabulary per input as a dict, vocabulary={'q': vocab_q, 'a': vocab_a} (the",
+     "give one vocabulary per input, --vocabulary q=FILE --vocabulary a=FILE (the"),
+    ("give vocabulary={input name: vocabulary} for the input of token ids",
+     "give --vocabulary INPUT=FILE for the input of token ids"),
     ("Pass layer='<name>' of a convolution layer.",
      "Pass --option layer=<name> of a convolution layer."),
 ])
@@ -492,7 +496,9 @@ def test_a_vocabulary_per_token_input(capsys, files):
     assert code == 0, err
     assert "question:refund" in importance(out) and "answer:x0" in importance(out)
     for args, message in (
-            ([files / "vocab.txt"], "2 inputs hold token ids"),
+            ([files / "vocab.txt"], "2 inputs hold token ids ('question', 'answer'); give one "
+             "vocabulary per input, --vocabulary question=FILE --vocabulary "
+             "answer=FILE"),
             ([files / "vocab.txt", files / "vocab.json"], "give each its own as INPUT=FILE"),
             ([f"question={files / 'vocab.txt'}", files / "vocab.json"], "not a mix of both"),
             ([f"question={files / 'vocab.txt'}", f"question={files / 'vocab.txt'}"],

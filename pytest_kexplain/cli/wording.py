@@ -30,6 +30,10 @@ def flag_wording(message: str, data_name: str) -> str:
 
     # an explainer option is set with --option KEY=VALUE: layer='<name>' -> --option layer=<name>
     message = re.sub(r"\blayer='([^']*)'", r"--option layer=\1", message)
+    # a vocabulary per input is one --vocabulary INPUT=FILE each, not a dict
+    message = re.sub(r" as a dict, vocabulary=\{([^{}]*)\}", lambda m: ", " + " ".join(
+        f"--vocabulary {name}=FILE" for name in re.findall(r"'([^']*)':", m.group(1))), message)
+    message = message.replace("vocabulary={input name: vocabulary}", "--vocabulary INPUT=FILE")
     message = re.sub(r"groups=Grid\(\.\.\.\)", "a grid", message)
     message = re.sub(r"Grid\((?:rows=)?(\d+), (?:cols=)?(\d+)\)", r"grid:\1x\2", message)
     message = _KEYWORD.sub(flag, message)
