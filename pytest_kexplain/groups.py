@@ -255,19 +255,22 @@ def _from_mapping(groups: Mapping[str, Any], sample_shape: tuple[int, ...],
     names = list(groups)
     assignment = np.argmax(stacked, axis=0).astype(np.int64)
     uncovered = counts == 0
+    if uncovered.any() and len(sample_shape) == 1:
+        # Tabular data (or the flat row of several inputs): a column no group claims in any
+        # row stays a player of its own; one that masks per row leave out only in some rows
+        # joins the 'rest' below.
+        never = uncovered.all(axis=0) if per_row else uncovered
+        for feature in np.flatnonzero(never):
+            assignment[..., feature] = len(names)
+            names.append(feature_names[feature])
+        uncovered = uncovered & ~never
     if uncovered.any():
-        if len(sample_shape) == 1 and not per_row:
-            # Tabular data: every ungrouped column stays a player of its own.
-            for feature in np.flatnonzero(uncovered):
-                assignment[feature] = len(names)
-                names.append(feature_names[feature])
-        else:
-            if REST in names:
-                raise InvalidArgument(
-                    f"the groups leave some features uncovered, which form a group named "
-                    f"{REST!r}, but a group of that name exists; cover every feature.")
-            assignment[uncovered] = len(names)
-            names.append(REST)
+        if REST in names:
+            raise InvalidArgument(
+                f"the groups leave some features uncovered, which form a group named "
+                f"{REST!r}, but a group of that name exists; cover every feature.")
+        assignment[uncovered] = len(names)
+        names.append(REST)
     if len(set(names)) != len(names):
         repeated = sorted({n for n in names if names.count(n) > 1})
         raise InvalidArgument(
@@ -277,9 +280,12 @@ def _from_mapping(groups: Mapping[str, Any], sample_shape: tuple[int, ...],
 
 def _groups_of_one_input(members: Any) -> bool:
     """Whether a dict entry keyed by an input's name splits that input (Grid, 'timesteps' or
-    a dict of its own groups) rather than being one group of that name."""
-    return isinstance(members, (Grid, Mapping)) or (isinstance(members, str)
-                                                    and members == TIMESTEPS)
+    a dict of its own groups, or an integer label mask of its images) rather than being one
+    group of that name."""
+    label_mask = (isinstance(members, np.ndarray) and members.ndim >= 2
+                  and members.dtype.kind in "iu")  # never a group's flat feature indices
+    return label_mask or isinstance(members, (Grid, Mapping)) or (
+        isinstance(members, str) and members == TIMESTEPS)
 
 
 def flatten_input_groups(groups: Any, layout: Any, feature_names: Sequence[str],

@@ -686,3 +686,32 @@ def test_one_row_of_several_inputs_needs_a_background_for_shap_and_permutation(l
                                NUM_WEIGHTS[0] * (data["num"]["income"].iloc[0]
                                                  - data["num"]["income"].mean()), rtol=1e-5)
     assert explain(list_model, one, method="occlusion").values[0, 0] != 0
+
+
+def test_an_input_split_by_a_label_mask_or_masks_per_row(image_and_table):
+    """{input: integer label mask} splits that input into its regions, as a label mask does a
+    single input (it was read as a 0/1 group named after the input); masks per row of one input
+    keep the other inputs' columns as features (they were one group 'rest'), and
+    assert_saliency_stable repeats those masks for its noisy copies (it refused them)."""
+    from pytest_kexplain import assert_saliency_stable
+
+    model, X = image_and_table
+    labels = np.zeros((6, 6), dtype=int)
+    labels[:3] = 1
+    labels[:, 4:] = 2
+    by_labels = explain(model, X, method="shap", groups={"image": labels})
+    assert by_labels.feature_names == ("image:region 0", "image:region 1", "image:region 2",
+                                       "table:age", "table:income", "table:debt", "table:id")
+    spelled = explain(model, X, method="shap", groups={
+        "image": {f"region {v}": labels == v for v in range(3)}})
+    np.testing.assert_array_equal(by_labels.values, spelled.values)
+
+    per_row = np.random.default_rng(0).random((5, 6, 6)) > 0.5
+    groups = {"image": {"blob": per_row}}
+    grouped = explain(model, X, method="occlusion", groups=groups)
+    assert grouped.feature_names == ("image:blob", "image:rest", "table:age", "table:income",
+                                     "table:debt", "table:id")
+    assert (grouped.values[:, -1] == 0).all()  # the column the model never reads
+    result = assert_saliency_stable(model, X, groups=groups, method="occlusion",
+                                    min_similarity=-1.0)
+    assert result.noisy_explanation.feature_names == grouped.feature_names

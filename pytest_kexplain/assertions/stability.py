@@ -23,7 +23,7 @@ from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
-from pytest_kexplain.groups import repeat_rows
+from pytest_kexplain.groups import flatten_input_groups, repeat_rows
 from pytest_kexplain.inputs import prepare_input
 from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
@@ -158,8 +158,12 @@ def assert_saliency_stable(
         _, prepared = bind_model(model, X, {"feature_names": merged.get("feature_names"),
                                             "output": merged.get("output")})
         x = prepared.array
+        # an input's own groups ({'image': {'blob': per-row masks}}) as masks of the flat
+        # row first, so that a mask per row is repeated for every noisy copy too
+        groups = merged["groups"] if prepared.layout is None else flatten_input_groups(
+            merged["groups"], prepared.layout, prepared.feature_names, len(x))
         grouped = {"feature_names": prepared.feature_names,
-                   "groups": repeat_rows(merged["groups"], prepared.feature_shape,
+                   "groups": repeat_rows(groups, prepared.feature_shape,
                                          prepared.feature_names, len(x), samples)}
 
     rng = np.random.default_rng(int(merged.get("seed", 0)))
