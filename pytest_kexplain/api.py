@@ -185,7 +185,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 def _check_call_arguments(seed: Any, batch_size: Any) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InvalidArgument(f"seed must be an integer, got {seed!r}.")
+        raise InvalidArgumentType(f"seed must be an integer, got {type(seed).__name__} {seed!r}.")
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
         or batch_size < 1

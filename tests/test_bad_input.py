@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from known_models import CountingModel
-from pytest_kexplain import KexplainError, ModelHasNoGradientError, explain
+from pytest_kexplain import InvalidArgumentType, KexplainError, ModelHasNoGradientError, explain
 
 
 def test_nan_in_x_names_row_and_column(linear64, rows):
@@ -95,7 +95,8 @@ def test_invalid_option_values(linear64, rows, option, value):
 
 
 def test_seed_must_be_an_integer(linear64, rows):
-    with pytest.raises(KexplainError, match="seed must be an integer"):
+    """A wrong type, so a TypeError as the checks raise for it (assert_monotonic's seed=)."""
+    with pytest.raises(InvalidArgumentType, match="seed must be an integer, got str 'zero'"):
         explain(linear64, rows[0], seed="zero")
 
 
