@@ -51,6 +51,7 @@ from pytest_kexplain.explainers.base import (
     non_negative_float,
     positive_int,
     round_off_message,
+    tracking_round_off,
 )
 from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
@@ -488,7 +489,8 @@ def _compute(
             for size, dtype in zip(layout.sizes, layout.dtypes)]),
     )
     try:
-        attribution = spec.function(request)
+        with tracking_round_off() as rounded:
+            attribution = spec.function(request)
     except NonFiniteError as error:
         if embedding is None:
             _raise_if_reference_is_not_finite(request, spec.name, error)
@@ -549,7 +551,8 @@ def _compute(
         feature_names=feature_names,
         method=spec.name,
         options={**options, **{k: v for k, v in attribution.details.items()}, "seed": seed,
-                 **({} if spec.requires_gradient else hidden_by_round_off(adapter, values)),
+                 **({} if spec.requires_gradient
+                    else hidden_by_round_off(adapter, values, bool(rounded))),
                  **_token_options(embedding, pad_id, players, tokens),
                  **_channel_options(adapter, x, players)},
         output_name=output_label(head, unit, outputs.shape[1]),

@@ -268,3 +268,27 @@ def test_round_off_that_hides_every_change_of_a_half_precision_model_is_said(bfl
         gradients = explain(low, images, method="integrated_gradients", target=1,
                             groups=Grid(2, 2))
     assert np.all(gradients.importance_array() > 0)
+
+
+@pytest.mark.parametrize("method", ["occlusion", "shap", "lime", "permutation"])
+def test_a_half_precision_model_that_reads_nothing_gets_its_zeros_without_a_warning(method):
+    """Its outputs never change, so no change was hidden by round-off: all-zero attributions
+    are the truth, and RoundOffWarning (an error under filterwarnings = error) was wrong."""
+    import warnings
+
+    import keras
+
+    from pytest_kexplain import RoundOffWarning
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inputs = keras.Input((3,))
+        ignored = keras.layers.Lambda(lambda t: t[:, :1] * 0.0)(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(1, dtype="float32")(ignored))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RoundOffWarning)
+        explanation = explain(model, np.random.default_rng(0).normal(size=(8, 3)), method=method)
+    assert not np.any(explanation.values)
+    assert "hidden_by_round_off" not in explanation.options

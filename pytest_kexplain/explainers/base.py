@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,11 +43,32 @@ def round_off_epsilon(adapter: Any) -> float:
 HIDDEN_BY_ROUND_OFF = "hidden_by_round_off"
 
 
-def hidden_by_round_off(adapter: Any, values: np.ndarray) -> dict[str, str]:
+#: set while an explainer runs: records whether without_round_off set a nonzero change to 0
+_ROUNDED_AWAY: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "kexplain_rounded_away", default=None)
+
+
+@contextmanager
+def tracking_round_off() -> Iterator[list[bool]]:
+    """A list that holds True once a nonzero output change was read as round-off (set to 0)
+    inside the block."""
+    seen: list[bool] = []
+    token = _ROUNDED_AWAY.set(seen)
+    try:
+        yield seen
+    finally:
+        _ROUNDED_AWAY.reset(token)
+
+
+def hidden_by_round_off(adapter: Any, values: np.ndarray, rounded: bool = True
+                        ) -> dict[str, str]:
     """{HIDDEN_BY_ROUND_OFF: dtype} when a model computing in half precision got no nonzero
-    attribution from a masking method: its changes were within ROUND_OFF_ULPS of round-off."""
+    attribution from a masking method because changes were within ROUND_OFF_ULPS of round-off
+    (rounded: some nonzero change was set to 0; a model whose output never changed at all,
+    one that reads nothing, got its 0s honestly)."""
     low = getattr(adapter, "low_precision", None)
-    return {HIDDEN_BY_ROUND_OFF: str(low)} if low is not None and not np.any(values) else {}
+    return ({HIDDEN_BY_ROUND_OFF: str(low)}
+            if low is not None and rounded and not np.any(values) else {})
 
 
 def round_off_message(options: Mapping[str, Any], method: str) -> str | None:
@@ -68,7 +91,11 @@ def without_round_off(differences: np.ndarray, scale: Any, epsilon: float) -> np
     scale broadcasts against differences: the magnitude of the outputs they come from.
     """
     limit = ROUND_OFF_ULPS * epsilon * np.asarray(scale)
-    return np.where(np.abs(differences) <= limit, 0.0, differences)
+    within = np.abs(differences) <= limit
+    seen = _ROUNDED_AWAY.get()
+    if seen is not None and not seen and np.any(within & (differences != 0)):
+        seen.append(True)
+    return np.where(within, 0.0, differences)
 
 
 @dataclass(frozen=True)
@@ -243,9 +270,12 @@ def prefetched(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
     model call on this one (docs/performance.md). Items are processed one at a time, in order.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = [pool.submit(function, items[0])] if items else []
+        # each item in a copy of this context: it sees tracking_round_off's list
+        pending = [pool.submit(contextvars.copy_context().run, function, items[0])
+                   ] if items else []
         for index in range(1, len(items) + 1):
             result = pending.pop().result()
             if index < len(items):
-                pending.append(pool.submit(function, items[index]))
+                pending.append(pool.submit(contextvars.copy_context().run, function,
+                                           items[index]))
             yield result
