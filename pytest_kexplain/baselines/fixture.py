@@ -149,9 +149,13 @@ class ExplanationBaseline:
                "and Windows do not tell apart" if other.get("stem") != stem else
                "their ids differ only in characters that file names do not keep ('::' and "
                "'.' both become '.')")
+        writers = (f"this test writes the explanation baseline {shown} twice, as "
+                   f"name={other.get('name')!r} and name={name!r}"
+                   if other.get("test") == self.nodeid else
+                   f"two tests of this run write the explanation baseline {shown}: "
+                   f"{_owner(other)} and {_owner(owner)}")
         raise BaselineError(
-            f"two tests of this run write the explanation baseline {shown}: "
-            f"{_owner(other)} and {_owner(owner)}; {why}, so one would overwrite the other "
+            f"{writers}; {why}, so one would overwrite the other "
             "(and the next run would refuse the file).\n"
             "Give one of them its own name, assert_match(model, X, name='...'), or a "
             "parametrize id that differs in more than that. Nothing was written for this test."
