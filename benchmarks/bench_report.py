@@ -24,6 +24,12 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync")
 
 
+def _grid_players() -> Any:
+    from pytest_kexplain.groups import Grid, resolve_groups
+
+    return resolve_groups(Grid(7, 7), (28, 28, 1), (), 20)
+
+
 def synthetic_report() -> Any:
     """A run report of CHECKS checks cycling through every picture kind."""
     from pytest_kexplain import records
@@ -32,6 +38,7 @@ def synthetic_report() -> Any:
 
     rng = np.random.default_rng(0)
     names = [f"feature_{i}" for i in range(30)]
+    patches = list(_grid_players().names)
     explanation = type("E", (), {"data": rng.random((3, 28, 28, 1)),
                                  "values": rng.normal(size=(3, 28, 28, 1))})()
     pictures = [
@@ -45,6 +52,10 @@ def synthetic_report() -> Any:
         records.heatmap_picture(explanation, rng.normal(size=(3, 28, 28, 1))),
         {"kind": "deletion", "deleted": list(range(11)), "change": records._round(rng.random(11)),
          "k": 3, "random_change": 0.3, "required": 0.33},
+        records.group_map_picture(  # 28x28 images in a 7x7 grid, with the baseline's maps
+            (rng.random((20, 28, 28, 1)), _grid_players()), rng.random(49),
+            records._importance_picture(patches, rng.random(49), rng.random(49), patches[:3]),
+            rng.normal(size=(20, 49)), rng.random(49), rng.normal(size=(20, 49))),
     ]
     report = RunReport()
     for i in range(CHECKS):

@@ -541,8 +541,14 @@ def _feature_picture(explanation: Any, marked: Sequence[str] = (),
         return heatmap_picture(explanation)
     if token_layout(explanation) is not None:
         return token_picture(explanation)
-    return _importance_picture(explanation.feature_names, explanation.importance_array(),
+    bars = _importance_picture(explanation.feature_names, explanation.importance_array(),
                                marked=marked, row=_row_kind(explanation, arguments), **extra)
+    layout = _image_players(arguments, explanation.feature_names,
+                            getattr(explanation, "options", None))
+    if layout is None:
+        return bars
+    return group_map_picture(layout, explanation.importance_array(), bars,
+                             values=getattr(explanation, "values", None))
 
 
 def _row_kind(explanation: Any, arguments: Mapping[str, Any] | None) -> str:
@@ -748,7 +754,25 @@ def _gate(result: Any, arguments: Mapping[str, Any]) -> Fields:
                                           {"baseline_label": "baseline", "current_label": "current"})
     elif values is not None and np.ndim(values) in (3, 4):
         fields["picture"] = _values_picture(arguments, values, arguments.get("baseline_values"))
+    else:
+        fields["picture"] = _with_group_map(fields["picture"], arguments, result.feature_names,
+                                            result.after_importance, values,
+                                            result.before_importance,
+                                            arguments.get("baseline_values"))
     return fields
+
+
+def _with_group_map(bars: dict[str, Any], arguments: Mapping[str, Any], names: Sequence[str],
+                    importance: Any, values: Any = None, baseline_importance: Any = None,
+                    baseline_values: Any = None) -> dict[str, Any]:
+    """The map of image groups above these bars, when the rows are image patches or regions."""
+    explanation = arguments.get("explanation")
+    layout = _image_players(arguments, names, getattr(explanation, "options", None))
+    if layout is None or bars.get("kind") != "importance":
+        return bars
+    labels = {k: bars[k] for k in ("current_label", "baseline_label") if k in bars}
+    return group_map_picture(layout, importance, bars, values, baseline_importance,
+                             baseline_values, labels)
 
 
 def _values_picture(arguments: Mapping[str, Any], values: Any, baseline_values: Any,
@@ -767,7 +791,8 @@ def _values_picture(arguments: Mapping[str, Any], values: Any, baseline_values: 
         return heatmap_picture(holder, baseline_values,
                                {"baseline_label": "baseline", "current_label": "current"})
     if importance is not None and names is not None:
-        return _importance_picture(names, importance)
+        return _with_group_map(_importance_picture(names, importance), arguments, names,
+                               importance, values)
     return {"kind": "none"}
 
 
@@ -778,8 +803,13 @@ class _Holder:
 
 
 def _consistent(result: Any, arguments: Mapping[str, Any]) -> Fields:
-    return comparison_fields(result, ASSERTED["assert_consistent_explanations"], "reference",
-                             "candidate")
+    fields = comparison_fields(result, ASSERTED["assert_consistent_explanations"], "reference",
+                               "candidate")
+    if result is not None:
+        fields["picture"] = _with_group_map(fields["picture"], arguments, result.feature_names,
+                                            result.after_importance, None,
+                                            result.before_importance)
+    return fields
 
 
 def _comparison(result: Any, arguments: Mapping[str, Any]) -> Fields:
@@ -830,3 +860,103 @@ CHECK_OF_RESULT = {
     "ModelSensitivityResult": "assert_model_sensitive",
     "Comparison": "comparison",
 }
+
+
+# --- maps of image groups (Grid patches, label masks) ----------------------------------------
+
+def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
+                   options: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any] | None:
+    """The images X (n, h, w[, c]) and the Players their groups= make, when a check explained
+    image patches or regions (Grid, a label mask per image or a dict of masks) and its rows are
+    exactly those groups; else None (the picture is then bars)."""
+    arguments = arguments or {}
+    groups, X = arguments.get("groups"), arguments.get("X")
+    if (options or {}).get("channels_first"):
+        return None
+    if groups is None or isinstance(groups, str) or X is None or isinstance(
+            X, (Mapping, list, tuple, str)):
+        return None
+    from pytest_kexplain.groups import Grid, resolve_groups
+
+    try:
+        data = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if data.ndim != 4 and not (data.ndim == 3 and isinstance(groups, (Grid, np.ndarray))):
+        return None  # (n, h, w) without a Grid or label mask may be a sequence: keep the bars
+    try:
+        players = resolve_groups(groups, data.shape[1:], (), len(data))
+    except Exception:
+        return None
+    if players is None or tuple(players.names) != tuple(str(n) for n in names):
+        return None
+    return data, players
+
+
+def _fill(players: Any, per_group: np.ndarray, row: int, sample_shape: tuple[int, ...]
+          ) -> np.ndarray:
+    """A (h, w) map: every pixel holds its group's value (channels averaged)."""
+    assignment = players.assignment[row] if players.per_row else players.assignment
+    image = np.asarray(per_group, dtype=np.float64)[assignment].reshape(sample_shape)
+    return image.mean(axis=-1) if image.ndim == 3 else image
+
+
+def _share(values: Any) -> np.ndarray:
+    array = np.abs(np.asarray(values, dtype=np.float64))
+    total = float(np.nansum(array))
+    return array / total if total > 0 else array
+
+
+def _mean_fill(players: Any, per_group: np.ndarray, n_rows: int,
+               sample_shape: tuple[int, ...]) -> np.ndarray:
+    """The group map over all rows: the same map for shared groups, the mean of each row's map
+    for a mask per image."""
+    if not players.per_row:
+        return _fill(players, per_group, 0, sample_shape)
+    return np.mean([_fill(players, per_group, r, sample_shape) for r in range(n_rows)], axis=0)
+
+
+def group_map_picture(layout: tuple[np.ndarray, Any], importance: Any, bars: dict[str, Any],
+                      values: Any = None, baseline_importance: Any = None,
+                      baseline_values: Any = None, extra: Mapping[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """Image groups drawn as maps: each patch or region filled with its share of the
+    importance, over the mean image (all rows) and over the first row (its own attributions),
+    the baseline's beside them; the importance bars below."""
+    data, players = layout
+    sample_shape = tuple(data.shape[1:])
+    n_rows = len(data)
+    maps = [_mean_fill(players, _share(importance), n_rows, sample_shape)]
+    inputs = [data.mean(axis=0)]
+    labels = [f"mean of {n_rows} rows"]
+    shape = (n_rows, players.n_players)
+    if values is not None and np.shape(values) == shape:
+        maps.append(_fill(players, _share(np.asarray(values)[0]), 0, sample_shape))
+        inputs.append(data[0])
+        labels.append("sample 0")
+    baseline_maps = []
+    if baseline_importance is not None and np.shape(baseline_importance) == (players.n_players,):
+        baseline_maps.append(_mean_fill(players, _share(baseline_importance), n_rows,
+                                        sample_shape))
+        if len(maps) == 2 and baseline_values is not None and np.shape(baseline_values) == shape:
+            baseline_maps.append(_fill(players, _share(np.asarray(baseline_values)[0]), 0,
+                                       sample_shape))
+        elif len(maps) == 2:
+            maps, inputs, labels = maps[:1], inputs[:1], labels[:1]
+    picture: dict[str, Any] = {
+        "kind": "heatmap",
+        "layout": "image",
+        "groups": "patches" if not players.per_row else "regions per image",
+        "n_groups": players.n_players,
+        "samples": labels,
+        "inputs": [_round(_downsample(image.mean(axis=-1) if image.ndim == 3 else image))
+                   for image in inputs],
+        "maps": [_round(_downsample(m)) for m in maps],
+        "mean_map": _round(_downsample(maps[0])),
+        "unit": "share of importance",
+        "bars": bars,
+    }
+    if baseline_maps:
+        picture["baseline_maps"] = [_round(_downsample(m)) for m in baseline_maps]
+    picture.update(extra or {})
+    return picture

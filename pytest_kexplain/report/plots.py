@@ -88,7 +88,8 @@ def _draw_none(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) ->
     return figure
 
 
-def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
+def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], into: Any = None,
+                     **_: Any) -> Any:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -96,7 +97,7 @@ def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], **_: A
     marked = set(picture.get("marked", []))
     current = [v or 0.0 for v in picture["current"]]
     baseline = picture.get("baseline")
-    figure = _figure(max(2.4, 0.8 + 0.3 * len(features)))
+    figure = into if into is not None else _figure(_bars_height(picture))
     axes = figure.add_subplot()
     positions = list(range(len(features)))
     current_label = picture.get("current_label", "current")
@@ -150,6 +151,11 @@ def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], **_: A
     axes.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                 frameon=False)
     return figure
+
+
+def _bars_height(picture: Mapping[str, Any]) -> float:
+    """Inches an importance bar chart needs for its bars."""
+    return max(2.4, 0.8 + 0.3 * len(picture["features"]))
 
 
 def _plural(kind: str) -> str:
@@ -285,22 +291,39 @@ def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **options
     columns = 3 if baseline else 2
     rows = len(maps)
     image = picture.get("layout") == "image"
+    bars = picture.get("bars")
+    grouped = "groups" in picture  # image patches or regions: each filled with its share
     figure = _figure(1.0 + 1.7 * rows, width=min(WIDTH, 1.0 + 2.0 * columns))
-    grid = figure.subplots(rows, columns, squeeze=False)
+    if bars:  # the group map above the importance bars of the same groups
+        bar_height = _bars_height(bars)
+        figure = _figure(1.0 + 1.7 * rows + bar_height)
+        top, bottom = figure.subfigures(2, 1, height_ratios=[1.0 + 1.7 * rows, bar_height])
+        _draw_importance(bars, data, into=bottom)
+        canvas = top
+    else:
+        canvas = figure
+    grid = canvas.subplots(rows, columns, squeeze=False)
     scale = max([abs(v) for m in maps + (baseline or []) for row in m for v in row
                  if v is not None] or [1.0])
-    titles = ["input", f"attribution ({picture.get('current_label', 'current')})",
-              f"attribution ({picture.get('baseline_label', 'baseline')})"]
+    what = "share of importance" if grouped else "attribution"
+    titles = ["input", f"{what} ({picture.get('current_label', 'current')})",
+              f"{what} ({picture.get('baseline_label', 'baseline')})"]
+    if grouped:
+        titles[0] = f"input ({picture.get('n_groups', '')} {picture['groups']})"
     last = None
     for r in range(rows):
         panels = [(inputs[r], "gray", None), (maps[r], HEATMAP, scale)]
-        if baseline:
+        if baseline and r < len(baseline):
             panels.append((baseline[r], HEATMAP, scale))
         for c, (matrix, cmap, vmax) in enumerate(panels):
             axes = grid[r][c]
             clean = [[0.0 if v is None else v for v in row] for row in matrix]
+            if grouped and vmax:  # the map laid over the image it explains
+                axes.imshow([[0.0 if v is None else v for v in row] for row in inputs[r]],
+                            cmap="gray", aspect="equal", interpolation="nearest")
             shown = axes.imshow(clean, cmap=cmap, vmin=0 if vmax else None, vmax=vmax,
-                                aspect="equal" if image else "auto", interpolation="nearest")
+                                aspect="equal" if image else "auto", interpolation="nearest",
+                                alpha=0.85 if grouped and vmax else None)
             if vmax:
                 last = shown
             if r == 0:
@@ -308,7 +331,9 @@ def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **options
             if image:
                 axes.set_xticks([])
                 axes.set_yticks([])
-                axes.set_ylabel(f"sample {picture['samples'][r]}" if c == 0 else "", fontsize=8)
+                sample = picture["samples"][r]
+                label = sample if isinstance(sample, str) else f"sample {sample}"
+                axes.set_ylabel(label if c == 0 else "", fontsize=8)
             else:
                 from matplotlib.ticker import MaxNLocator
 
@@ -318,9 +343,13 @@ def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **options
                 axes.set_ylabel(f"sample {picture['samples'][r]}\nfeature" if c == 0
                                 else "feature", fontsize=7)
                 axes.tick_params(labelsize=6)
+    for r in range(rows):
+        for c in range(columns):
+            if baseline and r >= len(baseline) and c == 2:
+                grid[r][c].axis("off")
     if last is not None:
-        figure.colorbar(last, ax=grid[:, 1:].ravel().tolist(), shrink=0.8,
-                        label="|attribution|")
+        canvas.colorbar(last, ax=grid[:, 1:].ravel().tolist(), shrink=0.8,
+                        label=picture.get("unit", "|attribution|"))
     return figure
 
 
