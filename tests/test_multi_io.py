@@ -715,3 +715,22 @@ def test_an_input_split_by_a_label_mask_or_masks_per_row(image_and_table):
     result = assert_saliency_stable(model, X, groups=groups, method="occlusion",
                                     min_similarity=-1.0)
     assert result.noisy_explanation.feature_names == grouped.feature_names
+
+
+def test_assert_monotonic_on_a_group_name_names_its_members(image_and_table):
+    """A group of explain()'s groups= (an input's patch, or a group of columns) is no value to
+    sweep: the usage error says it is a group and names its members, where it said
+    "'image:patch(0,0)' is not a feature of X" and listed the pixels."""
+    from pytest_kexplain import Grid
+
+    model, X = image_and_table
+    groups = {"image": Grid(2, 2), "money": ["table:income", "table:debt"]}
+    with pytest.raises(KexplainError, match=r"^'money' is a group of groups=, not a feature: "
+                                            r"assert_monotonic sweeps the value of one feature; "
+                                            r"name one of its members \(table:income, "
+                                            r"table:debt\)\.$"):
+        assert_monotonic(model, X, "money", groups=groups, direction="increasing")
+    with pytest.raises(KexplainError, match=r"'image:patch\(0,0\)' is a group of groups=.*"
+                                            r"\(image:x\[0,0,0\], .*, \.\.\. \(9 in all\)\)"):
+        assert_monotonic(model, X, "image:patch(0,0)", groups=groups, direction="increasing")
+    assert assert_monotonic(model, X, "table:id", groups=groups, direction="increasing").n_rows

@@ -207,11 +207,12 @@ def assert_monotonic(
             f"X.reshape(len(X), -1), {flat_name!r}){where}."
         )
     _check_not_a_token(feature, prepared.feature_names, with_defaults(explain_kwargs))
-    column = feature_index(prepared.feature_names, feature)
     # several inputs: the flat rows, in the model's input order, with qualified names
     if prepared.layout is not None:  # {input: Grid(...), ...}: groups of the flat row
         groups = flatten_input_groups(groups, prepared.layout, prepared.feature_names,
                                       len(prepared.array))
+    _check_not_a_group(feature, prepared.feature_names, groups)
+    column = feature_index(prepared.feature_names, feature)
     space = row_space(X if prepared.layout is None else np.array(prepared.array),
                       keywords.get("feature_names") if prepared.layout is None
                       else prepared.feature_names, groups=groups, integer=integer, fixed=fixed)
@@ -285,6 +286,23 @@ def _check_movable(space: RowSpace, column: int, fixed: Any) -> None:
     if fixed is not None and name in (fixed if not isinstance(fixed, str) else [fixed]):
         raise InvalidArgument(f"feature {name!r} is fixed, so it cannot be checked for "
                               "monotonicity; remove it from fixed=.")
+
+
+def _check_not_a_group(feature: str, feature_names: Sequence[str], groups: Any) -> None:
+    """A group's name (one of explain()'s groups, 'image:patch(0,0)' or 'seq:t4') is not a
+    value to sweep: say so and name its members, not 'is not a feature of X'."""
+    if not isinstance(groups, Mapping) or feature not in groups or feature in feature_names:
+        return
+    members = groups[feature]
+    if isinstance(members, np.ndarray) and members.dtype == bool:
+        flat = members.reshape(-1, len(feature_names)).any(axis=0) if members.size % len(
+            feature_names) == 0 else np.zeros(len(feature_names), dtype=bool)
+        members = [feature_names[int(i)] for i in np.flatnonzero(flat)]
+    shown = [str(m) for m in members] if isinstance(members, (list, tuple, np.ndarray)) else []
+    listed = ", ".join(shown[:5]) + (f", ... ({len(shown)} in all)" if len(shown) > 5 else "")
+    raise InvalidArgument(
+        f"{feature!r} is a group of groups=, not a feature: assert_monotonic sweeps the value "
+        "of one feature" + (f"; name one of its members ({listed})" if listed else "") + ".")
 
 
 def _check_varies(feature: FeatureBounds, grid: np.ndarray, n_rows: int) -> None:
