@@ -303,6 +303,14 @@ def flatten_input_groups(groups: Any, layout: Any, feature_names: Sequence[str],
             f"groups={{{(fitting or list(layout.names))[0]!r}: {groups!r}}} (each input by its "
             "name, beside groups of features named 'input:feature'), or name each group's "
             f"features in a dict, e.g. groups={{'part': [{feature_names[0]!r}, ...]}}.")
+    if layout is not None and isinstance(groups, np.ndarray):
+        _refuse_mask_of_one_input(groups, "groups=", "labels", layout, n_rows)
+    if layout is not None and isinstance(groups, Mapping):
+        for name, members in groups.items():
+            if name not in layout.names and isinstance(members, np.ndarray) \
+                    and members.dtype == bool:
+                _refuse_mask_of_one_input(members, f"group {name!r}", f"{{{name!r}: mask}}",
+                                          layout, n_rows)
     if layout is None or not isinstance(groups, Mapping) or not any(
             name in layout.names and _groups_of_one_input(members)
             for name, members in groups.items()):
@@ -339,6 +347,21 @@ def flatten_input_groups(groups: Any, layout: Any, feature_names: Sequence[str],
             mask[..., start:stop] = players.assignment == player
             flat[qualified] = mask
     return flat
+
+
+def _refuse_mask_of_one_input(mask: np.ndarray, what: str, example: str, layout: Any,
+                              n_rows: int) -> None:
+    """A mask shaped like one input's samples (or its images' (h, w)), given where the flat
+    rows of several inputs are split: say to key it by that input's name."""
+    for name, shape in zip(layout.names, layout.shapes):
+        own = {tuple(shape), tuple(shape[:-1])} if len(shape) == 3 else {tuple(shape)}
+        if mask.shape in own or (mask.shape[:1] == (n_rows,) and mask.shape[1:] in own):
+            raise InvalidArgument(
+                f"{what} is a mask of shape {mask.shape}, which fits the samples of input {name!r}, but the "
+                f"model takes several inputs ({', '.join(map(repr, layout.names))}), explained "
+                f"as one flat row of {layout.n_features} features; give it for that input, "
+                f"groups={{{name!r}: {example}}} (each input by its name, beside groups of "
+                "features named 'input:feature').")
 
 
 def resolve_groups(groups: Any, sample_shape: tuple[int, ...], feature_names: Sequence[str],

@@ -169,6 +169,19 @@ def test_image_and_tabular_inputs_keep_their_shapes(data):
                                                 r"inputs \('image', 'table'\).*19 features.*"
                                                 r"'image:x\[0,0,0\]'"):
             explain(model, X, groups=groups, method="shap")
+    # a mask shaped like the image input's samples says to key it by that input, not that it
+    # must be (19,): a label mask, one per row, or a boolean region mask beside the flat groups
+    labels = np.zeros((4, 4), dtype=int)
+    labels[1:3, 1:3] = 1
+    for groups, fix in ((labels, r"groups=\{'image': labels\}"),
+                        (np.stack([labels] * 6), r"groups=\{'image': labels\}"),
+                        ({"centre": labels == 1}, r"groups=\{'image': \{'centre': mask\}\}")):
+        with pytest.raises(KexplainError, match=r"a mask of shape \(.*4, 4\), which fits the "
+                                                r"samples of input 'image', but the model takes "
+                                                r"several inputs.*" + fix):
+            explain(model, X, groups=groups, method="shap")
+    assert explain(model, X, groups={"image": labels}, method="shap").feature_names[:2] == (
+        "image:region 0", "image:region 1")
     grouped = explain(model, X, method="shap", groups={
         "top": [f"image:x[0,{c},0]" for c in range(4)], "table": ["table:x0", "table:x1", "table:x2"]})
     assert grouped.feature_names[:2] == ("top", "table")
