@@ -278,7 +278,7 @@ def _from_mapping(groups: Mapping[str, Any], sample_shape: tuple[int, ...],
     return Players(tuple(names), assignment)
 
 
-def _groups_of_one_input(members: Any) -> bool:
+def splits_one_input(members: Any) -> bool:
     """Whether a dict entry keyed by an input's name splits that input (Grid, 'timesteps' or
     a dict of its own groups, or an integer label mask of its images) rather than being one
     group of that name."""
@@ -312,13 +312,13 @@ def flatten_input_groups(groups: Any, layout: Any, feature_names: Sequence[str],
                 _refuse_mask_of_one_input(members, f"group {name!r}", f"{{{name!r}: mask}}",
                                           layout, n_rows)
     if layout is None or not isinstance(groups, Mapping) or not any(
-            name in layout.names and _groups_of_one_input(members)
+            name in layout.names and splits_one_input(members)
             for name, members in groups.items()):
         return groups
     d = layout.n_features
     flat: dict[str, Any] = {}
     for name, members in groups.items():
-        if name not in layout.names or not _groups_of_one_input(members):
+        if name not in layout.names or not splits_one_input(members):
             flat[name] = members
             continue
         index = layout.names.index(name)

@@ -718,6 +718,10 @@ def test_an_input_split_by_a_label_mask_or_masks_per_row(image_and_table):
     spelled = explain(model, X, method="shap", groups={
         "image": {f"region {v}": labels == v for v in range(3)}})
     np.testing.assert_array_equal(by_labels.values, spelled.values)
+    from pytest_kexplain.baselines.format import group_rows
+
+    # the gate reads the regions as groups, the table's columns as features
+    assert group_rows({"image": labels}, by_labels.feature_names, X) == by_labels.feature_names[:3]
 
     per_row = np.random.default_rng(0).random((5, 6, 6)) > 0.5
     groups = {"image": {"blob": per_row}}

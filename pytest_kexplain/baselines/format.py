@@ -103,7 +103,7 @@ def group_rows(groups: Any, rows: Sequence[str], X: Any) -> tuple[str, ...]:
     """The rows of an explanation made with `groups=` that are groups: all of them, except
     the columns a dict of groups leaves ungrouped on tabular data (they stay features); on
     images and sequences what no group claims is one more group, 'rest'."""
-    from pytest_kexplain.groups import REST
+    from pytest_kexplain.groups import REST, splits_one_input
 
     if groups is None:
         return ()
@@ -113,8 +113,7 @@ def group_rows(groups: Any, rows: Sequence[str], X: Any) -> tuple[str, ...]:
     for name, members in groups.items():  # {input: Grid(...) | 'timesteps' | {group: ...}}
         if isinstance(members, Mapping):
             named.update(f"{name}:{group}" for group in [*members, REST])
-        elif (not isinstance(members, (str, list, tuple, np.ndarray))
-              or (isinstance(members, str) and members == "timesteps")):  # a mask is an array
+        elif splits_one_input(members):  # Grid(...), 'timesteps' or a label mask
             named.update(row for row in rows if row.startswith(f"{name}:"))
     ungrouped = [row for row in rows if row not in named]
     if ungrouped == [REST] and not isinstance(X, (Mapping, list, tuple)) and _sample_ndim(X) > 1:
