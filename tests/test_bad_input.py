@@ -37,6 +37,14 @@ def test_shape_that_does_not_fit_the_model(linear64):
         explain(linear64, np.zeros((3, 4)))
 
 
+def test_a_list_of_one_array_for_a_model_of_one_input_says_to_pass_the_array(linear64, rows):
+    """NumPy reads [A] as one sample of A's shape; the shape error alone named (n, 5, 3)."""
+    with pytest.raises(KexplainError, match=r"X is a list holding one array, read as a single "
+                                            r"sample of shape \(\d+, \d+\); for a model with "
+                                            r"one input pass the array itself \(X\[0\]\)"):
+        explain(linear64, [rows[0]], method="occlusion")
+
+
 def test_background_with_other_features(linear64, rows):
     with pytest.raises(KexplainError, match=r"background has sample shape \(3,\) but X has \(5,\)"):
         explain(linear64, rows[0], background=np.zeros((4, 3)))

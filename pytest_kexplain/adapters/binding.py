@@ -116,9 +116,24 @@ def bind(
         base = with_categories(dict(prepared.categories) if is_dataframe(X)
                                else base.category_dtypes())
     adapter = _configured(base, prepared, choice)
-    adapter.check_input_shape(prepared.feature_shape)
+    try:
+        adapter.check_input_shape(prepared.feature_shape)
+    except InvalidArgument as error:
+        if _one_input_in_a_list(X):  # [A] for a model of one input: NumPy read one sample
+            raise InvalidArgument(
+                f"{error} {name} is a list holding one array, read as a single sample of shape "
+                f"{prepared.feature_shape}; for a model with one input pass the array itself "
+                f"({name}[0]), not a list of it.") from None
+        raise
     _check_representable(prepared, getattr(adapter, "dtype", None), name)
     return BoundModel(model=model, adapter=adapter, prepared=prepared, class_names=labels)
+
+
+def _one_input_in_a_list(X: Any) -> bool:
+    """Whether X is a list (or tuple) of one table or array of rows, as [A] for a model of
+    one input."""
+    return isinstance(X, (list, tuple)) and len(X) == 1 and (
+        is_dataframe(X[0]) or (isinstance(X[0], np.ndarray) and X[0].ndim >= 2))
 
 
 def _check_representable(prepared: PreparedInput, dtype: Any, name: str) -> None:
