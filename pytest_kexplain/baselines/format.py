@@ -60,6 +60,9 @@ class Baseline:
     #: the rows (of feature_names) that are groups of features (groups=); ungrouped columns
     #: beside them stay features. Empty: every row is a feature (or a token)
     groups: tuple[str, ...] = ()
+    #: a model with several inputs: each input's name and sample shape, in the order the
+    #: features concatenate them. Empty: one input, or a file written without them
+    inputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def row_kind(self) -> str:
@@ -200,7 +203,16 @@ def from_explanation(
         values=quantise(explanation.values),
         versions=installed_versions(),
         groups=tuple(name for name in explanation.feature_names if name in set(groups)),
+        inputs=_inputs_of(explanation),
     )
+
+
+def _inputs_of(explanation: Explanation) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Each input's name and sample shape when the explanation's rows concatenate several."""
+    names, shapes = explanation.input_names, explanation.input_shapes
+    if not names or not shapes or len(names) < 2:
+        return ()
+    return tuple((str(name), tuple(int(n) for n in shape)) for name, shape in zip(names, shapes))
 
 
 def check_finite(explanation: Explanation) -> None:
@@ -252,6 +264,9 @@ def render(baseline: Baseline, stem: str) -> RenderedBaseline:
         "versions": dict(baseline.versions),
         # only when groups= made some rows groups, so files without groups keep their bytes
         **({"groups": list(baseline.groups)} if baseline.groups else {}),
+        # only for a model with several inputs, so single-input files keep their bytes
+        **({"inputs": [{"name": name, "shape": list(shape)} for name, shape in baseline.inputs]}
+           if baseline.inputs else {}),
         "ranking": ranking,
         "features": features,
         "attributions": attributions,
@@ -306,7 +321,26 @@ def _from_document(document: Any, read_sidecar: Callable[[str], bytes]) -> Basel
         values=values,
         versions=dict(document.get("versions") or {}),
         groups=_groups(document.get("groups", []), feature_names),
+        inputs=_input_shapes(document.get("inputs", []), len(feature_names)),
     )
+
+
+def _input_shapes(listed: Any, n_features: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The optional "inputs" field: each input's name and sample shape (absent: none)."""
+    if not isinstance(listed, list):
+        raise ValueError(f"inputs must be a list of {{name, shape}} objects, got {listed!r}")
+    inputs = []
+    for entry in listed:
+        if not isinstance(entry, dict) or not isinstance(entry.get("shape"), list) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in entry["shape"]):
+            raise ValueError(f"each input must be {{\"name\": ..., \"shape\": [sizes]}}, "
+                             f"got {entry!r}")
+        inputs.append((_text(entry.get("name"), "input name"), tuple(entry["shape"])))
+    width = sum(int(np.prod(shape, dtype=np.int64)) for _, shape in inputs)
+    if inputs and width != n_features:
+        raise ValueError(f"its inputs have {width} values per sample but {n_features} features "
+                         "are listed")
+    return tuple(inputs)
 
 
 def _groups(listed: Any, feature_names: tuple[str, ...]) -> tuple[str, ...]:

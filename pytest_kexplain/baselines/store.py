@@ -33,7 +33,7 @@ NAME_SEPARATOR = "--"
 OBTAINED = ".obtained"
 #: optional fields added to format version 1 since its first release: a file written without
 #: one is not rewritten by an update for lacking it (see `equivalent`)
-ADDED_FIELDS = ("groups",)
+ADDED_FIELDS = ("groups", "inputs")
 #: the largest baseline JSON and attributions archive read; anything bigger is refused
 MAX_JSON_BYTES = 256 * 2**20
 MAX_SIDECAR_BYTES = 4 * 2**30

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     lines = [f"explanation baseline {args.baseline}", ""]
     width = max(len(label) for label in LABELS.values())
     for key, label in LABELS.items():
-        lines.append(f"  {label:<{width}}  {_text(summary.get(key))}")
+        lines.append(f"  {label:<{width}}  {_shown(summary, key)}")
     lines.append("")
     output.print_lines(lines)
     features = summary["features"][:args.top]
@@ -73,6 +73,8 @@ def summarise(baseline: Any) -> dict[str, Any]:
         "options": dict(baseline.options),
         "output": baseline.output,
         "data_shape": list(baseline.data_shape),
+        **({"data_inputs": [f"{name} {(baseline.data_shape[0], *shape)}"
+                            for name, shape in baseline.inputs]} if baseline.inputs else {}),
         "data_fingerprint": baseline.data_fingerprint,
         "background_fingerprint": baseline.background_fingerprint,
         "model": baseline.model_description,
@@ -81,6 +83,14 @@ def summarise(baseline: Any) -> dict[str, Any]:
         "rows": baseline.row_kind,
         "features": features,
     }
+
+
+def _shown(summary: dict[str, Any], key: str) -> str:
+    """A summary line's value; with several inputs the data shape names each one's, as the
+    report does ('num (80, 3), aux (80, 4): 80 x 7 as flat rows')."""
+    if key == "data_shape" and summary.get("data_inputs"):
+        return f"{', '.join(summary['data_inputs'])}: {_text(summary[key])} as flat rows"
+    return _text(summary.get(key))
 
 
 def _text(value: Any) -> str:
