@@ -528,6 +528,27 @@ def test_a_grid_on_one_input_of_several(capsys, files):
     assert code == 2 and "--groups {'img': grid:2x2}" in err, err
 
 
+def test_a_label_mask_of_one_input_of_several(capsys, files):
+    """--groups '{"img": "labels.npy"}': that input's regions, each row marked a group; a bare
+    label mask there says to key it by the input."""
+    labels = np.zeros((4, 4), dtype=int)
+    labels[0, 0] = 1  # the one pixel the model reads
+    np.save(files / "corner_labels.npy", labels)
+    spec = json.dumps({"img": str(files / "corner_labels.npy")})
+    code, out, err = cli(capsys, "explain", files / "two_inputs.keras", files / "inputs.npz",
+                         "--groups", spec, "--method", "shap", "--json")
+    assert code == 0, err
+    scores = importance(out)
+    assert set(scores) == {"num:x0", "num:x1", "num:x2", "img:region 0", "img:region 1"}
+    assert scores["img:region 1"] > 0 and scores["img:region 0"] == 0.0
+    marked = {row["feature"]: row["group"] for row in json.loads(out)["features"]}
+    assert marked["img:region 1"] and marked["img:region 0"] and not marked["num:x0"]
+    code, out, err = cli(capsys, "explain", files / "two_inputs.keras", files / "inputs.npz",
+                         "--groups", files / "corner_labels.npy", "--method", "shap")
+    assert code == 2 and """which fits the samples of input 'img'""" in err, err
+    assert """--groups '{"img": "LABELS.npy"}'""" in err, err
+
+
 def test_token_positions_without_a_vocabulary(capsys, files):
     code, out, err = cli(capsys, "explain", files / "tokens.keras", files / "ids.npy", "--json")
     assert code == 0, err

@@ -276,8 +276,10 @@ def _group_flag(name: str, args: argparse.Namespace) -> dict[str, bool]:
     of a grid, time steps or a label mask; a mapping's named groups, not its ungrouped columns."""
     if args.groups is None:
         return {}
-    if args.groups.kind == "mapping":
-        return {"group": name in args.groups.value}
+    if args.groups.kind == "mapping":  # an input's grid or labels make groups 'input:...'
+        from pytest_kexplain.baselines.format import group_rows
+
+        return {"group": name in group_rows(args.groups.argument(), [name], {})}
     return {"group": True}
 
 

@@ -203,6 +203,9 @@ def _group_mapping(document: Any, source: str) -> dict[str, Any]:
                                          or _is_grid(members)):
             mapping[name] = members.strip().lower()  # splits the input of that name
             continue
+        if isinstance(members, str) and Path(members.strip()).suffix.lower() == ".npy":
+            mapping[name] = _label_mask(members.strip())  # that input's label mask
+            continue
         if isinstance(members, str):
             members = [members]
         if not isinstance(members, list) or not members:

@@ -34,6 +34,9 @@ def flag_wording(message: str, data_name: str) -> str:
     message = re.sub(r" as a dict, vocabulary=\{([^{}]*)\}", lambda m: ", " + " ".join(
         f"--vocabulary {name}=FILE" for name in re.findall(r"'([^']*)':", m.group(1))), message)
     message = message.replace("vocabulary={input name: vocabulary}", "--vocabulary INPUT=FILE")
+    # an input's label mask is a .npy file named in the --groups mapping
+    message = re.sub(r"groups=\{'([^']*)': labels\}", r"""--groups '{"\1": "LABELS.npy"}'""",
+                     message)
     message = re.sub(r"groups=Grid\(\.\.\.\)", "a grid", message)
     message = re.sub(r"Grid\((?:rows=)?(\d+), (?:cols=)?(\d+)\)", r"grid:\1x\2", message)
     message = _KEYWORD.sub(flag, message)
