@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="explain groups of features as one: 'timesteps', 'grid:4x4' "
                               "(image patches), a JSON mapping '{\"region\": [\"region_a\", "
                               "\"region_b\"]}', a .json file of that mapping, or a .npy integer "
-                              "label mask (a region per pixel)")
+                              "label mask (a region per pixel); with several inputs the "
+                              "mapping splits one by its name, '{\"img\": \"grid:2x2\"}' "
+                              "(or \"timesteps\", or a .npy label mask)")
     explain.add_argument("--vocabulary", type=specs.vocabulary_spec, action="append",
                          default=None, metavar="[INPUT=]FILE",
                          help="token model: name token ids and rank tokens; a text file (one "
