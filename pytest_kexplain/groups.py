@@ -165,6 +165,11 @@ def _member_mask(name: str, members: Any, sample_shape: tuple[int, ...],
 
                 close = get_close_matches(member, list(feature_names), n=3, cutoff=0.5)
                 hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+                if not close:  # say what X's features are called (unnamed ones are x0, x1, ...)
+                    shown = ", ".join(map(repr, list(feature_names)[:12]))
+                    more = ", ..." if len(feature_names) > 12 else ""
+                    hint = (f" X's features are {shown}{more}. (Names come from feature_names=, "
+                            "or a DataFrame's columns; unnamed features are x0, x1, ...)")
                 raise InvalidArgument(
                     f"group {name!r} names {member!r}, which is not a feature of X.{hint}")
             mask[position[member]] = True

@@ -228,6 +228,14 @@ def test_bad_groups(credit, groups, message):
         explain(model, x, method="shap", feature_names=NAMES, groups=groups)
 
 
+def test_group_of_names_on_unnamed_features_lists_them(credit):
+    model, x, _ = credit
+    # no feature_names=: the columns are x0, x1, ..., and the error says so and how to name them
+    with pytest.raises(InvalidArgument, match=r"'region_a', which is not a feature of X\. X's "
+                       r"features are 'x0', 'x1', .*'x5'\. \(Names come from feature_names="):
+        explain(model, x, method="shap", groups={"region": ["region_a", "region_b"]})
+
+
 def test_grid_needs_images(credit, digits_cnn):
     model, x, _ = credit
     with pytest.raises(InvalidArgument, match="Grid"):
