@@ -68,3 +68,16 @@ def digits_cnn():
     images, labels = zoo.digits_images()
     model = zoo.train_digits_cnn(images[:1200], labels[:1200], epochs=6)
     return model, images[1200:1260]
+
+
+@pytest.fixture(scope="module")
+def agg_backend():
+    """Matplotlib's Agg backend for a module that plots (shap draws through pyplot)."""
+    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    previous = matplotlib.get_backend()
+    plt.switch_backend("Agg")
+    yield
+    plt.close("all")
+    plt.switch_backend(previous)

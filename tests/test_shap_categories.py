@@ -14,15 +14,7 @@ pd = pytest.importorskip("pandas")
 matplotlib = pytest.importorskip("matplotlib")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def agg_backend():
-    import matplotlib.pyplot as plt
-
-    previous = matplotlib.get_backend()
-    plt.switch_backend("Agg")
-    yield
-    plt.close("all")
-    plt.switch_backend(previous)
+pytestmark = pytest.mark.usefixtures("agg_backend")
 
 
 def drawn_text(draw) -> str:

@@ -15,15 +15,7 @@ shap = pytest.importorskip("shap")
 matplotlib = pytest.importorskip("matplotlib")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def agg_backend():
-    import matplotlib.pyplot as plt
-
-    previous = matplotlib.get_backend()
-    plt.switch_backend("Agg")
-    yield
-    plt.close("all")
-    plt.switch_backend(previous)
+pytestmark = pytest.mark.usefixtures("agg_backend")
 
 
 def rendered(draw):
