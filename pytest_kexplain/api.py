@@ -10,6 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -489,7 +490,9 @@ def _compute(
             for size, dtype in zip(layout.sizes, layout.dtypes)]),
     )
     try:
-        with tracking_round_off() as rounded:
+        # only a half-precision model's masking methods can have every change read as round-off
+        tracks = not spec.requires_gradient and getattr(adapter, "low_precision", None) is not None
+        with tracking_round_off() if tracks else nullcontext(list[bool]()) as rounded:
             attribution = spec.function(request)
     except NonFiniteError as error:
         if embedding is None:
