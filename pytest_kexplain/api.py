@@ -56,6 +56,7 @@ from pytest_kexplain.explainers.base import (
 )
 from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.flags import check_flag
 from pytest_kexplain.groups import Grid, Players, resolve_groups
 from pytest_kexplain.inputs import PreparedInput, prepare_background, prepare_input
 from pytest_kexplain.tokens import (
@@ -233,6 +234,10 @@ def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, A
     for name, default in spec.defaults.items():
         # counts (steps, samples, ...) and scales (tolerance, noise, ...): checked here, before
         # the model is called, as the explainer would check them
+        if isinstance(default, bool) and name in options:
+            # np.True_ is taken as True (and keyed as True), an integer is refused
+            resolved[name] = check_flag(f"option {name!r}", options[name])
+            continue
         if isinstance(default, bool) or name not in options or options[name] is None:
             continue  # None switches a feature off (tolerance=None); the explainer decides
         if isinstance(default, int):

@@ -10,6 +10,7 @@ import numpy as np
 
 from pytest_kexplain.categories import CategoryCodes
 from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.flags import check_flag
 
 
 def relative_completeness_gaps(
@@ -262,6 +263,7 @@ class Explanation:
         """
         import shap
 
+        per_token = check_flag("per_token", per_token)
         if input is not None and not self.token_inputs:
             raise InvalidArgument(
                 "input= picks one token input of a model with several inputs explained with "

@@ -74,6 +74,16 @@ def test_ordered_fails_when_the_set_matches_but_not_the_order(trained):
         assert_top_features(model, X, ["x1", "x0", "x2"], ordered=True)
 
 
+def test_ordered_takes_a_numpy_boolean_and_refuses_an_integer(trained):
+    model, X = trained
+    with pytest.raises(CheckFailed, match="expected order x1, x0, x2, found x0, x1, x2"):
+        assert_top_features(model, X, ["x1", "x0", "x2"], ordered=np.True_)
+    assert_top_features(model, X, ["x1", "x0", "x2"], ordered=np.bool_(False))
+    with pytest.raises(KexplainError, match=r"ordered must be True or False, got the integer 1 "
+                                            r"\(an integer is not read as a flag\); pass True"):
+        assert_top_features(model, X, ["x1", "x0", "x2"], ordered=1)
+
+
 def test_importance_order_passes_and_fails(trained):
     model, X = trained
     result = assert_importance_order(model, X, ["x0", "x1", "x2"])

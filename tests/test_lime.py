@@ -1,5 +1,7 @@
 """method='lime': the lime package's tabular explainer, batched; groups and usage errors."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -196,3 +198,24 @@ def test_a_single_integer_input_is_switched_between_existing_ids(monkeypatch):
     sent = np.concatenate([x.reshape(-1) for x in seen])
     assert np.isin(sent, np.unique(ids)).all()
     assert np.isfinite(explanation.values).all() and (explanation.values != 0).any()
+
+
+@pytest.mark.parametrize("flag", [np.True_, np.bool_(False), np.array(True)])
+def test_a_numpy_boolean_is_a_flag(linear64, rows, flag):
+    """discretize=np.True_ (what (a > b).all() gives) is True: the same values, the same
+    cache entry and the same option in the explanation as the Python bool."""
+    x, background = rows[0][:4], rows[1]
+    given = explain(linear64, x, method="lime", background=background, discretize=flag,
+                    samples=200)
+    plain = explain(linear64, x, method="lime", background=background,
+                    discretize=bool(flag), samples=200)
+    assert given.values.tobytes() == plain.values.tobytes()
+    assert given.options["discretize"] is bool(flag)
+
+
+@pytest.mark.parametrize("value", [1, 0, np.int64(1), np.uint8(0)])
+def test_an_integer_is_not_a_flag(linear64, rows, value):
+    expected = (f"option 'discretize' must be True or False, got the integer {value!r} (an "
+                f"integer is not read as a flag); pass {bool(value)} instead.")
+    with pytest.raises(InvalidArgument, match=re.escape(expected)):
+        explain(linear64, rows[0][:3], method="lime", discretize=value)

@@ -121,6 +121,9 @@ def test_to_shap_carries_token_strings(reviews):
     np.testing.assert_array_equal(table.values, explanation.values)
     with pytest.raises(InvalidArgument, match="per_token=True applies to .*vocabulary="):
         explain(model, ids[:4], method="occlusion").to_shap(per_token=True)
+    assert explanation.to_shap(per_token=np.True_).feature_names == table.feature_names
+    with pytest.raises(InvalidArgument, match="per_token must be True or False, got the integer"):
+        explanation.to_shap(per_token=1)
 
 
 def test_the_text_plot_shows_the_words_apart(reviews):

@@ -20,9 +20,10 @@ from pytest_kexplain.assertions._common import (
     reject_group_members,
     row_kind_of,
 )
-from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
+from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
+from pytest_kexplain.flags import check_flag
 from pytest_kexplain.records import PlotMixin
 
 # Rows beyond the compared ones that a ranking table shows, for context.
@@ -75,8 +76,7 @@ def assert_top_features(
         names, expected, argument="expected", kind=names_kind(X, explain_kwargs, names)))
     k = len(expected_names) if k is None else check_count(
         "k", k, low=len(expected_names), high=len(names))
-    if not isinstance(ordered, bool):
-        raise InvalidArgumentType(f"ordered must be True or False, got {ordered!r}.")
+    ordered = check_flag("ordered", ordered)
     explanation = explain_for_check(model, X, explain_kwargs)
     ranking = explanation.ranking()
     rank_of = {name: position for position, name in enumerate(ranking, start=1)}

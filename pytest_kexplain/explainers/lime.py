@@ -40,6 +40,7 @@ from pytest_kexplain.explainers.base import (
     positive_int,
     register,
 )
+from pytest_kexplain.flags import check_flag
 from pytest_kexplain.groups import Players
 
 DISCRETIZERS = {"quartile": (25, 50, 75), "decile": tuple(range(10, 100, 10))}
@@ -70,9 +71,7 @@ def _settings(request: ExplainRequest) -> LimeSettings:
     if samples < 2:
         raise InvalidArgument("option 'samples' must be at least 2 (the row itself and one "
                             f"perturbation), got {samples}.")
-    discretize = options["discretize"]
-    if not isinstance(discretize, bool):
-        raise InvalidArgument(f"option 'discretize' must be True or False, got {discretize!r}.")
+    discretize = check_flag("option 'discretize'", options["discretize"])
     discretizer = options["discretizer"]
     if discretizer not in DISCRETIZERS:
         raise InvalidArgument(
