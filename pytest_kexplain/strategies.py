@@ -129,7 +129,9 @@ def rows_like(
 ) -> st.SearchStrategy[Any]:
     """Batches of rows that could occur in X, of X's type (array, DataFrame, or a dict of
     them per input of a model with several, feature names qualified as ``num:income``; a
-    list of them is drawn the same way, its inputs named ``input_0``, ``input_1``, ...).
+    list of them is drawn the same way, its inputs named ``input_0``, ``input_1``, ...). An
+    input given 1-D (an array or Series of one value per row, as Keras takes for an input of
+    shape ``(1,)``) is drawn as one feature, ``input_1:x0``, and given back 1-D.
 
     Ranges, integer and categorical columns, constant columns and one-hot groups follow X;
     `groups`, `integer` and `fixed` add constraints (see the module docstring).
@@ -141,6 +143,9 @@ def rows_like(
                              max_rows=max_rows, feature_names=feature_names, groups=groups,
                              integer=integer, fixed=fixed)
         return strategy.map(lambda parts: type(X)(parts.values()))
+    flat: dict[Any, Any] = {}
+    if isinstance(X, Mapping):  # a 1-D input holds one value per row: drawn as one column
+        X, flat = _one_value_per_row(X)
     given = X
     # string columns are drawn as categories of the values they hold, and given back as strings
     X = ({key: strings_as_categories(value) for key, value in X.items()}
@@ -153,16 +158,56 @@ def rows_like(
     if isinstance(X, Mapping) and prepared.layout is not None:
         bounds = prepared.layout.bounds
         return arrays.map(lambda array: {
-            key: _like(array[:, start:stop], coded, space.features[start:stop], given[key])
+            key: _flattened(_like(array[:, start:stop], coded, space.features[start:stop],
+                                  given[key]), flat.get(key))
             for (key, coded), (start, stop) in zip(X.items(), bounds)})
     return arrays.map(lambda array: _like(array, X, space.features, given))
 
 
 def _is_list_of_inputs(X: Any) -> bool:
-    """A list (or tuple) of per-input arrays or DataFrames, as a list-input Keras model takes;
-    a nested list of numbers is one array."""
+    """A list (or tuple) of per-input arrays, DataFrames or Series, as a list-input Keras model
+    takes (an input of one value per row may be 1-D, as Keras accepts for an input of shape
+    (1,)); a nested list of numbers, or of 1-D arrays alone, is one array."""
     return isinstance(X, (list, tuple)) and len(X) > 1 and all(
-        is_dataframe(part) or (isinstance(part, np.ndarray) and part.ndim >= 2) for part in X)
+        is_dataframe(part) or _is_series(part)
+        or (isinstance(part, np.ndarray) and part.ndim >= 1) for part in X) and any(
+        not (isinstance(part, np.ndarray) and part.ndim == 1) for part in X)
+
+
+def _is_series(value: Any) -> bool:
+    return type(value).__name__ == "Series" and hasattr(value, "to_frame")
+
+
+def _one_value_per_row(X: Mapping[Any, Any]) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """X with each 1-D input (an array or Series of one value per row) as a one-column input,
+    and {key: the 1-D input} of those widened; a 1-D input the other inputs' row count does not
+    fit is refused (it cannot be one value per row)."""
+    flat = {key: value for key, value in X.items()
+            if _is_series(value) or (isinstance(value, np.ndarray) and value.ndim == 1)}
+    if not flat:
+        return dict(X), {}
+    rows = {key: len(value) for key, value in X.items()
+            if key not in flat and (is_dataframe(value) or np.ndim(value) >= 2)}
+    counts = {len(value) for value in flat.values()} | set(rows.values())
+    if len(counts) > 1:
+        shapes = ", ".join(f"{key!r}: {np.shape(value)}" for key, value in X.items())
+        raise InvalidArgument(
+            f"rows_like: the inputs hold different numbers of rows ({shapes}); a 1-D input is "
+            "read as one value per row, so it needs as many values as the other inputs have "
+            "rows. For a single sample give each input a batch axis (x[None]).")
+    widened = {key: (value.to_frame() if _is_series(value) else value[:, None])
+               if key in flat else value for key, value in X.items()}
+    return widened, flat
+
+
+def _flattened(drawn: Any, flat: Any) -> Any:
+    """Drawn rows of a widened 1-D input given back in its form (the column, as a Series if it
+    was one); anything else as drawn (`flat` is None then)."""
+    if flat is None:
+        return drawn
+    if is_dataframe(drawn):
+        return drawn.iloc[:, 0].rename(flat.name)
+    return drawn.reshape(len(drawn))
 
 
 def _like(array: np.ndarray, like: Any, features: Sequence[FeatureBounds],

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pytest_kexplain import KexplainError
+from pytest_kexplain import InvalidArgument, KexplainError
 from pytest_kexplain.strategies import feature_bounds, feature_values, rows_like
 
 ARRAY = np.array([[0.5, 1.0, -3.0], [2.5, 4.0, 7.0], [1.0, 2.0, 0.0]])  # x1 and x2 integer-valued
@@ -323,3 +323,41 @@ def test_rows_of_a_list_of_inputs_come_as_a_list_and_feed_a_list_input_model():
         assert model.predict(rows, verbose=0).shape == (len(rows[0]), 1)
 
     predicts()
+
+
+@pytest.mark.parametrize("scalar_shape", [(1,), ()])
+def test_a_one_dimensional_input_of_a_list_is_one_value_per_row(scalar_shape):
+    """model.predict([X, ages]) takes a 1-D array for an input of shape (1,) or (); rows_like
+    failed on such a list with NumPy's 'inhomogeneous shape' conversion error."""
+    import keras
+
+    first, second = keras.Input((3,)), keras.Input(scalar_shape, dtype="int32")
+    column = keras.layers.Reshape((1,))(second) if scalar_shape == () else second
+    model = keras.Model([first, second], keras.layers.Dense(1)(
+        keras.layers.Concatenate()([first, keras.ops.cast(column, "float32")])))
+    ages = np.array([30, 41, 57], dtype="int32")
+
+    @settings(max_examples=10, deadline=None, database=None)
+    @given(rows_like([ARRAY, ages], max_rows=3, integer=["input_1:x0"]))
+    def predicts(rows):
+        assert isinstance(rows, list) and rows[1].shape == (len(rows[0]),)
+        assert rows[1].dtype == np.int32 and rows[1].min() >= 30 and rows[1].max() <= 57
+        assert model.predict(rows, verbose=0).shape == (len(rows[0]), 1)
+
+    predicts()
+
+
+@FEW
+@given(rows_like({"num": ARRAY, "age": pd.Series([30.5, 41.0, 57.25], name="age")}, max_rows=2))
+def test_a_series_among_several_inputs_comes_back_as_a_series(rows):
+    assert isinstance(rows["age"], pd.Series) and rows["age"].name == "age"
+    assert len(rows["age"]) == len(rows["num"]) and rows["age"].between(30.5, 57.25).all()
+
+
+def test_a_one_dimensional_input_that_is_not_one_value_per_row_is_refused():
+    with pytest.raises(InvalidArgument, match=r"rows_like: the inputs hold different numbers of "
+                                              r"rows \('num': \(3, 3\), 'row': \(4,\)\); a 1-D input "
+                                              r"is read as one value per row"):
+        rows_like({"num": ARRAY, "row": np.arange(4.0)})
+    with pytest.raises(InvalidArgument, match="input_1.*needs as many values"):
+        rows_like([ARRAY, np.arange(4.0)])
