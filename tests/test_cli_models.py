@@ -917,3 +917,40 @@ def test_a_malformed_groups_field_is_named(capsys, files, tmp_path, groups, mess
     code, out, err = cli(capsys, "show", path)
     assert code == 2 and out == ""
     assert "is malformed" in err and message in err, err
+
+
+@pytest.mark.parametrize("data", ["inputs.npz", "inputs_in_order.npz"])
+def test_a_per_row_label_mask_of_one_input_is_cut_by_rows(capsys, files, data):
+    """--groups '{"img": "per_row.npy"}' holds one (4, 4) mask per row of the file; --rows 5
+    keeps the masks of the first 5 rows, as it does for the mask of a single input."""
+    per_row = np.zeros((20, 4, 4), dtype=int)
+    per_row[:, 0, 0] = 1  # the one pixel the model reads, in every row...
+    per_row[5:, 3, 3] = 1  # ...and another, only in rows --rows 5 leaves out
+    np.save(files / "corner_per_row.npy", per_row)
+    spec = json.dumps({"img": str(files / "corner_per_row.npy")})
+    code, out, err = cli(capsys, "explain", files / "two_inputs.keras", files / data,
+                         "--groups", spec, "--method", "occlusion", "--rows", "5", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["rows"] == 5
+    scores = importance(out)
+    assert set(scores) == {"num:x0", "num:x1", "num:x2", "img:region 0", "img:region 1"}
+    assert scores["img:region 1"] > 0 and scores["img:region 0"] == 0.0
+    # the same as explain() of the first five rows with the first five masks
+    arrays = np.load(files / "inputs.npz")
+    from keras.models import load_model
+
+    expected = explain(load_model(files / "two_inputs.keras"),
+                       {"num": arrays["num"][:5], "img": arrays["img"][:5]},
+                       method="occlusion", groups={"img": per_row[:5]}).importance()
+    assert scores == pytest.approx({name: float(value) for name, value in expected.items()})
+    # a mask per row of another count is named with the rows kept
+    np.save(files / "corner_per_row_short.npy", per_row[:7])
+    code, out, err = cli(capsys, "explain", files / "two_inputs.keras", files / data,
+                         "--groups", json.dumps({"img": str(files / "corner_per_row_short.npy")}),
+                         "--method", "occlusion", "--rows", "5")
+    assert code == 2, err
+    assert "has shape (7, 4, 4)" in err and "(5, 4, 4)" in err, err
+    if data == "inputs.npz":  # named inputs: checked before the model loads, --rows named
+        assert "the label mask of input 'img' has shape (7, 4, 4)" in err
+        assert "(one mask per row of inputs.npz (5 rows kept by --rows))" in err

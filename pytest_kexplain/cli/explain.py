@@ -99,11 +99,16 @@ def _groups_for(spec: GroupsSpec, data: Table) -> Any:
 
     argument = spec.argument()
     if isinstance(data.rows, (dict, list)):
-        return argument  # one array per input: the model's input order names the features
+        # one array per input: the model's input order names the features; an input's label
+        # mask of one mask per row of the file keeps those of --rows, as a single input's does
+        if spec.kind != "mapping":
+            return argument
+        return {name: _input_mask(spec, name, members, data)
+                if isinstance(members, np.ndarray) else members
+                for name, members in argument.items()}
     sample = tuple(np.shape(data.rows)[1:])
-    if spec.kind == "labels" and data.total_rows != data.n_rows and \
-            argument.shape in ((data.total_rows, *sample), (data.total_rows, *sample[:2])):
-        argument = argument[:data.n_rows]  # one mask per row of the file: keep those of --rows
+    if spec.kind == "labels":
+        argument = _kept_rows(argument, [sample], data)
     try:
         prepared = prepare_input(data.rows, None)
         if spec.kind == "labels":
@@ -116,15 +121,40 @@ def _groups_for(spec: GroupsSpec, data: Table) -> Any:
     return np.ascontiguousarray(argument) if spec.kind == "labels" else argument
 
 
+def _kept_rows(mask: Any, samples: list[tuple[int, ...]], data: Table) -> Any:
+    """A label mask holding one mask per row of the file (for samples of one of `samples`
+    shapes, or their pixels) cut to the rows --rows keeps; any other mask as it is."""
+    if data.total_rows == data.n_rows or not mask.shape or mask.shape[0] != data.total_rows:
+        return mask
+    if any(mask.shape[1:] in (sample, sample[:2]) for sample in samples):
+        return mask[:data.n_rows]
+    return mask
+
+
+def _input_mask(spec: GroupsSpec, name: str, mask: Any, data: Table) -> Any:
+    """The label mask of input `name` of several, cut to --rows and checked against that
+    input's samples (in a list of arrays, the model's input order says which array is which:
+    any input's samples will do until the model is loaded)."""
+    import numpy as np
+
+    arrays = data.rows if isinstance(data.rows, list) else [data.rows.get(name)]
+    samples = [tuple(np.shape(array)[1:]) for array in arrays if array is not None]
+    mask = _kept_rows(mask, samples, data)
+    if isinstance(data.rows, dict) and name in data.rows:
+        _check_mask_shape(spec, mask.shape, samples[0], data, input=name)
+    return np.ascontiguousarray(mask)
+
+
 def _check_mask_shape(spec: GroupsSpec, shape: tuple[int, ...], sample: tuple[int, ...],
-                      data: Table) -> None:
+                      data: Table, input: str | None = None) -> None:
     """A label mask covers one sample (or its pixels) or holds one such mask per row."""
     shared = [sample] + ([sample[:2]] if len(sample) == 3 else [])
     accepted = shared + [(data.n_rows, *one) for one in shared]
     if shape not in accepted:
         rows = f" ({data.n_rows} rows kept by --rows)" if data.n_rows != data.total_rows else ""
+        of = "" if input is None else f" of input {input!r}"
         raise CliError(
-            f"--groups {spec.text}: the label mask has shape {shape}; for samples of shape "
+            f"--groups {spec.text}: the label mask{of} has shape {shape}; for samples of shape "
             f"{sample} it must be {' or '.join(map(str, shared))} (one mask for every row) or "
             f"{' or '.join(str((data.n_rows, *one)) for one in shared)} (one mask per row of "
             f"{Path(data.source).name}{rows}).{_channels_first_hint(shape, sample)}")
