@@ -57,7 +57,7 @@ from pytest_kexplain.explainers.base import (
 from pytest_kexplain.explainers.gradients import warn_if_incomplete
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.flags import check_flag
-from pytest_kexplain.groups import Grid, Players, resolve_groups
+from pytest_kexplain.groups import ChannelsFirst, Players, resolve_groups
 from pytest_kexplain.inputs import PreparedInput, prepare_background, prepare_input
 from pytest_kexplain.tokens import (
     DEFAULT_PAD_ID,
@@ -304,13 +304,19 @@ def explain(
     io_key = {"output": output, "class_names": labels}
     file_digest = saved_model_digest(model)
     key = None
-    if file_digest is not None and not isinstance(X, (Mapping, list, tuple)):
+    file_first: bool | None = False  # whether the saved model reads X channels first
+    if file_digest is not None and not isinstance(X, (Mapping, list, tuple)) and groups is not None:
+        from pytest_kexplain.adapters.layers import saved_samples_channels_first
+
+        file_first = saved_samples_channels_first(model, np.shape(X)[1:])
+    if file_digest is not None and not isinstance(X, (Mapping, list, tuple)) \
+            and file_first is not None:
         # A saved model is identified by its bytes: a cached explanation needs no Keras import.
         prepared = prepare_input(X, feature_names)
         background_array = prepare_background(background, prepared)
         spec = get_explainer(KERAS_AUTO_METHOD if method == AUTO else method)
         check_target(target, len(prepared.array), class_names=labels)
-        players = _players(groups, prepared)
+        players = _players(groups, prepared, file_first)
         tokens = _tokens(pad_id, vocabulary, players, prepared, X)
         key = cache_key(model=file_digest, method=spec.name, options=resolve_options(spec, options),
                         **_data_key(prepared, background_array, target, seed, players), **io_key,
@@ -345,8 +351,10 @@ def explain(
     # a scikit-learn pipeline's string columns in a background DataFrame, as in X
     background_array = prepare_background(model_data(bound.model, background, "background"),
                                           prepared)
-    check_groups_fit_channels_first(groups, adapter, prepared.feature_shape)
-    players = _players(groups, prepared)
+    first = groups_channels_first(adapter, prepared) if groups is not None else False
+    if key is not None and first != file_first:
+        key = None  # the file's config and the loaded model disagree on the layout
+    players = _players(groups, prepared, first)
     if spec.name in LAYER_METHODS:
         from pytest_kexplain.explainers.gradcam import check_groups_fit
 
@@ -379,57 +387,51 @@ def _file_description(path: Any) -> str:
     return f"Keras model file {os.path.basename(os.fspath(path))!r}"
 
 
-def _players(groups: Any, prepared: PreparedInput) -> Players | None:
+def _players(groups: Any, prepared: PreparedInput,
+             channels_first: ChannelsFirst = False) -> Players | None:
     """The feature groups explained as single players (None: every feature on its own)."""
     return resolve_groups(groups, prepared.feature_shape, prepared.feature_names,
-                          len(prepared.array), prepared.layout)
+                          len(prepared.array), prepared.layout, channels_first)
 
 
-def _channel_options(adapter: ModelAdapter, x: np.ndarray, players: Players | None
-                     ) -> dict[str, Any]:
+def groups_channels_first(adapter: ModelAdapter, prepared: PreparedInput) -> ChannelsFirst:
+    """Whether X's samples reach the model channels first, (channels, *spatial), so that a
+    Grid patch, a time step or a (height, width) mask's region holds every channel of its
+    positions: one flag, or one per input of a model with several."""
+    from pytest_kexplain.adapters.layers import samples_channels_first
+
+    model = getattr(adapter, "model", None)
+    if model is None:
+        return False
+    if prepared.layout is not None:
+        return tuple(samples_channels_first(model, tuple(shape))
+                     for shape in prepared.layout.shapes)
+    return samples_channels_first(model, prepared.feature_shape)
+
+
+def channels_first_of(model: Any, prepared: PreparedInput) -> ChannelsFirst:
+    """groups_channels_first() of a model as a check is given it (Keras model, file, callable)."""
+    if model is None:
+        return False
+    from pytest_kexplain.adapters import get_adapter
+
+    return groups_channels_first(get_adapter(model)[1], prepared)
+
+
+def _channel_options(adapter: ModelAdapter, x: np.ndarray, players: Players | None,
+                     prepared: PreparedInput) -> dict[str, Any]:
     """{"channels_first": True} for the maps of a model reading (channels, *spatial) samples,
-    which to_shap() turns channels last for shap's image plots."""
+    which to_shap() turns channels last for shap's image plots, and for its groups (Grid
+    patches, mask regions), which the report draws over the images channels last."""
     from pytest_kexplain.adapters.layers import channels_first
 
     model = getattr(adapter, "model", None)
-    if players is not None or x.ndim < 3 or model is None or not channels_first(model):
+    if players is not None:
+        grouped = prepared.layout is None and groups_channels_first(adapter, prepared) is True
+        return {"channels_first": True} if grouped else {}
+    if x.ndim < 3 or model is None or not channels_first(model):
         return {}
     return {"channels_first": True}
-
-
-def check_groups_fit_channels_first(groups: Any, adapter: ModelAdapter,
-                                     shape: tuple[int, ...]) -> None:
-    """Grid(...) and (height, width) masks cut channels-last images; on a model that reads
-    (channels, height, width) they would cut the channel axis instead: a usage error."""
-    from pytest_kexplain.adapters.layers import channels_first
-
-    model = getattr(adapter, "model", None)
-    if model is None or groups is None or not channels_first(model):
-        return
-    if isinstance(groups, str) and len(shape) == 2:
-        raise InvalidArgument(
-            f"groups={groups!r} takes the first axis of a sample as its time steps, but "
-            f"{adapter.description} reads its sequences channels first (data_format="
-            f"'channels_first'): samples of shape {shape} are (channels, steps). Give each "
-            "time step as a group of its features, e.g. {f't{i}': [f'x[{c},{i}]' for c in "
-            "range(channels)] for i in range(steps)}.")
-    if len(shape) != 3:
-        return
-
-    def spatial(members: Any) -> bool:
-        return (isinstance(members, np.ndarray) and members.shape[-3:] != shape
-                and members.shape[-2:] in (shape[1:], shape[:2]))
-
-    members = groups.values() if isinstance(groups, Mapping) else [groups]
-    if isinstance(groups, Grid) or any(spatial(m) for m in members):
-        what = (f"groups={groups!r} cuts" if isinstance(groups, Grid)
-                else "groups given as (height, width) masks cut")
-        raise InvalidArgument(
-            f"{what} images laid out (height, width, channels), but "
-            f"{adapter.description} reads its images channels first (data_format="
-            f"'channels_first'): samples of shape {shape} are (channels, height, width). Give "
-            f"each group as a boolean mask of the whole sample shape {shape}, e.g. "
-            "{'centre': np.broadcast_to(centre_mask, X.shape[1:])}, or name its features.")
 
 
 def _data_key(prepared: PreparedInput, background: np.ndarray | None, target: Target,
@@ -562,7 +564,7 @@ def _compute(
                  **({} if spec.requires_gradient
                     else hidden_by_round_off(adapter, values, bool(rounded))),
                  **_token_options(embedding, pad_id, players, tokens),
-                 **_channel_options(adapter, x, players)},
+                 **_channel_options(adapter, x, players, bound.prepared)},
         output_name=output_label(head, unit, outputs.shape[1]),
         outputs=_frozen(outputs[np.arange(len(x)), target_indices]),
         global_importance=None if global_importance is None else _frozen(global_importance),
@@ -641,7 +643,9 @@ def check_unused_keywords(model: Any, X: Any, prepared: PreparedInput, keywords:
     if pad_id is not None and (isinstance(pad_id, bool) or not isinstance(pad_id, (int, np.integer))):
         raise InvalidArgumentType(f"pad_id must be an integer token id, got {pad_id!r}.")
     prepare_background(model_data(model, keywords.get("background"), "background"), prepared)
-    players = _players(keywords.get("groups"), prepared) if groups else None
+    grouping = keywords.get("groups") if groups else None
+    players = (_players(grouping, prepared, channels_first_of(model, prepared))
+               if grouping is not None else None)
     _tokens(None if pad_id is None else int(pad_id), keywords.get("vocabulary"), players,
             prepared, X)
 

@@ -18,6 +18,9 @@ import numpy as np
 from pytest_kexplain.errors import InvalidArgument
 
 TIMESTEPS = "timesteps"
+#: whether samples are laid out (channels, *spatial): one flag, or one per input of a model
+#: with several (a Grid patch or a mask region then holds every channel of its pixels)
+ChannelsFirst = bool | tuple[bool, ...]
 #: the player holding every feature of an image or sequence that no named group claims
 REST = "rest"
 
@@ -107,17 +110,35 @@ class Players:
         return (self.names, self.assignment.shape, self.assignment.tobytes())
 
 
-def _spatial_shape(sample_shape: tuple[int, ...]) -> tuple[int, int]:
+def _spatial_shape(sample_shape: tuple[int, ...], shown: tuple[int, ...]) -> tuple[int, int]:
     if len(sample_shape) not in (2, 3):
+        layout = ("(channels, height, width) for a model that reads its images channels "
+                  "first" if shown != sample_shape else "(height, width) or (height, width, "
+                  "channels)")
         raise InvalidArgument(
-            f"groups=Grid(...) splits images of shape (height, width) or (height, width, "
-            f"channels); the samples here have shape {sample_shape}."
+            f"groups=Grid(...) splits images of shape {layout}; the samples here have shape "
+            f"{shown}."
         )
     return sample_shape[0], sample_shape[1]
 
 
-def _grid(grid: Grid, sample_shape: tuple[int, ...]) -> Players:
-    h, w = _spatial_shape(sample_shape)
+def _channels_last(sample_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of (channels, *spatial) samples with the channel axis moved last."""
+    return (*sample_shape[1:], sample_shape[0])
+
+
+def _moved_channels_first(players: Players, sample_shape: tuple[int, ...]) -> Players:
+    """Players made on channels-last samples, for the same samples laid out `sample_shape`
+    (channels first): each feature keeps the player of its channels-last twin."""
+    rows = players.assignment.shape[:-1]
+    last = players.assignment.reshape(*rows, *_channels_last(sample_shape))
+    moved = np.moveaxis(last, -1, len(rows))
+    return Players(players.names, np.ascontiguousarray(moved.reshape(*rows, -1)))
+
+
+def _grid(grid: Grid, sample_shape: tuple[int, ...],
+          shown: tuple[int, ...] | None = None) -> Players:
+    h, w = _spatial_shape(sample_shape, shown or sample_shape)
     if grid.rows > h or grid.cols > w:
         raise InvalidArgument(
             f"Grid({grid.rows}, {grid.cols}) has more patches than the image has pixels "
@@ -140,7 +161,8 @@ def _timesteps(sample_shape: tuple[int, ...]) -> Players:
 
 
 def _member_mask(name: str, members: Any, sample_shape: tuple[int, ...],
-                 feature_names: Sequence[str], n_rows: int) -> np.ndarray:
+                 feature_names: Sequence[str], n_rows: int,
+                 channels_first: bool = False) -> np.ndarray:
     """(d,) or (n, d) boolean mask of one group's raw features."""
     d = int(np.prod(sample_shape, dtype=np.int64))
     if isinstance(members, (Grid, Mapping)):
@@ -151,7 +173,7 @@ def _member_mask(name: str, members: Any, sample_shape: tuple[int, ...],
     if isinstance(members, str):
         members = [members]
     if isinstance(members, np.ndarray) and members.dtype == bool:
-        return _boolean_mask(name, members, sample_shape, n_rows)
+        return _boolean_mask(name, members, sample_shape, n_rows, channels_first)
     _reject_numeric_mask(name, members, d)
     members = list(members) if not isinstance(members, np.ndarray) else members.tolist()
     if not members:
@@ -201,8 +223,10 @@ def _reject_numeric_mask(name: str, members: Any, d: int) -> None:
 
 
 def _boolean_mask(name: str, mask: np.ndarray, sample_shape: tuple[int, ...],
-                  n_rows: int) -> np.ndarray:
-    spatial = sample_shape[:2] if len(sample_shape) == 3 else None
+                  n_rows: int, channels_first: bool = False) -> np.ndarray:
+    spatial = None
+    if len(sample_shape) == 3:
+        spatial = sample_shape[1:] if channels_first else sample_shape[:2]
     shapes = {sample_shape: False, (n_rows, *sample_shape): True}
     if spatial is not None:  # (h, w) masks cover every channel
         shapes.update({spatial: False, (n_rows, *spatial): True})
@@ -211,10 +235,13 @@ def _boolean_mask(name: str, mask: np.ndarray, sample_shape: tuple[int, ...],
         raise InvalidArgument(
             f"the boolean mask of group {name!r} has shape {mask.shape}; it must be {accepted} "
             "(one mask for every sample, or one per sample)."
+            + _layout_hint(mask.shape, sample_shape, channels_first)
         )
     per_row = shapes[mask.shape]
+    missing = len(sample_shape) + per_row - mask.ndim  # the channel axis of a (h, w) mask
+    at = int(per_row) if channels_first else mask.ndim
     full = np.broadcast_to(
-        mask.reshape(*mask.shape, *([1] * (len(sample_shape) + per_row - mask.ndim))),
+        mask.reshape(*mask.shape[:at], *([1] * missing), *mask.shape[at:]),
         ((n_rows,) if per_row else ()) + sample_shape)
     flat = full.reshape(n_rows, -1) if per_row else full.reshape(-1)
     if not flat.any():
@@ -226,18 +253,31 @@ def _boolean_mask(name: str, mask: np.ndarray, sample_shape: tuple[int, ...],
     return flat
 
 
-def _from_labels(labels: np.ndarray, sample_shape: tuple[int, ...], n_rows: int) -> Players:
+def _layout_hint(shape: tuple[int, ...], sample_shape: tuple[int, ...],
+                 channels_first: bool) -> str:
+    """A mask laid out channels last for a model that reads its samples channels first."""
+    if not channels_first or shape[-len(sample_shape):] != _channels_last(sample_shape):
+        return ""
+    axes = "height, width" if len(sample_shape) == 3 else "*spatial"
+    return (f" The model reads its samples channels first, as (channels, {axes}) "
+            f"{sample_shape}: give a (height, width) mask, or move the mask's channel axis "
+            f"first, np.moveaxis(mask, -1, {-len(sample_shape)}).")
+
+
+def _from_labels(labels: np.ndarray, sample_shape: tuple[int, ...], n_rows: int,
+                 channels_first: bool = False) -> Players:
     if not np.issubdtype(labels.dtype, np.integer):
         raise InvalidArgument(
             f"a label mask must hold integer labels, got dtype {labels.dtype}; pass a dict "
             "of named boolean masks instead.")
     values = np.unique(labels)
     groups = {f"region {int(v)}": labels == v for v in values}
-    return _from_mapping(groups, sample_shape, (), n_rows)
+    return _from_mapping(groups, sample_shape, (), n_rows, channels_first)
 
 
 def _from_mapping(groups: Mapping[str, Any], sample_shape: tuple[int, ...],
-                  feature_names: Sequence[str], n_rows: int) -> Players:
+                  feature_names: Sequence[str], n_rows: int,
+                  channels_first: bool = False) -> Players:
     if not groups:
         raise InvalidArgument("groups is empty; name at least one group.")
     d = int(np.prod(sample_shape, dtype=np.int64))
@@ -245,7 +285,8 @@ def _from_mapping(groups: Mapping[str, Any], sample_shape: tuple[int, ...],
     for name, members in groups.items():
         if not isinstance(name, str):
             raise InvalidArgument(f"group names must be strings, got {name!r}.")
-        masks.append(_member_mask(name, members, sample_shape, feature_names, n_rows))
+        masks.append(_member_mask(name, members, sample_shape, feature_names, n_rows,
+                                  channels_first))
     per_row = any(m.ndim == 2 for m in masks)
     stacked = np.stack([np.broadcast_to(m, (n_rows, d)) if per_row else m for m in masks])
     counts = stacked.sum(axis=0)
@@ -294,10 +335,11 @@ def splits_one_input(members: Any) -> bool:
 
 
 def flatten_input_groups(groups: Any, layout: Any, feature_names: Sequence[str],
-                         n_rows: int) -> Any:
+                         n_rows: int, channels_first: ChannelsFirst = False) -> Any:
     """A model with several inputs: entries {input: Grid(...) | 'timesteps' | {group: members}}
     become that input's groups as boolean masks of the flat row, named 'input:group'; every
-    other entry (a group of qualified feature names) is kept as given."""
+    other entry (a group of qualified feature names) is kept as given. `channels_first`: one
+    flag per input, whether its samples are (channels, *spatial)."""
     if layout is not None and isinstance(groups, (Grid, str)):
         fitting = [name for name, shape in zip(layout.names, layout.shapes)
                    if len(shape) in ((2, 3) if isinstance(groups, Grid) else (2, 3, 4))]
@@ -335,7 +377,9 @@ def flatten_input_groups(groups: Any, layout: Any, feature_names: Sequence[str],
                        if isinstance(part, (list, tuple)) else part
                        for group, part in members.items()}
         try:
-            players = resolve_groups(members, shape, own_names, n_rows)
+            first = (channels_first[index] if isinstance(channels_first, tuple)
+                     and index < len(channels_first) else channels_first is True)
+            players = resolve_groups(members, shape, own_names, n_rows, channels_first=first)
         except InvalidArgument as error:
             raise InvalidArgument(f"groups[{name!r}] splits input {name!r} (samples of shape "
                                   f"{shape}): {error}") from None
@@ -359,7 +403,8 @@ def _refuse_mask_of_one_input(mask: np.ndarray, what: str, example: str, layout:
     """A mask shaped like one input's samples (or its images' (h, w)), given where the flat
     rows of several inputs are split: say to key it by that input's name."""
     for name, shape in zip(layout.names, layout.shapes):
-        own = {tuple(shape), tuple(shape[:-1])} if len(shape) == 3 else {tuple(shape)}
+        own = ({tuple(shape), tuple(shape[:-1]), tuple(shape[1:])} if len(shape) == 3
+               else {tuple(shape)})
         if mask.shape in own or (mask.shape[:1] == (n_rows,) and mask.shape[1:] in own):
             raise InvalidArgument(
                 f"{what} is a mask of shape {mask.shape}, which fits the samples of input {name!r}, but the "
@@ -370,24 +415,34 @@ def _refuse_mask_of_one_input(mask: np.ndarray, what: str, example: str, layout:
 
 
 def resolve_groups(groups: Any, sample_shape: tuple[int, ...], feature_names: Sequence[str],
-                   n_rows: int, layout: Any = None) -> Players | None:
+                   n_rows: int, layout: Any = None,
+                   channels_first: ChannelsFirst = False) -> Players | None:
     """Turn a `groups=` argument into Players (None when no grouping was asked for); `layout`
-    (a model with several inputs) lets a dict split each input on its own."""
+    (a model with several inputs) lets a dict split each input on its own. On samples laid
+    out (channels, *spatial) (`channels_first`) a Grid patch, a time step or a (height, width)
+    mask's region holds every channel of its positions, as on the channels-last twin."""
     if groups is None:
         return None
-    groups = flatten_input_groups(groups, layout, feature_names, n_rows)
+    groups = flatten_input_groups(groups, layout, feature_names, n_rows, channels_first)
+    first = channels_first is True and len(sample_shape) >= 2
     if isinstance(groups, Grid):
+        if first:
+            return _moved_channels_first(
+                _grid(groups, _channels_last(sample_shape), sample_shape), sample_shape)
         return _grid(groups, sample_shape)
     if isinstance(groups, str):
         if groups != TIMESTEPS:
             raise InvalidArgument(
                 f"groups={groups!r} is not understood; use groups='timesteps', Grid(rows, cols), "
                 "an integer label mask, or a dict mapping group names to features.")
+        if first:
+            return _moved_channels_first(_timesteps(_channels_last(sample_shape)),
+                                         sample_shape)
         return _timesteps(sample_shape)
     if isinstance(groups, Mapping):
-        return _from_mapping(groups, sample_shape, feature_names, n_rows)
+        return _from_mapping(groups, sample_shape, feature_names, n_rows, first)
     if isinstance(groups, np.ndarray):
-        return _from_labels(groups, sample_shape, n_rows) if groups.shape[-len(
+        return _from_labels(groups, sample_shape, n_rows, first) if groups.shape[-len(
             sample_shape):] == sample_shape or groups.ndim >= 2 else _bad_groups(groups)
     return _bad_groups(groups)
 
@@ -399,7 +454,7 @@ def _bad_groups(groups: Any) -> Players:
 
 
 def repeat_rows(groups: Any, sample_shape: tuple[int, ...], feature_names: Sequence[str],
-                n_rows: int, times: int) -> Any:
+                n_rows: int, times: int, channels_first: bool = False) -> Any:
     """The same groups for `times` stacked copies of the rows: a mask per row is repeated."""
 
     def repeated(mask: Any) -> np.ndarray:
@@ -407,10 +462,12 @@ def repeat_rows(groups: Any, sample_shape: tuple[int, ...], feature_names: Seque
         return np.tile(mask, (times,) + (1,) * (mask.ndim - 1))
 
     if isinstance(groups, np.ndarray):
-        players = resolve_groups(groups, sample_shape, feature_names, n_rows)
+        players = resolve_groups(groups, sample_shape, feature_names, n_rows,
+                                 channels_first=channels_first)
         return repeated(groups) if players is not None and players.per_row else groups
     if isinstance(groups, Mapping):
         return {name: repeated(members) if isinstance(members, np.ndarray) and _member_mask(
-            name, members, sample_shape, feature_names, n_rows).ndim == 2 else members
+            name, members, sample_shape, feature_names, n_rows,
+            channels_first and len(sample_shape) >= 2).ndim == 2 else members
             for name, members in groups.items()}
     return groups

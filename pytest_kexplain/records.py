@@ -871,8 +871,7 @@ def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
     exactly those groups; else None (the picture is then bars)."""
     arguments = arguments or {}
     groups, X = arguments.get("groups"), arguments.get("X")
-    if (options or {}).get("channels_first"):
-        return None
+    first = bool((options or {}).get("channels_first"))
     if groups is None or isinstance(groups, str) or X is None or isinstance(
             X, (Mapping, list, tuple, str)):
         return None
@@ -885,11 +884,17 @@ def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
     if data.ndim != 4 and not (data.ndim == 3 and isinstance(groups, (Grid, np.ndarray))):
         return None  # (n, h, w) without a Grid or label mask may be a sequence: keep the bars
     try:
-        players = resolve_groups(groups, data.shape[1:], (), len(data))
+        players = resolve_groups(groups, data.shape[1:], (), len(data), channels_first=first)
     except Exception:
         return None
     if players is None or tuple(players.names) != tuple(str(n) for n in names):
         return None
+    if first and data.ndim == 4:  # (channels, height, width) samples: drawn channels last
+        rows = players.assignment.shape[:-1]
+        assignment = np.moveaxis(players.assignment.reshape(*rows, *data.shape[1:]),
+                                 len(rows), -1)
+        players = type(players)(players.names, assignment.reshape(*rows, -1))
+        data = np.moveaxis(data, 1, -1)
     return data, players
 
 

@@ -144,40 +144,6 @@ def test_a_channels_first_cnn_is_explained_as_its_channels_last_twin(twin_cnns, 
                                atol=1e-5 * np.abs(expected).max())
 
 
-def test_an_image_region_of_a_channels_first_model_is_a_usage_error(twin_cnns):
-    from pytest_kexplain import Grid, InvalidArgument, zoo
-
-    _, first, X = twin_cnns
-    Xf = np.moveaxis(X, -1, 1)
-    with pytest.raises(InvalidArgument, match=r"reads its images channels first .* samples of "
-                                              r"shape \(2, 8, 8\) are \(channels, height, width\)"):
-        explain(first, Xf, method="shap", groups=Grid(2, 2))
-    with pytest.raises(InvalidArgument, match="boolean mask of the whole sample shape"):
-        explain(first, Xf, method="shap", groups=zoo.centre_and_border((8, 8)))
-    # masks of the whole (channels, height, width) sample work
-    regions = {name: np.broadcast_to(mask, Xf.shape[1:])
-               for name, mask in zoo.centre_and_border((8, 8)).items()}
-    grouped = explain(first, Xf, method="shap", groups=regions)
-    reference = explain(twin_cnns[0], X, method="shap", groups=zoo.centre_and_border((8, 8)))
-    np.testing.assert_allclose(grouped.values, reference.values, rtol=1e-4, atol=1e-6)
-
-
-def test_a_check_on_a_channels_first_model_with_image_regions_says_why(twin_cnns):
-    """The checks validate groups before explain(): they give its channels-first reason, not
-    a list of mask shapes that reads (channels, height) as the image."""
-    from pytest_kexplain import InvalidArgument, assert_max_importance_share, assert_top_features
-    from pytest_kexplain import zoo
-
-    _, first, X = twin_cnns
-    Xf, regions = np.moveaxis(X, -1, 1), zoo.centre_and_border((8, 8))
-    for check in (lambda: assert_top_features(first, Xf, ["centre"], groups=regions),
-                  lambda: assert_max_importance_share(first, Xf, ["border"], 0.5,
-                                                      groups=regions, method="gradcam")):
-        with pytest.raises(InvalidArgument, match=r"groups given as \(height, width\) masks cut "
-                                                  r"images .* reads its images channels first"):
-            check()
-
-
 def test_the_report_draws_a_channels_first_map_over_height_and_width(twin_cnns):
     """The report's heat maps (a check's and the gate's) of a channels-first CNN are those of
     its channels-last twin, not (channels, height) pictures."""
@@ -462,22 +428,6 @@ def test_options_given_as_a_dict_say_to_pass_them_as_keywords(squeezed_output_mo
         explain(model, X, method="integrated_gradients", options={"steps": 128})
     with pytest.raises(InvalidArgument, match="take a method's options as keywords"):
         assert_top_features(model, X, ["x0"], method="shap", options={"max_evals": 64})
-
-
-def test_time_steps_of_a_channels_first_sequence_model_are_a_usage_error():
-    from pytest_kexplain import InvalidArgument
-
-    inputs = keras.Input((2, 12))
-    x = layers.Conv1D(3, 3, data_format="channels_first")(inputs)
-    model = keras.Model(inputs, layers.Dense(1)(layers.GlobalAveragePooling1D(
-        data_format="channels_first")(x)))
-    X = np.random.default_rng(0).normal(size=(3, 2, 12))
-    with pytest.raises(InvalidArgument, match=r"samples of shape \(2, 12\) are \(channels, "
-                                              r"steps\)"):
-        explain(model, X, method="shap", groups="timesteps")
-    steps = {f"t{i}": [f"x[{c},{i}]" for c in range(2)] for i in range(12)}
-    grouped = explain(model, X, method="occlusion", groups=steps)
-    assert grouped.feature_names == tuple(steps)
 
 
 def test_a_sequential_without_input_is_built_by_the_first_check():

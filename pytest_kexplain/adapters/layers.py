@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,62 @@ def channels_first(model: Any) -> bool:
         if any(name.startswith(_SPATIAL_PREFIXES) for name in names):
             return getattr(layer, "data_format", "channels_last") == "channels_first"
     return False
+
+
+def samples_channels_first(model: Any, sample_shape: tuple[int, ...]) -> bool:
+    """Whether samples of this shape reach the model channels first, (channels, *spatial): its
+    first image layer takes ``data_format="channels_first"`` input of the samples' rank (a
+    (height, width) sample reshaped to (1, height, width) inside the model is channels last)."""
+    if model is None or len(sample_shape) < 2:
+        return False
+    for layer in all_layers(model):
+        names = [cls.__name__ for cls in type(layer).__mro__]
+        if any(name.startswith(_SPATIAL_PREFIXES) for name in names):
+            data_format = getattr(layer, "data_format", "channels_last")
+            return data_format == "channels_first" and _rank_fits(names, sample_shape)
+    return False
+
+
+def _rank_fits(class_names: list[str], sample_shape: tuple[int, ...]) -> bool:
+    """A Conv2D (MaxPooling2D, ...) reads samples of 3 axes: 2 spatial and the channels."""
+    for name in class_names:
+        found = re.search(r"([123])D", name)
+        if found:
+            return len(sample_shape) == int(found.group(1)) + 1
+    return True
+
+
+def saved_samples_channels_first(path: Any, sample_shape: tuple[int, ...]) -> bool | None:
+    """samples_channels_first() of a `.keras` file, read from its config without Keras; None
+    when the file's config cannot be read."""
+    import json
+    import zipfile
+
+    if len(sample_shape) < 2:
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    for class_name, layer_config in _saved_layers(config):
+        if class_name.startswith(_SPATIAL_PREFIXES):
+            first = layer_config.get("data_format", "channels_last") == "channels_first"
+            return first and _rank_fits([class_name], sample_shape)
+    return False
+
+
+def _saved_layers(config: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(class name, config) of every layer of a saved model's config, depth first."""
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if isinstance(config.get("class_name"), str) and isinstance(inner, dict):
+            yield config["class_name"], inner
+            config = inner
+        for key in ("layers", "layer"):
+            nested = config.get(key)
+            for item in nested if isinstance(nested, list) else [nested]:
+                yield from _saved_layers(item)
 
 
 def find_layer(model: Any, name: str, description: str) -> Any:

@@ -58,16 +58,13 @@ def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any],
                              prepared.layout, X).names
     if merged.get("groups") is None:
         return prepared.feature_names
+    from pytest_kexplain.api import channels_first_of
     from pytest_kexplain.groups import resolve_groups
 
-    if model is not None:  # Grid or (h, w) masks on a channels-first CNN: say why, as explain()
-        from pytest_kexplain.adapters import get_adapter
-        from pytest_kexplain.api import check_groups_fit_channels_first
-
-        check_groups_fit_channels_first(merged["groups"], get_adapter(model)[1],
-                                        prepared.feature_shape)
+    # a Grid patch or (h, w) mask region of a channels-first CNN holds its pixels' channels
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
-                             len(prepared.array), prepared.layout)
+                             len(prepared.array), prepared.layout,
+                             channels_first_of(model, prepared))
     return players.names if players is not None else prepared.feature_names
 
 
@@ -94,17 +91,19 @@ def names_kind(X: Any, explain_kwargs: Mapping[str, Any], names: Sequence[str]) 
 
 
 def reject_group_members(X: Any, explain_kwargs: Mapping[str, Any], features: Any,
-                         argument: str) -> None:
+                         argument: str, model: Any = None) -> None:
     """With groups=, a raw feature inside a group is named by its group: say which."""
     __tracebackhide__ = True
     merged = with_defaults(explain_kwargs)
     if merged.get("groups") is None:
         return
+    from pytest_kexplain.api import channels_first_of
     from pytest_kexplain.groups import resolve_groups
 
     prepared = prepare_input(X, merged.get("feature_names"))
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
-                             len(prepared.array), prepared.layout)
+                             len(prepared.array), prepared.layout,
+                             channels_first_of(model, prepared))
     if players is None or players.per_row:
         return
     raw = list(prepared.feature_names)

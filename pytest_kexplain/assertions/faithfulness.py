@@ -54,7 +54,7 @@ def _delete(x: np.ndarray, reference: np.ndarray, order: np.ndarray, count: int,
     return np.where(np.take_along_axis(deleted_players, assignment, axis=1), reference, x)
 
 
-def _players(merged: dict[str, Any], prepared: PreparedInput, n: int) -> np.ndarray:
+def _players(merged: dict[str, Any], prepared: PreparedInput, n: int, model: Any) -> np.ndarray:
     """(n, d) player of every raw feature: the groups, the vocabulary's tokens, or itself."""
     d = int(np.prod(prepared.array.shape[1:]))
     players: Players | None
@@ -64,10 +64,12 @@ def _players(merged: dict[str, Any], prepared: PreparedInput, n: int) -> np.ndar
         players = token_players(merged["vocabulary"], prepared.array, prepared.feature_names,
                                 prepared.layout)
     else:
+        from pytest_kexplain.api import channels_first_of
         from pytest_kexplain.groups import resolve_groups
 
         players = resolve_groups(merged.get("groups"), prepared.feature_shape,
-                                 prepared.feature_names, n, prepared.layout)
+                                 prepared.feature_names, n, prepared.layout,
+                                 channels_first_of(model, prepared))
     if players is None:
         return np.broadcast_to(np.arange(d), (n, d))
     return players.rows(slice(None), n)
@@ -106,7 +108,7 @@ def assert_faithful(
     shape = prepared.array.shape
     flat = explanation.flat_values
     x = prepared.array.reshape(n, -1)
-    assignment = _players(merged, prepared, n)
+    assignment = _players(merged, prepared, n, model)
     pad_id = explanation.options.get("pad_id")
     if pad_id is not None:  # token ids are deleted by the pad id
         reference = np.full(x.shape[1], float(pad_id))

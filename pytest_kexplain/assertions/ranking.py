@@ -70,7 +70,7 @@ def assert_top_features(
     __tracebackhide__ = True
     X = model_data(model, X)
     names = input_feature_names(X, explain_kwargs, model)
-    reject_group_members(X, explain_kwargs, expected, "expected entry")
+    reject_group_members(X, explain_kwargs, expected, "expected entry", model)
     reject_absent_tokens(names, explain_kwargs, expected, "expected entry")
     expected_names = tuple(names[i] for i in feature_indices(
         names, expected, argument="expected", kind=names_kind(X, explain_kwargs, names)))
@@ -127,7 +127,7 @@ def assert_importance_order(
     __tracebackhide__ = True
     X = model_data(model, X)
     names = input_feature_names(X, explain_kwargs, model)
-    reject_group_members(X, explain_kwargs, features, "feature")
+    reject_group_members(X, explain_kwargs, features, "feature", model)
     reject_absent_tokens(names, explain_kwargs, features, "feature")
     indices = feature_indices(names, features, kind=names_kind(X, explain_kwargs, names))
     if len(indices) < 2:
@@ -163,7 +163,7 @@ def assert_max_importance_share(
     X = model_data(model, X)
     max_share = check_number("max_share", max_share, low=0.0, high=1.0)
     names = input_feature_names(X, explain_kwargs, model)
-    reject_group_members(X, explain_kwargs, features, "feature")
+    reject_group_members(X, explain_kwargs, features, "feature", model)
     reject_absent_tokens(names, explain_kwargs, features, "feature")
     chosen = tuple(names[i] for i in feature_indices(names, features,
                                                       kind=names_kind(X, explain_kwargs, names)))

@@ -58,7 +58,7 @@ def assert_attribution_sign(
     min_fraction = check_number("min_fraction", min_fraction, low=0.0, high=1.0)
     negligible = check_number("negligible", negligible, low=0.0)
     names = input_feature_names(X, explain_kwargs, model)
-    reject_group_members(X, explain_kwargs, feature, "feature")
+    reject_group_members(X, explain_kwargs, feature, "feature", model)
     reject_absent_tokens(names, explain_kwargs, feature, "feature")
     column = feature_index(names, feature, kind=names_kind(X, explain_kwargs, names))
     method = with_defaults(explain_kwargs).get("method")

@@ -11,6 +11,7 @@ import numpy as np
 from pytest_kexplain import metrics
 from pytest_kexplain.adapters import get_adapter
 from pytest_kexplain.adapters.binding import model_data
+from pytest_kexplain.api import channels_first_of
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -160,11 +161,13 @@ def assert_saliency_stable(
         x = prepared.array
         # an input's own groups ({'image': {'blob': per-row masks}}) as masks of the flat
         # row first, so that a mask per row is repeated for every noisy copy too
+        first = channels_first_of(model, prepared)
         groups = merged["groups"] if prepared.layout is None else flatten_input_groups(
-            merged["groups"], prepared.layout, prepared.feature_names, len(x))
+            merged["groups"], prepared.layout, prepared.feature_names, len(x), first)
         grouped = {"feature_names": prepared.feature_names,
                    "groups": repeat_rows(groups, prepared.feature_shape,
-                                         prepared.feature_names, len(x), samples)}
+                                         prepared.feature_names, len(x), samples,
+                                         first is True)}
 
     rng = np.random.default_rng(int(merged.get("seed", 0)))
     scale = _noise_scale(x, merged.get("background"), epsilon, model, frozen)

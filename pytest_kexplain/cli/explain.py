@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         data = read_data(args.data, drop=tuple(args.drop), rows=args.rows)
         background = (read_data(args.background, "background file", drop=tuple(args.drop)).rows
                       if args.background else None)
-    groups = _groups_for(args.groups, data) if args.groups is not None else None
+    groups = _groups_for(args.groups, data, model_path) if args.groups is not None else None
     if args.vocabulary is not None:
         _require_token_ids(data)
     with output.status(f"loading {args.model}", args.quiet), \
@@ -90,10 +90,12 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _groups_for(spec: GroupsSpec, data: Table) -> Any:
-    """The groups= argument for these rows, checked against them before any model is loaded."""
+def _groups_for(spec: GroupsSpec, data: Table, model_path: Any) -> Any:
+    """The groups= argument for these rows, checked against them before any model is loaded
+    (whether the model reads them channels first is in the file's config)."""
     import numpy as np
 
+    from pytest_kexplain.adapters.layers import saved_samples_channels_first
     from pytest_kexplain.groups import resolve_groups
     from pytest_kexplain.inputs import prepare_input
 
@@ -103,35 +105,39 @@ def _groups_for(spec: GroupsSpec, data: Table) -> Any:
         # mask of one mask per row of the file keeps those of --rows, as a single input's does
         if spec.kind != "mapping":
             return argument
-        return {name: _input_mask(spec, name, members, data)
+        return {name: _input_mask(spec, name, members, data, model_path)
                 if isinstance(members, np.ndarray) else members
                 for name, members in argument.items()}
     sample = tuple(np.shape(data.rows)[1:])
+    first = saved_samples_channels_first(model_path, sample) is True
     if spec.kind == "labels":
-        argument = _kept_rows(argument, [sample], data)
+        argument = _kept_rows(argument, [sample], data, first)
     try:
         prepared = prepare_input(data.rows, None)
         if spec.kind == "labels":
-            _check_mask_shape(spec, argument.shape, prepared.feature_shape, data)
+            _check_mask_shape(spec, argument.shape, prepared.feature_shape, data,
+                              channels_first=first)
         resolve_groups(argument, prepared.feature_shape, prepared.feature_names,
-                       len(prepared.array))
+                       len(prepared.array), channels_first=first)
     except KexplainError as error:
         message = flag_wording(" ".join(str(error).split()), Path(data.source).name)
         raise CliError(f"--groups {spec.text}: {message}") from None
     return np.ascontiguousarray(argument) if spec.kind == "labels" else argument
 
 
-def _kept_rows(mask: Any, samples: list[tuple[int, ...]], data: Table) -> Any:
+def _kept_rows(mask: Any, samples: list[tuple[int, ...]], data: Table,
+               channels_first: bool = False) -> Any:
     """A label mask holding one mask per row of the file (for samples of one of `samples`
     shapes, or their pixels) cut to the rows --rows keeps; any other mask as it is."""
     if data.total_rows == data.n_rows or not mask.shape or mask.shape[0] != data.total_rows:
         return mask
-    if any(mask.shape[1:] in (sample, sample[:2]) for sample in samples):
+    if any(mask.shape[1:] in (sample, sample[1:] if channels_first else sample[:2])
+           for sample in samples):
         return mask[:data.n_rows]
     return mask
 
 
-def _input_mask(spec: GroupsSpec, name: str, mask: Any, data: Table) -> Any:
+def _input_mask(spec: GroupsSpec, name: str, mask: Any, data: Table, model_path: Any) -> Any:
     """The label mask of input `name` of several, cut to --rows and checked against that
     input's samples (in a list of arrays, the model's input order says which array is which:
     any input's samples will do until the model is loaded)."""
@@ -139,16 +145,21 @@ def _input_mask(spec: GroupsSpec, name: str, mask: Any, data: Table) -> Any:
 
     arrays = data.rows if isinstance(data.rows, list) else [data.rows.get(name)]
     samples = [tuple(np.shape(array)[1:]) for array in arrays if array is not None]
-    mask = _kept_rows(mask, samples, data)
+    from pytest_kexplain.adapters.layers import saved_samples_channels_first
+
+    first = bool(samples) and saved_samples_channels_first(model_path, samples[0]) is True
+    mask = _kept_rows(mask, samples, data, first)
     if isinstance(data.rows, dict) and name in data.rows:
-        _check_mask_shape(spec, mask.shape, samples[0], data, input=name)
+        _check_mask_shape(spec, mask.shape, samples[0], data, input=name, channels_first=first)
     return np.ascontiguousarray(mask)
 
 
 def _check_mask_shape(spec: GroupsSpec, shape: tuple[int, ...], sample: tuple[int, ...],
-                      data: Table, input: str | None = None) -> None:
+                      data: Table, input: str | None = None, channels_first: bool = False
+                      ) -> None:
     """A label mask covers one sample (or its pixels) or holds one such mask per row."""
-    shared = [sample] + ([sample[:2]] if len(sample) == 3 else [])
+    pixels = sample[1:] if channels_first else sample[:2]
+    shared = [sample] + ([pixels] if len(sample) == 3 else [])
     accepted = shared + [(data.n_rows, *one) for one in shared]
     if shape not in accepted:
         rows = f" ({data.n_rows} rows kept by --rows)" if data.n_rows != data.total_rows else ""
@@ -157,12 +168,17 @@ def _check_mask_shape(spec: GroupsSpec, shape: tuple[int, ...], sample: tuple[in
             f"--groups {spec.text}: the label mask{of} has shape {shape}; for samples of shape "
             f"{sample} it must be {' or '.join(map(str, shared))} (one mask for every row) or "
             f"{' or '.join(str((data.n_rows, *one)) for one in shared)} (one mask per row of "
-            f"{Path(data.source).name}{rows}).{_channels_first_hint(shape, sample)}")
+            f"{Path(data.source).name}{rows}).{_channels_first_hint(shape, sample, channels_first)}")
 
 
-def _channels_first_hint(shape: tuple[int, ...], sample: tuple[int, ...]) -> str:
-    """A (height, width) mask of (channels, height, width) samples: say how to cover them."""
-    if len(sample) != 3 or shape[-2:] != sample[1:]:
+def _channels_first_hint(shape: tuple[int, ...], sample: tuple[int, ...],
+                         channels_first: bool) -> str:
+    """A mask laid out for the other channel axis than the model reads: say how to fit it."""
+    if channels_first and len(sample) == 3 and shape[-3:] == (*sample[1:], sample[0]):
+        return (f" The model reads its images channels first (data_format='channels_first'): "
+                f"samples {sample} are (channels, height, width); save a (height, width) "
+                "mask, or move the mask's channel axis first, np.moveaxis(mask, -1, -3).")
+    if channels_first or len(sample) != 3 or shape[-2:] != sample[1:]:
         return ""
     return (f" For a model that reads its images channels first (data_format="
             f"'channels_first'), samples {sample} are (channels, height, width): save the mask "
