@@ -142,6 +142,30 @@ def _integer_input_without_embedding(adapter: ModelAdapter, prepared: PreparedIn
     return dtype
 
 
+def _step_layer_on_floats(adapter: ModelAdapter) -> str | None:
+    """A Keras model's layer that bins, hashes or looks up float values (no gradient
+    passes it), as 'layer NAME (KIND)'; None otherwise."""
+    from pytest_kexplain.adapters.layers import step_layer_on_floats
+
+    model = getattr(adapter, "model", None)
+    return None if model is None or not adapter.differentiable else step_layer_on_floats(model)
+
+
+def step_layer_message(adapter: ModelAdapter, step_layer: str, method: str) -> str:
+    """Why a gradient method cannot explain a model with a binning or lookup layer."""
+    return (f"{adapter.description} has {step_layer}, which turns float values into bins "
+            f"or category ids: no gradient passes it, so method={method!r} would give the "
+            "features read through it (part of) their effect as 0; "
+            f"{MODEL_AGNOSTIC_ADVICE} (method='auto' picks SHAP for such a model).")
+
+
+def uses_gradient_by_default(model: Any) -> bool:
+    """Whether method='auto' explains `model` with a gradient method (a Keras model whose
+    gradient reaches every input), rather than SHAP."""
+    adapter = get_adapter(model)[1]
+    return adapter.differentiable and _step_layer_on_floats(adapter) is None
+
+
 def _nested_embedding_hint(adapter: ModelAdapter) -> str:
     """For a model whose first layer holds its token Embedding inside: how to make the
     gradient methods reach it."""
@@ -341,6 +365,11 @@ def explain(
                 f"Embedding layer reads first, and integers have no gradient, so "
                 f"method={spec.name!r} cannot explain it; {MODEL_AGNOSTIC_ADVICE} "
                 f"(method='auto' picks SHAP for such a model){_nested_embedding_hint(adapter)}.")
+        spec = get_explainer("shap")
+    step_layer = _step_layer_on_floats(adapter) if spec.requires_gradient else None
+    if step_layer is not None and spec.name not in LAYER_METHODS:
+        if method != AUTO:
+            raise ModelHasNoGradientError(step_layer_message(adapter, step_layer, spec.name))
         spec = get_explainer("shap")
     if key is not None and spec.name != KERAS_AUTO_METHOD and method == AUTO:
         key = None  # the saved model's key assumed 'auto' was integrated gradients

@@ -162,6 +162,29 @@ def embedding_inside(model: Any) -> tuple[str, str] | None:
     return None
 
 
+#: preprocessing layers whose output is a step function of their input (bins, hashes,
+#: vocabulary lookups, counts): on a float input their gradient is zero or missing
+STEP_LAYER_CLASSES = ("Discretization", "Hashing", "HashedCrossing", "IntegerLookup",
+                      "StringLookup", "CategoryEncoding")
+
+
+def step_layer_on_floats(model: Any) -> str | None:
+    """The first layer that turns float values into bins, hashes or category ids (a
+    Discretization, a lookup, a CategoryEncoding reading floats), as 'layer NAME (KIND)';
+    None when the model has none. No gradient passes such a layer."""
+    for layer in all_layers(model):
+        kind = next((cls.__name__ for cls in type(layer).__mro__
+                     if cls.__name__ in STEP_LAYER_CLASSES), None)
+        if kind is None:
+            continue
+        for node in getattr(layer, "_inbound_nodes", None) or []:
+            tensors = getattr(node, "input_tensors", None) or []
+            if any(_dtype_name(getattr(t, "dtype", "")).startswith(("float", "bfloat"))
+                   for t in tensors):
+                return f"layer {layer.name!r} ({kind})"
+    return None
+
+
 def single_integer_input(model: Any) -> str | None:
     """The dtype of a single-input model's integer input (None for a float input, several
     inputs, or a model that declares none)."""

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain import metrics
-from pytest_kexplain.adapters import get_adapter
 from pytest_kexplain.adapters.binding import model_data
-from pytest_kexplain.api import channels_first_of
+from pytest_kexplain.api import channels_first_of, uses_gradient_by_default
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -119,8 +118,8 @@ def _with_stability_method(model: Any, explain_kwargs: dict[str, Any]) -> dict[s
     """
     if with_defaults(explain_kwargs).get("method", "auto") != "auto":
         return explain_kwargs
-    differentiable = get_adapter(model)[1].differentiable
-    return {**explain_kwargs, "method": "saliency" if differentiable else "shap"}
+    gradient = uses_gradient_by_default(model)
+    return {**explain_kwargs, "method": "saliency" if gradient else "shap"}
 
 
 @recorded("assert_saliency_stable")
