@@ -81,3 +81,16 @@ def agg_backend():
     yield
     plt.close("all")
     plt.switch_backend(previous)
+
+
+@pytest.fixture(scope="module")
+def backend_launcher(tmp_path_factory):
+    """Runs scripts and pytest projects on the jax and torch Keras backends (backend_launcher.py).
+
+    A process started in the background and still running when its module ends is ended then.
+    """
+    from backend_launcher import BackendLauncher
+
+    launcher = BackendLauncher(tmp_path_factory.mktemp("backend_runs"))
+    yield launcher
+    launcher.close()

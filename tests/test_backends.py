@@ -4,11 +4,6 @@ Keras picks its backend once per process: the TensorFlow answers are computed he
 backend runs tests/backend_checks.py in its own subprocess on the same saved models and data.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -44,20 +39,10 @@ def saved(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def other_backend_runs(saved):
+def other_backend_runs(saved, backend_launcher):
     """The checks started on each other backend, in parallel subprocesses."""
-    runs = {}
-    for name in OTHER_BACKENDS:
-        with open(saved / f"{name}.out", "w") as out, open(saved / f"{name}.err", "w") as err:
-            runs[name] = subprocess.Popen(
-                [sys.executable, backend_checks.__file__, str(saved)],
-                env={**os.environ, "KERAS_BACKEND": name}, stdout=out, stderr=err,
-            )
-    yield runs
-    for run in runs.values():
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+    return {name: backend_launcher.start(name, backend_checks.__file__, saved)
+            for name in OTHER_BACKENDS}
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +57,7 @@ def results(request, saved, other_backend_runs, tensorflow_results):
     name = request.param
     if name == "tensorflow":
         return tensorflow_results
-    if other_backend_runs[name].wait(timeout=600) != 0:
-        stderr = (saved / f"{name}.err").read_text()
-        pytest.fail(f"the checks failed on the {name} backend:\n{stderr[-4000:]}")
-    return json.loads((saved / f"{name}.out").read_text().strip().splitlines()[-1])
+    return other_backend_runs[name].results()
 
 
 def test_the_requested_backend_ran(results, request):
