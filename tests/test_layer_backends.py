@@ -4,11 +4,6 @@ Models are saved once from TensorFlow; each other backend explains them in its o
 subprocess (Keras picks its backend once per process), see tests/layer_backend_checks.py.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -46,19 +41,10 @@ def saved(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def runs(saved):
+def runs(saved, backend_launcher):
     """The checks started on each other backend, in parallel subprocesses."""
-    started = {}
-    for name in OTHER_BACKENDS:
-        with open(saved / f"{name}.out", "w") as out, open(saved / f"{name}.err", "w") as err:
-            started[name] = subprocess.Popen(
-                [sys.executable, layer_backend_checks.__file__, str(saved)],
-                env={**os.environ, "KERAS_BACKEND": name}, stdout=out, stderr=err)
-    yield started
-    for run in started.values():
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+    return {name: backend_launcher.start(name, layer_backend_checks.__file__, saved)
+            for name in OTHER_BACKENDS}
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +55,7 @@ def tensorflow_results(saved, runs):
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_backend_agrees_with_tensorflow(backend, saved, runs, tensorflow_results):
-    if runs[backend].wait(timeout=900) != 0:
-        pytest.fail(f"the checks failed on {backend}:\n"
-                    f"{(saved / f'{backend}.err').read_text()[-4000:]}")
-    results = json.loads((saved / f"{backend}.out").read_text().strip().splitlines()[-1])
+    results = runs[backend].results(timeout=900)
     assert results["text_top"] == tensorflow_results["text_top"]
     assert set(results["text_top"]) <= {"refund", "broken", *zoo.REVIEW_VOCABULARY}
     assert np.asarray(tensorflow_results["gradcam_uint8"]).sum() > 0
