@@ -2,11 +2,6 @@
 the NumPy path gives: the same points, the same weights, whatever the rule, batch size or
 inputs. JAX and PyTorch run tests/integration_path_checks.py in subprocesses."""
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -130,31 +125,17 @@ OTHER_BACKENDS = ("jax", "torch")
 
 
 @pytest.fixture(scope="module")
-def other_backend_runs(tmp_path_factory):
+def other_backend_runs(backend_launcher):
     """integration_path_checks.py started on JAX and PyTorch, in parallel subprocesses."""
-    directory = tmp_path_factory.mktemp("integration_path")
-    runs = {}
-    for name in OTHER_BACKENDS:
-        with open(directory / f"{name}.out", "w") as out, open(directory / f"{name}.err", "w") as err:
-            runs[name] = (directory, subprocess.Popen(
-                [sys.executable, integration_path_checks.__file__],
-                env={**os.environ, "KERAS_BACKEND": name}, stdout=out, stderr=err))
-    yield runs
-    for _, run in runs.values():
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+    return {name: backend_launcher.start(name, integration_path_checks.__file__)
+            for name in OTHER_BACKENDS}
 
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_the_path_built_in_the_backends_call_matches_the_numpy_path(other_backend_runs, backend):
     """Dense, convolutional, two-input, recurrent and float16 models, every rule, adaptive
     steps and points split over calls: the same values (to float32 round-off) and steps."""
-    directory, run = other_backend_runs[backend]
-    if run.wait(timeout=600) != 0:
-        pytest.fail(f"the checks failed on {backend}:\n"
-                    f"{(directory / f'{backend}.err').read_text()[-4000:]}")
-    results = json.loads((directory / f"{backend}.out").read_text().strip().splitlines()[-1])
+    results = other_backend_runs[backend].results()
     assert results.pop("backend") == backend
     failure = results.pop("differentiation_error")
     if backend == "torch":  # a NumPy constant in a Lambda: autograd cannot go through it
