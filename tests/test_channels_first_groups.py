@@ -318,3 +318,107 @@ def test_the_cli_groups_a_channels_first_model(twin_cnns, tmp_path, capsys):
     assert code != 0
     assert "the label mask has shape (8, 8, 2)" in err
     assert "reads its images channels first" in err and "np.moveaxis(mask, -1, -3)" in err
+
+
+GATE_PROJECT = '''
+import os
+
+import keras
+import numpy as np
+
+from pytest_kexplain import Grid, assert_max_importance_share, assert_top_features
+
+IMAGES = np.random.default_rng(2).random((6, 3, 12, 16)).astype("float32")
+BACKGROUND = np.zeros((1, 3, 12, 16), dtype="float32")
+
+
+def cnn():
+    """Reads only the top-right quarter of its (3, 12, 16) images (the bottom-left one when
+    DRIFT is set), through a channels-first convolution."""
+    keras.utils.set_random_seed(5)
+    mask = np.zeros((1, 3, 12, 16), dtype="float32")
+    if os.environ.get("DRIFT"):
+        mask[:, :, 6:, :8] = 1.0
+    else:
+        mask[:, :, :6, 8:] = 1.0
+    inputs = keras.Input((3, 12, 16))
+    seen = keras.layers.Multiply()([inputs, keras.ops.convert_to_tensor(mask)])
+    x = keras.layers.Conv2D(2, 3, data_format="channels_first", name="conv")(seen)
+    x = keras.layers.GlobalAveragePooling2D(data_format="channels_first")(x)
+    model = keras.Model(inputs, keras.layers.Dense(1)(x))
+    conv, dense = model.get_layer("conv"), model.layers[-1]
+    conv.set_weights([np.full((3, 3, 3, 2), 0.1, "float32"), np.zeros(2, "float32")])
+    dense.set_weights([np.ones((2, 1), "float32"), np.zeros(1, "float32")])
+    return model
+
+
+def test_gate_on_patches(explanation_baseline):
+    explanation_baseline.assert_match(cnn(), IMAGES, method="shap", groups=Grid(3, 4),
+                                      background=BACKGROUND)
+
+
+def test_patch_check():
+    assert_top_features(cnn(), IMAGES, ["patch(0,2)", "patch(0,3)"], method="shap",
+                        groups=Grid(3, 4), background=BACKGROUND)
+
+
+def test_region_check():
+    corner = np.zeros((12, 16), dtype=bool)
+    corner[:6, 8:] = True
+    assert_max_importance_share(cnn(), IMAGES, ["rest"], 0.01, method="occlusion",
+                                groups={"corner": corner}, background=BACKGROUND)
+'''
+
+
+def test_the_gate_and_the_page_on_channels_first_patches(pytester, monkeypatch):
+    """A channels-first CNN gated and checked on Grid patches and a (height, width) region:
+    it passes against the baseline it wrote, fails when it looks elsewhere (naming patches),
+    and the page draws each map over the image's rows and columns the right way round."""
+    monkeypatch.delenv("DRIFT", raising=False)
+    pytester.makepyfile(test_project=GATE_PROJECT)
+    flags = ("-p", "no:cacheprovider", "--kexplain-no-disk-cache")
+    pytester.runpytest(*flags, "--kexplain-update").assert_outcomes(passed=3)
+    tmp_path = pytester.path
+    baseline = json.loads(next((tmp_path / "explanation_baselines").iterdir()).read_text())
+    assert "patch(0,3)" in json.dumps(baseline)
+    pytester.runpytest(*flags, "--kexplain-report=page/report.html").assert_outcomes(passed=3)
+    monkeypatch.setenv("DRIFT", "1")
+    drifted = pytester.runpytest(*flags, "-k", "gate")
+    drifted.assert_outcomes(failed=1)
+    assert "drifted from the baseline" in drifted.stdout.str()
+    assert "patch(2,0)" in drifted.stdout.str()
+
+    checks = {c["test"].split("::")[-1]: c["picture"]
+              for c in json.loads((tmp_path / "page/report.json").read_text())["checks"]}
+    for name, groups in (("test_gate_on_patches", "patches"), ("test_patch_check", "patches"),
+                         ("test_region_check", "patches")):
+        picture = checks[name]
+        assert picture["kind"] == "heatmap" and picture["groups"] == groups, name
+        for maps in (picture["maps"], picture.get("baseline_maps", [picture["mean_map"]])):
+            mean = np.array(maps[0])
+            assert mean.shape == (12, 16), name  # (height, width), not (channels, height)
+            assert mean[:4, 8:].min() > 0.05, name  # the quarter the model reads
+            assert mean[8:, :].max() < 1e-3 and mean[:, :8].max() < 1e-3, name  # unread
+        image = np.array(picture["inputs"][0])
+        assert image.shape == (12, 16)
+    _screenshot_has_colour(tmp_path, tmp_path / "page/report.html")
+
+
+def _screenshot_has_colour(tmp_path, page):
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed: the page is not opened in a browser")
+    from PIL import Image
+
+    screenshot = tmp_path / "page.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--hide-scrollbars",
+                    "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'p'}",
+                    "--window-size=1000,2000", f"--screenshot={screenshot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    with Image.open(screenshot) as image:
+        colours = image.convert("RGB").resize((50, 100)).getcolors(maxcolors=5000)
+    assert colours is not None and len(colours) > 20
