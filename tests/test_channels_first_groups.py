@@ -422,3 +422,65 @@ def _screenshot_has_colour(tmp_path, page):
     with Image.open(screenshot) as image:
         colours = image.convert("RGB").resize((50, 100)).getcolors(maxcolors=5000)
     assert colours is not None and len(colours) > 20
+
+
+# -- the same groups on JAX and PyTorch ------------------------------------------------------
+
+OTHER_BACKENDS = ("jax", "torch")
+
+
+@pytest.fixture(scope="module")
+def backend_results(tmp_path_factory):
+    """tests/channels_first_groups_backend_checks.py on each other backend (in parallel, while
+    TensorFlow runs it in this process)."""
+    import os
+    import subprocess
+    import sys
+
+    import channels_first_groups_backend_checks as checks
+
+    directory = tmp_path_factory.mktemp("channels_first_backends")
+    runs = {}
+    for name in OTHER_BACKENDS:
+        with open(directory / f"{name}.out", "w") as out, \
+                open(directory / f"{name}.err", "w") as err:
+            runs[name] = subprocess.Popen([sys.executable, checks.__file__],
+                                          env={**os.environ, "KERAS_BACKEND": name},
+                                          stdout=out, stderr=err)
+    try:
+        results = {"tensorflow": checks.run_checks()}
+        for name, run in runs.items():
+            if run.wait(timeout=600) != 0:
+                pytest.fail(f"the channels-first group checks failed on {name}:\n"
+                            f"{(directory / f'{name}.err').read_text()[-4000:]}")
+            results[name] = json.loads(
+                (directory / f"{name}.out").read_text().strip().splitlines()[-1])
+    finally:
+        for run in runs.values():
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    return results
+
+
+@pytest.mark.parametrize("backend", ("tensorflow",) + OTHER_BACKENDS)
+def test_channels_first_groups_match_the_twin_on_every_backend(backend_results, backend):
+    import channels_first_groups_backend_checks as checks
+
+    results = backend_results[backend]
+    assert results["backend"] == backend
+    for name in checks._groups():
+        for method in checks.METHODS:
+            case = results[f"{name}_{method}"]
+            assert case["first_names"] == case["last_names"], (name, method)
+            last = np.asarray(case["last"])
+            assert np.abs(last).max() > 0, (name, method)
+            np.testing.assert_allclose(case["first"], last, rtol=1e-4,
+                                       atol=1e-5 * np.abs(last).max(), err_msg=f"{name} {method}")
+            reference = np.asarray(backend_results["tensorflow"][f"{name}_{method}"]["last"])
+            np.testing.assert_allclose(last, reference, rtol=1e-3,
+                                       atol=1e-4 * np.abs(reference).max(),
+                                       err_msg=f"{name} {method} differs from TensorFlow's")
+    assert results["share"][0] == pytest.approx(results["share"][1], rel=1e-4)
+    assert results["grid_shap"]["first_names"][:2] == ["patch(0,0)", "patch(0,1)"]
+    assert results["timesteps_shap"]["first_names"] == [f"t{i}" for i in range(12)]
