@@ -27,7 +27,8 @@ REST = "rest"
 
 @dataclass(frozen=True)
 class Grid:
-    """Split each image into rows x cols patches, one player per patch (`patch(r,c)`)."""
+    """Split each image into rows x cols patches, one player per patch (`patch(r,c)`), each
+    holding every channel of its pixels (channels last, or first for a channels_first model)."""
 
     rows: int
     cols: int
