@@ -166,6 +166,52 @@ def uses_gradient_by_default(model: Any) -> bool:
     return adapter.differentiable and _step_layer_on_floats(adapter) is None
 
 
+def _masked_reference_steps(adapter: ModelAdapter, prepared: PreparedInput,
+                            background: np.ndarray | None) -> str | None:
+    """Why integrated gradients cannot explain a sequence model whose Masking layer skips a
+    time step at one end of the path (the reference or a row) but not along it; None when
+    it can."""
+    from pytest_kexplain.adapters.layers import input_masking
+
+    model = getattr(adapter, "model", None)
+    shape = prepared.feature_shape
+    if model is None or prepared.layout is not None or len(shape) != 2:
+        return None
+    found = input_masking(model)
+    if found is None:
+        return None
+    layer, mask_value = found
+    reference = (np.zeros(shape) if background is None
+                 else np.asarray(background, dtype=np.float64).reshape(-1, *shape).mean(axis=0))
+    reference_masked = np.all(reference == mask_value, axis=-1)  # (steps,)
+    rows_masked = np.all(np.asarray(prepared.array, dtype=np.float64).reshape(-1, *shape)
+                         == mask_value, axis=-1)  # (rows, steps)
+    steps = np.flatnonzero((reference_masked & ~rows_masked).any(axis=0))
+    padded = np.flatnonzero((rows_masked & ~reference_masked).any(axis=1))
+    if not len(steps) and not len(padded):
+        return None
+
+    def listed(items: np.ndarray, prefix: str) -> str:
+        return ", ".join(f"{prefix}{i}" for i in items[:6]) + (", ..." if len(items) > 6 else "")
+
+    where = "zeros" if background is None else "the background's mean"
+    ends = []
+    if len(steps):
+        ends.append(f"the reference ({where}) equals the mask value at time steps "
+                    f"{listed(steps, 't')}, which X's rows fill")
+    if len(padded):
+        ends.append(f"rows {listed(padded, '')} of X are padded (steps equal to the mask "
+                    f"value) where the reference ({where}) is not")
+    return (f"method='integrated_gradients' integrates along the straight path from the "
+            f"reference to each row, but the Masking layer {layer!r} (mask_value="
+            f"{mask_value:g}) skips a time step only where it equals the mask value: "
+            f"{'; '.join(ends)}. The model skips such a step at one end of the path and reads "
+            "it everywhere else, so its output jumps there and no number of steps makes the "
+            "attributions add up to f(x) - f(reference). Use a masking method: method='shap' "
+            "(groups='timesteps' explains whole steps), 'occlusion' or 'permutation' "
+            "(method='auto' picks SHAP for such a model).")
+
+
 def _nested_embedding_hint(adapter: ModelAdapter) -> str:
     """For a model whose first layer holds its token Embedding inside: how to make the
     gradient methods reach it."""
@@ -380,6 +426,13 @@ def explain(
     # a scikit-learn pipeline's string columns in a background DataFrame, as in X
     background_array = prepare_background(model_data(bound.model, background, "background"),
                                           prepared)
+    masked = (_masked_reference_steps(adapter, prepared, background_array)
+              if spec.name == "integrated_gradients" else None)
+    if masked is not None:
+        if method != AUTO:
+            raise InvalidArgument(masked)
+        spec, key = get_explainer("shap"), None  # the reference is no point of the path
+        resolved_options = resolve_options(spec, options)
     first = groups_channels_first(adapter, prepared) if groups is not None else False
     if key is not None and first != file_first:
         key = None  # the file's config and the loaded model disagree on the layout

@@ -185,6 +185,24 @@ def step_layer_on_floats(model: Any) -> str | None:
     return None
 
 
+def input_masking(model: Any) -> tuple[str, float] | None:
+    """(name, mask_value) of the Masking layer reading a single-input model's input itself;
+    None without one."""
+    try:
+        inputs = list(model.inputs)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if len(inputs) != 1:
+        return None
+    for layer in all_layers(model):
+        if not any(cls.__name__ == "Masking" for cls in type(layer).__mro__):
+            continue
+        for node in getattr(layer, "_inbound_nodes", None) or []:
+            if any(t is inputs[0] for t in getattr(node, "input_tensors", None) or []):
+                return layer.name, float(layer.mask_value)
+    return None
+
+
 def single_integer_input(model: Any) -> str | None:
     """The dtype of a single-input model's integer input (None for a float input, several
     inputs, or a model that declares none)."""

@@ -1,0 +1,72 @@
+"""A sequence model starting with a Masking layer: integrated gradients cannot integrate across a
+step the model skips at one end of the path only, so method='auto' masks instead, and an
+explicit integrated_gradients says why and what to use."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from pytest_kexplain import InvalidArgument, explain
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    """(rows, 6 steps, 2 channels); rows 1 and 4 are padded with zeros after step 3."""
+    x = np.random.default_rng(0).normal(size=(8, 6, 2)).astype("float32")
+    x[[1, 4], 3:] = 0.0
+    return x
+
+
+@pytest.fixture(scope="module", params=["lstm", "gru"])
+def masked_model(request):
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    recurrent = layers.LSTM(4) if request.param == "lstm" else layers.Bidirectional(layers.GRU(3))
+    return keras.Sequential([keras.Input((6, 2)), layers.Masking(mask_value=0.0, name="pads"),
+                             recurrent, layers.Dense(1)])
+
+
+def test_auto_explains_a_masked_sequence_model_by_masking_without_warnings(masked_model,
+                                                                          sequences):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explanation = explain(masked_model, sequences)
+    assert explanation.method == "shap"
+    np.testing.assert_allclose(explanation.values.reshape(len(sequences), -1).sum(axis=1),
+                               explanation.outputs - explanation.base_values, atol=1e-5)
+
+
+def test_integrated_gradients_from_a_masked_reference_is_a_usage_error(masked_model, sequences):
+    with pytest.raises(InvalidArgument) as info:
+        explain(masked_model, sequences, method="integrated_gradients")
+    message = str(info.value)
+    assert "Masking layer 'pads' (mask_value=0)" in message
+    assert "the reference (zeros) equals the mask value at time steps t0, t1, t2" in message
+    assert "method='shap'" in message and "method='auto' picks SHAP" in message
+
+
+def test_integrated_gradients_to_padded_rows_is_a_usage_error(masked_model, sequences):
+    background = sequences + 1.0  # its mean is nowhere the mask value
+    with pytest.raises(InvalidArgument, match=r"rows 1, 4 of X are padded .*the background's "
+                                              r"mean\) is not"):
+        explain(masked_model, sequences, method="integrated_gradients", background=background)
+
+
+def test_integrated_gradients_runs_when_neither_end_of_the_path_is_masked(masked_model,
+                                                                          sequences):
+    filled = sequences[[0, 2, 3, 5]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explanation = explain(masked_model, filled, method="integrated_gradients",
+                              background=sequences + 1.0)
+    assert explanation.method == "integrated_gradients"
+    assert explanation.completeness_error() < 0.01
+
+
+def test_time_steps_of_a_masked_model_are_explained_by_masking(masked_model, sequences):
+    explanation = explain(masked_model, sequences, groups="timesteps")
+    assert explanation.method == "shap"
+    assert explanation.feature_names == ("t0", "t1", "t2", "t3", "t4", "t5")
