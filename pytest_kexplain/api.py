@@ -505,13 +505,13 @@ def _channel_options(adapter: ModelAdapter, x: np.ndarray, players: Players | No
     """{"channels_first": True} for the maps of a model reading (channels, *spatial) samples,
     which to_shap() turns channels last for shap's image plots, and for its groups (Grid
     patches, mask regions), which the report draws over the images channels last."""
-    from pytest_kexplain.adapters.layers import channels_first
+    from pytest_kexplain.adapters.layers import samples_channels_first
 
     model = getattr(adapter, "model", None)
     if players is not None:
         grouped = prepared.layout is None and groups_channels_first(adapter, prepared) is True
         return {"channels_first": True} if grouped else {}
-    if x.ndim < 3 or model is None or not channels_first(model):
+    if x.ndim < 3 or not samples_channels_first(model, tuple(x.shape[1:])):
         return {}
     return {"channels_first": True}
 

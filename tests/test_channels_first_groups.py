@@ -238,6 +238,65 @@ def test_a_channels_first_layer_after_a_reshape_leaves_the_samples_channels_last
     assert "channels_first" not in grouped.options
 
 
+def _reshaped_cnn(data_format: str):
+    """(height, width) samples, given a channel axis inside the model on the side its
+    convolution reads it."""
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((8, 6))
+    shape = (1, 8, 6) if data_format == "channels_first" else (8, 6, 1)
+    x = layers.Conv2D(2, 3, data_format=data_format, activation="relu")(
+        layers.Reshape(shape)(inputs))
+    return keras.Model(inputs, layers.Dense(1)(layers.GlobalAveragePooling2D(
+        data_format=data_format)(x)))
+
+
+@pytest.mark.parametrize("method", ["gradcam", "occlusion", "shap"])
+def test_a_reshape_to_channels_first_inside_the_model_keeps_the_samples_as_given(method):
+    """The maps and groups of (height, width) samples that the model reshapes to (1, height,
+    width) are those of the twin that reshapes them to (height, width, 1): the samples' own
+    axes, not (channels, width)."""
+    last, first = _reshaped_cnn("channels_last"), _reshaped_cnn("channels_first")
+    first.set_weights(last.get_weights())
+    X = np.random.default_rng(1).normal(size=(3, 8, 6)).astype("float32")
+    raw = explain(first, X, method=method)
+    assert "channels_first" not in raw.options
+    twin = explain(last, X, method=method)
+    np.testing.assert_allclose(raw.values, twin.values, rtol=1e-4,
+                               atol=1e-5 * np.abs(twin.values).max())
+    _agree(explain(first, X, method=method, groups=Grid(2, 3)),
+           explain(last, X, method=method, groups=Grid(2, 3)))
+
+
+def _two_input_model(data_format: str):
+    keras.utils.set_random_seed(6)
+    first = data_format == "channels_first"
+    image = keras.Input((2, 8, 8) if first else (8, 8, 2), name="img")
+    table = keras.Input((3,), name="tab")
+    x = layers.Conv2D(3, 3, data_format=data_format, activation="tanh")(image)
+    x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
+    joined = layers.Concatenate()([x, layers.Dense(2)(table)])
+    return keras.Model({"img": image, "tab": table}, layers.Dense(1)(joined))
+
+
+def test_an_input_of_several_split_by_its_own_groups(twin_cnns):
+    """groups={'img': Grid(2, 2)} on a model whose image input is read channels first and
+    whose other input is a table: the input's patches hold every channel, as on the twin."""
+    last, first = _two_input_model("channels_last"), _two_input_model("channels_first")
+    first.set_weights(last.get_weights())
+    rng = np.random.default_rng(4)
+    images = rng.normal(size=(4, 8, 8, 2)).astype("float32")
+    table = rng.normal(size=(4, 3)).astype("float32")
+    centre = zoo.centre_and_border((8, 8))["centre"]
+    for groups in ({"img": Grid(2, 2), "money": ["tab:x0", "tab:x1"]},
+                   {"img": {"centre": centre}}):
+        for method in ("shap", "integrated_gradients"):
+            grouped = explain(first, {"img": np.moveaxis(images, -1, 1), "tab": table},
+                              method=method, groups=groups)
+            _agree(grouped, explain(last, {"img": images, "tab": table}, method=method,
+                                    groups=groups))
+    assert grouped.feature_names[:2] == ("img:centre", "img:rest")
+
+
 def test_to_shap_of_channels_first_groups(twin_cnns):
     """A grouped explanation is a table of groups: to_shap() gives the twin's table."""
     last, first, X, Xf = twin_cnns

@@ -33,16 +33,6 @@ _SPATIAL_PREFIXES = ("Conv", "SeparableConv", "DepthwiseConv", "MaxPooling", "Av
                      "Cropping")
 
 
-def channels_first(model: Any) -> bool:
-    """Whether the model's first convolution, pooling, padding or resampling layer takes
-    its input channels first (``data_format="channels_first"``): samples (channels, *spatial)."""
-    for layer in all_layers(model):
-        names = [cls.__name__ for cls in type(layer).__mro__]
-        if any(name.startswith(_SPATIAL_PREFIXES) for name in names):
-            return getattr(layer, "data_format", "channels_last") == "channels_first"
-    return False
-
-
 def samples_channels_first(model: Any, sample_shape: tuple[int, ...]) -> bool:
     """Whether samples of this shape reach the model channels first, (channels, *spatial): its
     first image layer takes ``data_format="channels_first"`` input of the samples' rank (a

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters.layers import channels_first, find_layer, last_convolution
+from pytest_kexplain.adapters.layers import find_layer, last_convolution, samples_channels_first
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
 from pytest_kexplain.groups import Players
@@ -82,7 +82,7 @@ def _static_spatial_axes(layer: Any) -> int | None:
 
 def _input_channels_first(model: Any, sample_shape: tuple[int, ...]) -> bool:
     """Whether the samples are (channels, *spatial): the model's image layers say so."""
-    return len(sample_shape) >= 2 and channels_first(model)
+    return samples_channels_first(model, sample_shape)
 
 
 def _channels_last(players: Players | None, sample_shape: tuple[int, ...]

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from pytest_kexplain.adapters.base import copies_per_call
-from pytest_kexplain.adapters.layers import channels_first
+from pytest_kexplain.adapters.layers import samples_channels_first
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
 
@@ -29,7 +29,7 @@ def default_patch(sample_shape: tuple[int, ...], channels_first: bool = False
 
 def _channels_first(request: ExplainRequest) -> bool:
     model = getattr(request.adapter, "model", None)
-    return model is not None and len(request.sample_shape) == 3 and channels_first(model)
+    return len(request.sample_shape) == 3 and samples_channels_first(model, request.sample_shape)
 
 
 def _patch(request: ExplainRequest) -> tuple[int, ...]:
