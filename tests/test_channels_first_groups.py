@@ -489,44 +489,33 @@ OTHER_BACKENDS = ("jax", "torch")
 
 
 @pytest.fixture(scope="module")
-def backend_results(tmp_path_factory):
-    """tests/channels_first_groups_backend_checks.py on each other backend (in parallel, while
-    TensorFlow runs it in this process)."""
-    import os
-    import subprocess
-    import sys
-
+def backend_runs(backend_launcher):
+    """tests/channels_first_groups_backend_checks.py started on JAX and PyTorch, in parallel."""
     import channels_first_groups_backend_checks as checks
 
-    directory = tmp_path_factory.mktemp("channels_first_backends")
-    runs = {}
-    for name in OTHER_BACKENDS:
-        with open(directory / f"{name}.out", "w") as out, \
-                open(directory / f"{name}.err", "w") as err:
-            runs[name] = subprocess.Popen([sys.executable, checks.__file__],
-                                          env={**os.environ, "KERAS_BACKEND": name},
-                                          stdout=out, stderr=err)
-    try:
-        results = {"tensorflow": checks.run_checks()}
-        for name, run in runs.items():
-            if run.wait(timeout=600) != 0:
-                pytest.fail(f"the channels-first group checks failed on {name}:\n"
-                            f"{(directory / f'{name}.err').read_text()[-4000:]}")
-            results[name] = json.loads(
-                (directory / f"{name}.out").read_text().strip().splitlines()[-1])
-    finally:
-        for run in runs.values():
-            if run.poll() is None:
-                run.kill()
-                run.wait()
-    return results
+    return {name: backend_launcher.start(name, checks.__file__) for name in OTHER_BACKENDS}
 
 
-@pytest.mark.parametrize("backend", ("tensorflow",) + OTHER_BACKENDS)
-def test_channels_first_groups_match_the_twin_on_every_backend(backend_results, backend):
+@pytest.fixture(scope="module")
+def tensorflow_results(backend_runs):
+    """The same checks in this process (TensorFlow), while the other backends run."""
     import channels_first_groups_backend_checks as checks
 
-    results = backend_results[backend]
+    return checks.run_checks()
+
+
+@pytest.fixture(scope="module", params=("tensorflow",) + OTHER_BACKENDS)
+def backend_results(request, backend_runs, tensorflow_results):
+    if request.param == "tensorflow":
+        return request.param, tensorflow_results
+    return request.param, backend_runs[request.param].results()
+
+
+def test_channels_first_groups_match_the_twin_on_every_backend(backend_results,
+                                                               tensorflow_results):
+    import channels_first_groups_backend_checks as checks
+
+    backend, results = backend_results
     assert results["backend"] == backend
     for name in checks._groups():
         for method in checks.METHODS:
@@ -536,7 +525,7 @@ def test_channels_first_groups_match_the_twin_on_every_backend(backend_results, 
             assert np.abs(last).max() > 0, (name, method)
             np.testing.assert_allclose(case["first"], last, rtol=1e-4,
                                        atol=1e-5 * np.abs(last).max(), err_msg=f"{name} {method}")
-            reference = np.asarray(backend_results["tensorflow"][f"{name}_{method}"]["last"])
+            reference = np.asarray(tensorflow_results[f"{name}_{method}"]["last"])
             np.testing.assert_allclose(last, reference, rtol=1e-3,
                                        atol=1e-4 * np.abs(reference).max(),
                                        err_msg=f"{name} {method} differs from TensorFlow's")
