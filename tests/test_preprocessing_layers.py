@@ -100,3 +100,35 @@ def test_normalization_and_rescaling_keep_the_gradient_methods(rows):
     explanation = explain(model, rows)
     assert explanation.method == "integrated_gradients"
     assert explanation.completeness_error() < 1e-3
+
+
+@pytest.fixture(scope="module")
+def saved_preprocessing(tmp_path_factory):
+    import preprocessing_backend_checks
+
+    directory = tmp_path_factory.mktemp("preprocessing_backends")
+    preprocessing_backend_checks.save_models(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def preprocessing_runs(saved_preprocessing, backend_launcher):
+    import preprocessing_backend_checks
+
+    return {name: backend_launcher.start(name, preprocessing_backend_checks.__file__,
+                                         saved_preprocessing) for name in ("jax", "torch")}
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_lookup_binning_and_masking_models_agree_on_every_backend(
+        backend, saved_preprocessing, preprocessing_runs):
+    """A lookup layer runs on TensorFlow tables, which JAX cannot trace: its model is called
+    uncompiled there, as Keras' own predict does, and explains as on TensorFlow."""
+    import preprocessing_backend_checks
+
+    expected = preprocessing_backend_checks.run_checks(saved_preprocessing)
+    results = preprocessing_runs[backend].results(timeout=600)
+    for name in ("lookup_auto", "binned_auto", "masked_auto"):
+        assert results[f"{name}_method"] == expected[f"{name}_method"] == "shap"
+    for name in ("lookup_auto", "lookup_occlusion", "binned_auto", "masked_auto"):
+        np.testing.assert_allclose(results[name], expected[name], atol=1e-5, err_msg=name)

@@ -57,6 +57,17 @@ def _variables(model: Any) -> tuple[list[Any], list[Any]]:
             [v.value for v in model.non_trainable_variables])
 
 
+def _jit(function: Callable[..., Any], model: Any) -> Callable[..., Any]:
+    """jax.jit(function), or the function itself when a layer of the model cannot be traced
+    (Keras' ``supports_jit = False``: the lookup and hashing layers run on TensorFlow
+    tables), as Keras' own predict then runs eagerly."""
+    from pytest_kexplain.adapters.layers import all_layers
+
+    traceable = getattr(model, "supports_jit", True) and all(
+        getattr(layer, "supports_jit", True) for layer in all_layers(model))
+    return jax.jit(function) if traceable else function
+
+
 def stateless_call(model: Any, trainable: list[Any], non_trainable: list[Any], x: Any
                    ) -> tuple[Any, Any]:
     """model.stateless_call in inference mode. It hands its keywords to `call` itself (not
@@ -108,8 +119,8 @@ def build_functions(
         # Rows are independent (inference mode), so the gradient of the sum is per-row.
         return selected.sum()
 
-    forward = jax.jit(outputs)
-    gradient = jax.jit(jax.grad(selected_total))
+    forward = _jit(outputs, model)
+    gradient = _jit(jax.grad(selected_total), model)
     require_gradient = _gradient_guard(outputs, sample_shape, dtype, description)
 
     def forward_numpy(x: np.ndarray) -> np.ndarray:
@@ -145,7 +156,7 @@ def build_path_outputs(
         per_path = single_output(raw).reshape((x.shape[0], 2 * (n_players - 1), -1))
         return jnp.take_along_axis(per_path, target[:, None, None], axis=2)[:, :, 0]
 
-    compiled = jax.jit(path_outputs)
+    compiled = _jit(path_outputs, model)
 
     def path_outputs_numpy(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
                            target: np.ndarray) -> np.ndarray:
@@ -180,7 +191,7 @@ def build_path_gradients(
         grads = jax.grad(selected_total)(points).reshape((n_rows, n_points, -1))
         return jnp.einsum("rkd,k->rd", grads.astype(weights.dtype), weights)
 
-    compiled = jax.jit(path_gradients)
+    compiled = _jit(path_gradients, model)
     require_gradient = _gradient_guard(outputs, sample_shape, dtype, description)
 
     def path_gradients_numpy(x: np.ndarray, reference: np.ndarray, alphas: np.ndarray,
@@ -222,7 +233,7 @@ def build_layer_functions(
         grads, (outputs, activations) = jax.grad(selected_total, has_aux=True)(offset)
         return outputs, activations, grads
 
-    compiled = {replace: jax.jit(lambda *args, replace=replace: run(*args, replace))
+    compiled = {replace: _jit(lambda *args, replace=replace: run(*args, replace), model)
                 for replace in (False, True)}
 
     def layer_numpy(x: np.ndarray, target: np.ndarray, replacement: np.ndarray | None
@@ -284,7 +295,7 @@ def build_embedding_functions(
             selected_total, argnums=(0, 1), has_aux=True)(x, offsets)
         return outputs, embeddings, grads, input_grads
 
-    compiled = {replace: jax.jit(lambda *args, replace=replace: run(*args, replace))
+    compiled = {replace: _jit(lambda *args, replace=replace: run(*args, replace), model)
                 for replace in (False, True)}
 
     def embedding_numpy(x: np.ndarray, target: np.ndarray,
