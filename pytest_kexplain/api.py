@@ -101,10 +101,6 @@ def choose_method(method: str, adapter: ModelAdapter) -> ExplainerSpec:
     return spec
 
 
-#: methods that map a layer onto one spatial input, so they need a model with one input
-SINGLE_INPUT_METHODS = ("gradcam", "gradcam++")
-
-
 def _embedded_inputs(adapter: ModelAdapter, prepared: PreparedInput) -> EmbeddedInputs | None:
     """How a multi-input Keras model reads its integer (token id) inputs; None without any."""
     from pytest_kexplain.adapters.layers import embedded_inputs
@@ -227,11 +223,10 @@ def _nested_embedding_hint(adapter: ModelAdapter) -> str:
             f"output to {outer!r}")
 
 
-def _check_method_fits_inputs(spec: ExplainerSpec, prepared: PreparedInput,
-                              embedded: EmbeddedInputs | None = None) -> None:
-    """Grad-CAM upsamples a layer onto one image input: several inputs cannot work; gradient
-    methods reach integer inputs only through the Embedding reading them."""
-    if spec.requires_gradient and spec.name not in SINGLE_INPUT_METHODS and embedded \
+def _check_method_fits_inputs(spec: ExplainerSpec, embedded: EmbeddedInputs | None = None
+                              ) -> None:
+    """Gradient methods reach integer inputs only through the Embedding reading them."""
+    if spec.requires_gradient and spec.name not in LAYER_METHODS and embedded \
             and embedded.unreadable:
         reasons = "; ".join(f"input {name!r}: {why}" for name, why in embedded.unreadable.items())
         raise InvalidArgument(
@@ -240,13 +235,6 @@ def _check_method_fits_inputs(spec: ExplainerSpec, prepared: PreparedInput,
             f"reads them, which this model does not have ({reasons}). Feed each id input "
             "straight into an Embedding layer, or use a model-agnostic method: method='shap', "
             "'occlusion', 'permutation' or 'lime', which mask the ids (method='auto' does so)."
-        )
-    if prepared.layout is not None and spec.name in SINGLE_INPUT_METHODS:
-        raise InvalidArgument(
-            f"method={spec.name!r} maps a convolution layer onto one image input, but the "
-            f"model takes several inputs ({', '.join(map(repr, prepared.layout.names))}); "
-            "use integrated_gradients, shap, occlusion or lime, which attribute every input "
-            "(Explanation.for_input(name) gives each input's map in its own shape)."
         )
 
 
@@ -419,7 +407,7 @@ def explain(
         spec = get_explainer("shap")
     if key is not None and spec.name != KERAS_AUTO_METHOD and method == AUTO:
         key = None  # the saved model's key assumed 'auto' was integrated gradients
-    _check_method_fits_inputs(spec, prepared, embedded)
+    _check_method_fits_inputs(spec, embedded)
     resolved_options = resolve_options(spec, options)
     check_target(target if target is not None else bound.default_target, len(prepared.array),
                  adapter.declared_outputs(), bound.known_labels(), bound.output_head)
@@ -437,11 +425,21 @@ def explain(
     if key is not None and first != file_first:
         key = None  # the file's config and the loaded model disagree on the layout
     players = _players(groups, prepared, first)
+    spatial = None
     if spec.name in LAYER_METHODS:
-        from pytest_kexplain.explainers.gradcam import check_groups_fit
+        from pytest_kexplain.explainers.gradcam import (
+            check_groups_fit,
+            players_on_input,
+            spatial_input,
+        )
 
-        check_groups_fit(adapter, resolved_options.get("layer"), players,
-                         prepared.feature_shape, spec.name)
+        shape = prepared.feature_shape
+        if prepared.layout is not None:  # the layer's maps cover the one image input it reads
+            spatial = spatial_input(adapter, prepared.layout, resolved_options.get("layer"),
+                                    spec.name)
+            players = players_on_input(players, prepared.feature_names, spatial, spec.name)
+            shape = spatial.shape
+        check_groups_fit(adapter, resolved_options.get("layer"), players, shape, spec.name)
     tokens = _tokens(pad_id, vocabulary, players, prepared, X)
     if embedded is not None:
         embedded = _with_pad_id(embedded, tokens.pad_id)
@@ -454,7 +452,7 @@ def explain(
     cached, source = SESSION_CACHE.get(key)
     if cached is None:
         cached = _compute(bound, spec, background_array, target, int(seed), resolved_options,
-                          batch_size, players, tokens, embedded)
+                          batch_size, players, tokens, embedded, spatial)
         # Without a fingerprint the key holds the object's id: pin the object, keep it in memory.
         SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else bound.model,
                           persist=fingerprint is not None)
@@ -544,6 +542,7 @@ def _compute(
     players: Players | None = None,
     tokens: TokenSettings | None = None,
     embedded: EmbeddedInputs | None = None,
+    spatial: Any = None,
 ) -> Explanation:
     adapter, x, layout = bound.adapter, bound.prepared.array, bound.prepared.layout
     embedding, pad_id = _token_model(adapter, x, tokens)
@@ -577,6 +576,7 @@ def _compute(
         id_columns=None if layout is None else np.concatenate([
             np.full(size, np.issubdtype(np.dtype(dtype), np.integer))
             for size, dtype in zip(layout.sizes, layout.dtypes)]),
+        spatial_input=spatial,
     )
     try:
         # only a half-precision model's masking methods can have every change read as round-off
@@ -608,6 +608,13 @@ def _compute(
     values, global_importance = attribution.values, attribution.global_importance
     feature_names = bound.prepared.feature_names
     categories = _categories(bound.prepared, players, tokens)
+    input_names, input_shapes = (None, None) if layout is None else (layout.names, layout.shapes)
+    if spatial is not None:  # Grad-CAM explains the one image input its layer reads
+        x = x[:, spatial.start:spatial.stop].reshape(len(x), *spatial.shape)
+        feature_names = feature_names[spatial.start:spatial.stop]
+        categories = {name: codes for name, codes in categories.items()
+                      if name in set(players.names if players is not None else feature_names)}
+        input_names, input_shapes = (spatial.name,), (spatial.shape,)
     if players is not None:
         if not attribution.grouped:  # per-feature attributions: a group gets their sum
             values = players.sum(values)
@@ -653,10 +660,8 @@ def _compute(
         output=head,
         class_names=labels,
         # grouped values are per group, not per input feature
-        input_names=None if layout is None or players is not None or tokens_grouped(tokens)
-        else layout.names,
-        input_shapes=None if layout is None or players is not None or tokens_grouped(tokens)
-        else layout.shapes,
+        input_names=None if players is not None or tokens_grouped(tokens) else input_names,
+        input_shapes=None if players is not None or tokens_grouped(tokens) else input_shapes,
         token_names=token_names,
         token_values=token_values,
         categories=categories or None,

@@ -143,6 +143,13 @@ class Explanation:
                 "this explanation is of a single-input model; for_input() applies to models "
                 "explained with several inputs (X given as a dict or list of arrays)."
             )
+        explained = self.options.get("explained_input")
+        if name not in self.input_names and explained is not None:
+            raise InvalidArgument(
+                f"this {self.method} explanation covers input {explained!r} alone (its layer "
+                f"{self.options.get('layer')!r} reads that image input), so it has no map of "
+                f"input {name!r}; explain every input with integrated_gradients, shap, "
+                "occlusion or lime.")
         if name not in self.input_names:
             raise ValueError(
                 f"no input named {name!r}; the inputs are {', '.join(map(repr, self.input_names))}."

@@ -412,6 +412,40 @@ NAME_SOURCES = {
 }
 
 
+class OneInputNames(tuple[str, ...]):
+    """The names of an explanation that covers one input of a model with several (Grad-CAM
+    maps its layer onto the one image input it reads); a lookup of another input's feature
+    says so rather than calling it misspelled."""
+
+    explained_input: str
+    unexplained: dict[str, str]  # another input's feature (or group) -> that input
+    why: str  # e.g. "method='gradcam' maps layer 'conv' onto input 'image' alone"
+
+    def __new__(cls, names: Sequence[str], explained_input: str, unexplained: dict[str, str],
+                why: str) -> OneInputNames:
+        made = super().__new__(cls, names)
+        made.explained_input, made.unexplained, made.why = explained_input, unexplained, why
+        return made
+
+
+def _unexplained_input(feature_names: Sequence[str], feature: str, argument: str) -> None:
+    """Raise the usage error for a feature of an input the explanation does not cover."""
+    if not isinstance(feature_names, OneInputNames):
+        return
+    other = feature_names.unexplained.get(feature)
+    if other is None and NAME_SEPARATOR in feature:
+        prefix = feature.split(NAME_SEPARATOR, 1)[0]
+        other = prefix if prefix in set(feature_names.unexplained.values()) else None
+    if other is None:
+        return
+    raise InvalidArgument(
+        f"{argument} {feature!r} is a feature of input {other!r}, which this check's explanation "
+        f"does not cover: {feature_names.why}, so it holds the features (or groups) of input "
+        f"{feature_names.explained_input!r} only. Name features of input "
+        f"{feature_names.explained_input!r}, or check {feature!r} with a method that "
+        "attributes every input (integrated_gradients, shap, occlusion or lime).")
+
+
 def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str = "feature",
                   kind: str = "feature") -> int:
     """Position of a named feature; unknown names suggest the closest existing ones. `kind`
@@ -428,6 +462,7 @@ def feature_index(feature_names: Sequence[str], feature: Any, *, argument: str =
         return list(feature_names).index(feature)
     except ValueError:
         pass
+    _unexplained_input(feature_names, feature, argument)
     close = difflib.get_close_matches(feature, list(feature_names), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     qualified = [name for name in feature_names if name.endswith(NAME_SEPARATOR + feature)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -864,17 +865,44 @@ CHECK_OF_RESULT = {
 
 # --- maps of image groups (Grid patches, label masks) ----------------------------------------
 
+@dataclass(frozen=True)
+class ImageGroups:
+    """The images a check's groups cut, and which of its rows those groups are.
+
+    ``rows`` are the positions of the image groups among the check's rows (None: every row),
+    ``input`` the input they belong to in a model with several (None for a single input).
+    """
+
+    data: np.ndarray
+    players: Any
+    rows: np.ndarray | None = None
+    input: str | None = None
+
+
 def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
-                   options: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any] | None:
+                   options: Mapping[str, Any] | None = None) -> ImageGroups | None:
     """The images X (n, h, w[, c]) and the Players their groups= make, when a check explained
     image patches or regions (Grid, a label mask per image or a dict of masks) and its rows are
-    exactly those groups; else None (the picture is then bars)."""
+    exactly those groups, or, for a model with several inputs, hold one image input's groups
+    beside other rows; else None (the picture is then bars)."""
     arguments = arguments or {}
     groups, X = arguments.get("groups"), arguments.get("X")
     first = bool((options or {}).get("channels_first"))
+    if isinstance(X, (Mapping, list, tuple)) and isinstance(groups, Mapping):
+        return _input_image_players(arguments, groups, X, names, first)
     if groups is None or isinstance(groups, str) or X is None or isinstance(
             X, (Mapping, list, tuple, str)):
         return None
+    found = _players_of_images(groups, X, first)
+    if found is None or tuple(found[1].names) != tuple(str(n) for n in names):
+        return None
+    return ImageGroups(*found)
+
+
+def _players_of_images(groups: Any, X: Any, first: bool = False
+                       ) -> tuple[np.ndarray, Any] | None:
+    """(images channels last, Players) when `groups` cut the images X into patches or
+    regions (`first`: X's samples are (channels, height, width))."""
     from pytest_kexplain.groups import Grid, resolve_groups
 
     try:
@@ -887,7 +915,7 @@ def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
         players = resolve_groups(groups, data.shape[1:], (), len(data), channels_first=first)
     except Exception:
         return None
-    if players is None or tuple(players.names) != tuple(str(n) for n in names):
+    if players is None:
         return None
     if first and data.ndim == 4:  # (channels, height, width) samples: drawn channels last
         rows = players.assignment.shape[:-1]
@@ -896,6 +924,48 @@ def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
         players = type(players)(players.names, assignment.reshape(*rows, -1))
         data = np.moveaxis(data, 1, -1)
     return data, players
+
+
+def _input_names(arguments: Mapping[str, Any], X: Any) -> tuple[str, ...] | None:
+    """The names of a model's inputs X holds: a dict's keys, or a list's by the model."""
+    if isinstance(X, Mapping):
+        return tuple(str(key) for key in X)
+    try:
+        from pytest_kexplain.adapters import get_adapter
+
+        declared = get_adapter(model_argument(arguments))[1].declared_inputs
+    except Exception:
+        return None
+    if declared is None or len(declared[0]) != len(X):
+        return None
+    return tuple(spec.name for spec in declared[0])
+
+
+def _input_image_players(arguments: Mapping[str, Any], groups: Mapping[str, Any], X: Any,
+                         names: Sequence[str], first: bool = False) -> ImageGroups | None:
+    """A model with several inputs: the first image input cut by its own groups
+    (groups={'image': Grid(2, 2), ...}) whose groups are rows of the check, named
+    'image:patch(0,0)'; the other rows stay bars."""
+    from pytest_kexplain.groups import splits_one_input
+
+    inputs = _input_names(arguments, X)
+    if inputs is None:
+        return None
+    position = {str(name): i for i, name in enumerate(names)}
+    for index, name in enumerate(inputs):
+        members = groups.get(name)
+        if members is None or not splits_one_input(members):
+            continue
+        found = _players_of_images(members, X[name] if isinstance(X, Mapping) else X[index],
+                                   first)
+        if found is None:
+            continue
+        data, players = found
+        rows = [position.get(f"{name}:{player}") for player in players.names]
+        if any(row is None for row in rows):
+            continue
+        return ImageGroups(data, players, np.array(rows, dtype=np.int64), name)
+    return None
 
 
 def _fill(players: Any, per_group: np.ndarray, row: int, sample_shape: tuple[int, ...]
@@ -921,30 +991,37 @@ def _mean_fill(players: Any, per_group: np.ndarray, n_rows: int,
     return np.mean([_fill(players, per_group, r, sample_shape) for r in range(n_rows)], axis=0)
 
 
-def group_map_picture(layout: tuple[np.ndarray, Any], importance: Any, bars: dict[str, Any],
+def group_map_picture(layout: ImageGroups, importance: Any, bars: dict[str, Any],
                       values: Any = None, baseline_importance: Any = None,
                       baseline_values: Any = None, extra: Mapping[str, Any] | None = None
                       ) -> dict[str, Any]:
     """Image groups drawn as maps: each patch or region filled with its share of the
     importance, over the mean image (all rows) and over the first row (its own attributions),
-    the baseline's beside them; the importance bars below."""
-    data, players = layout
+    the baseline's beside them; the importance bars below. For one input of a model with
+    several, the shares are of every row's importance (the other inputs' rows are bars)."""
+    data, players, rows = layout.data, layout.players, layout.rows
     sample_shape = tuple(data.shape[1:])
     n_rows = len(data)
-    maps = [_mean_fill(players, _share(importance), n_rows, sample_shape)]
+    n_all = players.n_players if rows is None else int(np.size(importance))
+
+    def share(per_row: Any) -> np.ndarray:
+        shares = _share(per_row)
+        return shares if rows is None else shares[rows]
+
+    maps = [_mean_fill(players, share(importance), n_rows, sample_shape)]
     inputs = [data.mean(axis=0)]
     labels = [f"mean of {n_rows} rows"]
-    shape = (n_rows, players.n_players)
+    shape = (n_rows, n_all)
     if values is not None and np.shape(values) == shape:
-        maps.append(_fill(players, _share(np.asarray(values)[0]), 0, sample_shape))
+        maps.append(_fill(players, share(np.asarray(values)[0]), 0, sample_shape))
         inputs.append(data[0])
         labels.append("sample 0")
     baseline_maps = []
-    if baseline_importance is not None and np.shape(baseline_importance) == (players.n_players,):
-        baseline_maps.append(_mean_fill(players, _share(baseline_importance), n_rows,
+    if baseline_importance is not None and np.shape(baseline_importance) == (n_all,):
+        baseline_maps.append(_mean_fill(players, share(baseline_importance), n_rows,
                                         sample_shape))
         if len(maps) == 2 and baseline_values is not None and np.shape(baseline_values) == shape:
-            baseline_maps.append(_fill(players, _share(np.asarray(baseline_values)[0]), 0,
+            baseline_maps.append(_fill(players, share(np.asarray(baseline_values)[0]), 0,
                                        sample_shape))
         elif len(maps) == 2:
             maps, inputs, labels = maps[:1], inputs[:1], labels[:1]
@@ -963,5 +1040,15 @@ def group_map_picture(layout: tuple[np.ndarray, Any], importance: Any, bars: dic
     }
     if baseline_maps:
         picture["baseline_maps"] = [_round(_downsample(m)) for m in baseline_maps]
+    if layout.input is not None:
+        picture["input"] = layout.input
+        picture["caption"] = (
+            f"the groups of input {layout.input!r} over its images "
+            f"({_percent(float(share(importance).sum()))} of all the importance); the other "
+            "inputs' rows are in the bars")
     picture.update(extra or {})
     return picture
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.0f}%"

@@ -26,16 +26,32 @@ def run_checks(directory: Path) -> dict[str, Any]:
     """Every explanation the comparison needs, as lists."""
     import keras
 
-    from pytest_kexplain import Grid, explain, zoo
+    from pytest_kexplain import Grid, InvalidArgument, assert_top_features, explain, zoo
 
     data = np.load(directory / "data.npz")
     cnn = keras.saving.load_model(directory / "cnn.keras")
     text = keras.saving.load_model(directory / "text.keras")
     credit = keras.saving.load_model(directory / "credit.keras")
     raw_cnn = keras.saving.load_model(directory / "raw_cnn.keras")
+    two = keras.saving.load_model(directory / "image_and_table.keras")
     images, ids, rows, background = data["images"], data["ids"], data["rows"], data["background"]
     vocabulary = list(zoo.REVIEW_VOCABULARY)
+    X = {"image": images, "meta": data["meta"]}
+    # Grad-CAM on the image input of a model that also reads a table
+    two_inputs = explain(two, X, method="gradcam", target=2)
+    assert two_inputs.inputs == ("image",) and two_inputs.values.shape == images.shape
+    assert two_inputs.to_shap().values.shape == (*images.shape, 1)
+    top = two_inputs.top(3)
+    assert_top_features(two, X, top, method="gradcam", target=2)
+    try:
+        assert_top_features(two, X, ["meta:x0"], method="gradcam", target=2)
+        raise RuntimeError("a feature of the table named to Grad-CAM did not raise")
+    except InvalidArgument as error:
+        assert "is a feature of input 'meta'" in str(error), error
     results = {
+        "gradcam_two_inputs": two_inputs.values,
+        "gradcam++_two_inputs_grid": explain(two, X, method="gradcam++", target=1,
+                                             groups={"image": Grid(2, 2)}).values,
         "gradcam": explain(cnn, images, method="gradcam", target=3).values,
         "gradcam++": explain(cnn, images, method="gradcam++", target=3, layer="conv1").values,
         # raw uint8 pixels: Grad-CAM differentiates at the convolution, after the Rescaling

@@ -31,11 +31,18 @@ def saved(tmp_path_factory):
     maps = keras.layers.Conv2D(3, 3, activation="tanh")(keras.layers.Rescaling(1 / 255)(pixels))
     keras.Model(pixels, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(maps))).save(
         directory / "raw_cnn.keras")
+    keras.utils.set_random_seed(14)  # an image and a table, as a dict: Grad-CAM on the image
+    image, table = keras.Input((8, 8, 1), name="image"), keras.Input((3,), name="meta")
+    maps = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(image)
+    hidden = keras.layers.Concatenate()([keras.layers.Flatten()(keras.layers.MaxPooling2D(2)(maps)),
+                                         keras.layers.Dense(3, activation="tanh")(table)])
+    keras.Model({"image": image, "meta": table}, keras.layers.Dense(4)(hidden)).save(
+        directory / "image_and_table.keras")
     rng = np.random.default_rng(0)
     region = np.eye(3)[rng.integers(0, 3, 40)]
     rows = np.column_stack([region, rng.normal(size=(40, 2))])
     np.savez(directory / "data.npz", images=images[300:310], ids=ids[:10], rows=rows[:6],
-             background=rows[10:40],
+             background=rows[10:40], meta=rng.normal(size=(10, 3)),
              pixels=rng.integers(0, 256, size=(5, 9, 9, 1)).astype(np.uint8))
     return directory
 
@@ -59,7 +66,9 @@ def test_backend_agrees_with_tensorflow(backend, saved, runs, tensorflow_results
     assert results["text_top"] == tensorflow_results["text_top"]
     assert set(results["text_top"]) <= {"refund", "broken", *zoo.REVIEW_VOCABULARY}
     assert np.asarray(tensorflow_results["gradcam_uint8"]).sum() > 0
-    for name in ("gradcam", "gradcam++", "gradcam_uint8", "grid_shap", "grid_shap_sampled", "label_mask_shap",
+    assert np.asarray(tensorflow_results["gradcam_two_inputs"]).max() > 0
+    for name in ("gradcam", "gradcam++", "gradcam_uint8", "gradcam_two_inputs",
+                 "gradcam++_two_inputs_grid", "grid_shap", "grid_shap_sampled", "label_mask_shap",
                  "text_ig", "text_occlusion", "group_shap",
                  "lime"):
         ours, reference = np.asarray(results[name]), np.asarray(tensorflow_results[name])

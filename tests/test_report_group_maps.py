@@ -145,6 +145,71 @@ def test_consistency_of_two_models_draws_both_maps(top_left, emitted):
     plots.to_png(plots.plot_record(emitted[0]))
 
 
+def _image_beside_a_table(as_dict=True):
+    """An image input whose top-left quarter is read, beside a table whose x0 (weight 2) and
+    x1 (0.5) are read."""
+    import keras
+
+    image, table = keras.Input((8, 8, 1), name="image"), keras.Input((3,), name="tab")
+    reads_image = keras.layers.Dense(1)
+    reads_table = keras.layers.Dense(1)
+    score = keras.layers.Add()([reads_image(keras.layers.Flatten()(image)), reads_table(table)])
+    model = keras.Model({"image": image, "tab": table} if as_dict else [image, table], score)
+    weights = np.zeros((64, 1))
+    weights[np.arange(64).reshape(8, 8)[:4, :4].ravel()] = 1.0
+    reads_image.set_weights([weights, np.zeros(1)])
+    reads_table.set_weights([np.array([[2.0], [0.5], [0.0]]), np.zeros(1)])
+    return model
+
+
+TABLE = RNG.uniform(size=(10, 3))
+
+
+@pytest.mark.parametrize("as_dict", [True, False])
+def test_one_inputs_image_groups_are_a_map_beside_the_other_inputs_bars(emitted, as_dict):
+    """groups={'image': Grid(2, 2), 'tab': {...}} on a model with two inputs: the image's
+    patches are drawn over its images, each with its share of all the importance, and the
+    table's group and features stay bars below."""
+    model = _image_beside_a_table(as_dict)
+    X = {"image": IMAGES, "tab": TABLE} if as_dict else [IMAGES, TABLE]
+    zeros = {"image": np.zeros((1, 8, 8, 1)), "tab": np.zeros((1, 3))}
+    groups = {"image": Grid(2, 2), "tab": {"money": ["x0", "x1"]}}
+    assert_top_features(model, X, ["image:patch(0,0)", "tab:money"], method="shap",
+                        groups=groups, background=zeros if as_dict else list(zeros.values()))
+    (record,) = emitted
+    picture = record.picture
+    assert picture["kind"] == "heatmap" and picture["layout"] == "image"
+    assert picture["input"] == "image" and picture["groups"] == "patches"
+    assert picture["n_groups"] == 4 and picture["samples"] == ["mean of 10 rows", "sample 0"]
+    bars = picture["bars"]
+    assert bars["kind"] == "importance" and set(bars["features"]) == {
+        "image:patch(0,0)", "image:patch(0,1)", "image:patch(1,0)", "image:patch(1,1)",
+        "tab:money", "tab:x2"}
+    shares = dict(zip(bars["features"], bars["current"]))
+    mean = np.array(picture["maps"][0])
+    assert mean.shape == (8, 8)
+    np.testing.assert_allclose(mean[:4, :4], shares["image:patch(0,0)"], rtol=1e-3)
+    assert 0.2 < mean[0, 0] < 0.95  # the table's group holds the rest
+    np.testing.assert_allclose(mean[4:, :], 0.0, atol=1e-3)
+    np.testing.assert_allclose(picture["inputs"][0], IMAGES.mean(axis=0)[..., 0], atol=1e-3)
+    assert "input 'image'" in picture["caption"] and "bars" in picture["caption"]
+    _validate(record)
+    figure = plots.plot_record(record)
+    titles = {a.get_title() for a in figure.get_axes()}
+    assert "input 'image' (4 patches)" in titles
+    assert plots.to_png(figure) == plots.to_png(plots.plot_record(record))
+
+
+def test_several_inputs_without_image_groups_keep_their_bars(emitted):
+    """Groups naming qualified features (no input split into patches) stay bars."""
+    model = _image_beside_a_table()
+    X = {"image": IMAGES, "tab": TABLE}
+    assert_top_features(model, X, ["corner", "money"], method="shap", groups={
+        "money": ["tab:x0", "tab:x1"], "corner": [f"image:x[0,{c},0]" for c in range(8)]},
+        background={"image": np.zeros((1, 8, 8, 1)), "tab": np.zeros((1, 3))})
+    assert emitted[0].picture["kind"] == "importance"
+
+
 GATE_PROJECT = '''
 import keras
 import numpy as np
@@ -175,6 +240,17 @@ def test_gate_on_patches(explanation_baseline):
 def test_region_check():
     assert_top_features(cnn(), IMAGES, ["patch(0,2)"], method="shap", groups=Grid(3, 3),
                         background=np.zeros((1, 12, 12, 1)))
+
+
+def test_gate_on_one_inputs_patches(explanation_baseline):
+    image, table = keras.Input((12, 12, 1), name="image"), keras.Input((2,), name="tab")
+    model = keras.Model({"image": image, "tab": table},
+                        keras.layers.Add()([cnn()(image), keras.layers.Dense(1)(table)]))
+    X = {"image": IMAGES, "tab": np.random.default_rng(3).random((8, 2))}
+    explanation_baseline.assert_match(model, X, method="shap",
+                                      groups={"image": Grid(3, 3), "tab": {"t": ["x0", "x1"]}},
+                                      background={"image": np.zeros((1, 12, 12, 1)),
+                                                  "tab": np.zeros((1, 2))})
 '''
 
 
@@ -219,6 +295,13 @@ def test_the_gate_on_image_patches_draws_current_and_baseline_maps_on_the_page(t
     assert gate["bars"]["baseline_label"] == "baseline"
     region = checks["test_region_check"]["picture"]
     assert region["groups"] == "patches" and region["bars"]["marked"] == ["patch(0,2)"]
+    # one input's patches of a model with two inputs: a map too, the table's group in the bars
+    inputs = checks["test_gate_on_one_inputs_patches"]["picture"]
+    assert inputs["kind"] == "heatmap" and inputs["input"] == "image"
+    assert inputs["n_groups"] == 9 and len(inputs["baseline_maps"]) == 2
+    assert "tab:t" in inputs["bars"]["features"]
+    corner = np.array(inputs["maps"][0])
+    assert corner.shape == (12, 12) and corner[8:, :4].max() < 0.02
     import shutil
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -367,3 +367,28 @@ def embedded_inputs(model: Any, names: tuple[str, ...], bounds: tuple[tuple[int,
                             output_dtype=dtype)
             for layer, index, shape, dtype in reads)
     return EmbeddedInputs(tuple(readers), unreadable, id_columns)
+
+
+def inputs_reaching(model: Any, layer: Any, names: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The model inputs (by name) whose values reach `layer`'s calls, following the functional
+    graph (a layer inside a nested model counts as that model's call); None when the model is
+    not a graph that can be followed or the layer is not called in it."""
+    graph = _graph(model)
+    tensors = None if graph is None else _input_tensors(model, names)
+    if graph is None or tensors is None or any(t is None for t in tensors.values()):
+        return None
+    # which inputs each tensor depends on, in execution order
+    reached: dict[int, set[str]] = {id(tensor): {name} for name, tensor in tensors.items()}
+    found: set[str] = set()
+    called = False
+    for node in _execution_order(graph):
+        sources = set().union(*(reached.get(id(t), set()) for t in node.input_tensors))
+        operation = node.operation
+        if operation is layer or any(inner is layer for inner in all_layers(operation)):
+            called = True
+            found |= sources
+        for output in node.outputs:
+            reached[id(output)] = sources
+    if not called:
+        return None
+    return tuple(name for name in names if name in found)

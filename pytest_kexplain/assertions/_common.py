@@ -57,6 +57,8 @@ def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any],
         return token_players(merged["vocabulary"], prepared.array, prepared.feature_names,
                              prepared.layout, X).names
     if merged.get("groups") is None:
+        if model is not None and prepared.layout is not None:
+            return _names_of_one_input(model, prepared, None, merged)
         return prepared.feature_names
     from pytest_kexplain.api import channels_first_of
     from pytest_kexplain.groups import resolve_groups
@@ -65,7 +67,38 @@ def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any],
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
                              len(prepared.array), prepared.layout,
                              channels_first_of(model, prepared))
+    if model is not None and prepared.layout is not None:
+        return _names_of_one_input(model, prepared, players, merged)
     return players.names if players is not None else prepared.feature_names
+
+
+def _names_of_one_input(model: Any, prepared: Any, players: Any,
+                        merged: Mapping[str, Any]) -> tuple[str, ...]:
+    """A layer method (Grad-CAM) on a model with several inputs explains the one image input
+    its layer reads: the names the check may use are that input's (or its groups)."""
+    from pytest_kexplain.api import LAYER_METHODS
+
+    names = tuple(players.names) if players is not None else tuple(prepared.feature_names)
+    method = merged.get("method")
+    if method not in LAYER_METHODS:
+        return names
+    from pytest_kexplain.adapters import get_adapter
+    from pytest_kexplain.explainers.gradcam import players_on_input, spatial_input
+    from pytest_kexplain.inputs import OneInputNames
+
+    adapter = get_adapter(model)[1]
+    spatial = spatial_input(adapter, prepared.layout, merged.get("layer"), method)
+    kept = players_on_input(players, prepared.feature_names, spatial, method)
+    own = (tuple(kept.names) if kept is not None
+           else tuple(prepared.feature_names[spatial.start:spatial.stop]))
+    layout = prepared.layout
+    owner = {feature: layout.names[i] for i, (start, stop) in enumerate(layout.bounds)
+             for feature in prepared.feature_names[start:stop]}
+    unexplained = {name: owner[name] for name in names
+                   if name in owner and owner[name] != spatial.name}
+    return OneInputNames(own, spatial.name, unexplained,
+                         f"method={method!r} maps layer {spatial.layer!r} onto input "
+                         f"{spatial.name!r} alone")
 
 
 def row_kind_of(explanation: Explanation, X: Any, explain_kwargs: Mapping[str, Any]) -> str:
@@ -100,7 +133,9 @@ def reject_group_members(X: Any, explain_kwargs: Mapping[str, Any], features: An
     from pytest_kexplain.api import channels_first_of
     from pytest_kexplain.groups import resolve_groups
 
-    prepared = prepare_input(X, merged.get("feature_names"))
+    # X as a list of arrays is cut by the model's inputs, as in input_feature_names
+    prepared = prepare_input(X, merged.get("feature_names"),
+                             declared=_declared_inputs(model, X))
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
                              len(prepared.array), prepared.layout,
                              channels_first_of(model, prepared))

@@ -49,7 +49,8 @@ def _delete(x: np.ndarray, reference: np.ndarray, order: np.ndarray, count: int,
             assignment: np.ndarray) -> np.ndarray:
     """Rows of flat x with the first `count` players of each row's order set to the reference
     (assignment (n, d): the player of every feature; one player per feature without groups)."""
-    deleted_players = np.zeros(order.shape, dtype=bool)
+    # one more player than ranked: the features of inputs the explanation does not cover
+    deleted_players = np.zeros((len(order), order.shape[1] + 1), dtype=bool)
     np.put_along_axis(deleted_players, order[:, :count], True, axis=1)
     return np.where(np.take_along_axis(deleted_players, assignment, axis=1), reference, x)
 
@@ -75,6 +76,33 @@ def _players(merged: dict[str, Any], prepared: PreparedInput, n: int, model: Any
     return players.rows(slice(None), n)
 
 
+def _one_input_players(merged: dict[str, Any], prepared: PreparedInput, n: int,
+                       explanation: Explanation, model: Any) -> np.ndarray:
+    """(n, d) player of every raw feature of a model with several inputs whose explanation
+    covers one (Grad-CAM's image input): that input's features or groups, and one player
+    past the ranked ones for every other input's feature (never deleted)."""
+    from pytest_kexplain.api import channels_first_of
+    from pytest_kexplain.explainers.gradcam import SpatialInput, players_on_input
+    from pytest_kexplain.groups import resolve_groups
+
+    layout = prepared.layout
+    assert layout is not None
+    name = str(explanation.options["explained_input"])
+    index = layout.names.index(name)
+    start, stop = layout.bounds[index]
+    spatial = SpatialInput(name, start, stop, tuple(layout.shapes[index]),
+                           str(explanation.options.get("layer")))
+    players = players_on_input(
+        resolve_groups(merged.get("groups"), prepared.feature_shape, prepared.feature_names,
+                       n, layout, channels_first_of(model, prepared)),
+        prepared.feature_names, spatial, explanation.method)
+    n_players = explanation.flat_values.shape[1]
+    assignment = np.full((n, layout.n_features), n_players, dtype=np.int64)
+    assignment[:, start:stop] = (np.arange(stop - start) if players is None
+                                 else players.rows(slice(None), n))
+    return assignment
+
+
 @recorded("assert_faithful")
 def assert_faithful(
     model: Any, X: Any, *, k: int | None = None, margin: float = 0.1, random_draws: int = 10,
@@ -97,8 +125,11 @@ def assert_faithful(
     explanation = explain_for_check(model, X, explain_kwargs)
     n = explanation.n_samples
     merged = with_defaults(explain_kwargs)
-    # with groups or a vocabulary the explanation's data are per player: delete raw features
-    grouped = merged.get("groups") is not None or merged.get("vocabulary") is not None
+    # with groups or a vocabulary the explanation's data are per player: delete raw features;
+    # Grad-CAM on a model with several inputs explains (and deletes within) one input of X
+    one_input = explanation.options.get("explained_input")
+    grouped = (merged.get("groups") is not None or merged.get("vocabulary") is not None
+               or one_input is not None)
     # a DataFrame is bound itself (its category columns reach a scikit-learn pipeline as such)
     bound, prepared = bind_model(model, X if grouped or is_dataframe(X) else explanation.data, {
         "target": merged.get("target"), "batch_size": merged.get("batch_size"),
@@ -109,6 +140,8 @@ def assert_faithful(
     flat = explanation.flat_values
     x = prepared.array.reshape(n, -1)
     assignment = _players(merged, prepared, n, model)
+    if one_input is not None:
+        assignment = _one_input_players(merged, prepared, n, explanation, model)
     pad_id = explanation.options.get("pad_id")
     if pad_id is not None:  # token ids are deleted by the pad id
         reference = np.full(x.shape[1], float(pad_id))
@@ -134,8 +167,9 @@ def assert_faithful(
     top_change = float(np.abs(original - outputs(delete(by_importance, k))).mean())
     rng = np.random.default_rng(int(merged.get("seed", 0)))
     # random players among those in the row (a token absent from it is drawn last)
-    absent = np.ones((n, n_features), dtype=bool)
+    absent = np.ones((n, n_features + 1), dtype=bool)
     np.put_along_axis(absent, assignment, False, axis=1)
+    absent = absent[:, :n_features]
     random_orders = np.argsort(rng.random((random_draws, n, n_features)) + absent, axis=-1)
     randomly_deleted = np.concatenate([delete(order, k) for order in random_orders])
     random_outputs = outputs(randomly_deleted)

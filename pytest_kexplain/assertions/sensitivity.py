@@ -303,7 +303,9 @@ def assert_model_sensitive(
     merged = with_defaults(explain_kwargs)
     seed = int(merged.get("seed", 0))
     # with groups or a vocabulary the explanation's data are per player: explain X again
-    grouped = merged.get("groups") is not None or merged.get("vocabulary") is not None
+    # (and Grad-CAM's explanation of a model with several inputs holds one input's data)
+    grouped = (merged.get("groups") is not None or merged.get("vocabulary") is not None
+               or explanation.options.get("explained_input") is not None)
     rows = X if grouped else explanation.data
     names = {} if grouped else {"feature_names": explanation.feature_names}
     stages, measured = [], []

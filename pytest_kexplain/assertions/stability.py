@@ -153,20 +153,23 @@ def assert_saliency_stable(
     k = default_k(n_features) if k is None else check_count("k", k, high=n_features)
     merged = with_defaults(explain_kwargs)
     grouped = {}
-    if merged.get("groups") is not None:
+    # Grad-CAM on a model with several inputs: the explanation's data are its image input's
+    one_input = explanation.options.get("explained_input") is not None
+    if merged.get("groups") is not None or one_input:
         # the explanation's data are per group: add the noise to the raw features instead
         _, prepared = bind_model(model, X, {"feature_names": merged.get("feature_names"),
                                             "output": merged.get("output")})
         x = prepared.array
-        # an input's own groups ({'image': {'blob': per-row masks}}) as masks of the flat
-        # row first, so that a mask per row is repeated for every noisy copy too
-        first = channels_first_of(model, prepared)
-        groups = merged["groups"] if prepared.layout is None else flatten_input_groups(
-            merged["groups"], prepared.layout, prepared.feature_names, len(x), first)
-        grouped = {"feature_names": prepared.feature_names,
-                   "groups": repeat_rows(groups, prepared.feature_shape,
-                                         prepared.feature_names, len(x), samples,
-                                         first is True)}
+        grouped = {"feature_names": prepared.feature_names}
+        if merged.get("groups") is not None:
+            # an input's own groups ({'image': {'blob': per-row masks}}) as masks of the flat
+            # row first, so that a mask per row is repeated for every noisy copy too
+            first = channels_first_of(model, prepared)
+            groups = merged["groups"] if prepared.layout is None else flatten_input_groups(
+                merged["groups"], prepared.layout, prepared.feature_names, len(x), first)
+            grouped["groups"] = repeat_rows(groups, prepared.feature_shape,
+                                            prepared.feature_names, len(x), samples,
+                                            first is True)
 
     rng = np.random.default_rng(int(merged.get("seed", 0)))
     scale = _noise_scale(x, merged.get("background"), epsilon, model, frozen)

@@ -119,6 +119,8 @@ class ExplainRequest:
     id_columns: np.ndarray | None = None
     #: several inputs: the id the reference holds in those columns
     id_pad: int = 0
+    #: several inputs, Grad-CAM: the one image input its layer reads (a SpatialInput)
+    spatial_input: Any = None
 
     def players(self) -> Players:
         """The players of a masking method: the groups, or every raw feature on its own."""

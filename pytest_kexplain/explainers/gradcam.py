@@ -11,11 +11,19 @@ from one forward and backward pass per batch (the backward pass stops at the lay
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.adapters.layers import find_layer, last_convolution, samples_channels_first
+from pytest_kexplain.adapters.layers import (
+    find_layer,
+    inputs_reaching,
+    is_convolution,
+    last_convolution,
+    samples_channels_first,
+)
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
 from pytest_kexplain.groups import Players
@@ -63,13 +71,106 @@ def class_activation_maps(activations: np.ndarray, gradients: np.ndarray, plus: 
     return np.maximum(maps, 0, out=maps)
 
 
-def _layer(request: ExplainRequest, method: str) -> Any:
-    adapter = request.adapter
+@dataclass(frozen=True)
+class SpatialInput:
+    """The one input of a model with several that a Grad-CAM layer is mapped onto: its
+    columns ``start:stop`` of the flat row, and its per-sample shape."""
+
+    name: str
+    start: int
+    stop: int
+    shape: tuple[int, ...]
+    layer: str  # the layer whose maps are upsampled onto it
+
+
+def layer_of(adapter: Any, layer_name: str | None, method: str) -> Any:
+    """The layer Grad-CAM explains: `layer_name`, or the model's last convolution."""
     model = getattr(adapter, "model", None)
-    name = request.options["layer"]
-    if name is None:
+    if layer_name is None:
         return last_convolution(model, adapter.description, method)
-    return find_layer(model, name, adapter.description)
+    return find_layer(model, layer_name, adapter.description)
+
+
+def _convolutions_per_input(model: Any, names: tuple[str, ...]) -> str:
+    """'conv_a (reads 'image')', ... for a usage error's advice."""
+    from pytest_kexplain.adapters.layers import all_layers
+
+    shown = []
+    for layer in all_layers(model):
+        if is_convolution(layer):
+            reached = inputs_reaching(model, layer, names)
+            shown.append(f"{layer.name!r}" + (f" (reads {', '.join(map(repr, reached))})"
+                                              if reached else ""))
+    return ", ".join(shown) or "none"
+
+
+def spatial_input(adapter: Any, layout: Any, layer_name: str | None, method: str
+                  ) -> SpatialInput:
+    """The one image (or sequence) input of a model with several that the explained layer
+    reads, found from the Keras graph before any model call; a usage error naming the layers
+    and inputs to pick when the layer reads several such inputs, or none."""
+    model = getattr(adapter, "model", None)
+    layer = layer_of(adapter, layer_name, method)
+    names = tuple(layout.names)
+    reached = inputs_reaching(model, layer, names)
+    how = ("its last convolution" if layer_name is None else "the layer given as layer=")
+    if reached is None:
+        raise InvalidArgument(
+            f"method={method!r} maps a layer onto the one image input it reads, but the inputs "
+            f"of layer {layer.name!r} ({how}) of {adapter.description} cannot be traced "
+            "through the model's functional graph (a subclassed model, or a layer not called "
+            "in it). Pass layer='<name>' of a convolution called in a functional model, or use "
+            "integrated_gradients, shap, occlusion or lime, which attribute every input.")
+    spatial = [name for name in reached if len(layout.shapes[names.index(name)]) >= 2]
+    if len(spatial) != 1:
+        found = ("none of the model's image or sequence inputs" if not spatial else
+                 f"several image or sequence inputs ({', '.join(map(repr, spatial))})")
+        readers = [name for name in names if len(layout.shapes[names.index(name)]) >= 2]
+        raise InvalidArgument(
+            f"method={method!r} upsamples a layer's maps onto the one image (or sequence) input "
+            f"it reads, but layer {layer.name!r} ({how}) reads {found}; the model's inputs: "
+            + ", ".join(f"{name!r} {tuple(shape)}" for name, shape in zip(names, layout.shapes))
+            + f". Pass layer='<name>' of a convolution that reads exactly one of "
+            f"{', '.join(map(repr, readers)) or 'them'} (convolutions: "
+            f"{_convolutions_per_input(model, names)}), or use integrated_gradients, shap, "
+            "occlusion or lime, which attribute every input.")
+    index = names.index(spatial[0])
+    start, stop = layout.bounds[index]
+    return SpatialInput(spatial[0], int(start), int(stop), tuple(layout.shapes[index]),
+                        layer.name)
+
+
+def players_on_input(players: Players | None, feature_names: Sequence[str],
+                     spatial: SpatialInput, method: str) -> Players | None:
+    """The groups of a model with several inputs, restricted to the columns of the one input
+    Grad-CAM explains: the other inputs' ungrouped features are left out (Grad-CAM does not
+    explain them), a named group holding any of their features is a usage error."""
+    if players is None:
+        return None
+    own = slice(spatial.start, spatial.stop)
+    assignment = players.assignment
+    inside = np.zeros(players.n_players, dtype=bool)
+    outside = np.zeros(players.n_players, dtype=bool)
+    inside[np.unique(assignment[..., own])] = True
+    rest = np.concatenate([assignment[..., :spatial.start], assignment[..., spatial.stop:]],
+                          axis=-1)
+    outside[np.unique(rest)] = True
+    features = set(feature_names)
+    for player in np.flatnonzero(outside):
+        name = players.names[int(player)]
+        if name in features and not inside[player]:
+            continue  # a feature of another input no group holds: not explained, left out
+        raise InvalidArgument(
+            f"method={method!r} maps layer {spatial.layer!r} onto input {spatial.name!r} "
+            f"alone, but group {name!r} holds features of the other inputs, which Grad-CAM "
+            f"does not explain. Give groups of input {spatial.name!r} only (e.g. groups="
+            f"{{{spatial.name!r}: Grid(2, 2)}}), or explain every input with "
+            "integrated_gradients, shap, occlusion or lime.")
+    kept = np.flatnonzero(inside)
+    renumber = np.full(players.n_players, -1, dtype=np.int64)
+    renumber[kept] = np.arange(len(kept))
+    return Players(tuple(players.names[int(p)] for p in kept),
+                   np.ascontiguousarray(renumber[assignment[..., own]]))
 
 
 def _static_spatial_axes(layer: Any) -> int | None:
@@ -102,8 +203,7 @@ def check_groups_fit(adapter: Any, layer_name: str | None, players: Players | No
     if players is None:
         return
     model = getattr(adapter, "model", None)
-    layer = (last_convolution(model, adapter.description, method) if layer_name is None
-             else find_layer(model, layer_name, adapter.description))
+    layer = layer_of(adapter, layer_name, method)
     n_spatial = _static_spatial_axes(layer)
     if _input_channels_first(model, sample_shape):
         players, sample_shape = _channels_last(players, sample_shape)
@@ -138,13 +238,16 @@ def _check_groups_hold_whole_positions(players: Players | None, sample_shape: tu
 
 
 def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
-    layer = _layer(request, method)
+    layer = layer_of(request.adapter, request.options["layer"], method)
     outputs, activations, gradients = request.adapter.layer_gradients(
         request.x, request.target, layer, batch_size=request.batch_size)
     if getattr(layer, "data_format", None) == "channels_first":  # (n, k, *spatial)
         activations, gradients = np.moveaxis(activations, 1, -1), np.moveaxis(gradients, 1, -1)
     n_spatial = activations.ndim - 2
-    sample_shape, groups = request.sample_shape, request.groups
+    # several inputs: the maps cover the one image input the layer reads (its own columns)
+    spatial: SpatialInput | None = request.spatial_input
+    sample_shape = request.sample_shape if spatial is None else spatial.shape
+    groups = request.groups
     first = _input_channels_first(getattr(request.adapter, "model", None), sample_shape)
     if first:  # the map is computed channels last, and its values moved back at the end
         groups, sample_shape = _channels_last(groups, sample_shape)
@@ -160,13 +263,15 @@ def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
                          sample_shape[:n_spatial])
     channels = sample_shape[n_spatial:]
     if int(np.prod(channels)) <= 1:  # one channel (or none): the maps are the values
-        values = maps.reshape(request.x.shape)
+        values = maps.reshape(len(request.x), *sample_shape)
     else:
         spread = maps.reshape(*maps.shape, *([1] * len(channels))) / int(np.prod(channels))
         values = np.broadcast_to(spread, (len(request.x), *sample_shape))
         values = (np.moveaxis(values, -1, 1) if first else values).copy()
     return Attribution(values=values, base_values=_reference_output(request),
-                       details={"layer": layer.name}, outputs=outputs)
+                       details={"layer": layer.name, **(
+                           {} if spatial is None else {"explained_input": spatial.name})},
+                       outputs=outputs)
 
 
 def _reference_output(request: ExplainRequest) -> np.ndarray:

@@ -309,7 +309,10 @@ def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **options
     titles = ["input", f"{what} ({picture.get('current_label', 'current')})",
               f"{what} ({picture.get('baseline_label', 'baseline')})"]
     if grouped:
-        titles[0] = f"input ({picture.get('n_groups', '')} {picture['groups']})"
+        source = f"input {picture['input']!r}" if picture.get("input") else "input"
+        titles[0] = f"{source} ({picture.get('n_groups', '')} {picture['groups']})"
+    if picture.get("caption"):  # one input's groups of a model with several: say so
+        canvas.suptitle(picture["caption"], fontsize=7, wrap=True)
     last = None
     for r in range(rows):
         panels = [(inputs[r], "gray", None), (maps[r], HEATMAP, scale)]
