@@ -780,13 +780,17 @@ def _values_picture(arguments: Mapping[str, Any], values: Any, baseline_values: 
                     importance: Any = None, names: Any = None) -> dict[str, Any]:
     """Heat maps for images and sequences, else importance bars."""
     if values is not None and np.ndim(values) in (3, 4):
-        try:
-            data = np.asarray(arguments.get("X"), dtype=np.float64)
-        except (TypeError, ValueError):
-            data = np.zeros(np.shape(values))
+        explanation = arguments.get("explanation")
+        # the explanation's own images: one input's of a model with several (Grad-CAM)
+        data = getattr(explanation, "data", None)
+        if data is None or np.shape(data) != np.shape(values):
+            try:
+                data = np.asarray(arguments.get("X"), dtype=np.float64)
+            except (TypeError, ValueError):
+                data = np.zeros(np.shape(values))
+        data = np.asarray(data, dtype=np.float64)
         if data.shape != np.shape(values):
             data = np.zeros(np.shape(values))
-        explanation = arguments.get("explanation")
         holder = _Holder(data=data, values=np.asarray(values, dtype=np.float64),
                          options=getattr(explanation, "options", None) or {})
         return heatmap_picture(holder, baseline_values,
@@ -1045,7 +1049,9 @@ def group_map_picture(layout: ImageGroups, importance: Any, bars: dict[str, Any]
         picture["caption"] = (
             f"the groups of input {layout.input!r} over its images "
             f"({_percent(float(share(importance).sum()))} of all the importance); the other "
-            "inputs' rows are in the bars")
+            "inputs' rows are in the bars" if rows is not None and len(rows) < n_all else
+            f"the groups of input {layout.input!r} over its images: the explanation covers "
+            "that input alone")
     picture.update(extra or {})
     return picture
 

@@ -248,6 +248,11 @@ def test_gate_and_report_with_grad_cam_on_the_image_input(pytester):
     assert pictures["test_gate"]["kind"] == "heatmap"
     assert pictures["test_gate"]["layout"] == "image"
     assert len(pictures["test_gate"]["mean_map"]) == 8
+    # the maps are drawn beside the image input's own images (not a blank of X's shape)
+    assert np.array(pictures["test_gate"]["inputs"][0], dtype=float).max() > 0
+    patches = pictures["test_gate_by_patches"]
+    assert patches["kind"] == "heatmap" and patches["input"] == "image"
+    assert patches["n_groups"] == 4 and "covers that input alone" in patches["caption"]
     # a model whose image branch changed fails the gate against the written baseline
     pytester.makepyfile(test_gate=(pytester.path / "test_gate.py").read_text().replace(
         "model_and_data(0)", "model_and_data(7)"))
