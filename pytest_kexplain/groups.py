@@ -223,22 +223,32 @@ def _reject_numeric_mask(name: str, members: Any, d: int) -> None:
             "indices a flat list of distinct indices.")
 
 
-def _boolean_mask(name: str, mask: np.ndarray, sample_shape: tuple[int, ...],
-                  n_rows: int, channels_first: bool = False) -> np.ndarray:
-    spatial = None
-    if len(sample_shape) == 3:
-        spatial = sample_shape[1:] if channels_first else sample_shape[:2]
+def _mask_shapes(sample_shape: tuple[int, ...], n_rows: int,
+                 channels_first: bool) -> dict[tuple[int, ...], bool]:
+    """The shapes a mask may have, each saying whether it holds one mask per row."""
     shapes = {sample_shape: False, (n_rows, *sample_shape): True}
-    if spatial is not None:  # (h, w) masks cover every channel
+    if len(sample_shape) == 3:  # (h, w) masks cover every channel
+        spatial = sample_shape[1:] if channels_first else sample_shape[:2]
         shapes.update({spatial: False, (n_rows, *spatial): True})
-    if mask.shape not in shapes:
+    return shapes
+
+
+def _check_mask_shape(what: str, shape: tuple[int, ...], sample_shape: tuple[int, ...],
+                      n_rows: int, channels_first: bool) -> bool:
+    """Whether a mask of this shape holds one mask per row; a usage error if it fits none."""
+    shapes = _mask_shapes(sample_shape, n_rows, channels_first)
+    if shape not in shapes:
         accepted = " or ".join(str(s) for s in shapes)
         raise InvalidArgument(
-            f"the boolean mask of group {name!r} has shape {mask.shape}; it must be {accepted} "
-            "(one mask for every sample, or one per sample)."
-            + _layout_hint(mask.shape, sample_shape, channels_first)
-        )
-    per_row = shapes[mask.shape]
+            f"{what} has shape {shape}; it must be {accepted} (one mask for every sample, or "
+            "one per sample)." + _layout_hint(shape, sample_shape, channels_first))
+    return shapes[shape]
+
+
+def _boolean_mask(name: str, mask: np.ndarray, sample_shape: tuple[int, ...],
+                  n_rows: int, channels_first: bool = False) -> np.ndarray:
+    per_row = _check_mask_shape(f"the boolean mask of group {name!r}", mask.shape,
+                                sample_shape, n_rows, channels_first)
     missing = len(sample_shape) + per_row - mask.ndim  # the channel axis of a (h, w) mask
     at = int(per_row) if channels_first else mask.ndim
     full = np.broadcast_to(
@@ -271,6 +281,8 @@ def _from_labels(labels: np.ndarray, sample_shape: tuple[int, ...], n_rows: int,
         raise InvalidArgument(
             f"a label mask must hold integer labels, got dtype {labels.dtype}; pass a dict "
             "of named boolean masks instead.")
+    _check_mask_shape("the integer label mask", labels.shape, sample_shape, n_rows,
+                      channels_first)
     values = np.unique(labels)
     groups = {f"region {int(v)}": labels == v for v in values}
     return _from_mapping(groups, sample_shape, (), n_rows, channels_first)

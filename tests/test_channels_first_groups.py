@@ -198,6 +198,9 @@ def test_a_wrong_mask_shape_says_how_the_model_lays_out_its_samples(twin_cnns):
                                               r"height, width\) \(2, 8, 8\).*np.moveaxis\(mask, "
                                               r"-1, -3\)"):
         explain(first, Xf, method="shap", groups={"top": mask})
+    with pytest.raises(InvalidArgument, match=r"the integer label mask has shape \(4, 8, 8, 2\)"
+                                              r"; it must be .*np.moveaxis\(mask, -1, -3\)"):
+        explain(first, Xf, method="shap", groups=np.zeros((4, 8, 8, 2), dtype=int))
     with pytest.raises(InvalidArgument, match=r"Grid\(9, 2\) has more patches than the image "
                                               r"has pixels \(8 x 8\)"):
         explain(first, Xf, method="shap", groups=Grid(9, 2))
