@@ -183,6 +183,12 @@ def test_checks_take_the_groups_of_a_channels_first_model(twin_cnns):
     assert_importance_order(first, Xf, ranked[:2], method="shap", groups=Grid(2, 2))
     assert_faithful(first, Xf, k=1, method="occlusion", groups=Grid(2, 2), margin=0.0)
     assert_saliency_stable(first, Xf, min_similarity=0.0, groups=Grid(2, 2))
+    labels = _label_masks(4, 8, 8)  # one mask per image: repeated for every noisy copy
+    stable = assert_saliency_stable(first, Xf, min_similarity=0.0, groups=labels)
+    assert stable.similarity == pytest.approx(assert_saliency_stable(
+        last, X, min_similarity=0.0, groups=labels).similarity, rel=1e-3)
+    assert_saliency_stable(first, Xf, min_similarity=0.0,
+                           groups={"label 1": labels == 1})  # (n, h, w) masks
     with pytest.raises(InvalidArgument, match="member of the group"):
         assert_top_features(first, Xf, ["x[0,0,0]"], groups=Grid(2, 2))
 
