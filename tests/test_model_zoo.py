@@ -169,27 +169,12 @@ OTHER_BACKENDS = ("jax", "torch")
 
 
 @pytest.fixture(scope="module")
-def backend_runs(tmp_path_factory):
+def backend_runs(backend_launcher):
     """tests/model_zoo_backend_checks.py started on each other backend, in parallel."""
-    import os
-    import subprocess
-    import sys
-
     import model_zoo_backend_checks
 
-    directory = tmp_path_factory.mktemp("model_zoo_backends")
-    runs = {}
-    for name in OTHER_BACKENDS:
-        with open(directory / f"{name}.out", "w") as out, \
-                open(directory / f"{name}.err", "w") as err:
-            runs[name] = subprocess.Popen(
-                [sys.executable, model_zoo_backend_checks.__file__],
-                env={**os.environ, "KERAS_BACKEND": name}, stdout=out, stderr=err)
-    yield directory, runs
-    for run in runs.values():
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+    return {name: backend_launcher.start(name, model_zoo_backend_checks.__file__)
+            for name in OTHER_BACKENDS}
 
 
 @pytest.fixture(scope="module")
@@ -201,16 +186,10 @@ def tensorflow_zoo(backend_runs):
 
 @pytest.fixture(scope="module", params=("tensorflow",) + OTHER_BACKENDS)
 def zoo_results(request, backend_runs, tensorflow_zoo):
-    import json
-
     name = request.param
     if name == "tensorflow":
         return tensorflow_zoo
-    directory, runs = backend_runs
-    if runs[name].wait(timeout=600) != 0:
-        pytest.fail(f"the model zoo checks failed on {name}:\n"
-                    f"{(directory / f'{name}.err').read_text()[-4000:]}")
-    return json.loads((directory / f"{name}.out").read_text().strip().splitlines()[-1])
+    return backend_runs[name].results()
 
 
 def test_the_zoo_ran_on_the_requested_backend(zoo_results, request):
