@@ -7,8 +7,6 @@ gradients from a zero reference and interventional SHAP of a linear function are
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -452,39 +450,18 @@ def test_report_draws_ice_curves_of_the_chosen_output(pytester, monkeypatch):
 # -- other Keras backends ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def backend_runs(tmp_path_factory):
+def backend_runs(tmp_path_factory, backend_launcher):
     """The nonlinear two-input, two-output model explained on each other backend."""
     directory = tmp_path_factory.mktemp("multi_io_backends")
     backend_script.save_model_and_data(directory)
-    runs = {}
-    for name in ("jax", "torch"):
-        out = open(directory / f"{name}.out", "w")
-        err = open(directory / f"{name}.err", "w")
-        runs[name] = (subprocess.Popen(
-            [sys.executable, backend_script.__file__, str(directory)],
-            env={**os.environ, "KERAS_BACKEND": name}, stdout=out, stderr=err,
-        ), directory, out, err)
-    yield runs
-    for run, _, out, err in runs.values():
-        if run.poll() is None:
-            run.kill()
-        run.wait()
-        out.close()
-        err.close()
+    return directory, {name: backend_launcher.start(name, backend_script.__file__, directory)
+                       for name in ("jax", "torch")}
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_other_backends_agree_with_tensorflow(backend_runs, backend):
-    run, directory, out, err = backend_runs[backend]
-    code = run.wait(timeout=600)
-    out.flush()
-    err.flush()
-    stdout = (directory / f"{backend}.out").read_text()
-    stderr = (directory / f"{backend}.err").read_text()
-    if "No module named" in stderr:
-        pytest.skip(f"the {backend} backend is not installed: {stderr.strip().splitlines()[-1]}")
-    assert code == 0, stderr[-3000:]
-    theirs = json.loads(stdout.strip().splitlines()[-1])
+    directory, runs = backend_runs
+    theirs = runs[backend].results()
     assert theirs["backend"] == backend
     ours = backend_script.explanations(directory)
     assert set(theirs) == set(ours) | {"backend"}
