@@ -7,11 +7,8 @@ one float input), both trained so that the deciding token is known; on TensorFlo
 on JAX and PyTorch in subprocesses (embedded_inputs_checks.py).
 """
 
-import json
 import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import embedded_inputs_checks as checks
@@ -32,24 +29,13 @@ from pytest_kexplain import (
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
+def saved(tmp_path_factory, backend_launcher):
     """Both models trained and saved, the other backends started on them in subprocesses."""
     directory = tmp_path_factory.mktemp("embedded_inputs")
     models = checks.save_models_and_data(directory)
-    runs = {}
-    for backend in ("jax", "torch"):
-        out = open(directory / f"{backend}.out", "w")
-        err = open(directory / f"{backend}.err", "w")
-        runs[backend] = (subprocess.Popen(
-            [sys.executable, checks.__file__, str(directory)],
-            env={**os.environ, "KERAS_BACKEND": backend}, stdout=out, stderr=err), out, err)
-    yield directory, models, runs
-    for run, out, err in runs.values():
-        if run.poll() is None:
-            run.kill()
-        run.wait()
-        out.close()
-        err.close()
+    runs = {backend: backend_launcher.start(backend, checks.__file__, directory)
+            for backend in ("jax", "torch")}
+    return directory, models, runs
 
 
 @pytest.fixture(scope="module")
@@ -232,14 +218,7 @@ def test_a_model_whose_output_is_nan_fails():
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_other_backends_agree_with_tensorflow(saved, tensorflow_results,
                                               tensorflow_vocabulary_results, backend):
-    directory, _, runs = saved
-    run, out, err = runs[backend]
-    code = run.wait(timeout=600)
-    out.flush()
-    err.flush()
-    stdout = (directory / f"{backend}.out").read_text()
-    assert code == 0, (directory / f"{backend}.err").read_text()[-3000:]
-    results = json.loads(stdout.strip().splitlines()[-1])
+    results = saved[2][backend].results()
     assert results["backend"] == backend
     for name in ("reviews", "orders", "tickets"):
         assert results[f"{name}:auto"] == "integrated_gradients"
