@@ -193,6 +193,34 @@ def test_checks_take_the_groups_of_a_channels_first_model(twin_cnns):
         assert_top_features(first, Xf, ["x[0,0,0]"], groups=Grid(2, 2))
 
 
+def test_the_other_checks_take_channels_first_groups(twin_cnns):
+    """The sign, sensitivity, invariance and consistency checks on Grid patches and per-image
+    label masks of a channels-first model, as on its channels-last twin."""
+    from pytest_kexplain import (
+        assert_attribution_sign,
+        assert_consistent_explanations,
+        assert_invariant,
+        assert_model_sensitive,
+    )
+
+    last, first, X, Xf = twin_cnns
+    labels = _label_masks(4, 8, 8)
+    twin = explain(last, X, method="saliency", groups=Grid(2, 2))
+    patch = twin.ranking()[0]
+    sign = "positive" if twin.values[:, 0].mean() > 0 else "negative"
+    kept = assert_attribution_sign(first, Xf, "patch(0,0)", sign, min_fraction=0.0,
+                                   method="saliency", groups=Grid(2, 2))
+    assert kept.fraction == pytest.approx(assert_attribution_sign(
+        last, X, "patch(0,0)", sign, min_fraction=0.0, method="saliency",
+        groups=Grid(2, 2)).fraction)
+    assert_model_sensitive(first, Xf, max_similarity=1.0, groups=labels, method="saliency")
+    # its groups are validated on (height, width) = (8, 8), not on (channels, height) = (2, 8)
+    assert_invariant(first, Xf, lambda x: x * 1.001, atol=1.0, groups=Grid(3, 8))
+    comparison = assert_consistent_explanations(first, first, Xf, method="shap",
+                                                groups=Grid(2, 2))
+    assert comparison.feature_names[0].startswith("patch(") and patch in comparison.feature_names
+
+
 def test_a_wrong_mask_shape_says_how_the_model_lays_out_its_samples(twin_cnns):
     """A mask laid out (height, width, channels) for a channels-first model is refused before
     any model call, saying the samples are (channels, height, width) and how to fit the mask."""
