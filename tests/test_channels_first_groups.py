@@ -408,6 +408,14 @@ def test_the_cli_groups_a_channels_first_model(twin_cnns, tmp_path, capsys):
         assert sorted(got) == sorted(expected) and len(got) >= 3
         np.testing.assert_allclose([got[name] for name in expected], list(expected.values()),
                                    rtol=1e-4, atol=1e-6)
+    np.save(tmp_path / "row_labels.npy", _label_masks(4, 8, 8))  # one (8, 8) mask per row
+    got = table("first.keras", "chw.npy", str(tmp_path / "row_labels.npy"))
+    assert got == pytest.approx(table("last.keras", "hwc.npy", str(tmp_path / "row_labels.npy")),
+                                rel=1e-4, abs=1e-6)
+    code = main(["explain", str(tmp_path / "first.keras"), str(tmp_path / "chw.npy"),
+                 "--groups", str(tmp_path / "row_labels.npy"), "--rows", "2", "--json"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["rows"] == 2
     code = main(["explain", str(tmp_path / "first.keras"), str(tmp_path / "chw.npy"),
                  "--groups", str(tmp_path / "hwc_labels.npy")])
     err = capsys.readouterr().err
@@ -464,6 +472,26 @@ def test_region_check():
     assert_max_importance_share(cnn(), IMAGES, ["rest"], 0.01, method="occlusion",
                                 groups={"corner": corner}, background=BACKGROUND)
 '''
+
+
+def test_the_cli_groups_time_steps_of_a_channels_first_sequence_model(twin_sequences, tmp_path,
+                                                                     capsys):
+    from pytest_kexplain.cli import main
+
+    last, first, X, Xf = twin_sequences
+    first.save(tmp_path / "first.keras")
+    last.save(tmp_path / "last.keras")
+    np.save(tmp_path / "first.npy", Xf)
+    np.save(tmp_path / "last.npy", X)
+    tables = []
+    for name in ("first", "last"):
+        code = main(["explain", str(tmp_path / f"{name}.keras"), str(tmp_path / f"{name}.npy"),
+                     "--method", "shap", "--groups", "timesteps", "--json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        tables.append({row["feature"]: row["importance"] for row in json.loads(out)["features"]})
+    assert sorted(tables[0]) == sorted(f"t{i}" for i in range(12))
+    assert tables[0] == pytest.approx(tables[1], rel=1e-4, abs=1e-7)
 
 
 def test_the_gate_and_the_page_on_channels_first_patches(pytester, monkeypatch):
