@@ -945,6 +945,19 @@ def _input_names(arguments: Mapping[str, Any], X: Any) -> tuple[str, ...] | None
     return tuple(spec.name for spec in declared[0])
 
 
+def _reads_channels_first(arguments: Mapping[str, Any], images: Any) -> bool:
+    """Whether the check's model reads samples of these images' shape channels first (one
+    input of several: the explanation's options say it for a single input only)."""
+    try:
+        from pytest_kexplain.adapters import get_adapter
+        from pytest_kexplain.adapters.layers import samples_channels_first
+
+        model = getattr(get_adapter(model_argument(arguments))[1], "model", None)
+        return samples_channels_first(model, tuple(np.shape(images)[1:]))
+    except Exception:
+        return False
+
+
 def _input_image_players(arguments: Mapping[str, Any], groups: Mapping[str, Any], X: Any,
                          names: Sequence[str], first: bool = False) -> ImageGroups | None:
     """A model with several inputs: the first image input cut by its own groups
@@ -960,8 +973,9 @@ def _input_image_players(arguments: Mapping[str, Any], groups: Mapping[str, Any]
         members = groups.get(name)
         if members is None or not splits_one_input(members):
             continue
-        found = _players_of_images(members, X[name] if isinstance(X, Mapping) else X[index],
-                                   first)
+        images = X[name] if isinstance(X, Mapping) else X[index]
+        found = _players_of_images(members, images,
+                                   first or _reads_channels_first(arguments, images))
         if found is None:
             continue
         data, players = found

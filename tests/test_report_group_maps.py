@@ -200,6 +200,36 @@ def test_one_inputs_image_groups_are_a_map_beside_the_other_inputs_bars(emitted,
     assert plots.to_png(figure) == plots.to_png(plots.plot_record(record))
 
 
+def test_one_channels_first_inputs_patches_are_drawn_over_its_rows_and_columns(emitted):
+    """The image input of a model with several read channels first, (1, 8, 8): its Grid
+    patches cut its rows and columns, and the map is drawn over them."""
+    import keras
+
+    image, table = keras.Input((1, 8, 8), name="image"), keras.Input((3,), name="tab")
+    identity = keras.layers.Conv2D(1, 1, use_bias=False, data_format="channels_first")
+    reads_image, reads_table = keras.layers.Dense(1), keras.layers.Dense(1)
+    score = keras.layers.Add()([reads_image(keras.layers.Flatten()(identity(image))),
+                                reads_table(table)])
+    model = keras.Model({"image": image, "tab": table}, score)
+    identity.set_weights([np.ones((1, 1, 1, 1))])
+    weights = np.zeros((1, 8, 8))
+    weights[0, :4, 4:] = 1.0  # the top-right quarter
+    reads_image.set_weights([weights.reshape(64, 1), np.zeros(1)])
+    reads_table.set_weights([np.array([[1.0], [0.0], [0.0]]), np.zeros(1)])
+    X = {"image": np.moveaxis(IMAGES, -1, 1), "tab": TABLE}
+    assert_top_features(model, X, ["image:patch(0,1)"], method="shap",
+                        groups={"image": Grid(2, 2)},
+                        background={"image": np.zeros((1, 1, 8, 8)), "tab": np.zeros((1, 3))})
+    (record,) = emitted
+    picture = record.picture
+    assert picture["kind"] == "heatmap" and picture["input"] == "image"
+    mean = np.array(picture["maps"][0])
+    assert mean.shape == (8, 8) and mean[:4, 4:].min() > 0.3
+    np.testing.assert_allclose(mean[4:, :], 0.0, atol=1e-3)
+    np.testing.assert_allclose(mean[:4, :4], 0.0, atol=1e-3)
+    _validate(record)
+
+
 def test_several_inputs_without_image_groups_keep_their_bars(emitted):
     """Groups naming qualified features (no input split into patches) stay bars."""
     model = _image_beside_a_table()
