@@ -921,7 +921,7 @@ def _players_of_images(groups: Any, X: Any, first: bool = False
         return None
     if players is None:
         return None
-    if first and data.ndim == 4:  # (channels, height, width) samples: drawn channels last
+    if first and data.ndim >= 3:  # (channels, *spatial) samples: drawn channels last
         rows = players.assignment.shape[:-1]
         assignment = np.moveaxis(players.assignment.reshape(*rows, *data.shape[1:]),
                                  len(rows), -1)

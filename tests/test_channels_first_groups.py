@@ -382,6 +382,22 @@ def test_the_report_draws_channels_first_patches_over_the_image(twin_cnns):
             np.testing.assert_allclose(drawn[key], expected[key], rtol=1e-3, atol=1e-3)
 
 
+def test_the_report_draws_a_channels_first_sequence_grid_as_its_twin(twin_sequences):
+    """Grid on (channels, steps) samples cuts them as the twin's (steps, channels) ones, and
+    the map is drawn the same way round."""
+    from pytest_kexplain import records
+
+    last, first, X, Xf = twin_sequences
+    twin = explain(last, X, method="occlusion", groups=Grid(3, 1))
+    flipped = explain(first, Xf, method="occlusion", groups=Grid(3, 1))
+    _agree(flipped, twin)
+    expected = records._feature_picture(twin, arguments={"groups": Grid(3, 1), "X": X})
+    drawn = records._feature_picture(flipped, arguments={"groups": Grid(3, 1), "X": Xf})
+    assert np.shape(drawn["maps"][0]) == np.shape(expected["maps"][0]) == (12, 3)
+    for key in ("inputs", "maps", "mean_map"):
+        np.testing.assert_allclose(drawn[key], expected[key], rtol=1e-3, atol=1e-3)
+
+
 def test_the_cli_groups_a_channels_first_model(twin_cnns, tmp_path, capsys):
     """kexplain explain --groups grid:2x2 and a (height, width) label mask on a saved
     channels-first CNN: the twin's table; a (height, width, channels) mask says to move it."""
