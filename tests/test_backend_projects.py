@@ -10,15 +10,16 @@ so both backends explain the same functions.
 
 from __future__ import annotations
 
-import os
+import functools
 import shutil
-import subprocess
-import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from backend_launcher import BackendLauncher, Finished
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -150,14 +151,6 @@ TESTS_RUN = 11
 INI = "[pytest]\nfilterwarnings =\n    error::DeprecationWarning\n"
 
 
-def _pytest(directory: Path, backend: str, *args: str) -> dict[str, object]:
-    """One pytest process in the project: its exit code and output."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
-                          cwd=directory, env=env, capture_output=True, text=True, timeout=900)
-    return {"code": done.returncode, "output": done.stdout + done.stderr}
-
-
 def _files(directory: Path) -> dict[str, tuple[bytes, int]]:
     """Each baseline file's bytes and modification time."""
     return {path.name: (path.read_bytes(), path.stat().st_mtime_ns)
@@ -172,51 +165,77 @@ def _project(directory: Path) -> Path:
     return directory
 
 
-def _backend_runs(directory: Path, backend: str, results: dict[str, object]) -> None:
+def _pytest(launcher: BackendLauncher, directory: Path, backend: str, *args: str) -> Finished:
+    """One pytest process in the project, once it ended."""
+    return launcher.run_pytest(backend, "-q", *args, cwd=directory, timeout=900)
+
+
+def _backend_runs(launcher: BackendLauncher, directory: Path, backend: str) -> dict[str, Any]:
     """An update under xdist, a serial update over its files, then the gate, on one backend."""
-    parallel = _pytest(directory, backend, "--kexplain-update", "-n", "2")
-    written = _files(directory) if parallel["code"] == 0 else {}
-    serial = _pytest(directory, backend, "--kexplain-update")
-    after_serial = _files(directory) if serial["code"] == 0 else {}
-    gate = _pytest(directory, backend)
-    results[backend] = {"parallel": parallel, "serial": serial, "gate": gate, "written": written,
-                        "after_serial": after_serial, "after_gate": _files(directory)}
+    parallel = _pytest(launcher, directory, backend, "--kexplain-update", "-n", "2")
+    written = _files(directory) if parallel.returncode == 0 else {}
+    serial = _pytest(launcher, directory, backend, "--kexplain-update")
+    after_serial = _files(directory) if serial.returncode == 0 else {}
+    gate = _pytest(launcher, directory, backend)
+    return {"parallel": parallel, "serial": serial, "gate": gate, "written": written,
+            "after_serial": after_serial, "after_gate": _files(directory)}
+
+
+def _in_parallel(results: dict[str, Any], work: dict[str, Callable[[], Any]]) -> None:
+    """Each piece of work in its own thread; what it returns, or raised, under its key."""
+    def keep(key: str, piece: Callable[[], Any]) -> None:
+        try:
+            results[key] = piece()
+        except BaseException as error:  # a skip or a failure, raised again by the tests reading it
+            results[key] = error
+
+    threads = [threading.Thread(target=keep, args=item) for item in work.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+class _Runs(dict[str, Any]):
+    """The runs by name; a run that raised raises again in each test that reads it."""
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if isinstance(value, BaseException):
+            raise value
+        return value
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, backend_launcher):
     """Both backends' runs (in parallel), then each backend's gate on the other's baselines."""
     root = tmp_path_factory.mktemp("projects")
-    results: dict[str, object] = {}
-    threads = [threading.Thread(target=_backend_runs, args=(_project(root / name), name, results))
-               for name in BACKENDS]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    def crossed(writer: str, checker: str) -> None:
+    results = _Runs()
+    _in_parallel(results, {name: functools.partial(_backend_runs, backend_launcher,
+                                                   _project(root / name), name)
+                           for name in BACKENDS})
+
+    def crossed(writer: str, checker: str) -> Finished:
+        results[writer]  # raises again what ended the writer's own runs (a skip, a failure)
         directory = root / f"{writer}-on-{checker}"
         shutil.copytree(root / writer, directory)
-        results[f"{writer} on {checker}"] = _pytest(directory, checker)
+        return _pytest(backend_launcher, directory, checker)
 
-    threads = [threading.Thread(target=crossed, args=pair) for pair in (BACKENDS, BACKENDS[::-1])]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _in_parallel(results, {f"{writer} on {checker}": functools.partial(crossed, writer, checker)
+                           for writer, checker in (BACKENDS, BACKENDS[::-1])})
     return results
 
 
-def _ok(run: dict[str, object]) -> None:
-    assert run["code"] == 0, str(run["output"])[-6000:]
-    assert f"{TESTS_RUN} passed" in str(run["output"])
+def _ok(run: Finished) -> None:
+    run.check()
+    assert f"{TESTS_RUN} passed" in run.output, run.describe(f"not {TESTS_RUN} passed")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_xdist_update_writes_every_baseline(runs, backend):
     parallel = runs[backend]["parallel"]
     _ok(parallel)
-    assert f"baselines: {FILES} written, 0 updated, 0 unchanged" in parallel["output"]
+    assert f"baselines: {FILES} written, 0 updated, 0 unchanged" in parallel.output
     assert len(runs[backend]["written"]) == FILES
 
 
@@ -226,7 +245,7 @@ def test_a_serial_update_writes_the_xdist_runs_bytes_and_touches_no_file(runs, b
     change), and an unchanged file keeps its modification time."""
     serial = runs[backend]["serial"]
     _ok(serial)
-    assert f"baselines: 0 written, 0 updated, {FILES} unchanged" in serial["output"]
+    assert f"baselines: 0 written, 0 updated, {FILES} unchanged" in serial.output
     assert runs[backend]["after_serial"] == runs[backend]["written"]
 
 
