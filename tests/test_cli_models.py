@@ -750,13 +750,9 @@ print(json.dumps(results))
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_the_flags_on_other_backends(capsys, files, backend):
-    pytest.importorskip(backend)
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join(sys.path)}
-    run = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT, json.dumps(BACKEND_COMMANDS)],
-                         capture_output=True, text=True, env=env, cwd=files, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    other = json.loads(run.stdout.strip().splitlines()[-1])
+def test_the_flags_on_other_backends(capsys, files, backend, backend_launcher):
+    other = backend_launcher.run(backend, "-c", BACKEND_SCRIPT, json.dumps(BACKEND_COMMANDS),
+                                 cwd=files).last_json()
     for args, importances in zip(BACKEND_COMMANDS, other):
         code, out, err = cli(capsys, "explain", *[files / a if a.endswith(
             (".keras", ".csv", ".npy", ".json", ".txt")) else a for a in args], "--json")

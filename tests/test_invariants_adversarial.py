@@ -6,12 +6,6 @@ positions of one call. The masking methods compare a modified copy of X with X, 
 must read as no change at all.
 """
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -129,14 +123,8 @@ print(json.dumps({"backend": keras.backend.backend(), "largest": largest,
 
 
 @pytest.fixture(scope="module", params=["tensorflow", "jax", "torch"])
-def backend_run(request):
-    if importlib.util.find_spec(request.param) is None:
-        pytest.skip(f"{request.param} is not installed")
-    env = {**os.environ, "KERAS_BACKEND": request.param}
-    out = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT], capture_output=True, text=True,
-                         env=env, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+def backend_run(request, backend_launcher):
+    result = backend_launcher.run(request.param, "-c", BACKEND_SCRIPT).last_json()
     assert result["backend"] == request.param
     return result
 
