@@ -203,7 +203,11 @@ def test_explains():
 
 def test_saved_model_is_recomputed_under_another_backend(pytester, monkeypatch, tmp_path):
     """A TensorFlow run's disk cache never answers a JAX run of the same suite (a CI matrix)."""
+    from backend_launcher import require_backend
+
     from pytest_kexplain import zoo
+
+    require_backend("jax")
 
     model_path, data_path = tmp_path / "model.keras", tmp_path / "data.npz"
     zoo.tanh_mlp(4, hidden=8, seed=3).save(model_path)
