@@ -80,6 +80,19 @@ CONFTEST = textwrap.dedent('''
 
 
     @pytest.fixture(scope="session")
+    def image_and_table():
+        import keras
+        image, table = keras.Input((8, 8, 1), name="image"), keras.Input((3,), name="meta")
+        h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(image)
+        h = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(h),
+                                        keras.layers.Dense(2, activation="tanh")(table)])
+        model = keras.Model({"image": image, "meta": table}, keras.layers.Dense(2)(h))
+        rng = np.random.default_rng(11)
+        return seeded(model, 12), {"image": rng.normal(size=(6, 8, 8, 1)),
+                                   "meta": rng.normal(size=(6, 3))}
+
+
+    @pytest.fixture(scope="session")
     def text():
         import keras
         inputs = keras.Input((7,), dtype="int32")
@@ -132,6 +145,14 @@ TESTS = textwrap.dedent('''
                                           name="price")
 
 
+    @pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+    def test_image_and_table(image_and_table, explanation_baseline, method):
+        model, x = image_and_table  # Grad-CAM explains the image input its layer reads
+        explanation_baseline.assert_match(model, x, method=method, target=1)
+        explanation_baseline.assert_match(model, x, method=method, target=1,
+                                          groups={"image": Grid(2, 2)}, name="patches")
+
+
     @pytest.mark.parametrize("method", ["integrated_gradients", "occlusion"])
     def test_text(text, explanation_baseline, method):
         model, ids, vocabulary = text
@@ -145,8 +166,8 @@ TESTS = textwrap.dedent('''
 ''')
 
 #: baselines the project writes: one per assert_match
-FILES = 15
-TESTS_RUN = 11
+FILES = 19
+TESTS_RUN = 13
 #: a user suite run with warnings as errors (NumPy 2's __array__ deprecation warned on PyTorch)
 INI = "[pytest]\nfilterwarnings =\n    error::DeprecationWarning\n"
 
