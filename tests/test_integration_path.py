@@ -102,9 +102,11 @@ def test_a_non_finite_gradient_anywhere_on_the_path_is_an_error():
     import keras
 
     inputs = keras.Input((2,))
-    # sqrt's gradient is infinite at 0, which the path from the zero reference starts at
+    # sqrt's gradient is infinite at 0, which the path from the zero reference to ones
+    # crosses halfway, a node of the trapezoid rule's 64 steps
     model = keras.Model(inputs, keras.layers.Lambda(
-        lambda t: keras.ops.sum(keras.ops.sqrt(keras.ops.abs(t)), axis=1, keepdims=True))(inputs))
+        lambda t: keras.ops.sum(keras.ops.sqrt(keras.ops.abs(t - 0.5)), axis=1,
+                                keepdims=True))(inputs))
     with pytest.raises(NonFiniteError, match="integration path"):
         explain(model, np.ones((3, 2)), method="integrated_gradients", tolerance=None)
 
