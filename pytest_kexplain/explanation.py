@@ -51,7 +51,8 @@ class Explanation:
     #: labels of the explained output's units (class_names=, classes_, model.class_names)
     class_names: tuple[str, ...] | None = None
     #: for a model with several inputs: their names and per-sample shapes, in the order their
-    #: features are concatenated in ``values`` and ``data`` (names are "input:feature")
+    #: features are concatenated in ``values`` and ``data`` (names are "input:feature"); for
+    #: Grad-CAM, the one image input its layer reads, in whose shape ``values`` are
     input_names: tuple[str, ...] | None = None
     input_shapes: tuple[tuple[int, ...], ...] | None = None
     #: for a token model explained with ``vocabulary=``: each sample's token string at every
