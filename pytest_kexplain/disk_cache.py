@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from pytest_kexplain.cache import ExplanationCache
     from pytest_kexplain.explanation import Explanation
 
-FORMAT_VERSION = 2  # 2: token_names and token_values
+# 2: token_names and token_values; 3: what an older release computed otherwise is not
+# read back (integrated gradients' first node off the reference, method='auto' picking
+# SHAP for binning and masking models)
+FORMAT_VERSION = 3
 _ARRAY_FIELDS = ("values", "base_values", "data", "outputs", "global_importance",
                  "token_values")
 _OPTION_ARRAY_PREFIX = "option:"
