@@ -439,7 +439,8 @@ def explain(
                                     spec.name)
             players = players_on_input(players, prepared.feature_names, spatial, spec.name)
             shape = spatial.shape
-        check_groups_fit(adapter, resolved_options.get("layer"), players, shape, spec.name)
+        check_groups_fit(adapter, resolved_options.get("layer"), players, shape, spec.name,
+                         spatial)
     tokens = _tokens(pad_id, vocabulary, players, prepared, X)
     if embedded is not None:
         embedded = _with_pad_id(embedded, tokens.pad_id)
@@ -484,8 +485,9 @@ def groups_channels_first(adapter: ModelAdapter, prepared: PreparedInput) -> Cha
     if model is None:
         return False
     if prepared.layout is not None:
-        return tuple(samples_channels_first(model, tuple(shape))
-                     for shape in prepared.layout.shapes)
+        names = tuple(prepared.layout.names)
+        return tuple(samples_channels_first(model, tuple(shape), name, names)
+                     for name, shape in zip(names, prepared.layout.shapes))
     return samples_channels_first(model, prepared.feature_shape)
 
 

@@ -945,7 +945,8 @@ def _input_names(arguments: Mapping[str, Any], X: Any) -> tuple[str, ...] | None
     return tuple(spec.name for spec in declared[0])
 
 
-def _reads_channels_first(arguments: Mapping[str, Any], images: Any) -> bool:
+def _reads_channels_first(arguments: Mapping[str, Any], images: Any, name: str,
+                          inputs: Sequence[str]) -> bool:
     """Whether the check's model reads samples of these images' shape channels first (one
     input of several: the explanation's options say it for a single input only)."""
     try:
@@ -953,7 +954,7 @@ def _reads_channels_first(arguments: Mapping[str, Any], images: Any) -> bool:
         from pytest_kexplain.adapters.layers import samples_channels_first
 
         model = getattr(get_adapter(model_argument(arguments))[1], "model", None)
-        return samples_channels_first(model, tuple(np.shape(images)[1:]))
+        return samples_channels_first(model, tuple(np.shape(images)[1:]), name, tuple(inputs))
     except Exception:
         return False
 
@@ -975,7 +976,7 @@ def _input_image_players(arguments: Mapping[str, Any], groups: Mapping[str, Any]
             continue
         images = X[name] if isinstance(X, Mapping) else X[index]
         found = _players_of_images(members, images,
-                                   first or _reads_channels_first(arguments, images))
+                                   first or _reads_channels_first(arguments, images, name, inputs))
         if found is None:
             continue
         data, players = found

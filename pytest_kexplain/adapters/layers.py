@@ -33,15 +33,27 @@ _SPATIAL_PREFIXES = ("Conv", "SeparableConv", "DepthwiseConv", "MaxPooling", "Av
                      "Cropping")
 
 
-def samples_channels_first(model: Any, sample_shape: tuple[int, ...]) -> bool:
+def samples_channels_first(model: Any, sample_shape: tuple[int, ...],
+                           input_name: str | None = None,
+                           input_names: tuple[str, ...] = ()) -> bool:
     """Whether samples of this shape reach the model channels first, (channels, *spatial): its
     first image layer takes ``data_format="channels_first"`` input of the samples' rank (a
-    (height, width) sample reshaped to (1, height, width) inside the model is channels last)."""
+    (height, width) sample reshaped to (1, height, width) inside the model is channels last).
+    One input of several (`input_name` among `input_names`): the first image layer that input
+    reaches, not another input's."""
     if model is None or len(sample_shape) < 2:
         return False
+    several = input_name is not None and len(input_names) > 1
     for layer in all_layers(model):
         names = [cls.__name__ for cls in type(layer).__mro__]
         if any(name.startswith(_SPATIAL_PREFIXES) for name in names):
+            if several:
+                reached = inputs_reaching(model, layer, input_names)
+                if reached is None:  # no graph to follow: the first layer of the samples' rank
+                    if not _rank_fits(names, sample_shape):
+                        continue
+                elif input_name not in reached:
+                    continue  # another input's image layer
             data_format = getattr(layer, "data_format", "channels_last")
             return data_format == "channels_first" and _rank_fits(names, sample_shape)
     return False
@@ -56,9 +68,11 @@ def _rank_fits(class_names: list[str], sample_shape: tuple[int, ...]) -> bool:
     return True
 
 
-def saved_samples_channels_first(path: Any, sample_shape: tuple[int, ...]) -> bool | None:
+def saved_samples_channels_first(path: Any, sample_shape: tuple[int, ...],
+                                 several: bool = False) -> bool | None:
     """samples_channels_first() of a `.keras` file, read from its config without Keras; None
-    when the file's config cannot be read."""
+    when the file's config cannot be read. `several`: the samples are one input of several,
+    read by the first image layer of their rank (another input's layers are skipped)."""
     import json
     import zipfile
 
@@ -71,6 +85,8 @@ def saved_samples_channels_first(path: Any, sample_shape: tuple[int, ...]) -> bo
         return None
     for class_name, layer_config in _saved_layers(config):
         if class_name.startswith(_SPATIAL_PREFIXES):
+            if several and not _rank_fits([class_name], sample_shape):
+                continue
             first = layer_config.get("data_format", "channels_last") == "channels_first"
             return first and _rank_fits([class_name], sample_shape)
     return False

@@ -91,7 +91,7 @@ def _one_input_players(merged: dict[str, Any], prepared: PreparedInput, n: int,
     index = layout.names.index(name)
     start, stop = layout.bounds[index]
     spatial = SpatialInput(name, start, stop, tuple(layout.shapes[index]),
-                           str(explanation.options.get("layer")))
+                           str(explanation.options.get("layer")), tuple(layout.names))
     players = players_on_input(
         resolve_groups(merged.get("groups"), prepared.feature_shape, prepared.feature_names,
                        n, layout, channels_first_of(model, prepared)),

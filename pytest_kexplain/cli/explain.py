@@ -147,7 +147,8 @@ def _input_mask(spec: GroupsSpec, name: str, mask: Any, data: Table, model_path:
     samples = [tuple(np.shape(array)[1:]) for array in arrays if array is not None]
     from pytest_kexplain.adapters.layers import saved_samples_channels_first
 
-    first = bool(samples) and saved_samples_channels_first(model_path, samples[0]) is True
+    first = bool(samples) and saved_samples_channels_first(model_path, samples[0],
+                                                             several=True) is True
     mask = _kept_rows(mask, samples, data, first)
     if isinstance(data.rows, dict) and name in data.rows:
         _check_mask_shape(spec, mask.shape, samples[0], data, input=name, channels_first=first)

@@ -81,6 +81,7 @@ class SpatialInput:
     stop: int
     shape: tuple[int, ...]
     layer: str  # the layer whose maps are upsampled onto it
+    inputs: tuple[str, ...] = ()  # every input's name, in the model's order
 
 
 def layer_of(adapter: Any, layer_name: str | None, method: str) -> Any:
@@ -137,7 +138,7 @@ def spatial_input(adapter: Any, layout: Any, layer_name: str | None, method: str
     index = names.index(spatial[0])
     start, stop = layout.bounds[index]
     return SpatialInput(spatial[0], int(start), int(stop), tuple(layout.shapes[index]),
-                        layer.name)
+                        layer.name, names)
 
 
 def players_on_input(players: Players | None, feature_names: Sequence[str],
@@ -181,9 +182,13 @@ def _static_spatial_axes(layer: Any) -> int | None:
         return None
 
 
-def _input_channels_first(model: Any, sample_shape: tuple[int, ...]) -> bool:
-    """Whether the samples are (channels, *spatial): the model's image layers say so."""
-    return samples_channels_first(model, sample_shape)
+def _input_channels_first(model: Any, sample_shape: tuple[int, ...],
+                          spatial: SpatialInput | None = None) -> bool:
+    """Whether the samples are (channels, *spatial): the model's image layers say so (those
+    reading the explained input, for a model with several)."""
+    if spatial is None:
+        return samples_channels_first(model, sample_shape)
+    return samples_channels_first(model, sample_shape, spatial.name, spatial.inputs)
 
 
 def _channels_last(players: Players | None, sample_shape: tuple[int, ...]
@@ -198,14 +203,15 @@ def _channels_last(players: Players | None, sample_shape: tuple[int, ...]
 
 
 def check_groups_fit(adapter: Any, layer_name: str | None, players: Players | None,
-                     sample_shape: tuple[int, ...], method: str) -> None:
+                     sample_shape: tuple[int, ...], method: str,
+                     spatial: SpatialInput | None = None) -> None:
     """Before any model call: groups= must hold whole pixels (time steps) of the layer's map."""
     if players is None:
         return
     model = getattr(adapter, "model", None)
     layer = layer_of(adapter, layer_name, method)
     n_spatial = _static_spatial_axes(layer)
-    if _input_channels_first(model, sample_shape):
+    if _input_channels_first(model, sample_shape, spatial):
         players, sample_shape = _channels_last(players, sample_shape)
     if n_spatial is not None:
         _check_groups_hold_whole_positions(players, sample_shape, method, n_spatial)
@@ -248,7 +254,7 @@ def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
     spatial: SpatialInput | None = request.spatial_input
     sample_shape = request.sample_shape if spatial is None else spatial.shape
     groups = request.groups
-    first = _input_channels_first(getattr(request.adapter, "model", None), sample_shape)
+    first = _input_channels_first(getattr(request.adapter, "model", None), sample_shape, spatial)
     if first:  # the map is computed channels last, and its values moved back at the end
         groups, sample_shape = _channels_last(groups, sample_shape)
     # explain() checked this before any call when the layer's output shape was known
