@@ -204,6 +204,30 @@ def test_other_features_method_or_shape_fail_clearly(project):
     ])
 
 
+def test_a_baseline_of_another_method_than_auto_now_picks_says_so(project):
+    """A baseline an earlier release wrote under method='auto' with another method than 'auto'
+    picks now fails as made for another check, saying that 'auto' chose the new method, and
+    is left as it is."""
+    project.makepyfile(test_credit=textwrap.dedent('''
+        def test_no_drift(model, X, explanation_baseline):
+            explanation_baseline.assert_match(model, X, method="shap")
+    '''))
+    run(project, "--kexplain-update").assert_outcomes(passed=1)
+    saved = baseline_bytes(project)
+    project.makepyfile(test_credit=textwrap.dedent('''
+        def test_no_drift(model, X, explanation_baseline):
+            explanation_baseline.assert_match(model, X)
+    '''))
+    result = run(project)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*- method: the baseline used 'shap', this check uses 'integrated_gradients', which is "
+        "what method='auto' picks for this model as it is now (earlier releases picked*",
+        "*It was left as it is. If this change is intended, rewrite it with",
+    ])
+    assert baseline_bytes(project) == saved
+
+
 def test_interrupted_update_leaves_the_old_file_intact(project, monkeypatch):
     run(project, "--kexplain-update", "test_credit.py::test_no_drift")
     saved = baseline_bytes(project)

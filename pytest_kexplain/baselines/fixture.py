@@ -82,7 +82,8 @@ class ExplanationBaseline:
             self._save(stem, current, tolerances, seen)
             return None
         shown = self._display(path)
-        _check_compatible(baseline, current, shown, self.nodeid)
+        chosen = with_defaults(explain_kwargs, self.defaults).get("method", "auto")
+        _check_compatible(baseline, current, shown, self.nodeid, auto=chosen in (None, "auto"))
         comparison = compare(current.feature_names, baseline.importance, current.importance,
                              tolerances, baseline.values, current.values, row=current.row_kind)
         note(baseline=shown, baseline_status="compared", baseline_values=baseline.values,
@@ -313,10 +314,17 @@ def _background_fingerprint(background: Any) -> str | None:
 
 
 def _check_compatible(baseline: baseline_format.Baseline, current: baseline_format.Baseline, path: str,
-                      nodeid: str) -> None:
+                      nodeid: str, auto: bool = False) -> None:
     """Raise BaselineError if the baseline describes another kind of explanation."""
     __tracebackhide__ = True
     problems = compatibility_problems(baseline, current)
+    if problems and auto and baseline.method != current.method:
+        # the same test, another choice of method='auto' (an earlier release chose otherwise)
+        problems[0] += (
+            ", which is what method='auto' picks for this model as it is now (earlier "
+            "releases picked integrated gradients for a model that bins or looks up float "
+            "values, or whose Masking layer skips the reference's time steps, where SHAP is "
+            "now picked since no gradient passes such layers)")
     if problems:
         raise BaselineError(
             f"explanation baseline {path} was made for a different check:\n"
