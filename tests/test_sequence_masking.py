@@ -70,3 +70,22 @@ def test_time_steps_of_a_masked_model_are_explained_by_masking(masked_model, seq
     explanation = explain(masked_model, sequences, groups="timesteps")
     assert explanation.method == "shap"
     assert explanation.feature_names == ("t0", "t1", "t2", "t3", "t4", "t5")
+
+
+def test_a_masking_layer_inside_a_nested_encoder_is_found(sequences):
+    """The Masking layer is the first layer of a Sequential encoder the model calls on its
+    input: method='auto' masks, and integrated gradients is refused, as for the flat model."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(1)
+    encoder = keras.Sequential([keras.Input((6, 2)), layers.Masking(0.0, name="pads"),
+                                layers.GRU(3, bias_initializer="random_normal")], name="enc")
+    inputs = keras.Input((6, 2))
+    model = keras.Model(inputs, layers.Dense(1)(encoder(inputs)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explanation = explain(model, sequences)
+    assert explanation.method == "shap"
+    with pytest.raises(InvalidArgument, match="Masking layer 'pads'"):
+        explain(model, sequences, method="integrated_gradients")

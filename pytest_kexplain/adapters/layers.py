@@ -201,11 +201,17 @@ def input_masking(model: Any) -> tuple[str, float] | None:
     if len(inputs) != 1:
         return None
     for layer in all_layers(model):
-        if not any(cls.__name__ == "Masking" for cls in type(layer).__mro__):
+        masking = any(cls.__name__ == "Masking" for cls in type(layer).__mro__)
+        if not masking and not hasattr(layer, "layers"):
             continue
         for node in getattr(layer, "_inbound_nodes", None) or []:
             if any(t is inputs[0] for t in getattr(node, "input_tensors", None) or []):
-                return layer.name, float(layer.mask_value)
+                if masking:
+                    return layer.name, float(layer.mask_value)
+                # a nested model (a Sequential encoder) given the input as it is
+                inner = input_masking(layer)
+                if inner is not None:
+                    return inner
     return None
 
 
