@@ -244,3 +244,67 @@ def test_a_feature_name_difference_of_an_image_lists_a_few_names_and_counts_the_
     assert reordered.startswith("same names in another order: position 0 is 'x[0,0,0]' in the "
                                 "baseline, 'x[2,7,11]' now")
     assert len(reordered) < 400
+
+
+def test_top_features_of_negligible_importance_are_not_judged():
+    """Two tokens decide; the other three of the top 5 hold a few hundredths of an average
+    token's importance. Quartering them (a retrain's noise) passes, and so do their signs
+    flipping; the deciding tokens losing their importance, or flipping, still fails."""
+    names = tuple(f"t{i}" for i in range(18))
+    before = np.array([10.7, 7.1, 0.028, 0.025, 0.018] + [0.015] * 13)
+    noisy = before.copy()
+    noisy[2:] /= 4  # what the retrain of a real review model did to the other tokens
+    result = compare(names, before, noisy, Tolerances())
+    assert result.passed and result.top_k == 5
+    assert result.value("min_top_importance") >= 1.0  # the deciding tokens kept theirs
+    values = np.tile(before, (4, 1))
+    flipped = values.copy()
+    flipped[:, 2:5] *= -1
+    assert compare(names, before, before, Tolerances(), values, flipped).passed
+    lost = noisy.copy()
+    lost[1] = 0.1  # the second deciding token loses its importance
+    [failure] = [c for c in compare(names, before, lost, Tolerances()).failures
+                 if c.keyword == "min_top_importance"]
+    assert failure.detail.startswith("'t1' fell from")
+    reversed_values = values.copy()
+    reversed_values[:, 1] *= -1
+    failures = compare(names, before, before, Tolerances(), values, reversed_values).failures
+    assert "sign_agreement" in [c.keyword for c in failures]
+    # a feature above a tenth of the average is judged as before
+    judged = before.copy()
+    judged[2] = 0.2 * before.sum() / len(before)
+    halved = judged.copy()
+    halved[2] /= 4
+    assert not compare(names, judged, halved, Tolerances(max_share_change=None)).passed
+
+
+@pytest.fixture(scope="module")
+def review_models():
+    """Pooled review classifiers: two retrains (seeds 0 and 1) of the rule that 'refund' or
+    'broken' makes a review negative, one trained on another rule ('great' or 'late')."""
+    from pytest_kexplain import zoo
+
+    ids, labels = zoo.review_tokens(n=500)
+    vocabulary = list(zoo.REVIEW_VOCABULARY)
+    other_rule = np.isin(ids, [vocabulary.index("great"), vocabulary.index("late")]).any(axis=1)
+    models = {name: zoo.train_review_model(ids, rule.astype(float), seed=seed, epochs=15)
+              for name, rule, seed in (("reference", labels, 0), ("retrain", labels, 1),
+                                       ("changed", other_rule, 0))}
+    return models, ids[:30], vocabulary
+
+
+def test_a_retrained_text_model_passes_and_a_changed_one_fails(review_models):
+    """Occlusion of the tokens of a model two tokens decide: the others' importance is a few
+    hundredths of an average token's, and a retrain moved one of them from 0.025x to 0.006x,
+    which failed min_top_importance ('weakest baseline top-5 token') on an unchanged rule."""
+    from pytest_kexplain import CheckFailed, assert_consistent_explanations
+
+    models, ids, vocabulary = review_models
+    kwargs = dict(method="occlusion", vocabulary=vocabulary, pad_id=0)
+    result = assert_consistent_explanations(models["reference"], models["retrain"], ids, **kwargs)
+    assert result.passed and result.top_k == 5
+    with pytest.raises(CheckFailed) as failure:
+        assert_consistent_explanations(models["reference"], models["changed"], ids, **kwargs)
+    failed = {check.keyword for check in failure.value.result.failures}
+    assert {"min_top_importance", "sign_agreement", "rank_correlation"} <= failed
+    assert "'broken' fell from" in str(failure.value)

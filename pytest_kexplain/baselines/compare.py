@@ -130,12 +130,28 @@ def kept_importance(before_importance: np.ndarray, after_importance: np.ndarray)
         return np.where(reference > 0, after / np.where(reference > 0, reference, 1.0), 1.0)
 
 
+#: a baseline top-k feature with less than this fraction of an average feature's importance
+#: is not judged by min_top_importance or sign_agreement: a model that two tokens decide puts
+#: the other tokens of its top 5 at a few hundredths of the average, where a retrain (or
+#: another backend's round-off) halves or flips them without any change in what it learned;
+#: such a feature rising is still caught by max_share_change and the rank correlation
+NEGLIGIBLE_IMPORTANCE = 0.1
+
+
+def judged_top_features(before_importance: np.ndarray, top_k: int) -> np.ndarray:
+    """The baseline's top-k features, less those of negligible importance (the top one is
+    always judged: it holds at least an average feature's importance)."""
+    top = metrics.top_k_indices(before_importance, effective_top_k(top_k, len(before_importance)))
+    judged = top[relative_importance(before_importance)[top] >= NEGLIGIBLE_IMPORTANCE]
+    return judged if len(judged) else top[:1]
+
+
 def weakest_top_feature(before_importance: np.ndarray, after_importance: np.ndarray,
                         top_k: int) -> tuple[int, float]:
-    """Of the baseline's top-k features, the one that kept the least of its importance
-    (see `kept_importance`), and that figure."""
+    """Of the baseline's top-k features (those not negligible), the one that kept the least of
+    its importance (see `kept_importance`), and that figure."""
     kept = kept_importance(before_importance, after_importance)
-    top = metrics.top_k_indices(before_importance, effective_top_k(top_k, len(before_importance)))
+    top = judged_top_features(before_importance, top_k)
     weakest = int(top[np.argmin(kept[top])])
     return weakest, float(kept[weakest])
 
@@ -156,9 +172,10 @@ def sign_agreement(before_values: np.ndarray, after_values: np.ndarray) -> np.nd
 
 def least_sign_agreement(before_importance: np.ndarray, before_values: np.ndarray,
                          after_values: np.ndarray, top_k: int) -> tuple[int, float]:
-    """Of the baseline's top-k features, the one whose attribution sign agrees least, and that figure."""
+    """Of the baseline's top-k features (those not negligible), the one whose attribution sign
+    agrees least, and that figure."""
     agreement = sign_agreement(before_values, after_values)
-    top = metrics.top_k_indices(before_importance, effective_top_k(top_k, len(before_importance)))
+    top = judged_top_features(before_importance, top_k)
     worst = int(top[np.argmin(agreement[top])])
     return worst, float(agreement[worst])
 
