@@ -119,6 +119,7 @@ class ExplanationBaseline:
             model_fingerprint=adapter.fingerprint(),
             background_fingerprint=_background_fingerprint(explain_kwargs.get("background")),
             groups=baseline_format.group_rows(merged.get("groups"), explanation.feature_names, X),
+            backend=keras_backend_of(adapter),
         )
 
     def _claim(self, name: str | None) -> str:
@@ -415,6 +416,11 @@ def _context_notes(baseline: baseline_format.Baseline, current: baseline_format.
         notes.append("explainer options changed: " + ", ".join(
             f"{key} {before!r} -> {after!r}" for key, (before, after) in changed_settings.items())
             + ".")
+    if baseline.backend is not None and current.backend is not None \
+            and baseline.backend != current.backend:
+        notes.append(f"baseline written under {baseline.backend}, checked under "
+                     f"{current.backend} (KERAS_BACKEND): float32 round-off differs between "
+                     "backends, far less than the default tolerances.")
     changed = {k: (baseline.versions.get(k), v) for k, v in current.versions.items()
                if baseline.versions.get(k) != v}
     if changed:
@@ -423,6 +429,12 @@ def _context_notes(baseline: baseline_format.Baseline, current: baseline_format.
     if baseline.model_fingerprint is not None and baseline.model_fingerprint == current.model_fingerprint:
         notes.append("the model weights are the same as the baseline's.")
     return notes
+
+
+def keras_backend_of(adapter: Any) -> str | None:
+    """The Keras backend that runs the model of `adapter` (None: not a Keras model)."""
+    backend = getattr(adapter, "backend", None)
+    return backend if isinstance(backend, str) else None
 
 
 def _of_output(output: str) -> str:

@@ -63,6 +63,9 @@ class Baseline:
     #: a model with several inputs: each input's name and sample shape, in the order the
     #: features concatenate them. Empty: one input, or a file written without them
     inputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: the Keras backend (KERAS_BACKEND) that computed it: "tensorflow", "jax" or "torch".
+    #: None: a model Keras does not run (a scikit-learn estimator), or a file written without it
+    backend: str | None = None
 
     @property
     def row_kind(self) -> str:
@@ -181,10 +184,12 @@ def from_explanation(
     model_fingerprint: str | None,
     background_fingerprint: str | None = None,
     groups: Sequence[str] = (),
+    backend: str | None = None,
 ) -> Baseline:
     """The baseline an explanation would be written as (numbers already rounded).
 
-    `groups` names the explanation's rows that are groups of features (from groups=)."""
+    `groups` names the explanation's rows that are groups of features (from groups=);
+    `backend` the Keras backend that computed it (None for a model Keras does not run)."""
     check_finite(explanation)
     return Baseline(
         test=test,
@@ -204,6 +209,7 @@ def from_explanation(
         versions=installed_versions(),
         groups=tuple(name for name in explanation.feature_names if name in set(groups)),
         inputs=_inputs_of(explanation),
+        backend=backend,
     )
 
 
@@ -262,6 +268,8 @@ def render(baseline: Baseline, stem: str) -> RenderedBaseline:
         "model": {"description": baseline.model_description,
                   "fingerprint": baseline.model_fingerprint},
         "versions": dict(baseline.versions),
+        # only for a model Keras runs, so files of scikit-learn estimators keep their bytes
+        **({"backend": baseline.backend} if baseline.backend is not None else {}),
         # only when groups= made some rows groups, so files without groups keep their bytes
         **({"groups": list(baseline.groups)} if baseline.groups else {}),
         # only for a model with several inputs, so single-input files keep their bytes
@@ -322,7 +330,18 @@ def _from_document(document: Any, read_sidecar: Callable[[str], bytes]) -> Basel
         versions=dict(document.get("versions") or {}),
         groups=_groups(document.get("groups", []), feature_names),
         inputs=_input_shapes(document.get("inputs", []), len(feature_names)),
+        backend=_backend(document.get("backend")),
     )
+
+
+def _backend(value: Any) -> str | None:
+    """The optional "backend" field: the name of the Keras backend that wrote the file."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"backend must be the name of a Keras backend (\"tensorflow\", "
+                         f"\"jax\", \"torch\"), got {json.dumps(value)}")
+    return value
 
 
 def _input_shapes(listed: Any, n_features: int) -> tuple[tuple[str, tuple[int, ...]], ...]:

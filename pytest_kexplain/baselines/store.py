@@ -33,7 +33,7 @@ NAME_SEPARATOR = "--"
 OBTAINED = ".obtained"
 #: optional fields added to format version 1 since its first release: a file written without
 #: one is not rewritten by an update for lacking it (see `equivalent`)
-ADDED_FIELDS = ("groups", "inputs")
+ADDED_FIELDS = ("groups", "inputs", "backend")
 #: the largest baseline JSON and attributions archive read; anything bigger is refused
 MAX_JSON_BYTES = 256 * 2**20
 MAX_SIDECAR_BYTES = 4 * 2**30
@@ -311,7 +311,7 @@ def equivalent(old_text: str, new_text: str) -> bool:
     would running the suite from another rootdir (``a/test_m.py::t`` for
     ``tests/a/test_m.py::t``). A field added to the format later (``groups``) is no reason to
     rewrite a file either: files of earlier versions stay as they are until their explanation
-    changes.
+    changes. Nor is the Keras backend alone: the file keeps naming the one that wrote it.
     """
     if old_text == new_text:
         return True
@@ -325,6 +325,9 @@ def equivalent(old_text: str, new_text: str) -> bool:
         for added in ADDED_FIELDS:
             if added not in old:
                 new.pop(added, None)
+        if "backend" in old and "backend" in new:
+            # the same explanation computed under another Keras backend is no change
+            new["backend"] = old["backend"]
     except (ValueError, KeyError, TypeError, AttributeError):
         return False
     return bool(old == new)

@@ -131,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser(
         "show", help="print a baseline file as a readable table",
         description="Print an explanation baseline (or an .obtained file): its top features and "
-                    "shares, method and options, model fingerprint, and the versions it was "
-                    "written with.")
+                    "shares, method and options, model fingerprint, and the Keras backend and "
+                    "versions it was written with.")
     show.add_argument("baseline", metavar="BASELINE", help="a baseline .json file")
     show.add_argument("--top", type=_positive_int, default=10, metavar="N",
                       help="features to list (default 10)")

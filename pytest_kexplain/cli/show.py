@@ -51,6 +51,7 @@ LABELS = {
     "background_fingerprint": "background fingerprint",
     "model": "model",
     "model_fingerprint": "model fingerprint",
+    "backend": "Keras backend",
     "versions": "written with",
     "file_modified": "file modified",
 }
@@ -79,6 +80,7 @@ def summarise(baseline: Any) -> dict[str, Any]:
         "background_fingerprint": baseline.background_fingerprint,
         "model": baseline.model_description,
         "model_fingerprint": baseline.model_fingerprint,
+        "backend": baseline.backend,
         "versions": dict(baseline.versions),
         "rows": baseline.row_kind,
         "features": features,
