@@ -166,22 +166,41 @@ def _masked_reference_steps(adapter: ModelAdapter, prepared: PreparedInput,
                             background: np.ndarray | None) -> str | None:
     """Why integrated gradients cannot explain a sequence model whose Masking layer skips a
     time step at one end of the path (the reference or a row) but not along it; None when
-    it can."""
-    from pytest_kexplain.adapters.layers import input_masking
+    it can (each sequence input of a model with several is looked at)."""
+    from pytest_kexplain.adapters.layers import input_masking, inputs_masking
 
     model = getattr(adapter, "model", None)
-    shape = prepared.feature_shape
-    if model is None or prepared.layout is not None or len(shape) != 2:
+    if model is None:
         return None
-    found = input_masking(model)
-    if found is None:
-        return None
-    layer, mask_value = found
-    reference = (np.zeros(shape) if background is None
-                 else np.asarray(background, dtype=np.float64).reshape(-1, *shape).mean(axis=0))
+    rows = np.asarray(prepared.array, dtype=np.float64).reshape(len(prepared.array), -1)
+    mean = (None if background is None else np.asarray(background, dtype=np.float64)
+            .reshape(-1, rows.shape[1]).mean(axis=0))
+    layout = prepared.layout
+    parts: list[tuple[str | None, tuple[str, float], tuple[int, ...], int, int]]
+    if layout is None:
+        found = input_masking(model) if len(prepared.feature_shape) == 2 else None
+        parts = [] if found is None else [(None, found, tuple(prepared.feature_shape),
+                                           0, rows.shape[1])]
+    else:
+        names = tuple(layout.names)
+        maskings = inputs_masking(model, names)
+        parts = [(name, maskings[name], tuple(shape), int(start), int(stop))
+                 for name, shape, (start, stop) in zip(names, layout.shapes, layout.bounds)
+                 if name in maskings and len(shape) == 2]
+    for name, (layer, mask_value), shape, start, stop in parts:
+        reference = (np.zeros(shape) if mean is None else mean[start:stop].reshape(shape))
+        why = _masked_ends(layer, mask_value, reference, rows[:, start:stop].reshape(-1, *shape),
+                           background is None, name)
+        if why is not None:
+            return why
+    return None
+
+
+def _masked_ends(layer: str, mask_value: float, reference: np.ndarray, rows: np.ndarray,
+                 zeros: bool, input_name: str | None) -> str | None:
+    """_masked_reference_steps() of one sequence input: (steps, channels) reference, rows."""
     reference_masked = np.all(reference == mask_value, axis=-1)  # (steps,)
-    rows_masked = np.all(np.asarray(prepared.array, dtype=np.float64).reshape(-1, *shape)
-                         == mask_value, axis=-1)  # (rows, steps)
+    rows_masked = np.all(rows == mask_value, axis=-1)  # (rows, steps)
     steps = np.flatnonzero((reference_masked & ~rows_masked).any(axis=0))
     padded = np.flatnonzero((rows_masked & ~reference_masked).any(axis=1))
     if not len(steps) and not len(padded):
@@ -190,14 +209,15 @@ def _masked_reference_steps(adapter: ModelAdapter, prepared: PreparedInput,
     def listed(items: np.ndarray, prefix: str) -> str:
         return ", ".join(f"{prefix}{i}" for i in items[:6]) + (", ..." if len(items) > 6 else "")
 
-    where = "zeros" if background is None else "the background's mean"
+    where = "zeros" if zeros else "the background's mean"
+    of_input = "" if input_name is None else f" of input {input_name!r}"
     ends = []
     if len(steps):
         ends.append(f"the reference ({where}) equals the mask value at time steps "
-                    f"{listed(steps, 't')}, which X's rows fill")
+                    f"{listed(steps, 't')}{of_input}, which X's rows fill")
     if len(padded):
-        ends.append(f"rows {listed(padded, '')} of X are padded (steps equal to the mask "
-                    f"value) where the reference ({where}) is not")
+        ends.append(f"rows {listed(padded, '')} of X are padded (steps{of_input} equal to "
+                    f"the mask value) where the reference ({where}) is not")
     return (f"method='integrated_gradients' integrates along the straight path from the "
             f"reference to each row, but the Masking layer {layer!r} (mask_value="
             f"{mask_value:g}) skips a time step only where it equals the mask value: "

@@ -200,6 +200,21 @@ def input_masking(model: Any) -> tuple[str, float] | None:
         return None
     if len(inputs) != 1:
         return None
+    return _masking_reading(model, inputs[0])
+
+
+def inputs_masking(model: Any, names: tuple[str, ...]) -> dict[str, tuple[str, float]]:
+    """{input name: (name, mask_value) of the Masking layer reading that input itself} of a
+    model with several inputs (named as X names them)."""
+    tensors = _input_tensors(model, names) or {}
+    found = {name: _masking_reading(model, tensor) for name, tensor in tensors.items()
+             if tensor is not None}
+    return {name: masking for name, masking in found.items() if masking is not None}
+
+
+def _masking_reading(model: Any, tensor: Any) -> tuple[str, float] | None:
+    """The Masking layer (as input_masking() gives it) that reads this input tensor."""
+    inputs = [tensor]
     for layer in all_layers(model):
         masking = any(cls.__name__ == "Masking" for cls in type(layer).__mro__)
         if not masking and not hasattr(layer, "layers"):
