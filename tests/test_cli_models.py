@@ -393,6 +393,8 @@ def test_a_shared_mask_as_tall_as_the_file_is_not_cut_by_rows(capsys, files, tmp
      "give --vocabulary INPUT=FILE for the input of token ids"),
     ("Pass layer='<name>' of a convolution layer.",
      "Pass --option layer=<name> of a convolution layer."),
+    ("Give groups of input 'right' only (e.g. groups={'right': Grid(2, 2)}), or",
+     """Give groups of input 'right' only (e.g. --groups '{"right": "grid:2x2"}'), or"""),
 ])
 def test_errors_are_worded_with_the_flags(message, worded):
     from pytest_kexplain.cli.wording import flag_wording

@@ -37,6 +37,9 @@ def flag_wording(message: str, data_name: str) -> str:
     # an input's label mask is a .npy file named in the --groups mapping
     message = re.sub(r"groups=\{'([^']*)': labels\}", r"""--groups '{"\1": "LABELS.npy"}'""",
                      message)
+    # an input's grid is a "grid:RxC" string in the --groups mapping
+    message = re.sub(r"groups=\{'([^']*)': Grid\((\d+), (\d+)\)\}",
+                     r"""--groups '{"\1": "grid:\2x\3"}'""", message)
     message = re.sub(r"groups=Grid\(\.\.\.\)", "a grid", message)
     message = re.sub(r"Grid\((?:rows=)?(\d+), (?:cols=)?(\d+)\)", r"grid:\1x\2", message)
     message = _KEYWORD.sub(flag, message)
