@@ -116,3 +116,14 @@ def test_a_masked_sequence_input_of_several(sequences):
                    method="integrated_gradients",
                    background={"seq": sequences[[0, 2]], "tab": X["tab"][:2]}).method \
         == "integrated_gradients"
+
+
+def test_assert_saliency_stable_adds_no_noise_to_padded_steps(masked_model, sequences):
+    from pytest_kexplain import assert_saliency_stable
+
+    result = assert_saliency_stable(masked_model, sequences, samples=3, min_similarity=0.0)
+    noisy = result.noisy_explanation.data.reshape(3, len(sequences), 6, 2)
+    assert np.all(noisy[:, [1, 4], 3:] == 0.0)  # still padding, which the model skips
+    assert np.all(noisy[:, [0, 2, 3, 5, 6, 7]] != sequences[[0, 2, 3, 5, 6, 7]])
+    padded_rows = result.row_similarity[[1, 4]]
+    assert padded_rows.min() > 0.9, result.row_similarity

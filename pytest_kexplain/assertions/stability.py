@@ -110,6 +110,24 @@ def _token_id_columns(model: Any, X: Any, merged: dict[str, Any]) -> np.ndarray 
         "explanations with the ranking checks, assert_faithful or the baseline gate.")
 
 
+def _padding_kept(model: Any, x: np.ndarray, noisy: np.ndarray, samples: int) -> np.ndarray:
+    """The noisy copies with a sequence model's padded steps (every value equal to the
+    mask_value of the Masking layer reading its input) left as they were: noise there would
+    make the model read steps it skips, and compare explanations of other sequences."""
+    from pytest_kexplain.adapters import get_adapter
+    from pytest_kexplain.adapters.layers import input_masking
+
+    if x.ndim != 3:
+        return noisy
+    found = input_masking(get_adapter(model)[0])
+    if found is None:
+        return noisy
+    padded = np.all(x == found[1], axis=-1)[None, :, :, None]  # (1, rows, steps, 1)
+    original = np.broadcast_to(x[None], (samples, *x.shape))
+    kept = np.where(padded, original, noisy.reshape(samples, *x.shape))
+    return kept.reshape(noisy.shape)
+
+
 def _with_stability_method(model: Any, explain_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Resolve method='auto' to the gradient map for a Keras model (SHAP for a callable).
 
@@ -174,6 +192,7 @@ def assert_saliency_stable(
     rng = np.random.default_rng(int(merged.get("seed", 0)))
     scale = _noise_scale(x, merged.get("background"), epsilon, model, frozen)
     noisy = (x[None] + rng.standard_normal((samples, *x.shape)) * scale).reshape(-1, *x.shape[1:])
+    noisy = _padding_kept(model, x, noisy, samples)
     target = merged.get("target")
     if target is not None and not isinstance(target, (int, np.integer)):
         # explain each noisy copy for the same output as its original row
