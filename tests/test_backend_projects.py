@@ -11,6 +11,7 @@ so both backends explain the same functions.
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import textwrap
 import threading
@@ -24,6 +25,11 @@ from backend_launcher import BackendLauncher, Finished
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 BACKENDS = ("jax", "torch")
+#: (writer, checker): each backend's baselines checked on the other, and JAX's on TensorFlow
+CROSSED = (BACKENDS, BACKENDS[::-1], ("jax", "tensorflow"))
+#: the sequence model's weights, and those of a changed one the gate must fail
+SEQUENCE_SEED = "seeded(model, 6)"
+CHANGED_SEQUENCE_SEED = "seeded(model, 7)"
 
 CONFTEST = textwrap.dedent('''
     """Models of every kind the gate handles, weights from NumPy: the same on every backend."""
@@ -236,14 +242,23 @@ def runs(tmp_path_factory, backend_launcher):
                                                    _project(root / name), name)
                            for name in BACKENDS})
 
-    def crossed(writer: str, checker: str) -> Finished:
+    def crossed(writer: str, checker: str) -> dict[str, Any]:
         results[writer]  # raises again what ended the writer's own runs (a skip, a failure)
         directory = root / f"{writer}-on-{checker}"
         shutil.copytree(root / writer, directory)
-        return _pytest(backend_launcher, directory, checker)
+        before = _files(directory)
+        gate = _pytest(backend_launcher, directory, checker)
+        after = _files(directory)
+        drift = None
+        if (writer, checker) == BACKENDS:  # then a changed model, checked on the other backend
+            conftest = directory / "conftest.py"
+            conftest.write_text(conftest.read_text().replace(SEQUENCE_SEED,
+                                                             CHANGED_SEQUENCE_SEED))
+            drift = _pytest(backend_launcher, directory, checker, "test_models.py::test_sequence")
+        return {"gate": gate, "before": before, "after": after, "drift": drift}
 
     _in_parallel(results, {f"{writer} on {checker}": functools.partial(crossed, writer, checker)
-                           for writer, checker in (BACKENDS, BACKENDS[::-1])})
+                           for writer, checker in CROSSED})
     return results
 
 
@@ -276,9 +291,32 @@ def test_every_model_passes_against_the_baselines_it_wrote(runs, backend):
     assert runs[backend]["after_gate"] == runs[backend]["written"]  # and left no .obtained file
 
 
-@pytest.mark.parametrize("writer, checker", [BACKENDS, BACKENDS[::-1]],
-                         ids=[f"{w}-on-{c}" for w, c in (BACKENDS, BACKENDS[::-1])])
+@pytest.mark.parametrize("writer, checker", CROSSED, ids=[f"{w}-on-{c}" for w, c in CROSSED])
 def test_a_baseline_written_on_one_backend_passes_on_the_other(runs, writer, checker):
     """Same weights, same explanations up to float32 round-off: within the default tolerances
-    (the files differ in the versions they record, which only a drift's notes mention)."""
-    _ok(runs[f"{writer} on {checker}"])
+    (the files differ in the versions they record, which only a drift's notes mention), and
+    the files stay as they were: each still names the backend that wrote it."""
+    crossed = runs[f"{writer} on {checker}"]
+    _ok(crossed["gate"])
+    assert crossed["after"] == crossed["before"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_baseline_records_the_backend_that_wrote_it(runs, backend):
+    """Every Keras model's file names its backend; the scikit-learn estimator's names none."""
+    written = {name: json.loads(data) for name, (data, _) in runs[backend]["written"].items()
+               if name.endswith(".json")}
+    assert written, "no baseline was written"
+    backends = {name: document.get("backend") for name, document in written.items()}
+    assert backends.pop("test_models.test_estimator.json") is None
+    assert set(backends.values()) == {backend}
+
+
+def test_a_drift_on_another_backend_fails_and_names_the_backend_that_wrote_the_baseline(runs):
+    writer, checker = BACKENDS
+    drift = runs[f"{writer} on {checker}"]["drift"]
+    assert drift.returncode == 1, drift.describe("the changed model passed")
+    output = " ".join(drift.output.split())
+    assert "1 failed" in output and "drifted from the baseline" in output
+    assert f"note: baseline written under {writer}, checked under {checker} (KERAS_BACKEND)" \
+        in output, drift.describe("no note of the backends")
