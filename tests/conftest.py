@@ -5,10 +5,49 @@ removes the modules an inner run imported first, and TensorFlow cannot be import
 in one process.
 """
 
-import keras  # noqa: F401
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
-import tensorflow  # noqa: F401
+
+#: what TensorFlow's C++ side prints when it loads, before its log level applies (so
+#: TF_CPP_MIN_LOG_LEVEL=2 does not hold it back); an xdist worker printed it to the terminal
+#: after the run's summary
+TENSORFLOW_START_UP_NOISE = (
+    "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "oneDNN custom operations are on.", "cpu_feature_guard.cc",
+    "To enable the following instructions:")
+
+
+@contextmanager
+def _tensorflow_start_up_dropped():
+    """File descriptor 2 held back while TensorFlow loads; all but its start-up notice is
+    written back (oneDNN itself stays on: turning it off would change the numbers)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode("utf-8", "replace").splitlines(True)
+                    if not any(noise in line for noise in TENSORFLOW_START_UP_NOISE)]
+            if kept:
+                sys.stderr.write("".join(kept))
+
+
+with _tensorflow_start_up_dropped():
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    tensorflow.constant(0.0) + 1.0  # the first op loads the kernels, which print it once more
 
 from pytest_kexplain import zoo
 
