@@ -80,3 +80,23 @@ class CountingModel:
         hidden = keras.layers.Lambda(counted)(inputs)
         self.model = keras.Model(inputs, keras.layers.Dense(n_outputs)(hidden))
         self.calls = 0  # building the graph called it symbolically
+
+
+def twin_cnns_of(channels: int, side: int):
+    """A small CNN laid out channels last and its channels-first twin with the same weights
+    (a kernel's shape does not depend on the layout): their explanations agree."""
+    import keras
+    from keras import layers
+
+    def cnn(data_format: str):
+        keras.utils.set_random_seed(7)
+        first = data_format == "channels_first"
+        inputs = keras.Input((channels, side, side) if first else (side, side, channels))
+        x = layers.Conv2D(4, 3, data_format=data_format, activation="relu", name="conv")(inputs)
+        x = layers.MaxPooling2D(2, data_format=data_format)(x)
+        x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
+        return keras.Model(inputs, layers.Dense(1)(x))
+
+    last, first = cnn("channels_last"), cnn("channels_first")
+    first.set_weights(last.get_weights())
+    return last, first

@@ -11,6 +11,8 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from known_models import twin_cnns_of
+from report_checks import painted_colours
 
 from pytest_kexplain import (
     Grid,
@@ -28,21 +30,10 @@ GROUP_METHODS = ["shap", "permutation", "occlusion", "lime", "integrated_gradien
                  "saliency", "gradient_x_input", "gradcam"]
 
 
-def _cnn(data_format: str, channels: int = 2, side: int = 8):
-    keras.utils.set_random_seed(7)
-    first = data_format == "channels_first"
-    inputs = keras.Input((channels, side, side) if first else (side, side, channels))
-    x = layers.Conv2D(4, 3, data_format=data_format, activation="relu", name="conv")(inputs)
-    x = layers.MaxPooling2D(2, data_format=data_format)(x)
-    x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
-    return keras.Model(inputs, layers.Dense(1)(x))
-
-
 @pytest.fixture(scope="module")
 def twin_cnns():
     """A CNN laid out channels last and its channels-first twin (kernels have one shape)."""
-    last, first = _cnn("channels_last"), _cnn("channels_first")
-    first.set_weights(last.get_weights())
+    last, first = twin_cnns_of(channels=2, side=8)
     X = np.random.default_rng(0).normal(size=(4, 8, 8, 2)).astype("float32")
     return last, first, X, np.moveaxis(X, -1, 1)
 
@@ -541,27 +532,7 @@ def test_the_gate_and_the_page_on_channels_first_patches(pytester, monkeypatch):
             assert mean[8:, :].max() < 1e-3 and mean[:, :8].max() < 1e-3, name  # unread
         image = np.array(picture["inputs"][0])
         assert image.shape == (12, 16)
-    _screenshot_has_colour(tmp_path, tmp_path / "page/report.html")
-
-
-def _screenshot_has_colour(tmp_path, page):
-    import shutil
-    import subprocess
-
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("Debian's chromium is not installed: the page is not opened in a browser")
-    from PIL import Image
-
-    screenshot = tmp_path / "page.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--disable-background-networking", "--hide-scrollbars",
-                    "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'p'}",
-                    "--window-size=1000,2000", f"--screenshot={screenshot}", page.as_uri()],
-                   capture_output=True, timeout=120)
-    with Image.open(screenshot) as image:
-        colours = image.convert("RGB").resize((50, 100)).getcolors(maxcolors=5000)
-    assert colours is not None and len(colours) > 20
+    assert painted_colours(tmp_path / "page/report.html", tmp_path) > 20
 
 
 # -- the same groups on JAX and PyTorch ------------------------------------------------------

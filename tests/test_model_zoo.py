@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 from keras import layers, ops
+from known_models import twin_cnns_of
 
 from pytest_kexplain import (
     assert_max_importance_share,
@@ -112,21 +113,10 @@ def test_a_subclassed_models_flat_rows_are_explained_as_its_dict(dict_model):
 
 # -- images laid out channels first ----------------------------------------------------------
 
-def _small_cnn(data_format):
-    keras.utils.set_random_seed(7)
-    shape = (2, 8, 8) if data_format == "channels_first" else (8, 8, 2)
-    inputs = keras.Input(shape)
-    x = layers.Conv2D(4, 3, data_format=data_format, activation="relu", name="conv")(inputs)
-    x = layers.MaxPooling2D(2, data_format=data_format)(x)
-    x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
-    return keras.Model(inputs, layers.Dense(1)(x))
-
-
 @pytest.fixture(scope="module")
 def twin_cnns():
     """The same CNN laid out channels last and channels first (a kernel's shape is the same)."""
-    last, first = _small_cnn("channels_last"), _small_cnn("channels_first")
-    first.set_weights(last.get_weights())
+    last, first = twin_cnns_of(channels=2, side=8)
     X = np.random.default_rng(0).normal(size=(4, 8, 8, 2)).astype("float32")
     return last, first, X
 

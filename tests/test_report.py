@@ -19,6 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from report_checks import CHROMIUM_FLAGS, chromium
 
 PROJECT = '''
 import json
@@ -405,23 +406,6 @@ def test_an_unknown_report_suffix_is_a_usage_error(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--kexplain-report=out/report.txt: the file name must end in "
                                  ".html*"])
-
-
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
-                  # any attempt to reach the network fails loudly instead of leaving the machine
-                  "--host-resolver-rules=MAP * ~NOTFOUND")
-
-
-def chromium() -> str:
-    import shutil
-
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.skip("Debian's chromium is not installed (make test installs it where it runs "
-                    "as root with apt-get): the page is not opened in a browser")
-    return found
 
 
 def test_the_page_renders_in_headless_chromium_without_console_errors(runs, tmp_path):
