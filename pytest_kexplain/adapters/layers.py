@@ -43,16 +43,18 @@ def samples_channels_first(model: Any, sample_shape: tuple[int, ...],
     reaches, not another input's."""
     if model is None or len(sample_shape) < 2:
         return False
+    reaching = (_inputs_reaching_layers(model, input_names)
+                if input_name is not None and len(input_names) > 1 else None)
     several = input_name is not None and len(input_names) > 1
     for layer in all_layers(model):
         names = [cls.__name__ for cls in type(layer).__mro__]
         if any(name.startswith(_SPATIAL_PREFIXES) for name in names):
             if several:
-                reached = inputs_reaching(model, layer, input_names)
-                if reached is None:  # no graph to follow: the first layer of the samples' rank
+                if reaching is None or id(layer) not in reaching:
+                    # no graph to follow: the first layer of the samples' rank
                     if not _rank_fits(names, sample_shape):
                         continue
-                elif input_name not in reached:
+                elif input_name not in reaching[id(layer)]:
                     continue  # another input's image layer
             data_format = getattr(layer, "data_format", "channels_last")
             return data_format == "channels_first" and _rank_fits(names, sample_shape)
@@ -410,22 +412,29 @@ def inputs_reaching(model: Any, layer: Any, names: tuple[str, ...]) -> tuple[str
     """The model inputs (by name) whose values reach `layer`'s calls, following the functional
     graph (a layer inside a nested model counts as that model's call); None when the model is
     not a graph that can be followed or the layer is not called in it."""
+    reaching = _inputs_reaching_layers(model, names)
+    if reaching is None or id(layer) not in reaching:
+        return None
+    found = reaching[id(layer)]
+    return tuple(name for name in names if name in found)
+
+
+def _inputs_reaching_layers(model: Any, names: tuple[str, ...]) -> dict[int, set[str]] | None:
+    """{id(layer): the inputs reaching its calls} of every layer called in the model's
+    functional graph (a nested model's layers get that model's call's), in one pass; None
+    when the model is not a graph that can be followed."""
     graph = _graph(model)
     tensors = None if graph is None else _input_tensors(model, names)
     if graph is None or tensors is None or any(t is None for t in tensors.values()):
         return None
     # which inputs each tensor depends on, in execution order
     reached: dict[int, set[str]] = {id(tensor): {name} for name, tensor in tensors.items()}
-    found: set[str] = set()
-    called = False
+    per_layer: dict[int, set[str]] = {}
     for node in _execution_order(graph):
         sources = set().union(*(reached.get(id(t), set()) for t in node.input_tensors))
         operation = node.operation
-        if operation is layer or any(inner is layer for inner in all_layers(operation)):
-            called = True
-            found |= sources
+        for called in (operation, *all_layers(operation)):
+            per_layer.setdefault(id(called), set()).update(sources)
         for output in node.outputs:
             reached[id(output)] = sources
-    if not called:
-        return None
-    return tuple(name for name in names if name in found)
+    return per_layer
