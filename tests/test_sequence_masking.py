@@ -127,3 +127,26 @@ def test_assert_saliency_stable_adds_no_noise_to_padded_steps(masked_model, sequ
     assert np.all(noisy[:, [0, 2, 3, 5, 6, 7]] != sequences[[0, 2, 3, 5, 6, 7]])
     padded_rows = result.row_similarity[[1, 4]]
     assert padded_rows.min() > 0.9, result.row_similarity
+
+
+def test_the_stability_check_keeps_the_padding_of_a_masked_input_of_several(sequences):
+    """assert_saliency_stable's noisy copies of a model with several inputs leave the padded
+    steps of its masked sequence input as they were (noise would unmask them), and noise the
+    rest."""
+    import keras
+    from keras import layers
+
+    from pytest_kexplain import assert_saliency_stable
+
+    keras.utils.set_random_seed(0)
+    steps, table = keras.Input((6, 2), name="seq"), keras.Input((2,), name="tab")
+    read = layers.GRU(3)(layers.Masking(0.0)(steps))
+    model = keras.Model({"seq": steps, "tab": table},
+                        layers.Dense(1)(layers.Concatenate()([read, table])))
+    X = {"seq": sequences, "tab": np.random.default_rng(1).normal(size=(len(sequences), 2))}
+    result = assert_saliency_stable(model, X, samples=3, min_similarity=-1.0)
+    noisy = result.noisy_explanation.data.reshape(3, len(sequences), -1)
+    seq = noisy[:, :, :12].reshape(3, len(sequences), 6, 2)
+    assert np.all(seq[:, [1, 4], 3:] == 0.0)
+    assert np.all(seq[:, [0, 2], :] != sequences[None, [0, 2]])
+    assert np.all(noisy[:, :, 12:] != X["tab"][None])

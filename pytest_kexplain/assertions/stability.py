@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,16 +110,30 @@ def _token_id_columns(model: Any, X: Any, merged: dict[str, Any]) -> np.ndarray 
         "explanations with the ranking checks, assert_faithful or the baseline gate.")
 
 
-def _padding_kept(model: Any, x: np.ndarray, noisy: np.ndarray, samples: int) -> np.ndarray:
+def _padding_kept(model: Any, x: np.ndarray, noisy: np.ndarray, samples: int,
+                  layout: Any = None) -> np.ndarray:
     """The noisy copies with a sequence model's padded steps (every value equal to the
     mask_value of the Masking layer reading its input) left as they were: noise there would
-    make the model read steps it skips, and compare explanations of other sequences."""
+    make the model read steps it skips, and compare explanations of other sequences. A model
+    with several inputs (`layout`, X's flat rows): each sequence input read by a Masking
+    layer keeps its own padded steps."""
     from pytest_kexplain.adapters import get_adapter
-    from pytest_kexplain.adapters.layers import input_masking
+    from pytest_kexplain.adapters.layers import input_masking, inputs_masking
 
+    keras_model = get_adapter(model)[0]
+    if layout is not None and x.ndim == 2:
+        maskings = inputs_masking(keras_model, tuple(layout.names))
+        kept = noisy.reshape(samples, *x.shape).copy()
+        for name, shape, (start, stop) in zip(layout.names, layout.shapes, layout.bounds):
+            if name in maskings and len(shape) == 2:
+                own = x[:, start:stop].reshape(len(x), *shape)
+                padded = np.repeat(np.all(own == maskings[name][1], axis=-1), shape[1], axis=1)
+                kept[:, :, start:stop] = np.where(padded[None], x[None, :, start:stop],
+                                                  kept[:, :, start:stop])
+        return kept.reshape(noisy.shape)
     if x.ndim != 3:
         return noisy
-    found = input_masking(get_adapter(model)[0])
+    found = input_masking(keras_model)
     if found is None:
         return noisy
     padded = np.all(x == found[1], axis=-1)[None, :, :, None]  # (1, rows, steps, 1)
@@ -192,7 +206,11 @@ def assert_saliency_stable(
     rng = np.random.default_rng(int(merged.get("seed", 0)))
     scale = _noise_scale(x, merged.get("background"), epsilon, model, frozen)
     noisy = (x[None] + rng.standard_normal((samples, *x.shape)) * scale).reshape(-1, *x.shape[1:])
-    noisy = _padding_kept(model, x, noisy, samples)
+    several = isinstance(X, (Mapping, list, tuple))
+    layout = (bind_model(model, X, {"feature_names": merged.get("feature_names"),
+                                    "output": merged.get("output")})[1].layout
+              if several and x.ndim == 2 else None)
+    noisy = _padding_kept(model, x, noisy, samples, layout)
     target = merged.get("target")
     if target is not None and not isinstance(target, (int, np.integer)):
         # explain each noisy copy for the same output as its original row
