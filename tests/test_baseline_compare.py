@@ -153,6 +153,18 @@ def test_tolerances_layer_ini_text_marker_and_call():
     assert resolve_tolerances(({"min_top_importance": "OFF"}, "ini")).min_top_importance is None
 
 
+def test_numpy_numbers_are_tolerances_and_a_numpy_bool_is_not():
+    """top_k=np.int64(3) (from an array) and a float32 threshold were refused as 'not a
+    positive integer' / 'not a number'; a NumPy bool is no count or threshold."""
+    tolerances = resolve_tolerances(({"top_k": np.int64(3), "min_top_importance": np.float32(0.25),
+                                      "rank_correlation": np.float64(0.7)}, "call"))
+    assert tolerances == Tolerances(top_k=3, min_top_importance=0.25, rank_correlation=0.7)
+    assert type(tolerances.top_k) is int and type(tolerances.min_top_importance) is float
+    with pytest.raises(KexplainError, match=r"call: top_k must be a positive integer, got "
+                                            r"np.True_"):
+        resolve_tolerances(({"top_k": np.True_}, "call"))
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"rank_correlation": 1.5}, "rank_correlation must be a number in [-1, 1]"),
     ({"top_k": 0}, "top_k must be a positive integer"),

@@ -92,7 +92,11 @@ def split_tolerances(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
 
 
 def _parse(key: str, value: Any, source: str) -> Any:
-    """Ini options arrive as text; markers and calls pass Python values."""
+    """Ini options arrive as text; markers and calls pass Python values (a NumPy number, such
+    as np.int64(3) from an array, as the Python number it holds; a NumPy bool stays refused)."""
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if kind in ("i", "u", "f") and getattr(value, "shape", None) == ():
+        return int(value) if kind in ("i", "u") else float(value)
     if not isinstance(value, str) or key == "rank_metric":
         return value.strip().lower() if isinstance(value, str) else value
     text = value.strip().lower()
