@@ -459,6 +459,13 @@ def explain(
                                     spec.name)
             players = players_on_input(players, prepared.feature_names, spatial, spec.name)
             shape = spatial.shape
+            if vocabulary is not None:
+                raise InvalidArgument(
+                    f"method={spec.name!r} maps layer {spatial.layer!r} onto input "
+                    f"{spatial.name!r} alone, which holds no token ids, so vocabulary= names "
+                    "tokens of inputs it does not explain. Drop vocabulary=, or explain every "
+                    "input, the tokens by name, with integrated_gradients, shap, occlusion or "
+                    "lime.")
         check_groups_fit(adapter, resolved_options.get("layer"), players, shape, spec.name,
                          spatial)
     tokens = _tokens(pad_id, vocabulary, players, prepared, X)

@@ -259,3 +259,26 @@ def test_gate_and_report_with_grad_cam_on_the_image_input(pytester):
     failed = pytester.runpytest_subprocess()
     failed.assert_outcomes(failed=2)
     assert "image:" in failed.stdout.str()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_vocabulary_of_the_other_inputs_tokens_is_a_usage_error(method):
+    """An image and a text input: Grad-CAM explains the image alone, so a vocabulary of the
+    text's ids names nothing it explains (it failed with an IndexError)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(2)
+    image = keras.Input((10, 7, 2), name="image")
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    text = layers.GlobalAveragePooling1D()(layers.Embedding(20, 4)(tokens))
+    maps = layers.Conv2D(3, 3, activation="relu", name="conv")(image)
+    joined = layers.Concatenate()([layers.GlobalAveragePooling2D()(maps), text])
+    model = keras.Model({"image": image, "tokens": tokens}, layers.Dense(1)(joined))
+    rng = np.random.default_rng(0)
+    X = {"image": rng.uniform(size=(4, 10, 7, 2)), "tokens": rng.integers(1, 20, size=(4, 5))}
+    vocabulary = [f"w{i}" for i in range(20)]
+    for given in (vocabulary, {"tokens": vocabulary}):
+        with pytest.raises(InvalidArgument, match="onto input 'image' alone.*vocabulary="):
+            explain(model, X, method=method, vocabulary=given)
+    assert explain(model, X, method=method).values.shape == (4, 10, 7, 2)
