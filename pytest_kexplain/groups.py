@@ -367,8 +367,9 @@ def flatten_input_groups(groups: Any, layout: Any, feature_names: Sequence[str],
         _refuse_mask_of_one_input(groups, "groups=", "labels", layout, n_rows)
     if layout is not None and isinstance(groups, Mapping):
         for name, members in groups.items():
-            if name not in layout.names and isinstance(members, np.ndarray) \
-                    and members.dtype == bool:
+            # (keyed by an input's own name too: a boolean mask there is one group of the
+            # flat row, never that input's split)
+            if isinstance(members, np.ndarray) and members.dtype == bool:
                 _refuse_mask_of_one_input(members, f"group {name!r}", f"{{{name!r}: mask}}",
                                           layout, n_rows)
     if layout is None or not isinstance(groups, Mapping) or not any(

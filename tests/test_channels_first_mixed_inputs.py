@@ -64,3 +64,17 @@ def test_grad_cam_of_the_image_input_read_after_another_inputs_conv1d(mixed_twin
                                atol=1e-5 * scale)
     _close(explain(first, Xf, method=method, layer="img_conv", groups={"img": Grid(3, 2)}),
            explain(last, X, method=method, layer="img_conv", groups={"img": Grid(3, 2)}))
+
+
+def test_a_boolean_mask_keyed_by_its_inputs_name_says_how_to_split_that_input(mixed_twins):
+    """{'img': (height, width) bool mask} is a group named 'img' of the flat row, which the
+    mask does not fit: the error says to give it as that input's own group."""
+    from pytest_kexplain import InvalidArgument
+
+    _, _, first, Xf = mixed_twins
+    with pytest.raises(InvalidArgument, match=r"fits the samples of input 'img'.*"
+                                              r"groups=\{'img': \{'img': mask\}\}"):
+        explain(first, Xf, method="shap", groups={"img": np.ones((6, 8), bool)})
+    region = np.arange(48).reshape(6, 8) < 24
+    assert explain(first, Xf, method="shap", groups={"img": {"img": region}}
+                   ).feature_names[:2] == ("img:img", "img:rest")
