@@ -53,7 +53,7 @@ def synthetic_report() -> Any:
         {"kind": "deletion", "deleted": list(range(11)), "change": records._round(rng.random(11)),
          "k": 3, "random_change": 0.3, "required": 0.33},
         records.group_map_picture(  # 28x28 images in a 7x7 grid, with the baseline's maps
-            (rng.random((20, 28, 28, 1)), _grid_players()), rng.random(49),
+            records.ImageGroups(rng.random((20, 28, 28, 1)), _grid_players()), rng.random(49),
             records._importance_picture(patches, rng.random(49), rng.random(49), patches[:3]),
             rng.normal(size=(20, 49)), rng.random(49), rng.normal(size=(20, 49))),
     ]
