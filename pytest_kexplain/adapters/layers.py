@@ -71,10 +71,12 @@ def _rank_fits(class_names: list[str], sample_shape: tuple[int, ...]) -> bool:
 
 
 def saved_samples_channels_first(path: Any, sample_shape: tuple[int, ...],
-                                 several: bool = False) -> bool | None:
+                                 several: bool = False,
+                                 input_name: str | None = None) -> bool | None:
     """samples_channels_first() of a `.keras` file, read from its config without Keras; None
-    when the file's config cannot be read. `several`: the samples are one input of several,
-    read by the first image layer of their rank (another input's layers are skipped)."""
+    when the file's config cannot be read. `several`: the samples are one input of several;
+    the first image layer that input (`input_name`) reaches in the saved functional graph
+    reads them, or without a graph to follow the first image layer of their rank."""
     import json
     import zipfile
 
@@ -85,13 +87,95 @@ def saved_samples_channels_first(path: Any, sample_shape: tuple[int, ...],
             config = json.loads(archive.read("config.json"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
+    reaching = (_saved_inputs_reaching(config, input_name)
+                if several and input_name is not None else None)
     for class_name, layer_config in _saved_layers(config):
         if class_name.startswith(_SPATIAL_PREFIXES):
-            if several and not _rank_fits([class_name], sample_shape):
-                continue
+            if several:
+                if reaching is None or id(layer_config) not in reaching:
+                    # no graph to follow: the first layer of the samples' rank
+                    if not _rank_fits([class_name], sample_shape):
+                        continue
+                elif input_name not in reaching[id(layer_config)]:
+                    continue  # another input's image layer
             first = layer_config.get("data_format", "channels_last") == "channels_first"
             return first and _rank_fits([class_name], sample_shape)
     return False
+
+
+def _saved_inputs_reaching(config: Any, input_name: str) -> dict[int, set[str]] | None:
+    """{id(layer config): the inputs reaching its calls} of every layer called in a saved
+    functional model's graph (a nested model's layers get that model's call's), as
+    _inputs_reaching_layers() of the loaded model; None when the config is no graph that can
+    be followed to `input_name`."""
+    inner = config.get("config") if isinstance(config, dict) else None
+    entries = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return None
+    starts = _saved_input_layers(inner.get("input_layers"), entries)
+    if starts is None or input_name not in starts.values():
+        return None
+    # which inputs each (layer, node index) output depends on; entries in any order
+    reached: dict[tuple[str, int], set[str]] = {(layer, 0): {name}
+                                                for layer, name in starts.items()}
+    calls: list[tuple[dict[str, Any], list[list[str]]]] = []
+    for entry in entries:
+        nodes = entry.get("inbound_nodes") or []
+        if entry.get("class_name") == "InputLayer" or not isinstance(nodes, list):
+            continue
+        histories = [_keras_histories(node) for node in nodes]
+        if any(not found for found in histories):
+            return None  # a call whose inputs the config does not name
+        calls.append((entry, histories))
+    for _ in range(len(calls) + 1):
+        changed = False
+        for entry, histories in calls:
+            for index, sources in enumerate(histories):
+                found = set().union(*(reached.get(key, set()) for key in map(tuple, sources)))
+                key = (str(entry.get("name")), index)
+                if found - reached.get(key, set()):
+                    reached.setdefault(key, set()).update(found)
+                    changed = True
+        if not changed:
+            break
+    per_layer: dict[int, set[str]] = {}
+    for entry, histories in calls:
+        sources = set().union(*(reached.get((str(entry.get("name")), index), set())
+                                for index in range(len(histories))))
+        for _, layer_config in _saved_layers(entry):
+            per_layer.setdefault(id(layer_config), set()).update(sources)
+    return per_layer
+
+
+def _saved_input_layers(input_layers: Any, entries: list[dict[str, Any]]
+                        ) -> dict[str, str] | None:
+    """{input layer name: the model's name of that input} of a saved functional config."""
+    if isinstance(input_layers, dict):  # inputs given as a dict: keyed by the input's name
+        pairs = list(input_layers.items())
+    else:
+        if isinstance(input_layers, list) and input_layers and isinstance(input_layers[0], str):
+            input_layers = [input_layers]  # a single input
+        if not isinstance(input_layers, list):
+            return None
+        pairs = [(item[0], item) for item in input_layers
+                 if isinstance(item, list) and item and isinstance(item[0], str)]
+    found = {item[0]: name for name, item in pairs
+             if isinstance(item, list) and item and isinstance(item[0], str)}
+    names = {entry.get("name") for entry in entries if entry.get("class_name") == "InputLayer"}
+    return found if found and set(found) <= names else None
+
+
+def _keras_histories(node: Any) -> list[list[str]]:
+    """The [layer name, node index] of every tensor a saved call node takes."""
+    if isinstance(node, dict):
+        history = (node.get("config") or {}).get("keras_history") \
+            if node.get("class_name") == "__keras_tensor__" else None
+        if isinstance(history, list) and len(history) >= 2:
+            return [history[:2]]
+        return [found for value in node.values() for found in _keras_histories(value)]
+    if isinstance(node, list):
+        return [found for value in node for found in _keras_histories(value)]
+    return []
 
 
 def _saved_layers(config: Any) -> Iterator[tuple[str, dict[str, Any]]]:

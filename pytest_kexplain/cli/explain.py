@@ -147,8 +147,10 @@ def _input_mask(spec: GroupsSpec, name: str, mask: Any, data: Table, model_path:
     samples = [tuple(np.shape(array)[1:]) for array in arrays if array is not None]
     from pytest_kexplain.adapters.layers import saved_samples_channels_first
 
-    first = bool(samples) and saved_samples_channels_first(model_path, samples[0],
-                                                             several=True) is True
+    # a dict names the input: its layout is that of the image layers it reaches
+    keyed = name if isinstance(data.rows, dict) else None
+    first = bool(samples) and saved_samples_channels_first(
+        model_path, samples[0], several=True, input_name=keyed) is True
     mask = _kept_rows(mask, samples, data, first)
     if isinstance(data.rows, dict) and name in data.rows:
         _check_mask_shape(spec, mask.shape, samples[0], data, input=name, channels_first=first)
