@@ -139,9 +139,8 @@ def assert_faithful(
     shape = prepared.array.shape
     flat = explanation.flat_values
     x = prepared.array.reshape(n, -1)
-    assignment = _players(merged, prepared, n, model)
-    if one_input is not None:
-        assignment = _one_input_players(merged, prepared, n, explanation, model)
+    assignment = (_players(merged, prepared, n, model) if one_input is None
+                  else _one_input_players(merged, prepared, n, explanation, model))
     pad_id = explanation.options.get("pad_id")
     if pad_id is not None:  # token ids are deleted by the pad id
         reference = np.full(x.shape[1], float(pad_id))
