@@ -480,7 +480,7 @@ def explain(
     cached, source = SESSION_CACHE.get(key)
     if cached is None:
         cached = _compute(bound, spec, background_array, target, int(seed), resolved_options,
-                          batch_size, players, tokens, embedded, spatial)
+                          batch_size, players, tokens, embedded, spatial, first)
         # Without a fingerprint the key holds the object's id: pin the object, keep it in memory.
         SESSION_CACHE.put(key, cached, keep_alive=None if fingerprint else bound.model,
                           persist=fingerprint is not None)
@@ -528,16 +528,16 @@ def channels_first_of(model: Any, prepared: PreparedInput) -> ChannelsFirst:
 
 
 def _channel_options(adapter: ModelAdapter, x: np.ndarray, players: Players | None,
-                     prepared: PreparedInput) -> dict[str, Any]:
+                     groups_first: ChannelsFirst) -> dict[str, Any]:
     """{"channels_first": True} for the maps of a model reading (channels, *spatial) samples,
     which to_shap() turns channels last for shap's image plots, and for its groups (Grid
-    patches, mask regions), which the report draws over the images channels last."""
+    patches, mask regions), which the report draws over the images channels last
+    (`groups_first`: groups_channels_first() as explain() found it for the groups)."""
     from pytest_kexplain.adapters.layers import samples_channels_first
 
     model = getattr(adapter, "model", None)
-    if players is not None:
-        grouped = prepared.layout is None and groups_channels_first(adapter, prepared) is True
-        return {"channels_first": True} if grouped else {}
+    if players is not None:  # one flag for a single input (a tuple: several inputs)
+        return {"channels_first": True} if groups_first is True else {}
     if x.ndim < 3 or not samples_channels_first(model, tuple(x.shape[1:])):
         return {}
     return {"channels_first": True}
@@ -572,6 +572,7 @@ def _compute(
     tokens: TokenSettings | None = None,
     embedded: EmbeddedInputs | None = None,
     spatial: Any = None,
+    groups_first: ChannelsFirst = False,
 ) -> Explanation:
     adapter, x, layout = bound.adapter, bound.prepared.array, bound.prepared.layout
     embedding, pad_id = _token_model(adapter, x, tokens)
@@ -682,7 +683,7 @@ def _compute(
                  **({} if spec.requires_gradient
                     else hidden_by_round_off(adapter, values, bool(rounded))),
                  **_token_options(embedding, pad_id, players, tokens),
-                 **_channel_options(adapter, x, players, bound.prepared)},
+                 **_channel_options(adapter, x, players, groups_first)},
         output_name=output_label(head, unit, outputs.shape[1]),
         outputs=_frozen(outputs[np.arange(len(x)), target_indices]),
         global_importance=None if global_importance is None else _frozen(global_importance),
