@@ -185,12 +185,13 @@ def assert_saliency_stable(
     k = default_k(n_features) if k is None else check_count("k", k, high=n_features)
     merged = with_defaults(explain_kwargs)
     grouped = {}
+    raw_input = {"feature_names": merged.get("feature_names"), "output": merged.get("output")}
+    prepared = None
     # Grad-CAM on a model with several inputs: the explanation's data are its image input's
     one_input = explanation.options.get("explained_input") is not None
     if merged.get("groups") is not None or one_input:
         # the explanation's data are per group: add the noise to the raw features instead
-        _, prepared = bind_model(model, X, {"feature_names": merged.get("feature_names"),
-                                            "output": merged.get("output")})
+        _, prepared = bind_model(model, X, raw_input)
         x = prepared.array
         grouped = {"feature_names": prepared.feature_names}
         if merged.get("groups") is not None:
@@ -206,10 +207,9 @@ def assert_saliency_stable(
     rng = np.random.default_rng(int(merged.get("seed", 0)))
     scale = _noise_scale(x, merged.get("background"), epsilon, model, frozen)
     noisy = (x[None] + rng.standard_normal((samples, *x.shape)) * scale).reshape(-1, *x.shape[1:])
-    several = isinstance(X, (Mapping, list, tuple))
-    layout = (bind_model(model, X, {"feature_names": merged.get("feature_names"),
-                                    "output": merged.get("output")})[1].layout
-              if several and x.ndim == 2 else None)
+    layout = None
+    if isinstance(X, (Mapping, list, tuple)) and x.ndim == 2:  # X's flat rows, bound once
+        layout = (prepared if prepared is not None else bind_model(model, X, raw_input)[1]).layout
     noisy = _padding_kept(model, x, noisy, samples, layout)
     target = merged.get("target")
     if target is not None and not isinstance(target, (int, np.integer)):
