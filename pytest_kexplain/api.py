@@ -506,15 +506,13 @@ def groups_channels_first(adapter: ModelAdapter, prepared: PreparedInput) -> Cha
     """Whether X's samples reach the model channels first, (channels, *spatial), so that a
     Grid patch, a time step or a (height, width) mask's region holds every channel of its
     positions: one flag, or one per input of a model with several."""
-    from pytest_kexplain.adapters.layers import samples_channels_first
+    from pytest_kexplain.adapters.layers import inputs_channels_first, samples_channels_first
 
     model = getattr(adapter, "model", None)
     if model is None:
         return False
-    if prepared.layout is not None:
-        names = tuple(prepared.layout.names)
-        return tuple(samples_channels_first(model, tuple(shape), name, names)
-                     for name, shape in zip(names, prepared.layout.shapes))
+    if prepared.layout is not None:  # the graph is followed once for every input
+        return inputs_channels_first(model, prepared.layout.shapes, tuple(prepared.layout.names))
     return samples_channels_first(model, prepared.feature_shape)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,15 +41,35 @@ def samples_channels_first(model: Any, sample_shape: tuple[int, ...],
     (height, width) sample reshaped to (1, height, width) inside the model is channels last).
     One input of several (`input_name` among `input_names`): the first image layer that input
     reaches, not another input's."""
+    if input_name is None:
+        return _reaches_channels_first(model, sample_shape, None, None)
+    return inputs_channels_first(model, (sample_shape,), input_names,
+                                 only=input_name)[0]
+
+
+def inputs_channels_first(model: Any, shapes: Sequence[tuple[int, ...]],
+                          names: tuple[str, ...], only: str | None = None
+                          ) -> tuple[bool, ...]:
+    """samples_channels_first() of every input of a model (`names`, samples of `shapes`), or
+    of the input `only` (`shapes` then holds its shape alone), following the graph once."""
+    several = len(names) > 1
+    reaching = (_inputs_reaching_layers(model, names)
+                if several and model is not None and any(len(s) >= 2 for s in shapes) else None)
+    asked = names if only is None else (only,)
+    return tuple(_reaches_channels_first(model, tuple(shape), name if several else None, reaching)
+                 for name, shape in zip(asked, shapes))
+
+
+def _reaches_channels_first(model: Any, sample_shape: tuple[int, ...], input_name: str | None,
+                            reaching: dict[int, set[str]] | None) -> bool:
+    """samples_channels_first() given the inputs reaching each layer (`input_name` None: the
+    samples are the model's one input)."""
     if model is None or len(sample_shape) < 2:
         return False
-    reaching = (_inputs_reaching_layers(model, input_names)
-                if input_name is not None and len(input_names) > 1 else None)
-    several = input_name is not None and len(input_names) > 1
     for layer in all_layers(model):
         names = [cls.__name__ for cls in type(layer).__mro__]
         if any(name.startswith(_SPATIAL_PREFIXES) for name in names):
-            if several:
+            if input_name is not None:
                 if reaching is None or id(layer) not in reaching:
                     # no graph to follow: the first layer of the samples' rank
                     if not _rank_fits(names, sample_shape):
