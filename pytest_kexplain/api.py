@@ -167,7 +167,7 @@ def _masked_reference_steps(adapter: ModelAdapter, prepared: PreparedInput,
     """Why integrated gradients cannot explain a sequence model whose Masking layer skips a
     time step at one end of the path (the reference or a row) but not along it; None when
     it can (each sequence input of a model with several is looked at)."""
-    from pytest_kexplain.adapters.layers import input_masking, inputs_masking
+    from pytest_kexplain.adapters.layers import masked_sequences
 
     model = getattr(adapter, "model", None)
     if model is None:
@@ -175,22 +175,12 @@ def _masked_reference_steps(adapter: ModelAdapter, prepared: PreparedInput,
     rows = np.asarray(prepared.array, dtype=np.float64).reshape(len(prepared.array), -1)
     mean = (None if background is None else np.asarray(background, dtype=np.float64)
             .reshape(-1, rows.shape[1]).mean(axis=0))
-    layout = prepared.layout
-    parts: list[tuple[str | None, tuple[str, float], tuple[int, ...], int, int]]
-    if layout is None:
-        found = input_masking(model) if len(prepared.feature_shape) == 2 else None
-        parts = [] if found is None else [(None, found, tuple(prepared.feature_shape),
-                                           0, rows.shape[1])]
-    else:
-        names = tuple(layout.names)
-        maskings = inputs_masking(model, names)
-        parts = [(name, maskings[name], tuple(shape), int(start), int(stop))
-                 for name, shape, (start, stop) in zip(names, layout.shapes, layout.bounds)
-                 if name in maskings and len(shape) == 2]
-    for name, (layer, mask_value), shape, start, stop in parts:
+    for part in masked_sequences(model, tuple(prepared.feature_shape), prepared.layout):
+        start, stop, shape = part.start, part.stop, part.shape
         reference = (np.zeros(shape) if mean is None else mean[start:stop].reshape(shape))
-        why = _masked_ends(layer, mask_value, reference, rows[:, start:stop].reshape(-1, *shape),
-                           background is None, name)
+        why = _masked_ends(part.layer, part.mask_value, reference,
+                           rows[:, start:stop].reshape(-1, *shape), background is None,
+                           part.input)
         if why is not None:
             return why
     return None

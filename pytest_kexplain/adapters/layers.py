@@ -318,6 +318,34 @@ def inputs_masking(model: Any, names: tuple[str, ...]) -> dict[str, tuple[str, f
     return {name: masking for name, masking in found.items() if masking is not None}
 
 
+@dataclass(frozen=True)
+class MaskedSequence:
+    """A sequence input a Masking layer reads itself: its columns ``start:stop`` of the flat
+    row and its (steps, channels) sample shape."""
+
+    input: str | None  # None: the model's one input
+    layer: str
+    mask_value: float
+    shape: tuple[int, ...]
+    start: int
+    stop: int
+
+
+def masked_sequences(model: Any, sample_shape: tuple[int, ...], layout: Any = None
+                     ) -> list[MaskedSequence]:
+    """The (steps, channels) inputs of the model that a Masking layer reads itself: its one
+    input of samples of `sample_shape`, or each such input of `layout` (several inputs)."""
+    if layout is None:
+        found = input_masking(model) if len(sample_shape) == 2 else None
+        return [] if found is None else [MaskedSequence(
+            None, *found, tuple(sample_shape), 0, int(sample_shape[0] * sample_shape[1]))]
+    names = tuple(layout.names)
+    maskings = inputs_masking(model, names)
+    return [MaskedSequence(name, *maskings[name], tuple(shape), int(start), int(stop))
+            for name, shape, (start, stop) in zip(names, layout.shapes, layout.bounds)
+            if name in maskings and len(shape) == 2]
+
+
 def _masking_reading(model: Any, tensor: Any) -> tuple[str, float] | None:
     """The Masking layer (as input_masking() gives it) that reads this input tensor."""
     inputs = [tensor]

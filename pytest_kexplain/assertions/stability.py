@@ -118,27 +118,23 @@ def _padding_kept(model: Any, x: np.ndarray, noisy: np.ndarray, samples: int,
     with several inputs (`layout`, X's flat rows): each sequence input read by a Masking
     layer keeps its own padded steps."""
     from pytest_kexplain.adapters import get_adapter
-    from pytest_kexplain.adapters.layers import input_masking, inputs_masking
+    from pytest_kexplain.adapters.layers import masked_sequences
 
-    keras_model = get_adapter(model)[0]
-    if layout is not None and x.ndim == 2:
-        maskings = inputs_masking(keras_model, tuple(layout.names))
-        kept = noisy.reshape(samples, *x.shape).copy()
-        for name, shape, (start, stop) in zip(layout.names, layout.shapes, layout.bounds):
-            if name in maskings and len(shape) == 2:
-                own = x[:, start:stop].reshape(len(x), *shape)
-                padded = np.repeat(np.all(own == maskings[name][1], axis=-1), shape[1], axis=1)
-                kept[:, :, start:stop] = np.where(padded[None], x[None, :, start:stop],
-                                                  kept[:, :, start:stop])
-        return kept.reshape(noisy.shape)
-    if x.ndim != 3:
+    several = layout is not None and x.ndim == 2
+    if not several and x.ndim != 3:
         return noisy
-    found = input_masking(keras_model)
-    if found is None:
+    parts = masked_sequences(get_adapter(model)[0], tuple(x.shape[1:]),
+                             layout if several else None)
+    if not parts:
         return noisy
-    padded = np.all(x == found[1], axis=-1)[None, :, :, None]  # (1, rows, steps, 1)
-    original = np.broadcast_to(x[None], (samples, *x.shape))
-    kept = np.where(padded, original, noisy.reshape(samples, *x.shape))
+    flat = x.reshape(len(x), -1)
+    kept = noisy.reshape(samples, *flat.shape).copy()
+    for part in parts:
+        start, stop, (steps, channels) = part.start, part.stop, part.shape
+        own = flat[:, start:stop].reshape(len(x), steps, channels)
+        padded = np.repeat(np.all(own == part.mask_value, axis=-1), channels, axis=1)
+        kept[:, :, start:stop] = np.where(padded[None], flat[None, :, start:stop],
+                                          kept[:, :, start:stop])
     return kept.reshape(noisy.shape)
 
 
