@@ -544,7 +544,20 @@ def inputs_reaching(model: Any, layer: Any, names: tuple[str, ...]) -> tuple[str
     """The model inputs (by name) whose values reach `layer`'s calls, following the functional
     graph (a layer inside a nested model counts as that model's call); None when the model is
     not a graph that can be followed or the layer is not called in it."""
+    return _reached(_inputs_reaching_layers(model, names), layer, names)
+
+
+def convolutions_reaching(model: Any, names: tuple[str, ...]
+                          ) -> list[tuple[str, tuple[str, ...] | None]]:
+    """(name, inputs_reaching()) of every convolution of the model, following the graph once."""
     reaching = _inputs_reaching_layers(model, names)
+    return [(layer.name, _reached(reaching, layer, names))
+            for layer in all_layers(model) if is_convolution(layer)]
+
+
+def _reached(reaching: dict[int, set[str]] | None, layer: Any, names: tuple[str, ...]
+             ) -> tuple[str, ...] | None:
+    """inputs_reaching() of one layer, from _inputs_reaching_layers()."""
     if reaching is None or id(layer) not in reaching:
         return None
     found = reaching[id(layer)]

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.layers import (
+    convolutions_reaching,
     find_layer,
     inputs_reaching,
-    is_convolution,
     last_convolution,
     samples_channels_first,
 )
@@ -94,14 +94,8 @@ def layer_of(adapter: Any, layer_name: str | None, method: str) -> Any:
 
 def _convolutions_per_input(model: Any, names: tuple[str, ...]) -> str:
     """'conv_a (reads 'image')', ... for a usage error's advice."""
-    from pytest_kexplain.adapters.layers import all_layers
-
-    shown = []
-    for layer in all_layers(model):
-        if is_convolution(layer):
-            reached = inputs_reaching(model, layer, names)
-            shown.append(f"{layer.name!r}" + (f" (reads {', '.join(map(repr, reached))})"
-                                              if reached else ""))
+    shown = [f"{name!r}" + (f" (reads {', '.join(map(repr, reached))})" if reached else "")
+             for name, reached in convolutions_reaching(model, names)]
     return ", ".join(shown) or "none"
 
 
