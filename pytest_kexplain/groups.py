@@ -137,6 +137,14 @@ def _moved_channels_first(players: Players, sample_shape: tuple[int, ...]) -> Pl
     return Players(players.names, np.ascontiguousarray(moved.reshape(*rows, -1)))
 
 
+def players_channels_last(players: Players, sample_shape: tuple[int, ...]) -> Players:
+    """Players of (channels, *spatial) samples of `sample_shape`, for the same samples seen
+    with the channel axis last (the inverse of _moved_channels_first)."""
+    rows = players.assignment.shape[:-1]
+    moved = np.moveaxis(players.assignment.reshape(*rows, *sample_shape), len(rows), -1)
+    return Players(players.names, np.ascontiguousarray(moved.reshape(*rows, -1)))
+
+
 def _grid(grid: Grid, sample_shape: tuple[int, ...],
           shown: tuple[int, ...] | None = None) -> Players:
     h, w = _spatial_shape(sample_shape, shown or sample_shape)

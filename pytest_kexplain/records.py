@@ -907,7 +907,7 @@ def _players_of_images(groups: Any, X: Any, first: bool = False
                        ) -> tuple[np.ndarray, Any] | None:
     """(images channels last, Players) when `groups` cut the images X into patches or
     regions (`first`: X's samples are (channels, height, width))."""
-    from pytest_kexplain.groups import Grid, resolve_groups
+    from pytest_kexplain.groups import Grid, players_channels_last, resolve_groups
 
     try:
         data = np.asarray(X, dtype=np.float64)
@@ -922,10 +922,7 @@ def _players_of_images(groups: Any, X: Any, first: bool = False
     if players is None:
         return None
     if first and data.ndim >= 3:  # (channels, *spatial) samples: drawn channels last
-        rows = players.assignment.shape[:-1]
-        assignment = np.moveaxis(players.assignment.reshape(*rows, *data.shape[1:]),
-                                 len(rows), -1)
-        players = type(players)(players.names, assignment.reshape(*rows, -1))
+        players = players_channels_last(players, data.shape[1:])
         data = np.moveaxis(data, 1, -1)
     return data, players
 

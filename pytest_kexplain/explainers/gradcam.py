@@ -26,7 +26,7 @@ from pytest_kexplain.adapters.layers import (
 )
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
-from pytest_kexplain.groups import Players
+from pytest_kexplain.groups import Players, players_channels_last
 
 
 def resize_linear(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -191,9 +191,7 @@ def _channels_last(players: Players | None, sample_shape: tuple[int, ...]
     shape = (*sample_shape[1:], sample_shape[0])
     if players is None:
         return None, shape
-    rows = players.assignment.shape[:-1]
-    moved = np.moveaxis(players.assignment.reshape(*rows, *sample_shape), len(rows), -1)
-    return Players(players.names, np.ascontiguousarray(moved.reshape(*rows, -1))), shape
+    return players_channels_last(players, sample_shape), shape
 
 
 def check_groups_fit(adapter: Any, layer_name: str | None, players: Players | None,
