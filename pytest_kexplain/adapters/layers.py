@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,18 +66,30 @@ def _reaches_channels_first(model: Any, sample_shape: tuple[int, ...], input_nam
     samples are the model's one input)."""
     if model is None or len(sample_shape) < 2:
         return False
-    for layer in all_layers(model):
-        names = [cls.__name__ for cls in type(layer).__mro__]
-        if any(name.startswith(_SPATIAL_PREFIXES) for name in names):
-            if input_name is not None:
-                if reaching is None or id(layer) not in reaching:
-                    # no graph to follow: the first layer of the samples' rank
-                    if not _rank_fits(names, sample_shape):
-                        continue
-                elif input_name not in reaching[id(layer)]:
-                    continue  # another input's image layer
-            data_format = getattr(layer, "data_format", "channels_last")
-            return data_format == "channels_first" and _rank_fits(names, sample_shape)
+    image_layers = ((names, getattr(layer, "data_format", "channels_last"), id(layer))
+                    for layer in all_layers(model)
+                    for names in [[cls.__name__ for cls in type(layer).__mro__]]
+                    if any(name.startswith(_SPATIAL_PREFIXES) for name in names))
+    return _first_image_layer_channels_first(image_layers, sample_shape,
+                                             input_name is not None, input_name, reaching)
+
+
+def _first_image_layer_channels_first(
+        image_layers: Iterable[tuple[list[str], str, int]], sample_shape: tuple[int, ...],
+        several: bool, input_name: str | None, reaching: dict[int, set[str]] | None) -> bool:
+    """Whether the first of these image layers (class names, data_format, key in `reaching`)
+    that reads the samples takes them channels first. `several`: the samples are one input
+    (`input_name`) of several, read by the first image layer it reaches (`reaching`: the
+    inputs reaching each layer), or without a graph to follow by the first of their rank."""
+    for names, data_format, key in image_layers:
+        if several:
+            if reaching is None or key not in reaching:
+                # no graph to follow: the first layer of the samples' rank
+                if not _rank_fits(names, sample_shape):
+                    continue
+            elif input_name not in reaching[key]:
+                continue  # another input's image layer
+        return data_format == "channels_first" and _rank_fits(names, sample_shape)
     return False
 
 
@@ -109,18 +121,12 @@ def saved_samples_channels_first(path: Any, sample_shape: tuple[int, ...],
         return None
     reaching = (_saved_inputs_reaching(config, input_name)
                 if several and input_name is not None else None)
-    for class_name, layer_config in _saved_layers(config):
-        if class_name.startswith(_SPATIAL_PREFIXES):
-            if several:
-                if reaching is None or id(layer_config) not in reaching:
-                    # no graph to follow: the first layer of the samples' rank
-                    if not _rank_fits([class_name], sample_shape):
-                        continue
-                elif input_name not in reaching[id(layer_config)]:
-                    continue  # another input's image layer
-            first = layer_config.get("data_format", "channels_last") == "channels_first"
-            return first and _rank_fits([class_name], sample_shape)
-    return False
+    image_layers = (([class_name], layer_config.get("data_format", "channels_last"),
+                     id(layer_config))
+                    for class_name, layer_config in _saved_layers(config)
+                    if class_name.startswith(_SPATIAL_PREFIXES))
+    return _first_image_layer_channels_first(image_layers, sample_shape, several, input_name,
+                                             reaching)
 
 
 def _saved_inputs_reaching(config: Any, input_name: str) -> dict[int, set[str]] | None:
