@@ -402,3 +402,17 @@ def test_a_check_on_several_inputs_shows_each_inputs_shape(emitted):
     data = round_trips_against_the_schema(several)
     page = _check({**data, "id": "check-1", "test": "t.py::t", "index": 1}, {})
     assert "<dd>num (6, 3), aux (6, 2): (6, 5) as flat rows</dd>" in page
+
+
+def test_every_public_check_is_recorded_under_its_own_name(bumpy, emitted):
+    """Each assert_* the package exports emits a record named after itself (a helper slipped
+    between @recorded and its check would take the record, and the report would lose it)."""
+    import pytest_kexplain
+
+    checks = sorted(name for name in dir(pytest_kexplain) if name.startswith("assert_"))
+    assert "assert_model_sensitive" in checks
+    for name in checks:
+        assert getattr(pytest_kexplain, name).__wrapped__.__name__ == name, name
+    assert_model_sensitive(bumpy, X, max_similarity=1.0, mode="cascading")
+    assert [record.check for record, _ in emitted] == ["assert_model_sensitive"]
+    assert emitted[0][0].picture["kind"] == "distribution"

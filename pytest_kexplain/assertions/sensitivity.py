@@ -276,7 +276,6 @@ def _similarity(metric: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return metrics.cosine_rows(a, b)
 
 
-@recorded("assert_model_sensitive")
 @contextlib.contextmanager
 def _quiet_about_randomized_precision() -> Iterator[None]:
     """Explaining a re-initialised copy warns of nothing about the user's model: its rows
@@ -288,6 +287,7 @@ def _quiet_about_randomized_precision() -> Iterator[None]:
         yield
 
 
+@recorded("assert_model_sensitive")
 def assert_model_sensitive(
     model: Any, X: Any, *, max_similarity: float = 0.5, metric: str = "spearman_abs",
     mode: str = "full", **explain_kwargs: Any,
