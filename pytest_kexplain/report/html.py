@@ -23,6 +23,7 @@ h3{font-size:15px;margin:0 0 6px}
 .total b{display:block;font-size:20px}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{border:1px solid #e2e2e2;padding:4px 6px;text-align:left;vertical-align:top}
+td code{overflow-wrap:anywhere}
 th{background:#f0f0f0}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;border-radius:4px;padding:0 6px;font-weight:600;font-size:12px;color:#fff}
