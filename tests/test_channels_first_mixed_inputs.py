@@ -172,3 +172,109 @@ def test_kexplain_on_the_saved_file_gives_what_explain_gives_the_loaded_model(
         assert set(scores) == set(expected)
         assert any(name.startswith("img:") and value > 0 for name, value in scores.items())
         assert scores == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+# --- a list of arrays binds to a saved model's inputs in its config's order ---------------
+
+def _two_images_in_order(img_first: bool, nested: bool, named: bool = True):
+    """A channels-last image input 'aux' (5, 7, 3) and a channels-first one 'img' (3, 6, 8),
+    given to keras.Model as a list in either order; aux's Conv2D comes first in the layers, so
+    the first image layer of an image's rank is aux's whichever array comes first."""
+    keras.utils.set_random_seed(4)
+    aux = keras.Input((5, 7, 3), name="aux" if named else None)
+    image = keras.Input((3, 6, 8), name="img" if named else None)
+    aux_conv = layers.Conv2D(2, 3, data_format="channels_last", name="aux_conv")
+    img_conv = layers.Conv2D(4, 3, data_format="channels_first", activation="relu",
+                             name="img_conv")
+    if nested:
+        aux_conv = keras.Sequential([aux_conv], name="aux_branch")
+        img_conv = keras.Sequential([img_conv], name="img_branch")
+    a = layers.GlobalAveragePooling2D(data_format="channels_last")(aux_conv(aux))
+    i = layers.GlobalAveragePooling2D(data_format="channels_first")(img_conv(image))
+    output = layers.Dense(1)(layers.Concatenate()([a, i]))
+    return keras.Model([image, aux] if img_first else [aux, image], output)
+
+
+@pytest.fixture(scope="module", params=[(False, False), (True, False), (False, True),
+                                        (True, True)],
+                ids=["aux_first", "img_first", "aux_first_nested", "img_first_nested"])
+def saved_in_order(request, tmp_path_factory):
+    img_first, nested = request.param
+    root = tmp_path_factory.mktemp("in_order")
+    _two_images_in_order(img_first, nested).save(root / "model.keras")
+    rng = np.random.default_rng(5)
+    arrays = {"aux": rng.normal(size=(4, 5, 7, 3)).astype("float32"),
+              "img": rng.normal(size=(4, 3, 6, 8)).astype("float32")}
+    order = ["img", "aux"] if img_first else ["aux", "img"]
+    np.savez(root / "inputs.npz", *(arrays[name] for name in order))  # arr_0, arr_1
+    per_row = np.zeros((4, 6, 8), dtype=int)  # one (height, width) mask of img per row
+    per_row[:, :, 4:] = 1
+    per_row[2:, :3, :] = 2  # a region only in the rows --rows 2 leaves out
+    np.save(root / "per_row.npy", per_row)
+    return root, order, arrays, per_row
+
+
+def test_saved_input_names_are_the_order_a_list_binds_to(saved_in_order, tmp_path):
+    from pytest_kexplain.adapters.layers import saved_input_names
+    from pytest_kexplain.adapters.multi_io import keras_input_specs
+
+    root, order, _, _ = saved_in_order
+    assert saved_input_names(root / "model.keras") == tuple(order)
+    # as explain() names the inputs of the loaded model: made-up names are input_<index>, a
+    # dict's keys keep the order the model was given them
+    unnamed = _two_images_in_order(img_first=True, nested=False, named=False)
+    unnamed.save(tmp_path / "unnamed.keras")
+    zeta, alpha = keras.Input((2,), name="zeta"), keras.Input((3,), name="alpha")
+    keyed = keras.Model({"zeta": zeta, "alpha": alpha},
+                        layers.Dense(1)(layers.Concatenate()([zeta, alpha])))
+    keyed.save(tmp_path / "keyed.keras")
+    for path, expected in ((tmp_path / "unnamed.keras", ("input_0", "input_1")),
+                           (tmp_path / "keyed.keras", ("zeta", "alpha"))):
+        specs, _ = keras_input_specs(keras.saving.load_model(path))
+        assert saved_input_names(path) == expected == tuple(spec.name for spec in specs)
+    assert saved_input_names(tmp_path / "missing.keras") is None
+
+
+def test_kexplain_binds_a_list_of_arrays_in_the_saved_input_order(saved_in_order, capsys):
+    """An .npz of arr_0, arr_1 is the model's inputs in its config's order: the per-row label
+    mask of the channels-first 'img' is cut to --rows by img's own layout, not by the first
+    image layer of its rank (aux's, channels last), and gives what explain() gives the list."""
+    from pytest_kexplain.api import clear_cache
+    from pytest_kexplain.cli import main
+
+    root, order, arrays, per_row = saved_in_order
+    code = main(["explain", str(root / "model.keras"), str(root / "inputs.npz"), "--groups",
+                 json.dumps({"img": str(root / "per_row.npy")}), "--method", "occlusion",
+                 "--rows", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    scores = {row["feature"]: row["importance"] for row in json.loads(out)["features"]}
+    assert {"img:region 0", "img:region 1"} <= set(scores)
+    assert "img:region 2" not in scores  # only in the rows left out
+    clear_cache()
+    loaded = keras.saving.load_model(root / "model.keras")
+    expected = explain(loaded, [arrays[name][:2] for name in order], method="occlusion",
+                       groups={"img": per_row[:2]}).importance()
+    assert scores == pytest.approx({name: float(value) for name, value in expected.items()},
+                                   rel=1e-6, abs=1e-9)
+    assert scores["img:region 0"] > 0 and scores["img:region 1"] > 0
+
+
+def test_a_list_inputs_mask_of_the_wrong_shape_fails_before_the_model_loads(
+        saved_in_order, capsys, monkeypatch):
+    import pytest_kexplain.adapters as adapters
+    from pytest_kexplain.cli import main
+
+    def no_loading(path):
+        raise AssertionError(f"the model {path} was loaded before the mistake was reported")
+
+    monkeypatch.setattr(adapters, "load_keras_file", no_loading)
+    root, _, _, per_row = saved_in_order
+    np.save(root / "per_row_hwc.npy", per_row[:3, :, :, None].repeat(3, axis=-1))
+    code = main(["explain", str(root / "model.keras"), str(root / "inputs.npz"), "--groups",
+                 json.dumps({"img": str(root / "per_row_hwc.npy")}), "--rows", "3"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", err
+    assert "the label mask of input 'img' has shape (3, 6, 8, 3)" in err, err
+    assert "for samples of shape (3, 6, 8)" in err
+    assert "reads its images channels first" in err and "np.moveaxis(mask, -1, -3)" in err

@@ -949,6 +949,7 @@ def test_a_per_row_label_mask_of_one_input_is_cut_by_rows(capsys, files, data):
                          "--method", "occlusion", "--rows", "5")
     assert code == 2, err
     assert "has shape (7, 4, 4)" in err and "(5, 4, 4)" in err, err
-    if data == "inputs.npz":  # named inputs: checked before the model loads, --rows named
-        assert "the label mask of input 'img' has shape (7, 4, 4)" in err
-        assert "(one mask per row of inputs.npz (5 rows kept by --rows))" in err
+    # named inputs, or arrays in the saved model's input order: checked before the model
+    # loads, --rows named
+    assert "the label mask of input 'img' has shape (7, 4, 4)" in err
+    assert f"(one mask per row of {data} (5 rows kept by --rows))" in err

@@ -129,6 +129,26 @@ def saved_samples_channels_first(path: Any, sample_shape: tuple[int, ...],
                                              reaching)
 
 
+def saved_input_names(path: Any) -> tuple[str, ...] | None:
+    """The inputs of a saved functional model, named as explain() names them, in the order a
+    list of arrays binds to them (its config's `input_layers`, as keras.Model(inputs) was
+    given them); None when the file's config cannot be read or is not such a graph."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    inner = config.get("config") if isinstance(config, dict) else None
+    entries = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return None
+    starts = _saved_input_layers(inner.get("input_layers"), entries)
+    return None if starts is None else tuple(starts.values())
+
+
 def _saved_inputs_reaching(config: Any, input_name: str) -> dict[int, set[str]] | None:
     """{id(layer config): the inputs reaching its calls} of every layer called in a saved
     functional model's graph (a nested model's layers get that model's call's), as
@@ -175,7 +195,11 @@ def _saved_inputs_reaching(config: Any, input_name: str) -> dict[int, set[str]] 
 
 def _saved_input_layers(input_layers: Any, entries: list[dict[str, Any]]
                         ) -> dict[str, str] | None:
-    """{input layer name: the model's name of that input} of a saved functional config."""
+    """{input layer name: the model's name of that input} of a saved functional config, in
+    input order; a list's inputs named as explain() names them (`input_<index>` where Keras
+    made the name up)."""
+    from pytest_kexplain.adapters.multi_io import made_up_name
+
     if isinstance(input_layers, dict):  # inputs given as a dict: keyed by the input's name
         pairs = list(input_layers.items())
     else:
@@ -183,7 +207,8 @@ def _saved_input_layers(input_layers: Any, entries: list[dict[str, Any]]
             input_layers = [input_layers]  # a single input
         if not isinstance(input_layers, list):
             return None
-        pairs = [(item[0], item) for item in input_layers
+        pairs = [(f"input_{index}" if made_up_name(item[0], "InputLayer") else item[0], item)
+                 for index, item in enumerate(input_layers)
                  if isinstance(item, list) and item and isinstance(item[0], str)]
     found = {item[0]: name for name, item in pairs
              if isinstance(item, list) and item and isinstance(item[0], str)}

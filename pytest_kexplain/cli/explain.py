@@ -139,20 +139,26 @@ def _kept_rows(mask: Any, samples: list[tuple[int, ...]], data: Table,
 
 def _input_mask(spec: GroupsSpec, name: str, mask: Any, data: Table, model_path: Any) -> Any:
     """The label mask of input `name` of several, cut to --rows and checked against that
-    input's samples (in a list of arrays, the model's input order says which array is which:
-    any input's samples will do until the model is loaded)."""
+    input's samples (a list of arrays binds to the inputs in the order the saved model's
+    config lists them, as explain() binds it once the model is loaded)."""
     import numpy as np
 
-    arrays = data.rows if isinstance(data.rows, list) else [data.rows.get(name)]
-    samples = [tuple(np.shape(array)[1:]) for array in arrays if array is not None]
-    from pytest_kexplain.adapters.layers import saved_samples_channels_first
+    from pytest_kexplain.adapters.layers import saved_input_names, saved_samples_channels_first
 
-    # a dict names the input: its layout is that of the image layers it reaches
-    keyed = name if isinstance(data.rows, dict) else None
+    keyed: str | None = name  # the input whose array this is: its layout is that of the
+    if isinstance(data.rows, dict):  # image layers it reaches
+        arrays = [data.rows.get(name)]
+    else:
+        order = saved_input_names(model_path)
+        if order is not None and len(order) == len(data.rows) and name in order:
+            arrays = [data.rows[order.index(name)]]
+        else:  # no order to follow: explain() says which inputs there are once it is loaded
+            arrays, keyed = data.rows, None
+    samples = [tuple(np.shape(array)[1:]) for array in arrays if array is not None]
     first = bool(samples) and saved_samples_channels_first(
         model_path, samples[0], several=True, input_name=keyed) is True
     mask = _kept_rows(mask, samples, data, first)
-    if isinstance(data.rows, dict) and name in data.rows:
+    if keyed is not None and len(samples) == 1:
         _check_mask_shape(spec, mask.shape, samples[0], data, input=name, channels_first=first)
     return np.ascontiguousarray(mask)
 
