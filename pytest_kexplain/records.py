@@ -380,7 +380,8 @@ def heatmap_picture(explanation: Any, baseline_values: np.ndarray | None = None,
     """Attribution maps of the first samples over images or time steps, and the baseline's."""
     data = np.asarray(explanation.data)
     values = np.asarray(explanation.values)
-    if (getattr(explanation, "options", None) or {}).get("channels_first"):
+    options = getattr(explanation, "options", None) or {}
+    if options.get("channels_first"):
         # (channels, *spatial) samples: the maps span the spatial axes, as for channels last
         data, values = np.moveaxis(data, 1, -1), np.moveaxis(values, 1, -1)
         if baseline_values is not None and np.ndim(baseline_values) == values.ndim:
@@ -397,6 +398,11 @@ def heatmap_picture(explanation: Any, baseline_values: np.ndarray | None = None,
     if baseline_values is not None and np.shape(baseline_values) == data.shape:
         baseline_values = np.asarray(baseline_values, dtype=np.float64)
         picture["baseline_maps"] = [_round(_downsample(m)) for m in _maps(baseline_values[:rows])]
+    explained = options.get("explained_input")
+    if explained is not None:  # Grad-CAM of a model with several inputs: its layer's input
+        picture["input"] = str(explained)
+        picture["caption"] = (f"the maps of input {str(explained)!r} over its images: the "
+                              "explanation covers that input alone")
     picture.update(extra or {})
     return picture
 
@@ -544,11 +550,11 @@ def _feature_picture(explanation: Any, marked: Sequence[str] = (),
         return token_picture(explanation)
     bars = _importance_picture(explanation.feature_names, explanation.importance_array(),
                                marked=marked, row=_row_kind(explanation, arguments), **extra)
-    layout = _image_players(arguments, explanation.feature_names,
-                            getattr(explanation, "options", None))
-    if layout is None:
+    layouts = _image_players(arguments, explanation.feature_names,
+                             getattr(explanation, "options", None))
+    if not layouts:
         return bars
-    return group_map_picture(layout, explanation.importance_array(), bars,
+    return group_map_picture(layouts, explanation.importance_array(), bars,
                              values=getattr(explanation, "values", None))
 
 
@@ -768,11 +774,11 @@ def _with_group_map(bars: dict[str, Any], arguments: Mapping[str, Any], names: S
                     baseline_values: Any = None) -> dict[str, Any]:
     """The map of image groups above these bars, when the rows are image patches or regions."""
     explanation = arguments.get("explanation")
-    layout = _image_players(arguments, names, getattr(explanation, "options", None))
-    if layout is None or bars.get("kind") != "importance":
+    layouts = _image_players(arguments, names, getattr(explanation, "options", None))
+    if not layouts or bars.get("kind") != "importance":
         return bars
     labels = {k: bars[k] for k in ("current_label", "baseline_label") if k in bars}
-    return group_map_picture(layout, importance, bars, values, baseline_importance,
+    return group_map_picture(layouts, importance, bars, values, baseline_importance,
                              baseline_values, labels)
 
 
@@ -884,23 +890,24 @@ class ImageGroups:
 
 
 def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
-                   options: Mapping[str, Any] | None = None) -> ImageGroups | None:
+                   options: Mapping[str, Any] | None = None) -> tuple[ImageGroups, ...]:
     """The images X (n, h, w[, c]) and the Players their groups= make, when a check explained
     image patches or regions (Grid, a label mask per image or a dict of masks) and its rows are
-    exactly those groups, or, for a model with several inputs, hold one image input's groups
-    beside other rows; else None (the picture is then bars)."""
+    exactly those groups, or, for a model with several inputs, hold image inputs' groups
+    beside other rows (one entry per such input, in the model's input order); else none (the
+    picture is then bars)."""
     arguments = arguments or {}
     groups, X = arguments.get("groups"), arguments.get("X")
-    first = bool((options or {}).get("channels_first"))
+    first = (options or {}).get("channels_first")
     if isinstance(X, (Mapping, list, tuple)) and isinstance(groups, Mapping):
-        return _input_image_players(arguments, groups, X, names, first)
+        return _input_image_players(arguments, groups, X, names, first is True)
     if groups is None or isinstance(groups, str) or X is None or isinstance(
             X, (Mapping, list, tuple, str)):
-        return None
-    found = _players_of_images(groups, X, first)
+        return ()
+    found = _players_of_images(groups, X, bool(first))
     if found is None or tuple(found[1].names) != tuple(str(n) for n in names):
-        return None
-    return ImageGroups(*found)
+        return ()
+    return (ImageGroups(*found),)
 
 
 def _players_of_images(groups: Any, X: Any, first: bool = False
@@ -957,16 +964,17 @@ def _reads_channels_first(arguments: Mapping[str, Any], images: Any, name: str,
 
 
 def _input_image_players(arguments: Mapping[str, Any], groups: Mapping[str, Any], X: Any,
-                         names: Sequence[str], first: bool = False) -> ImageGroups | None:
-    """A model with several inputs: the first image input cut by its own groups
-    (groups={'image': Grid(2, 2), ...}) whose groups are rows of the check, named
-    'image:patch(0,0)'; the other rows stay bars."""
+                         names: Sequence[str], first: bool = False) -> tuple[ImageGroups, ...]:
+    """A model with several inputs: each image input cut by its own groups
+    (groups={'left': Grid(2, 2), 'right': Grid(3, 3), ...}) whose groups are rows of the
+    check, named 'left:patch(0,0)'; the other rows stay bars."""
     from pytest_kexplain.groups import splits_one_input
 
     inputs = _input_names(arguments, X)
     if inputs is None:
-        return None
+        return ()
     position = {str(name): i for i, name in enumerate(names)}
+    found_inputs: list[ImageGroups] = []
     for index, name in enumerate(inputs):
         members = groups.get(name)
         if members is None or not splits_one_input(members):
@@ -980,8 +988,8 @@ def _input_image_players(arguments: Mapping[str, Any], groups: Mapping[str, Any]
         rows = [position.get(f"{name}:{player}") for player in players.names]
         if any(row is None for row in rows):
             continue
-        return ImageGroups(data, players, np.array(rows, dtype=np.int64), name)
-    return None
+        found_inputs.append(ImageGroups(data, players, np.array(rows, dtype=np.int64), name))
+    return tuple(found_inputs)
 
 
 def _fill(players: Any, per_group: np.ndarray, row: int, sample_shape: tuple[int, ...]
@@ -1007,18 +1015,39 @@ def _mean_fill(players: Any, per_group: np.ndarray, n_rows: int,
     return np.mean([_fill(players, per_group, r, sample_shape) for r in range(n_rows)], axis=0)
 
 
-def group_map_picture(layout: ImageGroups, importance: Any, bars: dict[str, Any],
-                      values: Any = None, baseline_importance: Any = None,
+def group_map_picture(layouts: ImageGroups | Sequence[ImageGroups], importance: Any,
+                      bars: dict[str, Any], values: Any = None, baseline_importance: Any = None,
                       baseline_values: Any = None, extra: Mapping[str, Any] | None = None
                       ) -> dict[str, Any]:
     """Image groups drawn as maps: each patch or region filled with its share of the
     importance, over the mean image (all rows) and over the first row (its own attributions),
-    the baseline's beside them; the importance bars below. For one input of a model with
-    several, the shares are of every row's importance (the other inputs' rows are bars)."""
+    the baseline's beside them; the importance bars below. For image inputs of a model with
+    several, one map per input (the first in the picture itself, the others in ``more_maps``),
+    each group's share of every row's importance (the other inputs' rows are bars)."""
+    layouts = (layouts,) if isinstance(layouts, ImageGroups) else tuple(layouts)
+    n_all = (layouts[0].players.n_players if layouts[0].rows is None
+             else int(np.size(importance)))
+    covered = sum(n_all if layout.rows is None else len(layout.rows) for layout in layouts)
+    blocks = [_group_map_block(layout, importance, n_all, values, baseline_importance,
+                               baseline_values) for layout in layouts]
+    if covered < n_all and "caption" in blocks[0]:  # where the remaining rows are
+        blocks[0]["caption"] += ("; the other inputs' rows are in the bars" if len(blocks) == 1
+                                 else "; the non-image inputs' rows are in the bars")
+    picture: dict[str, Any] = {"kind": "heatmap", "layout": "image", **blocks[0],
+                               "unit": "share of importance", "bars": bars}
+    if len(blocks) > 1:
+        picture["more_maps"] = blocks[1:]
+    picture.update(extra or {})
+    return picture
+
+
+def _group_map_block(layout: ImageGroups, importance: Any, n_all: int, values: Any,
+                     baseline_importance: Any, baseline_values: Any) -> dict[str, Any]:
+    """One image input's map fields: its images, its groups' shares of all the importance
+    (over the mean image and the first row) and the baseline's."""
     data, players, rows = layout.data, layout.players, layout.rows
     sample_shape = tuple(data.shape[1:])
     n_rows = len(data)
-    n_all = players.n_players if rows is None else int(np.size(importance))
 
     def share(per_row: Any) -> np.ndarray:
         shares = _share(per_row)
@@ -1041,9 +1070,7 @@ def group_map_picture(layout: ImageGroups, importance: Any, bars: dict[str, Any]
                                        sample_shape))
         elif len(maps) == 2:
             maps, inputs, labels = maps[:1], inputs[:1], labels[:1]
-    picture: dict[str, Any] = {
-        "kind": "heatmap",
-        "layout": "image",
+    block: dict[str, Any] = {
         "groups": "patches" if not players.per_row else "regions per image",
         "n_groups": players.n_players,
         "samples": labels,
@@ -1051,21 +1078,18 @@ def group_map_picture(layout: ImageGroups, importance: Any, bars: dict[str, Any]
                    for image in inputs],
         "maps": [_round(_downsample(m)) for m in maps],
         "mean_map": _round(_downsample(maps[0])),
-        "unit": "share of importance",
-        "bars": bars,
     }
     if baseline_maps:
-        picture["baseline_maps"] = [_round(_downsample(m)) for m in baseline_maps]
+        block["baseline_maps"] = [_round(_downsample(m)) for m in baseline_maps]
     if layout.input is not None:
-        picture["input"] = layout.input
-        picture["caption"] = (
+        block["input"] = layout.input
+        block["caption"] = (
             f"the groups of input {layout.input!r} over its images "
-            f"({_percent(float(share(importance).sum()))} of all the importance); the other "
-            "inputs' rows are in the bars" if rows is not None and len(rows) < n_all else
+            f"({_percent(float(share(importance).sum()))} of all the importance)"
+            if rows is not None and len(rows) < n_all else
             f"the groups of input {layout.input!r} over its images: the explanation covers "
             "that input alone")
-    picture.update(extra or {})
-    return picture
+    return block
 
 
 def _percent(fraction: float) -> str:

@@ -44,19 +44,35 @@ def chromium() -> str:
     return found
 
 
-def painted_colours(page: Path, tmp_path: Path, size: tuple[int, int] = (1000, 2000)) -> int:
-    """How many colours headless chromium paints on a screenshot of the page (a blank or
-    unstyled page paints a handful)."""
+def screenshot(page: Path, tmp_path: Path, size: tuple[int, int] = (1000, 2000)) -> Any:
+    """Headless chromium's screenshot of the page at this window size, as an RGB PIL image."""
     import subprocess
 
     from PIL import Image
 
-    screenshot = tmp_path / "page.png"
-    shot = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'p'}",
-                           f"--window-size={size[0]},{size[1]}", f"--screenshot={screenshot}",
-                           page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert screenshot.exists(), shot.stderr[-2000:]
-    with Image.open(screenshot) as image:
-        colours = image.convert("RGB").resize((size[0] // 20, size[1] // 20)).getcolors(
-            maxcolors=size[0] * size[1] // 400)
+    shot = tmp_path / f"page-{size[0]}x{size[1]}.png"
+    run = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'p'}",
+                          f"--window-size={size[0]},{size[1]}", f"--screenshot={shot}",
+                          page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.exists(), run.stderr[-2000:]
+    with Image.open(shot) as image:
+        return image.convert("RGB")
+
+
+def painted_colours(page: Path, tmp_path: Path, size: tuple[int, int] = (1000, 2000)) -> int:
+    """How many colours headless chromium paints on a screenshot of the page (a blank or
+    unstyled page paints a handful)."""
+    image = screenshot(page, tmp_path, size)
+    colours = image.resize((size[0] // 20, size[1] // 20)).getcolors(
+        maxcolors=size[0] * size[1] // 400)
     return len(colours) if colours is not None else size[0] * size[1] // 400
+
+
+def page_of(records: list[events.CheckRecord], path: Path) -> Path:
+    """The HTML report of a run that made these check records (one test each)."""
+    from pytest_kexplain.report import RunReport, TestCheck
+    from pytest_kexplain.report.html import write_html
+
+    report = RunReport(checks=[TestCheck(f"test_page.py::test_{i}", 1, record)
+                               for i, record in enumerate(records)])
+    return write_html(report, path)

@@ -240,6 +240,152 @@ def test_several_inputs_without_image_groups_keep_their_bars(emitted):
     assert emitted[0].picture["kind"] == "importance"
 
 
+def _two_images_beside_a_table(as_dict=True, seen=(slice(6, 9), slice(6, 9))):
+    """'left' (8x8) read on its top-left quarter, 'right' (9x9) on a ninth (its bottom-right
+    one unless told; the two carry about the same importance) and a table read on x0."""
+    import keras
+
+    left, right = keras.Input((8, 8, 1), name="left"), keras.Input((9, 9, 1), name="right")
+    table = keras.Input((3,), name="tab")
+    reads = {name: keras.layers.Dense(1) for name in ("left", "right", "tab")}
+    score = keras.layers.Add()([reads["left"](keras.layers.Flatten()(left)),
+                                reads["right"](keras.layers.Flatten()(right)),
+                                reads["tab"](table)])
+    inputs = {"left": left, "right": right, "tab": table}
+    model = keras.Model(inputs if as_dict else list(inputs.values()), score)
+    corner = np.zeros((8, 8))
+    corner[:4, :4] = 1.0
+    reads["left"].set_weights([corner.reshape(64, 1), np.zeros(1)])
+    corner = np.zeros((9, 9))
+    corner[seen] = 16 / 9  # 9 pixels weighing what the left's 16 weigh
+    reads["right"].set_weights([corner.reshape(81, 1), np.zeros(1)])
+    reads["tab"].set_weights([np.array([[0.5], [0.0], [0.0]]), np.zeros(1)])
+    return model
+
+
+TWO_IMAGES = {"left": IMAGES, "right": RNG.uniform(size=(10, 9, 9, 1)), "tab": TABLE}
+ZEROS = {name: np.zeros((1, *array.shape[1:])) for name, array in TWO_IMAGES.items()}
+#: 'right' split in two regions: its bottom-right ninth and the rest
+RIGHT_REGIONS = np.zeros((9, 9), dtype=int)
+RIGHT_REGIONS[6:, 6:] = 1
+
+
+def _drawn_maps(figure):
+    """{title of a block's input column: the heat maps drawn in that block (its subfigure)}."""
+    axes = figure.get_axes()
+    return {a.get_title(): [np.asarray(image.get_array()) for b in axes if b.figure is a.figure
+                            for image in b.get_images() if image.get_cmap().name == plots.HEATMAP]
+            for a in axes if a.get_title().startswith("input ")}
+
+
+@pytest.mark.parametrize("as_dict", [True, False])
+@pytest.mark.parametrize("right", ["grid", "regions"])
+def test_every_image_inputs_groups_are_drawn_as_its_own_map(emitted, as_dict, right):
+    """groups={'left': Grid(2, 2), 'right': Grid(3, 3) or a label mask, 'tab': {...}}: each
+    image input's groups are a map over that input's own images, titled with its name, on one
+    colour scale; the table's rows stay bars."""
+    model = _two_images_beside_a_table(as_dict)
+    X = TWO_IMAGES if as_dict else list(TWO_IMAGES.values())
+    right_groups = Grid(3, 3) if right == "grid" else RIGHT_REGIONS
+    right_name = "right:patch(2,2)" if right == "grid" else "right:region 1"
+    assert_top_features(model, X, ["left:patch(0,0)", right_name], method="shap",
+                        groups={"left": Grid(2, 2), "right": right_groups,
+                                "tab": {"money": ["x0", "x1"]}},
+                        background=ZEROS if as_dict else list(ZEROS.values()))
+    (record,) = emitted
+    picture = record.picture
+    assert picture["kind"] == "heatmap" and picture["input"] == "left"
+    (other,) = picture["more_maps"]
+    assert other["input"] == "right" and other["n_groups"] == (9 if right == "grid" else 2)
+    assert other["groups"] == "patches"  # one mask for every image is patches too
+    shares = dict(zip(picture["bars"]["features"], picture["bars"]["current"]))
+    left, right_map = np.array(picture["maps"][0]), np.array(other["maps"][0])
+    assert left.shape == (8, 8) and right_map.shape == (9, 9)
+    np.testing.assert_allclose(left[:4, :4], shares["left:patch(0,0)"], rtol=1e-3)
+    np.testing.assert_allclose(right_map[6:, 6:], shares[right_name], rtol=1e-3)
+    assert 0.3 < right_map[8, 8] < 0.6 and right_map[:6].max() < 1e-3
+    assert left[4:].max() < 1e-3
+    np.testing.assert_allclose(other["inputs"][0], TWO_IMAGES["right"].mean(axis=0)[..., 0],
+                               atol=1e-3)
+    np.testing.assert_allclose(other["inputs"][1], TWO_IMAGES["right"][0, ..., 0], atol=1e-3)
+    assert other["samples"] == picture["samples"] == ["mean of 10 rows", "sample 0"]
+    assert "input 'right'" in other["caption"] and "of all the importance" in other["caption"]
+    assert "non-image inputs' rows are in the bars" in picture["caption"]
+    _validate(record)
+    figure = plots.plot_record(record)
+    drawn = _drawn_maps(figure)
+    right_title = f"input 'right' ({other['n_groups']} patches)"
+    assert set(drawn) == {"input 'left' (4 patches)", right_title}
+    # each block shows its own input's map (over its image), not the first input's
+    assert any(image.shape == right_map.shape and np.allclose(image, right_map, atol=1e-6)
+               for image in drawn[right_title])
+    assert not any(image.shape == (8, 8) for image in drawn[right_title])
+    scales = {image.get_clim() for a in figure.get_axes() for image in a.get_images()
+              if image.get_cmap().name == plots.HEATMAP}
+    assert len(scales) == 1  # every map on one colour scale
+    assert plots.to_png(figure) == plots.to_png(plots.plot_record(record))
+
+
+def test_two_models_with_two_image_inputs_draw_both_maps_of_both_inputs(emitted):
+    """assert_consistent_explanations on two image inputs: each input's block holds the
+    candidate's map beside the reference's."""
+    model = _two_images_beside_a_table()
+    other = _two_images_beside_a_table(seen=(slice(0, 3), slice(0, 3)))  # the top-left ninth
+    groups = {"left": Grid(2, 2), "right": Grid(3, 3)}
+    with pytest.raises(CheckFailed):
+        assert_consistent_explanations(model, other, TWO_IMAGES, method="shap", groups=groups,
+                                       background=ZEROS)
+    picture = emitted[0].picture
+    (right,) = picture["more_maps"]
+    assert len(right["baseline_maps"]) == len(right["maps"]) == 1
+    assert np.array(right["baseline_maps"][0])[8, 8] > 0.2  # the reference: bottom-right
+    assert np.array(right["maps"][0])[0, 0] > 0.2 and np.array(right["maps"][0])[8, 8] < 1e-3
+    _validate(emitted[0])
+    titles = [a.get_title() for a in plots.plot_record(emitted[0]).get_axes()]
+    assert titles.count("share of importance (reference)") == 2
+
+
+def _grad_cam_reads_the_right_image():
+    """Two image inputs of one shape: 'left' goes through a Dense layer, 'right' through the
+    only convolution (so Grad-CAM maps 'right')."""
+    import keras
+
+    left, right = keras.Input((8, 8, 1), name="left"), keras.Input((8, 8, 1), name="right")
+    conv = keras.layers.Conv2D(1, 1, activation="relu", name="conv")
+    joined = keras.layers.Concatenate()([keras.layers.Flatten()(left),
+                                         keras.layers.Flatten()(conv(right))])
+    score = keras.layers.Dense(1, name="score")
+    model = keras.Model({"left": left, "right": right}, score(joined))
+    conv.set_weights([np.ones((1, 1, 1, 1)), np.zeros(1)])
+    score.set_weights([np.ones((128, 1)), np.zeros(1)])
+    X = {"left": np.zeros((6, 8, 8, 1)), "right": RNG.uniform(0.1, 1.0, size=(6, 8, 8, 1))}
+    X["left"][:, :4] = 1.0  # a left image that looks nothing like the right's
+    return model, X
+
+
+def test_grad_cam_of_two_image_inputs_is_drawn_over_the_input_its_layer_reads(emitted):
+    """Grad-CAM of a model whose convolution reads its second image input: the maps lie over
+    that input's images and are titled with its name, with and without groups."""
+    model, X = _grad_cam_reads_the_right_image()
+    assert_max_importance_share(model, X, ["right:x[0,0,0]"], 0.5, method="gradcam")
+    assert_max_importance_share(model, X, ["right:patch(0,0)"], 0.5, method="gradcam",
+                                groups={"right": Grid(2, 2)})
+    plain, grouped = (record.picture for record in emitted)
+    assert plain["input"] == grouped["input"] == "right"
+    for r, image in enumerate(plain["inputs"]):
+        np.testing.assert_allclose(image, X["right"][r, ..., 0], atol=1e-3)
+    assert np.array(plain["maps"][0]).max() > 0
+    np.testing.assert_allclose(grouped["inputs"][0], X["right"].mean(axis=0)[..., 0], atol=1e-3)
+    assert "covers that input alone" in plain["caption"]
+    assert "covers that input alone" in grouped["caption"] and "more_maps" not in grouped
+    for record in emitted:
+        _validate(record)
+        titles = {a.get_title() for a in plots.plot_record(record).get_axes()}
+        assert "input 'right'" in titles or "input 'right' (4 patches)" in titles
+        labels = {a.get_ylabel() for a in plots.plot_record(record).get_axes()}
+        assert any("importance" in label or "attribution" in label for label in labels)
+
+
 GATE_PROJECT = '''
 import keras
 import numpy as np
@@ -333,3 +479,38 @@ def test_the_gate_on_image_patches_draws_current_and_baseline_maps_on_the_page(t
     corner = np.array(inputs["maps"][0])
     assert corner.shape == (12, 12) and corner[8:, :4].max() < 0.02
     assert painted_colours(tmp_path / "one/report.html", tmp_path) > 20
+
+
+def _bright_blobs(image, top=0, bottom=None):
+    """The bright yellow-green areas (the high end of viridis, over any grey) at least 20
+    pixels wide and tall in a screenshot: the map cells of the groups holding the most
+    importance (a colour bar's end is narrower)."""
+    from scipy import ndimage
+
+    pixels = np.asarray(image, dtype=np.int32)[top:bottom]
+    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    bright = (green > 170) & (red > 140) & (blue < 110)
+    labelled, count = ndimage.label(bright)
+    boxes = ndimage.find_objects(labelled)
+    return [box for box in boxes if box[0].stop - box[0].start >= 20
+            and box[1].stop - box[1].start >= 20]
+
+
+def test_the_page_paints_the_map_of_every_image_input(emitted, tmp_path):
+    """Headless chromium paints each image input's map at a 1200-pixel window: the group that
+    holds the importance lights up in the left input's map and in the right input's, over the
+    mean image and sample 0 (four bright cells; two if only the first input were drawn)."""
+    from report_checks import page_of, screenshot
+
+    model = _two_images_beside_a_table()
+    assert_top_features(model, TWO_IMAGES, ["left:patch(0,0)"], method="shap",
+                        groups={"left": Grid(2, 2), "right": Grid(3, 3)}, background=ZEROS)
+    page = page_of(emitted, tmp_path / "report.html")
+    image = screenshot(page, tmp_path, (1200, 2600))
+    blobs = _bright_blobs(image)
+    assert len(blobs) == 4, blobs
+    rows = sorted({(box[0].start // 10) for box in blobs})
+    assert len(rows) == 4  # four rows of maps: left's mean and sample 0, right's two
+    # the left input's cell is its top-left quarter, the right's its bottom-right ninth
+    (left_mean, left_sample, right_mean, right_sample) = sorted(blobs, key=lambda b: b[0].start)
+    assert right_mean[1].start > left_mean[1].start + 20

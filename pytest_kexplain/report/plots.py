@@ -285,34 +285,46 @@ def _draw_token_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **_
 def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **options: Any) -> Any:
     if picture.get("layout") == "tokens":
         return _draw_token_heatmap(picture, data, **options)
-    maps = picture["maps"]
-    inputs = picture["inputs"]
-    baseline = picture.get("baseline_maps")
-    columns = 3 if baseline else 2
+    # image groups of several inputs: one block of maps per input, one above the other
+    blocks = [picture, *(picture.get("more_maps") or [])]
+    columns = 3 if any(block.get("baseline_maps") for block in blocks) else 2
+    heights = [1.0 + 1.7 * len(block["maps"]) for block in blocks]
+    bars = picture.get("bars")
+    if bars or len(blocks) > 1:  # the group maps above the importance bars of the groups
+        heights += [_bars_height(bars)] if bars else []
+        figure = _figure(sum(heights))
+        canvases = list(figure.subfigures(len(heights), 1, height_ratios=heights, squeeze=False)
+                        .ravel())
+        if bars:
+            _draw_importance(bars, data, into=canvases.pop())
+    else:
+        figure = _figure(heights[0], width=min(WIDTH, 1.0 + 2.0 * columns))
+        canvases = [figure]
+    # the maps of every block share one scale: each holds shares of the same importance
+    scale = max([abs(v) for block in blocks
+                 for m in block["maps"] + (block.get("baseline_maps") or [])
+                 for row in m for v in row if v is not None] or [0.0]) or 1.0
+    for canvas, block in zip(canvases, blocks):
+        _draw_maps(canvas, block, picture, columns, scale)
+    return figure
+
+
+def _draw_maps(canvas: Any, block: Mapping[str, Any], picture: Mapping[str, Any], columns: int,
+               scale: float) -> None:
+    """One input's maps: a row per sample, the input beside its current (and baseline) map."""
+    maps, inputs = block["maps"], block["inputs"]
+    baseline = block.get("baseline_maps")
     rows = len(maps)
     image = picture.get("layout") == "image"
-    bars = picture.get("bars")
-    grouped = "groups" in picture  # image patches or regions: each filled with its share
-    figure = _figure(1.0 + 1.7 * rows, width=min(WIDTH, 1.0 + 2.0 * columns))
-    if bars:  # the group map above the importance bars of the same groups
-        bar_height = _bars_height(bars)
-        figure = _figure(1.0 + 1.7 * rows + bar_height)
-        top, bottom = figure.subfigures(2, 1, height_ratios=[1.0 + 1.7 * rows, bar_height])
-        _draw_importance(bars, data, into=bottom)
-        canvas = top
-    else:
-        canvas = figure
+    grouped = "groups" in block  # image patches or regions: each filled with its share
     grid = canvas.subplots(rows, columns, squeeze=False)
-    scale = max([abs(v) for m in maps + (baseline or []) for row in m for v in row
-                 if v is not None] or [1.0])
     what = "share of importance" if grouped else "attribution"
     titles = ["input", f"{what} ({picture.get('current_label', 'current')})",
               f"{what} ({picture.get('baseline_label', 'baseline')})"]
-    if grouped:
-        source = f"input {picture['input']!r}" if picture.get("input") else "input"
-        titles[0] = f"{source} ({picture.get('n_groups', '')} {picture['groups']})"
-    if picture.get("caption"):  # one input's groups of a model with several: say so
-        canvas.suptitle(picture["caption"], fontsize=7, wrap=True)
+    source = f"input {block['input']!r}" if block.get("input") else "input"
+    titles[0] = f"{source} ({block.get('n_groups', '')} {block['groups']})" if grouped else source
+    if block.get("caption"):  # which input of a model with several the maps show
+        canvas.suptitle(block["caption"], fontsize=7, wrap=True)
     last = None
     for r in range(rows):
         panels = [(inputs[r], "gray", None), (maps[r], HEATMAP, scale)]
@@ -334,7 +346,7 @@ def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **options
             if image:
                 axes.set_xticks([])
                 axes.set_yticks([])
-                sample = picture["samples"][r]
+                sample = block["samples"][r]
                 label = sample if isinstance(sample, str) else f"sample {sample}"
                 axes.set_ylabel(label if c == 0 else "", fontsize=8)
             else:
@@ -343,17 +355,16 @@ def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **options
                 axes.xaxis.set_major_locator(MaxNLocator(integer=True))
                 axes.yaxis.set_major_locator(MaxNLocator(integer=True))
                 axes.set_xlabel("time step", fontsize=7)
-                axes.set_ylabel(f"sample {picture['samples'][r]}\nfeature" if c == 0
+                axes.set_ylabel(f"sample {block['samples'][r]}\nfeature" if c == 0
                                 else "feature", fontsize=7)
                 axes.tick_params(labelsize=6)
     for r in range(rows):
         for c in range(columns):
-            if baseline and r >= len(baseline) and c == 2:
+            if c >= 2 and not (baseline and r < len(baseline)):
                 grid[r][c].axis("off")
     if last is not None:
         canvas.colorbar(last, ax=grid[:, 1:].ravel().tolist(), shrink=0.8,
                         label=picture.get("unit", "|attribution|"))
-    return figure
 
 
 def _draw_deletion(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
