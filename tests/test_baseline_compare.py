@@ -258,6 +258,37 @@ def test_a_feature_name_difference_of_an_image_lists_a_few_names_and_counts_the_
     assert len(reordered) < 400
 
 
+def _baseline(names, groups=(), rows=30):
+    from pytest_kexplain.baselines.format import Baseline
+
+    return Baseline(test="t.py::t", name=None, method="shap", output="output", options={},
+                    feature_names=tuple(names), data_shape=(rows, len(names)),
+                    data_fingerprint="d", background_fingerprint=None,
+                    model_description="m", model_fingerprint=None,
+                    importance=np.ones(len(names)), values=np.ones((rows, len(names))),
+                    groups=tuple(groups))
+
+
+def test_a_check_that_now_groups_its_features_says_so_not_that_x_changed_shape():
+    """The same X explained with groups= has fewer rows of attributions: the mismatch is the
+    grouping (named), not an X of another shape."""
+    from pytest_kexplain.baselines.fixture import compatibility_problems
+
+    plain = _baseline(["income", "region_a", "region_b", "age"])
+    grouped = _baseline(["income", "region", "age"], groups=["region"])
+    assert compatibility_problems(plain, grouped) == [
+        "groups: the baseline has no groups=, this check explains the groups 'region' (groups=)",
+        "feature names: in the baseline only: region_a, region_b; new: region"]
+    assert compatibility_problems(grouped, plain, ("OLD", "NEW"))[0] == (
+        "groups: OLD explains the groups 'region' (groups=), NEW has no groups=")
+    fewer_rows = compatibility_problems(plain, _baseline(["income", "region", "age"],
+                                                         groups=["region"], rows=12))
+    assert "rows: the baseline was made on 30 rows, this X has 12" in fewer_rows
+    assert not any(problem.startswith("input shape") for problem in fewer_rows)
+    # a file written before baselines recorded groups, with the same rows, still matches
+    assert compatibility_problems(_baseline(["income", "region", "age"]), grouped) == []
+
+
 def test_top_features_of_negligible_importance_are_not_judged():
     """Two tokens decide; the other three of the top 5 hold a few hundredths of an average
     token's importance. Quartering them (a retrain's noise) passes, and so do their signs

@@ -347,7 +347,19 @@ def compatibility_problems(before: baseline_format.Baseline, after: baseline_for
     if before.output != after.output:
         problems.append(f"explained output: {old} explains {before.output!r}, "
                         f"{new} explains {after.output!r}")
-    if before.data_shape != after.data_shape:
+    # a file written before baselines recorded their groups reads as ungrouped: only rows
+    # that changed show that the grouping did
+    regrouped = before.groups != after.groups and (
+        before.feature_names != after.feature_names or before.data_shape != after.data_shape)
+    if regrouped:
+        problems.append(f"groups: {_grouping(old, before.groups)}, "
+                        f"{_grouping(new, after.groups)}")
+    if regrouped and before.data_shape[:1] != after.data_shape[:1]:
+        # the grouped shape counts groups, not X's columns: only the rows compare
+        problems.append(f"rows: {old} was made on {before.data_shape[0]} rows, "
+                        + (f"this X has {after.data_shape[0]}" if new == "this check"
+                           else f"{new} on {after.data_shape[0]}"))
+    elif before.data_shape != after.data_shape and not regrouped:
         problems.append(f"input shape: {old} was made on X of shape {before.data_shape}, "
                         + (f"this X has shape {after.data_shape}" if new == "this check"
                            else f"{new} on X of shape {after.data_shape}"))
@@ -359,6 +371,13 @@ def compatibility_problems(before: baseline_format.Baseline, after: baseline_for
 
 #: names listed per side of a feature-name difference (an image has thousands of pixels)
 SHOWN_NAMES = 10
+
+
+def _grouping(side: str, groups: Sequence[str]) -> str:
+    """How one side of a comparison grouped its features: none, or which groups."""
+    if not groups:
+        return f"{side} has no groups="
+    return f"{side} explains the groups {_listed([repr(g) for g in groups])} (groups=)"
 
 
 def _listed(names: Sequence[str]) -> str:
