@@ -144,6 +144,33 @@ def test_class_labels_come_from_classes(data):
         explain(model, X, target="setosaa")
 
 
+def test_a_multi_output_regressor_explains_the_output_chosen_by_output_or_target(data):
+    """scikit-learn calls a regressor's targets its outputs: output=1 picks the second
+    target's predictions, as target=1 does, in explain() and the checks."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.multioutput import MultiOutputRegressor
+
+    X, score, _ = data
+    targets = np.c_[score, 3.0 * X["age"]]
+    rows = X.iloc[:20]
+    for regressor in (MultiOutputRegressor(Ridge()).fit(X, targets),
+                      RandomForestRegressor(n_estimators=5, max_depth=3, random_state=0
+                                            ).fit(X, targets)):
+        second = explain(regressor, rows, output=1, method="shap")
+        assert second.output_name == "output_1" and second.top(1) == ["age"]
+        np.testing.assert_array_equal(second.values,
+                                      explain(regressor, rows, target=1, method="shap").values)
+        np.testing.assert_allclose(second.outputs, regressor.predict(rows)[:, 1])
+        first = explain(regressor, rows, output="output_0", method="shap")
+        np.testing.assert_allclose(first.outputs, regressor.predict(rows)[:, 0])
+        assert first.output == "output_0" and first.top(1) == ["income"]
+        assert_top_features(regressor, rows, ["age"], k=1, output=1, method="shap")
+        with pytest.raises(KexplainError, match="output=2 is out of range: .* has 2 outputs "
+                                                "\('output_0' \(1 unit\), 'output_1'"):
+            explain(regressor, rows, output=2)
+
+
 def test_arrays_take_the_names_the_estimator_was_fitted_with(estimators, data):
     X = data[0].iloc[:10]
     from_array = explain(estimators["ridge"], X.to_numpy())

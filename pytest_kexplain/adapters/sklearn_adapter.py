@@ -286,7 +286,17 @@ class SklearnAdapter(SelectsRawOutput):
         return frame
 
     def _call(self, x: np.ndarray) -> Any:
-        return self._select(getattr(self.estimator, self.response)(self._frame(x)))
+        return self._select(self._outputs_as_heads(getattr(self.estimator, self.response)(
+            self._frame(x))))
+
+    def _outputs_as_heads(self, raw: Any) -> Any:
+        """A multi-output regressor's (n, k) predictions as k outputs when output= picks one:
+        scikit-learn calls its targets outputs (n_outputs_), so output=1 (or 'output_1') is the
+        second target's column, as target=1 is."""
+        if self.output_choice is None or self.response != "predict" \
+                or not isinstance(raw, np.ndarray) or raw.ndim != 2 or raw.shape[1] < 2:
+            return raw
+        return [raw[:, k] for k in range(raw.shape[1])]
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """The response method's outputs, float64 (n, n_outputs)."""
