@@ -538,8 +538,13 @@ class KerasAdapter:
         return outputs, embeddings, gradients, input_gradients
 
     # -- identity ------------------------------------------------------------------------
-    def fingerprint(self) -> str:
-        """Digest of the architecture and current weights (the weights are read every call)."""
+    def fingerprint(self) -> str | None:
+        """Digest of the architecture and current weights (the weights are read every call);
+        None for a model its first call has yet to build."""
+        if not getattr(self.model, "built", True):
+            # A subclassed model or a Sequential without Input has no weights yet: every such
+            # model of one class would digest alike, and the second get the first's explanation.
+            return None
         structure = model_structure(self.model)
         if self._architecture is None or self._architecture[0] != structure:
             # Serialising the configuration is most of a cache hit's cost, so it is redone
