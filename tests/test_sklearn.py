@@ -171,6 +171,26 @@ def test_a_multi_output_regressor_explains_the_output_chosen_by_output_or_target
             explain(regressor, rows, output=2)
 
 
+def test_a_binary_output_of_a_multi_output_classifier_explains_its_positive_class(data):
+    """As a binary classifier does, its binary output explains classes_[1] unless target says
+    otherwise; an output of three classes still needs a target."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import MultiOutputClassifier
+
+    X, score, label = data
+    three = np.array(["low", "mid", "high"])[np.digitize(score, [-1.0, 1.0])]
+    classifier = MultiOutputClassifier(LogisticRegression()).fit(
+        X, np.c_[np.where(label == 1, "good", "bad"), three])
+    rows = X.iloc[:15]
+    for output in (0, "output_0", -2):
+        good = explain(classifier, rows, output=output, method="shap")
+        assert good.output_name == "output_0[good]"
+        np.testing.assert_allclose(good.outputs, classifier.predict_proba(rows)[0][:, 1])
+    assert explain(classifier, rows, output=0, target="bad").output_name == "output_0[bad]"
+    with pytest.raises(KexplainError, match="output 'output_1' has 3 units; pass target="):
+        explain(classifier, rows, output=1)
+
+
 def test_arrays_take_the_names_the_estimator_was_fitted_with(estimators, data):
     X = data[0].iloc[:10]
     from_array = explain(estimators["ridge"], X.to_numpy())

@@ -182,9 +182,7 @@ class SklearnAdapter(SelectsRawOutput):
     @property
     def class_names(self) -> tuple[str, ...] | None:
         """classes_ when the explained outputs are one per class."""
-        classes = self._classes
-        if self._class_lists is not None and isinstance(self._selector, int):
-            classes = self._class_lists[self._selector]  # the chosen output's classes
+        classes = self._chosen_classes()
         if self.response == "decision_function" and classes is not None and len(classes) == 2 \
                 and self._n_outputs in (None, 1):
             return classes[1:]  # a binary decision function scores the second class
@@ -195,9 +193,25 @@ class SklearnAdapter(SelectsRawOutput):
     @property
     def default_target(self) -> int | None:
         """For a binary classifier's probabilities, the positive class (classes_[1])."""
-        if self.response == "predict_proba" and self._classes is not None \
-                and len(self._classes) == 2 and self._selector is None:
-            return 1
+        classes = self._chosen_classes()
+        if self.response == "predict_proba" and classes is not None and len(classes) == 2 \
+                and (self._selector is None or self._class_lists is not None):
+            return 1  # a multi-output classifier's binary output too
+        return None
+
+    def _chosen_classes(self) -> tuple[str, ...] | None:
+        """classes_, or for a multi-output classifier the chosen output's classes (known
+        from output= before the first call: its outputs are output_0, output_1, ...)."""
+        if self._class_lists is None:
+            return self._classes
+        if isinstance(self._selector, int):
+            return self._class_lists[self._selector]
+        key = None if self.output_choice is None else self.output_choice.key
+        names = [f"output_{k}" for k in range(len(self._class_lists))]
+        if isinstance(key, str) and key in names:
+            return self._class_lists[names.index(key)]
+        if isinstance(key, (int, np.integer)) and -len(names) <= key < len(names):
+            return self._class_lists[int(key)]
         return None
 
     def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> SklearnAdapter:
