@@ -266,3 +266,85 @@ def test_a_vocabulary_for_rows_that_are_not_token_ids_is_a_usage_error(rows):
     with pytest.raises(InvalidArgument, match=r"vocabulary= names token ids, but X\[0\] holds "
                                               r".* not an id"):
         explain(model, rows, vocabulary=["a", "b", "c"])
+
+
+TOKEN_GATE_TESTS = '''
+    import keras
+    import numpy as np
+    import pytest
+
+    VOCABULARY = {vocabulary!r}
+
+    def scores():
+        """'refund' decides, 'broken' next; every other token scores 0."""
+        embedding = keras.layers.Embedding(len(VOCABULARY), 1)
+        embedding.build((None, 8))
+        weights = np.zeros((len(VOCABULARY), 1), "float32")
+        weights[VOCABULARY.index("refund")], weights[VOCABULARY.index("broken")] = 3.0, 1.0
+        embedding.set_weights([weights])
+        return embedding
+
+    @pytest.fixture(scope="module")
+    def reviews():
+        ids = keras.Input((8,), dtype="int32")
+        return keras.Model(ids, keras.layers.GlobalAveragePooling1D()(scores()(ids)))
+
+    @pytest.fixture(scope="module")
+    def notes():
+        num, text = keras.Input((2,), name="num"), keras.Input((8,), dtype="int32", name="text")
+        pooled = keras.layers.GlobalAveragePooling1D()(scores()(text))
+        return keras.Model({{"num": num, "text": text}},
+                           keras.layers.Concatenate()([num[:, :1], pooled]))
+
+    def ids(rows, high):
+        return np.random.default_rng(0).integers(1, high, (rows, 8))
+
+    def test_reviews(reviews, explanation_baseline):
+        explanation_baseline.assert_match(reviews, ids({rows}, {high}), method="occlusion",
+                                          vocabulary=VOCABULARY)
+
+    def test_notes(notes, explanation_baseline):
+        X = {{"num": np.ones(({rows}, 2)), "text": ids({rows}, {high})}}
+        explanation_baseline.assert_match(notes, X, method="occlusion",
+                                          vocabulary={{"text": VOCABULARY}}, target=1)
+'''
+
+
+def test_ids_holding_other_tokens_are_named_by_their_shape_and_tokens(pytester, capsys):
+    """A token baseline checked on ids that hold another set of tokens: the failure gives the
+    shape of the ids passed and the tokens one side holds alone (a few of them), not the shape
+    of the per-token table; kexplain diff says the same of two such files."""
+    from pytest_kexplain.cli import main
+
+    vocabulary = ["<pad>", "the", "a", "product", "was", "refund", "broken", "great", "ok",
+                  "slow", "item", "box", "fast", "late", "good"]
+    pytester.makepyfile(test_tokens=TOKEN_GATE_TESTS.format(vocabulary=vocabulary, rows=12,
+                                                            high=15))
+    pytester.runpytest("--kexplain-update").assert_outcomes(passed=2)
+    directory = pytester.path / "explanation_baselines"
+    written = directory / "test_tokens.test_reviews.json"
+    (pytester.path / "old.json").write_bytes(written.read_bytes())
+    # 5 rows of ids 1..6: 'great' .. 'good' (8 tokens) are gone, each row is 8 ids as before
+    pytester.makepyfile(test_tokens=TOKEN_GATE_TESTS.format(vocabulary=vocabulary, rows=5,
+                                                            high=7))
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*BaselineError: explanation baseline explanation_baselines/test_tokens.test_reviews"
+        ".json was made for a different check:",
+        "*- token ids: the baseline was made on 12 rows holding 14 distinct tokens, this X has "
+        "shape (5, 8) and holds 6; in the baseline only: 'great', 'ok', 'slow', 'item', 'box', "
+        "... (3 more)",
+        "*- inputs: the baseline was made on 12 rows holding 16 features and tokens, this X has "
+        "shapes num (5, 2), text (5, 8) and holds 8; in the baseline only: 'text:great', "
+        "'text:ok', 'text:slow', 'text:item', 'text:box', ... (3 more)",
+    ])
+    assert "of shape (12, 14)" not in result.stdout.str()  # the per-token table's shape
+    assert "input shape" not in result.stdout.str()
+    assert written.read_bytes() == (pytester.path / "old.json").read_bytes()  # left as it is
+    pytester.runpytest("--kexplain-update").assert_outcomes(passed=2)
+    code = main(["diff", str(pytester.path / "old.json"), str(written)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert ("token ids: OLD was made on 12 rows holding 14 distinct tokens, NEW has 5 rows "
+            "holding 6; in OLD only: 'great', 'ok', 'slow', 'item', 'box', ... (3 more)") in err

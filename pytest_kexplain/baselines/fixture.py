@@ -83,7 +83,8 @@ class ExplanationBaseline:
             return None
         shown = self._display(path)
         chosen = with_defaults(explain_kwargs, self.defaults).get("method", "auto")
-        _check_compatible(baseline, current, shown, self.nodeid, auto=chosen in (None, "auto"))
+        _check_compatible(baseline, current, shown, self.nodeid, auto=chosen in (None, "auto"),
+                          given=X)
         comparison = compare(current.feature_names, baseline.importance, current.importance,
                              tolerances, baseline.values, current.values, row=current.row_kind)
         note(baseline=shown, baseline_status="compared", baseline_values=baseline.values,
@@ -315,10 +316,11 @@ def _background_fingerprint(background: Any) -> str | None:
 
 
 def _check_compatible(baseline: baseline_format.Baseline, current: baseline_format.Baseline, path: str,
-                      nodeid: str, auto: bool = False) -> None:
-    """Raise BaselineError if the baseline describes another kind of explanation."""
+                      nodeid: str, auto: bool = False, given: Any = None) -> None:
+    """Raise BaselineError if the baseline describes another kind of explanation (`given`:
+    the X this check was passed, whose shape the message gives for token ids)."""
     __tracebackhide__ = True
-    problems = compatibility_problems(baseline, current)
+    problems = compatibility_problems(baseline, current, given=given)
     if problems and auto and baseline.method != current.method:
         # the same test, another choice of method='auto' (an earlier release chose otherwise)
         problems[0] += (
@@ -336,10 +338,11 @@ def _check_compatible(baseline: baseline_format.Baseline, current: baseline_form
 
 
 def compatibility_problems(before: baseline_format.Baseline, after: baseline_format.Baseline,
-                           sides: tuple[str, str] = ("the baseline", "this check")) -> list[str]:
+                           sides: tuple[str, str] = ("the baseline", "this check"),
+                           given: Any = None) -> list[str]:
     """What makes two explanations incomparable (method, output, data shape, names), each
-    side named as `sides` say (the gate: the baseline and this check; kexplain diff: OLD and
-    NEW)."""
+    side named as `sides` say (the gate: the baseline and this check, `given` the X it was
+    passed; kexplain diff: OLD and NEW)."""
     old, new = sides
     problems = []
     if before.method != after.method:
@@ -354,6 +357,11 @@ def compatibility_problems(before: baseline_format.Baseline, after: baseline_for
     if regrouped:
         problems.append(f"groups: {_grouping(old, before.groups)}, "
                         f"{_grouping(new, after.groups)}")
+    if not regrouped and "token" in before.row_kind and "token" in after.row_kind and (
+            before.data_shape != after.data_shape or before.feature_names != after.feature_names):
+        # the rows are the distinct tokens the ids hold: the table's shape is not the ids'
+        problems.append(_token_difference(before, after, sides, given))
+        return problems
     if regrouped and before.data_shape[:1] != after.data_shape[:1]:
         # the grouped shape counts groups, not X's columns: only the rows compare
         problems.append(f"rows: {old} was made on {before.data_shape[0]} rows, "
@@ -371,6 +379,8 @@ def compatibility_problems(before: baseline_format.Baseline, after: baseline_for
 
 #: names listed per side of a feature-name difference (an image has thousands of pixels)
 SHOWN_NAMES = 10
+#: tokens listed per side of a difference in the tokens two sets of ids hold
+SHOWN_TOKENS = 5
 
 
 def _grouping(side: str, groups: Sequence[str]) -> str:
@@ -380,11 +390,51 @@ def _grouping(side: str, groups: Sequence[str]) -> str:
     return f"{side} explains the groups {_listed([repr(g) for g in groups])} (groups=)"
 
 
-def _listed(names: Sequence[str]) -> str:
-    """The first SHOWN_NAMES names, and how many more there are."""
-    shown = ", ".join(names[:SHOWN_NAMES])
-    return shown + (f", ... ({len(names) - SHOWN_NAMES} more)" if len(names) > SHOWN_NAMES
-                    else "")
+def _listed(names: Sequence[str], limit: int = SHOWN_NAMES, quoted: bool = False) -> str:
+    """The first `limit` names (quoted: as repr, so that an empty token shows), and how many
+    more there are."""
+    shown = ", ".join(map(repr, names[:limit]) if quoted else names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _token_difference(before: baseline_format.Baseline, after: baseline_format.Baseline,
+                      sides: tuple[str, str], given: Any) -> str:
+    """How the token ids of two token explanations differ: each side's rows and distinct
+    tokens (the gate: the shape of the X passed), and which tokens only one side holds."""
+    old, new = sides
+    gate = new == "this check"
+    pure = before.row_kind == after.row_kind == "token"
+    held = "distinct tokens" if pure else "features and tokens"
+    head = (f"{'token ids' if pure else 'inputs'}: {old} was made on "
+            f"{before.data_shape[0]} rows holding {len(before.feature_names)} {held}, ")
+    count = len(after.feature_names)
+    if gate and given is not None:
+        head += f"this X has {_shape_words(given)} and holds {count}"
+    else:
+        head += f"{'this X' if gate else new} has {after.data_shape[0]} rows holding {count}"
+    missing = [name for name in before.feature_names if name not in set(after.feature_names)]
+    added = [name for name in after.feature_names if name not in set(before.feature_names)]
+    parts = []
+    if missing:
+        parts.append(f"in {old} only: {_listed(missing, SHOWN_TOKENS, quoted=True)}")
+    if added:
+        parts.append(f"{'new' if gate else 'in ' + new + ' only'}: "
+                     f"{_listed(added, SHOWN_TOKENS, quoted=True)}")
+    if not parts and before.feature_names != after.feature_names:
+        parts.append(_name_difference(before.feature_names, after.feature_names, sides))
+    return head + "".join(f"; {part}" for part in parts)
+
+
+def _shape_words(X: Any) -> str:
+    """'shape (3, 8)' of an array of ids; 'shapes num (3, 2), text (3, 8)' of one per input."""
+    import numpy as np
+
+    if isinstance(X, Mapping):
+        return "shapes " + ", ".join(f"{key} {np.shape(part)}" for key, part in X.items())
+    if isinstance(X, (list, tuple)) and X and all(np.ndim(part) >= 2 for part in X):
+        return "shapes " + ", ".join(f"{index} {np.shape(part)}"
+                                     for index, part in enumerate(X))
+    return f"shape {np.shape(X)}"
 
 
 def _name_difference(before: tuple[str, ...], after: tuple[str, ...],
