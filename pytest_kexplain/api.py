@@ -257,6 +257,8 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 def _check_call_arguments(seed: Any, batch_size: Any) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise InvalidArgumentType(f"seed must be an integer, got {type(seed).__name__} {seed!r}.")
+    if seed < 0:  # NumPy's generators (and hypothesis' seeding) take no negative seed
+        raise InvalidArgument(f"seed must be a non-negative integer, got {seed!r}.")
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
         or batch_size < 1

@@ -108,6 +108,18 @@ def test_seed_must_be_an_integer(linear64, rows):
         explain(linear64, rows[0], seed="zero")
 
 
+def test_a_negative_seed_is_a_usage_error_before_any_model_call(counting):
+    """NumPy's generators refuse negative seeds: explain() said nothing where its method drew
+    no random numbers, and the checks that add noise failed with NumPy's own ValueError."""
+    from pytest_kexplain import assert_faithful, assert_saliency_stable
+
+    X4 = np.random.default_rng(0).normal(size=(6, 4))
+    for check in (lambda: explain(counting.model, X4, method="shap", seed=-1),
+                  lambda: assert_saliency_stable(counting.model, X4, seed=-1),
+                  lambda: assert_faithful(counting.model, X4, seed=-1)):
+        _no_call(counting, check, KexplainError, "seed must be a non-negative integer, got -1")
+
+
 def test_model_without_gradient_suggests_model_agnostic_method():
     import keras
 
@@ -301,6 +313,7 @@ def test_output_checks_report_mistakes_in_the_explain_keywords_they_do_not_use(c
         ({"vocabulary": ["a", "b"]}, "vocabulary= names token ids, but X"),
         ({"pad_id": 0}, "pad_id=0 is the id that masks a token out"),
         ({"seed": 1.5}, "seed must be an integer"),
+        ({"seed": -3}, "seed must be (a non-negative integer|at least 0), got -3"),
     ]
     for keywords, pattern in shared:
         _no_call(counting, lambda: assert_invariant(m, X4, {"x0": 0.0}, atol=1.0, **keywords),

@@ -111,6 +111,9 @@ def test_bad_ini_seed_is_a_usage_error(pytester):
     pytester.makepyfile(test_user="def test_x(kexplain): pass")
     result = pytester.runpytest()
     result.stderr.fnmatch_lines(["*kexplain_seed must be an integer, got 'abc'*"])
+    pytester.makeini("[pytest]\nkexplain_seed = -1\n")
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines(["*kexplain_seed must be a non-negative integer, got '-1'*"])
 
 
 def test_plugin_can_be_disabled(pytester):
