@@ -191,6 +191,44 @@ def test_a_binary_output_of_a_multi_output_classifier_explains_its_positive_clas
         explain(classifier, rows, output=1)
 
 
+def test_label_and_output_mistakes_fail_before_the_estimator_is_called(data):
+    """classes_ tells the units before any call: a wrong label, wrong class_names or an output
+    the classifier does not have is reported without calling predict_proba (it was called
+    once first)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    calls = []
+
+    class Counting(LogisticRegression):
+        def predict_proba(self, X):
+            calls.append(len(X))
+            return super().predict_proba(X)
+
+    X, score, _ = data
+    grades = np.array(["low", "mid", "high"])[np.digitize(score, [-1.0, 1.0])]
+    classifier = Counting().fit(X, grades)
+    svc = LinearSVC().fit(X, np.where(score > 0, "good", "bad"))
+    rows = X.iloc[:10]
+    mistakes = [
+        (lambda: explain(classifier, rows, target="hgih"), "target='hgih' is not a class label. "
+                                                           "Did you mean 'high'?"),
+        (lambda: assert_top_features(classifier, rows, ["income"], target="mid",
+                                     class_names=["a", "b"]),
+         "class_names has 2 labels \(a, b\) but the explained output has 3 units"),
+        (lambda: assert_monotonic(classifier, rows, "income", target="top"),
+         "target='top' is not a class label"),
+        (lambda: explain(classifier, rows, output="risk", target="mid"),
+         "output='risk' does not exist: .* has a single output"),
+        (lambda: explain(svc, rows, target="bad"), "is not the class of this one-unit output"),
+    ]
+    for call, pattern in mistakes:
+        with pytest.raises(KexplainError, match=pattern):
+            call()
+        assert calls == [], "the estimator was called before the mistake was reported"
+    assert explain(classifier, rows, target="mid", method="shap").output_name == "mid"
+
+
 def test_arrays_take_the_names_the_estimator_was_fitted_with(estimators, data):
     X = data[0].iloc[:10]
     from_array = explain(estimators["ridge"], X.to_numpy())

@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import batches, require_finite
-from pytest_kexplain.adapters.multi_io import InputLayout, OutputChoice, SelectsRawOutput
+from pytest_kexplain.adapters.multi_io import (
+    InputLayout,
+    OutputChoice,
+    SelectsRawOutput,
+    resolve_output,
+)
 from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, InvalidArgument, ModelHasNoGradientError
 
@@ -177,6 +182,8 @@ class SklearnAdapter(SelectsRawOutput):
         self._resolved = False
         self._n_outputs: int | None = None
         self._variants: dict[Any, SklearnAdapter] = {}
+        if output is not None and self._class_lists is not None:  # named before any call
+            self.output_head = self._check_output_choice(output)
 
     # -- labels and defaults ---------------------------------------------------------------
     @property
@@ -223,6 +230,7 @@ class SklearnAdapter(SelectsRawOutput):
             )
         if output is None:
             return self
+        self._check_output_choice(output)
         if output not in self._variants:
             self._variants[output] = SklearnAdapter(self.estimator, output, self.categories)
         return self._variants[output]
@@ -347,7 +355,27 @@ class SklearnAdapter(SelectsRawOutput):
             )
 
     def declared_outputs(self) -> int | None:
-        """Outputs are known only once the estimator has been called."""
+        """Units of the explained output, when a classifier's classes_ tell them before any
+        call (so a wrong label or class_names fails first); else None, known after a call."""
+        classes = self._chosen_classes()
+        if classes is None or (self._class_lists is not None and self.output_choice is None):
+            return None
+        if self.response == "predict_proba":
+            return len(classes)
+        if self.response == "decision_function" and self._class_lists is None:
+            return 1 if len(classes) == 2 else len(classes)
+        return None
+
+    def _check_output_choice(self, output: OutputChoice) -> str | None:
+        """An output= that a classifier's classes_ show does not exist fails before any call
+        (the outputs of a regressor are known from its first call); the chosen output's name."""
+        if self.response != "predict_proba":
+            return None
+        if self._class_lists is not None:
+            return resolve_output([np.zeros((1, len(c))) for c in self._class_lists], output,
+                                  self.description)[1]
+        if self._classes is not None:
+            resolve_output(np.zeros((1, len(self._classes))), output, self.description)
         return None
 
     def check_feature_names(self, names: tuple[str, ...], from_frame: bool) -> None:
