@@ -433,7 +433,7 @@ def explain(
             raise InvalidArgument(masked)
         spec, key = get_explainer("shap"), None  # the reference is no point of the path
         resolved_options = resolve_options(spec, options)
-    first = groups_channels_first(adapter, prepared) if groups is not None else False
+    first = groups_channels_first(adapter, prepared, groups) if groups is not None else False
     if key is not None and first != file_first:
         key = None  # the file's config and the loaded model disagree on the layout
     players = _players(groups, prepared, first)
@@ -494,27 +494,62 @@ def _players(groups: Any, prepared: PreparedInput,
                           len(prepared.array), prepared.layout, channels_first)
 
 
-def groups_channels_first(adapter: ModelAdapter, prepared: PreparedInput) -> ChannelsFirst:
+def groups_channels_first(adapter: ModelAdapter, prepared: PreparedInput,
+                          groups: Any = None) -> ChannelsFirst:
     """Whether X's samples reach the model channels first, (channels, *spatial), so that a
     Grid patch, a time step or a (height, width) mask's region holds every channel of its
-    positions: one flag, or one per input of a model with several."""
-    from pytest_kexplain.adapters.layers import inputs_channels_first, samples_channels_first
+    positions: one flag, or one per input of a model with several. A usage error when the
+    model's graph does not tell, unless `groups` (when given) need no channel axis (names of
+    features, masks of the samples' full shape)."""
+    from pytest_kexplain.adapters.layers import samples_channels_first
 
     model = getattr(adapter, "model", None)
     if model is None:
         return False
-    if prepared.layout is not None:  # the graph is followed once for every input
-        return inputs_channels_first(model, prepared.layout.shapes, tuple(prepared.layout.names))
-    return samples_channels_first(model, prepared.feature_shape)
+    layout = prepared.layout
+    if layout is None:
+        return _flag_if_needed(groups, prepared.feature_shape, lambda: samples_channels_first(
+            model, prepared.feature_shape))
+    names = tuple(layout.names)
+    return tuple(
+        _flag_if_needed(groups.get(name) if isinstance(groups, Mapping) else None,
+                        tuple(shape), lambda name=name, shape=shape: samples_channels_first(
+                            model, tuple(shape), name, names),
+                        needed=groups is None)
+        for name, shape in zip(names, layout.shapes))
 
 
-def channels_first_of(model: Any, prepared: PreparedInput) -> ChannelsFirst:
+def _flag_if_needed(groups: Any, sample_shape: tuple[int, ...], flag: Any,
+                    needed: bool = False) -> bool:
+    """flag() (samples_channels_first of one input); when the model's graph does not tell,
+    False for groups that need no channel axis, else its usage error."""
+    try:
+        return bool(flag())
+    except InvalidArgument:
+        if needed or groups is None or _needs_channel_axis(groups, sample_shape):
+            raise
+        return False
+
+
+def _needs_channel_axis(groups: Any, sample_shape: tuple[int, ...]) -> bool:
+    """Whether a groups= value of samples of this shape cuts them into pixels or time steps
+    (a Grid, 'timesteps', masks of (height, width)), which must know their channel axis."""
+    if isinstance(groups, Mapping):
+        return any(_needs_channel_axis(members, sample_shape) for members in groups.values())
+    if isinstance(groups, np.ndarray):
+        return groups.ndim >= 2 and groups.shape[-len(sample_shape):] != sample_shape
+    from pytest_kexplain.groups import TIMESTEPS, Grid
+
+    return isinstance(groups, Grid) or (isinstance(groups, str) and groups == TIMESTEPS)
+
+
+def channels_first_of(model: Any, prepared: PreparedInput, groups: Any = None) -> ChannelsFirst:
     """groups_channels_first() of a model as a check is given it (Keras model, file, callable)."""
     if model is None:
         return False
     from pytest_kexplain.adapters import get_adapter
 
-    return groups_channels_first(get_adapter(model)[1], prepared)
+    return groups_channels_first(get_adapter(model)[1], prepared, groups)
 
 
 def _channel_options(adapter: ModelAdapter, x: np.ndarray, players: Players | None,
@@ -528,9 +563,11 @@ def _channel_options(adapter: ModelAdapter, x: np.ndarray, players: Players | No
     model = getattr(adapter, "model", None)
     if players is not None:  # one flag for a single input (a tuple: several inputs)
         return {"channels_first": True} if groups_first is True else {}
-    if x.ndim < 3 or not samples_channels_first(model, tuple(x.shape[1:])):
-        return {}
-    return {"channels_first": True}
+    try:
+        first = x.ndim >= 3 and samples_channels_first(model, tuple(x.shape[1:]))
+    except InvalidArgument:  # axes the graph does not tell: the maps are shown as they are
+        first = False
+    return {"channels_first": True} if first else {}
 
 
 def _data_key(prepared: PreparedInput, background: np.ndarray | None, target: Target,
@@ -751,7 +788,7 @@ def check_unused_keywords(model: Any, X: Any, prepared: PreparedInput, keywords:
         raise InvalidArgumentType(f"pad_id must be an integer token id, got {pad_id!r}.")
     prepare_background(model_data(model, keywords.get("background"), "background"), prepared)
     grouping = keywords.get("groups") if groups else None
-    players = (_players(grouping, prepared, channels_first_of(model, prepared))
+    players = (_players(grouping, prepared, channels_first_of(model, prepared, grouping))
                if grouping is not None else None)
     _tokens(None if pad_id is None else int(pad_id), keywords.get("vocabulary"), players,
             prepared, X)

@@ -573,10 +573,15 @@ def test_channels_first_groups_match_the_twin_on_every_backend(backend_results,
         for method in checks.METHODS:
             case = results[f"{name}_{method}"]
             assert case["first_names"] == case["last_names"], (name, method)
+            assert case["permuted_names"] == case["last_names"], (name, method)
             last = np.asarray(case["last"])
             assert np.abs(last).max() > 0, (name, method)
             np.testing.assert_allclose(case["first"], last, rtol=1e-4,
                                        atol=1e-5 * np.abs(last).max(), err_msg=f"{name} {method}")
+            # channels-first samples a Permute moves channels last: the twin's groups too
+            np.testing.assert_allclose(case["permuted"], last, rtol=1e-4,
+                                       atol=1e-5 * np.abs(last).max(),
+                                       err_msg=f"{name} {method} behind a Permute")
             reference = np.asarray(tensorflow_results[f"{name}_{method}"]["last"])
             np.testing.assert_allclose(last, reference, rtol=1e-3,
                                        atol=1e-4 * np.abs(reference).max(),

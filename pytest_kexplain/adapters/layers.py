@@ -36,27 +36,36 @@ _SPATIAL_PREFIXES = ("Conv", "SeparableConv", "DepthwiseConv", "MaxPooling", "Av
 def samples_channels_first(model: Any, sample_shape: tuple[int, ...],
                            input_name: str | None = None,
                            input_names: tuple[str, ...] = ()) -> bool:
-    """Whether samples of this shape reach the model channels first, (channels, *spatial): its
-    first image layer takes ``data_format="channels_first"`` input of the samples' rank (a
-    (height, width) sample reshaped to (1, height, width) inside the model is channels last).
-    One input of several (`input_name` among `input_names`): the first image layer that input
-    reaches, not another input's."""
-    if input_name is None:
-        return _reaches_channels_first(model, sample_shape, None, None)
-    return inputs_channels_first(model, (sample_shape,), input_names,
-                                 only=input_name)[0]
+    """Whether samples of this shape reach the model channels first, (channels, *spatial): the
+    first image layer reading them (image_layout()) finds their first axis on its channel axis
+    (a (height, width) sample reshaped to (1, height, width) inside the model is channels
+    last). One input of several (`input_name` among `input_names`): the first image layer
+    that input reaches, not another input's. A usage error when the model moves the samples'
+    axes in a way that cannot be followed."""
+    layout = image_layout(model, sample_shape, input_name, input_names)
+    if layout.unknown is not None:
+        raise layout.unknown_error(sample_shape, "Splitting the samples into pixels or time "
+                                   "steps (Grid, 'timesteps', (height, width) masks, occlusion "
+                                   "patches of (height, width))", LAYOUT_ADVICE)
+    return layout.channels_first
+
+
+#: how to explain samples whose channel axis the model's graph does not tell
+LAYOUT_ADVICE = ("Say it without a channel axis to find: give groups as boolean masks of the "
+                 "samples' full shape (one per group, or one per sample), occlusion a patch= "
+                 "with one size per sample axis, or move the axes with a Permute layer (or "
+                 "keras.ops.transpose) that the graph shows.")
 
 
 def inputs_channels_first(model: Any, shapes: Sequence[tuple[int, ...]],
                           names: tuple[str, ...], only: str | None = None
                           ) -> tuple[bool, ...]:
     """samples_channels_first() of every input of a model (`names`, samples of `shapes`), or
-    of the input `only` (`shapes` then holds its shape alone), following the graph once."""
+    of the input `only` (`shapes` then holds its shape alone)."""
     several = len(names) > 1
-    reaching = (_inputs_reaching_layers(model, names)
-                if several and model is not None and any(len(s) >= 2 for s in shapes) else None)
     asked = names if only is None else (only,)
-    return tuple(_reaches_channels_first(model, tuple(shape), name if several else None, reaching)
+    return tuple(samples_channels_first(model, tuple(shape), name if several else None,
+                                        names if several else ())
                  for name, shape in zip(asked, shapes))
 
 
@@ -102,13 +111,187 @@ def _rank_fits(class_names: list[str], sample_shape: tuple[int, ...]) -> bool:
     return True
 
 
+#: an axis a layer adds (of size 1), which comes from no axis of the samples
+NEW_AXIS = -1
+#: for each axis of a tensor (per sample), the sample axis it holds (or NEW_AXIS); a str
+#: says why the axes cannot be followed
+_AxisMap = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """How the samples' axes reach an image layer (the first one reading them, or a given
+    one): whether the samples are (channels, *spatial), which sample axes the layer's spatial
+    axes hold, in the layer's order; `unknown` says why the graph cannot tell."""
+
+    channels_first: bool = False
+    spatial: tuple[int, ...] = ()
+    layer: str = ""
+    unknown: str | None = None
+
+    def unknown_error(self, sample_shape: tuple[int, ...], need: str, fix: str) -> InvalidArgument:
+        """The usage error of a decision (`need`) this layout cannot make, with its `fix`."""
+        return InvalidArgument(
+            f"{need} needs to know which axis of the samples {sample_shape} is their channel "
+            f"axis, but the way they reach layer {self.layer!r} cannot be followed: "
+            f"{self.unknown}. {fix}")
+
+
+def image_layout(model: Any, sample_shape: tuple[int, ...], input_name: str | None = None,
+                 input_names: tuple[str, ...] = (), layer: Any = None) -> ImageLayout:
+    """Follow the samples' axes through the model's graph (Permute, transpose, reshapes that
+    add or drop size-1 axes, layers that keep the shape) to the first image layer that reads
+    them (or to `layer`'s first call on them), and read its data_format there: a Permute((2,
+    3, 1)) of (channels, height, width) samples before a channels-last convolution makes them
+    channels first. A model whose graph cannot be followed (subclassed) is judged by its
+    first image layer of the samples' rank."""
+    if model is None or len(sample_shape) < 2:
+        return ImageLayout()
+    graph = _graph(model)
+    tensor = _followed_input(model, graph, input_name, input_names)
+    if graph is None or tensor is None:
+        first = _reaches_channels_first(model, sample_shape, input_name,
+                                        _inputs_reaching_layers(model, input_names)
+                                        if input_name is not None else None)
+        return ImageLayout(first, tuple(range(1, len(sample_shape))) if first
+                           else tuple(range(len(sample_shape) - 1)))
+    identity = tuple(range(len(sample_shape)))
+    found, _ = _follow_axes(graph, {id(tensor): identity}, layer)
+    if found is None:
+        return ImageLayout()
+    reader, axes = found
+    return _layout_at(reader, axes, len(sample_shape))
+
+
+def _followed_input(model: Any, graph: Any, input_name: str | None,
+                    input_names: tuple[str, ...]) -> Any:
+    """The input tensor whose samples are followed (the model's one input, or `input_name`)."""
+    if graph is None:
+        return None
+    if input_name is None:
+        inputs = list(getattr(graph, "inputs", None) or [])
+        return inputs[0] if len(inputs) == 1 else None
+    tensors = _input_tensors(model, input_names)
+    return None if tensors is None else tensors.get(input_name)
+
+
+def is_image_layer(operation: Any) -> bool:
+    """Whether the layer reads images or sequences laid out by a data_format (Conv2D, ...)."""
+    return any(cls.__name__.startswith(_SPATIAL_PREFIXES) for cls in type(operation).__mro__)
+
+
+def _follow_axes(graph: Any, start: dict[int, _AxisMap | str], target: Any
+                 ) -> tuple[tuple[Any, _AxisMap | str] | None, dict[int, _AxisMap | str]]:
+    """((image layer, axes of its input) of the first image layer (or `target`) reading a
+    followed tensor, or None; the axes of every tensor followed), in execution order."""
+    axes: dict[int, _AxisMap | str] = dict(start)
+    for node in _execution_order(graph):
+        followed = [(t, axes[id(t)]) for t in node.input_tensors if id(t) in axes]
+        if not followed:
+            continue
+        operation = node.operation
+        incoming = _combined(operation, [a for _, a in followed])
+        if (operation is target if target is not None else is_image_layer(operation)):
+            return (operation, incoming), axes
+        inner = _graph(operation)
+        if inner is not None and len(inner.inputs) == len(node.input_tensors):
+            start_inner = {id(i): axes[id(t)] for i, t in zip(inner.inputs, node.input_tensors)
+                           if id(t) in axes}
+            found, inner_axes = _follow_axes(inner, start_inner, target)
+            if found is not None:
+                return found, axes
+            for output, inner_output in zip(node.outputs, inner.outputs):
+                axes[id(output)] = inner_axes.get(id(inner_output), (
+                    f"model {operation.name!r} computes its output from the samples in a way "
+                    "that cannot be followed"))
+            continue
+        if target is None:
+            reader = next((sub for sub in all_layers(operation) if is_image_layer(sub)), None)
+            if reader is not None:  # a layer that calls an image layer itself
+                return (reader, incoming), axes
+        shape = tuple(followed[0][0].shape[1:])
+        for output in node.outputs:
+            axes[id(output)] = (incoming if isinstance(incoming, str) else
+                                _moved(operation, incoming, shape, tuple(output.shape[1:])))
+    return None, axes
+
+
+def _combined(operation: Any, maps: list[_AxisMap | str]) -> _AxisMap | str:
+    """The axes of a layer's followed inputs, which must agree (Add, Concatenate, ...)."""
+    for found in maps:
+        if isinstance(found, str):
+            return found
+    if any(found != maps[0] for found in maps[1:]):
+        return (f"layer {operation.name!r} ({type(operation).__name__}) combines tensors that "
+                "hold the samples' axes in different orders")
+    return maps[0]
+
+
+def _moved(operation: Any, axes: _AxisMap, shape: tuple[Any, ...],
+           output: tuple[Any, ...]) -> _AxisMap | str:
+    """The axes of a layer's output, from those of its input (per sample, `shape`)."""
+    kind = type(operation).__name__
+    if kind == "Permute" and len(getattr(operation, "dims", ())) == len(axes):
+        return tuple(axes[int(d) - 1] for d in operation.dims)
+    if kind == "Transpose" and len(axes) == len(shape):
+        order = getattr(operation, "axes", None)
+        order = tuple(range(len(axes), -1, -1)) if order is None else tuple(order)
+        if len(order) == len(axes) + 1 and order[0] == 0:
+            return tuple(axes[int(a) - 1] for a in order[1:])
+    if (kind in ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum",
+                 "Minimum") or is_image_layer(operation)) and len(output) == len(shape):
+        # joined along an axis, elementwise, or an image layer (before the explained one):
+        # each spatial axis keeps its place, and the channels stay on the channel axis
+        return axes
+    why = (f"layer {operation.name!r} ({type(operation).__name__}) turns samples of shape "
+           f"{shape} into {output}, which may move their axes")
+    if output == shape:
+        return axes  # a layer that keeps the shape keeps the axes (Rescaling, Dropout, ...)
+    if None in shape or None in output:
+        return why
+    if len(output) == len(shape) and all(
+            size == shape[j] or size not in shape[:j] + shape[j + 1:]
+            for j, size in enumerate(output)):
+        return axes  # a crop or resize: each axis keeps its place
+    kept, out_kept = ([j for j, size in enumerate(s) if size != 1] for s in (shape, output))
+    if [shape[j] for j in kept] != [output[j] for j in out_kept]:
+        return why  # a reshape that does more than add or drop axes of size 1
+    ones = [j for j, size in enumerate(shape) if size == 1]
+    out_ones = [j for j, size in enumerate(output) if size == 1]
+    if ones and out_ones and len(ones) != len(out_ones):
+        return why  # which size-1 axis went where cannot be told
+    moved = dict(zip(out_kept, (axes[j] for j in kept)))
+    moved.update(zip(out_ones, (axes[j] for j in ones) if ones else
+                     [NEW_AXIS] * len(out_ones)))
+    return tuple(moved[j] for j in range(len(output)))
+
+
+def _layout_at(layer: Any, axes: _AxisMap | str, rank: int) -> ImageLayout:
+    """The samples' layout as image layer `layer` reads them (`axes`: of its input)."""
+    if isinstance(axes, str):
+        return ImageLayout(layer=layer.name, unknown=axes)
+    first = getattr(layer, "data_format", "channels_last") == "channels_first"
+    channel = 0 if first else len(axes) - 1
+    spatial = tuple(a for j, a in enumerate(axes) if j != channel)
+    source = axes[channel]
+    if source in (NEW_AXIS, rank - 1):
+        return ImageLayout(False, spatial, layer.name)
+    if source == 0:
+        return ImageLayout(True, spatial, layer.name)
+    return ImageLayout(layer=layer.name, unknown=(
+        f"its channel axis holds axis {source} of the samples, neither their first nor their "
+        "last"))
+
+
 def saved_samples_channels_first(path: Any, sample_shape: tuple[int, ...],
                                  several: bool = False,
                                  input_name: str | None = None) -> bool | None:
     """samples_channels_first() of a `.keras` file, read from its config without Keras; None
-    when the file's config cannot be read. `several`: the samples are one input of several;
-    the first image layer that input (`input_name`) reaches in the saved functional graph
-    reads them, or without a graph to follow the first image layer of their rank."""
+    when the file's config cannot be read, or holds a layer that may move the samples' axes
+    (Permute, Reshape, Lambda, a custom layer: the loaded model's graph decides). `several`:
+    the samples are one input of several; the first image layer that input (`input_name`)
+    reaches in the saved functional graph reads them, or without a graph to follow the first
+    image layer of their rank."""
     import json
     import zipfile
 
@@ -119,6 +302,8 @@ def saved_samples_channels_first(path: Any, sample_shape: tuple[int, ...],
             config = json.loads(archive.read("config.json"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
+    if any(not _keeps_axes(class_name) for class_name, _ in _saved_layers(config)):
+        return None  # a layer that may move the samples' axes: the loaded graph follows them
     reaching = (_saved_inputs_reaching(config, input_name)
                 if several and input_name is not None else None)
     image_layers = (([class_name], layer_config.get("data_format", "channels_last"),
@@ -147,6 +332,23 @@ def saved_input_names(path: Any) -> tuple[str, ...] | None:
         return None
     starts = _saved_input_layers(inner.get("input_layers"), entries)
     return None if starts is None else tuple(starts.values())
+
+
+#: layers of a saved config that never move the axes of what they read (besides image
+#: layers); a config holding any other (Permute, Reshape, Lambda, a custom layer) is left to
+#: the loaded model's graph
+_AXES_KEEPING = frozenset((
+    "Functional", "Sequential", "Model", "InputLayer", "Dense", "Flatten", "Activation", "ReLU",
+    "LeakyReLU", "PReLU", "ELU", "Softmax", "Rescaling", "Normalization", "BatchNormalization",
+    "LayerNormalization", "GroupNormalization", "UnitNormalization", "Dropout",
+    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+    "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity", "Masking",
+    "Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Embedding",
+    "LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed"))
+
+
+def _keeps_axes(class_name: str) -> bool:
+    return class_name in _AXES_KEEPING or class_name.startswith(_SPATIAL_PREFIXES)
 
 
 def _saved_inputs_reaching(config: Any, input_name: str) -> dict[int, set[str]] | None:

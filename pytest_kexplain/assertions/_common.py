@@ -66,7 +66,7 @@ def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any],
     # a Grid patch or (h, w) mask region of a channels-first CNN holds its pixels' channels
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
                              len(prepared.array), prepared.layout,
-                             channels_first_of(model, prepared))
+                             channels_first_of(model, prepared, merged["groups"]))
     if model is not None and prepared.layout is not None:
         return _names_of_one_input(model, prepared, players, merged)
     return players.names if players is not None else prepared.feature_names
@@ -138,7 +138,7 @@ def reject_group_members(X: Any, explain_kwargs: Mapping[str, Any], features: An
                              declared=_declared_inputs(model, X))
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
                              len(prepared.array), prepared.layout,
-                             channels_first_of(model, prepared))
+                             channels_first_of(model, prepared, merged["groups"]))
     if players is None or players.per_row:
         return
     raw = list(prepared.feature_names)

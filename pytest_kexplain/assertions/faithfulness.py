@@ -70,7 +70,7 @@ def _players(merged: dict[str, Any], prepared: PreparedInput, n: int, model: Any
 
         players = resolve_groups(merged.get("groups"), prepared.feature_shape,
                                  prepared.feature_names, n, prepared.layout,
-                                 channels_first_of(model, prepared))
+                                 channels_first_of(model, prepared, merged.get("groups")))
     if players is None:
         return np.broadcast_to(np.arange(d), (n, d))
     return players.rows(slice(None), n)
@@ -94,7 +94,7 @@ def _one_input_players(merged: dict[str, Any], prepared: PreparedInput, n: int,
                            str(explanation.options.get("layer")), tuple(layout.names))
     players = players_on_input(
         resolve_groups(merged.get("groups"), prepared.feature_shape, prepared.feature_names,
-                       n, layout, channels_first_of(model, prepared)),
+                       n, layout, channels_first_of(model, prepared, merged.get("groups"))),
         prepared.feature_names, spatial, explanation.method)
     n_players = explanation.flat_values.shape[1]
     assignment = np.full((n, layout.n_features), n_players, dtype=np.int64)

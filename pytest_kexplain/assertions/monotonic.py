@@ -210,7 +210,7 @@ def assert_monotonic(
     # several inputs: the flat rows, in the model's input order, with qualified names
     if prepared.layout is not None:  # {input: Grid(...), ...}: groups of the flat row
         groups = flatten_input_groups(groups, prepared.layout, prepared.feature_names,
-                                      len(prepared.array), channels_first_of(model, prepared))
+                                      len(prepared.array), channels_first_of(model, prepared, groups))
     _check_not_a_group(feature, prepared.feature_names, groups)
     column = feature_index(prepared.feature_names, feature)
     space = row_space(X if prepared.layout is None else np.array(prepared.array),

@@ -193,7 +193,7 @@ def assert_saliency_stable(
         if merged.get("groups") is not None:
             # an input's own groups ({'image': {'blob': per-row masks}}) as masks of the flat
             # row first, so that a mask per row is repeated for every noisy copy too
-            first = channels_first_of(model, prepared)
+            first = channels_first_of(model, prepared, merged["groups"])
             groups = merged["groups"] if prepared.layout is None else flatten_input_groups(
                 merged["groups"], prepared.layout, prepared.feature_names, len(x), first)
             grouped["groups"] = repeat_rows(groups, prepared.feature_shape,

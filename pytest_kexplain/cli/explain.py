@@ -109,9 +109,12 @@ def _groups_for(spec: GroupsSpec, data: Table, model_path: Any) -> Any:
                 if isinstance(members, np.ndarray) else members
                 for name, members in argument.items()}
     sample = tuple(np.shape(data.rows)[1:])
-    first = saved_samples_channels_first(model_path, sample) is True
+    found = saved_samples_channels_first(model_path, sample)
+    first = found is True
     if spec.kind == "labels":
-        argument = _kept_rows(argument, [sample], data, first)
+        argument = _kept_rows(argument, [sample], data, found)
+    if found is None:  # the file's layers may move the axes: the loaded model checks them
+        return np.ascontiguousarray(argument) if spec.kind == "labels" else argument
     try:
         prepared = prepare_input(data.rows, None)
         if spec.kind == "labels":
@@ -126,12 +129,14 @@ def _groups_for(spec: GroupsSpec, data: Table, model_path: Any) -> Any:
 
 
 def _kept_rows(mask: Any, samples: list[tuple[int, ...]], data: Table,
-               channels_first: bool = False) -> Any:
+               channels_first: bool | None = False) -> Any:
     """A label mask holding one mask per row of the file (for samples of one of `samples`
-    shapes, or their pixels) cut to the rows --rows keeps; any other mask as it is."""
+    shapes, or their pixels) cut to the rows --rows keeps; any other mask as it is
+    (`channels_first` None: the layout is not known yet, either layout's pixels)."""
     if data.total_rows == data.n_rows or not mask.shape or mask.shape[0] != data.total_rows:
         return mask
-    if any(mask.shape[1:] in (sample, sample[1:] if channels_first else sample[:2])
+    if any(mask.shape[1:] in (sample, *([sample[1:]] if channels_first in (True, None) else []),
+                              *([sample[:2]] if channels_first in (False, None) else []))
            for sample in samples):
         return mask[:data.n_rows]
     return mask
@@ -155,10 +160,12 @@ def _input_mask(spec: GroupsSpec, name: str, mask: Any, data: Table, model_path:
         else:  # no order to follow: explain() says which inputs there are once it is loaded
             arrays, keyed = data.rows, None
     samples = [tuple(np.shape(array)[1:]) for array in arrays if array is not None]
-    first = bool(samples) and saved_samples_channels_first(
-        model_path, samples[0], several=True, input_name=keyed) is True
-    mask = _kept_rows(mask, samples, data, first)
-    if keyed is not None and len(samples) == 1:
+    found = saved_samples_channels_first(model_path, samples[0], several=True,
+                                         input_name=keyed) if samples else False
+    first = found is True
+    mask = _kept_rows(mask, samples, data, found)
+    # found None: the file's layers may move the axes; the loaded model checks the mask
+    if keyed is not None and len(samples) == 1 and found is not None:
         _check_mask_shape(spec, mask.shape, samples[0], data, input=name, channels_first=first)
     return np.ascontiguousarray(mask)
 

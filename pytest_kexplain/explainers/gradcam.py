@@ -18,11 +18,14 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.layers import (
+    NEW_AXIS,
+    ImageLayout,
     convolutions_reaching,
     find_layer,
+    image_layout,
     inputs_reaching,
+    is_image_layer,
     last_convolution,
-    samples_channels_first,
 )
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
@@ -176,13 +179,31 @@ def _static_spatial_axes(layer: Any) -> int | None:
         return None
 
 
-def _input_channels_first(model: Any, sample_shape: tuple[int, ...],
-                          spatial: SpatialInput | None = None) -> bool:
-    """Whether the samples are (channels, *spatial): the model's image layers say so (those
-    reading the explained input, for a model with several)."""
-    if spatial is None:
-        return samples_channels_first(model, sample_shape)
-    return samples_channels_first(model, sample_shape, spatial.name, spatial.inputs)
+def _input_layout(model: Any, sample_shape: tuple[int, ...], layer: Any, method: str,
+                  spatial: SpatialInput | None = None) -> ImageLayout:
+    """How the samples reach the explained layer (the explained input's, for a model with
+    several): whether they are (channels, *spatial), and which of their axes the layer's map
+    spans; a usage error when the model moves their axes in a way that cannot be followed."""
+    names = () if spatial is None else spatial.inputs
+    # a layer= that is no image layer (an activation after one) reads the first one's layout
+    layout = image_layout(model, sample_shape, None if spatial is None else spatial.name,
+                          names, layer=layer if is_image_layer(layer) else None)
+    if layout.unknown is not None and is_image_layer(layer):
+        raise layout.unknown_error(
+            sample_shape, f"method={method!r}, which maps layer {layer.name!r} onto the input,",
+            "Use integrated_gradients, shap, occlusion (with patch= of one size per sample "
+            "axis) or lime, which need no channel axis, or move the axes with a Permute layer "
+            "(or keras.ops.transpose) that the graph shows.")
+    return layout if layout.unknown is None else ImageLayout()  # refused for its own shape
+
+
+def _sample_order(layout: ImageLayout, n_spatial: int) -> tuple[int, ...] | None:
+    """The axes of the layer's maps in the samples' order of their spatial axes, when the
+    model transposes them (a Permute((2, 1, 3))); None when they come in order."""
+    sources = layout.spatial[:n_spatial]
+    if len(sources) != n_spatial or NEW_AXIS in sources or list(sources) == sorted(sources):
+        return None
+    return tuple(int(i) for i in np.argsort(sources))
 
 
 def _channels_last(players: Players | None, sample_shape: tuple[int, ...]
@@ -203,7 +224,7 @@ def check_groups_fit(adapter: Any, layer_name: str | None, players: Players | No
     model = getattr(adapter, "model", None)
     layer = layer_of(adapter, layer_name, method)
     n_spatial = _static_spatial_axes(layer)
-    if _input_channels_first(model, sample_shape, spatial):
+    if _input_layout(model, sample_shape, layer, method, spatial).channels_first:
         players, sample_shape = _channels_last(players, sample_shape)
     if n_spatial is not None:
         _check_groups_hold_whole_positions(players, sample_shape, method, n_spatial)
@@ -246,7 +267,9 @@ def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
     spatial: SpatialInput | None = request.spatial_input
     sample_shape = request.sample_shape if spatial is None else spatial.shape
     groups = request.groups
-    first = _input_channels_first(getattr(request.adapter, "model", None), sample_shape, spatial)
+    layout = _input_layout(getattr(request.adapter, "model", None), sample_shape, layer, method,
+                           spatial)
+    first = layout.channels_first
     if first:  # the map is computed channels last, and its values moved back at the end
         groups, sample_shape = _channels_last(groups, sample_shape)
     # explain() checked this before any call when the layer's output shape was known
@@ -257,8 +280,11 @@ def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
             f"*spatial, channels) with at most as many spatial axes as the input "
             f"{sample_shape}; layer {layer.name!r} outputs {activations.shape[1:]}. Pass "
             "layer='<name>' of a convolution layer.")
-    maps = resize_linear(class_activation_maps(activations, gradients, plus).astype(np.float64),
-                         sample_shape[:n_spatial])
+    maps = class_activation_maps(activations, gradients, plus).astype(np.float64)
+    order = _sample_order(layout, n_spatial)
+    if order is not None:  # the model transposed the samples' spatial axes before the layer
+        maps = maps.transpose(0, *(1 + axis for axis in order))
+    maps = resize_linear(maps, sample_shape[:n_spatial])
     channels = sample_shape[n_spatial:]
     if int(np.prod(channels)) <= 1:  # one channel (or none): the maps are the values
         values = maps.reshape(len(request.x), *sample_shape)

@@ -34,12 +34,11 @@ def _channels_first(request: ExplainRequest) -> bool:
 
 def _patch(request: ExplainRequest) -> tuple[int, ...]:
     patch = request.options["patch"]
-    first = _channels_first(request)
     if patch is None:
-        return default_patch(request.sample_shape, first)
+        return default_patch(request.sample_shape, _channels_first(request))
     patch = (patch,) if isinstance(patch, int) else tuple(patch)
     if len(request.sample_shape) == 3 and len(patch) == 2:  # (h, w) on an image: every channel
-        patch = ((request.sample_shape[0], *patch) if first
+        patch = ((request.sample_shape[0], *patch) if _channels_first(request)
                  else (*patch, request.sample_shape[2]))
     if len(patch) != len(request.sample_shape) or any(
         not isinstance(p, (int, np.integer)) or p < 1 for p in patch

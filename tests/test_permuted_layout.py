@@ -1,0 +1,232 @@
+"""Models that move the axes of their samples before the first image layer (a Permute, a
+transpose): the samples' layout is followed through the graph, so that Grid patches,
+(height, width) masks, label masks, time steps, occlusion patches and Grad-CAM maps land on
+the axes the model reads as pixels; where the graph cannot tell (a Reshape that moves axes)
+splitting the samples is a usage error, never a guess. The JAX and PyTorch runs are in
+tests/channels_first_groups_backend_checks.py."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from pytest_kexplain import (
+    Grid,
+    InvalidArgument,
+    assert_max_importance_share,
+    assert_top_features,
+    explain,
+)
+
+
+def _cnn(inputs, x, data_format="channels_last"):
+    x = layers.Conv2D(4, (3, 2), data_format=data_format, activation="tanh", name="conv")(x)
+    x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
+    return keras.Model(inputs, layers.Dense(1)(x))
+
+
+def _same_weights(*models):
+    weights = [np.random.default_rng(4).normal(scale=0.5, size=w.shape).astype("float32")
+               for w in models[0].get_weights()]
+    for model in models:
+        model.set_weights(weights)
+
+
+@pytest.fixture(scope="module")
+def permuted_twins():
+    """A channels-last CNN on (6, 10, 3) images; the same layers behind Permute((2, 3, 1))
+    taking (3, 6, 10) samples; and behind keras.ops.transpose with a size-1 axis added and
+    dropped on the way."""
+    last_in = keras.Input((6, 10, 3))
+    last = _cnn(last_in, last_in)
+    permute_in = keras.Input((3, 6, 10))
+    permuted = _cnn(permute_in, layers.Permute((2, 3, 1))(permute_in))
+    op_in = keras.Input((3, 6, 10))
+    moved = keras.ops.squeeze(keras.ops.expand_dims(
+        keras.ops.transpose(op_in, (0, 2, 3, 1)), 1), 1)
+    transposed = _cnn(op_in, layers.Rescaling(1.0)(moved))
+    _same_weights(last, permuted, transposed)
+    X = np.random.default_rng(1).uniform(size=(4, 6, 10, 3)).astype("float32")
+    return last, permuted, transposed, X, np.moveaxis(X, -1, 1)
+
+
+def _agree(got, expected):
+    assert got.feature_names == expected.feature_names
+    values = expected.values
+    scale = float(np.abs(values).max())
+    assert scale > 0
+    np.testing.assert_allclose(got.values, values, rtol=1e-4, atol=1e-5 * scale)
+
+
+CENTRE = np.zeros((6, 10), dtype=bool)
+CENTRE[2:4, 3:7] = True
+GROUPINGS = {"grid": Grid(2, 5), "regions": {"centre": CENTRE},
+             "labels": np.random.default_rng(9).integers(0, 3, size=(4, 6, 10))}
+
+
+@pytest.mark.parametrize("grouping", list(GROUPINGS))
+@pytest.mark.parametrize("method", ["shap", "permutation", "occlusion", "integrated_gradients",
+                                    "lime", "gradcam"])
+def test_groups_behind_a_permute_are_the_twins(permuted_twins, grouping, method):
+    last, permuted, transposed, X, Xf = permuted_twins
+    expected = explain(last, X, method=method, groups=GROUPINGS[grouping])
+    _agree(explain(permuted, Xf, method=method, groups=GROUPINGS[grouping]), expected)
+    _agree(explain(transposed, Xf, method=method, groups=GROUPINGS[grouping]), expected)
+
+
+@pytest.mark.parametrize("method", ["occlusion", "integrated_gradients", "saliency", "gradcam",
+                                    "gradcam++"])
+def test_values_behind_a_permute_are_the_twins_moved(permuted_twins, method):
+    """Per pixel too: occlusion's default patch covers every channel of its pixels, and the
+    Grad-CAM map spans height and width. (The sampling methods draw their permutations over
+    the features in X's order, so per pixel they agree only in expectation; their groups
+    agree exactly, above.)"""
+    last, permuted, _, X, Xf = permuted_twins
+    expected = explain(last, X, method=method)
+    got = explain(permuted, Xf, method=method)
+    assert got.values.shape == Xf.shape
+    scale = float(np.abs(expected.values).max())
+    np.testing.assert_allclose(got.values, np.moveaxis(expected.values, -1, 1), rtol=1e-4,
+                               atol=1e-5 * scale)
+
+
+def test_occlusion_patches_of_height_and_width(permuted_twins):
+    last, permuted, _, X, Xf = permuted_twins
+    expected = explain(last, X, method="occlusion", patch=(2, 5)).values
+    np.testing.assert_allclose(explain(permuted, Xf, method="occlusion", patch=(2, 5)).values,
+                               np.moveaxis(expected, -1, 1), rtol=1e-4,
+                               atol=1e-6 * np.abs(expected).max())
+
+
+def test_checks_split_the_pixels_the_model_reads(permuted_twins):
+    last, permuted, _, X, Xf = permuted_twins
+    share = assert_max_importance_share(last, X, ["centre"], 1.0, groups=GROUPINGS["regions"],
+                                        method="occlusion").share
+    assert assert_max_importance_share(permuted, Xf, ["centre"], 1.0,
+                                       groups=GROUPINGS["regions"],
+                                       method="occlusion").share == pytest.approx(share)
+    top = explain(last, X, method="shap", groups=Grid(2, 5)).top(2)
+    assert_top_features(permuted, Xf, top, groups=Grid(2, 5), method="shap", k=2)
+
+
+def test_a_permute_to_channels_first_keeps_channels_last_samples():
+    """(height, width, channels) samples moved channels first for a channels_first
+    convolution: still channels last as given."""
+    last_in = keras.Input((6, 10, 3))
+    last = _cnn(last_in, last_in)
+    inputs = keras.Input((6, 10, 3))
+    permuted = _cnn(inputs, layers.Permute((3, 1, 2))(inputs), "channels_first")
+    _same_weights(last, permuted)
+    X = np.random.default_rng(2).uniform(size=(3, 6, 10, 3)).astype("float32")
+    for method in ("occlusion", "gradcam"):
+        _agree(explain(permuted, X, method=method, groups=Grid(3, 2)),
+               explain(last, X, method=method, groups=Grid(3, 2)))
+        _agree(explain(permuted, X, method=method), explain(last, X, method=method))
+
+
+def test_sequences_behind_a_permute_split_by_time_step():
+    def model(permute):
+        inputs = keras.Input((2, 12) if permute else (12, 2))
+        x = layers.Permute((2, 1))(inputs) if permute else inputs
+        x = layers.Conv1D(3, 3, activation="tanh")(x)
+        return keras.Model(inputs, layers.Dense(1)(layers.GlobalAveragePooling1D()(x)))
+
+    last, permuted = model(False), model(True)
+    _same_weights(last, permuted)
+    X = np.random.default_rng(3).normal(size=(4, 12, 2)).astype("float32")
+    for method in ("shap", "occlusion", "integrated_gradients"):
+        got = explain(permuted, np.moveaxis(X, -1, 1), method=method, groups="timesteps")
+        assert got.feature_names == tuple(f"t{i}" for i in range(12))
+        _agree(got, explain(last, X, method=method, groups="timesteps"))
+
+
+def test_grad_cam_follows_transposed_height_and_width():
+    """(width, height, channels) samples a Permute((2, 1, 3)) turns into (height, width,
+    channels): the map is laid over the samples' own axes."""
+    last_in = keras.Input((6, 10, 3))
+    last = _cnn(last_in, last_in)
+    inputs = keras.Input((10, 6, 3))
+    swapped = _cnn(inputs, layers.Permute((2, 1, 3))(inputs))
+    _same_weights(last, swapped)
+    X = np.random.default_rng(5).uniform(size=(3, 6, 10, 3)).astype("float32")
+    for method in ("gradcam", "gradcam++"):
+        expected = explain(last, X, method=method).values
+        np.testing.assert_allclose(explain(swapped, X.transpose(0, 2, 1, 3), method=method).values,
+                                   expected.transpose(0, 2, 1, 3), rtol=1e-4,
+                                   atol=1e-6 * np.abs(expected).max())
+
+
+@pytest.fixture(scope="module")
+def reshaped():
+    """(3, 6, 10) samples a Reshape turns into (6, 10, 3): no axis can be followed."""
+    inputs = keras.Input((3, 6, 10))
+    model = _cnn(inputs, layers.Reshape((6, 10, 3))(inputs))
+    X = np.random.default_rng(6).uniform(size=(4, 3, 6, 10)).astype("float32")
+    return model, X
+
+
+@pytest.mark.parametrize("groups", [Grid(2, 2), "timesteps", {"centre": CENTRE},
+                                    GROUPINGS["labels"]], ids=["grid", "timesteps",
+                                                                   "regions", "labels"])
+def test_a_reshape_that_moves_axes_makes_splitting_a_usage_error(reshaped, groups):
+    model, X = reshaped
+    with pytest.raises(InvalidArgument, match=r"which axis of the samples \(3, 6, 10\) is their "
+                       r"channel axis.*'reshape' \(Reshape\) turns samples of shape \(3, 6, 10\) "
+                       r"into \(6, 10, 3\).*boolean masks of the samples' full shape"):
+        explain(model, X, method="shap", groups=groups)
+    with pytest.raises(InvalidArgument, match="channel axis"):
+        assert_max_importance_share(model, X, ["patch(0,0)"], 1.0, groups=groups)
+
+
+def test_what_needs_no_channel_axis_still_works_behind_a_reshape(reshaped):
+    model, X = reshaped
+    full = np.zeros(X.shape[1:], dtype=bool)
+    full[:, 2:4, 3:7] = True
+    grouped = explain(model, X, method="occlusion", groups={"centre": full})
+    assert grouped.feature_names == ("centre", "rest")
+    assert explain(model, X, method="shap", groups={"two": ["x[0,0,0]", "x[1,0,0]"]}
+                   ).feature_names[0] == "two"
+    assert explain(model, X, method="occlusion", patch=(3, 2, 2)).values.shape == X.shape
+    with pytest.raises(InvalidArgument, match="patch= with one size per sample axis"):
+        explain(model, X, method="occlusion")
+    with pytest.raises(InvalidArgument, match="method='gradcam'.*cannot be followed.*Reshape"):
+        explain(model, X, method="gradcam")
+
+
+def test_a_saved_permuting_model_is_read_by_its_graph(permuted_twins, tmp_path, capsys):
+    """The file's config holds a Permute: explain() and the command line follow the loaded
+    model's graph, not the first convolution's data_format."""
+    from pytest_kexplain import clear_cache
+    from pytest_kexplain.adapters.layers import saved_samples_channels_first
+    from pytest_kexplain.cli import main
+
+    last, permuted, _, X, Xf = permuted_twins
+    path = tmp_path / "permuted.keras"
+    permuted.save(path)
+    last.save(tmp_path / "last.keras")
+    assert saved_samples_channels_first(path, Xf.shape[1:]) is None
+    clear_cache()
+    expected = explain(last, X, method="occlusion", groups=Grid(2, 5))
+    _agree(explain(path, Xf, method="occlusion", groups=Grid(2, 5)), expected)
+    _agree(explain(str(path), Xf, method="occlusion", groups=Grid(2, 5)), expected)
+    np.save(tmp_path / "chw.npy", Xf)
+    np.save(tmp_path / "hwc.npy", X)
+    np.save(tmp_path / "labels.npy", GROUPINGS["labels"])
+
+    def table(model, data, groups):
+        code = main(["explain", str(tmp_path / model), str(tmp_path / data), "--method",
+                     "occlusion", "--groups", groups, "--json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return {row["feature"]: row["importance"] for row in json.loads(out)["features"]}
+
+    for groups in ("grid:2x5", str(tmp_path / "labels.npy")):
+        got, want = table("permuted.keras", "chw.npy", groups), table("last.keras", "hwc.npy",
+                                                                     groups)
+        assert sorted(got) == sorted(want) and len(got) >= 3
+        np.testing.assert_allclose([got[name] for name in want], list(want.values()),
+                                   rtol=1e-4, atol=1e-6)
