@@ -282,3 +282,55 @@ def test_a_vocabulary_of_the_other_inputs_tokens_is_a_usage_error(method):
         with pytest.raises(InvalidArgument, match="onto input 'image' alone.*vocabulary="):
             explain(model, X, method=method, vocabulary=given)
     assert explain(model, X, method=method).values.shape == (4, 10, 7, 2)
+
+
+def _image_beside_image(read: str):
+    """Two image inputs and a table; the convolution named 'conv' reads input `read` alone."""
+    import keras
+
+    keras.utils.set_random_seed(6)
+    inputs = {"left": keras.Input((6, 6, 1), name="left"),
+              "right": keras.Input((6, 6, 1), name="right"),
+              "meta": keras.Input((2,), name="meta")}
+    maps = keras.layers.Conv2D(2, 3, activation="relu", name="conv")(inputs[read])
+    other = keras.layers.Flatten()(inputs["right" if read == "left" else "left"])
+    hidden = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(maps), other,
+                                         inputs["meta"]])
+    return keras.Model(inputs, keras.layers.Dense(2, name="scores")(hidden))
+
+
+def test_a_check_follows_the_keras_graph_once(monkeypatch):
+    """A Grad-CAM check on a model with several inputs finds the image input its layer reads
+    (and each input's layout for its groups) before explain() runs, and explain() asks again:
+    one walk of the functional graph answers all of them, per model."""
+    import gc
+    import weakref
+
+    from pytest_kexplain.adapters import layers
+
+    walks = []
+    follow = layers._execution_order
+    monkeypatch.setattr(layers, "_execution_order", lambda graph: walks.append(graph) or
+                        follow(graph))
+    rng = np.random.default_rng(2)
+    X = {"left": rng.uniform(size=(4, 6, 6, 1)), "right": rng.uniform(size=(4, 6, 6, 1)),
+         "meta": rng.normal(size=(4, 2))}
+    for read in ("left", "right"):  # the same layer and input names: each model its own answer
+        model = _image_beside_image(read)
+        groups = {read: Grid(2, 2)}
+        try:
+            assert_top_features(model, X, [f"{read}:patch(0,0)"], k=4, method="gradcam",
+                                target=0, groups=groups)
+        except CheckFailed:
+            pass  # whichever patch leads: the lookups are what is counted
+        assert explain(model, X, method="gradcam", target=0, layer="conv", groups=groups
+                       ).feature_names == tuple(f"{read}:patch({i},{j})" for i in (0, 1)
+                                                for j in (0, 1))
+        assert walks == [model], f"the graph of the model reading {read!r} was walked " \
+                                 f"{len(walks)} times"
+        walks.clear()
+    # the answers go with the model
+    held, kept = weakref.ref(model), len(layers._REACHING)
+    del model
+    gc.collect()
+    assert held() is None and len(layers._REACHING) < kept

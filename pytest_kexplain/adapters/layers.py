@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -797,13 +798,36 @@ def _reached(reaching: dict[int, set[str]] | None, layer: Any, names: tuple[str,
     return tuple(name for name in names if name in found)
 
 
+#: _inputs_reaching_layers() per functional graph and input names. A check with a layer method
+#: or groups on a model with several inputs asks before explain() is called and explain()
+#: asks again (Grad-CAM's input, each input's layout): one walk of the graph serves them all.
+#: Keyed weakly by the graph, which a functional model never changes, so it goes with it.
+_REACHING: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], dict[int, set[str]] | None]] = \
+    weakref.WeakKeyDictionary()
+
+
 def _inputs_reaching_layers(model: Any, names: tuple[str, ...]) -> dict[int, set[str]] | None:
     """{id(layer): the inputs reaching its calls} of every layer called in the model's
-    functional graph (a nested model's layers get that model's call's), in one pass; None
-    when the model is not a graph that can be followed."""
+    functional graph (a nested model's layers get that model's call's), in one pass per
+    graph and input names (read only: it is shared); None when the model is not a graph that
+    can be followed."""
     graph = _graph(model)
-    tensors = None if graph is None else _input_tensors(model, names)
-    if graph is None or tensors is None or any(t is None for t in tensors.values()):
+    if graph is None:
+        return None
+    try:
+        known = _REACHING.setdefault(graph, {})
+    except TypeError:  # a graph that cannot be referenced weakly: followed on every call
+        known = {}
+    if names not in known:
+        known[names] = _follow_graph(model, graph, names)
+    return known[names]
+
+
+def _follow_graph(model: Any, graph: Any, names: tuple[str, ...]
+                  ) -> dict[int, set[str]] | None:
+    """_inputs_reaching_layers() of one graph, computed."""
+    tensors = _input_tensors(model, names)
+    if tensors is None or any(t is None for t in tensors.values()):
         return None
     # which inputs each tensor depends on, in execution order
     reached: dict[int, set[str]] = {id(tensor): {name} for name, tensor in tensors.items()}
