@@ -299,19 +299,19 @@ def _image_beside_image(read: str):
     return keras.Model(inputs, keras.layers.Dense(2, name="scores")(hidden))
 
 
-def test_a_check_follows_the_keras_graph_once(monkeypatch):
+def test_a_check_finds_the_inputs_reaching_each_layer_once(monkeypatch):
     """A Grad-CAM check on a model with several inputs finds the image input its layer reads
-    (and each input's layout for its groups) before explain() runs, and explain() asks again:
-    one walk of the functional graph answers all of them, per model."""
+    (and the inputs each image layer reads, for its groups) before explain() runs, and
+    explain() asks again: one walk of the functional graph answers all of them, per model."""
     import gc
     import weakref
 
     from pytest_kexplain.adapters import layers
 
     walks = []
-    follow = layers._execution_order
-    monkeypatch.setattr(layers, "_execution_order", lambda graph: walks.append(graph) or
-                        follow(graph))
+    follow = layers._follow_graph
+    monkeypatch.setattr(layers, "_follow_graph", lambda model, graph, names: walks.append(
+        graph) or follow(model, graph, names))
     rng = np.random.default_rng(2)
     X = {"left": rng.uniform(size=(4, 6, 6, 1)), "right": rng.uniform(size=(4, 6, 6, 1)),
          "meta": rng.normal(size=(4, 2))}
