@@ -6,6 +6,7 @@ import argparse
 import ast
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,18 @@ CHUNK_ROWS = 512
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 
 
+#: files of pickled models (scikit-learn's joblib.dump, pickle.dump)
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
 def run(args: argparse.Namespace) -> int:
     """Explain the model on the data, print the table, write the plot if asked."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if Path(args.model).suffix.lower() in PICKLE_SUFFIXES:
+        raise CliError(f"model file {args.model}: kexplain explain loads .keras models only; a "
+                       "pickled model (a scikit-learn estimator) is not unpickled, since that "
+                       "runs whatever code the file holds. Explain it in Python: "
+                       "pytest_kexplain.explain(joblib.load(path), X).")
     model_path = regular_file(args.model, "model file", (".keras",))
     plot_path = _plot_path(args.plot) if args.plot else None
     options = dict(_option(text) for text in args.option)
@@ -72,6 +82,14 @@ def run(args: argparse.Namespace) -> int:
         # the model as the user named it, not by the name Keras gave it
         message = message.replace(f"Keras model {getattr(model, 'name', '')!r}",
                                   f"model {Path(args.model).name}")
+        text_column = re.search(r"column '(.+?)' has non-numeric dtype", message)
+        if text_column is not None and hasattr(data.rows, "columns"):
+            # a table's text column: a label or id to leave out (pandas advice does not apply)
+            column = text_column.group(1)
+            raise CliError(f"{args.data} column {column!r} holds text, which the model cannot "
+                           f"take; if it is a label or id column, leave it out with --drop "
+                           f"{column}, else encode it as numbers the way the model was "
+                           "trained.") from None
         if args.drop or not hasattr(data.rows, "columns") or "shape" not in message:
             raise CliError(message) from None
         raise CliError(f"{message} If {args.data} has a label or id column, leave it out with "
