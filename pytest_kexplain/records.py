@@ -75,7 +75,11 @@ def build_record(check: str, arguments: Mapping[str, Any], result: Any,
     builder = BUILDERS.get(check, _generic)
     shown = {key: _names(value) if isinstance(value, (list, tuple)) and all(
         isinstance(item, str) for item in value) else value for key, value in arguments.items()}
-    fields: Fields = {"asserted": ASSERTED.get(check, check).format_map(_Defaulting(shown))}
+    known = _Defaulting(shown)
+    fields: Fields = {"asserted": ASSERTED.get(check, check).format_map(known)}
+    if known.missing:  # the call's arguments did not fit the check: nothing was asserted
+        fields["asserted"] = (f"nothing: the call's arguments do not fit {check} (see the "
+                              "error below)")
     if result is not None or (error is None and check in RESULTLESS):
         fields = builder(result, {**arguments, **notes})
     for key in ("baseline", "baseline_status"):
@@ -92,7 +96,7 @@ def build_record(check: str, arguments: Mapping[str, Any], result: Any,
         model=describe_model(model),
         model_id=model_id(model),
         data_shape=_data_shape(explanation, arguments.get("X")),
-        data_inputs=_data_inputs(explanation),
+        data_inputs=_data_inputs(explanation, arguments),
         target=_text(arguments.get("target")),
         output=getattr(explanation, "output_name", None) or _result_output(result),
         message="" if error is None else _message(error),
@@ -212,7 +216,14 @@ def model_id(model: Any) -> str | None:
 # --- shared helpers -------------------------------------------------------------------------
 
 class _Defaulting(dict[str, str]):
+    """The call's arguments for a template; names it lacks are collected in ``missing``."""
+
+    def __init__(self, arguments: Mapping[str, Any]) -> None:
+        super().__init__(arguments)
+        self.missing: list[str] = []
+
     def __missing__(self, key: str) -> str:
+        self.missing.append(key)
         return "?"
 
 
@@ -248,14 +259,27 @@ def _data_shape(explanation: Any, X: Any) -> tuple[int, ...]:
         return ()
 
 
-def _data_inputs(explanation: Any) -> tuple[str, ...]:
-    """Each input of a model with several, as 'name (n, *shape)' (data_shape is their flat rows)."""
+def _data_inputs(explanation: Any, arguments: Mapping[str, Any] | None = None
+                 ) -> tuple[str, ...]:
+    """Each input of a model with several, as 'name (n, *shape)' (data_shape is their flat rows,
+    their groups' rows, or the one input Grad-CAM explains): the explanation's, else X's."""
     names = getattr(explanation, "input_names", None)
     shapes = getattr(explanation, "input_shapes", None)
-    if not names or not shapes or len(names) < 2:
+    if names and shapes and len(names) >= 2:
+        n = int(explanation.n_samples)
+        return tuple(f"{name} {(n, *map(int, shape))}" for name, shape in zip(names, shapes))
+    X = (arguments or {}).get("X")
+    if not isinstance(X, (Mapping, list, tuple)) or len(X) < 2:
         return ()
-    n = int(explanation.n_samples)
-    return tuple(f"{name} {(n, *map(int, shape))}" for name, shape in zip(names, shapes))
+    arrays = list(X.values()) if isinstance(X, Mapping) else list(X)
+    try:
+        given = [tuple(int(n) for n in np.shape(array)) for array in arrays]
+    except Exception:
+        return ()
+    if any(len(shape) < 2 for shape in given):
+        return ()  # a list of rows, not a list of inputs
+    inputs = _input_names(arguments or {}, X) or tuple(f"input {i}" for i in range(len(given)))
+    return tuple(f"{name} {shape}" for name, shape in zip(inputs, given))
 
 
 def _round(values: Any) -> list[Any]:
@@ -531,7 +555,9 @@ def _top_features(result: Any, arguments: Mapping[str, Any]) -> Fields:
     return {"asserted": (f"{top} {_names(result.expected)}"
                          + (" in this order" if arguments.get("ordered") else "")
                          if len(result.expected) == result.k else
-                         f"{_names(result.expected)} are among the top {result.k} {rows}"),
+                         f"{_names(result.expected)} "
+                         f"{'is' if len(result.expected) == 1 else 'are'} among the top "
+                         f"{result.k} {rows}"),
             "measures": tuple(measures),
             "picture": _feature_picture(explanation, marked=result.expected,
                                         arguments=arguments)}

@@ -378,10 +378,17 @@ def test_grad_cam_of_two_image_inputs_is_drawn_over_the_input_its_layer_reads(em
     np.testing.assert_allclose(grouped["inputs"][0], X["right"].mean(axis=0)[..., 0], atol=1e-3)
     assert "covers that input alone" in plain["caption"]
     assert "covers that input alone" in grouped["caption"] and "more_maps" not in grouped
+    from matplotlib.text import Text
+
     for record in emitted:
         _validate(record)
-        titles = {a.get_title() for a in plots.plot_record(record).get_axes()}
+        figure = plots.plot_record(record)
+        titles = {a.get_title() for a in figure.get_axes()}
         assert "input 'right'" in titles or "input 'right' (4 patches)" in titles
+        # the caption stays on the picture under the check's own title
+        texts = [text.get_text() for text in figure.findobj(Text)]
+        assert record.picture["caption"] in texts
+        assert f"{record.check}: passed" in texts
         labels = {a.get_ylabel() for a in plots.plot_record(record).get_axes()}
         assert any("importance" in label or "attribution" in label for label in labels)
 
@@ -514,3 +521,44 @@ def test_the_page_paints_the_map_of_every_image_input(emitted, tmp_path):
     # the left input's cell is its top-left quarter, the right's its bottom-right ninth
     (left_mean, left_sample, right_mean, right_sample) = sorted(blobs, key=lambda b: b[0].start)
     assert right_mean[1].start > left_mean[1].start + 20
+
+
+def _png_pixels(png):
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int32)
+
+
+def test_the_saved_picture_keeps_the_colours_it_was_drawn_with(emitted):
+    """The PNG's small palette keeps what a reader decodes: every pixel inside a colour bar
+    stays on the viridis scale (no grey or banded steps standing for shares), the bar keeps a
+    smooth gradient, and a failed check's title stays vermillion."""
+    from matplotlib import colormaps
+
+    model = _two_images_beside_a_table()
+    with pytest.raises(CheckFailed):
+        assert_max_importance_share(model, TWO_IMAGES, ["left:patch(0,0)"], 0.05,
+                                    method="shap", groups={"left": Grid(2, 2), "right": Grid(3, 3)},
+                                    background=ZEROS)
+    figure = plots.plot_record(emitted[0])
+    png = plots.to_png(figure)
+    pixels = _png_pixels(png)
+    assert pixels.shape[1] == round(plots.WIDTH * plots.DPI)  # drawn at the page's scale
+    # the maps lie over their images at 85% opacity, and so does their colour bar over white
+    viridis = np.round((0.85 * colormaps[plots.HEATMAP](np.linspace(0, 1, 256))[:, :3] + 0.15)
+                       * 255)
+    bars = [a for a in figure.get_axes() if a.get_label() == "<colorbar>"]
+    assert len(bars) == 2
+    height = pixels.shape[0]
+    for bar in bars:
+        box = bar.get_window_extent()
+        inside = pixels[int(height - box.y1) + 3:int(height - box.y0) - 3,
+                        int(box.x0) + 3:int(box.x1) - 3].reshape(-1, 3)
+        distance = np.abs(inside[:, None, :] - viridis[None]).max(axis=2).min(axis=1)
+        assert distance.max() <= 12, "a colour bar shows colours off its scale"
+        assert len({tuple(p) for p in inside}) >= 24, "the colour bar is banded"
+    vermillion = np.abs(pixels - np.array([0xD5, 0x5E, 0x00])).max(axis=2) <= 12
+    assert vermillion.sum() > 30  # the suptitle "...: failed"

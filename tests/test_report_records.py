@@ -139,6 +139,11 @@ def test_a_monotonic_plot_without_the_model_shows_the_counterexamples(bumpy):
         assert_monotonic(bumpy, X, "x0", max_examples=5)
     figure = failure.value.result.plot()
     assert figure.axes[0].get_xlabel() == "x0" and figure.axes[0].lines
+    # the legend sits beside the curves, never over them
+    figure.canvas.draw()
+    legend = figure.axes[0].get_legend().get_window_extent()
+    assert legend.x0 >= figure.axes[0].get_window_extent().x1
+    assert legend.x1 <= figure.bbox.x1 + 1  # and stays on the picture
 
 
 def test_the_model_randomisation_picture_shows_every_stage(bumpy):
@@ -416,3 +421,67 @@ def test_every_public_check_is_recorded_under_its_own_name(bumpy, emitted):
     assert_model_sensitive(bumpy, X, max_similarity=1.0, mode="cascading")
     assert [record.check for record, _ in emitted] == ["assert_model_sensitive"]
     assert emitted[0][0].picture["kind"] == "distribution"
+
+
+def test_a_check_on_groups_or_one_input_of_several_still_shows_each_inputs_shape(emitted):
+    """Groups of a two-input model, and Grad-CAM of its image input alone, are explained as
+    their own rows: the page names each input's shape as the test passed it and what was
+    explained, not the explained rows alone (they read as if X had been (6, 2))."""
+    import keras
+
+    from pytest_kexplain import Grid
+    from pytest_kexplain.report.html import _check
+
+    image, table = keras.Input((4, 4, 1), name="image"), keras.Input((3,), name="tab")
+    maps = keras.layers.Conv2D(2, 3, padding="same", activation="relu")(image)
+    joined = keras.layers.Concatenate()([keras.layers.Flatten()(maps), table])
+    model = keras.Model({"image": image, "tab": table}, keras.layers.Dense(1)(joined))
+    rng = np.random.default_rng(0)
+    inputs = {"image": rng.uniform(size=(6, 4, 4, 1)), "tab": rng.normal(size=(6, 3))}
+    assert_max_importance_share(model, inputs, ["image:patch(0,0)"], 1.0,
+                                groups={"image": Grid(2, 2), "tab": {"t": ["x0", "x1", "x2"]}})
+    assert_max_importance_share(model, inputs, ["image:x[0,0,0]"], 1.0, method="gradcam")
+    assert_max_importance_share(model, list(inputs.values()), ["image:x[0,0,0]"], 1.0,
+                                method="gradcam")
+    pages = []
+    for record, _ in emitted:
+        assert record.data_inputs == ("image (6, 4, 4, 1)", "tab (6, 3)")
+        data = round_trips_against_the_schema(record)
+        pages.append(_check({**data, "id": "check-1", "test": "t.py::t", "index": 1,
+                             "seconds": 0.0}, {}))
+    assert "<dd>image (6, 4, 4, 1), tab (6, 3); explained as (6, 5)</dd>" in pages[0]
+    assert "<dd>image (6, 4, 4, 1), tab (6, 3); explained as (6, 4, 4, 1)</dd>" in pages[1]
+    assert pages[2] == pages[1]
+
+
+def test_a_call_that_does_not_fit_the_check_asserts_nothing_rather_than_question_marks(
+        linear, emitted):
+    """A check called with arguments its signature refuses is an error record that says
+    nothing was asserted (it read 'the output is ? in ?'); one named feature 'is' among the
+    top k."""
+    with pytest.raises(TypeError):
+        assert_monotonic(linear, X, "income", "increasing", feature_names=NAMES)  # type: ignore[misc]
+    assert_top_features(linear, X, ["income"], k=2, feature_names=NAMES)
+    assert_top_features(linear, X, ["income", "debt"], k=3, feature_names=NAMES)
+    (wrong, _), (one, _), (two, _) = emitted
+    assert wrong.outcome == "error" and "?" not in wrong.asserted
+    assert wrong.asserted == ("nothing: the call's arguments do not fit assert_monotonic "
+                              "(see the error below)")
+    assert "takes 3 positional arguments" in wrong.message
+    assert one.asserted == "income is among the top 2 features"
+    assert two.asserted == "income, debt are among the top 3 features"
+
+
+def test_long_test_ids_wrap_at_their_separators_not_inside_words():
+    """A narrow test column breaks 'tests/test_credit.py::test_three_class_by_label' after
+    '::', '/', '_' or '.', not mid-word ('..._by_labe' / 'l'), and the id stays escaped."""
+    from pytest_kexplain.report.html import _breakable, _index
+
+    test = "tests/test_credit.py::test_three_class_by_label[<a-b>]"
+    assert _breakable(test) == ("tests/<wbr>test_<wbr>credit.<wbr>py::<wbr>test_<wbr>three_<wbr>"
+                                "class_<wbr>by_<wbr>label[<wbr>&lt;a-<wbr>b&gt;]")
+    row = {"id": "check-1", "outcome": "passed", "check": "assert_top_features", "test": test,
+           "asserted": "x", "measures": []}
+    page = _index([row])
+    assert f"<code>{_breakable(test)}</code>" in page and "<a-b>" not in page
+    assert page.replace("<wbr>", "").count("tests/test_credit.py::test_three_class_by_label") == 1

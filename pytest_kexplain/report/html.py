@@ -5,6 +5,8 @@ page."""
 from __future__ import annotations
 
 import base64
+import math
+import re
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
@@ -89,6 +91,12 @@ def _totals(totals: Mapping[str, Any]) -> str:
     return f'<section class="totals" aria-label="totals">{cells}</section>'
 
 
+def _breakable(test_id: str) -> str:
+    """A test id, escaped, that wraps after its separators ('::', '/', '_', '.', '[', '-')
+    rather than inside a word when its cell is narrow."""
+    return re.sub(r"(::|[/_.\[-])", r"\1<wbr>", escape(test_id))
+
+
 def _badge(outcome: str) -> str:
     return f'<span class="badge {escape(outcome)}">{escape(outcome)}</span>'
 
@@ -108,7 +116,7 @@ def _index(checks: list[Mapping[str, Any]]) -> str:
     rows = [
         f'<tr><td>{_badge(c["outcome"])}</td>'
         f'<td><a href="#{escape(c["id"])}">{escape(c["check"])}</a></td>'
-        f'<td><code>{escape(c["test"])}</code></td><td>{escape(c["asserted"])}</td>'
+        f'<td><code>{_breakable(c["test"])}</code></td><td>{escape(c["asserted"])}</td>'
         f'<td>{escape(_key_measure(c))}</td></tr>'
         for c in checks]
     return ('<h2 id="checks">Checks</h2><table><thead><tr><th>outcome</th><th>check</th>'
@@ -120,7 +128,7 @@ def _check(check: Mapping[str, Any], models: Mapping[str, Any]) -> str:
     from pytest_kexplain.report.plots import record_png
 
     outcome = check["outcome"]
-    facts = [("test", f'<code>{escape(check["test"])}</code> (check {check["index"]})'),
+    facts = [("test", f'<code>{_breakable(check["test"])}</code> (check {check["index"]})'),
              ("asserted", escape(check["asserted"]))]
     if check["method"]:
         facts.append(("method", escape(check["method"])))
@@ -130,10 +138,8 @@ def _check(check: Mapping[str, Any], models: Mapping[str, Any]) -> str:
             model = f'<a href="#{escape(check["model_id"])}">{model}</a>'
         facts.append(("model", model))
     if check["data_shape"]:
-        shape = str(tuple(check["data_shape"]))
-        inputs = check.get("data_inputs") or []
-        facts.append(("data shape", escape(f"{', '.join(inputs)}: {shape} as flat rows" if inputs
-                                           else shape)))
+        facts.append(("data shape", escape(_data_shape(check["data_shape"],
+                                                       check.get("data_inputs") or []))))
     if check["target"] is not None:
         facts.append(("target", escape(check["target"])))
     if check["output"]:
@@ -154,6 +160,21 @@ def _check(check: Mapping[str, Any], models: Mapping[str, Any]) -> str:
         html.append(f"<pre>{escape(check['message'])}</pre>")
     html.append('<p><a href="#checks">back to the list of checks</a></p></section>')
     return "\n".join(part for part in html if part)
+
+
+def _data_shape(shape: list[int], inputs: list[str]) -> str:
+    """X's shape; with several inputs each one's, and how the explanation laid them out: as
+    flat rows (every input's values side by side), or as its own rows (groups, one input)."""
+    if not inputs:
+        return str(tuple(shape))
+    try:  # each 'name (n, h, w, c)'
+        sizes = [math.prod(int(d) for d in given.rsplit("(", 1)[-1].rstrip(")").split(",")[1:]
+                           if d.strip()) for given in inputs]
+    except ValueError:
+        sizes = []
+    flat = len(shape) == 2 and shape[1] == sum(sizes)
+    return (f"{', '.join(inputs)}: {tuple(shape)} as flat rows" if flat
+            else f"{', '.join(inputs)}; explained as {tuple(shape)}")
 
 
 def _alt(check: Mapping[str, Any]) -> str:

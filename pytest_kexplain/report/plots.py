@@ -25,7 +25,7 @@ GREY = "#999999"
 BLACK = "#000000"
 HEATMAP = "viridis"  # perceptually uniform, readable in grey and with colour-vision deficiency
 DIVERGING = "PuOr_r"  # signed values: orange positive, purple negative, safe for colour-blindness
-DPI = 72
+DPI = 100  # a 6.4-inch picture is 640 pixels wide; 7-point labels are 10 pixels tall
 TOKEN_CHARS = 10  # longer token strings are cut in a token heat map's cells
 WIDTH = 6.4  # inches
 
@@ -41,22 +41,24 @@ def _figure(height: float = 3.0, width: float = WIDTH) -> Any:
 
 
 def to_png(figure: Any) -> bytes:
-    """Small PNG bytes: the figure drawn by Agg, reduced to a 128-colour palette (charts use a
-    handful of colours; a heat map keeps its gradient), without a timestamp or software tag so
-    the same figure gives the same bytes."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
-        return buffer.getvalue()
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        palette = image.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT,
-                                                dither=Image.Dither.NONE)
+    """Small PNG bytes: the figure drawn by Agg at DPI, reduced to a 256-colour palette, without
+    a timestamp or software tag, so the same figure gives the same bytes.
+
+    The palette comes from an octree over the colour space (not a median cut of the pixel
+    counts), so a small area keeps its colour: a failed check's vermillion title, the ends of a
+    colour bar, every step of a heat map's gradient. The canvas's pixels go to Pillow directly
+    (no intermediate PNG to encode and decode)."""
+    import numpy as np
+    from PIL import Image  # a dependency of matplotlib
+
+    figure.set_dpi(DPI)
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())
+    palette = Image.fromarray(pixels, "RGBA").convert("RGB").quantize(
+        colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     small = io.BytesIO()
     palette.save(small, format="PNG", optimize=True)
-    return small.getvalue() if small.tell() < buffer.getbuffer().nbytes else buffer.getvalue()
+    return small.getvalue()
 
 
 def plot_record(record: CheckRecord | Mapping[str, Any], **options: Any) -> Any:
@@ -186,7 +188,8 @@ def _draw_ice(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> 
     output = picture.get("output")
     axes.set_ylabel("model output" if output is None else f"model output ({output})")
     axes.set_title(f"expected {picture['direction']} in {picture['feature']}", fontsize=9)
-    axes.legend(fontsize=7, loc="best")
+    # beside the axes: a dozen curves leave no empty corner for it
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return figure
 
 
@@ -264,8 +267,7 @@ def _draw_token_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **_
     axes.set_yticks(range(len(rows)), [name for name, _, _ in rows], fontsize=7)
     if vocabulary:
         axes.set_xticks([])
-        axes.set_xlabel(f"tokens of the sample, strongest first (at most {width} shown)",
-                        fontsize=8)
+        axes.set_xlabel("tokens of the sample, strongest first", fontsize=8)
     else:
         start = ((picture.get("cells") or [[0]])[0] or [0])[0]
         from matplotlib.ticker import FuncFormatter, MaxNLocator
@@ -290,9 +292,12 @@ def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **options
     columns = 3 if any(block.get("baseline_maps") for block in blocks) else 2
     heights = [1.0 + 1.7 * len(block["maps"]) for block in blocks]
     bars = picture.get("bars")
-    if bars or len(blocks) > 1:  # the group maps above the importance bars of the groups
+    if bars or len(blocks) > 1 or picture.get("caption"):
+        # the maps of each input (under its caption, below the check's title) above the
+        # importance bars of the groups
         heights += [_bars_height(bars)] if bars else []
-        figure = _figure(sum(heights))
+        width = WIDTH if bars else min(WIDTH, 1.0 + 2.0 * columns)
+        figure = _figure(sum(heights), width=width)
         canvases = list(figure.subfigures(len(heights), 1, height_ratios=heights, squeeze=False)
                         .ravel())
         if bars:
