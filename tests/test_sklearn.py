@@ -358,3 +358,31 @@ def test_a_pipeline_fitted_on_strings_gets_category_columns_back_as_categories()
                                pipeline.predict_proba(frame.iloc[:20])[:, 1], atol=1e-9)
     assert_top_features(pipeline, categorical.iloc[:20], ["region", "income"], method="shap",
                         background=categorical.iloc[100:140])
+
+
+def test_an_ordered_category_column_of_a_pipeline_is_swept_in_its_own_order():
+    """The encoder knows 'high', 'low', 'mid' (sorted); the column declares low < mid < high,
+    and assert_monotonic follows that order, as it does for a Keras model (it swept the
+    encoder's order: 'high' -> 'low' read as a fall of a rising model)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    level = rng.choice(["low", "mid", "high"], 120)
+    X = pd.DataFrame({"level": level, "size": rng.normal(size=120)})
+    y = pd.Series(level).map({"low": 0.0, "mid": 1.0, "high": 2.0}).to_numpy() + X["size"]
+    model = make_pipeline(make_column_transformer((OneHotEncoder(), ["level"]),
+                                                  remainder="passthrough"), Ridge()).fit(X, y)
+    ordinal = X.assign(level=pd.Categorical(level, categories=["low", "mid", "high", "top"],
+                                            ordered=True))
+    rows = ordinal.iloc[:30]
+    result = assert_monotonic(model, rows, "level", direction="increasing", max_examples=10)
+    assert result.grid == (0.0, 1.0, 2.0)
+    with pytest.raises(AssertionError, match="level from"):
+        assert_monotonic(model, rows, "level", direction="decreasing", max_examples=0)
+    # the same attributions as from the string column, against a background of strings
+    ordered = explain(model, rows, method="shap", background=X.iloc[60:80])
+    plain = explain(model, X.iloc[:30], method="shap", background=X.iloc[60:80])
+    np.testing.assert_allclose(ordered.values, plain.values, atol=1e-12)

@@ -256,8 +256,9 @@ class SklearnAdapter(SelectsRawOutput):
 
     def frame_with_categories(self, frame: Any, name: str = "X") -> Any:
         """The DataFrame with its string (and category) columns as pandas categories: the
-        categories the estimator's encoders were fitted with where known, else the sorted
-        values the column holds. A value the encoders were not fitted with is an error."""
+        categories the estimator's encoders were fitted with where known (an ordered category
+        column in its own order), else the sorted values the column holds. A value the encoders
+        were not fitted with is an error."""
         import pandas as pd
 
         from pytest_kexplain.inputs import holds_numbers_only, with_columns
@@ -288,6 +289,12 @@ class SklearnAdapter(SelectsRawOutput):
                         f"categories: {', '.join(map(repr, target.categories[:10]))}); "
                         "explanations replace a category by another one the model knows: drop "
                         "those rows or map them to a known category.")
+                if is_category and dtype.ordered:
+                    # an ordinal column keeps its declared order, which sweeps (assert_monotonic)
+                    # follow, holding only categories the encoders know
+                    known = set(target.categories)
+                    target = pd.CategoricalDtype(
+                        [c for c in dtype.categories if str(c) in known], ordered=True)
             converted[column] = pd.Categorical(values, dtype=target)
         return with_columns(frame, converted)
 
