@@ -61,6 +61,23 @@ def models() -> dict[str, Any]:
         x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
         return keras.Model(inputs, layers.Dense(1)(x))
 
+    class SubclassedCNN(keras.Model):
+        """A subclassed CNN: its convolution has no output in a Keras graph (Grad-CAM)."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.conv = layers.Conv2D(4, 3, activation="relu", name="conv")
+            self.pool = layers.GlobalAveragePooling2D()
+            self.out = layers.Dense(1)
+
+        def call(self, x: Any) -> Any:
+            return self.out(self.pool(self.conv(x)))
+
+    def functional_cnn() -> Any:
+        inputs = keras.Input((8, 8, 2))
+        x = layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+        return keras.Model(inputs, layers.Dense(1)(layers.GlobalAveragePooling2D()(x)))
+
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(8, 6)).astype("float32")
     pair = {"a": rng.normal(size=(8, 3)).astype("float32"),
@@ -75,7 +92,8 @@ def models() -> dict[str, Any]:
     built = {"subclassed": (Regressor(), rows), "dict_subclassed": (TwoInputs(), pair),
              "lambda_squeeze": (squeezed, rows), "cnn_last": (cnn("channels_last"), images),
              "cnn_first": (cnn("channels_first"), np.moveaxis(images, -1, 1)),
-             "tokens": (tokens, rng.integers(1, 9, size=(6, 5)))}
+             "tokens": (tokens, rng.integers(1, 9, size=(6, 5))),
+             "cnn_subclassed": (SubclassedCNN(), images), "cnn_functional": (functional_cnn(), images)}
     for seed, (model, X) in enumerate(built.values()):
         model(X if isinstance(X, dict) else X[:1])  # builds a subclassed model
         _set_weights(model, seed)
@@ -143,6 +161,13 @@ def _explain_all(zoo: dict[str, Any], predicted: np.ndarray) -> dict[str, Any]:
         moved = np.moveaxis(explain(first, images_first, method=method).values, 1, -1)
         results[f"channels_first_{method}_gap"] = float(np.abs(moved - expected).max())
         results[f"channels_first_{method}_scale"] = float(np.abs(expected).max())
+    (subclassed, images), (functional, _) = zoo["cnn_subclassed"], zoo["cnn_functional"]
+    functional.set_weights([variable_values(w) for w in subclassed.weights])
+    for method in ("gradcam", "gradcam++"):
+        expected = explain(functional, images, method=method).values
+        ours = explain(subclassed, images, method=method).values
+        results[f"subclassed_{method}_gap"] = float(np.abs(ours - expected).max())
+        results[f"subclassed_{method}_scale"] = float(np.abs(expected).max())
     return results
 
 

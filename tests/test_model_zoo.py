@@ -223,6 +223,14 @@ def test_channels_first_matches_channels_last_on_every_backend(zoo_results, meth
         f"channels_first_{method}_scale"]
 
 
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_a_subclassed_cnn_gets_its_functional_twins_maps_on_every_backend(zoo_results, method):
+    """Its convolution has no output in a Keras graph: the maps are read in its call."""
+    assert zoo_results[f"subclassed_{method}_scale"] > 0
+    assert zoo_results[f"subclassed_{method}_gap"] <= 1e-5 * zoo_results[
+        f"subclassed_{method}_scale"]
+
+
 # -- token models whose embedding is not the first layer --------------------------------------
 
 @keras.saving.register_keras_serializable(package="model_zoo")

@@ -454,12 +454,10 @@ class KerasAdapter:
         With a replacement (shape of the activations) the layer's output is replaced by it:
         the model is evaluated and differentiated there (token embeddings).
         """
-        from pytest_kexplain.adapters.layers import output_spec
-
         sample_shape = tuple(x.shape[1:])
         self._functions_for(sample_shape)  # builds the model, checks its outputs, drops stale
         key = ("layer:" + layer.name, sample_shape)
-        shape, dtype = output_spec(layer, self.description)
+        shape, dtype = self._layer_output_spec(layer, sample_shape)
         if replacement is not None:
             replacement = np.asarray(replacement, dtype=dtype)
         if key not in self._coalition_functions:
@@ -487,6 +485,41 @@ class KerasAdapter:
         require_finite(outputs, self.description, "outputs")
         require_finite(gradients, self.description, "gradients")
         return outputs, activations, gradients
+
+    def _layer_output_spec(self, layer: Any, sample_shape: tuple[int, ...]
+                           ) -> tuple[tuple[int | None, ...], str]:
+        """(shape without the batch axis, dtype) of a layer's output: from the Keras graph, or,
+        for a layer a subclassed model calls in its own call(), seen in one model call."""
+        import keras
+
+        from pytest_kexplain.adapters.backends.common import layer_output_hook
+        from pytest_kexplain.adapters.layers import output_spec
+
+        try:
+            return output_spec(layer, self.description)
+        except InvalidArgument as undefined:
+            seen: list[Any] = []
+
+            def capture(output: Any) -> Any:
+                seen.append(output)
+                return output
+
+            probe = np.zeros((1, *sample_shape), dtype=self.dtype)
+            try:
+                with layer_output_hook(layer, capture):
+                    self.model(probe if self.layout is None else self.layout.split_numpy(probe),
+                               training=False)
+            except Exception:  # the model's own error: the graph's message says what to do
+                raise undefined from None
+            if len(seen) != 1 or not hasattr(seen[0], "shape"):
+                calls = "never" if not seen else f"{len(seen)} times"
+                raise InvalidArgument(
+                    f"layer {layer.name!r} of {self.description} is called {calls} in one call "
+                    "of the model, so its output is not one tensor to differentiate at; pass "
+                    "layer='<name>' of a layer the model calls exactly once.") from None
+            output = seen[0]
+            return (tuple(int(d) for d in output.shape[1:]),
+                    keras.backend.standardize_dtype(output.dtype))
 
     def embed(self, layer: Any, ids: np.ndarray) -> np.ndarray:
         """An Embedding layer's output for the given ids, the layer called on its own (the
