@@ -446,7 +446,7 @@ def resolve_groups(groups: Any, sample_shape: tuple[int, ...], feature_names: Se
     if groups is None:
         return None
     groups = flatten_input_groups(groups, layout, feature_names, n_rows, channels_first)
-    first = channels_first is True and len(sample_shape) >= 2
+    first = laid_out_channels_first(channels_first, sample_shape)
     if isinstance(groups, Grid):
         if first:
             return _moved_channels_first(
@@ -475,9 +475,19 @@ def _bad_groups(groups: Any) -> Players:
         f"integer label mask; got {type(groups).__name__}.")
 
 
+def laid_out_channels_first(channels_first: ChannelsFirst, sample_shape: tuple[int, ...]
+                            ) -> bool:
+    """Whether groups split samples of this shape as (channels, *spatial): the samples' one
+    flag (a NumPy boolean too; a tuple holds one flag per input of several, each input split
+    on its own) says channels first, and they have at least two axes (channels and one more)."""
+    return (not isinstance(channels_first, tuple) and bool(channels_first)
+            and len(sample_shape) >= 2)
+
+
 def repeat_rows(groups: Any, sample_shape: tuple[int, ...], feature_names: Sequence[str],
                 n_rows: int, times: int, channels_first: bool = False) -> Any:
     """The same groups for `times` stacked copies of the rows: a mask per row is repeated."""
+    first = laid_out_channels_first(channels_first, sample_shape)
 
     def repeated(mask: Any) -> np.ndarray:
         mask = np.asarray(mask)
@@ -485,11 +495,10 @@ def repeat_rows(groups: Any, sample_shape: tuple[int, ...], feature_names: Seque
 
     if isinstance(groups, np.ndarray):
         players = resolve_groups(groups, sample_shape, feature_names, n_rows,
-                                 channels_first=channels_first)
+                                 channels_first=first)
         return repeated(groups) if players is not None and players.per_row else groups
     if isinstance(groups, Mapping):
         return {name: repeated(members) if isinstance(members, np.ndarray) and _member_mask(
-            name, members, sample_shape, feature_names, n_rows,
-            channels_first and len(sample_shape) >= 2).ndim == 2 else members
+            name, members, sample_shape, feature_names, n_rows, first).ndim == 2 else members
             for name, members in groups.items()}
     return groups

@@ -404,3 +404,35 @@ def test_flat_indices_that_happen_to_be_zero_and_one_are_still_indices(credit):
     model, x, background = credit
     names = explain(model, x, feature_names=NAMES, groups={"ab": [0, 1]}).feature_names
     assert names == ("ab", "region_c", "income", "debt", "age")
+
+
+@pytest.mark.parametrize("flag", [True, np.True_, False, np.False_])
+def test_repeated_rows_and_their_groups_read_the_layout_alike(flag):
+    """repeat_rows and resolve_groups judge 'channels first, with two sample axes or more' by
+    one rule: a NumPy boolean is the flag it holds, and for one-axis samples the flag means
+    nothing (resolve_groups took np.True_ as channels last while repeat_rows took it as
+    channels first, so a per-row mask was repeated for players laid out the other way)."""
+    from pytest_kexplain.groups import laid_out_channels_first, repeat_rows, resolve_groups
+
+    first = bool(flag)
+    assert laid_out_channels_first(flag, (3, 4, 4)) is first
+    assert laid_out_channels_first(flag, (6,)) is False
+    assert laid_out_channels_first((True, False), (3, 4, 4)) is False  # one flag per input
+    sample, n_rows = (3, 4, 4), 2
+    names = [f"x{i}" for i in range(48)]
+    as_flag = resolve_groups(Grid(2, 2), sample, names, n_rows, channels_first=flag)
+    as_bool = resolve_groups(Grid(2, 2), sample, names, n_rows, channels_first=first)
+    np.testing.assert_array_equal(as_flag.assignment, as_bool.assignment)
+    # one (height, width) label mask per row, for channels-first samples; (3, 4) per row for
+    # channels-last ones (3 rows of 4 pixels, each pixel's 4 channels)
+    labels = np.zeros((n_rows, 4, 4) if first else (n_rows, 3, 4), dtype=int)
+    labels[0, :2], labels[1, 2:] = 1, 1
+    for groups in (labels, {"img": labels.astype(bool)}):  # a label mask, a boolean group
+        repeated = repeat_rows(groups, sample, names, n_rows, times=3, channels_first=flag)
+        mask = repeated if isinstance(repeated, np.ndarray) else repeated["img"]
+        assert mask.shape == (3 * n_rows, *labels.shape[1:])
+        np.testing.assert_array_equal(mask[n_rows:2 * n_rows], labels)
+        players = resolve_groups(repeated, sample, names, 3 * n_rows, channels_first=flag)
+        expected = resolve_groups(groups, sample, names, n_rows, channels_first=first)
+        assert players.per_row and players.names == expected.names
+        np.testing.assert_array_equal(players.assignment, np.tile(expected.assignment, (3, 1)))
