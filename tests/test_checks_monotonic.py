@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from known_models import bent_model, ordinal_model
-from pytest_kexplain import CheckFailed, KexplainError, assert_monotonic, zoo
+from pytest_kexplain import CheckFailed, InvalidArgument, KexplainError, assert_monotonic, zoo
 
 
 def bent(x0: float, x1: float) -> float:
@@ -112,6 +112,39 @@ def test_an_ordinal_category_follows_its_value_order():
     ice = failure.value.result.counterexamples[0]
     assert (ice.low, ice.high) == (0.0, 2.0)
     assert "ICE curve" in message and " low " in message and " high " in message
+
+
+def test_an_unordered_category_has_no_direction_and_is_a_usage_error():
+    """Unordered categories (a category dtype, or the strings a scikit-learn pipeline encodes)
+    would be swept in the order they happen to be listed: a usage error before any model call
+    that says how to declare the order; numeric categories order themselves."""
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    levels = ["low", "high", "mid", "low", "high", "mid"]
+    frame = pd.DataFrame({"level": pd.Categorical(levels), "size": [0.1, 0.5, -0.3, 1.2, 0.0, 0.7]})
+    calls = []
+
+    def model(rows):
+        calls.append(len(rows))
+        return rows[:, :1] - 1.5 * rows[:, 1:]
+
+    with pytest.raises(InvalidArgument, match="feature 'level' holds unordered categories "
+                                              "\('high', 'low', 'mid'\), so 'increasing' has no "
+                                              "meaning.*ordered=True.*assert_invariant"):
+        assert_monotonic(model, frame, "level")
+    assert calls == []
+    assert_monotonic(model, frame.assign(level=pd.Categorical([1, 3, 2, 1, 3, 2])), "level",
+                     max_examples=0)
+    strings = pd.DataFrame({"level": levels * 5, "size": np.linspace(-1, 1, 30)})
+    pipeline = make_pipeline(make_column_transformer((OneHotEncoder(), ["level"]),
+                                                     remainder="passthrough"), Ridge())
+    pipeline.fit(strings, np.linspace(0, 1, 30))
+    with pytest.raises(InvalidArgument, match="feature 'level' holds unordered categories"):
+        assert_monotonic(pipeline, strings, "level", direction="decreasing")
 
 
 def test_a_multi_output_model_needs_a_target(classifier3):

@@ -24,7 +24,13 @@ from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
 from pytest_kexplain.explainers.base import round_off_epsilon, without_round_off
 from pytest_kexplain.groups import flatten_input_groups
-from pytest_kexplain.inputs import FeatureBounds, RowSpace, row_space
+from pytest_kexplain.inputs import (
+    FeatureBounds,
+    RowSpace,
+    holds_numbers_only,
+    is_dataframe,
+    row_space,
+)
 from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
 
@@ -170,6 +176,36 @@ def _search(
 
 
 @recorded("assert_monotonic")
+def _check_ordered(X: Any, feature: str, direction: str) -> None:
+    """A DataFrame column of unordered categories (strings, or a category dtype that is not
+    ordered) has no direction: its sweep would follow an arbitrary (alphabetical) order."""
+    if not is_dataframe(X):
+        return
+    matches = [column for column in X.columns if str(column) == feature]
+    if len(matches) != 1:
+        return  # an unknown name is reported with the others
+    series = X[matches[0]]
+    dtype = series.dtype
+    if str(dtype) == "category":
+        if dtype.ordered:
+            return
+        values = list(dtype.categories)
+    elif getattr(dtype, "kind", "O") in "biufcmM" or holds_numbers_only(series):
+        return
+    else:
+        values = sorted({v for v in series if isinstance(v, str)})
+    if not values or all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                         for v in values):
+        return  # numeric categories order themselves
+    shown = ", ".join(map(repr, values[:6])) + (", ..." if len(values) > 6 else "")
+    raise InvalidArgument(
+        f"feature {feature!r} holds unordered categories ({shown}), so {direction!r} has no "
+        "meaning for it (a sweep would follow the order they happen to be listed in). If its "
+        f"values have an order, declare it: X[{feature!r}] = pd.Categorical(X[{feature!r}], "
+        "categories=[...], ordered=True), in that order; to check what one category does, use "
+        f"assert_invariant(model, X, {{{feature!r}: {values[0]!r}}}, atol=...).")
+
+
 def assert_monotonic(
     model: Any, X: Any, feature: str, *, direction: str = "increasing", tolerance: float = 0.0,
     grid_points: int = 20, max_examples: int = 100,
@@ -184,8 +220,9 @@ def assert_monotonic(
     `groups`, `integer` and `fixed` constraints) and reports a shrunk counterexample.
     """
     __tracebackhide__ = True
-    X = model_data(model, X)
     direction = check_choice("direction", direction, DIRECTIONS)
+    _check_ordered(X, feature, direction)
+    X = model_data(model, X)
     tolerance = check_number("tolerance", tolerance, low=0.0)
     grid_points = check_count("grid_points", grid_points, low=2)
     max_examples = check_count("max_examples", max_examples, low=0)
