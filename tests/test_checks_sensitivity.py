@@ -35,6 +35,19 @@ def _image_model():
         layers.Flatten(), layers.Dense(1)])
 
 
+def _depthwise_without_bias_model():
+    """MobileNet's blocks: depthwise convolutions without bias, which keep a bias_initializer."""
+    import keras
+
+    layers = keras.layers
+    keras.utils.set_random_seed(8)
+    return keras.Sequential([
+        keras.Input((6, 6, 2)), layers.DepthwiseConv2D(3, use_bias=False),
+        layers.BatchNormalization(), layers.ReLU(6.0),
+        layers.SeparableConv2D(2, 1, use_bias=False), layers.Reshape((16, 2)),
+        layers.DepthwiseConv1D(2, use_bias=False), layers.Flatten(), layers.Dense(1)])
+
+
 def _nested_model():
     import keras
 
@@ -56,6 +69,7 @@ MODELS = {
     "time_distributed": (lambda: _sequence_model("time_distributed"), (6, 3)),
     "conv1d": (lambda: _sequence_model("conv1d"), (6, 3)),
     "conv2d": (_image_model, (6, 6, 1)),
+    "depthwise_without_bias": (_depthwise_without_bias_model, (6, 6, 2)),
     "nested": (_nested_model, (5,)),
 }
 
@@ -95,7 +109,8 @@ def test_recurrent_cells_contribute_kernel_recurrent_kernel_and_bias():
     assert len(paths) == 5
 
 
-@pytest.mark.parametrize("name", ["gru", "bidirectional_lstm", "conv2d", "nested"])
+@pytest.mark.parametrize("name", ["gru", "bidirectional_lstm", "conv2d", "depthwise_without_bias",
+                                  "nested"])
 def test_the_result_lists_what_was_reinitialised(name):
     build, shape = MODELS[name]
     model = build()

@@ -127,8 +127,11 @@ def _initializer_for(layer: Any, weight: Any) -> Any:
         # an initializer no other weight of the layer claims is this weight's, if it is the only one
         claimed = {a for other in _own_trainable(layer) if other is not weight
                    for a in _candidate_attributes(layer, other)}
+        # (MobileNet's DepthwiseConv2D(use_bias=False) keeps a bias_initializer for a bias
+        # it never made: an initializer whose weight attribute is None is no candidate)
         unclaimed = [key for key, value in vars(layer).items()
-                     if key.endswith("_initializer") and value is not None and key not in claimed]
+                     if key.endswith("_initializer") and value is not None and key not in claimed
+                     and not _weight_left_out(layer, key.removesuffix("_initializer"))]
         if len(unclaimed) != 1:
             return None
         attribute = unclaimed[0]
@@ -136,6 +139,12 @@ def _initializer_for(layer: Any, weight: Any) -> Any:
         return keras.initializers.get(getattr(layer, attribute))
     except (ValueError, TypeError):
         return None
+
+
+def _weight_left_out(layer: Any, stem: str) -> bool:
+    """Whether the layer holds None where the weight `stem` would be (use_bias=False)."""
+    attributes = vars(layer)
+    return any(key in attributes and attributes[key] is None for key in (stem, f"_{stem}"))
 
 
 def weight_plan(model: Any) -> list[WeightPlan]:
