@@ -446,9 +446,14 @@ def explain(
         )
 
         shape = prepared.feature_shape
+        if prepared.layout is None and resolved_options.get("input") is not None:
+            raise InvalidArgument(
+                f"method={spec.name!r} got input={resolved_options['input']!r}, which names the "
+                "input whose call of a shared layer is explained, but X holds the samples of a "
+                "single input; drop input=.")
         if prepared.layout is not None:  # the layer's maps cover the one image input it reads
             spatial = spatial_input(adapter, prepared.layout, resolved_options.get("layer"),
-                                    spec.name)
+                                    spec.name, resolved_options.get("input"))
             players = players_on_input(players, prepared.feature_names, spatial, spec.name)
             shape = spatial.shape
             if vocabulary is not None:

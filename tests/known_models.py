@@ -100,3 +100,42 @@ def twin_cnns_of(channels: int, side: int):
     last, first = cnn("channels_last"), cnn("channels_first")
     first.set_weights(last.get_weights())
     return last, first
+
+
+def siamese_twins():
+    """A Siamese model whose one Conv2D 'shared_conv' reads two image inputs ('left' and
+    'right', beside a table 'meta'), and its twin with two convolutions of the same weights,
+    'left_conv' and 'right_conv': Grad-CAM of the shared layer's call on one input is the
+    twin's Grad-CAM of that input's own convolution."""
+    import keras
+    from keras import layers
+
+    def build(shared: bool):
+        keras.utils.set_random_seed(21)
+        left = keras.Input((7, 7, 2), name="left")
+        right = keras.Input((7, 7, 2), name="right")
+        table = keras.Input((2,), name="meta")
+        if shared:
+            conv = layers.Conv2D(3, 3, activation="relu", name="shared_conv")
+            maps = [conv(left), conv(right)]
+        else:
+            maps = [layers.Conv2D(3, 3, activation="relu", name=f"{side}_conv")(image)
+                    for side, image in (("left", left), ("right", right))]
+        pooled = [layers.GlobalAveragePooling2D()(m) for m in maps]
+        joined = layers.Concatenate()([pooled[0], pooled[1], layers.Dense(2)(table)])
+        return keras.Model({"left": left, "right": right, "meta": table},
+                           layers.Dense(2)(layers.Dense(4, activation="tanh")(joined)))
+
+    siamese, twin = build(True), build(False)
+    conv = siamese.get_layer("shared_conv").get_weights()
+    for name in ("left_conv", "right_conv"):
+        twin.get_layer(name).set_weights(conv)
+    dense = [[layer for layer in model.layers if isinstance(layer, layers.Dense)]
+             for model in (siamese, twin)]
+    for ours, theirs in zip(*dense):
+        theirs.set_weights(ours.get_weights())
+    rng = np.random.default_rng(8)
+    X = {"left": rng.uniform(size=(5, 7, 7, 2)).astype("float32"),
+         "right": rng.uniform(size=(5, 7, 7, 2)).astype("float32"),
+         "meta": rng.normal(size=(5, 2)).astype("float32")}
+    return siamese, twin, X

@@ -34,6 +34,7 @@ def run_checks(directory: Path) -> dict[str, Any]:
     credit = keras.saving.load_model(directory / "credit.keras")
     raw_cnn = keras.saving.load_model(directory / "raw_cnn.keras")
     two = keras.saving.load_model(directory / "image_and_table.keras")
+    siamese = keras.saving.load_model(directory / "siamese.keras")
     images, ids, rows, background = data["images"], data["ids"], data["rows"], data["background"]
     vocabulary = list(zoo.REVIEW_VOCABULARY)
     X = {"image": images, "meta": data["meta"]}
@@ -48,7 +49,14 @@ def run_checks(directory: Path) -> dict[str, Any]:
         raise RuntimeError("a feature of the table named to Grad-CAM did not raise")
     except InvalidArgument as error:
         assert "is a feature of input 'meta'" in str(error), error
+    # a Siamese model: the shared convolution's call on the input named by input=
+    pair = {name: data[f"pair_{name}"] for name in ("left", "right", "meta")}
+    siamese_left = explain(siamese, pair, method="gradcam", target=1, input="left")
+    siamese_right = explain(siamese, pair, method="gradcam++", target=1, input="right")
+    assert siamese_left.inputs == ("left",) and siamese_right.inputs == ("right",)
     results = {
+        "gradcam_siamese_left": siamese_left.values,
+        "gradcam++_siamese_right": siamese_right.values,
         "gradcam_two_inputs": two_inputs.values,
         "gradcam++_two_inputs_grid": explain(two, X, method="gradcam++", target=1,
                                              groups={"image": Grid(2, 2)}).values,

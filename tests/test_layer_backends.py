@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import layer_backend_checks
+from known_models import siamese_twins
 from pytest_kexplain import zoo
 
 OTHER_BACKENDS = ("jax", "torch")
@@ -38,12 +39,15 @@ def saved(tmp_path_factory):
                                          keras.layers.Dense(3, activation="tanh")(table)])
     keras.Model({"image": image, "meta": table}, keras.layers.Dense(4)(hidden)).save(
         directory / "image_and_table.keras")
+    siamese, _, pair = siamese_twins()  # one convolution shared by two image inputs
+    siamese.save(directory / "siamese.keras")
     rng = np.random.default_rng(0)
     region = np.eye(3)[rng.integers(0, 3, 40)]
     rows = np.column_stack([region, rng.normal(size=(40, 2))])
     np.savez(directory / "data.npz", images=images[300:310], ids=ids[:10], rows=rows[:6],
              background=rows[10:40], meta=rng.normal(size=(10, 3)),
-             pixels=rng.integers(0, 256, size=(5, 9, 9, 1)).astype(np.uint8))
+             pixels=rng.integers(0, 256, size=(5, 9, 9, 1)).astype(np.uint8),
+             **{f"pair_{name}": array for name, array in pair.items()})
     return directory
 
 
@@ -67,8 +71,11 @@ def test_backend_agrees_with_tensorflow(backend, saved, runs, tensorflow_results
     assert set(results["text_top"]) <= {"refund", "broken", *zoo.REVIEW_VOCABULARY}
     assert np.asarray(tensorflow_results["gradcam_uint8"]).sum() > 0
     assert np.asarray(tensorflow_results["gradcam_two_inputs"]).max() > 0
+    assert np.asarray(tensorflow_results["gradcam_siamese_left"]).max() > 0
+    assert np.asarray(tensorflow_results["gradcam++_siamese_right"]).max() > 0
     for name in ("gradcam", "gradcam++", "gradcam_uint8", "gradcam_two_inputs",
-                 "gradcam++_two_inputs_grid", "grid_shap", "grid_shap_sampled", "label_mask_shap",
+                 "gradcam++_two_inputs_grid", "gradcam_siamese_left", "gradcam++_siamese_right",
+                 "grid_shap", "grid_shap_sampled", "label_mask_shap",
                  "text_ig", "text_occlusion", "group_shap",
                  "lime"):
         ours, reference = np.asarray(results[name]), np.asarray(tensorflow_results[name])

@@ -448,22 +448,30 @@ class KerasAdapter:
     def layer_gradients(
         self, x: np.ndarray, target: np.ndarray, layer: Any,
         replacement: np.ndarray | None = None, batch_size: int | None = None,
+        call_index: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Outputs (n, k), and the layer's activations and d output[i, target[i]] / d activations.
 
         With a replacement (shape of the activations) the layer's output is replaced by it:
-        the model is evaluated and differentiated there (token embeddings).
+        the model is evaluated and differentiated there (token embeddings). `call_index`: the
+        call of a layer shared by several inputs whose output is meant (the one call else).
         """
+        from pytest_kexplain.adapters.layers import layer_calls, output_spec
+
         sample_shape = tuple(x.shape[1:])
         self._functions_for(sample_shape)  # builds the model, checks its outputs, drops stale
-        key = ("layer:" + layer.name, sample_shape)
-        shape, dtype = self._layer_output_spec(layer, sample_shape)
+        key = ("layer:" + layer.name, sample_shape, call_index)
+        calls = layer_calls(self.model, layer, ()) if call_index is not None else None
+        if calls and call_index is not None and call_index < len(calls):
+            shape, dtype = output_spec(layer, self.description, calls[call_index][1])
+        else:
+            shape, dtype = self._layer_output_spec(layer, sample_shape)
         if replacement is not None:
             replacement = np.asarray(replacement, dtype=dtype)
         if key not in self._coalition_functions:
             backend = importlib.import_module(_BACKEND_MODULES[self.backend])
             self._coalition_functions[key] = backend.build_layer_functions(
-                self._routed, layer, sample_shape, self.dtype, shape, dtype)
+                self._routed, layer, sample_shape, self.dtype, shape, dtype, call_index)
         function = self._coalition_functions[key]
         size = self.batch_size_for(sample_shape, batch_size)
         x = np.asarray(x, dtype=self.dtype)

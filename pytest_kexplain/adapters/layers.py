@@ -611,10 +611,33 @@ def single_integer_input(model: Any) -> str | None:
     return dtype if dtype.startswith(("int", "uint")) else None
 
 
-def output_spec(layer: Any, description: str) -> tuple[tuple[int | None, ...], str]:
-    """(shape without the batch axis, dtype) of a layer's output in the model."""
+def layer_calls(model: Any, layer: Any, names: tuple[str, ...]
+                ) -> list[tuple[tuple[str, ...], Any]] | None:
+    """(inputs reaching it, output tensor) of each call of `layer` in the model's functional
+    graph, in the order one model call runs them (the index a call hook counts); None when
+    the layer is not called in the model's own graph (a nested model's) or the graph cannot
+    be followed. (`names` empty: the calls alone, reaching no input.)"""
+    graph = _graph(model)
+    tensors = None if graph is None else _input_tensors(model, names) if names else {}
+    if graph is None or tensors is None or any(t is None for t in tensors.values()):
+        return None
+    reached: dict[int, set[str]] = {id(tensor): {name} for name, tensor in tensors.items()}
+    calls: list[tuple[tuple[str, ...], Any]] = []
+    for node in _execution_order(graph):
+        sources = set().union(*(reached.get(id(t), set()) for t in node.input_tensors))
+        for output in node.outputs:
+            reached[id(output)] = sources
+        if node.operation is layer and node.outputs:
+            calls.append((tuple(name for name in names if name in sources), node.outputs[0]))
+    return calls or None
+
+
+def output_spec(layer: Any, description: str, call_output: Any = None
+                ) -> tuple[tuple[int | None, ...], str]:
+    """(shape without the batch axis, dtype) of a layer's output in the model (of the call
+    whose output tensor is `call_output`, for a layer called more than once)."""
     try:
-        output = layer.output
+        output = layer.output if call_output is None else call_output
     except (AttributeError, ValueError, RuntimeError) as exc:
         raise InvalidArgument(
             f"the output of layer {layer.name!r} of {description} is not defined ({exc}); "

@@ -87,7 +87,8 @@ def _names_of_one_input(model: Any, prepared: Any, players: Any,
     from pytest_kexplain.inputs import OneInputNames
 
     adapter = get_adapter(model)[1]
-    spatial = spatial_input(adapter, prepared.layout, merged.get("layer"), method)
+    spatial = spatial_input(adapter, prepared.layout, merged.get("layer"), method,
+                            merged.get("input"))
     kept = players_on_input(players, prepared.feature_names, spatial, method)
     own = (tuple(kept.names) if kept is not None
            else tuple(prepared.feature_names[spatial.start:spatial.stop]))

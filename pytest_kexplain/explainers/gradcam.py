@@ -26,6 +26,7 @@ from pytest_kexplain.adapters.layers import (
     inputs_reaching,
     is_image_layer,
     last_convolution,
+    layer_calls,
 )
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, register
@@ -85,6 +86,7 @@ class SpatialInput:
     shape: tuple[int, ...]
     layer: str  # the layer whose maps are upsampled onto it
     inputs: tuple[str, ...] = ()  # every input's name, in the model's order
+    call_index: int | None = None  # the layer's call on this input, when it is shared
 
 
 def layer_of(adapter: Any, layer_name: str | None, method: str) -> Any:
@@ -102,14 +104,19 @@ def _convolutions_per_input(model: Any, names: tuple[str, ...]) -> str:
     return ", ".join(shown) or "none"
 
 
-def spatial_input(adapter: Any, layout: Any, layer_name: str | None, method: str
-                  ) -> SpatialInput:
+def spatial_input(adapter: Any, layout: Any, layer_name: str | None, method: str,
+                  input_name: str | None = None) -> SpatialInput:
     """The one image (or sequence) input of a model with several that the explained layer
-    reads, found from the Keras graph before any model call; a usage error naming the layers
-    and inputs to pick when the layer reads several such inputs, or none."""
+    reads, found from the Keras graph before any model call (`input_name`: the input whose
+    call of a layer shared by several inputs is explained, input=); a usage error naming the
+    layers and inputs to pick when the layer reads several such inputs, or none."""
     model = getattr(adapter, "model", None)
     layer = layer_of(adapter, layer_name, method)
     names = tuple(layout.names)
+    if input_name is not None and input_name not in names:
+        raise InvalidArgument(
+            f"method={method!r} got input={input_name!r}, which is not an input of "
+            f"{adapter.description}; its inputs: {', '.join(map(repr, names))}.")
     reached = inputs_reaching(model, layer, names)
     how = ("its last convolution" if layer_name is None else "the layer given as layer=")
     if reached is None:
@@ -119,23 +126,66 @@ def spatial_input(adapter: Any, layout: Any, layer_name: str | None, method: str
             "through the model's functional graph (a subclassed model, or a layer not called "
             "in it). Pass layer='<name>' of a convolution called in a functional model, or use "
             "integrated_gradients, shap, occlusion or lime, which attribute every input.")
-    spatial = [name for name in reached if len(layout.shapes[names.index(name)]) >= 2]
+
+    def images(found: Sequence[str]) -> list[str]:
+        return [name for name in found if len(layout.shapes[names.index(name)]) >= 2]
+
+    calls = layer_calls(model, layer, names)
+    per_call = [images(found) for found, _ in calls] if calls is not None else None
+    spatial = images(reached)
+    call_index = None
+    if input_name is not None:
+        own = ([i for i, found in enumerate(per_call) if found == [input_name]]
+               if per_call is not None else ([0] if spatial == [input_name] else []))
+        if len(own) != 1:
+            raise InvalidArgument(_input_call_error(
+                method, layer.name, how, input_name, per_call, spatial, len(own),
+                images([input_name]) == [input_name]))
+        spatial = [input_name]
+        call_index = own[0] if per_call is not None and len(per_call) > 1 else None
     if len(spatial) != 1:
         found = ("none of the model's image or sequence inputs" if not spatial else
                  f"several image or sequence inputs ({', '.join(map(repr, spatial))})")
         readers = [name for name in names if len(layout.shapes[names.index(name)]) >= 2]
+        shared = (per_call is not None and len(per_call) > 1
+                  and all(len(one) == 1 for one in per_call))
+        called = sorted((one[0] for one in per_call or [] if one), key=names.index)
+        choice = (f"Layer {layer.name!r} is shared: it is called once on each of "
+                  f"{', '.join(map(repr, called))}; pass input="
+                  f"{spatial[0]!r} (or another of them) to explain its call on that input, or "
+                  if shared else "")
         raise InvalidArgument(
             f"method={method!r} upsamples a layer's maps onto the one image (or sequence) input "
             f"it reads, but layer {layer.name!r} ({how}) reads {found}; the model's inputs: "
             + ", ".join(f"{name!r} {tuple(shape)}" for name, shape in zip(names, layout.shapes))
-            + f". Pass layer='<name>' of a convolution that reads exactly one of "
-            f"{', '.join(map(repr, readers)) or 'them'} (convolutions: "
+            + f". {choice}{'p' if shared else 'P'}ass layer='<name>' of a convolution that "
+            f"reads exactly one of {', '.join(map(repr, readers)) or 'them'} (convolutions: "
             f"{_convolutions_per_input(model, names)}), or use integrated_gradients, shap, "
             "occlusion or lime, which attribute every input.")
     index = names.index(spatial[0])
     start, stop = layout.bounds[index]
     return SpatialInput(spatial[0], int(start), int(stop), tuple(layout.shapes[index]),
-                        layer.name, names)
+                        layer.name, names, call_index)
+
+
+def _input_call_error(method: str, layer: str, how: str, input_name: str,
+                      per_call: list[list[str]] | None, spatial: list[str], matching: int,
+                      image: bool) -> str:
+    """Why input= names no single call of the layer on that input alone."""
+    if matching > 1:
+        return (f"method={method!r} got input={input_name!r}, but layer {layer!r} ({how}) is "
+                f"called {matching} times on that input alone, and Grad-CAM maps one call; "
+                "pass layer='<name>' of a layer called once on it.")
+    alone = sorted({one[0] for one in per_call or [] if len(one) == 1} if per_call is not None
+                   else set(spatial[:1] if len(spatial) == 1 else []))
+    if not image:
+        what = "holds no images or sequences, which Grad-CAM's maps cover"
+    else:
+        what = f"is read by no call of layer {layer!r} ({how}) alone"
+    return (f"method={method!r} got input={input_name!r}, but that input {what}; "
+            + (f"the layer's calls read {', '.join(map(repr, alone))} alone: pass input= one "
+               "of them" if alone else "pass layer='<name>' of a convolution that reads it")
+            + ".")
 
 
 def players_on_input(players: Players | None, feature_names: Sequence[str],
@@ -258,13 +308,14 @@ def _check_groups_hold_whole_positions(players: Players | None, sample_shape: tu
 
 def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
     layer = layer_of(request.adapter, request.options["layer"], method)
+    spatial: SpatialInput | None = request.spatial_input
     outputs, activations, gradients = request.adapter.layer_gradients(
-        request.x, request.target, layer, batch_size=request.batch_size)
+        request.x, request.target, layer, batch_size=request.batch_size,
+        call_index=None if spatial is None else spatial.call_index)
     if getattr(layer, "data_format", None) == "channels_first":  # (n, k, *spatial)
         activations, gradients = np.moveaxis(activations, 1, -1), np.moveaxis(gradients, 1, -1)
     n_spatial = activations.ndim - 2
     # several inputs: the maps cover the one image input the layer reads (its own columns)
-    spatial: SpatialInput | None = request.spatial_input
     sample_shape = request.sample_shape if spatial is None else spatial.shape
     groups = request.groups
     layout = _input_layout(getattr(request.adapter, "model", None), sample_shape, layer, method,
@@ -306,7 +357,7 @@ def _reference_output(request: ExplainRequest) -> np.ndarray:
 
 @register(
     "gradcam",
-    defaults={"layer": None},
+    defaults={"layer": None, "input": None},
     requires_gradient=True,
     summary="Grad-CAM: a convolution layer's maps weighted by mean gradients (Selvaraju 2017)",
 )
@@ -317,7 +368,7 @@ def gradcam(request: ExplainRequest) -> Attribution:
 
 @register(
     "gradcam++",
-    defaults={"layer": None},
+    defaults={"layer": None, "input": None},
     requires_gradient=True,
     summary="Grad-CAM++: maps weighted by higher-order gradient terms (Chattopadhay 2018)",
 )

@@ -30,17 +30,23 @@ def no_gradient_error(description: str) -> ModelHasNoGradientError:
 
 
 @contextmanager
-def layer_output_hook(layer: Any, hook: Callable[[Any], Any]) -> Iterator[None]:
-    """While active, `layer`'s output goes through `hook` (which may capture or replace it).
+def layer_output_hook(layer: Any, hook: Callable[[Any], Any],
+                      call_index: int | None = None) -> Iterator[None]:
+    """While active, `layer`'s output goes through `hook` (which may capture or replace it);
+    with `call_index`, only the output of that call of the layer (counted within the block:
+    one model call), for a layer shared by several inputs.
 
     The layer's own `call` is wrapped on the instance, so Keras still computes masks and
     everything downstream from what the hook returns; used while tracing or calling once.
     """
     had_own_call = "call" in vars(layer)
     original = layer.call
+    calls = [0]
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        return hook(original(*args, **kwargs))
+        output = original(*args, **kwargs)
+        index, calls[0] = calls[0], calls[0] + 1
+        return hook(output) if call_index is None or index == call_index else output
 
     layer.call = call
     try:

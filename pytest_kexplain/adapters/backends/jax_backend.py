@@ -211,6 +211,7 @@ def build_path_gradients(
 def build_layer_functions(
     model: Any, layer: Any, sample_shape: tuple[int, ...], dtype: str,
     activation_shape: tuple[int | None, ...], activation_dtype: str,
+    call_index: int | None = None,
 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, ...]]:
     """Compile "outputs, activations and gradients at a layer's output" (see the TensorFlow
     backend): the layer's output plus a zero offset, or a replacement, is differentiated."""
@@ -224,7 +225,7 @@ def build_layer_functions(
                 captured["activations"] = output
                 return offset if replace else output + offset
 
-            with layer_output_hook(layer, hook):
+            with layer_output_hook(layer, hook, call_index):
                 raw, _ = stateless_call(model, trainable, non_trainable, x)
             outputs = single_output(raw)
             selected = jnp.take_along_axis(outputs, target[:, None], axis=1).sum()
@@ -242,7 +243,8 @@ def build_layer_functions(
         rows = _pad_rows(x, n_rows)
         if replacement is None:
             shape = jax.eval_shape(
-                lambda t, nt, batch: _captured_activation(model, layer, t, nt, batch),
+                lambda t, nt, batch: _captured_activation(model, layer, t, nt, batch,
+                                                           call_index),
                 *_variables(model), rows)
             offset = np.zeros(shape.shape, dtype=shape.dtype)
         else:
@@ -255,14 +257,14 @@ def build_layer_functions(
 
 
 def _captured_activation(model: Any, layer: Any, trainable: list[Any], non_trainable: list[Any],
-                         x: jax.Array) -> jax.Array:
+                         x: jax.Array, call_index: int | None = None) -> jax.Array:
     captured: dict[str, jax.Array] = {}
 
     def hook(output: jax.Array) -> jax.Array:
         captured["activations"] = output
         return output
 
-    with layer_output_hook(layer, hook):
+    with layer_output_hook(layer, hook, call_index):
         stateless_call(model, trainable, non_trainable, x)
     return captured["activations"]
 

@@ -202,6 +202,7 @@ def build_path_gradients(
 def build_layer_functions(
     model: Any, layer: Any, sample_shape: tuple[int, ...], dtype: str,
     activation_shape: tuple[int | None, ...], activation_dtype: str,
+    call_index: int | None = None,
 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, ...]]:
     """Compile "outputs, activations and gradients at a layer's output".
 
@@ -209,6 +210,7 @@ def build_layer_functions(
     output[i, target[i]] with respect to the layer's output for every row. With a
     replacement (same shape as the activations) the layer's output is replaced by it, so the
     model is evaluated and differentiated at chosen activations (embeddings of token ids).
+    `call_index`: the call of a layer shared by several inputs whose output is meant.
     """
     x_spec = tf.TensorSpec((None, *sample_shape), tf.as_dtype(dtype))
     target_spec = tf.TensorSpec((None,), tf.int32)
@@ -226,7 +228,7 @@ def build_layer_functions(
 
         # only the hooked output is differentiated: no need to record the weights
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            with layer_output_hook(layer, hook):
+            with layer_output_hook(layer, hook, call_index):
                 outputs = single_output(model(x, training=False))
             selected = tf.gather(outputs, target, axis=1, batch_dims=1)
         grads = tape.gradient(selected, captured["watched"])

@@ -117,6 +117,7 @@ def build_path_gradients(
 def build_layer_functions(
     model: Any, layer: Any, sample_shape: tuple[int, ...], dtype: str,
     activation_shape: tuple[int | None, ...], activation_dtype: str,
+    call_index: int | None = None,
 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, ...]]:
     """"Outputs, activations and gradients at a layer's output" with autograd (see the
     TensorFlow backend); the layer's output, or a replacement, is the differentiated leaf."""
@@ -135,7 +136,7 @@ def build_layer_functions(
             captured["leaf"] = leaf
             return leaf
 
-        with torch.enable_grad(), layer_output_hook(layer, hook):
+        with torch.enable_grad(), layer_output_hook(layer, hook, call_index):
             outputs = single_output(model(keras.ops.convert_to_tensor(x), training=False))
             index = torch.as_tensor(target, dtype=torch.int64, device=outputs.device)
             selected = outputs.gather(1, index[:, None]).sum()
