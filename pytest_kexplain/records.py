@@ -828,8 +828,13 @@ def _values_picture(arguments: Mapping[str, Any], values: Any, baseline_values: 
         return heatmap_picture(holder, baseline_values,
                                {"baseline_label": "baseline", "current_label": "current"})
     if importance is not None and names is not None:
-        return _with_group_map(_importance_picture(names, importance), arguments, names,
-                               importance, values)
+        explanation = arguments.get("explanation")
+        try:  # the rows the gate wrote: features, groups or tokens
+            row = _row_kind(explanation, arguments)
+        except Exception:
+            row = "feature"
+        return _with_group_map(_importance_picture(names, importance, row=row), arguments,
+                               names, importance, values)
     return {"kind": "none"}
 
 

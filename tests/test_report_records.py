@@ -485,3 +485,80 @@ def test_long_test_ids_wrap_at_their_separators_not_inside_words():
     page = _index([row])
     assert f"<code>{_breakable(test)}</code>" in page and "<a-b>" not in page
     assert page.replace("<wbr>", "").count("tests/test_credit.py::test_three_class_by_label") == 1
+
+
+def test_a_baseline_written_from_groups_draws_bars_of_groups_and_no_legend_for_marks(linear):
+    """--kexplain-update of a gate on groups: the written baseline's bars say 'group' (they
+    said 'feature'), and with nothing marked the legend has no '* named by the check' entry
+    for a colour the chart does not show."""
+    from pytest_kexplain import explain
+    from pytest_kexplain.records import build_record
+
+    groups = {"money": ["income", "debt"], "other": ["age", "noise"]}
+    explanation = explain(linear, X, feature_names=NAMES, groups=groups)
+    for given, row in ((groups, "group"), (None, "feature")):
+        current = explanation if given else explain(linear, X, feature_names=NAMES)
+        record = build_record(
+            "explanation_baseline.assert_match",
+            {"model": linear, "X": X, "groups": given, "feature_names": NAMES}, None, None, 0.1,
+            {"explanation": current, "baseline_status": "written",
+             "current_values": current.values, "current_importance": current.importance_array(),
+             "feature_names_current": current.feature_names})
+        assert record.picture["kind"] == "importance"
+        assert record.picture.get("row", "feature") == row and record.picture["marked"] == []
+        figure = plots.plot_record(record)
+        assert figure.axes[0].get_ylabel() == row
+        legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+        assert legend == ["current"]
+    marked = assert_top_features(linear, X, ["income"], feature_names=NAMES).plot()
+    assert "* named by the check" in [text.get_text()
+                                      for text in marked.axes[0].get_legend().get_texts()]
+
+
+def test_a_threshold_equal_to_the_mean_stays_visible_over_it():
+    """A distribution whose mean sits on its threshold: the dashed threshold is drawn over the
+    mean's solid line (it was hidden under it), both in the legend."""
+    picture = {"kind": "distribution", "values": [0.95, 0.99, 1.0, 1.0], "threshold": 0.99,
+               "label": "similarity", "good": "above", "count": 4, "mean": 0.99}
+    figure = plots.plot_record({"check": "assert_saliency_stable", "outcome": "passed",
+                                "picture": picture})
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    threshold, mean = lines["threshold 0.99 (above passes)"], lines["mean 0.99"]
+    assert threshold.get_linestyle() == "--" and threshold.get_zorder() > mean.get_zorder()
+    patches = figure.axes[0].patches
+    assert patches and threshold.get_zorder() > max(patch.get_zorder() for patch in patches)
+
+
+@pytest.mark.parametrize("branches", [1, 2, 4])
+def test_the_built_in_layer_graph_keeps_every_box_and_its_text_on_the_picture(branches):
+    """Without Graphviz the card's diagram is drawn by kexplain: side-by-side layers (2 or 4
+    inputs) get boxes that do not overlap, every label stays inside its box and every box on
+    the picture (the boxes were 2.6 slots wide and ran off both sides)."""
+    import keras
+
+    from pytest_kexplain.report.model_card import model_card
+
+    inputs = [keras.Input((5,), name=f"branch_{i}_with_a_long_name") for i in range(branches)]
+    hidden = [keras.layers.Dense(3, name=f"global_average_like_dense_{i}")(x)
+              for i, x in enumerate(inputs)]
+    joined = keras.layers.Concatenate()(hidden) if branches > 1 else hidden[0]
+    model = keras.Model(inputs, keras.layers.Dense(1, name="score")(joined))
+    figure = plots.layer_graph_figure(model_card(model, "model-0"))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (axes,) = figure.axes
+    boxes = [patch.get_window_extent(renderer) for patch in axes.patches
+             if type(patch).__name__ == "FancyBboxPatch"]
+    assert len(boxes) == len(model.layers)
+    page = figure.bbox
+    for i, box in enumerate(boxes):
+        assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1
+        assert not any(box.overlaps(other) for other in boxes[i + 1:])
+    texts = [text for text in axes.texts if text.get_text()]
+    assert len(texts) == 2 * len(boxes)
+    for text in texts:
+        extent = text.get_window_extent(renderer)
+        assert any(box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0
+                   and extent.y1 <= box.y1 for box in boxes), text.get_text()
+        assert text.get_fontsize() >= 4.0
+    assert plots.layer_graph_png(model_card(model, "model-0"))[:4] == b"\x89PNG"

@@ -117,8 +117,9 @@ def _draw_importance(picture: Mapping[str, Any], data: Mapping[str, Any], into: 
     else:
         axes.barh(positions, current, 0.7,
                   color=[ORANGE if name in marked else BLUE for name in features])
-        handles += [Patch(color=BLUE, label=current_label),
-                    Patch(color=ORANGE, label="* named by the check")]
+        handles.append(Patch(color=BLUE, label=current_label))
+        if marked & set(features):  # no entry for a colour the chart does not show
+            handles.append(Patch(color=ORANGE, label="* named by the check"))
         mark_meaning = None
     axes.set_yticks(positions, [f"{name} *" if name in marked else name for name in features],
                     fontsize=8)
@@ -206,11 +207,12 @@ def _draw_distribution(picture: Mapping[str, Any], data: Mapping[str, Any], **_:
         bins = [low - 0.02 * span + i * 1.04 * span / 24 for i in range(25)]
         axes.hist(values, bins=bins, color=BLUE, edgecolor="white", label="per row")
     if threshold is not None:
-        axes.axvline(threshold, color=VERMILLION, linestyle="--", linewidth=1.5,
+        # dashed, over the mean's solid line: both show where the mean meets the threshold
+        axes.axvline(threshold, color=VERMILLION, linestyle="--", linewidth=1.5, zorder=4,
                      label=f"threshold {threshold:g} ({picture.get('good')} passes)")
     mean = picture.get("mean")
     if mean is not None:
-        axes.axvline(mean, color=GREEN, linewidth=1.5, label=f"mean {mean:.3g}")
+        axes.axvline(mean, color=GREEN, linewidth=1.5, zorder=3, label=f"mean {mean:.3g}")
     stages = picture.get("stages") or []
     if len(stages) > 1:
         for stage in stages:
@@ -430,9 +432,20 @@ def history_png(history: Mapping[str, Any]) -> bytes:
     return to_png(figure)
 
 
+#: the widest built-in layer graph, inches (it stays inside the page's column)
+GRAPH_WIDTH = 9.6
+
+
 def layer_graph_png(card: Mapping[str, Any]) -> bytes:
+    """The built-in drawing of a model's layer graph as PNG bytes."""
+    return to_png(layer_graph_figure(card))
+
+
+def layer_graph_figure(card: Mapping[str, Any]) -> Any:
     """The built-in drawing of a model's layer graph: one box per layer with its class, output
-    shape and parameter count, arrows from inbound layers, layers in depth order."""
+    shape and parameter count, arrows from inbound layers (behind the boxes), layers in depth
+    order, the layers of one depth side by side in boxes that never overlap, their text sized
+    to fit."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     layers = card["layers"]
@@ -442,27 +455,34 @@ def layer_graph_png(card: Mapping[str, Any]) -> bytes:
     levels: dict[int, list[str]] = {}
     for layer in layers:
         levels.setdefault(depth[layer["name"]], []).append(layer["name"])
-    width = max(len(names) for names in levels.values())
-    figure = _figure(0.4 + 0.75 * len(levels), width=min(WIDTH, 0.5 + 3.0 * width))
-    axes = figure.add_subplot()
-    axes.set_xlim(0, width)
+    slots = max(len(names) for names in levels.values())
+    inches = min(GRAPH_WIDTH, 0.4 + 2.6 * slots)
+    figure = _figure(0.2 + 0.75 * len(levels), width=inches)
+    figure.set_layout_engine("none")  # one axes over the whole figure: boxes in known inches
+    axes = figure.add_axes((0.0, 0.0, 1.0, 1.0))
+    axes.set_xlim(0, slots)
     axes.set_ylim(len(levels), 0)
     axes.axis("off")
     where = {}
     for level, names in levels.items():
         for i, name in enumerate(names):
-            where[name] = ((i + 0.5) * width / len(names), level + 0.5)
-    for layer in layers:
+            where[name] = ((i + 0.5) * slots / len(names), level + 0.5)
+    lines = [(f"{layer['name']} ({layer['class']})",
+              f"{layer['output_shape']}  ·  {layer['parameters']:,} params") for layer in layers]
+    # one size for every box: the longest line fills at most the box's width (0.9 of a slot)
+    box_points = 0.86 * 72 * inches / slots
+    longest = max(max(len(top), len(bottom)) for top, bottom in lines)
+    size = max(4.0, min(7.5, box_points / (0.62 * longest)))
+    for layer, (top, bottom) in zip(layers, lines):
         x, y = where[layer["name"]]
         for parent in layer["inbound"]:
             if parent in where:
                 px, py = where[parent]
                 axes.add_patch(FancyArrowPatch((px, py + 0.3), (x, y - 0.3), arrowstyle="-|>",
-                                               mutation_scale=8, color=GREY))
-        axes.add_patch(FancyBboxPatch((x - 1.3, y - 0.3), 2.6, 0.6, boxstyle="round,pad=0.02",
-                                      facecolor="#E8F1F8", edgecolor=BLUE))
-        axes.text(x, y - 0.08, f"{layer['name']} ({layer['class']})", ha="center", va="center",
-                  fontsize=7, fontweight="bold")
-        axes.text(x, y + 0.14, f"{layer['output_shape']}  ·  {layer['parameters']:,} params",
-                  ha="center", va="center", fontsize=6.5)
-    return to_png(figure)
+                                               mutation_scale=8, color=GREY, zorder=1))
+        axes.add_patch(FancyBboxPatch((x - 0.45, y - 0.3), 0.9, 0.6, boxstyle="round,pad=0.02",
+                                      facecolor="#E8F1F8", edgecolor=BLUE, zorder=2))
+        axes.text(x, y - 0.1, top, ha="center", va="center", fontsize=size, fontweight="bold",
+                  zorder=3)
+        axes.text(x, y + 0.14, bottom, ha="center", va="center", fontsize=size * 0.93, zorder=3)
+    return figure
