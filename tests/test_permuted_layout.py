@@ -230,3 +230,72 @@ def test_a_saved_permuting_model_is_read_by_its_graph(permuted_twins, tmp_path, 
         assert sorted(got) == sorted(want) and len(got) >= 3
         np.testing.assert_allclose([got[name] for name in want], list(want.values()),
                                    rtol=1e-4, atol=1e-6)
+
+
+def test_one_input_of_several_behind_a_permute():
+    """An image input permuted channels last beside a table: its own groups and Grad-CAM map
+    are the twin's; the table is untouched."""
+    def model(permute):
+        image = keras.Input((3, 6, 10) if permute else (6, 10, 3), name="img")
+        table = keras.Input((2,), name="meta")
+        x = layers.Permute((2, 3, 1))(image) if permute else image
+        x = layers.Conv2D(4, (3, 2), activation="tanh", name="conv")(x)
+        joined = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), table])
+        return keras.Model({"img": image, "meta": table}, layers.Dense(1)(joined))
+
+    last, permuted = model(False), model(True)
+    _same_weights(last, permuted)
+    rng = np.random.default_rng(7)
+    X = {"img": rng.uniform(size=(4, 6, 10, 3)).astype("float32"),
+         "meta": rng.normal(size=(4, 2)).astype("float32")}
+    Xf = {"img": np.moveaxis(X["img"], -1, 1), "meta": X["meta"]}
+    for method in ("shap", "occlusion", "gradcam"):
+        _agree(explain(permuted, Xf, method=method, groups={"img": Grid(2, 5)}),
+               explain(last, X, method=method, groups={"img": Grid(2, 5)}))
+    expected = explain(last, X, method="gradcam").values
+    np.testing.assert_allclose(explain(permuted, Xf, method="gradcam").values,
+                               np.moveaxis(expected, -1, 1), rtol=1e-4,
+                               atol=1e-6 * np.abs(expected).max())
+
+
+def test_a_permute_inside_a_nested_model():
+    """A nested Sequential permutes the samples (and mixes their channels by a Dense)."""
+    branch = keras.Sequential([keras.Input((3, 6, 10)), layers.Permute((2, 3, 1)),
+                               layers.Dense(3, name="mix")], name="branch")
+    twin_branch = keras.Sequential([keras.Input((6, 10, 3)), layers.Dense(3, name="mix")])
+    outer_in, twin_in = keras.Input((3, 6, 10)), keras.Input((6, 10, 3))
+    nested = _cnn(outer_in, branch(outer_in))
+    twin = _cnn(twin_in, twin_branch(twin_in))
+    _same_weights(twin, nested)
+    X = np.random.default_rng(8).uniform(size=(3, 6, 10, 3)).astype("float32")
+    for method in ("occlusion", "integrated_gradients", "gradcam"):
+        _agree(explain(nested, np.moveaxis(X, -1, 1), method=method, groups=Grid(3, 2)),
+               explain(twin, X, method=method, groups=Grid(3, 2)))
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_time_steps_of_frames_read_by_a_conv_lstm(data_format):
+    """(steps, channels, height, width) frames of a channels-first ConvLSTM2D: its first axis
+    is time, not channels, so a time step holds frame t whatever the data_format."""
+    first = data_format == "channels_first"
+    keras.utils.set_random_seed(9)
+    inputs = keras.Input((4, 2, 5, 5) if first else (4, 5, 5, 2))
+    x = layers.ConvLSTM2D(2, 3, data_format=data_format)(inputs)
+    model = keras.Model(inputs, layers.Dense(1)(layers.Flatten()(x)))
+    X = np.random.default_rng(9).uniform(size=(2, *inputs.shape[1:])).astype("float32")
+    grouped = explain(model, X, method="integrated_gradients", groups="timesteps")
+    assert grouped.feature_names == ("t0", "t1", "t2", "t3")
+    per_feature = explain(model, X, method="integrated_gradients").values
+    np.testing.assert_allclose(grouped.values, per_feature.sum(axis=(2, 3, 4)), rtol=1e-5,
+                               atol=1e-7)
+
+
+def test_a_dense_on_the_channels_keeps_the_axes():
+    """A Dense on (8, 8, 2) pixels makes (8, 8, 8): its last axis is still the channels,
+    though it now has the size of another axis."""
+    inputs = keras.Input((8, 8, 2))
+    model = _cnn(inputs, layers.Dense(8)(inputs))
+    X = np.random.default_rng(10).uniform(size=(2, 8, 8, 2)).astype("float32")
+    grouped = explain(model, X, method="occlusion", groups=Grid(2, 2))
+    assert grouped.feature_names == ("patch(0,0)", "patch(0,1)", "patch(1,0)", "patch(1,1)")
+    assert explain(model, X, method="gradcam").values.shape == X.shape

@@ -240,9 +240,9 @@ def _moved(operation: Any, axes: _AxisMap, shape: tuple[Any, ...],
         if len(order) == len(axes) + 1 and order[0] == 0:
             return tuple(axes[int(a) - 1] for a in order[1:])
     if (kind in ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum",
-                 "Minimum") or is_image_layer(operation)) and len(output) == len(shape):
-        # joined along an axis, elementwise, or an image layer (before the explained one):
-        # each spatial axis keeps its place, and the channels stay on the channel axis
+                 "Minimum", "Dense") or is_image_layer(operation)) and len(output) == len(shape):
+        # joined along an axis, elementwise, a Dense on the last axis, or an image layer
+        # (before the explained one): each axis keeps its place, the channels their axis
         return axes
     why = (f"layer {operation.name!r} ({type(operation).__name__}) turns samples of shape "
            f"{shape} into {output}, which may move their axes")
@@ -271,6 +271,8 @@ def _layout_at(layer: Any, axes: _AxisMap | str, rank: int) -> ImageLayout:
     """The samples' layout as image layer `layer` reads them (`axes`: of its input)."""
     if isinstance(axes, str):
         return ImageLayout(layer=layer.name, unknown=axes)
+    if type(layer).__name__.startswith("ConvLSTM"):  # (steps, ...) frames: no image axes
+        return ImageLayout(layer=layer.name)
     first = getattr(layer, "data_format", "channels_last") == "channels_first"
     channel = 0 if first else len(axes) - 1
     spatial = tuple(a for j, a in enumerate(axes) if j != channel)
