@@ -708,9 +708,20 @@ def architecture_bytes(model: Any) -> bytes:
         config.pop("compile_config", None)  # the optimizer and loss do not shape the outputs
     placeholders: dict[str, str] = {}
     names = {layer.name for layer in _all_layers(model)} | {getattr(model, "name", "")}
+    # operations applied to symbolic tensors (`x + y`, keras.ops.mean) are named alike: `add_3`
+    for owner in [model, *_all_layers(model)]:
+        names |= {str(operation.name) for operation in _operations(owner)}
     canonical = _replace_names(config, names, placeholders)
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return type(model).__qualname__.encode() + text.encode()
+
+
+def _operations(model: Any) -> list[Any]:
+    """A functional model's operations, layers and ops on its tensors alike (none otherwise)."""
+    try:
+        return list(getattr(model, "operations", None) or [])
+    except Exception:  # a layer's property that raises is no graph
+        return []
 
 
 def _all_layers(model: Any) -> list[Any]:

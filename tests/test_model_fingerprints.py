@@ -1,5 +1,8 @@
-"""Models that their first call builds (a subclassed model, a Sequential without Input): until
-then they hold no weights, so two of one class must not be taken for the same model."""
+"""What identifies a Keras model in the explanation cache and in a baseline file: its
+fingerprint, which must tell two models apart and never depend on how many the process built.
+
+Models that their first call builds (a subclassed model, a Sequential without Input) hold no
+weights until then, so two of one class must not be taken for the same model."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import pytest
 from keras import layers
 
 from pytest_kexplain import assert_model_sensitive, explain
+from pytest_kexplain.adapters import get_adapter
 
 
 class TwoLayers(keras.Model):
@@ -53,3 +57,22 @@ def test_model_sensitivity_builds_an_unbuilt_model_after_another_was_explained()
     model = _subclassed()
     result = assert_model_sensitive(model, X, max_similarity=1.0)
     assert result.stages and model.built
+
+
+def _attention_with_ops():
+    """A transformer block whose residual sum and pooling are ops on symbolic tensors."""
+    keras.utils.set_random_seed(3)
+    tokens = keras.Input((6,), dtype="int32")
+    embedded = layers.Embedding(12, 4)(tokens)
+    attended = layers.MultiHeadAttention(num_heads=2, key_dim=2)(embedded, embedded)
+    pooled = keras.ops.mean(layers.LayerNormalization()(embedded + attended), axis=1)
+    return keras.Model(tokens, layers.Dense(1)(pooled))
+
+
+def test_a_models_fingerprint_does_not_depend_on_how_many_models_were_built_before():
+    """Keras numbers ops as it numbers layers (`add`, `add_1`): a baseline written under
+    pytest-xdist, where a worker builds fewer models first, held another fingerprint."""
+    first = _attention_with_ops()
+    second = _attention_with_ops()  # same weights, its ops named add_1, mean_1
+    assert [op.name for op in first.operations] != [op.name for op in second.operations]
+    assert get_adapter(first)[1].fingerprint() == get_adapter(second)[1].fingerprint()
