@@ -476,6 +476,9 @@ def explain(
                         tokens=tokens.key())
     cached, source = SESSION_CACHE.get(key)
     if cached is None:
+        finite_outputs = getattr(adapter, "require_finite_outputs", None)
+        if finite_outputs is not None:  # a NaN in another output of the model fails too
+            finite_outputs(prepared.array, batch_size)
         cached = _compute(bound, spec, background_array, target, int(seed), resolved_options,
                           batch_size, players, tokens, embedded, spatial, first)
         # Without a fingerprint the key holds the object's id: pin the object, keep it in memory.

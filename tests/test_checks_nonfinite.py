@@ -136,6 +136,42 @@ def test_the_same_checks_pass_on_the_finite_model(check):
     CHECKS[check](zoo.tanh_mlp(4, hidden=5, seed=1))
 
 
+@pytest.fixture(scope="module")
+def nan_in_another_output():
+    """A dict-output model whose 'price' is finite and whose 'kind' is NaN on one row of X
+    (a log of a negative number where x0 > 2)."""
+    import keras
+
+    inputs = keras.Input((4,), name="num")
+    price = keras.layers.Dense(1, name="price")(inputs)
+    kind = keras.layers.Lambda(lambda x: keras.ops.log(2.0 - x[:, :1]) + x[:, 1:3])(inputs)
+    return keras.Model(inputs, {"price": price, "kind": kind})
+
+
+PRICE_CHECKS = {
+    "assert_top_features": lambda m: assert_top_features(m, X, ["x0"], k=4, output="price"),
+    "assert_max_importance_share": lambda m: assert_max_importance_share(
+        m, X, "x0", 1.0, output="price", method="shap"),
+    "assert_invariant": lambda m: assert_invariant(m, X, {"x3": 1.0}, atol=1e9, output="price"),
+    "assert_saliency_stable": lambda m: assert_saliency_stable(m, X, min_similarity=-1.0,
+                                                               output="price"),
+    "assert_monotonic": lambda m: assert_monotonic(m, X, "x0", tolerance=1e9, max_examples=5,
+                                                   output="price"),
+    "assert_faithful": lambda m: assert_faithful(m, X, margin=0.0, output="price"),
+    "explain": lambda m: explain(m, X, output="price", method="occlusion"),
+}
+
+
+@pytest.mark.parametrize("check", sorted(PRICE_CHECKS))
+def test_no_check_passes_on_a_model_nan_in_an_output_it_does_not_explain(nan_in_another_output,
+                                                                         check):
+    """A NaN in one output is a broken model whichever output the check looks at: explaining
+    'price' passed while 'kind' was NaN on a row of X."""
+    assert (X[:, 0] > 2.0).sum() == 1
+    with pytest.raises(NonFiniteError, match="produced NaN in its output 'kind' for 1 of 12"):
+        PRICE_CHECKS[check](nan_in_another_output)
+
+
 def test_a_model_only_nan_on_inputs_the_check_makes_does_not_pass(only_some_rows_nan):
     """X itself is fine; the transformed rows are where the model is NaN."""
     x = np.random.default_rng(1).uniform(0.0, 0.5, size=(8, 4))

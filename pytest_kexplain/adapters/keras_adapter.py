@@ -28,6 +28,7 @@ from pytest_kexplain.adapters.multi_io import (
     RoutedModel,
     keras_input_specs,
     made_up_name,
+    output_heads,
     resolve_output,
     select_output,
 )
@@ -125,6 +126,8 @@ class KerasAdapter:
         self._routed: Any = model  # what the backends call: inputs split, output selected
         self._variants: dict[tuple[Any, Any], KerasAdapter] = {}
         self._functions: dict[tuple[int, ...], GradientFunctions] = {}
+        #: (shape, digest) of the rows on which every output was found finite
+        self._finite_rows: set[tuple[Any, ...]] = set()
         # (builder name, sample shape, *builder settings) -> compiled coalition function,
         # or None when the backend module has no such builder
         self._coalition_functions: dict[tuple[Any, ...], Any] = {}
@@ -301,6 +304,39 @@ class KerasAdapter:
     def batch_size_for(self, sample_shape: tuple[int, ...], batch_size: int | None) -> int:
         """The rows per model call to use."""
         return int(batch_size or default_batch_size(sample_shape))
+
+    def require_finite_outputs(self, x: np.ndarray, batch_size: int | None = None) -> None:
+        """Every output of a model with several is finite on x, not only the explained one: a
+        model returning NaN in another output is broken, and no check may pass on it. One
+        forward pass over x (the user's rows, never the perturbed ones), once per x."""
+        if self.output_choice is None:
+            return
+        import keras
+
+        key = (tuple(x.shape), hashlib.blake2b(np.ascontiguousarray(x).tobytes(),
+                                               digest_size=16).hexdigest())
+        if key in self._finite_rows:
+            return
+        size = self.batch_size_for(tuple(x.shape[1:]), batch_size)
+        heads: dict[str, list[np.ndarray]] = {}
+        for part in batches(len(x), size):
+            rows = np.asarray(x[part], dtype=self.dtype)
+            try:
+                raw = self.model(rows if self.layout is None else self.layout.split_numpy(rows),
+                                 training=False)
+            except Exception as exc:
+                raise self._call_error(exc, tuple(x.shape[1:])) from exc
+            raw = keras.tree.map_structure(tensor_values, raw)
+            names = output_heads(raw, _output_names(self.model))
+            values = [raw[k] for k in sorted(raw, key=str)] if isinstance(raw, dict) \
+                else list(raw) if isinstance(raw, (list, tuple)) else [raw]
+            for name, value in zip(names or ["output"], values):
+                heads.setdefault(name, []).append(
+                    np.asarray(value, dtype=np.float64).reshape(len(rows), -1))
+        for name, chunks in heads.items():
+            require_finite(np.concatenate(chunks, axis=0), self.description,
+                           f"output {name!r}")
+        self._finite_rows.add(key)
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Model outputs, float64 (n, n_outputs), computed in compiled batches."""

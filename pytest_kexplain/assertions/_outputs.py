@@ -62,5 +62,8 @@ def bind_model(
     if keywords.get("target") is not None:  # None means every output to some checks
         check_target(keywords["target"], len(bound.prepared.array),
                      bound.adapter.declared_outputs(), bound.known_labels(), bound.output_head)
+    finite_outputs = getattr(bound.adapter, "require_finite_outputs", None)
+    if finite_outputs is not None:  # a NaN in another output of the model fails the check too
+        finite_outputs(bound.prepared.array, keywords.get("batch_size"))
     outputs = OutputModel(bound.adapter, keywords.get("target"), keywords.get("batch_size"), bound)
     return outputs, bound.prepared
