@@ -299,19 +299,21 @@ def _image_beside_image(read: str):
     return keras.Model(inputs, keras.layers.Dense(2, name="scores")(hidden))
 
 
-def test_a_check_finds_the_inputs_reaching_each_layer_once(monkeypatch):
+def test_a_check_walks_the_keras_graph_once_per_question(monkeypatch):
     """A Grad-CAM check on a model with several inputs finds the image input its layer reads
-    (and the inputs each image layer reads, for its groups) before explain() runs, and
-    explain() asks again: one walk of the functional graph answers all of them, per model."""
+    and the layout of the input its groups split before explain() runs, and explain() asks
+    again: one walk of the functional graph answers each question, per model."""
     import gc
     import weakref
 
     from pytest_kexplain.adapters import layers
 
-    walks = []
-    follow = layers._follow_graph
+    walks, layouts = [], []
+    follow, follow_axes = layers._follow_graph, layers._follow_axes
     monkeypatch.setattr(layers, "_follow_graph", lambda model, graph, names: walks.append(
         graph) or follow(model, graph, names))
+    monkeypatch.setattr(layers, "_follow_axes", lambda graph, start, target: layouts.append(
+        (graph, tuple(start.items()), target)) or follow_axes(graph, start, target))
     rng = np.random.default_rng(2)
     X = {"left": rng.uniform(size=(4, 6, 6, 1)), "right": rng.uniform(size=(4, 6, 6, 1)),
          "meta": rng.normal(size=(4, 2))}
@@ -327,10 +329,16 @@ def test_a_check_finds_the_inputs_reaching_each_layer_once(monkeypatch):
                        ).feature_names == tuple(f"{read}:patch({i},{j})" for i in (0, 1)
                                                 for j in (0, 1))
         assert walks == [model], f"the graph of the model reading {read!r} was walked " \
-                                 f"{len(walks)} times"
+                                 f"{len(walks)} times for the inputs reaching its layers"
+        # each input's layout for the groups, the explained input's at Grad-CAM's layer
+        asked = [(start, target) for graph, start, target in layouts if graph is model]
+        assert asked and len(asked) == len(layouts), layouts
+        assert len(set(asked)) == len(asked), \
+            f"{len(asked)} walks for {len(set(asked))} layouts of the model reading {read!r}"
         walks.clear()
+        layouts.clear()
     # the answers go with the model
-    held, kept = weakref.ref(model), len(layers._REACHING)
+    held, kept = weakref.ref(model), len(layers._GRAPH_ANSWERS)
     del model
     gc.collect()
-    assert held() is None and len(layers._REACHING) < kept
+    assert held() is None and len(layers._GRAPH_ANSWERS) < kept

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,11 +157,16 @@ def image_layout(model: Any, sample_shape: tuple[int, ...], input_name: str | No
         return ImageLayout(first, tuple(range(1, len(sample_shape))) if first
                            else tuple(range(len(sample_shape) - 1)))
     identity = tuple(range(len(sample_shape)))
-    found, _ = _follow_axes(graph, {id(tensor): identity}, layer)
-    if found is None:
-        return ImageLayout()
-    reader, axes = found
-    return _layout_at(reader, axes, len(sample_shape))
+
+    def walk() -> ImageLayout:
+        found, _ = _follow_axes(graph, {id(tensor): identity}, layer)
+        if found is None:
+            return ImageLayout()
+        reader, axes = found
+        return _layout_at(reader, axes, len(sample_shape))
+
+    # the layer is one of the graph's, alive as long as the graph
+    return _answered(graph, ("layout", id(tensor), tuple(sample_shape), id(layer)), walk)
 
 
 def _followed_input(model: Any, graph: Any, input_name: str | None,
@@ -823,12 +828,25 @@ def _reached(reaching: dict[int, set[str]] | None, layer: Any, names: tuple[str,
     return tuple(name for name in names if name in found)
 
 
-#: _inputs_reaching_layers() per functional graph and input names. A check with a layer method
-#: or groups on a model with several inputs asks before explain() is called and explain()
-#: asks again (Grad-CAM's input, each input's layout): one walk of the graph serves them all.
-#: Keyed weakly by the graph, which a functional model never changes, so it goes with it.
-_REACHING: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], dict[int, set[str]] | None]] = \
+#: What walks of a functional graph found (the inputs reaching each layer, the samples'
+#: layout at an image layer), per graph and question. A check with a layer method or groups
+#: on a model asks before explain() is called and explain() asks again (Grad-CAM's input,
+#: each input's layout): one walk per question serves them all. Keyed weakly by the graph,
+#: which a functional model never changes, so the answers go with the model.
+_GRAPH_ANSWERS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = \
     weakref.WeakKeyDictionary()
+
+
+def _answered(graph: Any, question: tuple[Any, ...], walk: Callable[[], Any]) -> Any:
+    """walk()'s answer to `question` about `graph`, walked once per graph (read only: it is
+    shared)."""
+    try:
+        known = _GRAPH_ANSWERS.setdefault(graph, {})
+    except TypeError:  # a graph that cannot be referenced weakly: walked on every call
+        return walk()
+    if question not in known:
+        known[question] = walk()
+    return known[question]
 
 
 def _inputs_reaching_layers(model: Any, names: tuple[str, ...]) -> dict[int, set[str]] | None:
@@ -839,13 +857,7 @@ def _inputs_reaching_layers(model: Any, names: tuple[str, ...]) -> dict[int, set
     graph = _graph(model)
     if graph is None:
         return None
-    try:
-        known = _REACHING.setdefault(graph, {})
-    except TypeError:  # a graph that cannot be referenced weakly: followed on every call
-        known = {}
-    if names not in known:
-        known[names] = _follow_graph(model, graph, names)
-    return known[names]
+    return _answered(graph, ("reaching", names), lambda: _follow_graph(model, graph, names))
 
 
 def _follow_graph(model: Any, graph: Any, names: tuple[str, ...]
