@@ -562,3 +562,36 @@ def test_the_saved_picture_keeps_the_colours_it_was_drawn_with(emitted):
         assert len({tuple(p) for p in inside}) >= 24, "the colour bar is banded"
     vermillion = np.abs(pixels - np.array([0xD5, 0x5E, 0x00])).max(axis=2) <= 12
     assert vermillion.sum() > 30  # the suptitle "...: failed"
+
+
+def test_grad_cam_of_a_shared_convolution_is_drawn_over_the_input_named(emitted):
+    """A Siamese model (one convolution called on 'left' and 'right'): input= chooses the
+    call, and the picture lies over that input's images; an all-zero map says so on its
+    colour bar rather than reading as low attribution."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    left, right = keras.Input((8, 8, 1), name="left"), keras.Input((8, 8, 1), name="right")
+    shared = keras.layers.Conv2D(1, 1, name="shared")
+    pool = keras.layers.Flatten()
+    score = keras.layers.Dense(1)
+    model = keras.Model({"left": left, "right": right},
+                        score(keras.layers.Concatenate()([pool(shared(left)),
+                                                          pool(shared(right))])))
+    shared.set_weights([np.ones((1, 1, 1, 1)), np.zeros(1)])
+    weights = np.zeros((128, 1))
+    weights[64:] = 1.0  # only the right call reaches the output
+    score.set_weights([weights, np.zeros(1)])
+    _, X = _grad_cam_reads_the_right_image()
+    for name in ("left", "right"):
+        assert_max_importance_share(model, X, [f"{name}:x[0,0,0]"], 1.0, method="gradcam",
+                                    input=name)
+    for record, name in zip(emitted, ("left", "right")):
+        picture = record.picture
+        assert picture["input"] == name
+        np.testing.assert_allclose(picture["inputs"][0], X[name][0, ..., 0], atol=1e-3)
+        labels = [a.get_ylabel() for a in plots.plot_record(record).get_axes()
+                  if a.get_label() == "<colorbar>"]
+        zero = np.array(picture["maps"]).max() == 0
+        assert zero == (name == "left")
+        assert labels == ["|attribution| (every value is 0)" if zero else "|attribution|"]

@@ -308,16 +308,19 @@ def _draw_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **options
         figure = _figure(heights[0], width=min(WIDTH, 1.0 + 2.0 * columns))
         canvases = [figure]
     # the maps of every block share one scale: each holds shares of the same importance
-    scale = max([abs(v) for block in blocks
-                 for m in block["maps"] + (block.get("baseline_maps") or [])
-                 for row in m for v in row if v is not None] or [0.0]) or 1.0
+    largest = max([abs(v) for block in blocks
+                   for m in block["maps"] + (block.get("baseline_maps") or [])
+                   for row in m for v in row if v is not None] or [0.0])
+    unit = picture.get("unit", "|attribution|")
+    if not largest:  # a dark map reads as "low"; say it is nothing at all
+        unit += " (every value is 0)"
     for canvas, block in zip(canvases, blocks):
-        _draw_maps(canvas, block, picture, columns, scale)
+        _draw_maps(canvas, block, picture, columns, largest or 1.0, unit)
     return figure
 
 
 def _draw_maps(canvas: Any, block: Mapping[str, Any], picture: Mapping[str, Any], columns: int,
-               scale: float) -> None:
+               scale: float, unit: str) -> None:
     """One input's maps: a row per sample, the input beside its current (and baseline) map."""
     maps, inputs = block["maps"], block["inputs"]
     baseline = block.get("baseline_maps")
@@ -370,8 +373,7 @@ def _draw_maps(canvas: Any, block: Mapping[str, Any], picture: Mapping[str, Any]
             if c >= 2 and not (baseline and r < len(baseline)):
                 grid[r][c].axis("off")
     if last is not None:
-        canvas.colorbar(last, ax=grid[:, 1:].ravel().tolist(), shrink=0.8,
-                        label=picture.get("unit", "|attribution|"))
+        canvas.colorbar(last, ax=grid[:, 1:].ravel().tolist(), shrink=0.8, label=unit)
 
 
 def _draw_deletion(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any) -> Any:
