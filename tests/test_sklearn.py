@@ -170,6 +170,24 @@ def test_a_multi_output_regressor_explains_the_output_chosen_by_output_or_target
                                                 "\('output_0' \(1 unit\), 'output_1'"):
             explain(regressor, rows, output=2)
 
+def test_a_multi_output_regressor_nan_in_another_target_is_not_explained(data):
+    """A NaN in the target a check does not look at is a broken model all the same."""
+    from sklearn.linear_model import Ridge
+    from sklearn.multioutput import MultiOutputRegressor
+
+    from pytest_kexplain import NonFiniteError
+
+    class NanSecond(MultiOutputRegressor):
+        def predict(self, X):
+            out = super().predict(X)
+            out[np.asarray(X)[:, 0] > 1.5, 1] = np.nan
+            return out
+
+    X, score, _ = data
+    regressor = NanSecond(Ridge()).fit(X, np.c_[score, X["age"]])
+    with pytest.raises(NonFiniteError, match="produced NaN in its outputs"):
+        explain(regressor, X.iloc[:40], output=0, method="shap")
+
 
 def test_a_binary_output_of_a_multi_output_classifier_explains_its_positive_class(data):
     """As a binary classifier does, its binary output explains classes_[1] unless target says

@@ -315,8 +315,12 @@ class SklearnAdapter(SelectsRawOutput):
         return frame
 
     def _call(self, x: np.ndarray) -> Any:
-        return self._select(self._outputs_as_heads(getattr(self.estimator, self.response)(
-            self._frame(x))))
+        raw = getattr(self.estimator, self.response)(self._frame(x))
+        if self.output_choice is not None:  # every output finite, not only the explained one
+            for k, head in enumerate(raw if isinstance(raw, list) else [raw]):
+                require_finite(np.asarray(head, dtype=np.float64), self.description,
+                               "outputs" if not isinstance(raw, list) else f"output 'output_{k}'")
+        return self._select(self._outputs_as_heads(raw))
 
     def _outputs_as_heads(self, raw: Any) -> Any:
         """A multi-output regressor's (n, k) predictions as k outputs when output= picks one:
