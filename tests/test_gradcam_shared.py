@@ -4,6 +4,8 @@ layer is a usage error saying how to choose."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from known_models import siamese_twins
@@ -112,3 +114,45 @@ def test_checks_take_input(siamese):
                                         input="right", groups={"right": Grid(2, 2)}).share
     assert share == pytest.approx(expected.shares()[top[0]] if callable(expected.shares)
                                   else expected.shares[top[0]])
+
+
+def test_the_gate_on_each_call_of_the_shared_layer(pytester):
+    """A baseline per input of the Siamese model: each holds that input's features alone,
+    passes against itself, and fails when the shared convolution's weights change."""
+    pytester.makepyfile(test_gate="""
+        import numpy as np
+        from known_models import siamese_twins
+
+        MODEL, _, X = siamese_twins()
+        SCALE = 1.0
+
+        def test_left(explanation_baseline):
+            model = MODEL
+            layer = model.get_layer("shared_conv")
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel * SCALE, bias])
+            try:
+                explanation_baseline.assert_match(model, X, method="gradcam", target=1,
+                                                  input="left")
+            finally:
+                layer.set_weights([kernel, bias])
+
+        def test_right(explanation_baseline):
+            explanation_baseline.assert_match(MODEL, X, method="gradcam", target=1,
+                                              input="right")
+    """)
+    pytester.makepyfile(known_models=(Path(__file__).parent / "known_models.py").read_text())
+    pytester.runpytest_subprocess("--kexplain-update", "-p", "no:randomly").assert_outcomes(
+        passed=2)
+    texts = {path.name: path.read_text() for path in
+             (pytester.path / "explanation_baselines").glob("*.json")}
+    left = next(text for name, text in texts.items() if "left" in name)
+    right = next(text for name, text in texts.items() if "right" in name)
+    assert '"left:x[6,6,1]"' in left and '"right:' not in left
+    assert '"right:x[6,6,1]"' in right and '"left:' not in right
+    # the right call's gate passes against the baseline it wrote; the left one's fails
+    pytester.makepyfile(test_gate=(pytester.path / "test_gate.py").read_text().replace(
+        "SCALE = 1.0", "SCALE = -1.0"))
+    failed = pytester.runpytest_subprocess("-p", "no:randomly")
+    failed.assert_outcomes(passed=1, failed=1)
+    assert "test_left" in "".join(line for line in failed.stdout.lines if "FAILED" in line)
