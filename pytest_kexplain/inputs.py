@@ -47,6 +47,12 @@ def is_dataframe(obj: Any) -> bool:
     return hasattr(obj, "columns") and hasattr(obj, "to_numpy") and hasattr(obj, "dtypes")
 
 
+def is_series(obj: Any) -> bool:
+    """Whether obj looks like a pandas Series, subclasses included (checked without importing
+    pandas): a column with an index that becomes a one-column DataFrame by to_frame()."""
+    return hasattr(obj, "to_frame") and hasattr(obj, "index") and not is_dataframe(obj)
+
+
 def default_feature_names(feature_shape: tuple[int, ...]) -> tuple[str, ...]:
     """Names for unnamed features: x0, x1, ... for tabular data, x[i,j,k] for larger ranks."""
     if len(feature_shape) == 1:
@@ -289,7 +295,7 @@ def prepare_input(
     else:
         array = _numeric_array(X, name)
     if array.ndim < 2:
-        if hasattr(X, "to_frame") and hasattr(X, "index"):  # a pandas Series
+        if is_series(X):
             hint = (f"{name} is a pandas Series: for one row of a DataFrame pass df.iloc[[i]] "
                     f"(a DataFrame, which keeps the column names), for one feature "
                     f"series.to_frame().")

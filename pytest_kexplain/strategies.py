@@ -36,6 +36,7 @@ from pytest_kexplain.inputs import (
     feature_bounds,
     feature_index,
     is_dataframe,
+    is_series,
     prepare_input,
     require_tabular,
     row_space,
@@ -169,13 +170,9 @@ def _is_list_of_inputs(X: Any) -> bool:
     takes (an input of one value per row may be 1-D, as Keras accepts for an input of shape
     (1,)); a nested list of numbers, or of 1-D arrays alone, is one array."""
     return isinstance(X, (list, tuple)) and len(X) > 1 and all(
-        is_dataframe(part) or _is_series(part)
+        is_dataframe(part) or is_series(part)
         or (isinstance(part, np.ndarray) and part.ndim >= 1) for part in X) and any(
         not (isinstance(part, np.ndarray) and part.ndim == 1) for part in X)
-
-
-def _is_series(value: Any) -> bool:
-    return type(value).__name__ == "Series" and hasattr(value, "to_frame")
 
 
 def _one_value_per_row(X: Mapping[Any, Any]) -> tuple[dict[Any, Any], dict[Any, Any]]:
@@ -183,7 +180,7 @@ def _one_value_per_row(X: Mapping[Any, Any]) -> tuple[dict[Any, Any], dict[Any, 
     and {key: the 1-D input} of those widened; a 1-D input the other inputs' row count does not
     fit is refused (it cannot be one value per row)."""
     flat = {key: value for key, value in X.items()
-            if _is_series(value) or (isinstance(value, np.ndarray) and value.ndim == 1)}
+            if is_series(value) or (isinstance(value, np.ndarray) and value.ndim == 1)}
     if not flat:
         return dict(X), {}
     rows = {key: len(value) for key, value in X.items()
@@ -195,7 +192,7 @@ def _one_value_per_row(X: Mapping[Any, Any]) -> tuple[dict[Any, Any], dict[Any, 
             f"rows_like: the inputs hold different numbers of rows ({shapes}); a 1-D input is "
             "read as one value per row, so it needs as many values as the other inputs have "
             "rows. For a single sample give each input a batch axis (x[None]).")
-    widened = {key: (value.to_frame() if _is_series(value) else value[:, None])
+    widened = {key: (value.to_frame() if is_series(value) else value[:, None])
                if key in flat else value for key, value in X.items()}
     return widened, flat
 
