@@ -175,7 +175,6 @@ def _search(
     return None, examples
 
 
-@recorded("assert_monotonic")
 def _check_ordered(X: Any, feature: str, direction: str) -> None:
     """A DataFrame column of unordered categories (strings, or a category dtype that is not
     ordered) has no direction: its sweep would follow an arbitrary (alphabetical) order."""
@@ -206,6 +205,7 @@ def _check_ordered(X: Any, feature: str, direction: str) -> None:
         f"assert_invariant(model, X, {{{feature!r}: {values[0]!r}}}, atol=...).")
 
 
+@recorded("assert_monotonic")
 def assert_monotonic(
     model: Any, X: Any, feature: str, *, direction: str = "increasing", tolerance: float = 0.0,
     grid_points: int = 20, max_examples: int = 100,
