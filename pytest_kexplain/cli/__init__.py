@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the rows to explain: .csv, .parquet, .npy or .npz (a model with "
                               "several inputs: an .npz holding one array per input, saved under "
                               "the input's name)")
+    explain.add_argument("--import", dest="imports", metavar="MODULE", action="append",
+                         default=[],
+                         help="import this Python module before loading MODEL, so that the "
+                              "custom layers or subclassed model it registers (@keras.saving."
+                              "register_keras_serializable) can be loaded; repeatable")
     explain.add_argument("--method", default="auto",
                          help="explanation method, e.g. integrated_gradients, shap, saliency, "
                               "permutation, occlusion (default: auto)")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import importlib
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,57 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 
 #: files of pickled models (scikit-learn's joblib.dump, pickle.dump)
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+def _import_modules(names: list[str]) -> None:
+    """--import: run the modules that register a model's custom classes with Keras, found as
+    `python -m` finds them (the working directory first)."""
+    if names and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # the module's own error, as one line
+            raise CliError(f"--import {name}: could not import it ({type(exc).__name__}: "
+                           f"{exc}); give a module importable from the working directory or "
+                           "the Python path (a dotted name, without .py).") from None
+
+
+def _load_advice(message: str, imports: list[str], model_path: Path) -> str:
+    """The load error; when Keras did not know a custom class, which one and what to pass."""
+    missing = re.search(r"Could not locate class '([^']+)'", message)
+    if missing is None:
+        return message
+    cls = missing.group(1)
+    module = _class_module(model_path, cls)
+    where = f" (defined in module {module!r})" if module else ""
+    told = (f"none of the modules given with --import ({', '.join(imports)}) registers it"
+            if imports else "pass --import MODULE, the module that defines and registers it "
+            "(@keras.saving.register_keras_serializable)")
+    return (f"could not load the Keras model from {str(model_path)!r}: it holds a custom "
+            f"class, {cls!r}{where}, that Keras does not know in this process; {told}.")
+
+
+def _class_module(model_path: Path, cls: str) -> str | None:
+    """The module a saved model's config.json names for the class `cls` (None if unknown)."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    pending: list[Any] = [config]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            if value.get("class_name") == cls and isinstance(value.get("module"), str):
+                return str(value["module"])
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
             output.native_stderr_silenced(show=args.debug):
         from pytest_kexplain.adapters import load_keras_file
 
-        model = load_keras_file(model_path)
+        _import_modules(args.imports)
+        try:
+            model = load_keras_file(model_path)
+        except KexplainError as error:
+            raise CliError(_load_advice(str(error), args.imports, model_path)) from None
     if args.vocabulary is not None and not isinstance(data.rows, (dict, list)):
         if any(given.input is not None for given in args.vocabulary):
             raise CliError(f"--vocabulary {args.vocabulary[0].input}=... names an input, but "
