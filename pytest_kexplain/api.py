@@ -421,6 +421,10 @@ def explain(
         key = None  # the saved model's key assumed 'auto' was integrated gradients
     _check_method_fits_inputs(spec, embedded)
     resolved_options = resolve_options(spec, options)
+    if spec.name == "permutation" and resolved_options.get("y") is not None:
+        from pytest_kexplain.explainers.permutation import labels_per_row
+
+        labels_per_row(resolved_options["y"], len(prepared.array))  # before any model call
     check_target(target if target is not None else bound.default_target, len(prepared.array),
                  adapter.declared_outputs(), bound.known_labels(), bound.output_head)
     # a scikit-learn pipeline's string columns in a background DataFrame, as in X

@@ -120,6 +120,12 @@ def test_a_negative_seed_is_a_usage_error_before_any_model_call(counting):
         _no_call(counting, check, KexplainError, "seed must be a non-negative integer, got -1")
 
 
+def test_permutation_labels_of_another_length_fail_before_any_model_call(counting):
+    X4 = np.random.default_rng(0).normal(size=(6, 4))
+    _no_call(counting, lambda: explain(counting.model, X4, method="permutation", y=np.zeros(5)),
+             KexplainError, "option 'y' has 5 labels but X has 6 rows")
+
+
 def test_model_without_gradient_suggests_model_agnostic_method():
     import keras
 

@@ -25,7 +25,7 @@ def _score(y: np.ndarray, predicted: np.ndarray, scoring: Callable[..., Any] | N
     return score
 
 
-def _labels(y: Any, n: int) -> np.ndarray:
+def labels_per_row(y: Any, n: int) -> np.ndarray:
     """Option 'y' as finite numbers, one per row of X."""
     try:
         labels = np.asarray(y, dtype=np.float64).reshape(-1)
@@ -63,7 +63,7 @@ def permutation_importance(request: ExplainRequest) -> Attribution:
     x = request.x.reshape(len(request.x), -1)
     n, d = x.shape
     if y is not None:
-        y = _labels(y, n)
+        y = labels_per_row(y, n)
     # Replacement values come from the background when given, else from X shuffled; token
     # ids are replaced by the pad id (a token moved to another row's position means nothing)
     if request.pad_id is not None:
