@@ -28,6 +28,9 @@ DIVERGING = "PuOr_r"  # signed values: orange positive, purple negative, safe fo
 DPI = 100  # a 6.4-inch picture is 640 pixels wide; 7-point labels are 10 pixels tall
 TOKEN_CHARS = 10  # longer token strings are cut in a token heat map's cells
 WIDTH = 6.4  # inches
+#: the widest picture, inches: at DPI it fits a check's section on the page (1017 pixels),
+#: so the browser never scales it (and its labels) down
+MAX_WIDTH = 10.0
 
 
 def _figure(height: float = 3.0, width: float = WIDTH) -> Any:
@@ -250,7 +253,7 @@ def _draw_token_heatmap(picture: Mapping[str, Any], data: Mapping[str, Any], **_
             matrix[i][j] = 0.0 if value is None else value
     scale = max([abs(v) for row in matrix for v in row if v == v] or [1.0]) or 1.0
     vocabulary = picture.get("tokens") == "vocabulary"
-    figure = _figure(1.1 + 0.5 * len(rows), width=max(WIDTH, min(12.0, 1.6 + 0.55 * width)))
+    figure = _figure(1.1 + 0.5 * len(rows), width=max(WIDTH, min(MAX_WIDTH, 1.6 + 0.55 * width)))
     axes = figure.add_subplot()
     shown = axes.imshow(matrix, cmap=DIVERGING, norm=TwoSlopeNorm(0.0, -scale, scale),
                         aspect="auto", interpolation="nearest")
@@ -434,10 +437,6 @@ def history_png(history: Mapping[str, Any]) -> bytes:
     return to_png(figure)
 
 
-#: the widest built-in layer graph, inches (it stays inside the page's column)
-GRAPH_WIDTH = 9.6
-
-
 def layer_graph_png(card: Mapping[str, Any]) -> bytes:
     """The built-in drawing of a model's layer graph as PNG bytes."""
     return to_png(layer_graph_figure(card))
@@ -458,7 +457,7 @@ def layer_graph_figure(card: Mapping[str, Any]) -> Any:
     for layer in layers:
         levels.setdefault(depth[layer["name"]], []).append(layer["name"])
     slots = max(len(names) for names in levels.values())
-    inches = min(GRAPH_WIDTH, 0.4 + 2.6 * slots)
+    inches = min(MAX_WIDTH, 0.4 + 2.6 * slots)
     figure = _figure(0.2 + 0.75 * len(levels), width=inches)
     figure.set_layout_engine("none")  # one axes over the whole figure: boxes in known inches
     axes = figure.add_axes((0.0, 0.0, 1.0, 1.0))
