@@ -404,3 +404,34 @@ def test_an_ordered_category_column_of_a_pipeline_is_swept_in_its_own_order():
     ordered = explain(model, rows, method="shap", background=X.iloc[60:80])
     plain = explain(model, X.iloc[:30], method="shap", background=X.iloc[60:80])
     np.testing.assert_allclose(ordered.values, plain.values, atol=1e-12)
+
+
+def test_a_bound_method_of_a_pipeline_fitted_on_strings_is_explained_as_the_pipeline():
+    """explain(pipeline.decision_function, X) takes the DataFrame with its string columns as
+    the pipeline does (it refused them as non-numeric), and a NumPy X the fitted names."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"region": rng.choice(["north", "south", "east"], 150),
+                      "income": rng.normal(size=150)})
+    y = np.where(X["income"] + (X["region"] == "south") > 0.5, "good", "bad")
+    model = make_pipeline(make_column_transformer((OneHotEncoder(), ["region"]),
+                                                  remainder="passthrough"),
+                          LogisticRegression()).fit(X, y)
+    rows, background = X.iloc[:20], X.iloc[100:130]
+    scores = explain(model.decision_function, rows, method="shap", background=background)
+    np.testing.assert_allclose(scores.outputs, model.decision_function(rows))
+    assert scores.feature_names == ("region", "income") and scores.class_names == ("good",)
+    log_odds = explain(model.predict_log_proba, rows, target="good", method="shap",
+                       background=background)
+    np.testing.assert_allclose(log_odds.outputs, model.predict_log_proba(rows)[:, 1])
+    by_method = explain(model.predict_proba, rows, method="shap", background=background)
+    by_model = explain(model, rows, method="shap", background=background)
+    assert by_method.output_name == by_model.output_name == "good"
+    np.testing.assert_array_equal(by_method.values, by_model.values)
+    numeric = LogisticRegression().fit(X[["income"]].assign(twice=2 * X["income"]), y)
+    assert explain(numeric.predict_proba, np.ones((3, 2)) * [[0.1], [0.5], [1.0]],
+                   background=np.zeros((1, 2))).feature_names == ("income", "twice")

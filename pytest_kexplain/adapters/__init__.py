@@ -73,7 +73,11 @@ def adapt_model(model: Any) -> ModelAdapter:
     """Wrap a Keras model, a `.keras` path or a plain callable in a new ModelAdapter."""
     from pytest_kexplain.adapters.callable_adapter import CallableAdapter
     from pytest_kexplain.adapters.keras_adapter import KerasAdapter, is_keras_model
-    from pytest_kexplain.adapters.sklearn_adapter import SklearnAdapter, is_sklearn_estimator
+    from pytest_kexplain.adapters.sklearn_adapter import (
+        SklearnAdapter,
+        bound_response,
+        is_sklearn_estimator,
+    )
 
     if isinstance(model, type):
         raise InvalidArgumentType(
@@ -86,6 +90,9 @@ def adapt_model(model: Any) -> ModelAdapter:
         return KerasAdapter(model)
     if is_sklearn_estimator(model):
         return SklearnAdapter(model)
+    bound = bound_response(model)
+    if bound is not None:  # clf.decision_function: the estimator, explaining that method
+        return SklearnAdapter(bound[0], response=bound[1])
     if callable(model):
         return CallableAdapter(model)
     if hasattr(model, "fit") and hasattr(model, "transform"):

@@ -66,9 +66,9 @@ class BoundModel:
 def model_data(model: Any, X: Any, name: str = "X") -> Any:
     """X as the model takes it: a DataFrame's string columns become pandas categories for a
     scikit-learn estimator (the categories its encoders were fitted with); else X as given."""
-    from pytest_kexplain.adapters.sklearn_adapter import is_sklearn_estimator
+    from pytest_kexplain.adapters.sklearn_adapter import bound_response, is_sklearn_estimator
 
-    if not is_dataframe(X) or not is_sklearn_estimator(model):
+    if not is_dataframe(X) or not (is_sklearn_estimator(model) or bound_response(model)):
         return X
     from pytest_kexplain.adapters import get_adapter
 

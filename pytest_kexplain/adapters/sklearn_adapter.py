@@ -40,6 +40,24 @@ def is_sklearn_estimator(obj: Any) -> bool:
             and any(hasattr(obj, method) for method in RESPONSE_METHODS))
 
 
+#: bound methods of an estimator that return scores, explained as the estimator itself is
+BOUND_RESPONSES = ("predict_proba", "predict_log_proba", "decision_function", "predict",
+                   "score_samples")
+
+
+def bound_response(obj: Any) -> tuple[Any, str] | None:
+    """(estimator, method name) when obj is a fitted estimator's bound scoring method
+    (``clf.decision_function``): explained as the estimator, so a pipeline's string columns
+    and feature_names_in_ work as they do for it. A classifier's predict (labels) is not."""
+    owner = getattr(obj, "__self__", None)
+    name = getattr(obj, "__name__", None)
+    if owner is None or name not in BOUND_RESPONSES or not is_sklearn_estimator(owner):
+        return None
+    if name == "predict" and _is_classifier(owner):
+        return None
+    return owner, str(name)
+
+
 def _is_classifier(estimator: Any) -> bool:
     try:
         from sklearn.base import is_classifier
@@ -156,12 +174,13 @@ class SklearnAdapter(SelectsRawOutput):
     declared_inputs = None
 
     def __init__(self, estimator: Any, output: OutputChoice | None = None,
-                 categories: Mapping[str, Any] | None = None):
+                 categories: Mapping[str, Any] | None = None, response: str | None = None):
         _check_fitted(estimator)
         #: pandas CategoricalDtype per category column of X: the estimator gets categories back
         self.categories = dict(categories or {})
         self.estimator = estimator
-        self.response = response_method(estimator)
+        #: the explained method: given (a bound method passed in) or the one a user expects
+        self.response = response or response_method(estimator)
         self.output_choice = output
         self.output_head: str | None = None
         self.layout: InputLayout | None = None
@@ -232,7 +251,8 @@ class SklearnAdapter(SelectsRawOutput):
             return self
         self._check_output_choice(output)
         if output not in self._variants:
-            self._variants[output] = SklearnAdapter(self.estimator, output, self.categories)
+            self._variants[output] = SklearnAdapter(self.estimator, output, self.categories,
+                                                    self.response)
         return self._variants[output]
 
     def with_categories(self, categories: Mapping[str, Any]) -> SklearnAdapter:
@@ -244,7 +264,8 @@ class SklearnAdapter(SelectsRawOutput):
         key = ("categories", tuple((name, tuple(map(str, dtype.categories)), bool(dtype.ordered))
                                    for name, dtype in categories.items()))
         if key not in self._variants:
-            self._variants[key] = SklearnAdapter(self.estimator, self.output_choice, categories)
+            self._variants[key] = SklearnAdapter(self.estimator, self.output_choice, categories,
+                                                 self.response)
         return self._variants[key]
 
     def category_dtypes(self) -> dict[str, Any]:
