@@ -299,3 +299,40 @@ def test_a_dense_on_the_channels_keeps_the_axes():
     grouped = explain(model, X, method="occlusion", groups=Grid(2, 2))
     assert grouped.feature_names == ("patch(0,0)", "patch(0,1)", "patch(1,0)", "patch(1,1)")
     assert explain(model, X, method="gradcam").values.shape == X.shape
+
+
+class _ConvBlock(layers.Layer):
+    """A custom layer calling its own channels-first Conv2D (whose output, 32 maps of
+    32 x 32, says nothing about which axis moved where)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = layers.Conv2D(32, 3, padding="same", data_format="channels_first")
+
+    def call(self, x):
+        return self.conv(x)
+
+
+def test_a_custom_layer_calling_an_image_layer_reads_the_samples():
+    inputs = keras.Input((3, 32, 32))
+    x = layers.GlobalAveragePooling2D(data_format="channels_first")(_ConvBlock()(inputs))
+    model = keras.Model(inputs, layers.Dense(1)(x))
+    X = np.random.default_rng(11).uniform(size=(2, 3, 32, 32)).astype("float32")
+    grouped = explain(model, X, method="integrated_gradients", groups=Grid(2, 2))
+    per_pixel = explain(model, X, method="integrated_gradients").values
+    np.testing.assert_allclose(grouped.values[:, 0], per_pixel[:, :, :16, :16].sum(axis=(1, 2, 3)),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_frames_of_a_time_distributed_channels_first_convolution():
+    """TimeDistributed(Conv2D(data_format='channels_first')) reads (steps, channels, height,
+    width): a time step is a frame, not a channel."""
+    inputs = keras.Input((3, 2, 5, 5))
+    x = layers.TimeDistributed(layers.Conv2D(2, 3, data_format="channels_first"))(inputs)
+    model = keras.Model(inputs, layers.Dense(1)(layers.Flatten()(x)))
+    X = np.random.default_rng(12).uniform(size=(2, 3, 2, 5, 5)).astype("float32")
+    grouped = explain(model, X, method="integrated_gradients", groups="timesteps")
+    assert grouped.feature_names == ("t0", "t1", "t2")
+    per_feature = explain(model, X, method="integrated_gradients").values
+    np.testing.assert_allclose(grouped.values, per_feature.sum(axis=(2, 3, 4)), rtol=1e-5,
+                               atol=1e-7)

@@ -160,6 +160,8 @@ def image_layout(model: Any, sample_shape: tuple[int, ...], input_name: str | No
 
     def walk() -> ImageLayout:
         found, _ = _follow_axes(graph, {id(tensor): identity}, layer)
+        if found is None and layer is not None:  # called inside a custom layer: its first
+            found, _ = _follow_axes(graph, {id(tensor): identity}, None)  # image layer says
         if found is None:
             return ImageLayout()
         reader, axes = found
@@ -212,14 +214,25 @@ def _follow_axes(graph: Any, start: dict[int, _AxisMap | str], target: Any
                     "that cannot be followed"))
             continue
         if target is None:
-            reader = next((sub for sub in all_layers(operation) if is_image_layer(sub)), None)
-            if reader is not None:  # a layer that calls an image layer itself
+            reader = next((sub for sub in _sublayers(operation) if is_image_layer(sub)), None)
+            if reader is not None:  # a custom layer that calls an image layer itself
                 return (reader, incoming), axes
         shape = tuple(followed[0][0].shape[1:])
         for output in node.outputs:
             axes[id(output)] = (incoming if isinstance(incoming, str) else
                                 _moved(operation, incoming, shape, tuple(output.shape[1:])))
     return None, axes
+
+
+def _sublayers(operation: Any) -> list[Any]:
+    """The layers a layer holds (a custom layer's own Conv2D), depth first."""
+    flatten = getattr(operation, "_flatten_layers", None)
+    if callable(flatten):
+        try:
+            return list(flatten(include_self=False))
+        except TypeError:
+            pass
+    return list(all_layers(operation))
 
 
 def _combined(operation: Any, maps: list[_AxisMap | str]) -> _AxisMap | str:
@@ -276,7 +289,8 @@ def _layout_at(layer: Any, axes: _AxisMap | str, rank: int) -> ImageLayout:
     """The samples' layout as image layer `layer` reads them (`axes`: of its input)."""
     if isinstance(axes, str):
         return ImageLayout(layer=layer.name, unknown=axes)
-    if type(layer).__name__.startswith("ConvLSTM"):  # (steps, ...) frames: no image axes
+    if not _rank_fits([cls.__name__ for cls in type(layer).__mro__], axes):
+        # frames of (steps, ...) a ConvLSTM2D or TimeDistributed(Conv2D) reads: no image axes
         return ImageLayout(layer=layer.name)
     first = getattr(layer, "data_format", "channels_last") == "channels_first"
     channel = 0 if first else len(axes) - 1
