@@ -510,9 +510,9 @@ def groups_channels_first(adapter: ModelAdapter, prepared: PreparedInput,
                           groups: Any = None) -> ChannelsFirst:
     """Whether X's samples reach the model channels first, (channels, *spatial), so that a
     Grid patch, a time step or a (height, width) mask's region holds every channel of its
-    positions: one flag, or one per input of a model with several. A usage error when the
-    model's graph does not tell, unless `groups` (when given) need no channel axis (names of
-    features, masks of the samples' full shape)."""
+    positions: one flag, or one per input of a model with several. Where the model's graph
+    does not tell, a usage error for `groups` that cut the samples into pixels or time steps,
+    False for any other (names of features, masks of the samples' full shape, no groups)."""
     from pytest_kexplain.adapters.layers import samples_channels_first
 
     model = getattr(adapter, "model", None)
@@ -526,19 +526,17 @@ def groups_channels_first(adapter: ModelAdapter, prepared: PreparedInput,
     return tuple(
         _flag_if_needed(groups.get(name) if isinstance(groups, Mapping) else None,
                         tuple(shape), lambda name=name, shape=shape: samples_channels_first(
-                            model, tuple(shape), name, names),
-                        needed=groups is None)
+                            model, tuple(shape), name, names))
         for name, shape in zip(names, layout.shapes))
 
 
-def _flag_if_needed(groups: Any, sample_shape: tuple[int, ...], flag: Any,
-                    needed: bool = False) -> bool:
+def _flag_if_needed(groups: Any, sample_shape: tuple[int, ...], flag: Any) -> bool:
     """flag() (samples_channels_first of one input); when the model's graph does not tell,
-    False for groups that need no channel axis, else its usage error."""
+    its usage error for groups that need the channel axis, else False."""
     try:
         return bool(flag())
     except InvalidArgument:
-        if needed or groups is None or _needs_channel_axis(groups, sample_shape):
+        if groups is not None and _needs_channel_axis(groups, sample_shape):
             raise
         return False
 

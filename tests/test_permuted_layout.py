@@ -336,3 +336,14 @@ def test_frames_of_a_time_distributed_channels_first_convolution():
     per_feature = explain(model, X, method="integrated_gradients").values
     np.testing.assert_allclose(grouped.values, per_feature.sum(axis=(2, 3, 4)), rtol=1e-5,
                                atol=1e-7)
+
+
+def test_checks_without_groups_need_no_channel_axis_behind_a_reshape(reshaped):
+    """No groups, nothing to split: the checks work on a model whose axes cannot be followed."""
+    from pytest_kexplain import assert_faithful, assert_saliency_stable
+
+    model, X = reshaped
+    assert_faithful(model, X, method="integrated_gradients", k=5)
+    assert_saliency_stable(model, X, method="integrated_gradients", min_similarity=0.0)
+    assert_top_features(model, X, explain(model, X, method="integrated_gradients").top(1),
+                        method="integrated_gradients", k=3)
