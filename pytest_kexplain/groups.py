@@ -116,9 +116,13 @@ def _spatial_shape(sample_shape: tuple[int, ...], shown: tuple[int, ...]) -> tup
         layout = ("(channels, height, width) for a model that reads its images channels "
                   "first" if shown != sample_shape else "(height, width) or (height, width, "
                   "channels)")
+        volume = ("; a volume has no one meaning of rows and columns (a patch through "
+                  "every depth slice, or one per slice), so give a dict of boolean masks of "
+                  f"the samples' shape {shown} (one per block), or groups='timesteps' for one "
+                  "group per depth slice" if len(sample_shape) == 4 else "")
         raise InvalidArgument(
             f"groups=Grid(...) splits images of shape {layout}; the samples here have shape "
-            f"{shown}."
+            f"{shown}{volume}."
         )
     return sample_shape[0], sample_shape[1]
 

@@ -243,8 +243,18 @@ def test_grid_on_a_channels_first_volume_names_the_layout():
     with pytest.raises(InvalidArgument, match=r"splits images of shape \(channels, height, "
                                               r"width\) for a model that reads its images "
                                               r"channels first; the samples here have shape "
-                                              r"\(2, 4, 6, 6\)"):
+                                              r"\(2, 4, 6, 6\); a volume has no one meaning.*"
+                                              r"dict of boolean masks of the samples' shape "
+                                              r"\(2, 4, 6, 6\).*groups='timesteps' for one "
+                                              r"group per depth slice\."):
         explain(model, X, method="shap", groups=Grid(2, 2))
+    # the same for its channels-last twin's (depth, height, width, channels) volumes
+    volumes = keras.Input((4, 6, 6, 2))
+    last = keras.Model(volumes, layers.Dense(1)(layers.GlobalAveragePooling3D()(
+        layers.Conv3D(2, 2)(volumes))))
+    with pytest.raises(InvalidArgument, match=r"shape \(4, 6, 6, 2\); a volume has no one "
+                                              r"meaning.*groups='timesteps'"):
+        explain(last, np.moveaxis(X, 1, -1), method="shap", groups=Grid(2, 2))
     frames = explain(model, X, method="occlusion", groups="timesteps")  # depth slices
     assert frames.feature_names == ("t0", "t1", "t2", "t3")
 
