@@ -341,8 +341,15 @@ def test_two_models_with_two_image_inputs_draw_both_maps_of_both_inputs(emitted)
     assert np.array(right["baseline_maps"][0])[8, 8] > 0.2  # the reference: bottom-right
     assert np.array(right["maps"][0])[0, 0] > 0.2 and np.array(right["maps"][0])[8, 8] < 1e-3
     _validate(emitted[0])
-    titles = [a.get_title() for a in plots.plot_record(emitted[0]).get_axes()]
-    assert titles.count("share of importance (reference)") == 2
+    figure = plots.plot_record(emitted[0])
+    titles = [a.get_title() for a in figure.get_axes()]
+    assert titles.count("share of importance\n(reference)") == 2
+    # three panels a row: no column title runs into its neighbour's
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    boxes = [a.title.get_window_extent(renderer) for a in figure.get_axes() if a.get_title()]
+    assert len(boxes) >= 6  # two rows of three maps, and the bars' title
+    assert not any(one.overlaps(other) for i, one in enumerate(boxes) for other in boxes[i + 1:])
 
 
 def _grad_cam_reads_the_right_image():

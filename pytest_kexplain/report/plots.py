@@ -332,8 +332,11 @@ def _draw_maps(canvas: Any, block: Mapping[str, Any], picture: Mapping[str, Any]
     grouped = "groups" in block  # image patches or regions: each filled with its share
     grid = canvas.subplots(rows, columns, squeeze=False)
     what = "share of importance" if grouped else "attribution"
-    titles = ["input", f"{what} ({picture.get('current_label', 'current')})",
-              f"{what} ({picture.get('baseline_label', 'baseline')})"]
+    # three panels a row leave each title a third of the width: the label goes on a line of
+    # its own ("share of importance (candidate)" ran into its neighbour)
+    gap = "\n" if columns == 3 else " "
+    titles = ["input", f"{what}{gap}({picture.get('current_label', 'current')})",
+              f"{what}{gap}({picture.get('baseline_label', 'baseline')})"]
     source = f"input {block['input']!r}" if block.get("input") else "input"
     titles[0] = f"{source} ({block.get('n_groups', '')} {block['groups']})" if grouped else source
     if block.get("caption"):  # which input of a model with several the maps show
