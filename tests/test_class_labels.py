@@ -235,8 +235,8 @@ def test_one_sigmoid_unit_with_two_class_names_is_the_second_class():
     assert approved.output_name == "approved"
     assert_top_features(model, x, approved.top(1), k=1, target="approved", class_names=labels)
     with pytest.raises(KexplainError, match="target='rejected' is not the class of this "
-                                            "one-unit output: it gives the probability of "
-                                            "'approved'"):
+                                            "one-unit output: it scores 'approved' \\(a "
+                                            "sigmoid's probability"):
         explain(model, x, target="rejected", class_names=labels)
     with pytest.raises(KexplainError, match="target='rejected' is not the class"):
         assert_top_features(model, x, ["x0"], target="rejected", class_names=labels)

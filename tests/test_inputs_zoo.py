@@ -431,5 +431,6 @@ def test_a_binary_decision_function_takes_the_class_it_scores_as_target():
     np.testing.assert_allclose(explanation.outputs, svc.decision_function(X.iloc[:20]))
     np.testing.assert_array_equal(explain(svc, X.iloc[:20], method="shap").values,
                                   explanation.values)
-    with pytest.raises(InvalidArgument, match="target='benign' is not the class of this one-unit"):
+    with pytest.raises(InvalidArgument, match="target='benign' is not the class of this one-unit "
+                                              "output: it scores 'malignant'"):
         explain(svc, X.iloc[:20], method="shap", target="benign")

@@ -125,9 +125,10 @@ def label_index(label: str, class_names: tuple[str, ...] | None, n_outputs: int)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     if n_outputs == 1 and len(class_names) == 1:
         raise InvalidArgument(
-            f"target={label!r} is not the class of this one-unit output: it gives the "
-            f"probability of {class_names[0]!r} (with two class_names, the second), and the "
-            f"other class's attributions are the negatives of these. Explain "
+            f"target={label!r} is not the class of this one-unit output: it scores "
+            f"{class_names[0]!r} (a sigmoid's probability, a binary decision function's score; "
+            f"with two class_names, the second), and the other class's attributions are the "
+            f"negatives of these. Explain "
             f"target={class_names[0]!r} (or leave target unset)."
         )
     raise InvalidArgument(
