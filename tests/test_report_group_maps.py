@@ -441,6 +441,17 @@ def test_gate_on_one_inputs_patches(explanation_baseline):
                                       groups={"image": Grid(3, 3), "tab": {"t": ["x0", "x1"]}},
                                       background={"image": np.zeros((1, 12, 12, 1)),
                                                   "tab": np.zeros((1, 2))})
+
+
+def test_gate_on_two_image_inputs(explanation_baseline):
+    left, right = keras.Input((12, 12, 1), name="left"), keras.Input((6, 6, 1), name="right")
+    model = keras.Model({"left": left, "right": right}, keras.layers.Add()(
+        [cnn()(left), keras.layers.Dense(1)(keras.layers.Flatten()(right))]))
+    X = {"left": IMAGES, "right": np.random.default_rng(4).random((8, 6, 6, 1))}
+    explanation_baseline.assert_match(model, X, method="shap",
+                                      groups={"left": Grid(3, 3), "right": Grid(2, 2)},
+                                      background={"left": np.zeros((1, 12, 12, 1)),
+                                                  "right": np.zeros((1, 6, 6, 1))})
 '''
 
 
@@ -492,6 +503,13 @@ def test_the_gate_on_image_patches_draws_current_and_baseline_maps_on_the_page(t
     assert "tab:t" in inputs["bars"]["features"]
     corner = np.array(inputs["maps"][0])
     assert corner.shape == (12, 12) and corner[8:, :4].max() < 0.02
+    # two image inputs: each one's current and baseline maps, over its own images
+    both = checks["test_gate_on_two_image_inputs"]["picture"]
+    (right,) = both["more_maps"]
+    assert both["input"] == "left" and right["input"] == "right" and right["n_groups"] == 4
+    assert len(right["maps"]) == len(right["baseline_maps"]) == 2
+    assert np.array(right["maps"][0]).shape == (6, 6)
+    np.testing.assert_allclose(right["maps"], right["baseline_maps"], atol=1e-6)
     assert painted_colours(tmp_path / "one/report.html", tmp_path) > 20
 
 
