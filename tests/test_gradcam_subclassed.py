@@ -63,3 +63,19 @@ def test_a_layer_called_twice_in_a_subclassed_call_is_a_usage_error(images):
     model = SubclassedCNN(twice=True)
     with pytest.raises(InvalidArgument, match=r"layer 'second' .* is called 2 times in one call"):
         explain(model, images, method="gradcam", target=0)
+
+
+def test_a_convolution_applied_to_every_frame_is_the_default_layer():
+    """A video model's TimeDistributed(Conv2D) was 'no convolution layer', though layer= took it:
+    its maps span frames, height and width, as a Conv3D's do."""
+    keras.utils.set_random_seed(5)
+    frames = np.random.default_rng(1).random((3, 4, 6, 6, 1)).astype("float32")
+    inputs = keras.Input((4, 6, 6, 1))
+    x = layers.TimeDistributed(layers.Conv2D(3, 3, activation="relu"), name="frames_conv")(inputs)
+    x = layers.TimeDistributed(layers.GlobalAveragePooling2D())(x)
+    model = keras.Model(inputs, layers.Dense(1, kernel_initializer="ones")(layers.Flatten()(x)))
+    default = explain(model, frames, method="gradcam")
+    named = explain(model, frames, method="gradcam", layer="frames_conv")
+    assert default.options["layer"] == "frames_conv"
+    assert default.values.shape == frames.shape and np.abs(default.values).max() > 0
+    np.testing.assert_array_equal(default.values, named.values)

@@ -24,8 +24,14 @@ def all_layers(model: Any) -> Iterator[Any]:
 
 
 def is_convolution(layer: Any) -> bool:
-    """Whether the layer is one of Keras' convolution layers (or a subclass)."""
-    return any(cls.__name__ in CONVOLUTION_CLASSES for cls in type(layer).__mro__)
+    """Whether the layer is one of Keras' convolution layers (or a subclass), or one applied to
+    every frame by TimeDistributed (channels last: its maps are (frames, *spatial, channels))."""
+    names = {cls.__name__ for cls in type(layer).__mro__}
+    if "TimeDistributed" in names:
+        inner = getattr(layer, "layer", None)
+        return (inner is not None and is_convolution(inner)
+                and getattr(inner, "data_format", "channels_last") != "channels_first")
+    return not names.isdisjoint(CONVOLUTION_CLASSES)
 
 
 #: layers whose data_format says where an image's channel axis is
