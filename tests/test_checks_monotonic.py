@@ -145,6 +145,18 @@ def test_an_unordered_category_has_no_direction_and_is_a_usage_error():
     pipeline.fit(strings, np.linspace(0, 1, 30))
     with pytest.raises(InvalidArgument, match="feature 'level' holds unordered categories"):
         assert_monotonic(pipeline, strings, "level", direction="decreasing")
+    # one input of several, named qualified
+    inputs = {"num": frame, "aux": np.zeros((6, 2))}
+    calls.clear()
+
+    def two_inputs(rows):
+        calls.append(len(rows))
+        return rows["num"][:, :1] + rows["aux"][:, :1]
+
+    with pytest.raises(InvalidArgument, match="feature 'num:level' holds unordered categories "
+                                              ".*X\\['num'\\]\\['level'\\] = pd.Categorical"):
+        assert_monotonic(two_inputs, inputs, "num:level")
+    assert calls == []
 
 
 def test_a_multi_output_model_needs_a_target(classifier3):

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.binding import model_data
+from pytest_kexplain.adapters.multi_io import NAME_SEPARATOR
 from pytest_kexplain.api import channels_first_of, check_unused_keywords
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
@@ -178,12 +179,16 @@ def _search(
 def _check_ordered(X: Any, feature: str, direction: str) -> None:
     """A DataFrame column of unordered categories (strings, or a category dtype that is not
     ordered) has no direction: its sweep would follow an arbitrary (alphabetical) order."""
-    if not is_dataframe(X):
+    frame, column_name, access = X, feature, "X"
+    if isinstance(X, Mapping) and NAME_SEPARATOR in feature:  # {input: DataFrame}: "num:plan"
+        name, column_name = feature.split(NAME_SEPARATOR, 1)
+        frame, access = X.get(name), f"X[{name!r}]"
+    if not is_dataframe(frame):
         return
-    matches = [column for column in X.columns if str(column) == feature]
+    matches = [column for column in frame.columns if str(column) == column_name]
     if len(matches) != 1:
         return  # an unknown name is reported with the others
-    series = X[matches[0]]
+    series = frame[matches[0]]
     dtype = series.dtype
     if str(dtype) == "category":
         if dtype.ordered:
@@ -197,10 +202,11 @@ def _check_ordered(X: Any, feature: str, direction: str) -> None:
                          for v in values):
         return  # numeric categories order themselves
     shown = ", ".join(map(repr, values[:6])) + (", ..." if len(values) > 6 else "")
+    column = f"{access}[{column_name!r}]"
     raise InvalidArgument(
         f"feature {feature!r} holds unordered categories ({shown}), so {direction!r} has no "
         "meaning for it (a sweep would follow the order they happen to be listed in). If its "
-        f"values have an order, declare it: X[{feature!r}] = pd.Categorical(X[{feature!r}], "
+        f"values have an order, declare it: {column} = pd.Categorical({column}, "
         "categories=[...], ordered=True), in that order; to check what one category does, use "
         f"assert_invariant(model, X, {{{feature!r}: {values[0]!r}}}, atol=...).")
 
