@@ -323,3 +323,28 @@ def test_model_sensitive_usage_mistakes(trained):
         assert_model_sensitive(model, X, max_similarity=2.0)
     with pytest.raises(KexplainError, match="'full', 'cascading', 'independent'"):
         assert_model_sensitive(model, X, mode="layerwise")
+
+
+def test_a_category_label_sets_a_category_column_of_one_input_of_several():
+    """{'num:plan': 'pro'} sets the label's code in that input (it was refused as not a
+    number); an unknown label lists the categories."""
+    import pandas as pd
+
+    from pytest_kexplain import CheckFailed, InvalidArgument, assert_invariant
+
+    inputs = {"num": pd.DataFrame({"income": [1.0, 2.0, 3.0],
+                                   "plan": pd.Categorical(["basic", "pro", "basic"])}),
+              "aux": np.zeros((3, 2))}
+
+    def model(rows):
+        return rows["num"][:, 1:2] + rows["aux"][:, :1]  # the plan's code
+
+    result = assert_invariant(model, inputs, {"num:plan": "pro"}, atol=1.0)
+    assert result.max_change == 1.0 and list(result.changes) == [1.0, 0.0, 1.0]
+    with pytest.raises(CheckFailed):
+        assert_invariant(model, inputs, {"num:plan": "pro"}, atol=0.5)
+    assert assert_invariant(model, inputs, {"num:plan": "basic", "aux:x1": 4.0},
+                            atol=1.0).max_change == 1.0
+    with pytest.raises(InvalidArgument, match="'gold' is not a category of column 'num:plan'; "
+                                              "its categories are \\['basic', 'pro'\\]"):
+        assert_invariant(model, inputs, {"num:plan": "gold"}, atol=1.0)

@@ -65,6 +65,23 @@ def _set_columns(X: Any, assignments: Mapping[str, Any], feature_names: Any) -> 
     return array
 
 
+def _labels_as_codes(assignments: Mapping[str, Any], categories: Mapping[str, Any]
+                     ) -> dict[str, Any]:
+    """A category label set on a category column of one input of several ('num:plan': 'pro')
+    as the code the flat rows hold for it."""
+    coded = dict(assignments)
+    for name, value in assignments.items():
+        dtype = categories.get(str(name))
+        if dtype is None or not isinstance(value, str):
+            continue
+        labels = list(dtype.categories)
+        if value not in labels:
+            raise InvalidArgument(f"{value!r} is not a category of column {name!r}; its "
+                                  f"categories are {labels}.")
+        coded[name] = float(labels.index(value))
+    return coded
+
+
 @recorded("assert_invariant")
 def assert_invariant(
     model: Any, X: Any, transform: Transform, *, atol: float, **explain_kwargs: Any
@@ -78,7 +95,8 @@ def assert_invariant(
     check_unused_keywords(model, X, prepared, with_defaults(explain_kwargs))
     if isinstance(transform, Mapping):
         if prepared.layout is not None:  # several inputs: set columns of the flat rows
-            transformed = _set_columns(np.array(prepared.array), transform,
+            transformed = _set_columns(np.array(prepared.array),
+                                       _labels_as_codes(transform, dict(prepared.categories)),
                                        prepared.feature_names)
         else:
             transformed = _set_columns(X, transform, keywords.get("feature_names"))
