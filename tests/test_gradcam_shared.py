@@ -156,3 +156,21 @@ def test_the_gate_on_each_call_of_the_shared_layer(pytester):
     failed = pytester.runpytest_subprocess("-p", "no:randomly")
     failed.assert_outcomes(passed=1, failed=1)
     assert "test_left" in "".join(line for line in failed.stdout.lines if "FAILED" in line)
+
+
+def test_the_command_line_takes_input_as_an_option(siamese, tmp_path, capsys):
+    import json
+
+    from pytest_kexplain.cli import main
+
+    model, _, X = siamese
+    model.save(tmp_path / "siamese.keras")
+    np.savez(tmp_path / "pair.npz", **X)
+    command = ["explain", str(tmp_path / "siamese.keras"), str(tmp_path / "pair.npz"),
+               "--method", "gradcam", "--target", "1"]
+    assert main([*command, "--option", "input=right", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["features"]
+    assert rows and all(row["feature"].startswith("right:") for row in rows)
+    assert main(command) != 0
+    error = capsys.readouterr().err
+    assert "pass --option input=left (or another of them)" in error

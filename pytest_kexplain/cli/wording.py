@@ -29,7 +29,8 @@ def flag_wording(message: str, data_name: str) -> str:
         return f"{FLAGS[match.group(1)]} {value}".rstrip() + end
 
     # an explainer option is set with --option KEY=VALUE: layer='<name>' -> --option layer=<name>
-    message = re.sub(r"\blayer='([^']*)'", r"--option layer=\1", message)
+    message = re.sub(r"\b(layer|input)='([^']*)'", r"--option \1=\2", message)
+    message = message.replace("pass input= one", "pass --option input= one")
     # a vocabulary per input is one --vocabulary INPUT=FILE each, not a dict
     message = re.sub(r" as a dict, vocabulary=\{([^{}]*)\}", lambda m: ", " + " ".join(
         f"--vocabulary {name}=FILE" for name in re.findall(r"'([^']*)':", m.group(1))), message)
