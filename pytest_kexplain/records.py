@@ -918,6 +918,7 @@ class ImageGroups:
     players: Any
     rows: np.ndarray | None = None
     input: str | None = None
+    kind: str = "patches"  # 'patches' of a Grid, 'regions' of masks, 'regions per image'
 
 
 def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
@@ -938,7 +939,7 @@ def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
     found = _players_of_images(groups, X, bool(first))
     if found is None or tuple(found[1].names) != tuple(str(n) for n in names):
         return ()
-    return (ImageGroups(*found),)
+    return (ImageGroups(found[0], found[1], kind=_kind_of(groups, found[1])),)
 
 
 def _players_of_images(groups: Any, X: Any, first: bool = False
@@ -963,6 +964,16 @@ def _players_of_images(groups: Any, X: Any, first: bool = False
         players = players_channels_last(players, data.shape[1:])
         data = np.moveaxis(data, 1, -1)
     return data, players
+
+
+def _kind_of(groups: Any, players: Any) -> str:
+    """What an image's groups are called on its map: a Grid's 'patches', masks' 'regions'
+    (one mask for every image) or 'regions per image'."""
+    from pytest_kexplain.groups import Grid
+
+    if players.per_row:
+        return "regions per image"
+    return "patches" if isinstance(groups, Grid) else "regions"
 
 
 def _input_names(arguments: Mapping[str, Any], X: Any) -> tuple[str, ...] | None:
@@ -1019,7 +1030,8 @@ def _input_image_players(arguments: Mapping[str, Any], groups: Mapping[str, Any]
         rows = [position.get(f"{name}:{player}") for player in players.names]
         if any(row is None for row in rows):
             continue
-        found_inputs.append(ImageGroups(data, players, np.array(rows, dtype=np.int64), name))
+        found_inputs.append(ImageGroups(data, players, np.array(rows, dtype=np.int64), name,
+                                        _kind_of(members, players)))
     return tuple(found_inputs)
 
 
@@ -1102,7 +1114,7 @@ def _group_map_block(layout: ImageGroups, importance: Any, n_all: int, values: A
         elif len(maps) == 2:
             maps, inputs, labels = maps[:1], inputs[:1], labels[:1]
     block: dict[str, Any] = {
-        "groups": "patches" if not players.per_row else "regions per image",
+        "groups": layout.kind,
         "n_groups": players.n_players,
         "samples": labels,
         "inputs": [_round(_downsample(image.mean(axis=-1) if image.ndim == 3 else image))

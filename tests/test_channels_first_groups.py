@@ -532,7 +532,7 @@ def test_the_gate_and_the_page_on_channels_first_patches(pytester, monkeypatch):
     checks = {c["test"].split("::")[-1]: c["picture"]
               for c in json.loads((tmp_path / "page/report.json").read_text())["checks"]}
     for name, groups in (("test_gate_on_patches", "patches"), ("test_patch_check", "patches"),
-                         ("test_region_check", "patches")):
+                         ("test_region_check", "regions")):
         picture = checks[name]
         assert picture["kind"] == "heatmap" and picture["groups"] == groups, name
         for maps in (picture["maps"], picture.get("baseline_maps", [picture["mean_map"]])):

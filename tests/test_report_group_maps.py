@@ -297,7 +297,7 @@ def test_every_image_inputs_groups_are_drawn_as_its_own_map(emitted, as_dict, ri
     assert picture["kind"] == "heatmap" and picture["input"] == "left"
     (other,) = picture["more_maps"]
     assert other["input"] == "right" and other["n_groups"] == (9 if right == "grid" else 2)
-    assert other["groups"] == "patches"  # one mask for every image is patches too
+    assert other["groups"] == ("patches" if right == "grid" else "regions")
     shares = dict(zip(picture["bars"]["features"], picture["bars"]["current"]))
     left, right_map = np.array(picture["maps"][0]), np.array(other["maps"][0])
     assert left.shape == (8, 8) and right_map.shape == (9, 9)
@@ -314,7 +314,7 @@ def test_every_image_inputs_groups_are_drawn_as_its_own_map(emitted, as_dict, ri
     _validate(record)
     figure = plots.plot_record(record)
     drawn = _drawn_maps(figure)
-    right_title = f"input 'right' ({other['n_groups']} patches)"
+    right_title = f"input 'right' ({other['n_groups']} {other['groups']})"
     assert set(drawn) == {"input 'left' (4 patches)", right_title}
     # each block shows its own input's map (over its image), not the first input's
     assert any(image.shape == right_map.shape and np.allclose(image, right_map, atol=1e-6)
