@@ -438,3 +438,21 @@ def test_a_model_that_raises_on_some_values_only_is_its_own_error():
                                              "sensor reading out of range") as error:
         explain(model, np.full((2, 3), 7.0), method="occlusion")
     assert error.value.__cause__ is not None
+
+
+def test_a_label_not_among_the_class_names_fails_before_a_callable_is_called():
+    """A callable declares no outputs, but a target label that is none of the class_names
+    given is wrong whatever their number (the callable was called once first)."""
+    calls = []
+
+    def scores(rows):
+        calls.append(len(rows))
+        return rows[:, :2]
+
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    for target in ("yse", ["no", "maybe"] * 3):
+        with pytest.raises(KexplainError, match="is not a class label.*'no', 'yes'"):
+            explain(scores, X, method="occlusion", class_names=["no", "yes"], target=target)
+        assert calls == []
+    assert explain(scores, X, method="occlusion", class_names=["no", "yes"],
+                   target="yes").output_name == "yes"

@@ -77,6 +77,8 @@ def check_target(target: Target, n_rows: int, n_outputs: int | None = None,
     if isinstance(target, str):
         if target != PREDICTED and n_outputs is not None:
             label_index(target, class_names, n_outputs)
+        elif target != PREDICTED and class_names is not None and target not in class_names:
+            label_index(target, class_names, len(class_names))  # unknown before any call too
         return
     if isinstance(target, bool) or isinstance(target, (float, np.floating)):
         raise InvalidArgument(f"{_target_help(n_rows)}; got {type(target).__name__} {target!r}."
@@ -89,6 +91,8 @@ def check_target(target: Target, n_rows: int, n_outputs: int | None = None,
     if indices.shape == (n_rows,) and _is_labels(indices):
         if n_outputs is not None:
             labels_to_indices(indices, class_names, n_outputs)
+        elif class_names is not None:  # a label not among them is wrong whatever the units
+            labels_to_indices(indices, class_names, len(class_names))
         return
     if indices.shape != (n_rows,) or not np.issubdtype(indices.dtype, np.integer):
         raise InvalidArgument(
