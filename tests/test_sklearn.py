@@ -207,6 +207,14 @@ def test_a_binary_output_of_a_multi_output_classifier_explains_its_positive_clas
     assert explain(classifier, rows, output=0, target="bad").output_name == "output_0[bad]"
     with pytest.raises(KexplainError, match="output 'output_1' has 3 units; pass target="):
         explain(classifier, rows, output=1)
+    calls = []
+    counted = type("Counted", (MultiOutputClassifier,), {
+        "predict_proba": lambda self, X: calls.append(1) or MultiOutputClassifier.predict_proba(
+            self, X)})(LogisticRegression()).fit(X, np.c_[label, three])
+    with pytest.raises(KexplainError, match="has 2 outputs: 'output_0' \\(2 units\\), "
+                                            "'output_1' \\(3 units\\); choose the one"):
+        explain(counted, rows)
+    assert calls == [], "the outputs were counted by calling the estimator"
 
 
 def test_label_and_output_mistakes_fail_before_the_estimator_is_called(data):

@@ -116,6 +116,9 @@ def bind(
         base = with_categories(dict(prepared.categories) if is_dataframe(X)
                                else base.category_dtypes())
     adapter = _configured(base, prepared, choice)
+    check_output_chosen = getattr(adapter, "check_output_chosen", None)
+    if check_output_chosen is not None:
+        check_output_chosen()
     try:
         adapter.check_input_shape(prepared.feature_shape)
     except InvalidArgument as error:

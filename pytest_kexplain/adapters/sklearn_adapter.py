@@ -398,6 +398,14 @@ class SklearnAdapter(SelectsRawOutput):
             return 1 if len(classes) == 2 else len(classes)
         return None
 
+    def check_output_chosen(self) -> None:
+        """A multi-output classifier needs output=, said before any call (its classes_ list
+        the outputs)."""
+        if self.output_choice is None and self._class_lists is not None \
+                and self.response == "predict_proba":
+            resolve_output([np.zeros((1, len(c))) for c in self._class_lists], None,
+                           self.description)
+
     def _check_output_choice(self, output: OutputChoice) -> str | None:
         """An output= that a classifier's classes_ show does not exist fails before any call
         (the outputs of a regressor are known from its first call); the chosen output's name."""
