@@ -76,3 +76,31 @@ def test_a_models_fingerprint_does_not_depend_on_how_many_models_were_built_befo
     second = _attention_with_ops()  # same weights, its ops named add_1, mean_1
     assert [op.name for op in first.operations] != [op.name for op in second.operations]
     assert get_adapter(first)[1].fingerprint() == get_adapter(second)[1].fingerprint()
+
+
+class Tempered(keras.Model):
+    """Divides its logits by a temperature it keeps outside its config."""
+
+    def __init__(self, temperature: float, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = temperature
+        self.logits = layers.Dense(3)
+
+    def call(self, x):
+        return keras.ops.softmax(self.logits(x) / self.temperature)
+
+
+def test_two_instances_with_the_same_weights_but_other_settings_are_told_apart():
+    """A calibrated copy (same weights, another temperature) got the first one's cached
+    explanation, so the two looked identical to explain() and to the gate."""
+    keras.utils.set_random_seed(4)
+    sharp, smooth = Tempered(0.5), Tempered(4.0)
+    sharp(X)
+    smooth(X)
+    smooth.set_weights(sharp.get_weights())
+    first = explain(sharp, X, method="occlusion", target=0)
+    second = explain(smooth, X, method="occlusion", target=0)
+    np.testing.assert_allclose(second.outputs, np.asarray(smooth(X))[:, 0], rtol=1e-5)
+    assert not np.allclose(first.outputs, second.outputs)
+    smooth.temperature = 0.5  # now the same function as `sharp`: its explanation is reused
+    assert get_adapter(smooth)[1].fingerprint() == get_adapter(sharp)[1].fingerprint()

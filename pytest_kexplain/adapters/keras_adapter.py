@@ -721,7 +721,8 @@ def _output_names(model: Any) -> list[str] | None:
 def model_structure(model: Any) -> tuple[Any, ...]:
     """The model's layer objects and weight names and shapes: cheap to read and compare."""
     return (tuple(id(layer) for layer in model.layers),
-            tuple((weight.path, tuple(weight.shape)) for weight in model.weights))
+            tuple((weight.path, tuple(weight.shape)) for weight in model.weights),
+            repr(_own_settings(model)))
 
 
 def architecture_bytes(model: Any) -> bytes:
@@ -742,6 +743,9 @@ def architecture_bytes(model: Any) -> bytes:
         config = [type(layer).__qualname__ for layer in _all_layers(model)]
     if isinstance(config, dict):
         config.pop("compile_config", None)  # the optimizer and loss do not shape the outputs
+    # a class of one's own may keep settings outside its config (self.temperature = 2.0):
+    # two instances with the same weights would otherwise share one fingerprint
+    config = {"config": config, "settings": _own_settings(model)}
     placeholders: dict[str, str] = {}
     names = {layer.name for layer in _all_layers(model)} | {getattr(model, "name", "")}
     # operations applied to symbolic tensors (`x + y`, keras.ops.mean) are named alike: `add_3`
@@ -750,6 +754,48 @@ def architecture_bytes(model: Any) -> bytes:
     canonical = _replace_names(config, names, placeholders)
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return type(model).__qualname__.encode() + text.encode()
+
+
+def _own_settings(model: Any) -> list[Any]:
+    """The plain public attributes (numbers, strings, their lists) that the model's and its
+    layers' own classes set, beyond what every Keras layer or model holds; Keras' own classes
+    keep their settings in their config."""
+    common = _keras_attribute_names()
+    settings = []
+    for index, owner in enumerate([model, *_all_layers(model)]):
+        if type(owner).__module__.split(".")[0] == "keras":
+            continue
+        own = {key: value for key, value in vars(owner).items()
+               if not key.startswith("_") and key not in common and _plain(value)}
+        if own:
+            settings.append([index, type(owner).__qualname__, own])
+    return settings
+
+
+_KERAS_ATTRIBUTES: set[str] = set()
+
+
+def _keras_attribute_names() -> set[str]:
+    """Attribute names a plain Keras model and layer hold (compiled, built, name, ...)."""
+    if not _KERAS_ATTRIBUTES:
+        import keras
+
+        # named, so that no name Keras numbers (model_3, layer_2) is taken from the user's
+        compiled = keras.Model(name="kexplain_attributes")
+        compiled.compile(optimizer="sgd", loss="mse")
+        _KERAS_ATTRIBUTES.update(vars(keras.Model(name="kexplain_attributes")), vars(compiled),
+                                 vars(keras.layers.Layer(name="kexplain_attributes")),
+                                 # what fit(), evaluate() and a functional subclass set
+                                 ("stop_training", "stop_evaluating", "stop_predicting",
+                                  "output_names", "input_names"))
+    return _KERAS_ATTRIBUTES
+
+
+def _plain(value: Any) -> bool:
+    """Whether a value is a number, string, bool, None, or a list or tuple of such."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    return isinstance(value, (list, tuple)) and all(_plain(item) for item in value)
 
 
 def _operations(model: Any) -> list[Any]:
