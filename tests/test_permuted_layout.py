@@ -347,3 +347,28 @@ def test_checks_without_groups_need_no_channel_axis_behind_a_reshape(reshaped):
     assert_saliency_stable(model, X, method="integrated_gradients", min_similarity=0.0)
     assert_top_features(model, X, explain(model, X, method="integrated_gradients").top(1),
                         method="integrated_gradients", k=3)
+
+
+@pytest.mark.parametrize("move", ["moveaxis", "swapaxes"])
+def test_moveaxis_and_swapaxes_are_followed(permuted_twins, move):
+    """keras.ops.moveaxis(x, 1, -1) of (channels, height, width) samples, and swapaxes(x, 1,
+    3) of (channels, width, height) ones, reach the convolution channels last: each pixel's
+    occlusion and Grad-CAM value is its twin's."""
+    last, _, _, X, Xf = permuted_twins
+    inputs = keras.Input((3, 6, 10) if move == "moveaxis" else (3, 10, 6))
+    moved = (keras.ops.moveaxis(inputs, 1, -1) if move == "moveaxis"
+             else keras.ops.swapaxes(inputs, 1, 3))
+    model = _cnn(inputs, moved)
+    _same_weights(last, model)
+
+    def laid_out(array):  # channels-last samples laid out as the model takes them
+        return np.moveaxis(array, -1, 1) if move == "moveaxis" else np.swapaxes(array, 1, 3)
+
+    for method in ("occlusion", "gradcam"):
+        expected = explain(last, X, method=method).values
+        np.testing.assert_allclose(explain(model, laid_out(X), method=method).values,
+                                   laid_out(expected), rtol=1e-4,
+                                   atol=1e-6 * np.abs(expected).max())
+    if move == "moveaxis":
+        _agree(explain(model, Xf, method="shap", groups=Grid(2, 5)),
+               explain(last, X, method="shap", groups=Grid(2, 5)))

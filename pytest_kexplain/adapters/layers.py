@@ -258,6 +258,9 @@ def _moved(operation: Any, axes: _AxisMap, shape: tuple[Any, ...],
     kind = type(operation).__name__
     if kind == "Permute" and len(getattr(operation, "dims", ())) == len(axes):
         return tuple(axes[int(d) - 1] for d in operation.dims)
+    moved = _moved_by_op(operation, len(axes))
+    if moved is not None:  # keras.ops.moveaxis / swapaxes: the batch axis is axis 0
+        return tuple(axes[a] for a in moved)
     if kind == "Transpose" and len(axes) == len(shape):
         order = getattr(operation, "axes", None)
         order = tuple(range(len(axes), -1, -1)) if order is None else tuple(order)
@@ -289,6 +292,30 @@ def _moved(operation: Any, axes: _AxisMap, shape: tuple[Any, ...],
     moved.update(zip(out_ones, (axes[j] for j in ones) if ones else
                      [NEW_AXIS] * len(out_ones)))
     return tuple(moved[j] for j in range(len(output)))
+
+
+def _moved_by_op(operation: Any, rank: int) -> tuple[int, ...] | None:
+    """For keras.ops.moveaxis and swapaxes of tensors of `rank` axes per sample: which input
+    axis (per sample) each output axis holds; None for another operation, or one that moves
+    the batch axis."""
+    kind = type(operation).__name__
+    state = vars(operation)
+    order = list(range(rank + 1))
+    try:
+        if kind == "Moveaxis":  # numpy's rule: the moved axes inserted at their destinations
+            source = [int(a) % (rank + 1) for a in state["source"]]
+            destination = [int(a) % (rank + 1) for a in state["destination"]]
+            order = [a for a in order if a not in source]
+            for to, axis in sorted(zip(destination, source)):
+                order.insert(to, axis)
+        elif kind == "Swapaxes":
+            first, second = (int(state[key]) % (rank + 1) for key in ("axis1", "axis2"))
+            order[first], order[second] = order[second], order[first]
+        else:
+            return None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None if order[0] != 0 else tuple(a - 1 for a in order[1:])
 
 
 def _layout_at(layer: Any, axes: _AxisMap | str, rank: int) -> ImageLayout:
