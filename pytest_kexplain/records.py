@@ -1075,7 +1075,7 @@ def group_map_picture(layouts: ImageGroups | Sequence[ImageGroups], importance: 
                                baseline_values) for layout in layouts]
     if covered < n_all and "caption" in blocks[0]:  # where the remaining rows are
         blocks[0]["caption"] += ("; the other inputs' rows are in the bars" if len(blocks) == 1
-                                 else "; the non-image inputs' rows are in the bars")
+                                 else "; the rows of the inputs without a map are in the bars")
     picture: dict[str, Any] = {"kind": "heatmap", "layout": "image", **blocks[0],
                                "unit": "share of importance", "bars": bars}
     if len(blocks) > 1:

@@ -310,7 +310,7 @@ def test_every_image_inputs_groups_are_drawn_as_its_own_map(emitted, as_dict, ri
     np.testing.assert_allclose(other["inputs"][1], TWO_IMAGES["right"][0, ..., 0], atol=1e-3)
     assert other["samples"] == picture["samples"] == ["mean of 10 rows", "sample 0"]
     assert "input 'right'" in other["caption"] and "of all the importance" in other["caption"]
-    assert "non-image inputs' rows are in the bars" in picture["caption"]
+    assert "the rows of the inputs without a map are in the bars" in picture["caption"]
     _validate(record)
     figure = plots.plot_record(record)
     drawn = _drawn_maps(figure)
