@@ -276,9 +276,9 @@ def _data_inputs(explanation: Any, arguments: Mapping[str, Any] | None = None
         given = [tuple(int(n) for n in np.shape(array)) for array in arrays]
     except Exception:
         return ()
-    if any(len(shape) < 2 for shape in given):
-        return ()  # a list of rows, not a list of inputs
-    inputs = _input_names(arguments or {}, X) or tuple(f"input {i}" for i in range(len(given)))
+    inputs = _input_names(arguments or {}, X)
+    if inputs is None or any(len(shape) < 2 for shape in given):
+        return ()  # a list of samples or rows, not one array per input of the model
     return tuple(f"{name} {shape}" for name, shape in zip(inputs, given))
 
 

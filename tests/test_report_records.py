@@ -573,3 +573,15 @@ def _png_width(png):
 
     with Image.open(io.BytesIO(png)) as image:
         return image.size[0]
+
+
+def test_a_list_of_samples_for_one_input_is_not_taken_for_several_inputs(emitted):
+    """X given as a list of (steps, features) samples of a single-input model keeps its one
+    shape on the page (each sample was not an 'input')."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4, 2)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    samples = [np.random.default_rng(i).normal(size=(4, 2)) for i in range(5)]
+    assert_max_importance_share(model, samples, ["x[0,0]"], 1.0)
+    (record, _), = emitted
+    assert record.data_inputs == () and record.data_shape == (5, 4, 2)
