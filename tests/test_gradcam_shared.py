@@ -121,7 +121,7 @@ def test_the_gate_on_each_call_of_the_shared_layer(pytester):
     passes against itself, and fails when the shared convolution's weights change."""
     pytester.makepyfile(test_gate="""
         import numpy as np
-        from known_models import siamese_twins
+        from user_models import siamese_twins
 
         MODEL, _, X = siamese_twins()
         SCALE = 1.0
@@ -141,7 +141,7 @@ def test_the_gate_on_each_call_of_the_shared_layer(pytester):
             explanation_baseline.assert_match(MODEL, X, method="gradcam", target=1,
                                               input="right")
     """)
-    pytester.makepyfile(known_models=(Path(__file__).parent / "known_models.py").read_text())
+    pytester.makepyfile(user_models=(Path(__file__).parent / "known_models.py").read_text())
     pytester.runpytest_subprocess("--kexplain-update", "-p", "no:randomly").assert_outcomes(
         passed=2)
     texts = {path.name: path.read_text() for path in
