@@ -27,8 +27,17 @@ _LOADED_FILES: OrderedDict[str, tuple[tuple[int, int], Any]] = OrderedDict()
 _ADAPTER_ATTRIBUTE = "_kexplain_adapter"
 
 
-def load_keras_file(path: str | os.PathLike[str]) -> Any:
-    """Load a `.keras` file with Keras' safe mode on (no arbitrary code from the file)."""
+#: what Keras says when safe mode refuses to load code stored in the file (a Python lambda)
+_SAFE_MODE_REFUSAL = "safe_mode=False"
+
+
+def load_keras_file(path: str | os.PathLike[str], *, safe_mode: bool = True,
+                    unsafe_advice: str | None = None) -> Any:
+    """Load a `.keras` file, with Keras' safe mode on unless asked (no code from the file).
+
+    `unsafe_advice` is how the caller lets a user switch safe mode off, said when Keras
+    refuses a file (a Lambda layer holding a Python lambda, a torch module, ...).
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InvalidArgument(f"model file {path!r} does not exist.")
@@ -39,8 +48,18 @@ def load_keras_file(path: str | os.PathLike[str]) -> Any:
     import keras
 
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        return keras.saving.load_model(path, safe_mode=safe_mode)
     except Exception as exc:
+        if safe_mode and _SAFE_MODE_REFUSAL in str(exc):
+            advice = unsafe_advice or (
+                "load it yourself and pass the model instead of the path, "
+                f"keras.saving.load_model({path!r}, safe_mode=False), or call "
+                "keras.config.enable_unsafe_deserialization() before passing the path")
+            refused = str(exc).split(". ")[0].rstrip(".")  # what Keras refused to load
+            raise InvalidArgument(
+                f"could not load the Keras model from {path!r}: Keras' safe mode refuses it, "
+                "since loading it would run code stored in the file or read files outside "
+                f"it ({refused}). If you trust the file, {advice}.") from exc
         raise InvalidArgument(f"could not load the Keras model from {path!r}: {exc}") from exc
 
 

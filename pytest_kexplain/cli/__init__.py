@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="import this Python module before loading MODEL, so that the "
                               "custom layers or subclassed model it registers (@keras.saving."
                               "register_keras_serializable) can be loaded; repeatable")
+    explain.add_argument("--unsafe-deserialization", action="store_true",
+                         help="load MODEL with Keras' safe mode off, as keras.config."
+                              "enable_unsafe_deserialization() does: needed for a Lambda "
+                              "layer holding a Python lambda; it runs code stored in the "
+                              "file, so use it only on a file you trust")
     explain.add_argument("--method", default="auto",
                          help="explanation method, e.g. integrated_gradients, shap, saliency, "
                               "permutation, occlusion (default: auto)")

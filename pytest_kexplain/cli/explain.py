@@ -111,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
         _import_modules(args.imports)
         try:
-            model = load_keras_file(model_path)
+            model = load_keras_file(
+                model_path, safe_mode=not args.unsafe_deserialization,
+                unsafe_advice="pass --unsafe-deserialization")
         except KexplainError as error:
             raise CliError(_load_advice(str(error), args.imports, model_path)) from None
     if args.vocabulary is not None and not isinstance(data.rows, (dict, list)):
