@@ -15,6 +15,11 @@ from typing import Any
 MODEL_AGNOSTIC_ADVICE = "use a model-agnostic method: method='shap', 'permutation' or 'occlusion'"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 feature', '3 features': a number and its noun, for messages."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
 class KexplainError(Exception):
     """Base class of every error pytest-kexplain raises."""
 

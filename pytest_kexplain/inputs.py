@@ -11,7 +11,7 @@ from typing import Any, cast
 import numpy as np
 
 from pytest_kexplain.adapters.multi_io import NAME_SEPARATOR, InputLayout, InputSpec
-from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
+from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType, count
 
 #: a model's declared inputs and whether it takes them as a dict (None: not declared)
 DeclaredInputs = tuple[tuple[InputSpec, ...], bool] | None
@@ -124,7 +124,8 @@ def _check_feature_names(names: Sequence[str], n_features: int, name: str) -> tu
     names = tuple(str(n) for n in names)
     if len(names) != n_features:
         raise InvalidArgument(
-            f"feature_names has {len(names)} names but {name} has {n_features} features; "
+            f"feature_names has {count(len(names), 'name')} but {name} has "
+            f"{count(n_features, 'feature')}; "
             "give exactly one name per feature (column)."
         )
     counts = Counter(names)
@@ -834,7 +835,8 @@ def _parts_in_model_order(X: Any, specs: tuple[InputSpec, ...], name: str) -> li
         return [by_key[n] for n in names]
     if len(X) != len(names):
         raise InvalidArgument(
-            f"{name} is a list of {len(X)} arrays but the model has {len(names)} inputs "
+            f"{name} is a list of {count(len(X), 'array')} but the model has "
+            f"{count(len(names), 'input')} "
             f"({', '.join(map(repr, names))}); give one array per input, in that order, or a "
             "dict keyed by the input names."
         )

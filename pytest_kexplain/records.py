@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain.errors import count
 from pytest_kexplain.events import CheckRecord, Measure
 
 #: features shown in an importance bar chart (the marked ones are added, up to MARKED_BARS)
@@ -189,7 +190,7 @@ def describe_model(model: Any) -> str:
         return f"callable {name}"
     params = int(keras.count_params()) if keras.built else 0
     return (f"{type(keras).__name__} model '{stable_name(keras.name, keras)}' "
-            f"({len(keras.layers)} layers, {params:,} parameters)")
+            f"({count(len(keras.layers), 'layer')}, {count(params, 'parameter')})")
 
 
 def model_id(model: Any) -> str | None:

@@ -456,3 +456,16 @@ def test_a_label_not_among_the_class_names_fails_before_a_callable_is_called():
         assert calls == []
     assert explain(scores, X, method="occlusion", class_names=["no", "yes"],
                    target="yes").output_name == "yes"
+
+
+def test_a_count_of_one_is_singular_in_messages(linear64, rows):
+    x = rows[0]
+    with pytest.raises(KexplainError, match="feature_names has 1 name but X has 5 features;"):
+        explain(linear64, x, feature_names=["a"])
+    with pytest.raises(KexplainError, match="feature_names has 2 names but X has 1 feature;"):
+        explain(lambda batch: batch.sum(axis=1), x[:, :1], method="permutation",
+                feature_names=["a", "b"])
+    with pytest.raises(KexplainError, match="option 'y' has 1 label but X has 3 rows\\."):
+        explain(linear64, x[:3], method="permutation", y=[0.0])
+    with pytest.raises(KexplainError, match="option 'y' has 2 labels but X has 1 row\\."):
+        explain(linear64, x[:1], method="permutation", y=[0.0, 1.0])

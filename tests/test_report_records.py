@@ -76,7 +76,7 @@ def test_each_check_call_emits_one_record_passed_failed_or_error(linear, emitted
     assert "0.2" in failed.message and failed.message.startswith("income carries")
     assert "salary" in usage.message and usage.picture == {"kind": "none"}
     assert crash.message == "RuntimeError: down" and crash.model == "callable broken"
-    assert passed.model.startswith("Sequential model 'linear' (1 layers, 5 parameters)")
+    assert passed.model.startswith("Sequential model 'linear' (1 layer, 5 parameters)")
     assert passed.model_id == failed.model_id and passed.model_id.startswith("model-")
 
 

@@ -556,7 +556,7 @@ class KerasAdapter:
             except Exception:  # the model's own error: the graph's message says what to do
                 raise undefined from None
             if len(seen) != 1 or not hasattr(seen[0], "shape"):
-                calls = "never" if not seen else f"{len(seen)} times"
+                calls = "never" if not seen else "once" if len(seen) == 1 else f"{len(seen)} times"
                 raise InvalidArgument(
                     f"layer {layer.name!r} of {self.description} is called {calls} in one call "
                     "of the model, so its output is not one tensor to differentiate at; pass "

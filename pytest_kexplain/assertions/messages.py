@@ -75,11 +75,6 @@ def ranking_table(
     return text
 
 
-def count(n: int, noun: str) -> str:
-    """'1 feature', '3 features'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def plural(kind: str) -> str:
     """'features', 'groups', 'features or groups': the plural of a row kind."""
     return " or ".join(f"{word}s" for word in kind.split(" or "))

@@ -20,7 +20,7 @@ from pytest_kexplain.assertions._common import (
     reject_absent_tokens,
     reject_group_members,
 )
-from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.errors import InvalidArgument, count
 from pytest_kexplain.events import recorded
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.records import PlotMixin
@@ -79,7 +79,8 @@ def assert_attribution_sign(
                                    len(values) - n_considered)
     if n_considered == 0:
         fail(
-            f"the attribution of {feature} is negligible on all {len(values)} samples "
+            f"the attribution of {feature} is negligible on "
+            f"{'its only sample' if len(values) == 1 else f'all {len(values)} samples'} "
             f"(|value| <= {messages.number(threshold)}), so it has no {sign} effect to check "
             f"({messages.about(explanation)}).",
             result,
@@ -94,7 +95,8 @@ def assert_attribution_sign(
             f"the attribution of {feature} is {sign} on {messages.number(fraction)} of the "
             f"{n_considered} samples where it is not negligible, below min_fraction="
             f"{messages.number(min_fraction)} ({messages.about(explanation)}).\n"
-            f"{messages.INDENT}{len(opposite)} samples have the opposite sign; the strongest:\n"
+            f"{messages.INDENT}{count(len(opposite), 'sample')} "
+            f"{'has' if len(opposite) == 1 else 'have'} the opposite sign; the strongest:\n"
             + messages.table(("row", f"{feature} value", "attribution"), rows),
             result,
         )

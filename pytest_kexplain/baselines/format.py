@@ -22,7 +22,7 @@ import numpy as np
 
 from pytest_kexplain.baselines import BaselineError
 from pytest_kexplain.cache import array_digest
-from pytest_kexplain.errors import NonFiniteError
+from pytest_kexplain.errors import NonFiniteError, count
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.metrics import shares
 
@@ -230,7 +230,7 @@ def check_finite(explanation: Explanation) -> None:
     rows = np.flatnonzero(~finite)
     shown = ", ".join(str(int(r)) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
     raise NonFiniteError(
-        f"the explanation holds NaN or infinite attributions in {len(rows)} of {len(values)} rows "
+        f"the explanation holds NaN or infinite attributions in {len(rows)} of {count(len(values), 'row')} "
         f"(rows {shown}): the model's output or gradient is not finite there. A baseline cannot "
         "record or compare it; check the model (and its inputs) on those rows."
     )

@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import copies_per_call
-from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType, NonFiniteError
+from pytest_kexplain.errors import (
+    InvalidArgument,
+    InvalidArgumentType,
+    NonFiniteError,
+    count,
+)
 from pytest_kexplain.explainers.base import Attribution, ExplainRequest, positive_int, register
 
 
@@ -34,7 +39,8 @@ def labels_per_row(y: Any, n: int) -> np.ndarray:
             f"option 'y' must hold numbers (a target, or 0/1 labels of the explained class), "
             f"got values such as {np.asarray(y).reshape(-1)[:1].tolist()}: {exc}.") from None
     if len(labels) != n:
-        raise InvalidArgument(f"option 'y' has {len(labels)} labels but X has {n} rows.")
+        raise InvalidArgument(f"option 'y' has {count(len(labels), 'label')} but X has "
+                              f"{count(n, 'row')}.")
     bad = np.flatnonzero(~np.isfinite(labels))
     if len(bad):
         raise InvalidArgument(
