@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from known_models import CountingModel
-from pytest_kexplain import InvalidArgumentType, KexplainError, ModelHasNoGradientError, explain
+from pytest_kexplain import (
+    InvalidArgument,
+    InvalidArgumentType,
+    KexplainError,
+    ModelHasNoGradientError,
+    explain,
+)
 
 
 def test_nan_in_x_names_row_and_column(linear64, rows):
@@ -469,3 +475,32 @@ def test_a_count_of_one_is_singular_in_messages(linear64, rows):
         explain(linear64, x[:3], method="permutation", y=[0.0])
     with pytest.raises(KexplainError, match="option 'y' has 2 labels but X has 1 row\\."):
         explain(linear64, x[:1], method="permutation", y=[0.0, 1.0])
+
+
+@pytest.mark.parametrize("class_names, error, pattern", [
+    (["a", None, "c"], InvalidArgument, r"^class_names\[1\] is None, not a label: give every "
+                                        r"output unit its label \(a string or a number\)"),
+    (np.array(["a", "b", None], dtype=object), InvalidArgument, r"^class_names\[2\] is None"),
+    ([0.0, float("nan"), 2.0], InvalidArgument, r"^class_names\[1\] is nan, not a label"),
+    (["a", {"b": 1}, "c"], InvalidArgumentType,
+     r"^class_names\[1\] is a dict, \{'b': 1\}: a label must be a string or a number\.$"),
+    (["a", "b", "a"], InvalidArgument, r"'a' is at positions 0 and 2\.$"),
+    ([1, "1", 2], InvalidArgument, r"'1' is at positions 0 and 1, as labels are compared as "
+                                   r"strings\.$"),
+    ({"out": ["a", None, "c"]}, InvalidArgument,
+     r"^class_names\['out'\]: class_names\[1\] is None"),
+])
+def test_class_names_entries_are_checked_before_any_call(counting3, class_names, error, pattern):
+    given = {"output": "out"} if isinstance(class_names, dict) else {}
+    for target in (0, "predicted"):
+        _no_call(counting3, lambda: explain(counting3.model, X4, target=target,
+                                            class_names=class_names, **given), error, pattern)
+
+
+def test_numbers_and_numpy_labels_still_name_the_units(counting3):
+    for class_names, label in (([0, 1, 2], "2"), (np.arange(3), "2"),
+                               (np.array(["a", "b", "c"]), "c"), ([0.5, 1.5, 2.5], "2.5")):
+        explanation = explain(counting3.model, X4, target=label, class_names=class_names,
+                              method="permutation")
+        assert explanation.class_names == tuple(str(name) for name in class_names)
+        assert explanation.output_name == label

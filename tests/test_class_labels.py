@@ -107,7 +107,9 @@ def test_labels_a_model_carries(x):
      "^class_names has 1 label \\(a\\) but the explained output has 3 units; give 3 labels"),
     ({"target": 0, "class_names": ["a", "b", "c", "d"]},
      "^class_names has 4 labels \\(a, b, c, d\\) but the explained output has 3 units"),
-    ({"target": 0, "class_names": ["a", "a", "b"]}, "class_names must be distinct; repeated: a"),
+    ({"target": 0, "class_names": ["a", "b", "a"]},
+     "^class_names must be distinct, one label per output unit, but 'a' is at positions 0 and "
+     "2\\.$"),
     ({"target": 0, "class_names": "setosa"}, "class_names must be a list of labels"),
     ({"class_names": SPECIES}, "the model has 3 outputs; pass target=<index in 0..2>, a class "
                                "label \\('setosa', 'versicolor', 'virginica'\\)"),

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType
 
 
 def check_class_names(class_names: Any) -> tuple[str, ...] | None:
@@ -27,13 +27,32 @@ def check_class_names(class_names: Any) -> tuple[str, ...] | None:
             f"several outputs, {{output name: [labels]}}), got {type(class_names).__name__} "
             f"{class_names!r}."
         )
-    names = tuple(str(name) for name in class_names)
+    names = tuple(_label(name, position) for position, name in enumerate(class_names))
     if not names:
         raise InvalidArgument("class_names is empty; give one label per output unit.")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise InvalidArgument(f"class_names must be distinct; repeated: {', '.join(repeated)}.")
+    for name in dict.fromkeys(names):
+        positions = [position for position, other in enumerate(names) if other == name]
+        if len(positions) > 1:
+            as_strings = ("" if len({type(class_names[p]) for p in positions}) == 1
+                          else ", as labels are compared as strings")
+            raise InvalidArgument(
+                f"class_names must be distinct, one label per output unit, but {name!r} is at "
+                f"positions {', '.join(map(str, positions[:-1]))} and {positions[-1]}"
+                f"{as_strings}.")
     return names
+
+
+def _label(value: Any, position: int) -> str:
+    """One entry of class_names as a label: a string or a number (NumPy's too), never None."""
+    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        raise InvalidArgument(
+            f"class_names[{position}] is {value!r}, not a label: give every output unit its "
+            "label (a string or a number), in the order of the units.")
+    if not isinstance(value, (str, int, float, np.integer, np.floating, np.bool_)):
+        raise InvalidArgumentType(
+            f"class_names[{position}] is a {type(value).__name__}, {value!r}: a label must be "
+            "a string or a number.")
+    return str(value)
 
 
 def labels_per_output(class_names: Any) -> dict[str, tuple[str, ...]] | None:
