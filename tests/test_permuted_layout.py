@@ -372,3 +372,24 @@ def test_moveaxis_and_swapaxes_are_followed(permuted_twins, move):
     if move == "moveaxis":
         _agree(explain(model, Xf, method="shap", groups=Grid(2, 5)),
                explain(last, X, method="shap", groups=Grid(2, 5)))
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_grad_cam_of_one_channel_first_samples_keeps_their_shape(method):
+    """(1, height, width) samples, behind a Permute or read by a channels_first convolution:
+    the map's values come in the samples' own shape (the one channel in front), as the
+    channels-last twin's moved, so the gate can store them beside the data."""
+    last_in = keras.Input((6, 10, 1))
+    last = _cnn(last_in, last_in)
+    permute_in = keras.Input((1, 6, 10))
+    permuted = _cnn(permute_in, layers.Permute((2, 3, 1))(permute_in))
+    first_in = keras.Input((1, 6, 10))
+    first = _cnn(first_in, first_in, "channels_first")
+    _same_weights(last, permuted, first)
+    X = np.random.default_rng(2).uniform(size=(3, 6, 10, 1)).astype("float32")
+    expected = explain(last, X, method=method).values
+    for model in (permuted, first):
+        got = explain(model, np.moveaxis(X, -1, 1), method=method)
+        assert got.values.shape == got.data.shape == (3, 1, 6, 10)
+        np.testing.assert_allclose(got.values, np.moveaxis(expected, -1, 1), rtol=1e-4,
+                                   atol=1e-6 * float(np.abs(expected).max()))

@@ -342,7 +342,8 @@ def _grad_cam(request: ExplainRequest, method: str, plus: bool) -> Attribution:
     else:
         spread = maps.reshape(*maps.shape, *([1] * len(channels))) / int(np.prod(channels))
         values = np.broadcast_to(spread, (len(request.x), *sample_shape))
-        values = (np.moveaxis(values, -1, 1) if first else values).copy()
+    # a (1, height, width) sample's one channel goes back in front too
+    values = (np.moveaxis(values, -1, 1) if first else values).copy()
     return Attribution(values=values, base_values=_reference_output(request),
                        details={"layer": layer.name, **(
                            {} if spatial is None else {"explained_input": spatial.name})},
