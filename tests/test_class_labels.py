@@ -246,6 +246,39 @@ def test_one_sigmoid_unit_with_two_class_names_is_the_second_class():
         explain(model, x, class_names=["a", "b", "c"], target="a")
 
 
+def test_predicted_on_one_sigmoid_unit_explains_its_class_for_every_row():
+    """target='predicted' on a one-unit output picks that unit (the argmax of one score): every
+    row explains the second label's probability, also rows the model puts in the first class.
+    The documented way to explain each row's own class is to give the model both units."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.layers[-1].set_weights([np.array([[2.0], [-1.0], [0.0]], "float32"),
+                                  np.zeros(1, "float32")])
+    x = np.random.default_rng(6).normal(size=(16, 3))
+    labels = ["neg", "pos"]
+    probability = np.asarray(model.predict(x, verbose=0))[:, 0]
+    assert (probability < 0.5).any() and (probability > 0.5).any()
+    predicted = explain(model, x, target="predicted", class_names=labels)
+    assert predicted.row_output_names == ("pos",) * len(x)
+    with pytest.raises(KexplainError, match="or give the model a unit per class \\(\\[1 - p, p\\] "
+                                            "for a sigmoid\\) to explain each class as its own"):
+        explain(model, x, target="neg", class_names=labels)
+    np.testing.assert_allclose(predicted.values, explain(model, x, target="pos",
+                                                         class_names=labels).values)
+    # both units, [1 - p, p]: each row explains its own class, the first class's
+    # attributions being the negatives of the second's
+    scores = model.outputs[0]
+    both = keras.Model(model.inputs[0], keras.layers.Concatenate()([1.0 - scores, scores]))
+    per_row = explain(both, x, target="predicted", class_names=labels)
+    assert per_row.row_output_names == tuple(np.where(probability > 0.5, "pos", "neg"))
+    sign = np.where(probability > 0.5, 1.0, -1.0)[:, None]
+    np.testing.assert_allclose(per_row.values, sign * predicted.values, rtol=1e-4, atol=1e-6)
+    assert set(per_row.importance()) == {"x0", "x1", "x2"}
+    assert per_row.importance()["x2"] == 0.0  # a feature the model never reads
+
+
 def two_head_classifier(as_dict: bool):
     """One input, two softmax outputs with different class sets: 3 species, 2 sizes."""
     import keras
