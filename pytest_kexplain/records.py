@@ -190,7 +190,8 @@ def describe_model(model: Any) -> str:
         return f"callable {name}"
     params = int(keras.count_params()) if keras.built else 0
     return (f"{type(keras).__name__} model '{stable_name(keras.name, keras)}' "
-            f"({count(len(keras.layers), 'layer')}, {count(params, 'parameter')})")
+            f"({count(len(keras.layers), 'layer')}, "
+            f"{params:,} {'parameter' if params == 1 else 'parameters'})")
 
 
 def model_id(model: Any) -> str | None:

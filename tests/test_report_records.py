@@ -585,3 +585,15 @@ def test_a_list_of_samples_for_one_input_is_not_taken_for_several_inputs(emitted
     assert_max_importance_share(model, samples, ["x[0,0]"], 1.0)
     (record, _), = emitted
     assert record.data_inputs == () and record.data_shape == (5, 4, 2)
+
+
+def test_a_model_is_described_with_its_layer_and_parameter_counts():
+    import keras
+
+    from pytest_kexplain.records import describe_model
+
+    wide = keras.Sequential([keras.Input((20,)), keras.layers.Dense(100)], name="wide")
+    assert describe_model(wide) == "Sequential model 'wide' (1 layer, 2,100 parameters)"
+    deep = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3), keras.layers.Dense(1)],
+                            name="deep")
+    assert describe_model(deep) == "Sequential model 'deep' (2 layers, 13 parameters)"
