@@ -140,6 +140,14 @@ class Explanation:
                 f"{self.token_inputs[0]!r}) one token input's. Explain without vocabulary= "
                 "for per-input maps.")
         if self.input_names is None or self.input_shapes is None:
+            named = [feature for feature in self.feature_names if feature.startswith(f"{name}:")]
+            if named:  # groups= of a model with several inputs: its players span the inputs
+                raise InvalidArgument(
+                    f"this explanation's features are groups ({', '.join(map(repr, named[:3]))}"
+                    f"{', ...' if len(named) > 3 else ''}), not input {name!r}'s own features in "
+                    "its shape, so for_input() cannot cut that input out of it. Read a group's "
+                    "column by name (explanation.feature_names.index(...)), or explain without "
+                    "groups= for each input's map.")
             raise ValueError(
                 "this explanation is of a single-input model; for_input() applies to models "
                 "explained with several inputs (X given as a dict or list of arrays)."

@@ -15,6 +15,7 @@ import pytest
 
 import multi_io_backend_checks as backend_script
 from pytest_kexplain import (
+    InvalidArgument,
     KexplainError,
     assert_attribution_sign,
     assert_faithful,
@@ -183,6 +184,11 @@ def test_image_and_tabular_inputs_keep_their_shapes(data):
     grouped = explain(model, X, method="shap", groups={
         "top": [f"image:x[0,{c},0]" for c in range(4)], "table": ["table:x0", "table:x1", "table:x2"]})
     assert grouped.feature_names[:2] == ("top", "table")
+    # a grouped explanation's players span the inputs: for_input() says so, not 'single input'
+    patches = explain(model, X, method="shap", groups={"image": Grid(2, 2)})
+    with pytest.raises(InvalidArgument, match=r"features are groups \('image:patch\(0,0\)'"
+                                              r".*explain without groups="):
+        patches.for_input("image")
 
 
 def test_checks_name_features_across_inputs(list_model, data):
