@@ -240,7 +240,7 @@ def test_feature_names_per_input(list_model, data):
      "X is a dict with no entry for 'aux'; the model's inputs are 'num', 'aux'"),
     ({"num": np.zeros((3, 3)), "aux": np.zeros((3, 2)), "text": np.zeros((3, 1))}, None,
      "unknown key\\(s\\) 'text'"),
-    ([np.zeros((3, 3))], None, "X is a list of 1 arrays but the model has 2 inputs"),
+    ([np.zeros((3, 3))], None, "X is a list of 1 array but the model has 2 inputs"),
     (np.zeros((3, 4)), None, "has 2 inputs \\('num', 'aux'\\) but X is a single array"),
     ({"num": np.zeros((3, 4)), "aux": np.zeros((3, 2))}, None,
      "X\\['num'\\] has samples of shape \\(4,\\) but the model's input 'num' expects input "
