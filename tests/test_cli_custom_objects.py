@@ -9,8 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from pytest_kexplain.cli import main
+from cli_runs import cli
 
 MODULE = "kexplain_cli_custom_layers"
 SOURCE = textwrap.dedent('''
@@ -37,15 +36,6 @@ SOURCE = textwrap.dedent('''
         def call(self, x):
             return self.out(self.hidden(x[:, :-1]))
 ''')
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

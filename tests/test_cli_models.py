@@ -16,24 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import cli
 
 from pytest_kexplain import explain
-from pytest_kexplain.cli import main
 
 IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 CLASSES = ["setosa", "versicolor", "virginica"]
 CREDIT = ["income", "region_a", "region_b", "region_c", "unused"]
 VOCABULARY = ["<pad>", "the", "a", "product", "was", "refund", "broken", "great", "ok", "slow"]
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """The command in this process: (exit code, stdout, stderr), argparse's exits included."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def table(out: str) -> list[list[str]]:

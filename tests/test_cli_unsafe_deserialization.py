@@ -7,22 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from cli_runs import cli
 
 from pytest_kexplain import InvalidArgument, explain
 from pytest_kexplain.adapters import clear_loaded_models
-from pytest_kexplain.cli import main
 
 FEATURES = ["x0", "x1", "x2", "x3"]
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """The command in this process: (exit code, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,17 @@
+"""The `kexplain` command run in this process, as the CLI test modules share it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_kexplain.cli import main
+
+
+def cli(capsys: Any, *args: Any) -> tuple[int, str, str]:
+    """The command in this process: (exit code, stdout, stderr), argparse's exits included."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit_info:
+        code = int(exit_info.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
