@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from pytest_kexplain.cli import main
@@ -15,3 +17,12 @@ def cli(capsys: Any, *args: Any) -> tuple[int, str, str]:
         code = int(exit_info.code or 0)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def importance_table(capsys: Any, folder: Path, model: str, data: str, groups: str,
+                     method: str = "occlusion") -> dict[str, float]:
+    """`kexplain explain folder/model folder/data --groups G --json`: {feature: importance}."""
+    code, out, err = cli(capsys, "explain", folder / model, folder / data, "--method", method,
+                         "--groups", groups, "--json")
+    assert code == 0, err
+    return {row["feature"]: row["importance"] for row in json.loads(out)["features"]}

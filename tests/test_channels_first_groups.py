@@ -10,6 +10,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from cli_runs import importance_table
 from keras import layers
 from known_models import twin_cnns_of
 from report_checks import painted_colours
@@ -413,11 +414,7 @@ def test_the_cli_groups_a_channels_first_model(twin_cnns, tmp_path, capsys):
     np.save(tmp_path / "hwc_labels.npy", np.repeat(_label_masks(1, 8, 8)[0][..., None], 2, -1))
 
     def table(model, data, groups):
-        code = main(["explain", str(tmp_path / model), str(tmp_path / data), "--method",
-                     "occlusion", "--groups", groups, "--json"])
-        out, err = capsys.readouterr()
-        assert code == 0, err
-        return {row["feature"]: row["importance"] for row in json.loads(out)["features"]}
+        return importance_table(capsys, tmp_path, model, data, groups)
 
     for groups in ("grid:2x2", str(tmp_path / "labels.npy")):
         got, expected = table("first.keras", "chw.npy", groups), table("last.keras", "hwc.npy",

@@ -7,11 +7,10 @@ tests/channels_first_groups_backend_checks.py."""
 
 from __future__ import annotations
 
-import json
-
 import keras
 import numpy as np
 import pytest
+from cli_runs import importance_table
 from keras import layers
 
 from pytest_kexplain import (
@@ -202,7 +201,6 @@ def test_a_saved_permuting_model_is_read_by_its_graph(permuted_twins, tmp_path, 
     model's graph, not the first convolution's data_format."""
     from pytest_kexplain import clear_cache
     from pytest_kexplain.adapters.layers import saved_samples_channels_first
-    from pytest_kexplain.cli import main
 
     last, permuted, _, X, Xf = permuted_twins
     path = tmp_path / "permuted.keras"
@@ -218,11 +216,7 @@ def test_a_saved_permuting_model_is_read_by_its_graph(permuted_twins, tmp_path, 
     np.save(tmp_path / "labels.npy", GROUPINGS["labels"])
 
     def table(model, data, groups):
-        code = main(["explain", str(tmp_path / model), str(tmp_path / data), "--method",
-                     "occlusion", "--groups", groups, "--json"])
-        out, err = capsys.readouterr()
-        assert code == 0, err
-        return {row["feature"]: row["importance"] for row in json.loads(out)["features"]}
+        return importance_table(capsys, tmp_path, model, data, groups)
 
     for groups in ("grid:2x5", str(tmp_path / "labels.npy")):
         got, want = table("permuted.keras", "chw.npy", groups), table("last.keras", "hwc.npy",
