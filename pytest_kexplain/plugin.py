@@ -382,6 +382,7 @@ class RunRecorder:
         # module path -> (file-name prefix, file stems of its tests)
         self.collected: dict[str, tuple[str, set[str]]] = {}
         self.written: dict[str, str] = {}  # baseline path shown -> digest of the bytes written
+        self.prune_errors: list[str] = []  # why an unused baseline could not be deleted
         self.started = time.perf_counter()
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
@@ -425,7 +426,13 @@ class RunRecorder:
         for path in unused:
             shown = self._display(path)
             if prune:
-                store.delete_baseline(path)
+                try:
+                    store.delete_baseline(path)
+                except BaselineError as error:  # kept, said in red, and the run fails
+                    self.prune_errors.append(str(error))
+                    self.report.unused_baselines.append(shown)
+                    session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+                    continue
                 self.report.pruned_baselines.append(shown)
             else:
                 self.report.unused_baselines.append(shown)
@@ -468,6 +475,8 @@ class RunRecorder:
         terminalreporter.section("kexplain")
         for line in self.report.terminal_lines():
             terminalreporter.write_line(line)
+        for problem in self.prune_errors:
+            terminalreporter.write_line(problem, red=True, bold=True)
         replaced = self._replaced_since_written()
         if replaced:
             terminalreporter.write_line(

@@ -512,7 +512,13 @@ def delete_baseline(path: Path) -> list[Path]:
             deleted = [*sidecars(path.parent, path.stem), path,
                        *([left] if left.exists() else []), *sidecars(path.parent, obtained)]
         for file in deleted:
-            file.unlink(missing_ok=True)
+            try:
+                file.unlink(missing_ok=True)
+            except OSError as error:
+                raise BaselineError(
+                    f"cannot delete the unused baseline {file}: {error.strerror or error}. Make "
+                    "its directory writable and run the prune again, or delete it by hand."
+                ) from None
     return deleted
 
 
