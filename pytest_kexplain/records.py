@@ -582,8 +582,32 @@ def _feature_picture(explanation: Any, marked: Sequence[str] = (),
                              getattr(explanation, "options", None))
     if not layouts:
         return bars
+    if any(layout.kind == "pixels" for layout in layouts):
+        bars = _bars_beside_pixels(explanation, layouts, marked, bars)
     return group_map_picture(layouts, explanation.importance_array(), bars,
                              values=getattr(explanation, "values", None))
+
+
+def _bars_beside_pixels(explanation: Any, layouts: Sequence[ImageGroups],
+                        marked: Sequence[str], bars: dict[str, Any]) -> dict[str, Any]:
+    """The bars under pixel maps: the other rows (a table's features) and the pixels the check
+    names, each still its share of all the importance (the pixels are on their maps)."""
+    importance = np.asarray(explanation.importance_array(), dtype=np.float64)
+    names = [str(name) for name in explanation.feature_names]
+    pixels = {int(row) for layout in layouts if layout.kind == "pixels"
+              for row in (layout.rows if layout.rows is not None else ())}
+    named = {str(name) for name in marked}
+    kept = [i for i, name in enumerate(names) if i not in pixels or name in named]
+    if not kept:
+        return bars
+    picture = _importance_picture([names[i] for i in kept], importance[kept], marked=marked,
+                                  share_limit=bars.get("share_limit"),
+                                  row=bars.get("row", "feature"))
+    total = float(np.abs(importance).sum())
+    if total > 0:  # shares of all the importance, not of the rows shown
+        scale = float(np.abs(importance[kept]).sum()) / total
+        picture["current"] = _round(np.asarray(picture["current"], dtype=np.float64) * scale)
+    return picture
 
 
 def _row_kind(explanation: Any, arguments: Mapping[str, Any] | None) -> str:
@@ -920,7 +944,8 @@ class ImageGroups:
     players: Any
     rows: np.ndarray | None = None
     input: str | None = None
-    kind: str = "patches"  # 'patches' of a Grid, 'regions' of masks, 'regions per image'
+    #: 'patches' of a Grid, 'regions' of masks, 'regions per image', or 'pixels' (not grouped)
+    kind: str = "patches"
 
 
 def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
@@ -933,8 +958,10 @@ def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
     arguments = arguments or {}
     groups, X = arguments.get("groups"), arguments.get("X")
     first = (options or {}).get("channels_first")
-    if isinstance(X, (Mapping, list, tuple)) and isinstance(groups, Mapping):
-        return _input_image_players(arguments, groups, X, names, first is True)
+    if isinstance(X, (Mapping, list, tuple)) and (groups is None or isinstance(groups, Mapping)):
+        grouped = (_input_image_players(arguments, groups, X, names, first is True)
+                   if isinstance(groups, Mapping) else ())
+        return _with_pixel_players(arguments, X, names, grouped)
     if groups is None or isinstance(groups, str) or X is None or isinstance(
             X, (Mapping, list, tuple, str)):
         return ()
@@ -942,6 +969,55 @@ def _image_players(arguments: Mapping[str, Any] | None, names: Sequence[str],
     if found is None or tuple(found[1].names) != tuple(str(n) for n in names):
         return ()
     return (ImageGroups(found[0], found[1], kind=_kind_of(groups, found[1])),)
+
+
+@dataclass(frozen=True)
+class PixelPlayers:
+    """Every value of an image input as its own row (an explanation not split into groups):
+    ``assignment`` maps the image's values, channels last, to their rows' order."""
+
+    names: tuple[str, ...]
+    assignment: np.ndarray
+    per_row: bool = False
+    sums_channels: bool = True  # a pixel's map value is the sum of its channels' shares
+
+    @property
+    def n_players(self) -> int:
+        """How many rows the input's values are."""
+        return len(self.names)
+
+
+def _with_pixel_players(arguments: Mapping[str, Any], X: Any, names: Sequence[str],
+                        grouped: tuple[ImageGroups, ...]) -> tuple[ImageGroups, ...]:
+    """A model with several inputs: beside the image inputs split into groups, each image input
+    (n, h, w, c) whose values are rows of the check ('image:x[0,0,0]', not grouped) as a map
+    of its pixels, in the model's input order."""
+    inputs = _input_names(arguments, X)
+    if inputs is None:
+        return grouped
+    done = {layout.input for layout in grouped}
+    position = {str(name): i for i, name in enumerate(names)}
+    found = list(grouped)
+    for index, name in enumerate(inputs):
+        images = X[name] if isinstance(X, Mapping) else X[index]
+        if name in done or np.ndim(images) != 4:
+            continue
+        try:
+            data = np.asarray(images, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        shape = data.shape[1:]
+        pixel_names = tuple(f"{name}:x[{','.join(str(i) for i in at)}]"
+                            for at in np.ndindex(*shape))
+        rows = [position.get(pixel) for pixel in pixel_names]
+        if any(row is None for row in rows):
+            continue
+        order = np.arange(len(pixel_names)).reshape(shape)
+        if _reads_channels_first(arguments, data, name, inputs):
+            data, order = np.moveaxis(data, 1, -1), np.moveaxis(order, 0, -1)
+        found.append(ImageGroups(data, PixelPlayers(pixel_names, order.ravel()),
+                                 np.array(rows, dtype=np.int64), name, "pixels"))
+    return tuple(sorted(found, key=lambda layout: inputs.index(str(layout.input))))
 
 
 def _players_of_images(groups: Any, X: Any, first: bool = False
@@ -1042,7 +1118,10 @@ def _fill(players: Any, per_group: np.ndarray, row: int, sample_shape: tuple[int
     """A (h, w) map: every pixel holds its group's value (channels averaged)."""
     assignment = players.assignment[row] if players.per_row else players.assignment
     image = np.asarray(per_group, dtype=np.float64)[assignment].reshape(sample_shape)
-    return image.mean(axis=-1) if image.ndim == 3 else image
+    if image.ndim != 3:
+        return image
+    # a group fills every channel of its pixels with its share; single values add up
+    return image.sum(axis=-1) if getattr(players, "sums_channels", False) else image.mean(axis=-1)
 
 
 def _share(values: Any) -> np.ndarray:
@@ -1117,7 +1196,9 @@ def _group_map_block(layout: ImageGroups, importance: Any, n_all: int, values: A
             maps, inputs, labels = maps[:1], inputs[:1], labels[:1]
     block: dict[str, Any] = {
         "groups": layout.kind,
-        "n_groups": players.n_players,
+        # pixels: each (all its channels) one cell of the map
+        "n_groups": (int(np.prod(sample_shape[:2])) if layout.kind == "pixels"
+                     else players.n_players),
         "samples": labels,
         "inputs": [_round(_downsample(image.mean(axis=-1) if image.ndim == 3 else image))
                    for image in inputs],
@@ -1129,10 +1210,12 @@ def _group_map_block(layout: ImageGroups, importance: Any, n_all: int, values: A
     if layout.input is not None:
         block["input"] = layout.input
         block["caption"] = (
-            f"the groups of input {layout.input!r} over its images "
+            f"the {'pixels' if layout.kind == 'pixels' else 'groups'} of input "
+            f"{layout.input!r} over its images "
             f"({_percent(float(share(importance).sum()))} of all the importance)"
             if rows is not None and len(rows) < n_all else
-            f"the groups of input {layout.input!r} over its images: the explanation covers "
+            f"the {'pixels' if layout.kind == 'pixels' else 'groups'} of input "
+            f"{layout.input!r} over its images: the explanation covers "
             "that input alone")
     return block
 
