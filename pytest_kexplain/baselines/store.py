@@ -28,6 +28,9 @@ _SIDECAR = re.compile(r"\.[0-9a-f]{12}\.npz$")
 _SIDECAR_SUFFIX_LENGTH = len(".123456789abc.npz")
 _TEMPORARY = re.compile(r"^\..+\.(json|npz)\.[^.]+\.tmp$")
 MAX_NAME_LENGTH = 120
+#: longest baseline stem whose every file fits a 255-byte file name, the longest being the
+#: temporary file of an obtained sidecar: .<stem>.obtained.<12 hex>.npz.<8 random>.tmp
+MAX_STEM_LENGTH = 255 - len("..obtained.123456789abc.npz.12345678.tmp")
 NAME_SEPARATOR = "--"
 #: suffix of the file a drift failure leaves beside the baseline (the pytest-regressions convention)
 OBTAINED = ".obtained"
@@ -100,7 +103,14 @@ def test_stem(nodeid: str, prefix: str | None = None) -> str:
 def baseline_stem(nodeid: str, name: str | None, prefix: str | None = None) -> str:
     """File stem of one baseline of a test; a named baseline appends --<name>."""
     stem = test_stem(nodeid, prefix)
-    return stem if name is None else f"{stem}{NAME_SEPARATOR}{sanitise(name)}"
+    if name is None:
+        return stem
+    named = f"{stem}{NAME_SEPARATOR}{sanitise(name)}"
+    if len(named) <= MAX_STEM_LENGTH:
+        return named
+    # a long test id and a long name: shorten the name's part, keeping the test's stem whole
+    digest = hashlib.blake2b(named.encode(), digest_size=4).hexdigest()
+    return f"{named[:MAX_STEM_LENGTH - 9]}-{digest}"
 
 
 def same_test(recorded: str, nodeid: str) -> bool:
