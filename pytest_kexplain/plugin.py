@@ -295,8 +295,9 @@ def explanation_baseline(request: pytest.FixtureRequest) -> ExplanationBaseline:
 
 
 def baseline_dir_setting(config: pytest.Config) -> str:
-    """The kexplain_baseline_dir ini option."""
-    return str(config.getini("kexplain_baseline_dir")).strip() or "explanation_baselines"
+    """The kexplain_baseline_dir ini option, ~ and $VARIABLES expanded (as pytest's cache_dir)."""
+    configured = str(config.getini("kexplain_baseline_dir")).strip() or "explanation_baselines"
+    return os.path.expanduser(os.path.expandvars(configured))
 
 
 @pytest.hookimpl(wrapper=True)
