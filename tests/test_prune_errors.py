@@ -1,5 +1,5 @@
-"""--kexplain-prune on a baseline directory it cannot delete from: a clear red line and a failed
-run, never a traceback, and the baseline is kept."""
+"""Baseline files that cannot be written or deleted: a message saying what to do. A prune that
+cannot delete gives a red line and a failed run, never a traceback, and keeps the baseline."""
 
 import pathlib
 import textwrap
@@ -46,3 +46,16 @@ def test_prune_that_cannot_delete_says_why_and_fails_the_run(pytester, monkeypat
     ])
     assert "unused baseline file(s) deleted" not in result.stdout.str()
     assert gone.exists() and kept.exists()
+
+
+def test_a_file_where_the_baseline_directory_should_be_is_named_as_such(pytester):
+    pytester.makepyfile(test_linear=LINEAR_TESTS)
+    (pytester.path / "explanation_baselines").write_text("not a directory")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "E * cannot write the explanation baseline *test_linear.test_kept.json: File exists. A file "
+        "stands where its directory (or one above it) should be: move the file, or point the "
+        "kexplain_baseline_dir ini option elsewhere.",
+    ])
+    assert "writable" not in result.stdout.str()

@@ -11,6 +11,7 @@ lock while they read a JSON and its arrays, so they never see a JSON whose array
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -297,9 +298,22 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def _write_error(path: Path, error: OSError) -> BaselineError:
     return BaselineError(
-        f"cannot write the explanation baseline {path}: {error.strerror or error}. Make its "
-        "directory writable, or point the kexplain_baseline_dir ini option at a writable one."
+        f"cannot write the explanation baseline {path}: {error.strerror or error}. "
+        + _WRITE_HINTS.get(error.errno or 0, _WRITABLE_HINT)
     )
+
+
+_WRITABLE_HINT = ("Make its directory writable, or point the kexplain_baseline_dir ini option at "
+                  "a writable one.")
+_NOT_A_DIRECTORY_HINT = ("A file stands where its directory (or one above it) should be: move the "
+                         "file, or point the kexplain_baseline_dir ini option elsewhere.")
+_WRITE_HINTS = {
+    errno.EEXIST: _NOT_A_DIRECTORY_HINT,
+    errno.ENOTDIR: _NOT_A_DIRECTORY_HINT,
+    errno.ENOSPC: "The disk is full: free some space and run again.",
+    errno.ENAMETOOLONG: "The file name is too long for this file system: give the test a shorter "
+                        "parametrize id, or assert_match() a shorter name=.",
+}
 
 
 def _fsync_directory(directory: Path) -> None:
