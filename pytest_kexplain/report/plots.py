@@ -440,6 +440,17 @@ def history_png(history: Mapping[str, Any]) -> bytes:
     return to_png(figure)
 
 
+#: the most layer boxes side by side in the built-in layer graph (more wrap onto further rows)
+GRAPH_SLOTS = 5
+#: the smallest label of the built-in layer graph, points (7 pixels tall at DPI)
+GRAPH_POINTS = 5.0
+
+
+def _cut(line: str, chars: int) -> str:
+    """The line, or its first chars - 1 characters and an ellipsis when longer."""
+    return line if len(line) <= chars else line[:chars - 1] + "\u2026"
+
+
 def layer_graph_png(card: Mapping[str, Any]) -> bytes:
     """The built-in drawing of a model's layer graph as PNG bytes."""
     return to_png(layer_graph_figure(card))
@@ -456,9 +467,17 @@ def layer_graph_figure(card: Mapping[str, Any]) -> Any:
     depth: dict[str, int] = {}
     for layer in layers:
         depth[layer["name"]] = 1 + max([depth.get(p, -1) for p in layer["inbound"]] or [-1])
-    levels: dict[int, list[str]] = {}
+    by_depth: dict[int, list[str]] = {}
     for layer in layers:
-        levels.setdefault(depth[layer["name"]], []).append(layer["name"])
+        by_depth.setdefault(depth[layer["name"]], []).append(layer["name"])
+    # many side-by-side layers (ten parallel branches) wrap onto rows of at most GRAPH_SLOTS
+    # boxes: a row of ten shrank every label below its box
+    levels: dict[int, list[str]] = {}
+    for names in by_depth.values():
+        rows = -(-len(names) // GRAPH_SLOTS)
+        per_row = -(-len(names) // rows)  # rows as even as they go: 10 -> 5 + 5, 7 -> 4 + 3
+        for start in range(0, len(names), per_row):
+            levels[len(levels)] = names[start:start + per_row]
     slots = max(len(names) for names in levels.values())
     inches = min(MAX_WIDTH, 0.4 + 2.6 * slots)
     figure = _figure(0.2 + 0.75 * len(levels), width=inches)
@@ -476,7 +495,10 @@ def layer_graph_figure(card: Mapping[str, Any]) -> Any:
     # one size for every box: the longest line fills at most the box's width (0.9 of a slot)
     box_points = 0.86 * 72 * inches / slots
     longest = max(max(len(top), len(bottom)) for top, bottom in lines)
-    size = max(4.0, min(7.5, box_points / (0.62 * longest)))
+    size = max(GRAPH_POINTS, min(7.5, box_points / (0.62 * longest)))
+    # a line too long for its box even at the smallest size is cut, with an ellipsis
+    fits = max(4, int(box_points / (0.62 * size)))
+    lines = [(_cut(top, fits), _cut(bottom, fits)) for top, bottom in lines]
     for layer, (top, bottom) in zip(layers, lines):
         x, y = where[layer["name"]]
         for parent in layer["inbound"]:
@@ -488,5 +510,6 @@ def layer_graph_figure(card: Mapping[str, Any]) -> Any:
                                       facecolor="#E8F1F8", edgecolor=BLUE, zorder=2))
         axes.text(x, y - 0.1, top, ha="center", va="center", fontsize=size, fontweight="bold",
                   zorder=3)
-        axes.text(x, y + 0.14, bottom, ha="center", va="center", fontsize=size * 0.93, zorder=3)
+        axes.text(x, y + 0.14, bottom, ha="center", va="center", fontsize=max(GRAPH_POINTS, size * 0.93),
+                  zorder=3)
     return figure
