@@ -146,3 +146,54 @@ def test_the_page_paints_the_pixel_map(emitted, tmp_path):
     assert len(blobs) == 2, blobs  # the corner on the mean map and on sample 0's
     top, bottom = sorted(blobs, key=lambda box: box[0].start)
     assert bottom[0].start > top[0].stop and abs(bottom[1].start - top[1].start) < 10
+
+
+GATE_PROJECT = '''
+import keras
+import numpy as np
+
+RNG = np.random.default_rng(5)
+PHOTO = RNG.uniform(0.0, 0.3, size=(8, 8, 8, 3))
+PHOTO[:, :2, :2, :] = 1.0
+X = {"photo": PHOTO, "tab": RNG.uniform(size=(8, 4))}
+
+
+def model():
+    photo, tab = keras.Input((8, 8, 3), name="photo"), keras.Input((4,), name="tab")
+    reads_photo, reads_tab = keras.layers.Dense(1), keras.layers.Dense(1)
+    built = keras.Model({"photo": photo, "tab": tab}, keras.layers.Add()(
+        [reads_photo(keras.layers.Flatten()(photo)), reads_tab(tab)]))
+    weights = np.zeros((8, 8, 3))
+    weights[:2, :2, :] = 1.0
+    reads_photo.set_weights([weights.reshape(-1, 1), np.zeros(1)])
+    reads_tab.set_weights([np.array([[3.0], [0.0], [1.0], [0.0]]), np.zeros(1)])
+    return built
+
+
+def test_gate(explanation_baseline):
+    explanation_baseline.assert_match(model(), X, method="shap", background={
+        "photo": np.zeros((1, 8, 8, 3)), "tab": np.zeros((1, 4))})
+'''
+
+
+def test_the_gate_on_an_ungrouped_image_input_draws_current_and_baseline_pixel_maps(pytester):
+    """The gate of a model with an image input and a table, explained without groups: the
+    report's picture maps the photo's pixels now and in the baseline, the same on every run."""
+    import json
+
+    pytester.makepyfile(test_project=GATE_PROJECT)
+    assert pytester.runpytest_subprocess("--kexplain-update").ret == 0
+    for run in ("one", "two"):
+        result = pytester.runpytest_subprocess(f"--kexplain-report={run}/report.html")
+        assert result.ret == 0, result.stdout.str()
+    pictures = [json.loads((pytester.path / run / "report.json").read_text())["checks"][0]
+                ["picture"] for run in ("one", "two")]
+    assert pictures[0] == pictures[1]
+    gate = pictures[0]
+    assert gate["kind"] == "heatmap" and gate["input"] == "photo" and gate["groups"] == "pixels"
+    assert len(gate["maps"]) == len(gate["baseline_maps"]) == 2
+    for maps in (gate["maps"], gate["baseline_maps"]):
+        mean = np.array(maps[0])
+        assert mean.shape == (8, 8) and mean[:2, :2].min() > 0.05
+        np.testing.assert_allclose(mean[2:], 0.0, atol=1e-4)
+    assert gate["bars"]["baseline_label"] == "baseline"
