@@ -166,6 +166,7 @@ def ini_defaults(config: pytest.Config) -> dict[str, Any]:
         resolve_tolerances((tolerances, "ini options kexplain_*"))
     except KexplainError as error:
         raise pytest.UsageError(str(error)) from None
+    baseline_dir_setting(config)
     method = str(config.getini("kexplain_method")).strip() or "auto"
     problem = method_problem(method)
     if problem:
@@ -296,8 +297,11 @@ def explanation_baseline(request: pytest.FixtureRequest) -> ExplanationBaseline:
 
 def baseline_dir_setting(config: pytest.Config) -> str:
     """The kexplain_baseline_dir ini option, ~ and $VARIABLES expanded (as pytest's cache_dir)."""
-    configured = str(config.getini("kexplain_baseline_dir")).strip() or "explanation_baselines"
-    return os.path.expanduser(os.path.expandvars(configured))
+    configured = config.getini("kexplain_baseline_dir")
+    if not isinstance(configured, str):  # a TOML list or number under [tool.pytest.ini_options]
+        raise pytest.UsageError("ini option kexplain_baseline_dir must be one directory path, "
+                                f"got {configured!r}: kexplain_baseline_dir = \"baselines\"")
+    return os.path.expanduser(os.path.expandvars(configured.strip() or "explanation_baselines"))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -30,3 +30,15 @@ def test_baseline_dir_expands_home_and_variables(pytester, monkeypatch, tmp_path
     assert [path.name for path in (tmp_path / "gate").iterdir()] == ["test_linear.test_gate.json"]
     assert sorted(path.name for path in pytester.path.iterdir()) == ["test_linear.py", "tox.ini"]
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_baseline_dir_that_is_a_toml_list_is_a_usage_error(pytester):
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nkexplain_baseline_dir = ["a", "b"]\n')
+    pytester.makepyfile(test_linear=LINEAR_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini option kexplain_baseline_dir must be one directory "
+                                 "path, got ['a', 'b']: kexplain_baseline_dir = \"baselines\""])
+    assert sorted(path.name for path in pytester.path.iterdir()) == ["pyproject.toml",
+                                                                     "test_linear.py"]
