@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_kexplain import settings
 from pytest_kexplain.adapters import (
     Target,
     check_target,
@@ -259,6 +260,8 @@ def _check_call_arguments(seed: Any, batch_size: Any) -> None:
         raise InvalidArgumentType(f"seed must be an integer, got {type(seed).__name__} {seed!r}.")
     if seed < 0:  # NumPy's generators (and hypothesis' seeding) take no negative seed
         raise InvalidArgument(f"seed must be a non-negative integer, got {seed!r}.")
+    if seed > settings.MAX_SEED:
+        raise InvalidArgument(f"seed must be at most 2**32 - 1 ({settings.MAX_SEED}), got {seed!r}.")
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
         or batch_size < 1

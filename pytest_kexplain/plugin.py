@@ -157,9 +157,9 @@ def ini_defaults(config: pytest.Config) -> dict[str, Any]:
     except ValueError:
         raise pytest.UsageError(
             f"ini option kexplain_seed must be an integer, got {seed_text!r}") from None
-    if seed < 0:
-        raise pytest.UsageError(
-            f"ini option kexplain_seed must be a non-negative integer, got {seed_text!r}")
+    if not 0 <= seed <= settings.MAX_SEED:
+        raise pytest.UsageError(f"ini option kexplain_seed must be an integer from 0 to 2**32 - 1 "
+                                f"({settings.MAX_SEED}), got {seed_text!r}")
     tolerances = {key: str(config.getini(f"kexplain_{key}")).strip() for key in TOLERANCE_HELP}
     tolerances = {key: text for key, text in tolerances.items() if text}
     try:

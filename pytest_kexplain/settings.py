@@ -14,6 +14,9 @@ from typing import Any
 EXPLAIN_KEYWORDS = ("method", "seed", "target", "output", "class_names", "batch_size", "groups",
                     "vocabulary", "pad_id")
 
+#: the largest seed every explainer's random generator takes (LIME's NumPy RandomState: 2**32 - 1)
+MAX_SEED = 2**32 - 1
+
 #: every name explain(method=...) accepts (tests/test_plugin.py keeps it equal to the
 #: registry's), so that an ini option or marker naming another is refused at start-up
 #: without importing the explainers

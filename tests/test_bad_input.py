@@ -1,5 +1,7 @@
 """Every mistake is a ValueError that names the problem, raised before any model work."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -124,6 +126,18 @@ def test_a_negative_seed_is_a_usage_error_before_any_model_call(counting):
                   lambda: assert_saliency_stable(counting.model, X4, seed=-1),
                   lambda: assert_faithful(counting.model, X4, seed=-1)):
         _no_call(counting, check, KexplainError, "seed must be a non-negative integer, got -1")
+
+
+def test_a_seed_over_32_bits_is_a_usage_error_before_any_model_call(counting):
+    """LIME's NumPy RandomState takes seeds up to 2**32 - 1 and failed with its own ValueError."""
+    from pytest_kexplain import assert_faithful, assert_saliency_stable
+
+    X4 = np.random.default_rng(0).normal(size=(6, 4))
+    for check in (lambda: explain(counting.model, X4, method="lime", seed=2**32),
+                  lambda: assert_saliency_stable(counting.model, X4, seed=2**32),
+                  lambda: assert_faithful(counting.model, X4, seed=2**32)):
+        _no_call(counting, check, KexplainError, re.escape("seed must be at most 2**32 - 1 (4294967295), "
+                 "got 4294967296"))
 
 
 def test_permutation_labels_of_another_length_fail_before_any_model_call(counting):

@@ -113,7 +113,12 @@ def test_bad_ini_seed_is_a_usage_error(pytester):
     result.stderr.fnmatch_lines(["*kexplain_seed must be an integer, got 'abc'*"])
     pytester.makeini("[pytest]\nkexplain_seed = -1\n")
     result = pytester.runpytest()
-    result.stderr.fnmatch_lines(["*kexplain_seed must be a non-negative integer, got '-1'*"])
+    result.stderr.fnmatch_lines(["*kexplain_seed must be an integer from 0 to 2**32 - 1 "
+                                 "(4294967295), got '-1'*"])
+    pytester.makeini("[pytest]\nkexplain_seed = 4294967296\n")
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines(["*kexplain_seed must be an integer from 0 to 2**32 - 1 "
+                                 "(4294967295), got '4294967296'*"])
 
 
 def test_plugin_can_be_disabled(pytester):
