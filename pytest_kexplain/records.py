@@ -583,31 +583,43 @@ def _feature_picture(explanation: Any, marked: Sequence[str] = (),
     if not layouts:
         return bars
     if any(layout.kind == "pixels" for layout in layouts):
-        bars = _bars_beside_pixels(explanation, layouts, marked, bars)
+        bars = _bars_beside_pixels(explanation.feature_names, explanation.importance_array(),
+                                   layouts, bars)
     return group_map_picture(layouts, explanation.importance_array(), bars,
                              values=getattr(explanation, "values", None))
 
 
-def _bars_beside_pixels(explanation: Any, layouts: Sequence[ImageGroups],
-                        marked: Sequence[str], bars: dict[str, Any]) -> dict[str, Any]:
-    """The bars under pixel maps: the other rows (a table's features) and the pixels the check
-    names, each still its share of all the importance (the pixels are on their maps)."""
-    importance = np.asarray(explanation.importance_array(), dtype=np.float64)
-    names = [str(name) for name in explanation.feature_names]
+def _bars_beside_pixels(names: Sequence[str], importance: Any,
+                        layouts: Sequence[ImageGroups], bars: dict[str, Any],
+                        baseline_importance: Any = None) -> dict[str, Any]:
+    """The bars under pixel maps: the other rows (a table's features) and the pixels the bars
+    mark (named by the check, or the baseline's top), each still its share of all the
+    importance (the pixels are on their maps)."""
+    current = np.asarray(importance, dtype=np.float64)
+    names = [str(name) for name in names]
+    baseline = (np.asarray(baseline_importance, dtype=np.float64)
+                if baseline_importance is not None
+                and np.shape(baseline_importance) == current.shape else None)
     pixels = {int(row) for layout in layouts if layout.kind == "pixels"
               for row in (layout.rows if layout.rows is not None else ())}
-    named = {str(name) for name in marked}
-    kept = [i for i, name in enumerate(names) if i not in pixels or name in named]
-    if not kept:
+    marked = [str(name) for name in bars.get("marked", [])]
+    kept = [i for i, name in enumerate(names) if i not in pixels or name in marked]
+    if not kept or bars.get("kind") != "importance" or len(names) != len(current):
         return bars
-    picture = _importance_picture([names[i] for i in kept], importance[kept], marked=marked,
-                                  share_limit=bars.get("share_limit"),
-                                  row=bars.get("row", "feature"))
-    total = float(np.abs(importance).sum())
-    if total > 0:  # shares of all the importance, not of the rows shown
-        scale = float(np.abs(importance[kept]).sum()) / total
-        picture["current"] = _round(np.asarray(picture["current"], dtype=np.float64) * scale)
-    return picture
+    picture = _importance_picture(
+        [names[i] for i in kept], current[kept], None if baseline is None else baseline[kept],
+        marked=marked, current_label=bars.get("current_label", "current"),
+        baseline_label=bars.get("baseline_label", "baseline"),
+        share_limit=bars.get("share_limit"), row=bars.get("row", "feature"))
+    for key, values in (("current", current), ("baseline", baseline)):
+        total = 0.0 if values is None else float(np.abs(values).sum())
+        if key in picture and values is not None and total > 0:
+            # shares of all the importance, not of the rows shown
+            scale = float(np.abs(values[kept]).sum()) / total
+            picture[key] = _round(np.asarray(picture[key], dtype=np.float64) * scale)
+    # keep what the bars said beyond their rows (the meaning of the marks)
+    kept_keys = {k: v for k, v in bars.items() if k not in ("hidden_marked", "baseline")}
+    return {**kept_keys, **picture}
 
 
 def _row_kind(explanation: Any, arguments: Mapping[str, Any] | None) -> str:
@@ -830,6 +842,8 @@ def _with_group_map(bars: dict[str, Any], arguments: Mapping[str, Any], names: S
     if not layouts or bars.get("kind") != "importance":
         return bars
     labels = {k: bars[k] for k in ("current_label", "baseline_label") if k in bars}
+    if any(layout.kind == "pixels" for layout in layouts):
+        bars = _bars_beside_pixels(names, importance, layouts, bars, baseline_importance)
     return group_map_picture(layouts, importance, bars, values, baseline_importance,
                              baseline_values, labels)
 

@@ -196,4 +196,11 @@ def test_the_gate_on_an_ungrouped_image_input_draws_current_and_baseline_pixel_m
         mean = np.array(maps[0])
         assert mean.shape == (8, 8) and mean[:2, :2].min() > 0.05
         np.testing.assert_allclose(mean[2:], 0.0, atol=1e-4)
-    assert gate["bars"]["baseline_label"] == "baseline"
+    bars = gate["bars"]
+    assert bars["baseline_label"] == "baseline"
+    # the table's features in the bars, beside the pixels among the baseline's top (marked)
+    assert {"tab:x0", "tab:x2"} <= set(bars["features"])
+    assert all(name in bars["marked"] for name in bars["features"]
+               if name.startswith("photo:"))
+    shares = dict(zip(bars["features"], bars["baseline"]))
+    assert 0.0 < shares["tab:x0"] < 1.0 and len(bars["baseline"]) == len(bars["features"])
