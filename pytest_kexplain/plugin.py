@@ -146,7 +146,14 @@ def explanation_cache_dir(config: pytest.Config) -> Path | None:
     """Directory of the on-disk explanation cache, or None (flag given, or no cacheprovider)."""
     if config.getoption("kexplain_no_disk_cache") or getattr(config, "cache", None) is None:
         return None
-    return config.cache.mkdir("kexplain")
+    try:
+        return config.cache.mkdir("kexplain")
+    except OSError as error:  # a read-only checkout: pytest itself only warns, so do we
+        config.issue_config_time_warning(pytest.PytestCacheWarning(
+            f"kexplain: explanations are not kept on disk this run, the cache directory cannot "
+            f"be created: {error}. Make pytest's cache_dir writable, or pass "
+            "--kexplain-no-disk-cache (or -p no:cacheprovider) to silence this."), stacklevel=2)
+        return None
 
 
 def ini_defaults(config: pytest.Config) -> dict[str, Any]:
