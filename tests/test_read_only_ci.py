@@ -1,5 +1,6 @@
-"""A cache directory that cannot be created (a read-only checkout): pytest itself only warns, and
-so does pytest-kexplain, running without its disk cache instead of an INTERNALERROR."""
+"""A CI machine with a cache directory that cannot be created (a read-only checkout), or a
+GITHUB_STEP_SUMMARY file that cannot be written: pytest-kexplain says so in one line and runs on
+(without its disk cache), as pytest does for its own cache, instead of an INTERNALERROR."""
 
 import textwrap
 
@@ -36,3 +37,16 @@ def test_unwritable_cache_dir_is_a_warning_not_an_internal_error(pytester, monke
     quiet = pytester.runpytest("--kexplain-no-disk-cache")
     quiet.assert_outcomes(passed=1)
     assert "kexplain: explanations are not kept" not in quiet.stdout.str()
+
+
+def test_unwritable_github_step_summary_is_one_line_not_a_traceback(pytester, monkeypatch,
+                                                                    tmp_path):
+    missing = tmp_path / "not-mounted" / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(missing))
+    pytester.makepyfile(test_linear=LINEAR_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines([
+        f"cannot append the GitHub step summary to $GITHUB_STEP_SUMMARY: *{missing}*"])
+    assert not missing.exists()
