@@ -74,7 +74,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("kexplain_seed", "default random seed of explanations (default: 0)",
                   type=INTEGER_INI, default="0")
     parser.addini("kexplain_baseline_dir",
-                  "directory, next to each test module, holding explanation baselines",
+                  "directory, next to each test module, holding explanation baselines "
+                  "(`~` and $VARIABLES are expanded)",
                   default="explanation_baselines")
     for keyword, help_text in TOLERANCE_HELP.items():
         parser.addini(f"kexplain_{keyword}", f"explanation_baseline: {help_text}",
