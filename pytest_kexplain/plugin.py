@@ -186,7 +186,7 @@ def method_problem(method: Any) -> str | None:
     """Why `method` is not an explanation method (with the closest one), or None."""
     if isinstance(method, str) and method in settings.METHOD_NAMES:
         return None
-    close = difflib.get_close_matches(str(method), settings.METHOD_NAMES, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(method).lower(), settings.METHOD_NAMES, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return (f"{method!r} is not an explanation method.{hint} "
             f"Choose one of: {', '.join(settings.METHOD_NAMES)}.")

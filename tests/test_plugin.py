@@ -200,6 +200,9 @@ def test_a_misspelled_method_in_the_ini_file_is_a_usage_error_at_start_up(pytest
         "ERROR: ini option kexplain_method: 'shapp' is not an explanation method. Did you mean "
         "'shap'? Choose one of: auto, gradcam, *"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+    pytester.makeini("[pytest]\nkexplain_method = SHAP\n")  # the hint ignores letter case
+    pytester.runpytest().stderr.fnmatch_lines(["*'SHAP' is not an explanation method. Did you mean "
+                                               "'shap'?*"])
 
 
 def test_a_misspelled_method_in_a_marker_is_a_usage_error_before_any_test_runs(pytester):
