@@ -133,3 +133,18 @@ def backend_launcher(tmp_path_factory):
     launcher = BackendLauncher(tmp_path_factory.mktemp("backend_runs"))
     yield launcher
     launcher.close()
+
+
+@pytest.fixture
+def emitted():
+    """The records checks emit while the test runs."""
+    from pytest_kexplain import events
+
+    found: list[events.CheckRecord] = []
+
+    def listener(record, model):
+        found.append(record)
+
+    events.CHECK_LISTENERS.append(listener)
+    yield found
+    events.CHECK_LISTENERS.remove(listener)

@@ -15,7 +15,6 @@ from pytest_kexplain import (
     assert_consistent_explanations,
     assert_max_importance_share,
     assert_top_features,
-    events,
 )
 from pytest_kexplain.report import plots
 
@@ -38,18 +37,6 @@ def _reads(rows: slice, cols: slice, shape=(8, 8, 1)):
 @pytest.fixture(scope="module")
 def top_left():
     return _reads(slice(0, 4), slice(0, 4))
-
-
-@pytest.fixture
-def emitted():
-    found: list[events.CheckRecord] = []
-
-    def listener(record, model):
-        found.append(record)
-
-    events.CHECK_LISTENERS.append(listener)
-    yield found
-    events.CHECK_LISTENERS.remove(listener)
 
 
 def _validate(picture_record):

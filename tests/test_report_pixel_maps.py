@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from report_checks import page_of, round_trips_against_the_schema, screenshot
 
-from pytest_kexplain import assert_max_importance_share, assert_top_features, events
+from pytest_kexplain import assert_max_importance_share, assert_top_features
 from pytest_kexplain.report import plots
 
 RNG = np.random.default_rng(3)
@@ -48,18 +48,6 @@ def _model(as_dict=True, with_small=False):
         reads["small"].set_weights([small.reshape(-1, 1), np.zeros(1)])
     reads["tab"].set_weights([np.array([[3.0], [0.0], [1.0], [0.0]]), np.zeros(1)])
     return model
-
-
-@pytest.fixture
-def emitted():
-    found: list[events.CheckRecord] = []
-
-    def listener(record, model):
-        found.append(record)
-
-    events.CHECK_LISTENERS.append(listener)
-    yield found
-    events.CHECK_LISTENERS.remove(listener)
 
 
 def _heat_maps(figure):

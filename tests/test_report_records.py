@@ -42,7 +42,8 @@ def bumpy():
 
 @pytest.fixture
 def emitted():
-    """The records checks emit while the test runs (models too)."""
+    """The records checks emit while the test runs, each with its model (conftest's emitted holds
+    the records alone)."""
     found: list[tuple[events.CheckRecord, object]] = []
 
     def listener(record, model):
