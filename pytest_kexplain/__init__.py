@@ -48,6 +48,9 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
+# `pytest -p pytest_kexplain` (autoload disabled) loads the plugin module, as `-p kexplain` does.
+pytest_plugins = ["pytest_kexplain.plugin"]
+
 
 def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)

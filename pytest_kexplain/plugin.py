@@ -82,6 +82,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                       type=SCALAR_INI, default="")
 
 
+#: the names pytest may register this module under: the pytest11 entry point (`-p kexplain`)
+#: and the module's own (`-p pytest_kexplain.plugin`, a conftest's `pytest_plugins`)
+PLUGIN_NAMES = ("kexplain", __name__)
+
+
+def pytest_plugin_registered(plugin: object, plugin_name: str, manager: pytest.PytestPluginManager
+                             ) -> None:
+    """Registered under one of its names, the plugin keeps pytest from loading it again under
+    the other, which pytest would refuse ("Plugin already registered under a different name")."""
+    import sys
+
+    if plugin is sys.modules[__name__] and plugin_name in PLUGIN_NAMES:
+        for other in PLUGIN_NAMES:
+            if other != plugin_name:
+                manager.set_blocked(other)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
                                   args: list[str]) -> Generator[None, None, None]:
