@@ -382,8 +382,10 @@ def explain(
         from pytest_kexplain.adapters.layers import saved_samples_channels_first
 
         file_first = saved_samples_channels_first(model, np.shape(X)[1:])
+    # two labels may see a one-unit output as two (adapters/binary.py): known once loaded
+    two_labels = labels is not None and len(labels) == 2
     if file_digest is not None and not isinstance(X, (Mapping, list, tuple)) \
-            and file_first is not None:
+            and file_first is not None and not two_labels:
         # A saved model is identified by its bytes: a cached explanation needs no Keras import.
         prepared = prepare_input(X, feature_names)
         background_array = prepare_background(background, prepared)
@@ -476,6 +478,8 @@ def explain(
     if embedded is not None:
         embedded = _with_pad_id(embedded, tokens.pad_id)
     fingerprint = file_digest or adapter.fingerprint()
+    if bound.output_view is not None:  # never the one-unit explanation's entry
+        io_key = {**io_key, "two_class_view": bound.output_view}
     if key is None:
         key = cache_key(model=fingerprint or f"object@{id(bound.model)}", method=spec.name,
                         options=resolved_options,

@@ -223,9 +223,9 @@ def test_drift_messages_name_the_class(pytester, monkeypatch, classifier, x):
                                   "baseline explanation_baselines/test_gate.test_virginica.json"])
 
 
-def test_one_sigmoid_unit_with_two_class_names_is_the_second_class():
+def test_one_sigmoid_unit_with_two_class_names_explains_either_class():
     """A binary model's single sigmoid unit is the probability of the second label, as a
-    scikit-learn binary classifier explains classes_[1]; the first label is refused clearly."""
+    scikit-learn binary classifier's classes_[1]; the first label explains 1 - p."""
     import keras
 
     keras.utils.set_random_seed(3)
@@ -236,20 +236,20 @@ def test_one_sigmoid_unit_with_two_class_names_is_the_second_class():
     np.testing.assert_array_equal(approved.values, explain(model, x).values)
     assert approved.output_name == "approved"
     assert_top_features(model, x, approved.top(1), k=1, target="approved", class_names=labels)
-    with pytest.raises(KexplainError, match="target='rejected' is not the class of this "
-                                            "one-unit output: it scores 'approved' \\(a "
-                                            "sigmoid's probability"):
-        explain(model, x, target="rejected", class_names=labels)
-    with pytest.raises(KexplainError, match="target='rejected' is not the class"):
-        assert_top_features(model, x, ["x0"], target="rejected", class_names=labels)
+    rejected = explain(model, x, target="rejected", class_names=labels)
+    assert rejected.output_name == "rejected"
+    np.testing.assert_allclose(rejected.values, -approved.values, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(rejected.outputs, 1.0 - approved.outputs, rtol=1e-6)
+    assert_top_features(model, x, approved.top(1), k=1, target="rejected", class_names=labels)
     with pytest.raises(KexplainError, match="class_names has 3 labels"):
         explain(model, x, class_names=["a", "b", "c"], target="a")
+    with pytest.raises(KexplainError, match="target='maybe' is not a class label"):
+        explain(model, x, class_names=labels, target="maybe")
 
 
-def test_predicted_on_one_sigmoid_unit_explains_its_class_for_every_row():
-    """target='predicted' on a one-unit output picks that unit (the argmax of one score): every
-    row explains the second label's probability, also rows the model puts in the first class.
-    The documented way to explain each row's own class is to give the model both units."""
+def test_predicted_on_one_sigmoid_unit_explains_each_rows_class():
+    """target='predicted' on a one-unit output with two labels explains each row's own class
+    (p > 0.5: the second), as the two-unit model [1 - p, p] does."""
     import keras
 
     keras.utils.set_random_seed(5)
@@ -261,22 +261,18 @@ def test_predicted_on_one_sigmoid_unit_explains_its_class_for_every_row():
     probability = np.asarray(model.predict(x, verbose=0))[:, 0]
     assert (probability < 0.5).any() and (probability > 0.5).any()
     predicted = explain(model, x, target="predicted", class_names=labels)
-    assert predicted.row_output_names == ("pos",) * len(x)
-    with pytest.raises(KexplainError, match="or give the model a unit per class \\(\\[1 - p, p\\] "
-                                            "for a sigmoid\\) to explain each class as its own"):
-        explain(model, x, target="neg", class_names=labels)
-    np.testing.assert_allclose(predicted.values, explain(model, x, target="pos",
-                                                         class_names=labels).values)
-    # both units, [1 - p, p]: each row explains its own class, the first class's
-    # attributions being the negatives of the second's
+    assert predicted.row_output_names == tuple(np.where(probability > 0.5, "pos", "neg"))
+    positive = explain(model, x, target="pos", class_names=labels)
+    sign = np.where(probability > 0.5, 1.0, -1.0)[:, None]
+    np.testing.assert_allclose(predicted.values, sign * positive.values, rtol=1e-4, atol=1e-6)
     scores = model.outputs[0]
     both = keras.Model(model.inputs[0], keras.layers.Concatenate()([1.0 - scores, scores]))
     per_row = explain(both, x, target="predicted", class_names=labels)
-    assert per_row.row_output_names == tuple(np.where(probability > 0.5, "pos", "neg"))
-    sign = np.where(probability > 0.5, 1.0, -1.0)[:, None]
-    np.testing.assert_allclose(per_row.values, sign * predicted.values, rtol=1e-4, atol=1e-6)
-    assert set(per_row.importance()) == {"x0", "x1", "x2"}
-    assert per_row.importance()["x2"] == 0.0  # a feature the model never reads
+    assert per_row.row_output_names == predicted.row_output_names
+    np.testing.assert_allclose(per_row.values, predicted.values, rtol=1e-5, atol=1e-7)
+    assert predicted.importance()["x2"] == 0.0  # a feature the model never reads
+    # without labels the one unit stays one unit: 'predicted' is its only unit
+    assert explain(model, x, target="predicted").row_output_names == ("output[0]",) * len(x)
 
 
 def two_head_classifier(as_dict: bool):

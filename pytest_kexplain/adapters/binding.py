@@ -37,7 +37,9 @@ class BoundModel:
         """The labels of the explained output's units, checked against their number."""
         if self.class_names is not None:
             if n_outputs == 1 and len(self.class_names) == 2:
-                return self.class_names[1:]  # one sigmoid unit: the second class's probability
+                # a callable's one unit: the second class's score (a Keras model's is seen
+                # as two units, adapters/binary.py)
+                return self.class_names[1:]
             check_label_count(self.class_names, n_outputs, "class_names")
             return self.class_names
         carried = getattr(self.adapter, "class_names", None)
@@ -56,6 +58,11 @@ class BoundModel:
     def default_target(self) -> int | None:
         """The unit explained when target is None and the output has several (None: ask)."""
         return getattr(self.adapter, "default_target", None)
+
+    @property
+    def output_view(self) -> str | None:
+        """'probability' or 'logit' when a one-unit output is seen as two classes, else None."""
+        return getattr(self.adapter, "output_view", None)
 
     @property
     def output_head(self) -> str | None:
@@ -116,6 +123,7 @@ def bind(
         base = with_categories(dict(prepared.categories) if is_dataframe(X)
                                else base.category_dtypes())
     adapter = _configured(base, prepared, choice)
+    adapter = _two_class_view(adapter, base, labels, prepared, choice)
     check_output_chosen = getattr(adapter, "check_output_chosen", None)
     if check_output_chosen is not None:
         check_output_chosen()
@@ -130,6 +138,31 @@ def bind(
         raise
     _check_representable(prepared, getattr(adapter, "dtype", None), name)
     return BoundModel(model=model, adapter=adapter, prepared=prepared, class_names=labels)
+
+
+def _two_class_view(adapter: ModelAdapter, base: ModelAdapter, given: tuple[str, ...] | None,
+                    prepared: PreparedInput, choice: Any) -> ModelAdapter:
+    """A Keras output of one unit with two class labels, seen as the two units [complement,
+    unit] (adapters/binary.py), so that either class and each row's own can be explained.
+    Whether the unit is a probability is read from the model's graph; where the graph does
+    not tell, from the outputs on X (one forward pass over X)."""
+    unit_kind = getattr(adapter, "unit_kind", None)
+    configure = getattr(base, "configured", None)
+    if unit_kind is None or configure is None:
+        return adapter  # not a Keras model: its one unit keeps the second label alone
+    labels = given if given is not None else getattr(adapter, "class_names", None)
+    if labels is None or len(labels) != 2:
+        return adapter
+    units = adapter.declared_outputs()
+    if units is not None and units != 1:
+        return adapter
+    kind = unit_kind() if units == 1 else None
+    if kind is None:
+        kind = adapter.unit_kind_on(prepared.array)
+        if kind is None:  # the output has two units of its own
+            return adapter
+    viewed: ModelAdapter = configure(prepared.layout, choice, kind)
+    return viewed
 
 
 def _one_input_in_a_list(X: Any) -> bool:

@@ -20,6 +20,7 @@ from pytest_kexplain.adapters.base import (
     default_batch_size,
     require_finite,
 )
+from pytest_kexplain.adapters.binary import UnitKind, graph_kind, kind_from_outputs
 from pytest_kexplain.adapters.coalitions import coalition_batch_size
 from pytest_kexplain.adapters.multi_io import (
     InputLayout,
@@ -111,20 +112,24 @@ class KerasAdapter:
     differentiable = True
 
     def __init__(self, model: Any, layout: InputLayout | None = None,
-                 output: OutputChoice | None = None):
+                 output: OutputChoice | None = None, view: UnitKind | None = None):
         import keras
 
         self.model = model
         self.backend = keras.backend.backend()
         self.layout = layout
         self.output_choice = output
+        #: a one-unit output with two class labels seen as [complement, unit]: what the unit
+        #: is (adapters/binary.py); None explains the output's units as they are
+        self.output_view: UnitKind | None = view
         self.dtype = _input_dtype(model) if layout is None else _flat_dtype(layout)
         self.description = f"Keras model {getattr(model, 'name', type(model).__name__)!r}"
         #: name of the explained output of a model with several (known before the first call
         #: when the model declares its outputs, else set by it)
         self.output_head: str | None = None if output is None else _chosen_head_name(model, output)
         self._routed: Any = model  # what the backends call: inputs split, output selected
-        self._variants: dict[tuple[Any, Any], KerasAdapter] = {}
+        self._variants: dict[tuple[Any, ...], KerasAdapter] = {}
+        self._kinds_on_rows: dict[tuple[Any, ...], UnitKind] = {}
         self._functions: dict[tuple[int, ...], GradientFunctions] = {}
         #: (shape, digest) of the rows on which every output was found finite
         self._finite_rows: set[tuple[Any, ...]] = set()
@@ -181,14 +186,43 @@ class KerasAdapter:
         """The model's declared inputs and whether it takes a dict (None if not declared)."""
         return keras_input_specs(self.model)
 
-    def configured(self, layout: InputLayout | None, output: OutputChoice | None) -> KerasAdapter:
-        """The adapter for flat rows of this input layout and this chosen output (memoised)."""
-        if layout is None and output is None:
+    def configured(self, layout: InputLayout | None, output: OutputChoice | None,
+                   view: UnitKind | None = None) -> KerasAdapter:
+        """The adapter for flat rows of this input layout and this chosen output, seen as two
+        units when `view` says what its one unit is (memoised)."""
+        if layout is None and output is None and view is None:
             return self
-        key = (layout, output)
+        key = (layout, output, view)
         if key not in self._variants:
-            self._variants[key] = KerasAdapter(self.model, layout, output)
+            self._variants[key] = KerasAdapter(self.model, layout, output, view)
         return self._variants[key]
+
+    @property
+    def default_target(self) -> int | None:
+        """The unit explained when target is None: the one unit of a two-class view."""
+        from pytest_kexplain.adapters.outputs import OneUnit
+
+        return None if self.output_view is None else OneUnit(1)
+
+    def unit_kind(self) -> UnitKind | None:
+        """Whether the explained output's one unit is a probability or a logit, as the model's
+        graph shows (before any call); None where it does not tell."""
+        if self.output_choice is None:
+            return graph_kind(self.model)
+        return graph_kind(self.model, _chosen_head_tensor(self.model, self.output_choice))
+
+    def unit_kind_on(self, x: np.ndarray, batch_size: int | None = None) -> UnitKind | None:
+        """For a model whose graph does not tell: a probability when its one output unit lies
+        in [0, 1] on every row of x, else a logit; None when the output has several units.
+        One forward pass over x, remembered per x."""
+        key = (tuple(x.shape), hashlib.blake2b(np.ascontiguousarray(x).tobytes(),
+                                               digest_size=16).hexdigest())
+        if key not in self._kinds_on_rows:
+            outputs = self.predict(x, batch_size)
+            if outputs.shape[1] != 1:
+                return None
+            self._kinds_on_rows[key] = kind_from_outputs(outputs)
+        return self._kinds_on_rows[key]
 
     # -- shape checks -------------------------------------------------------------------
     def check_input_shape(self, sample_shape: tuple[int, ...]) -> None:
@@ -224,6 +258,8 @@ class KerasAdapter:
 
     def declared_outputs(self) -> int | None:
         """Number of outputs the model declares (known before any call), or None."""
+        if self.output_view is not None:
+            return 2  # [complement, unit]
         if self.output_choice is not None:  # the chosen one of several outputs
             return _chosen_head_units(self.model, self.output_choice)
         try:
@@ -269,9 +305,13 @@ class KerasAdapter:
             raw = keras.tree.map_structure(tensor_values, raw)
             selector, self.output_head = resolve_output(
                 raw, self.output_choice, self.description, _output_names(self.model))
-            as_output_matrix(select_output(raw, selector), 1)
-            if self.layout is not None or selector is not None:
-                self._routed = RoutedModel(self.model, self.layout, selector)
+            units = as_output_matrix(select_output(raw, selector), 1).shape[1]
+            if self.output_view is not None and units != 1:
+                raise InvalidArgument(
+                    f"{self.description}'s explained output has {units} units, so it cannot be "
+                    "seen as the two classes of one unit; give one class label per unit.")
+            if self.layout is not None or selector is not None or self.output_view is not None:
+                self._routed = RoutedModel(self.model, self.layout, selector, self.output_view)
             functions = backend.build_functions(self._routed, sample_shape, self.dtype,
                                                 self.description)
             self._functions[sample_shape] = functions
@@ -680,6 +720,20 @@ def _chosen_head(model: Any, choice: OutputChoice) -> tuple[str, tuple[Any, ...]
     else:
         return None
     return heads[index]
+
+
+def _chosen_head_tensor(model: Any, choice: OutputChoice) -> Any:
+    """The symbolic tensor of the chosen output of a functional model (None if unknown)."""
+    head = _chosen_head(model, choice)
+    struct = getattr(model, "_outputs_struct", None)
+    if head is None:
+        return None
+    if isinstance(struct, dict):
+        return struct.get(head[0])
+    names = _output_names(model)
+    if isinstance(struct, (list, tuple)) and names is not None and head[0] in names:
+        return struct[names.index(head[0])]
+    return None
 
 
 def _chosen_head_name(model: Any, choice: OutputChoice) -> str | None:

@@ -148,8 +148,9 @@ def label_index(label: str, class_names: tuple[str, ...] | None, n_outputs: int)
             f"{class_names[0]!r} (a sigmoid's probability, a binary decision function's score; "
             f"with two class_names, the second), and the other class's attributions are the "
             f"negatives of these. Explain "
-            f"target={class_names[0]!r} (or leave target unset), or give the model a unit "
-            f"per class ([1 - p, p] for a sigmoid) to explain each class as its own."
+            f"target={class_names[0]!r} (or leave target unset); a Keras model's one unit "
+            f"given both labels, class_names=[{label!r}, {class_names[0]!r}], explains either "
+            f"class and each row's own with target='predicted'."
         )
     raise InvalidArgument(
         f"target={label!r} is not a class label.{hint} The labels are: "

@@ -255,22 +255,31 @@ class RoutedModel:
     and ``stateless_call``); every other attribute is the wrapped model's.
     """
 
-    def __init__(self, model: Any, layout: InputLayout | None, selector: Any):
+    def __init__(self, model: Any, layout: InputLayout | None, selector: Any,
+                 view: str | None = None):
         self._model = model
         self._layout = layout
         self._selector = selector
+        self._view = view  # a one-unit output seen as [complement, unit] (adapters/binary.py)
 
     def _inputs(self, x: Any) -> Any:
         return x if self._layout is None else self._layout.split(x)
 
+    def _output(self, raw: Any) -> Any:
+        selected = select_output(raw, self._selector)
+        if self._view is None:
+            return selected
+        from pytest_kexplain.adapters.binary import two_units
+
+        return two_units(selected, self._view)
+
     def __call__(self, x: Any, training: bool = False, **kwargs: Any) -> Any:
-        return select_output(self._model(self._inputs(x), training=training, **kwargs),
-                             self._selector)
+        return self._output(self._model(self._inputs(x), training=training, **kwargs))
 
     def stateless_call(self, trainable: Any, non_trainable: Any, x: Any, **kwargs: Any) -> Any:
         """The wrapped model's stateless call, on split inputs, returning the selected output."""
         raw, state = self._model.stateless_call(trainable, non_trainable, self._inputs(x), **kwargs)
-        return select_output(raw, self._selector), state
+        return self._output(raw), state
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)

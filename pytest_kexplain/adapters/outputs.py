@@ -51,6 +51,11 @@ def as_output_matrix(raw: Any, n_rows: int) -> np.ndarray:
 Target = Any
 
 PREDICTED = "predicted"
+
+
+class OneUnit(int):
+    """The default target of a one-unit output seen as two classes (adapters/binary.py): the
+    unit itself, explained under the name 'output' as when it was one unit."""
 #: the unit name of an explanation given one target per row
 PER_SAMPLE = "per-sample target"
 
@@ -168,6 +173,8 @@ def resolve_unread_target(
 ) -> tuple[np.ndarray, str]:
     """resolve_target for a target that does not read the outputs (see reads_outputs): from
     the number of rows and of outputs alone, before any model call."""
+    if target is None and isinstance(default, OneUnit):
+        return np.full(n, int(default), dtype=np.int64), "output"
     if target is None and default is not None:
         target = default
     if reads_outputs(target):
