@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "explain": "pytest_kexplain.api",
+    "accepts_missing": "pytest_kexplain.adapters.missing",
     "Grid": "pytest_kexplain.groups",
     "clear_cache": "pytest_kexplain.api",
     "Explanation": "pytest_kexplain.explanation",
@@ -67,6 +68,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     # `name as name`: explicit re-exports, so type checkers see the lazily resolved names
+    from pytest_kexplain.adapters.missing import accepts_missing as accepts_missing
     from pytest_kexplain.api import (
         clear_cache as clear_cache,
         explain as explain,

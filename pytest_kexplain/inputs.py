@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -15,6 +15,16 @@ from pytest_kexplain.errors import InvalidArgument, InvalidArgumentType, count
 
 #: a model's declared inputs and whether it takes them as a dict (None: not declared)
 DeclaredInputs = tuple[tuple[InputSpec, ...], bool] | None
+
+#: a model's verdict on NaN in the given columns (positions, all feature names): None when it
+#: accepts them, else the sentence saying why not (added to the usage error)
+MissingVerdict = Callable[[Sequence[int], Sequence[str]], "str | None"]
+
+
+def judged_later(columns: Sequence[int], feature_names: Sequence[str]) -> str | None:
+    """The verdict for data read before the model is bound (names, shapes): NaN passes here,
+    and explain() judges it against the model before any model call."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,9 @@ class PreparedInput:
     categories: tuple[tuple[str, Any], ...] = ()
     #: the flat position of every category column and its labels (what the codes stand for)
     category_columns: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    #: the model's verdict on missing values (NaN) in its input; None: NaN is refused. Data
+    #: prepared for the same model (a background, transformed rows) is judged by it too
+    missing: MissingVerdict | None = field(default=None, compare=False, repr=False)
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -135,19 +148,31 @@ def _check_feature_names(names: Sequence[str], n_features: int, name: str) -> tu
     return names
 
 
-def check_finite(array: np.ndarray, name: str, feature_names: Sequence[str]) -> None:
-    """Raise an InvalidArgument naming the first row and column holding NaN or infinity."""
+def check_finite(array: np.ndarray, name: str, feature_names: Sequence[str],
+                 missing: MissingVerdict | None = None) -> np.ndarray:
+    """The array, its NaN made one bit pattern when the model accepts missing values there;
+    else an InvalidArgument naming the first row and column holding NaN or infinity."""
     finite = np.isfinite(array)
     if finite.all():
-        return
+        return array
     flat = finite.reshape(len(array), -1)
-    row, column = (int(i) for i in np.argwhere(~flat)[0])
-    value = array.reshape(len(array), -1)[row, column]
+    values = array.reshape(len(array), -1)
+    advice = ""
+    infinite = np.isinf(values)
+    if not infinite.any() and missing is not None:
+        columns = [int(c) for c in np.flatnonzero(np.isnan(values).any(axis=0))]
+        refusal = missing(columns, feature_names)
+        if refusal is None:  # -nan and NaN payloads read alike: digests and bytes are stable
+            return np.where(np.isnan(array), np.nan, array)
+        advice = " " + refusal
+    bad = infinite if infinite.any() else ~flat
+    row, column = (int(i) for i in np.argwhere(bad)[0])
+    value = values[row, column]
     bad_rows = int((~flat).any(axis=1).sum())
     raise InvalidArgument(
         f"{name} contains {value} at row {row}, column {feature_names[column]!r} "
         f"(feature index {column}); {bad_rows} row(s) are affected. Explanations of "
-        "non-finite inputs are undefined: drop or impute those rows first."
+        f"non-finite inputs are undefined: drop or impute those rows first.{advice}"
     )
 
 
@@ -274,9 +299,12 @@ def _numeric_array(X: Any, name: str) -> np.ndarray:
 
 def prepare_input(
     X: Any, feature_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None, *,
-    name: str = "X", declared: DeclaredInputs = None,
+    name: str = "X", declared: DeclaredInputs = None, missing: MissingVerdict | None = None,
 ) -> PreparedInput:
-    """Validate X (array, DataFrame, or a dict or list of them per input) as float64 with names."""
+    """Validate X (array, DataFrame, or a dict or list of them per input) as float64 with names.
+
+    NaN is refused unless `missing` (the model's verdict) accepts it in the columns holding it;
+    infinity always is."""
     if X is None:
         raise InvalidArgument(f"{name} is None; pass the samples to explain as an array or DataFrame.")
     _reject_pipeline(X, name)
@@ -316,7 +344,7 @@ def prepare_input(
         names = _check_feature_names(frame_names, n_features, name)
     else:
         names = default_feature_names(tuple(array.shape[1:]))
-    check_finite(array, name, names)
+    array = check_finite(array, name, names, missing)
     array = _own_frozen_copy(np.ascontiguousarray(array), X)
     categories = tuple((str(column), dtype) for column, dtype in X.dtypes.items()
                        if str(dtype) == "category") if frame_names is not None else ()
@@ -325,7 +353,7 @@ def prepare_input(
         for position, dtype in enumerate(X.dtypes) if str(dtype) == "category"
     ) if frame_names is not None else ()
     return PreparedInput(array=array, feature_names=names, categories=categories,
-                         category_columns=category_columns)
+                         category_columns=category_columns, missing=missing)
 
 
 def prepare_background(
@@ -338,7 +366,7 @@ def prepare_background(
         return _prepare_multi_background(background, reference, name)
     if reference.categories and is_dataframe(background):
         background = encode_categories(background, dict(reference.categories), name)
-    prepared = prepare_input(background, None, name=name)
+    prepared = prepare_input(background, None, name=name, missing=reference.missing)
     if is_dataframe(background) and tuple(map(str, background.columns)) != reference.feature_names:
         raise InvalidArgument(
             f"{name} columns {list(map(str, background.columns))} differ from X's "
@@ -539,6 +567,8 @@ class FeatureBounds:
     kind: str
     observed: tuple[float, ...] = ()
     categories: tuple[Any, ...] = ()
+    #: whether X holds missing values (NaN) in this column; the range is that of the others
+    missing: bool = False
 
     def grid(self, points: int) -> np.ndarray:
         """Up to `points` increasing values spanning the range (every value if fewer exist)."""
@@ -559,6 +589,8 @@ class FeatureBounds:
 
     def label(self, value: float) -> str:
         """How to show a value: a category's label, an integer without decimals."""
+        if np.isnan(value):
+            return "NaN"
         if self.kind == CATEGORICAL and 0 <= int(value) < len(self.categories):
             return str(self.categories[int(value)])
         if self.kind == INTEGER or float(value).is_integer():
@@ -613,10 +645,11 @@ def feature_bounds(
 
     Columns constant in X are `fixed` at their value; `integer` names columns to draw as
     integers (integer-valued columns are detected anyway); `fixed` names columns held at
-    their most common value in X, or maps names to the value to hold them at.
+    their most common value in X, or maps names to the value to hold them at. Missing values
+    (NaN) are left out of the ranges and kinds; a column missing in every row is fixed at NaN.
     """
     X = strings_as_categories(X)
-    prepared = prepare_input(X, feature_names)
+    prepared = prepare_input(X, feature_names, missing=judged_later)
     require_tabular(prepared.array, "feature_bounds")
     names = prepared.feature_names
     forced_integer = set(_names_to_columns(integer, names, "integer")) if integer else set()
@@ -635,12 +668,18 @@ def feature_bounds(
                 fixed_values[column] = float(value)
             else:
                 values, counts = np.unique(prepared.array[:, column], return_counts=True)
+                counts = np.where(np.isnan(values), -1, counts)  # a value rather than NaN
                 fixed_values[column] = float(values[counts.argmax()])
     frame = X if is_dataframe(X) else None
     bounds = []
     for column, name in enumerate(names):
         values = prepared.array[:, column]
+        absent = np.isnan(values)
+        values = values[~absent]
         dtype = frame.dtypes.iloc[column] if frame is not None else values.dtype
+        if not len(values):  # missing in every row: nothing to draw but NaN
+            bounds.append(FeatureBounds(name, np.nan, np.nan, FIXED, missing=True))
+            continue
         kind = _kind(values, dtype)
         categories: tuple[Any, ...] = ()
         observed: tuple[float, ...] = ()
@@ -660,7 +699,8 @@ def feature_bounds(
             high = low
         elif low == high and kind != CATEGORICAL:
             kind = FIXED
-        bounds.append(FeatureBounds(name, low, high, kind, observed, categories))
+        bounds.append(FeatureBounds(name, low, high, kind, observed, categories,
+                                    bool(absent.any())))
     return tuple(bounds)
 
 
@@ -725,7 +765,7 @@ def row_space(
     takes.
     """
     X = strings_as_categories(X)
-    prepared = prepare_input(X, feature_names)
+    prepared = prepare_input(X, feature_names, missing=judged_later)
     require_tabular(prepared.array, "row_space")
     features = feature_bounds(X, feature_names, integer=integer, fixed=fixed)
     names = prepared.feature_names

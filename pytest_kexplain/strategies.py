@@ -21,6 +21,7 @@ the most common value) or ``fixed={"country": 3}``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from pytest_kexplain.inputs import (
     feature_index,
     is_dataframe,
     is_series,
+    judged_later,
     prepare_input,
     require_tabular,
     row_space,
@@ -51,7 +53,11 @@ EVEN_STEPS = 2**16
 
 
 def feature_strategy(feature: FeatureBounds) -> st.SearchStrategy[float]:
-    """Values of one feature inside its observed range, as floats."""
+    """Values of one feature inside its observed range, as floats; NaN too for a feature
+    X holds missing values in."""
+    if feature.missing and not np.isnan(feature.low):
+        present = feature_strategy(replace(feature, missing=False))
+        return st.one_of(present, st.just(float("nan")))
     if feature.kind == CATEGORICAL:
         return st.sampled_from(feature.observed)
     if feature.kind == FIXED or feature.low == feature.high:
@@ -151,7 +157,7 @@ def rows_like(
     # string columns are drawn as categories of the values they hold, and given back as strings
     X = ({key: strings_as_categories(value) for key, value in X.items()}
          if isinstance(X, Mapping) else strings_as_categories(X))
-    prepared = prepare_input(X, feature_names)
+    prepared = prepare_input(X, feature_names, missing=judged_later)
     x = prepared.array
     require_tabular(x, "rows_like")  # named as the user called it, not row_space
     space = row_space(X, feature_names, groups=groups, integer=integer, fixed=fixed)

@@ -109,7 +109,8 @@ def bind(
     if is_dataframe(X) and to_categories is not None:
         # a scikit-learn estimator fitted on string columns: they become categories
         X = to_categories(X, name)
-    prepared = prepare_input(X, feature_names, name=name, declared=declared)
+    prepared = prepare_input(X, feature_names, name=name, declared=declared,
+                             missing=getattr(base, "missing_values_refusal", None))
     if undeclared and prepared.layout is not None:
         base.learned_inputs = (tuple(
             InputSpec(input_name, shape, dtype) for input_name, shape, dtype in zip(

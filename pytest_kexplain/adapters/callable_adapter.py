@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from pytest_kexplain.adapters.base import batches, default_batch_size, require_finite
+from pytest_kexplain.adapters.missing import ACCEPTING_MODELS, is_marked
 from pytest_kexplain.adapters.multi_io import InputLayout, OutputChoice, SelectsRawOutput
 from pytest_kexplain.adapters.outputs import as_output_matrix
 from pytest_kexplain.errors import MODEL_AGNOSTIC_ADVICE, ModelHasNoGradientError
@@ -93,6 +94,14 @@ class CallableAdapter(SelectsRawOutput):
                 if LOWER_PRECISION.index(candidate) < LOWER_PRECISION.index(self.compute_dtype):
                     self.compute_dtype = candidate
                 return
+
+    def missing_values_refusal(self, columns: Sequence[int], names: Sequence[str]) -> str | None:
+        """None when the function was marked with accepts_missing, else why NaN is refused."""
+        if is_marked(self._function):
+            return None
+        return (f"{self.description} is a plain function, which says nothing about missing "
+                "values; if it does accept NaN, mark it: "
+                f"explain(pytest_kexplain.accepts_missing(f), X). {ACCEPTING_MODELS}")
 
     def gradient(
         self, x: np.ndarray, target: np.ndarray, batch_size: int | None = None

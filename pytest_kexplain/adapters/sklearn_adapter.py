@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from pytest_kexplain.adapters.base import batches, require_finite
+from pytest_kexplain.adapters.missing import estimator_refusal
 from pytest_kexplain.adapters.multi_io import (
     InputLayout,
     OutputChoice,
@@ -318,6 +319,11 @@ class SklearnAdapter(SelectsRawOutput):
                         [c for c in dtype.categories if str(c) in known], ordered=True)
             converted[column] = pd.Categorical(values, dtype=target)
         return with_columns(frame, converted)
+
+    def missing_values_refusal(self, columns: Sequence[int], names: Sequence[str]) -> str | None:
+        """None when the estimator accepts NaN in these columns of X (its scikit-learn tags,
+        a pipeline followed to the step that imputes them), else why it does not."""
+        return estimator_refusal(self.estimator, columns, self.feature_names or names)
 
     # -- calls -----------------------------------------------------------------------------
     def _frame(self, x: np.ndarray) -> Any:

@@ -12,6 +12,7 @@ from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.inputs import (  # feature lookups re-exported for the checks
     feature_index as feature_index,
     feature_indices as feature_indices,
+    judged_later,
     prepare_input,
 )
 from pytest_kexplain.settings import with_defaults
@@ -50,7 +51,8 @@ def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any],
     """X's feature names, validated without calling the model (so name typos fail first)."""
     __tracebackhide__ = True
     merged = with_defaults(explain_kwargs)
-    prepared = prepare_input(X, merged.get("feature_names"), declared=_declared_inputs(model, X))
+    prepared = prepare_input(X, merged.get("feature_names"), declared=_declared_inputs(model, X),
+                             missing=judged_later)
     if merged.get("vocabulary") is not None:
         from pytest_kexplain.tokens import token_players
 
@@ -136,7 +138,7 @@ def reject_group_members(X: Any, explain_kwargs: Mapping[str, Any], features: An
 
     # X as a list of arrays is cut by the model's inputs, as in input_feature_names
     prepared = prepare_input(X, merged.get("feature_names"),
-                             declared=_declared_inputs(model, X))
+                             declared=_declared_inputs(model, X), missing=judged_later)
     players = resolve_groups(merged["groups"], prepared.feature_shape, prepared.feature_names,
                              len(prepared.array), prepared.layout,
                              channels_first_of(model, prepared, merged["groups"]))

@@ -20,6 +20,7 @@ from pytest_kexplain.assertions._common import (
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
+from pytest_kexplain.explainers.base import nan_mean
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.groups import Players
 from pytest_kexplain.inputs import PreparedInput, is_dataframe, prepare_background
@@ -145,8 +146,9 @@ def assert_faithful(
     if pad_id is not None:  # token ids are deleted by the pad id
         reference = np.full(x.shape[1], float(pad_id))
     else:
+        # a feature's mean over the background rows that have it (NaN: missing in all)
         reference = (np.zeros(x.shape[1]) if background is None
-                     else background.reshape(len(background), -1).mean(axis=0))
+                     else nan_mean(background.reshape(len(background), -1)))
     layout = prepared.layout
     if pad_id is None and layout is not None:  # several inputs: ids too, floats as before
         ids = np.concatenate([np.full(size, np.issubdtype(np.dtype(dtype), np.integer))

@@ -37,7 +37,8 @@ class InvarianceResult(PlotMixin):
     changes: np.ndarray  # per row, the largest absolute output change
 
 
-def _set_columns(X: Any, assignments: Mapping[str, Any], feature_names: Any) -> Any:
+def _set_columns(X: Any, assignments: Mapping[str, Any], feature_names: Any,
+                 missing: Any = None) -> Any:
     """A copy of X with the named columns set to constant values."""
     if not assignments:
         raise InvalidArgument("transform is an empty mapping; name at least one feature to set.")
@@ -57,7 +58,7 @@ def _set_columns(X: Any, assignments: Mapping[str, Any], feature_names: Any) -> 
             else:
                 frame[name] = value
         return frame
-    prepared = prepare_input(X, feature_names)
+    prepared = prepare_input(X, feature_names, missing=missing)
     array = np.array(prepared.array)
     for name, value in assignments.items():
         column = feature_index(prepared.feature_names, name, argument="transform key")
@@ -99,7 +100,8 @@ def assert_invariant(
                                        _labels_as_codes(transform, dict(prepared.categories)),
                                        prepared.feature_names)
         else:
-            transformed = _set_columns(X, transform, keywords.get("feature_names"))
+            transformed = _set_columns(X, transform, keywords.get("feature_names"),
+                                       prepared.missing)
         description = ", ".join(f"{k}={v!r}" for k, v in transform.items())
     elif callable(transform):
         transformed = transform(X.copy() if hasattr(X, "copy") else X)
@@ -112,7 +114,8 @@ def assert_invariant(
         transformed = encode_categories(transformed, dict(prepared.categories), "transform(X)")
     moved = prepare_input(transformed, keywords.get("feature_names") or prepared.feature_names,
                           name="transform(X)",
-                          declared=getattr(bound.adapter, "declared_inputs", None))
+                          declared=getattr(bound.adapter, "declared_inputs", None),
+                          missing=prepared.missing)
     if moved.array.shape != prepared.array.shape:
         raise InvalidArgument(
             f"transform(X) has shape {moved.array.shape}, X has {prepared.array.shape}; the "

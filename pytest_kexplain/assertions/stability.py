@@ -22,9 +22,10 @@ from pytest_kexplain.assertions._common import (
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
+from pytest_kexplain.explainers.base import nan_mean
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.groups import flatten_input_groups, repeat_rows
-from pytest_kexplain.inputs import prepare_input
+from pytest_kexplain.inputs import judged_later, prepare_input
 from pytest_kexplain.records import PlotMixin
 from pytest_kexplain.settings import with_defaults
 
@@ -60,11 +61,17 @@ def default_k(n_features: int) -> int:
 
 def _noise_scale(x: np.ndarray, background: Any, epsilon: float, model: Any = None,
                  frozen: np.ndarray | None = None) -> np.ndarray:
-    """epsilon times each feature's standard deviation (over the background when given);
+    """epsilon times each feature's standard deviation (over the background when given; over
+    the values present in a column holding missing values, which stay missing);
     0 for the `frozen` columns (token ids)."""
     source = x if background is None else prepare_input(
-        model_data(model, background, "background"), name="background").array
-    spread = source.std(axis=0)
+        model_data(model, background, "background"), name="background",
+        missing=judged_later).array
+    if np.isnan(source).any():
+        squares = nan_mean((source - nan_mean(source)) ** 2)
+        spread = np.sqrt(np.nan_to_num(squares, nan=0.0))
+    else:
+        spread = source.std(axis=0)
     if frozen is not None:
         spread = np.where(frozen.reshape(spread.shape), 0.0, spread)
     if not np.any(spread > 0):

@@ -300,7 +300,7 @@ def _check_data(model: Any, X: Any, explain_kwargs: Mapping[str, Any]) -> None:
 def _background_fingerprint(background: Any) -> str | None:
     if background is None:
         return None
-    from pytest_kexplain.inputs import is_dataframe, prepare_input
+    from pytest_kexplain.inputs import is_dataframe, judged_later, prepare_input
 
     if is_dataframe(background) and any(
             getattr(dtype, "kind", "O") not in "biuf" and str(dtype) != "category"
@@ -312,7 +312,7 @@ def _background_fingerprint(background: Any) -> str | None:
         hashed = pd.util.hash_pandas_object(background, index=False).to_numpy().tobytes()
         return hashlib.blake2b(hashed + repr(list(map(str, background.columns))).encode(),
                                digest_size=16).hexdigest()
-    return array_digest(prepare_input(background, name="background").array)
+    return array_digest(prepare_input(background, name="background", missing=judged_later).array)
 
 
 def _check_compatible(baseline: baseline_format.Baseline, current: baseline_format.Baseline, path: str,

@@ -98,6 +98,18 @@ def without_round_off(differences: np.ndarray, scale: Any, epsilon: float) -> np
     return np.where(within, 0.0, differences)
 
 
+def nan_mean(rows: np.ndarray) -> np.ndarray:
+    """The mean over axis 0 of the values that are not missing; NaN where all are missing
+    (without NumPy's 'mean of empty slice' warning)."""
+    rows = np.asarray(rows, dtype=np.float64)
+    present = ~np.isnan(rows)
+    if present.all():
+        return rows.mean(axis=0)
+    counts = present.sum(axis=0)
+    totals = np.where(present, rows, 0.0).sum(axis=0)
+    return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+
+
 @dataclass(frozen=True)
 class ExplainRequest:
     """Validated inputs of one explanation."""
@@ -147,11 +159,13 @@ class ExplainRequest:
 
     def reference(self) -> np.ndarray:
         """The single reference input: the background mean, or zeros without background
-        (the pad id in the id columns of a model with several inputs: a mean of ids is none)."""
+        (the pad id in the id columns of a model with several inputs: a mean of ids is none).
+        A background holding missing values (NaN) averages each feature over the rows that
+        have it; a feature missing in every row keeps NaN as its reference."""
         if self.background is None:
             reference = np.zeros(self.sample_shape)
         else:
-            reference = self.background.mean(axis=0)
+            reference = nan_mean(self.background)
         if self.id_columns is not None and self.id_columns.any():
             flat = reference.reshape(-1).copy()
             flat[self.id_columns] = float(self.id_pad)

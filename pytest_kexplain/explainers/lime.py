@@ -233,22 +233,54 @@ def _training(request: ExplainRequest) -> np.ndarray:
 
 
 def _bins(training: np.ndarray, percentiles: tuple[int, ...]) -> list[dict[str, np.ndarray]]:
-    """Per feature: bin borders and each bin's frequency, mean, std, min and max (as lime)."""
+    """Per feature: bin borders and each bin's frequency, mean, std, min and max (as lime).
+
+    Missing values (NaN) are a bin of their own, after the others, drawn with their frequency
+    in the training data; the borders and statistics are those of the values present."""
     features = []
-    for column in training.T:
-        borders = np.unique(np.percentile(column, percentiles))
+    for full_column in training.T:
+        absent = np.isnan(full_column)
+        column = full_column[~absent]
+        borders = (np.unique(np.percentile(column, percentiles)) if len(column)
+                   else np.empty(0))
         codes = np.searchsorted(borders, column)
         n_bins = len(borders) + 1
         counts = np.bincount(codes, minlength=n_bins).astype(np.float64)
         means = np.array([column[codes == b].mean() if counts[b] else 0.0 for b in range(n_bins)])
         stds = np.array([column[codes == b].std() if counts[b] else 0.0
                          for b in range(n_bins)]) + 1e-11
-        features.append({
-            "borders": borders, "frequencies": counts / counts.sum(), "means": means,
-            "stds": stds, "mins": np.concatenate([[column.min()], borders]),
-            "maxs": np.concatenate([borders, [column.max()]]),
-        })
+        low, high = (column.min(), column.max()) if len(column) else (0.0, 0.0)
+        feature = {
+            "borders": borders, "frequencies": counts / len(full_column), "means": means,
+            "stds": stds, "mins": np.concatenate([[low], borders]),
+            "maxs": np.concatenate([borders, [high]]),
+        }
+        if absent.any():  # the missing values' bin: drawn as NaN
+            feature["frequencies"] = np.append(feature["frequencies"], absent.mean())
+            for key in ("means", "stds", "mins", "maxs"):
+                feature[key] = np.append(feature[key], 1.0 if key == "stds" else np.nan)
+        features.append(feature)
     return features
+
+
+def _own_bin(feature: dict[str, np.ndarray], value: float) -> int:
+    """The bin a value falls in; a missing value's is the missing values' bin (the last)."""
+    if np.isnan(value):
+        # a row missing a value the training data never misses: a bin no draw lands in
+        return len(feature["borders"]) + 1
+    return int(np.searchsorted(feature["borders"], value))
+
+
+def _nan_statistics(training: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and standard deviation over the values present (lime's sampling
+    distribution; 0 and 0 for a feature missing in every row)."""
+    if not np.isnan(training).any():
+        return training.mean(axis=0), training.std(axis=0)
+    from pytest_kexplain.explainers.base import nan_mean
+
+    mean = nan_mean(training)
+    squares = nan_mean((training - mean) ** 2)
+    return np.nan_to_num(mean, nan=0.0), np.sqrt(np.nan_to_num(squares, nan=0.0))
 
 
 def _tabular(request: ExplainRequest, settings: LimeSettings
@@ -259,20 +291,29 @@ def _tabular(request: ExplainRequest, settings: LimeSettings
     n, d = x.shape
     samples = settings.samples
     training = _training(request)
-    mean = training.mean(axis=0)
-    scale = training.std(axis=0)
+    mean, scale = _nan_statistics(training)
     scale = np.where(scale > 0, scale, 1.0)
+    missing = np.isnan(x)
+    #: features missing in every training row: sampled as missing too, a constant 0 for the
+    #: surrogate (so no coefficient)
+    never_present = np.isnan(training).all(axis=0)
     width = float(settings.kernel_width or 0.75 * np.sqrt(d))
     bins = _bins(training, settings.percentiles) if settings.discretize else None
     # probe with values the sampling could draw: the training row farthest from each row
-    far = np.abs(training[None, :, :] - x[:, None, :]).sum(axis=2).argmax(axis=1)
+    # (a missing value and a present one are as far apart as lime's scale)
+    gaps = np.abs(training[None, :, :] - x[:, None, :])
+    gaps = np.where(np.isnan(gaps), scale, gaps) if missing.any() or never_present.any() \
+        or np.isnan(training).any() else gaps
+    far = gaps.sum(axis=2).argmax(axis=1)
     donors = training[far]
     if bins is None:
         # the continuous sampling draws every feature around its mean with its scale (1 for
         # a constant column): a donor value equal to the row's own (one training row, or a
-        # constant column) would call a feature the model reads unread
+        # constant column) would call a feature the model reads unread; missing in both is
+        # the same value too
         one_sigma = np.broadcast_to(mean + scale, donors.shape)
-        donors = np.where(donors == x, np.where(one_sigma == x, mean - scale, one_sigma), donors)
+        same = (donors == x) | (np.isnan(donors) & missing)
+        donors = np.where(same, np.where(one_sigma == x, mean - scale, one_sigma), donors)
     unread = unread_players(request, np.eye(d, dtype=bool), donors)
     random_state = np.random.RandomState(request.seed)
     coefficients, intercepts = np.empty((n, d)), np.empty(n)
@@ -280,9 +321,13 @@ def _tabular(request: ExplainRequest, settings: LimeSettings
         r = rows.stop - rows.start
         if bins is None:
             z = random_state.normal(0, 1, r * samples * d).reshape(r, samples, d)
-            z[:, 0] = (x[rows] - mean) / scale
+            # a row's missing value sits at its feature's mean in the surrogate's space
+            z[:, 0] = np.where(missing[rows], 0.0, (x[rows] - mean) / scale)
             inputs = z * scale + mean
             inputs[:, 0] = x[rows]
+            if never_present.any():
+                inputs[:, :, never_present] = np.nan
+                z[:, :, never_present] = 0.0
         else:
             pairs = [_discretised_samples(row, bins, samples, random_state) for row in x[rows]]
             z = np.stack([pair[0] for pair in pairs])
@@ -313,7 +358,7 @@ def inert_players(players: Players, flat_x: np.ndarray, replacement: np.ndarray)
     n = len(flat_x)
     unchanged = np.ones(flat_x.shape, dtype=bool)
     for row in replacement:
-        unchanged &= flat_x == row
+        unchanged &= (flat_x == row) | (np.isnan(flat_x) & np.isnan(row))
     assignment = players.rows(slice(None), n)
     index = assignment + players.n_players * np.arange(n)[:, None]
     changing = np.bincount(index[~unchanged], minlength=n * players.n_players)
@@ -335,7 +380,7 @@ def _discretised_samples(x: np.ndarray, bins: list[dict[str, np.ndarray]], sampl
         present = np.flatnonzero(feature["frequencies"])
         drawn = random_state.choice(present, size=samples, replace=True,
                                     p=feature["frequencies"][present])
-        own = np.searchsorted(feature["borders"], x[j])
+        own = _own_bin(feature, x[j])
         indicators[:, j] = drawn == own
         codes[:, j] = drawn
     indicators[0] = 1.0
@@ -345,8 +390,8 @@ def _discretised_samples(x: np.ndarray, bins: list[dict[str, np.ndarray]], sampl
         means, stds = feature["means"][chosen], feature["stds"][chosen]
         low = (feature["mins"][chosen] - means) / stds
         high = (feature["maxs"][chosen] - means) / stds
-        values = low.copy()  # lime keeps this where a bin is a single point
-        spread = low != high
+        values = low.copy()  # lime keeps this where a bin is a single point (NaN: missing)
+        spread = (low != high) & ~np.isnan(low)
         values[spread] = truncnorm.rvs(low[spread], high[spread], loc=means[spread],
                                        scale=stds[spread], random_state=random_state)
         inputs[1:, j] = values
