@@ -46,13 +46,23 @@ def _declared_inputs(model: Any, X: Any) -> Any:
     return getattr(get_adapter(model)[1], "declared_inputs", None)
 
 
+def _missing_verdict(model: Any) -> Any:
+    """The model's verdict on NaN in X (so NaN a model refuses fails with the names, before any
+    call); without a model, NaN is judged later, when explain() binds one."""
+    if model is None:
+        return judged_later
+    from pytest_kexplain.adapters import get_adapter
+
+    return getattr(get_adapter(model)[1], "missing_values_refusal", None)
+
+
 def input_feature_names(X: Any, explain_kwargs: Mapping[str, Any],
                         model: Any = None) -> tuple[str, ...]:
     """X's feature names, validated without calling the model (so name typos fail first)."""
     __tracebackhide__ = True
     merged = with_defaults(explain_kwargs)
     prepared = prepare_input(X, merged.get("feature_names"), declared=_declared_inputs(model, X),
-                             missing=judged_later)
+                             missing=_missing_verdict(model))
     if merged.get("vocabulary") is not None:
         from pytest_kexplain.tokens import token_players
 
