@@ -740,6 +740,7 @@ def _compute(
         token_values=token_values,
         categories=categories or None,
         row_output_names=row_output_names,
+        two_class_view=bound.output_view,
     )
 
 

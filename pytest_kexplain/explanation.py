@@ -68,6 +68,9 @@ class Explanation:
     #: with target="predicted" or one target per row: each row's explained unit, named as
     #: ``output_name`` names one ("setosa", "kind[refund]")
     row_output_names: tuple[str, ...] | None = None
+    #: 'probability' or 'logit' when the explained output is one unit seen as two classes,
+    #: [1 - p, p] or [-logit, logit] (two class labels on a one-unit Keras output)
+    two_class_view: str | None = None
 
     def io_metadata(self) -> dict[str, Any]:
         """The output, label and input fields as JSON-ready values (for storage)."""
@@ -83,6 +86,8 @@ class Explanation:
             else {name: codes.as_json() for name, codes in self.categories.items()},
             "row_output_names": None if self.row_output_names is None
             else list(self.row_output_names),
+            # absent rather than null otherwise: other explanations are stored as before
+            **({} if self.two_class_view is None else {"two_class_view": self.two_class_view}),
         }
 
     @staticmethod
@@ -105,6 +110,7 @@ class Explanation:
             "output": metadata.get("output"),
             "class_names": names("class_names"),
             "row_output_names": names("row_output_names"),
+            "two_class_view": metadata.get("two_class_view"),
             "input_names": names("input_names"),
             "input_shapes": None if shapes is None
             else tuple(tuple(int(d) for d in shape) for shape in shapes),
@@ -191,7 +197,7 @@ class Explanation:
             method=self.method, options=self.options, output_name=self.output_name,
             outputs=self.outputs, global_importance=importance, output=self.output,
             class_names=self.class_names, categories=categories or None,
-            row_output_names=self.row_output_names,
+            row_output_names=self.row_output_names, two_class_view=self.two_class_view,
         )
 
     @property

@@ -140,6 +140,20 @@ def two_units(raw: Any, kind: UnitKind) -> Any:
     return keras.ops.concatenate([complement, unit], axis=1)
 
 
+#: how a baseline's explained output says that each row's own class of a two-class view is
+PER_ROW_CLASS = "predicted (each row's class"
+
+
+def per_row_output(labels: tuple[str, ...] | None, head: str | None = None) -> str:
+    """What a baseline records as the explained output of target='predicted' on a two-class
+    view: each row's own class. It differs from what a baseline written before the view
+    recorded ('predicted', or the output's name: the second class on every row), so the
+    gate tells them apart."""
+    shown = "" if labels is None else f": {labels[0]} or {labels[1]}"
+    unit = f"{PER_ROW_CLASS}{shown})"
+    return unit if head is None else f"{head}[{unit}]"
+
+
 def describe(kind: UnitKind, labels: tuple[str, ...]) -> str:
     """How messages name the view: "'approved''s probability and its complement"."""
     complement = "1 - p" if kind == PROBABILITY else "-logit"

@@ -337,6 +337,26 @@ def _check_compatible(baseline: baseline_format.Baseline, current: baseline_form
         )
 
 
+def _per_row_change(before: baseline_format.Baseline, after: baseline_format.Baseline) -> str:
+    """Why target='predicted' on a one-unit output with two class labels now explains another
+    output: each row's own class, where earlier releases explained the unit's class on every
+    row (baselines record the two apart, docs/baselines.md)."""
+    from pytest_kexplain.adapters.binary import PER_ROW_CLASS
+
+    per_row = [output for output in (before.output, after.output) if PER_ROW_CLASS in output]
+    if len(per_row) != 1:
+        return ""
+    head = per_row[0].split(f"[{PER_ROW_CLASS}")[0] if "[" + PER_ROW_CLASS in per_row[0] \
+        else None
+    other = after.output if per_row[0] == before.output else before.output
+    if other != ("predicted" if head is None else head):
+        return ""
+    return (" (target='predicted' on a one-unit output with two class labels: earlier "
+            "releases explained the unit's class, the second label, on every row; this one "
+            "explains each row's own class, the first label on rows the unit puts below its "
+            "threshold)")
+
+
 def compatibility_problems(before: baseline_format.Baseline, after: baseline_format.Baseline,
                            sides: tuple[str, str] = ("the baseline", "this check"),
                            given: Any = None) -> list[str]:
@@ -349,7 +369,7 @@ def compatibility_problems(before: baseline_format.Baseline, after: baseline_for
         problems.append(f"method: {old} used {before.method!r}, {new} uses {after.method!r}")
     if before.output != after.output:
         problems.append(f"explained output: {old} explains {before.output!r}, "
-                        f"{new} explains {after.output!r}")
+                        f"{new} explains {after.output!r}" + _per_row_change(before, after))
     # a file written before baselines recorded their groups reads as ungrouped: only rows
     # that changed show that the grouping did
     regrouped = before.groups != after.groups and (

@@ -195,7 +195,7 @@ def from_explanation(
         test=test,
         name=name,
         method=explanation.method,
-        output=explanation.output_name,
+        output=_recorded_output(explanation),
         options=json_safe({key: value for key, value in explanation.options.items()
                            if key not in DIAGNOSTIC_OPTIONS}),
         feature_names=tuple(explanation.feature_names),
@@ -211,6 +211,22 @@ def from_explanation(
         inputs=_inputs_of(explanation),
         backend=backend,
     )
+
+
+def _recorded_output(explanation: Explanation) -> str:
+    """The explained output a baseline records: its name, except on a one-unit output seen as
+    two classes, where target='predicted' records that each row's own class is explained, and
+    the unit's own class of one of several outputs its name alone, as before the view."""
+    head, labels = explanation.output, explanation.class_names
+    if explanation.two_class_view is None or labels is None:
+        return explanation.output_name
+    if explanation.output_name == ("predicted" if head is None else f"{head}[predicted]"):
+        from pytest_kexplain.adapters.binary import per_row_output
+
+        return per_row_output(labels, head)
+    if head is not None and explanation.output_name == f"{head}[{labels[1]}]":
+        return head  # the unit itself, recorded as when it was explained as one unit
+    return explanation.output_name
 
 
 def _inputs_of(explanation: Explanation) -> tuple[tuple[str, tuple[int, ...]], ...]:
