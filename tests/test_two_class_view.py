@@ -431,3 +431,62 @@ def test_usage_mistakes_stay_usage_errors(mlp, rows):
         explain(one, rows, target=2, class_names=LABELS)
     with pytest.raises(KexplainError, match="class_names has 3 labels"):
         explain(one, rows, target="a", class_names=["a", "b", "c"])
+
+
+USER_TESTS = '''
+    import numpy as np
+    import pytest
+
+    from pytest_kexplain import assert_top_features
+    from test_two_class_view import _tabular_rows, probability_mlp
+
+    X = _tabular_rows(3)
+
+
+    @pytest.mark.kexplain(class_names=["rejected", "approved"], target="predicted")
+    def test_each_row_class(explanation_baseline):
+        model, _ = probability_mlp()
+        top = assert_top_features(model, X, ["x0"], k=4, target="rejected")
+        assert top.explanation.output_name == "rejected"
+        explanation_baseline.assert_match(model, X)
+
+
+    @pytest.mark.kexplain(class_names=["rejected", "approved"])
+    def test_approved(explanation_baseline):
+        model, _ = probability_mlp()
+        explanation_baseline.assert_match(model, X, target="approved")
+'''
+
+
+def test_a_users_marker_and_ini_settings_with_the_gate(pytester, monkeypatch):
+    """Class names in the marker, the method in the ini file: the gate writes, then passes;
+    a baseline of 'predicted' from before the two-class view is refused with the reason."""
+    import os
+
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    pytester.makeini("[pytest]\nkexplain_method = shap\n")
+    pytester.makepyfile(test_credit=USER_TESTS)
+    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update").assert_outcomes(passed=2)
+    folder = pytester.path / "explanation_baselines"
+    predicted = json.loads((folder / "test_credit.test_each_row_class.json").read_text())
+    assert predicted["method"] == "shap"
+    assert predicted["output"] == "predicted (each row's class: rejected or approved)"
+    # the unit's own class is recorded as one unit's explanation always was
+    assert json.loads((folder / "test_credit.test_approved.json").read_text())["output"] \
+        == "approved"
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    # what earlier releases wrote for target='predicted': the unit's class on every row
+    predicted["output"] = "predicted"
+    (folder / "test_credit.test_each_row_class.json").write_text(json.dumps(predicted))
+    before = (folder / "test_credit.test_each_row_class.json").read_bytes()
+    refused = pytester.runpytest("-p", "no:cacheprovider")
+    refused.assert_outcomes(passed=1, failed=1)
+    refused.stdout.fnmatch_lines([
+        "*explanation baseline*test_credit.test_each_row_class.json was made for a different "
+        "check:*",
+        "*explained output: the baseline explains 'predicted', this check explains "
+        "\"predicted (each row's class: rejected or approved)\" (target='predicted' on a "
+        "one-unit output with two class labels: earlier releases explained the unit's class, "
+        "the second label, on every row; this one explains each row's own class*",
+    ])
+    assert (folder / "test_credit.test_each_row_class.json").read_bytes() == before
