@@ -490,3 +490,31 @@ def test_a_users_marker_and_ini_settings_with_the_gate(pytester, monkeypatch):
         "the second label, on every row; this one explains each row's own class*",
     ])
     assert (folder / "test_credit.test_each_row_class.json").read_bytes() == before
+
+
+def test_the_command_explains_either_class(capsys, tmp_path):
+    """`kexplain explain model.keras rows.csv --class-names rejected,approved --target ...`:
+    the saved one-unit model explains 'rejected' and each row's own class as explain() does."""
+    from cli_runs import cli
+
+    model, _ = probability_mlp()
+    model.save(tmp_path / "credit.keras")
+    rows = _tabular_rows(3)
+    np.savetxt(tmp_path / "rows.csv", rows, delimiter=",",
+               header=",".join(f"x{i}" for i in range(N_FEATURES)), comments="")
+    for target in ("rejected", "predicted", "approved"):
+        code, out, err = cli(capsys, "explain", tmp_path / "credit.keras", tmp_path / "rows.csv",
+                             "--class-names", ",".join(LABELS), "--target", target,
+                             "--method", "integrated_gradients", "--json")
+        assert code == 0, err
+        document = json.loads(out)
+        assert document["class_names"] == LABELS and document["output"] == target
+        expected = explain(model, rows, method="integrated_gradients", target=target,
+                           class_names=LABELS).importance()
+        got = {row["feature"]: row["importance"] for row in document["features"]}
+        assert got == pytest.approx(dict(expected), rel=1e-4, abs=1e-7)
+        assert got[UNREAD] == 0.0
+    code, out, err = cli(capsys, "explain", tmp_path / "credit.keras", tmp_path / "rows.csv",
+                         "--class-names", ",".join(LABELS), "--target", "maybe")
+    assert code != 0
+    assert "--target maybe is not a class label. The labels are: 'rejected', 'approved'" in err
