@@ -477,6 +477,8 @@ class RunRecorder:
         """Record the outcome and the explanations shipped on a test's reports."""
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.report.outcomes[report.nodeid] = report.outcome
+        if report.skipped and hasattr(report, "wasxfail"):  # failed as its xfail marker expects
+            self.report.expected_failures[report.nodeid] = str(report.wasxfail)
         for event in getattr(report, "kexplain_events", None) or []:
             self.report.add(ExplanationRecord.from_event(report.nodeid, events.ExplainEvent(**event)))
         first = getattr(report, "kexplain_first_check", 1)

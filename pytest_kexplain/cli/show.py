@@ -92,7 +92,16 @@ def _shown(summary: dict[str, Any], key: str) -> str:
     report does ('num (80, 3), aux (80, 4): 80 x 7 as flat rows')."""
     if key == "data_shape" and summary.get("data_inputs"):
         return f"{', '.join(summary['data_inputs'])}: {_text(summary[key])} as flat rows"
+    if summary.get(key) is None and key in UNSET:
+        return UNSET[key]
     return _text(summary.get(key))
+
+
+#: what a summary line without a value means, where '-' would leave the reader guessing
+UNSET = {
+    "name": "- (the test's only baseline; assert_match(name=...) names one of several)",
+    "backend": "not recorded (a model Keras does not run, or a file older than the field)",
+}
 
 
 def _text(value: Any) -> str:

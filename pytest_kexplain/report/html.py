@@ -66,7 +66,7 @@ def render(document: Mapping[str, Any]) -> str:
         '<h1 id="top">pytest-kexplain report</h1>',
         f'<p class="muted">{escape(document["generator"])} · report schema '
         f'{document["schema_version"]}</p>',
-        _totals(document["totals"]),
+        _totals(document["totals"], document["checks"]),
         _index(document["checks"]),
         *(_check(check, document["models"]) for check in document["checks"]),
         _models(document["models"], document["histories"]),
@@ -77,10 +77,12 @@ def render(document: Mapping[str, Any]) -> str:
     return "\n".join(part for part in parts if part) + "\n"
 
 
-def _totals(totals: Mapping[str, Any]) -> str:
+def _totals(totals: Mapping[str, Any], checks: list[Mapping[str, Any]]) -> str:
+    expected = sum(c["outcome"] == "failed" and "expected_failure" in c for c in checks)
     items = [
         ("checks", totals["checks"]), ("passed", totals["passed"]),
-        ("failed", totals["failed"]), ("errors", totals["errors"]),
+        ("failed" + (f" ({expected} expected, xfail)" if expected else ""), totals["failed"]),
+        ("errors", totals["errors"]),
         ("baselines drifted", f"{totals['baselines_drifted']} / {totals['baselines_compared']}"),
         ("explanations computed", totals["explanations_computed"]),
         ("explanations cached", totals["explanations_cached"]),
@@ -101,6 +103,13 @@ def _badge(outcome: str) -> str:
     return f'<span class="badge {escape(outcome)}">{escape(outcome)}</span>'
 
 
+def _expected(check: Mapping[str, Any]) -> str:
+    """A note beside a failed check whose test was marked xfail: the failure was expected."""
+    if check["outcome"] != "failed" or "expected_failure" not in check:
+        return ""
+    return ' <span class="muted">expected (xfail)</span>'
+
+
 def _key_measure(check: Mapping[str, Any]) -> str:
     measures = [Measure(**m) for m in check["measures"]]
     chosen = next((m for m in measures if m.passed is False), None) or next(
@@ -114,8 +123,8 @@ def _index(checks: list[Mapping[str, Any]]) -> str:
     if not checks:
         return "<h2>Checks</h2><p>No check ran.</p>"
     rows = [
-        f'<tr><td>{_badge(c["outcome"])}</td>'
-        f'<td><a href="#{escape(c["id"])}">{escape(c["check"])}</a></td>'
+        f'<tr><td>{_badge(c["outcome"])}{_expected(c)}</td>'
+        f'<td><a href="#{escape(c["id"])}">{_breakable(c["check"])}</a></td>'
         f'<td><code>{_breakable(c["test"])}</code></td><td>{escape(c["asserted"])}</td>'
         f'<td>{escape(_key_measure(c))}</td></tr>'
         for c in checks]
@@ -130,6 +139,10 @@ def _check(check: Mapping[str, Any], models: Mapping[str, Any]) -> str:
     outcome = check["outcome"]
     facts = [("test", f'<code>{_breakable(check["test"])}</code> (check {check["index"]})'),
              ("asserted", escape(check["asserted"]))]
+    if _expected(check):
+        reason = check["expected_failure"]
+        facts.insert(1, ("expected", "to fail: the test is marked xfail"
+                                     + (f" ({escape(reason)})" if reason else "")))
     if check["method"]:
         facts.append(("method", escape(check["method"])))
     if check["model"]:
@@ -142,7 +155,8 @@ def _check(check: Mapping[str, Any], models: Mapping[str, Any]) -> str:
                                                        check.get("data_inputs") or []))))
     if check["target"] is not None:
         facts.append(("target", escape(check["target"])))
-    if check["output"]:
+    if check["output"] and check["output"] not in ("output", check["target"]):
+        # a model's only output is named "output", and target="predicted" names itself
         facts.append(("output", escape(check["output"])))
     if check["baseline"]:
         facts.append(("baseline", f'<code>{escape(check["baseline"])}</code> '
@@ -150,7 +164,7 @@ def _check(check: Mapping[str, Any], models: Mapping[str, Any]) -> str:
     facts.append(("time", f'{check["seconds"]:.2f} s'))
     body = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     html = [f'<section class="check {escape(outcome)}" id="{escape(check["id"])}">',
-            f'<h3>{_badge(outcome)} {escape(check["check"])}</h3>', f"<dl>{body}</dl>",
+            f'<h3>{_badge(outcome)} {escape(check["check"])}{_expected(check)}</h3>', f"<dl>{body}</dl>",
             _measures(check["measures"])]
     png = record_png(check)
     if png is not None:

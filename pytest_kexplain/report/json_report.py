@@ -33,6 +33,8 @@ def to_document(report: RunReport) -> dict[str, Any]:
     for check in report.sorted_checks():
         record = check.record.to_dict()
         checks.append({"id": check.anchor, "test": check.test, "index": check.index, **record})
+        if check.test in report.expected_failures:
+            checks[-1]["expected_failure"] = report.expected_failures[check.test]
     document = {
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,

@@ -69,6 +69,8 @@ class RunReport:
     histories: dict[str, dict[str, Any]] = field(default_factory=dict)  # model id -> history
     seconds: float = 0.0
     outcomes: dict[str, str] = field(default_factory=dict)
+    #: tests that failed as their xfail marker expected: node id -> the marker's reason
+    expected_failures: dict[str, str] = field(default_factory=dict)
     baselines: list[BaselineRecord] = field(default_factory=list)
     unused_baselines: list[str] = field(default_factory=list)
     pruned_baselines: list[str] = field(default_factory=list)
@@ -147,8 +149,11 @@ class RunReport:
         errors = f", {counts['errors']} error(s)" if counts["errors"] else ""
         drift = (f"; {counts['baselines_drifted']} of {counts['baselines_compared']} "
                  "baseline(s) drifted" if counts["baselines_compared"] else "")
+        expected = sum(c.record.outcome == "failed" and c.test in self.expected_failures
+                       for c in self.checks)
+        expected_note = f" ({expected} expected, xfail)" if expected else ""
         return [f"{counts['checks']} check(s): {counts['passed']} passed, "
-                f"{counts['failed']} failed{errors}{drift}"]
+                f"{counts['failed']} failed{expected_note}{errors}{drift}"]
 
     def markdown(self) -> str:
         """The report file's content."""

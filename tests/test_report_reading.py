@@ -1,0 +1,100 @@
+"""What a reader of the report and of `kexplain show` is told: an expected failure says so,
+facts that carry no information are left out, and long check names wrap."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from known_models import LINEAR_CONFTEST
+
+XFAIL_SUITE = textwrap.dedent("""
+    import pytest
+    from pytest_kexplain import assert_top_features
+
+    @pytest.mark.xfail(strict=True, reason="shows a failing ranking")
+    def test_expected_to_fail(model, X):
+        assert_top_features(model, X, ["x0"], k=1)
+
+    def test_fails(model, X):
+        assert_top_features(model, X, ["x1"], k=1)
+
+    def test_passes(model, X):
+        assert_top_features(model, X, ["x2"], k=1)
+""")
+
+
+@pytest.fixture(scope="module", params=["serial", "xdist"])
+def xfail_run(request, tmp_path_factory):
+    """The suite run serially and under -n 2 (the xfail reason must reach the controller)."""
+    project = tmp_path_factory.mktemp("xfail_project")
+    (project / "conftest.py").write_text(LINEAR_CONFTEST)
+    (project / "test_suite.py").write_text(XFAIL_SUITE)
+    workers = ["-n", "2"] if request.param == "xdist" else []
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--kexplain-no-disk-cache",
+         "--kexplain-report=out/report.html", *workers], cwd=project, capture_output=True,
+        text=True, timeout=600)
+    document = json.loads((project / "out" / "report.json").read_text(encoding="utf-8"))
+    page = (project / "out" / "report.html").read_text(encoding="utf-8")
+    return result, document, page
+
+
+def test_a_failed_check_of_an_xfail_test_is_marked_expected(xfail_run):
+    result, document, page = xfail_run
+    assert "1 failed, 1 passed, 1 xfailed" in result.stdout, result.stdout[-3000:]
+    by_test = {check["test"].split("::")[-1]: check for check in document["checks"]}
+    assert by_test["test_expected_to_fail"]["outcome"] == "failed"
+    assert by_test["test_expected_to_fail"]["expected_failure"] == "shows a failing ranking"
+    assert "expected_failure" not in by_test["test_fails"]
+    assert "expected_failure" not in by_test["test_passes"]
+    # the totals, the index row and the section each say which failure was expected
+    assert "failed (1 expected, xfail)" in page
+    assert page.count('<span class="muted">expected (xfail)</span>') == 2  # index row, heading
+    assert "to fail: the test is marked xfail (shows a failing ranking)" in page
+    assert "3 check(s): 1 passed, 2 failed (1 expected, xfail)" in result.stdout
+
+
+def test_the_report_json_with_an_expected_failure_follows_the_schema(xfail_run):
+    jsonschema = pytest.importorskip("jsonschema")
+    from pytest_kexplain.report.json_report import schema
+
+    jsonschema.validate(xfail_run[1], schema())
+
+
+def test_a_single_output_is_not_listed_as_a_fact(xfail_run):
+    """'output: output' (the only output's default name) tells the reader nothing."""
+    _, document, page = xfail_run
+    assert {check["output"] for check in document["checks"]} == {"output"}
+    assert "<dt>output</dt>" not in page
+
+
+def test_the_output_fact_is_kept_when_it_names_something():
+    from pytest_kexplain.report.html import _check
+
+    check = {"id": "check-0a", "test": "t.py::test", "index": 1, "check": "assert_top_features",
+             "outcome": "passed", "asserted": "x", "method": "shap", "model": "", "model_id": None,
+             "data_shape": [4, 3], "target": "predicted", "output": "risk", "measures": [],
+             "picture": {"kind": "none"}, "message": "", "seconds": 0.1, "baseline": None,
+             "baseline_status": None}
+    assert "<dt>output</dt><dd>risk</dd>" in _check(check, {})
+    assert "<dt>output</dt>" not in _check({**check, "output": "predicted"}, {})
+
+
+def test_check_names_in_the_index_may_wrap():
+    from pytest_kexplain.report.html import _index
+
+    row = _index([{"id": "check-0a", "test": "t.py::test", "check": "explanation_baseline.assert_match",
+                   "outcome": "passed", "asserted": "x", "measures": []}])
+    assert "explanation_<wbr>baseline.<wbr>assert_<wbr>match" in row
+
+
+def test_show_says_what_a_missing_name_and_backend_mean(capsys):
+    from pytest_kexplain.cli.show import LABELS, _shown
+
+    summary = {"name": None, "backend": None, "method": None}
+    assert "only baseline" in _shown(summary, "name")
+    assert "not recorded" in _shown(summary, "backend")
+    assert _shown(summary, "method") == "-"
+    assert {"name", "backend"} <= set(LABELS)
