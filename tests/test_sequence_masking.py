@@ -150,3 +150,28 @@ def test_the_stability_check_keeps_the_padding_of_a_masked_input_of_several(sequ
     assert np.all(seq[:, [1, 4], 3:] == 0.0)
     assert np.all(seq[:, [0, 2], :] != sequences[None, [0, 2]])
     assert np.all(noisy[:, :, 12:] != X["tab"][None])
+
+
+def test_smoothgrad_leaves_padded_steps_unread(masked_model, sequences):
+    """Noise on a padded step made the model read a step it skips on every row of X: the
+    padded steps got gradients."""
+    explanation = explain(masked_model, sequences, method="smoothgrad", samples=8)
+    assert not np.any(explanation.values[[1, 4], 3:])
+    assert np.all(np.abs(explanation.values[[1, 4], :3]).sum(axis=(1, 2)) > 0)
+    assert np.all(np.abs(explanation.values[:, 3:]).sum(axis=(1, 2))[[0, 2, 3]] > 0)
+
+
+def test_smoothgrad_leaves_padded_steps_of_one_input_of_several_unread(sequences):
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(1)
+    steps, table = keras.Input((6, 2), name="steps"), keras.Input((3,), name="table")
+    encoded = layers.GRU(3)(layers.Masking(mask_value=0.0)(steps))
+    model = keras.Model({"steps": steps, "table": table},
+                        layers.Dense(1)(layers.Concatenate()([encoded, table])))
+    X = {"steps": sequences, "table": np.random.default_rng(1).normal(size=(8, 3))}
+    explanation = explain(model, X, method="smoothgrad", samples=8)
+    padded = explanation.for_input("steps").values[[1, 4], 3:]
+    assert padded.shape == (2, 3, 2) and not np.any(padded)
+    assert np.all(explanation.for_input("table").values != 0)

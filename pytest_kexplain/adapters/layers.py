@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from pytest_kexplain.errors import InvalidArgument
 
 CONVOLUTION_CLASSES = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D",
@@ -632,6 +634,27 @@ def masked_sequences(model: Any, sample_shape: tuple[int, ...], layout: Any = No
     return [MaskedSequence(name, *maskings[name], tuple(shape), int(start), int(stop))
             for name, shape, (start, stop) in zip(names, layout.shapes, layout.bounds)
             if name in maskings and len(shape) == 2]
+
+
+def padded_steps(model: Any, x: np.ndarray, layout: Any = None) -> np.ndarray | None:
+    """Which values of X's flat rows lie in a padded time step (every value of the step equal
+    to the mask_value of the Masking layer reading its input), as a boolean (n, features)
+    array; None for a model without such a layer. `x` is (n, steps, channels), or the flat
+    rows of several inputs cut by `layout`."""
+    several = layout is not None and x.ndim == 2
+    if not several and x.ndim != 3:
+        return None
+    parts = masked_sequences(model, tuple(x.shape[1:]), layout if several else None)
+    if not parts:
+        return None
+    flat = x.reshape(len(x), -1)
+    padded = np.zeros(flat.shape, dtype=bool)
+    for part in parts:
+        steps, channels = part.shape
+        own = flat[:, part.start:part.stop].reshape(len(x), steps, channels)
+        padded[:, part.start:part.stop] = np.repeat(np.all(own == part.mask_value, axis=-1),
+                                                    channels, axis=1)
+    return padded
 
 
 def _masking_reading(model: Any, tensor: Any) -> tuple[str, float] | None:

@@ -125,24 +125,14 @@ def _padding_kept(model: Any, x: np.ndarray, noisy: np.ndarray, samples: int,
     with several inputs (`layout`, X's flat rows): each sequence input read by a Masking
     layer keeps its own padded steps."""
     from pytest_kexplain.adapters import get_adapter
-    from pytest_kexplain.adapters.layers import masked_sequences
+    from pytest_kexplain.adapters.layers import padded_steps
 
-    several = layout is not None and x.ndim == 2
-    if not several and x.ndim != 3:
-        return noisy
-    parts = masked_sequences(get_adapter(model)[0], tuple(x.shape[1:]),
-                             layout if several else None)
-    if not parts:
+    padded = padded_steps(get_adapter(model)[0], x, layout)
+    if padded is None:
         return noisy
     flat = x.reshape(len(x), -1)
-    kept = noisy.reshape(samples, *flat.shape).copy()
-    for part in parts:
-        start, stop, (steps, channels) = part.start, part.stop, part.shape
-        own = flat[:, start:stop].reshape(len(x), steps, channels)
-        padded = np.repeat(np.all(own == part.mask_value, axis=-1), channels, axis=1)
-        kept[:, :, start:stop] = np.where(padded[None], flat[None, :, start:stop],
-                                          kept[:, :, start:stop])
-    return kept.reshape(noisy.shape)
+    kept = noisy.reshape(samples, *flat.shape)
+    return np.where(padded[None], flat[None], kept).reshape(noisy.shape)
 
 
 def _with_stability_method(model: Any, explain_kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -308,6 +308,18 @@ def feature_spread(request: ExplainRequest) -> np.ndarray:
     return np.where(spread > 0, spread, 1.0)
 
 
+def _padded_steps(request: ExplainRequest) -> np.ndarray | None:
+    """X's padded time steps (a Masking layer's mask_value throughout), in X's shape; None
+    for a model without a Masking layer reading its input."""
+    from pytest_kexplain.adapters.layers import padded_steps
+
+    model = getattr(request.adapter, "model", None)
+    if model is None:
+        return None
+    padded = padded_steps(model, request.x, getattr(request.adapter, "layout", None))
+    return None if padded is None else padded.reshape(request.x.shape)
+
+
 @register(
     "smoothgrad",
     defaults={"noise": 0.1, "samples": 32},
@@ -322,10 +334,13 @@ def smoothgrad(request: ExplainRequest) -> Attribution:
     samples = positive_int(request.options, "samples")
     sigma = noise * feature_spread(request)
     rng = request.rng()
+    padded = _padded_steps(request)
     values = np.empty_like(request.x)
     for rows in _row_chunks(request, samples, len(request.x)):
         x = request.x[rows]
         noisy = x[:, None] + rng.standard_normal((len(x), samples, *request.sample_shape)) * sigma
+        if padded is not None:  # noise there would make the model read steps it skips
+            noisy = np.where(padded[rows][:, None], x[:, None], noisy)
         flat = noisy.reshape(-1, *request.sample_shape)
         grads = request.adapter.gradient(
             flat, np.repeat(request.target[rows], samples), batch_size=request.batch_size
