@@ -20,7 +20,7 @@ the most common value) or ``fixed={"country": 3}``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -149,7 +149,7 @@ def rows_like(
         strategy = rows_like({f"input_{i}": part for i, part in enumerate(X)}, min_rows=min_rows,
                              max_rows=max_rows, feature_names=feature_names, groups=groups,
                              integer=integer, fixed=fixed)
-        return strategy.map(lambda parts: type(X)(parts.values()))
+        return _converted(strategy, lambda parts: type(X)(parts.values()))
     flat: dict[Any, Any] = {}
     if isinstance(X, Mapping):  # a 1-D input holds one value per row: drawn as one column
         X, flat = _one_value_per_row(X)
@@ -164,11 +164,20 @@ def rows_like(
     arrays = row_arrays(space, min_rows=min_rows, max_rows=max_rows, x=x)
     if isinstance(X, Mapping) and prepared.layout is not None:
         bounds = prepared.layout.bounds
-        return arrays.map(lambda array: {
+        return _converted(arrays, lambda array: {
             key: _flattened(_like(array[:, start:stop], coded, space.features[start:stop],
                                   given[key]), flat.get(key))
             for (key, coded), (start, stop) in zip(X.items(), bounds)})
-    return arrays.map(lambda array: _like(array, X, space.features, given))
+    return _converted(arrays, lambda array: _like(array, X, space.features, given))
+
+
+@st.composite
+def _converted(draw: st.DrawFn, strategy: st.SearchStrategy[Any],
+               convert: Callable[[Any], Any]) -> Any:
+    """`strategy`'s values passed through `convert`, drawn in a composite rather than mapped:
+    hypothesis prints a mapped value as the call that made it (`_like(array(...), X, ...)`,
+    names a user cannot run), but a composite's value as itself, the rows."""
+    return convert(draw(strategy))
 
 
 def _is_list_of_inputs(X: Any) -> bool:

@@ -379,3 +379,38 @@ def test_a_series_subclass_among_several_inputs_is_a_series_too(rows):
     pandas Series' with the one-row hint, while explain() took it."""
     assert isinstance(rows["age"], pd.Series) and rows["age"].name == "age"
     assert rows["age"].between(30.5, 57.25).all()
+
+
+def test_a_failing_example_prints_the_drawn_rows_not_the_call_that_made_them(pytester):
+    pytester.makepyfile(test_rows="""
+        import numpy as np
+        import pandas as pd
+        from hypothesis import given, settings
+        from pytest_kexplain.strategies import rows_like
+
+        FRAME = pd.DataFrame({"income": np.linspace(0.0, 1.0, 9), "visits": np.arange(9) % 3})
+        BOTH = {"num": FRAME, "ids": np.arange(18).reshape(9, 2) % 5}
+        RUN = settings(max_examples=30, deadline=None, database=None)
+
+        @RUN
+        @given(rows_like(FRAME))
+        def test_frame(rows):
+            assert rows["income"].iloc[0] < 0.0
+
+        @RUN
+        @given(rows_like(BOTH))
+        def test_inputs(rows):
+            assert rows["num"]["income"].iloc[0] < 0.0
+
+        @RUN
+        @given(rows_like([FRAME, BOTH["ids"]]))
+        def test_list(rows):
+            assert rows[0]["income"].iloc[0] < 0.0
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=3)
+    output = result.stdout.str()
+    assert output.count("Failing test case") == 3
+    assert "space.features" not in output and "parts.values()" not in output
+    assert "rows=_like(" not in output and "rows=type(X)(" not in output
+    result.stdout.fnmatch_lines(["*rows=*income*visits*"])
