@@ -4,6 +4,7 @@
   names the pages use (`model`, `X`, `background`, `FEATURES`, `explanation`, ...). Test
   functions a block defines are called with those names as their fixtures
   (`explanation_baseline` writes a baseline, then checks the model against it).
+  A `print(expression)  # value` line must print that value (text after `: ` is commentary).
   A ```python fails block must raise CheckFailed (or AssertionError); when a ```text block
   follows it, its first line must be the first line of the failure message.
 - ```python file=PATH blocks are written to PATH in the page's working directory (a
@@ -11,7 +12,9 @@
   then run; it also holds model.keras, applicants.csv and examples/. A command's expected
   exit code is 0 unless a trailing comment says `# exit N`.
 - ```toml and ```ini blocks must parse, and every kexplain_* key must be a real ini option.
-- ```json blocks must parse. ```text blocks and blocks without a language are output.
+- ```json blocks must parse. ```text blocks and blocks without a language are output; a
+  `kexplain ...: error:` line of a ```text block after a ```bash block is what one of its
+  commands prints.
 - Anything else needs `<!-- not run: <reason> -->` on the line before the block.
 The configuration and API references are generated (tests/docs_reference.py) and compared.
 """
@@ -165,7 +168,13 @@ def test_page_blocks_run(page, prelude, pytester, monkeypatch):
         if block.not_run is not None or block.language not in RUN_LANGUAGES:
             continue
         if block.language != "python":
-            run_shell_block(block, pytester, monkeypatch)
+            errors = run_shell_block(block, pytester, monkeypatch)
+            follower = page_blocks[position + 1] if position + 1 < len(page_blocks) else None
+            if follower is not None and follower.language == "text":
+                for shown in follower.code.splitlines():
+                    if re.match(r"^kexplain \w+: error: ", shown):
+                        assert shown in errors, (f"{follower.where}: no command of the block "
+                                                 f"above prints\n{shown}\nthey print\n{errors}")
             continue
         target = next((flag[5:] for flag in block.flags if flag.startswith("file=")), None)
         if target is not None:  # a file the reader creates, e.g. tests/test_model.py
@@ -189,6 +198,33 @@ def test_page_blocks_run(page, prelude, pytester, monkeypatch):
             _call_new_tests(namespace, before, workdir)
         except Exception as error:
             raise AssertionError(f"{block.where}: {type(error).__name__}: {error}") from error
+        for line, expression, claimed in printed_claims(block):
+            shown = str(eval(expression, namespace))
+            assert shown == claimed, (f"{block.page.relative_to(ROOT)}:{block.line + line}: "
+                                      f"print({expression}) shows {shown}, the page says {claimed}")
+
+
+PRINT_CLAIM = re.compile(r"^print\((?P<expression>.+)\)\s+#\s*(?P<claim>\S.*?)\s*$")
+
+
+def printed_claims(block: Block) -> list[tuple[int, str, str]]:
+    """(line in the block, expression, what the comment says it prints) for each
+    `print(expression)  # value` line; text after the value's first ': ' is commentary."""
+    claims = []
+    for number, text in enumerate(block.code.splitlines(), start=1):
+        match = PRINT_CLAIM.match(text)
+        if match:
+            claims.append((number, match["expression"], match["claim"].split(": ", 1)[0]))
+    return claims
+
+
+def test_printed_claims_are_read_from_print_lines():
+    block = Block(ROOT / "README.md", 1, "python", (), "\n".join([
+        "print(explanation.top(2))   # ['income', 'debt_ratio']",
+        'print(f"{share:.4f}")       # 0.0000: the model does not read gender',
+        "print(x)", "y = 1  # 1"]) + "\n", None)
+    assert printed_claims(block) == [(1, "explanation.top(2)", "['income', 'debt_ratio']"),
+                                     (2, 'f"{share:.4f}"', "0.0000")]
 
 
 def prepare_workdir(workdir: Path, prelude: dict) -> None:
@@ -217,11 +253,16 @@ def commands(block: Block) -> list[tuple[str, int | None]]:
     return result
 
 
-def run_shell_block(block: Block, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    """kexplain through its main(), pytest in-process (the frameworks are loaded once)."""
+def run_shell_block(block: Block, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> str:
+    """kexplain through its main(), pytest in-process (the frameworks are loaded once); what
+    the kexplain commands printed on stderr (the error lines a page shows after them)."""
+    import contextlib
+    import io
+
     from pytest_kexplain import clear_cache
     from pytest_kexplain.cli import main
 
+    stderr = io.StringIO()
     for command, expected in commands(block):
         words = shlex.split(command)
         while words and re.match(r"^[A-Z_]+=", words[0]):
@@ -231,13 +272,15 @@ def run_shell_block(block: Block, pytester: pytest.Pytester, monkeypatch: pytest
             f"{block.where}: `{command}` is not run by tests/test_docs.py; mark the block with "
             "<!-- not run: reason -->")
         if words[0] == "kexplain":
-            code = main(words[1:])
-            output = ""
+            with contextlib.redirect_stderr(stderr):
+                code = main(words[1:])
+            output = stderr.getvalue()
         else:
             clear_cache()
             result = pytester.runpytest_inprocess(*words[1:], "-p", "no:cacheprovider")
             code, output = int(result.ret), "\n".join(result.outlines[-60:])
         assert code == (expected or 0), f"{block.where}: `{command}` exited {code}\n{output}"
+    return stderr.getvalue()
 
 
 def registered_ini_names() -> set[str]:
