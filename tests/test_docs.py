@@ -337,6 +337,57 @@ def test_api_reference_is_current():
         "docs/api.md is out of date: regenerate it with `python tests/docs_reference.py`")
 
 
+def test_readme_signature_of_explain_is_the_real_one():
+    """The README's hand-written signature names every parameter with its default."""
+    import inspect
+
+    from pytest_kexplain import explain
+
+    block = next(b for b in blocks(ROOT / "README.md") if b.code.lstrip().startswith("explain(model, X"))
+    written = " ".join(block.code.split())
+    for name, parameter in inspect.signature(explain).parameters.items():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            expected = f"**{name}"
+        elif parameter.default is parameter.empty:
+            expected = name
+        else:
+            expected = f"{name}={parameter.default!r}".replace("'", '"')
+        assert expected in written, f"README.md:{block.line}: the signature of explain() lacks {expected}"
+
+
+def test_readme_method_table_names_every_method_with_its_options_and_defaults():
+    """Each row of the README's method table: the method exists, its options column names
+    exactly the method's options, and a default given as `option` (value) is the real one."""
+    from pytest_kexplain.explainers import available_methods
+    from pytest_kexplain.explainers.base import REGISTRY
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("| method | what it computes | options (default) |"):].split("\n\n")[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for name in re.findall(r"`([a-z_+]+)`", cells[0]):
+            rows[name] = cells[2]
+    assert set(rows) == set(available_methods())
+    for method, cell in rows.items():
+        if method == "auto":
+            continue
+        written = dict(re.findall(r"`(\w+)` \(([^)]*)\)", cell))
+        top_level = cell
+        while re.search(r"\([^()]*\)", top_level):  # the parentheses hold values, not options
+            top_level = re.sub(r"\([^()]*\)", "", top_level)
+        named = set(re.findall(r"`(\w+)`", top_level))
+        defaults = REGISTRY[method].defaults
+        assert named == set(defaults), f"README.md, method {method}: options {sorted(named)}, "\
+                                       f"the method takes {sorted(defaults)}"
+        for option, text in written.items():
+            if defaults[option] is None and not text.startswith("`None`"):
+                continue  # described in words: "the last convolution layer"
+            shown = re.split(r"[,;:]", text)[0].strip("` ")
+            assert shown == str(defaults[option]), (f"README.md, method {method}: {option} "
+                                                    f"({shown}), the default is {defaults[option]!r}")
+
+
 def test_api_reference_documents_every_public_name():
     import pytest_kexplain
 
