@@ -388,6 +388,50 @@ def test_readme_method_table_names_every_method_with_its_options_and_defaults():
                                                     f"({shown}), the default is {defaults[option]!r}")
 
 
+def test_baselines_tolerance_table_has_every_tolerance_and_its_default():
+    import dataclasses
+
+    from pytest_kexplain.baselines.tolerances import Tolerances
+
+    text = (ROOT / "docs" / "baselines.md").read_text(encoding="utf-8")
+    table = text[text.index("| keyword (ini `kexplain_<keyword>`) | measures | default |"):]
+    rows = {}
+    for line in table.split("\n\n")[0].splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells[-1].strip("`")
+    defaults = {field.name: field.default for field in dataclasses.fields(Tolerances)}
+    assert rows == {name: str(value) for name, value in defaults.items()}
+
+
+def _written_signature(name: str, function) -> str:
+    """`name(a, b, *, c=1, **kw)` as the pages write it: no annotations, double quotes."""
+    import inspect
+
+    parts, star = [], False
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is parameter.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        if parameter.kind is parameter.VAR_KEYWORD:
+            parts.append(f"**{parameter.name}")
+        elif parameter.default is parameter.empty:
+            parts.append(parameter.name)
+        else:
+            parts.append(f"{parameter.name}={parameter.default!r}".replace("'", '"'))
+    return f"{name}({', '.join(parts)})"
+
+
+def test_checks_page_headings_are_the_real_signatures():
+    import pytest_kexplain
+
+    text = (ROOT / "docs" / "checks.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^#+ `(assert_\w+)(\(.*\))`$", text, flags=re.MULTILINE)
+    assert len(headings) >= 9
+    for name, written in headings:
+        real = _written_signature(name, getattr(pytest_kexplain, name))
+        assert name + written == real, f"docs/checks.md: the heading says {name}{written}, the code {real}"
+
+
 def test_api_reference_documents_every_public_name():
     import pytest_kexplain
 
