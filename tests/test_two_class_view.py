@@ -86,7 +86,8 @@ def _scores(model, x):
     return np.asarray(model.predict(x, verbose=0)).reshape(len(x))
 
 
-def test_the_fixtures_hold_rows_of_each_class(mlp, logit, rows):
+def test_the_fixtures_hold_rows_of_each_class(mlp, logit, rows, other_backends):
+    # other_backends: the JAX and PyTorch runs start here, to run while this process tests
     p = _scores(mlp[0], rows)
     z = _scores(logit[0], rows)
     assert (p < 0.5).sum() >= 3 and (p > 0.5).sum() >= 3
@@ -324,7 +325,11 @@ def test_to_shap_of_either_class(mlp, rows):
 
 @pytest.fixture(scope="module")
 def cnn():
-    """A small CNN with a sigmoid head, and its two-unit model."""
+    return sigmoid_cnn()
+
+
+def sigmoid_cnn():
+    """A small CNN with a sigmoid head, its two-unit model and images of both classes."""
     import keras
 
     keras.utils.set_random_seed(21)
@@ -397,7 +402,8 @@ def test_one_sigmoid_output_of_several_with_labels_per_output(rows):
     assert carried.output_name == "risk[rejected]" and carried.two_class_view == "probability"
 
 
-def test_a_recurrent_model_with_a_sigmoid_head():
+def sigmoid_lstm():
+    """An LSTM with a sigmoid head, its two-unit model and sequences of both classes."""
     import keras
 
     keras.utils.set_random_seed(9)
@@ -412,6 +418,11 @@ def test_a_recurrent_model_with_a_sigmoid_head():
     states = keras.Model(inputs, state).predict(sequences, verbose=0)
     bias[:] = -float(np.median(states @ kernel))
     dense.set_weights([kernel, bias])
+    return model, both, sequences
+
+
+def test_a_recurrent_model_with_a_sigmoid_head():
+    model, both, sequences = sigmoid_lstm()
     scores = _scores(model, sequences)
     assert (scores < 0.5).any() and (scores > 0.5).any()
     for method in ("integrated_gradients", "occlusion"):
@@ -518,3 +529,80 @@ def test_the_command_explains_either_class(capsys, tmp_path):
                          "--class-names", ",".join(LABELS), "--target", "maybe")
     assert code != 0
     assert "--target maybe is not a class label. The labels are: 'rejected', 'approved'" in err
+
+
+# --- JAX and PyTorch ---------------------------------------------------------------------
+
+OTHER_BACKENDS = ("jax", "torch")
+
+
+@pytest.fixture(scope="module")
+def other_backends(tmp_path_factory, backend_launcher):
+    """The models saved from TensorFlow, and two_class_backend_checks.py started on each other
+    backend in a subprocess."""
+    import two_class_backend_checks
+
+    directory = tmp_path_factory.mktemp("two_class_backends")
+    probability_mlp()[0].save(directory / "mlp.keras")
+    logit_head()[0].save(directory / "logit.keras")
+    cnn_model, _, images = sigmoid_cnn()
+    cnn_model.save(directory / "cnn.keras")
+    lstm_model, _, sequences = sigmoid_lstm()
+    lstm_model.save(directory / "lstm.keras")
+    np.savez(directory / "data.npz", rows=_tabular_rows(3), images=images, sequences=sequences)
+    runs = {name: backend_launcher.start(name, two_class_backend_checks.__file__, directory)
+            for name in OTHER_BACKENDS}
+    return directory, runs
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_other_backends_explain_either_class_as_the_two_unit_model(backend, other_backends):
+    """On JAX and PyTorch too: each target of the one-unit model gives the two-unit model's
+    attributions, 'predicted' each row's class (by its own threshold), Grad-CAM its own map."""
+    import two_class_backend_checks as script
+
+    directory, runs = other_backends
+    results = runs[backend].results()
+    assert results["backend"] == backend
+    for name, (_, kind, methods) in script.CASES.items():
+        case = results[name]
+        scores = np.asarray(case["scores"])
+        threshold = 0.5 if kind == "probability" else 0.0
+        expected_rows = list(np.where(scores > threshold, "approved", "rejected"))
+        assert "rejected" in expected_rows and "approved" in expected_rows, name
+        for method in methods:
+            for target in script.TARGETS:
+                got = case[f"{method}/{target}"]
+                values, reference = np.asarray(got["values"]), np.asarray(got["reference"])
+                scale = float(np.abs(reference).max())
+                np.testing.assert_allclose(values, reference, rtol=2e-4, atol=2e-6 * scale,
+                                           err_msg=f"{backend} {name} {method} {target}")
+                assert got["view"] == kind
+                if target == "predicted":
+                    assert got["rows"] == got["reference_rows"] == expected_rows
+            if method == "gradcam":
+                rejected = np.asarray(case[f"{method}/rejected"]["values"])
+                assert (rejected >= 0).all() and rejected.max() > 0
+    assert results["check_output"] == "rejected"
+    assert results["nan"] == "NonFiniteError"
+
+
+def test_other_backends_match_tensorflow(other_backends):
+    """The view's attributions on JAX and PyTorch are TensorFlow's for the same saved models."""
+    import keras
+
+    import two_class_backend_checks as script
+
+    directory, runs = other_backends
+    data = np.load(directory / "data.npz")
+    for backend in OTHER_BACKENDS:
+        results = runs[backend].results()
+        for name, (rows_name, _, _) in script.CASES.items():
+            model = keras.saving.load_model(directory / f"{name}.keras")
+            for target in ("predicted", "rejected"):
+                mine = explain(model, data[rows_name], method="integrated_gradients",
+                               target=target, class_names=LABELS)
+                theirs = np.asarray(results[name][f"integrated_gradients/{target}"]["values"])
+                scale = float(np.abs(mine.values).max())
+                np.testing.assert_allclose(theirs, mine.values, rtol=1e-3, atol=1e-4 * scale,
+                                           err_msg=f"{backend} {name} {target}")
