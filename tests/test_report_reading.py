@@ -98,3 +98,23 @@ def test_show_says_what_a_missing_name_and_backend_mean(capsys):
     assert "not recorded" in _shown(summary, "backend")
     assert _shown(summary, "method") == "-"
     assert {"name", "backend"} <= set(LABELS)
+
+
+def test_a_plot_file_of_an_unknown_kind_names_the_kinds_in_words(tmp_path, capsys):
+    from pytest_kexplain.cli import main
+
+    (tmp_path / "model.keras").write_bytes(b"")
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
+    assert main(["explain", str(tmp_path / "model.keras"), str(tmp_path / "rows.csv"),
+                 "--plot", str(tmp_path / "chart.gif")]) == 2
+    error = capsys.readouterr().err
+    assert "chart.gif: use a .png, .svg, .pdf, .jpg or .jpeg file name." in error
+
+
+def test_the_plot_flag_says_which_image_files_it_writes(capsys):
+    from pytest_kexplain.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--plot IMAGE" in help_text and "(.png, .svg, .pdf or .jpg)" in help_text

@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="token model: the id that masks a token (default 0)")
     explain.add_argument("--top", type=_positive_int, default=10, metavar="N",
                          help="features to list (default 10)")
-    explain.add_argument("--plot", metavar="PNG", default=None,
-                         help="also write a bar chart of the top features to this image file")
+    explain.add_argument("--plot", metavar="IMAGE", default=None,
+                         help="also write a bar chart of the top features to this image file "
+                              "(.png, .svg, .pdf or .jpg)")
     explain.add_argument("--background", metavar="FILE", default=None,
                          help="reference rows (same formats as DATA): SHAP's background, the "
                               "gradient methods' reference mean")

@@ -191,7 +191,8 @@ def output_file(path_text: str, what: str, suffixes: tuple[str, ...]) -> Path:
     """A path a command may write: a known suffix, in an existing, writable directory."""
     path = Path(path_text)
     if not path.name.lower().endswith(suffixes):
-        raise CliError(f"{what} {path_text}: use a {', '.join(suffixes)} file name.")
+        choices = ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
+        raise CliError(f"{what} {path_text}: use a {choices} file name.")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise CliError(f"{what} {path_text}: directory {parent} does not exist.")
