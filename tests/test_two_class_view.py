@@ -590,7 +590,6 @@ def test_other_backends_explain_either_class_as_the_two_unit_model(backend, othe
 def test_other_backends_match_tensorflow(other_backends):
     """The view's attributions on JAX and PyTorch are TensorFlow's for the same saved models."""
     import keras
-
     import two_class_backend_checks as script
 
     directory, runs = other_backends
