@@ -242,8 +242,6 @@ def test_a_subclassed_model_is_judged_by_its_outputs_on_x(sigmoid, rows):
 
 
 def test_labels_the_model_carries(rows):
-    import keras
-
     model, _ = probability_mlp()
     model.class_names = LABELS
     scores = _scores(model, rows)
@@ -251,7 +249,6 @@ def test_labels_the_model_carries(rows):
     assert explanation.row_output_names == tuple(
         np.where(scores > 0.5, "approved", "rejected"))
     assert explain(model, rows, method="saliency", target="rejected").output_name == "rejected"
-    del keras
 
 
 def test_checks_take_either_class(mlp, logit, rows):
@@ -485,7 +482,10 @@ def test_a_users_marker_and_ini_settings_with_the_gate(pytester, monkeypatch):
     # the unit's own class is recorded as one unit's explanation always was
     assert json.loads((folder / "test_credit.test_approved.json").read_text())["output"] \
         == "approved"
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-report=kexplain.json"
+                       ).assert_outcomes(passed=2)
+    report = (pytester.path / "kexplain.json").read_text()
+    assert '"output": "rejected"' in report  # the check's record names the class it explained
     # what earlier releases wrote for target='predicted': the unit's class on every row
     predicted["output"] = "predicted"
     (folder / "test_credit.test_each_row_class.json").write_text(json.dumps(predicted))

@@ -153,9 +153,3 @@ def per_row_output(labels: tuple[str, ...] | None, head: str | None = None) -> s
     unit = f"{PER_ROW_CLASS}{shown})"
     return unit if head is None else f"{head}[{unit}]"
 
-
-def describe(kind: UnitKind, labels: tuple[str, ...]) -> str:
-    """How messages name the view: "'approved''s probability and its complement"."""
-    complement = "1 - p" if kind == PROBABILITY else "-logit"
-    return (f"the one unit ({labels[1]!r}, a {kind}) seen as two units, {labels[0]!r} "
-            f"({complement}) and {labels[1]!r}")
