@@ -32,6 +32,11 @@ MARK = "__kexplain_accepts_missing__"
 #: transformers whose output holds no NaN whatever their input (they accept NaN)
 _CLEANING_TRANSFORMERS = ("OneHotEncoder", "TargetEncoder", "MissingIndicator")
 
+#: meta-estimators whose fitted estimators_ each read X as it is given (their own tags do not
+#: say what their estimators accept)
+_WRAPPERS = ("MultiOutputRegressor", "MultiOutputClassifier", "OneVsRestClassifier",
+             "OneVsOneClassifier", "VotingClassifier", "VotingRegressor")
+
 F = TypeVar("F")
 
 
@@ -167,7 +172,7 @@ def estimator_flow(estimator: Any, missing: set[int], names: Sequence[str]) -> F
         return Flow(True)
     steps = getattr(estimator, "steps", None)
     if isinstance(steps, list) and steps:  # a Pipeline: NaN flows until a step removes it
-        reaching = True
+        reaching, passed_by = True, ""
         for step_name, step in steps:
             if step is None or step == "passthrough":
                 continue
@@ -175,7 +180,11 @@ def estimator_flow(estimator: Any, missing: set[int], names: Sequence[str]) -> F
                 return Flow(True)
             flow = estimator_flow(step, missing, names)
             if not flow.accepts:
-                return Flow(False, reason=f"{flow.reason}, as step {step_name!r} of the Pipeline")
+                return Flow(False, reason=f"{flow.reason}, and it is step {step_name!r} of the "
+                                          f"Pipeline{passed_by}: impute the missing values in "
+                                          "a step before it (SimpleImputer)")
+            passed_by = (f", which gets them through {type(step).__name__} (step "
+                         f"{step_name!r} allows NaN and passes it on)")
             reaching = flow.passes_on
             # columns after a transformer have other positions: every one may hold NaN
             missing, names = set(range(max(len(names), 1))), names
@@ -187,6 +196,13 @@ def estimator_flow(estimator: Any, missing: set[int], names: Sequence[str]) -> F
         return estimator_flow(best, missing, names)
     kind = type(estimator).__name__
     tag = allow_nan(estimator)
+    inner = _inner_estimators(estimator) if not tag else []
+    if inner:  # a wrapper: what its fitted estimators accept
+        for part in inner:
+            flow = estimator_flow(part, missing, names)
+            if not flow.accepts:
+                return Flow(False, reason=f"{flow.reason} (inside {kind})")
+        return Flow(True)
     if not tag:
         said = "its scikit-learn tags say allow_nan=False" if tag is False else \
             "it has no scikit-learn tags saying it allows NaN"
@@ -197,6 +213,19 @@ def estimator_flow(estimator: Any, missing: set[int], names: Sequence[str]) -> F
         hasattr(estimator, method) for method in ("predict", "predict_proba",
                                                   "decision_function"))
     return Flow(True, passes_on=is_transformer)
+
+
+def _inner_estimators(estimator: Any) -> list[Any]:
+    """The fitted estimators a known wrapper predicts with, each reading X as given."""
+    if type(estimator).__name__ in _WRAPPERS:
+        found = getattr(estimator, "estimators_", None)
+        return [part for part in found or [] if hasattr(part, "fit")] \
+            if isinstance(found, list) else []
+    calibrated = getattr(estimator, "calibrated_classifiers_", None)  # CalibratedClassifierCV
+    if isinstance(calibrated, list) and calibrated:
+        return [getattr(part, "estimator", None) for part in calibrated
+                if getattr(part, "estimator", None) is not None]
+    return []
 
 
 def estimator_refusal(estimator: Any, columns: Sequence[int], names: Sequence[str]) -> str | None:
