@@ -118,3 +118,26 @@ def test_the_plot_flag_says_which_image_files_it_writes(capsys):
         main(["explain", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--plot IMAGE" in help_text and "(.png, .svg, .pdf or .jpg)" in help_text
+
+
+def test_a_model_card_links_the_checks_run_on_it():
+    """Cards of models that share a name (a production model and its candidates) say which
+    checks each one went through."""
+    from pytest_kexplain.report.html import _checked_by
+
+    checks = [{"id": "check-01", "test": "t.py::test_gate", "check": "explanation_baseline.assert_match",
+               "model_id": "model-a"},
+              {"id": "check-02", "test": "t.py::test_candidate", "check": "assert_consistent_explanations",
+               "model_id": "model-b"}]
+    line = _checked_by("model-b", checks)
+    assert 'href="#check-02"' in line and "assert_consistent_explanations" in line
+    assert "check-01" not in line
+    assert _checked_by("model-c", checks) == ""
+
+
+def test_the_explanations_table_wraps_test_ids_at_separators_and_never_splits_a_time(xfail_run):
+    page = xfail_run[2]
+    explanations = page[page.index('<h2 id="explanations">'):]
+    assert "test_<wbr>suite.<wbr>py::<wbr>test_<wbr>" in explanations
+    assert "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}" in page
+    assert "<p>checked by <a" in page

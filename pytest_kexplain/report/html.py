@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{border:1px solid #e2e2e2;padding:4px 6px;text-align:left;vertical-align:top}
 td code{overflow-wrap:anywhere}
 th{background:#f0f0f0}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .badge{display:inline-block;border-radius:4px;padding:0 6px;font-weight:600;font-size:12px;color:#fff}
 .passed{background:#0072B2}.failed{background:#D55E00}.error{background:#000}
 .check{background:#fff;border:1px solid #ddd;border-left:6px solid #0072B2;border-radius:6px;padding:10px 14px;margin:14px 0}
@@ -69,7 +69,7 @@ def render(document: Mapping[str, Any]) -> str:
         _totals(document["totals"], document["checks"]),
         _index(document["checks"]),
         *(_check(check, document["models"]) for check in document["checks"]),
-        _models(document["models"], document["histories"]),
+        _models(document["models"], document["histories"], document["checks"]),
         _explanations(document["explanations"]),
         _baselines(document),
         "</main></body></html>",
@@ -220,7 +220,17 @@ def _value(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _models(models: Mapping[str, Any], histories: Mapping[str, Any]) -> str:
+def _checked_by(model_id: str, checks: Sequence[Mapping[str, Any]]) -> str:
+    """Links to the checks run on a model, so that cards of models sharing a name (a
+    production model and its candidates) say which is which."""
+    links = [f'<a href="#{escape(c["id"])}" title="{escape(c["test"])}">'
+             f'{_breakable(c["test"].rsplit("::", 1)[-1])} ({escape(c["check"])})</a>'
+             for c in checks if c.get("model_id") == model_id]
+    return f'<p>checked by {", ".join(links)}</p>' if links else ""
+
+
+def _models(models: Mapping[str, Any], histories: Mapping[str, Any],
+            checks: Sequence[Mapping[str, Any]] = ()) -> str:
     if not models:
         return ""
     from pytest_kexplain.report.plots import history_png
@@ -240,6 +250,7 @@ def _models(models: Mapping[str, Any], histories: Mapping[str, Any]) -> str:
             f' · inputs {escape(", ".join(card.get("inputs", [])) or "?")} · outputs '
             f'{escape(", ".join(card.get("outputs", [])) or "?")} · <span class="muted">'
             f"id {escape(key)}</span></p>",
+            _checked_by(key, checks),
             f'<img class="diagram" loading="lazy" decoding="async" src="data:image/png;base64,{card["diagram"]["png_base64"]}" '
             f'alt="layer graph of {escape(card["name"])} ({escape(engine)})">',
             f'<p class="muted">diagram: {escape(engine)}</p>',
@@ -261,7 +272,7 @@ def _explanations(explanations: list[Mapping[str, Any]]) -> str:
     if not explanations:
         return ""
     rows = "".join(
-        f'<tr><td><code>{escape(e["test"])}</code></td><td>{escape(e["method"])}</td>'
+        f'<tr><td><code>{_breakable(e["test"])}</code></td><td>{escape(e["method"])}</td>'
         f'<td>{escape(e["model"])}</td><td class="num">{e["n_samples"]}</td>'
         f'<td class="num">{e["seconds"]:.2f} s</td><td>{escape(e["source"])}</td></tr>'
         for e in explanations)
@@ -273,8 +284,8 @@ def _explanations(explanations: list[Mapping[str, Any]]) -> str:
 def _baselines(document: Mapping[str, Any]) -> str:
     parts = []
     if document["baselines"]:
-        rows = "".join(f'<tr><td>{escape(b["status"])}</td><td><code>{escape(b["path"])}</code>'
-                       f'</td><td><code>{escape(b["test"])}</code></td></tr>'
+        rows = "".join(f'<tr><td>{escape(b["status"])}</td><td><code>{_breakable(b["path"])}</code>'
+                       f'</td><td><code>{_breakable(b["test"])}</code></td></tr>'
                        for b in document["baselines"])
         parts.append("<h3>Saved</h3><table><thead><tr><th>status</th><th>file</th><th>test</th>"
                      "</tr></thead><tbody>" + rows + "</tbody></table>")
