@@ -147,6 +147,32 @@ def test_a_baseline_that_is_not_utf8_says_how_to_rewrite_it(project):
 
 
 # -- permissions -------------------------------------------------------------------------------
+@pytest.mark.parametrize("edit", ["nested", "version_true"])
+def test_a_hand_broken_baseline_fails_clearly_and_an_update_rewrites_it(project, edit):
+    """JSON nested past Python's recursion limit escaped as a RecursionError (in the test, in
+    the update, and in the listing of unused files); "version": true passed as version 1."""
+    run(project, "--kexplain-update").assert_outcomes(passed=1)
+    path = project.path / BASELINES / FILE
+    if edit == "nested":
+        broken = "[" * 100_000 + "]" * 100_000
+        why = "is not valid JSON: it is nested too deeply to read"
+    else:
+        broken = path.read_text(encoding="utf-8").replace('"version": 1,', '"version": true,')
+        why = "is malformed: format version True is not supported"
+    path.write_text(broken, encoding="utf-8")
+    (project.path / BASELINES / "test_gone.test_x.json").write_text(broken, encoding="utf-8")
+    result = run(project)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"E *BaselineError: explanation baseline * {why}*"])
+    assert "RecursionError" not in result.stdout.str()
+    assert "test_gone.test_x.json" in result.stdout.str()  # listed as unused, left alone
+    assert path.read_text(encoding="utf-8") == broken
+    result = run(project, "--kexplain-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*updated *explanation_baselines/test_lin.test_gate.json"])
+    run(project).assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
 def test_files_are_written_with_the_users_umask(project, monkeypatch, umask, mode):
     monkeypatch.setenv("ROWS", "300")

@@ -106,6 +106,7 @@ def test_sidecar_that_needs_pickle_is_refused(tmp_path, linear64):
     ("{not json", "is not valid JSON"),
     ('{"format": "something else"}', "is not a pytest-kexplain explanation baseline file"),
     ("[1, 2]", "is not a pytest-kexplain explanation baseline file"),
+    ("[" * 100_000 + "]" * 100_000, "is not valid JSON: it is nested too deeply"),
 ])
 def test_unreadable_documents_name_the_file_and_reason(text, reason):
     with pytest.raises(BaselineError, match="b.json") as error:
@@ -215,3 +216,17 @@ def test_drift_message_says_when_the_data_changed_but_the_model_did_not(tmp_path
     assert "note: X differs from the data the baseline was made on (same shape, other values)." in message
     assert "note: the model weights are the same as the baseline's." in message
     assert message.endswith("pytest --kexplain-update tests/test_m.py::test_x")
+
+
+@pytest.mark.parametrize("version", [True, "1", 2])
+def test_a_hand_edited_format_version_is_refused_and_never_unchanged(linear64, rows, version):
+    """Python's True == 1: "version": true was read as version 1, and an update called the
+    file unchanged, so it stayed."""
+    text = baseline_format.render(make_baseline(linear64, rows[0]), "s").json_text
+    document = json.loads(text)
+    document["version"] = version
+    edited = json.dumps(document, indent=2)
+    with pytest.raises(BaselineError, match=f"format version {version!r} is not supported"):
+        baseline_format.parse(edited, "b.json", lambda name: b"")
+    assert not store.equivalent(edited, text)
+    assert store.equivalent(text, text)

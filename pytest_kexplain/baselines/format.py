@@ -304,6 +304,9 @@ def parse(text: str, source: str, read_sidecar: Callable[[str], bytes]) -> Basel
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise BaselineError(f"explanation baseline {source} is not valid JSON: {error}.") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise BaselineError(f"explanation baseline {source} is not valid JSON: it is nested "
+                            "too deeply to read.") from None
     try:
         return _from_document(document, read_sidecar)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
@@ -314,7 +317,7 @@ def parse(text: str, source: str, read_sidecar: Callable[[str], bytes]) -> Basel
 def _from_document(document: Any, read_sidecar: Callable[[str], bytes]) -> Baseline:
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise ValueError(f"it is not a {FORMAT_NAME} file (no \"format\": \"{FORMAT_NAME}\")")
-    if document["version"] != FORMAT_VERSION:
+    if document["version"] != FORMAT_VERSION or isinstance(document["version"], bool):
         raise ValueError(f"format version {document['version']!r} is not supported "
                          f"(this pytest-kexplain reads version {FORMAT_VERSION})")
     rows = document["features"]

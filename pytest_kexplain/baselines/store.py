@@ -352,9 +352,11 @@ def equivalent(old_text: str, new_text: str) -> bool:
         if "backend" in old and "backend" in new:
             # the same explanation computed under another Keras backend is no change
             new["backend"] = old["backend"]
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return False
-    return bool(old == new)
+    # compared as JSON text: Python's == takes true for 1 and 1.0 for 1, which the reader
+    # may refuse (a hand-edited "version": true is no baseline this package reads)
+    return json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True)
 
 
 def save(directory: Path, stem: str, json_text: str, sidecar_name: str | None = None,
@@ -465,7 +467,8 @@ def _referenced_sidecar(path: Path) -> str | None:
         return str(document["attributions"].get("file") or "")
     except FileNotFoundError:
         return ""
-    except (BaselineError, OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (BaselineError, OSError, ValueError, KeyError, TypeError, AttributeError,
+            RecursionError):
         return None  # a file the user must fix first; its archives are left alone
 
 

@@ -185,6 +185,8 @@ def _json(text: str, source: str) -> Any:
     except json.JSONDecodeError as error:
         raise _bad(f"{source} is not valid JSON: {error.msg} (line {error.lineno} column "
                    f"{error.colno}).") from None
+    except RecursionError:
+        raise _bad(f"{source} is not valid JSON: it is nested too deeply to read.") from None
 
 
 def _group_mapping(document: Any, source: str) -> dict[str, Any]:

@@ -105,6 +105,9 @@ def read_document(path: str | Path) -> dict[str, Any]:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise InvalidArgument(f"cannot read the JSON report {path}: {error}") from None
+    except RecursionError:
+        raise InvalidArgument(f"cannot read the JSON report {path}: it is nested too deeply "
+                              "to be JSON a report holds") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA_NAME:
         raise InvalidArgument(f"{path} is not a pytest-kexplain JSON report.")
     if document.get("schema_version") != SCHEMA_VERSION:
