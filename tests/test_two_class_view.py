@@ -281,6 +281,12 @@ def test_checks_take_either_class(mlp, logit, rows):
     with pytest.raises(CheckFailed, match="rejected"):
         assert_invariant(model, rows, {"x1": 5.0}, atol=0.01, target="rejected",
                          class_names=LABELS)
+    # no target: the unit itself, named as without labels
+    with pytest.raises(CheckFailed, match="^the output changed by up to") as unset:
+        assert_invariant(model, rows, {"x1": 5.0}, atol=0.01, class_names=LABELS)
+    with pytest.raises(CheckFailed) as unlabelled:
+        assert_invariant(model, rows, {"x1": 5.0}, atol=0.01)
+    assert str(unset.value) == str(unlabelled.value)
     assert_saliency_stable(one, rows, min_similarity=0.5, method="saliency",
                            target="predicted", class_names=LABELS)
     assert_faithful(model, rows, k=1, margin=0.0, method="shap", target="rejected",

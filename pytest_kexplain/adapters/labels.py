@@ -124,8 +124,8 @@ def check_label_count(class_names: tuple[str, ...] | None, n_outputs: int, sourc
 
 
 def _wanted(n_outputs: int) -> str:
-    if n_outputs == 1:  # a sigmoid unit: its own class, or the two classes it separates
-        return "1 label, or 2 for the classes a one-unit sigmoid separates"
+    if n_outputs == 1:  # its own class, or the two classes it separates (adapters/binary.py)
+        return "1 label, or 2 for the two classes a one-unit output separates"
     return f"{n_outputs} labels, one per unit"
 
 
