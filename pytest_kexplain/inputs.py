@@ -309,10 +309,10 @@ def prepare_input(
         raise InvalidArgument(f"{name} is None; pass the samples to explain as an array or DataFrame.")
     _reject_pipeline(X, name)
     if is_multi_input(X, declared):
-        return _prepare_multi_input(X, feature_names, name, declared)
+        return _prepare_multi_input(X, feature_names, name, declared, missing)
     flat_parts = _flat_rows_of_inputs(X, declared)
     if flat_parts is not None:
-        return _prepare_multi_input(flat_parts, feature_names, name, declared)
+        return _prepare_multi_input(flat_parts, feature_names, name, declared, missing)
     if isinstance(feature_names, Mapping):
         raise InvalidArgument(
             "feature_names is a dict (names per input), but X is a single array; give a list "
@@ -924,7 +924,8 @@ def _check_integer_ids(array: np.ndarray, spec: InputSpec, label: str) -> None:
 
 
 def _prepare_multi_input(
-    X: Any, feature_names: Any, name: str, declared: DeclaredInputs
+    X: Any, feature_names: Any, name: str, declared: DeclaredInputs,
+    missing: MissingVerdict | None = None,
 ) -> PreparedInput:
     if len(X) == 0:
         raise InvalidArgument(f"{name} is an empty {type(X).__name__}; give one array per input.")
@@ -938,7 +939,8 @@ def _prepare_multi_input(
     categories: list[tuple[str, Any]] = []
     for spec, part in zip(specs, parts):
         label = f"{name}[{spec.name!r}]"
-        prepared = prepare_input(part, _names_for_input(feature_names, spec), name=label)
+        prepared = prepare_input(part, _names_for_input(feature_names, spec), name=label,
+                                 missing=missing)
         _check_declared_shape(spec, prepared.feature_shape, label)
         _check_integer_ids(prepared.array, spec, label)
         offset = sum(array.shape[1] for array in arrays)
@@ -966,7 +968,8 @@ def _prepare_multi_input(
         dtypes=tuple(spec.dtype for spec in specs), as_dict=as_dict,
     )
     return PreparedInput(array=flat, feature_names=tuple(names), layout=layout,
-                         categories=tuple(categories), category_columns=tuple(category_columns))
+                         categories=tuple(categories), category_columns=tuple(category_columns),
+                         missing=missing)
 
 
 def _check_flat_names_match_inputs(names: Sequence[str], specs: tuple[InputSpec, ...],
@@ -991,7 +994,8 @@ def _prepare_multi_background(background: Any, reference: PreparedInput, name: s
     if isinstance(background, np.ndarray) and background.ndim == 2 \
             and background.shape[1] == layout.n_features:
         # already flat rows, as Explanation.data holds them
-        return prepare_input(background, reference.feature_names, name=name).array
+        return prepare_input(background, reference.feature_names, name=name,
+                             missing=reference.missing).array
     specs = tuple(InputSpec(n, shape, dtype)
                   for n, shape, dtype in zip(layout.names, layout.shapes, layout.dtypes))
     if not isinstance(background, (Mapping, list, tuple)):
@@ -1000,7 +1004,8 @@ def _prepare_multi_background(background: Any, reference: PreparedInput, name: s
             f"{', '.join(map(repr, layout.names))} (or a list in that order)."
         )
     background = _encode_input_categories(background, reference, layout, name)
-    prepared = prepare_input(background, None, name=name, declared=(specs, layout.as_dict))
+    prepared = prepare_input(background, None, name=name, declared=(specs, layout.as_dict),
+                             missing=reference.missing)
     _check_background_columns(background, prepared, reference, layout)
     return prepared.array
 

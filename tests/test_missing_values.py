@@ -482,3 +482,42 @@ def test_the_gate_writes_then_passes_with_missing_values_serial_and_under_xdist(
                        ).assert_outcomes(passed=2)
     assert {path.name: path.read_bytes() for path in sorted(pytester.path.rglob("*.json"))
             } == written
+
+
+def test_a_marked_function_of_several_inputs_takes_missing_values_in_each():
+    X = {"a": np.array([[1.0, np.nan], [2.0, 3.0], [0.5, 1.0]]),
+         "b": np.array([[np.nan], [1.0], [2.0]])}
+    read = accepts_missing(lambda d: np.nan_to_num(d["a"]).sum(axis=1)
+                           + 2 * np.nan_to_num(d["b"])[:, 0])
+    explanation = explain(read, X, method="shap")
+    assert explanation.feature_names == ("a:x0", "a:x1", "b:x0")
+    np.testing.assert_allclose(explanation.values[:, 2], [-2.0, 0.0, 2.0], atol=1e-12)
+    with pytest.raises(InvalidArgument, match=r"X\['a'\] contains nan at row 0"):
+        explain(lambda d: d["a"].sum(axis=1), X, method="shap")
+
+
+def test_the_row_space_of_data_with_missing_values_spans_the_values_present():
+    from hypothesis import given, settings
+
+    from pytest_kexplain.inputs import feature_bounds
+    from pytest_kexplain.strategies import rows_like
+
+    X = np.array([[1.0, np.nan, np.nan], [3.0, 2.5, np.nan], [np.nan, 0.5, np.nan]])
+    bounds = feature_bounds(X)
+    assert (bounds[0].low, bounds[0].high, bounds[0].kind, bounds[0].missing) == (
+        1.0, 3.0, "integer", True)
+    assert (bounds[1].low, bounds[1].high, bounds[1].missing) == (0.5, 2.5, True)
+    assert bounds[2].kind == "fixed" and np.isnan(bounds[2].low)
+    drawn = []
+
+    @settings(max_examples=60, database=None, deadline=None)
+    @given(rows_like(X))
+    def collect(rows):
+        drawn.append(rows[0])
+
+    collect()
+    drawn = np.array(drawn)
+    assert np.isnan(drawn[:, 2]).all()
+    present = drawn[:, :2][~np.isnan(drawn[:, :2])]
+    assert present.min() >= 0.5 and present.max() <= 3.0
+    assert np.isnan(drawn[:, 0]).any() and not np.isnan(drawn[:, 0]).all()
