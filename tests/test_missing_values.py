@@ -521,3 +521,53 @@ def test_the_row_space_of_data_with_missing_values_spans_the_values_present():
     present = drawn[:, :2][~np.isnan(drawn[:, :2])]
     assert present.min() >= 0.5 and present.max() <= 3.0
     assert np.isnan(drawn[:, 0]).any() and not np.isnan(drawn[:, 0]).all()
+
+
+def _verdict_cases():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def keep(columns, transformer, remainder="drop"):
+        return ColumnTransformer([("some", transformer, columns)], remainder=remainder)
+
+    return {
+        "boosting": (HistGradientBoostingRegressor(max_iter=5), True),
+        "forest": (RandomForestRegressor(n_estimators=3), True),
+        "linear": (LinearRegression(), False),
+        "imputed": (make_pipeline(SimpleImputer(), LinearRegression()), True),
+        "scaled then boosted": (make_pipeline(StandardScaler(), HistGradientBoostingRegressor(
+            max_iter=5)), True),
+        "scaled then linear": (make_pipeline(StandardScaler(), LinearRegression()), False),
+        "missing column dropped": (make_pipeline(keep([0, 1], StandardScaler()),
+                                                 LinearRegression()), True),
+        "missing column passed through": (make_pipeline(
+            keep([0, 1], StandardScaler(), "passthrough"), LinearRegression()), False),
+        "missing column imputed": (make_pipeline(
+            keep([2], SimpleImputer(), "passthrough"), LinearRegression()), True),
+        "search": (GridSearchCV(HistGradientBoostingRegressor(), {"max_iter": [3, 5]}, cv=2),
+                   True),
+    }
+
+
+@pytest.mark.parametrize("case", list(_verdict_cases()))
+def test_which_estimators_accept_missing_values_is_read_from_their_tags(case):
+    """NaN in column 2 only: accepted where the estimator, or the pipeline step it reaches
+    first, allows NaN and no later step refuses what it passes on."""
+    estimator, accepts = _verdict_cases()[case]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X[:, 0] + rng.normal(size=60)
+    X_missing = X.copy()
+    X_missing[::7, 2] = np.nan
+    estimator.fit(X if not accepts else X_missing, y)
+    if accepts:
+        explanation = explain(estimator, X_missing[:8], method="permutation")
+        assert np.isfinite(explanation.values).all()
+    else:
+        with pytest.raises(InvalidArgument, match="does not accept missing values"):
+            explain(estimator, X_missing[:8], method="permutation")
