@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -221,6 +221,24 @@ def unknown_key_message(key: str, valid: tuple[str, ...], what: str) -> str:
     return f"{what} {key!r} is not a valid one{hint} Valid: {', '.join(valid)}."
 
 
+def method_option_message(key: str, keywords: Mapping[str, Any]) -> str | None:
+    """For a marker keyword that is a method's option (`samples=`): where it goes instead,
+    options={...} (the marker's form; explain() and the checks take it as a keyword), or None."""
+    from pytest_kexplain.explainers.base import REGISTRY  # NumPy only: no framework is loaded
+
+    methods = [name for name, spec in REGISTRY.items() if key in spec.defaults]
+    if keywords.get("method") in methods:
+        methods = [keywords["method"]]
+    if not methods:
+        return None
+    given = ", ".join(f"{name!r}: {value!r}" for name, value in keywords.items()
+                      if any(name in REGISTRY[method].defaults for method in methods))
+    which = (f"method {methods[0]!r}" if len(methods) == 1 else
+             f"methods {', '.join(map(repr, methods[:-1]))} and {methods[-1]!r}")
+    return (f"@pytest.mark.kexplain keyword {key!r} is an option of {which}; the marker takes "
+            f"a method's options as one mapping: @pytest.mark.kexplain(options={{{given}}}).")
+
+
 def item_defaults(item: pytest.Item) -> dict[str, Any]:
     """Ini defaults overlaid with the closest `kexplain` marker's keywords."""
     defaults = item.config.stash[INI_DEFAULTS_KEY].copy()
@@ -233,8 +251,9 @@ def item_defaults(item: pytest.Item) -> dict[str, Any]:
             )
         for key in marker.kwargs:
             if key not in valid:
-                raise pytest.UsageError(f"{item.nodeid}: " + unknown_key_message(
-                    key, valid, "@pytest.mark.kexplain keyword"))
+                raise pytest.UsageError(f"{item.nodeid}: " + (
+                    method_option_message(key, marker.kwargs) or unknown_key_message(
+                        key, valid, "@pytest.mark.kexplain keyword")))
         if "method" in marker.kwargs and method_problem(marker.kwargs["method"]):
             raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.kexplain(method=...): "
                                     f"{method_problem(marker.kwargs['method'])}")

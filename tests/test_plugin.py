@@ -149,6 +149,30 @@ def test_a_misspelled_marker_keyword_is_a_usage_error(pytester, keyword, closest
     assert "passed" not in result.stdout.str()  # nothing ran
 
 
+@pytest.mark.parametrize("marker, expected", [
+    ('method="lime", samples=1000, alpha=2.0',
+     "*keyword 'samples' is an option of method 'lime'; the marker takes a method's options as "
+     "one mapping: @pytest.mark.kexplain(options={'samples': 1000, 'alpha': 2.0}).*"),
+    ("steps=128",
+     "*keyword 'steps' is an option of method 'integrated_gradients'; *options={'steps': 128}*"),
+    ("samples=8",
+     "*keyword 'samples' is an option of methods 'smoothgrad' and 'lime'; *options={'samples': 8}*"),
+])
+def test_a_method_option_given_as_a_marker_keyword_says_to_put_it_in_options(pytester, marker,
+                                                                              expected):
+    pytester.makepyfile(test_marked=f"""
+        import pytest
+
+        @pytest.mark.kexplain({marker})
+        def test_marked():
+            pass
+    """)
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines([expected])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "passed" not in result.stdout.str()
+
+
 def test_a_misspelled_marker_keyword_on_a_class_or_module_is_found_too(pytester):
     pytester.makepyfile(test_marked="""
         import pytest
