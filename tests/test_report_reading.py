@@ -141,3 +141,26 @@ def test_the_explanations_table_wraps_test_ids_at_separators_and_never_splits_a_
     assert "test_<wbr>suite.<wbr>py::<wbr>test_<wbr>" in explanations
     assert "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}" in page
     assert "<p>checked by <a" in page
+
+
+def test_the_explain_title_names_an_output_only_when_one_was_chosen(tmp_path, capsys):
+    """'(output)' after the rows told nothing: a model's only output is named "output"."""
+    import keras
+    import numpy as np
+
+    from pytest_kexplain.cli import main
+
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]).save(tmp_path / "one.keras")
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")]
+                     ).save(tmp_path / "two.keras")
+    np.save(tmp_path / "rows.npy", np.random.default_rng(0).normal(size=(6, 3)))
+
+    def title(model: str, *flags: str) -> str:
+        assert main(["explain", str(tmp_path / model), str(tmp_path / "rows.npy"), "--quiet",
+                     *flags]) == 0
+        return capsys.readouterr().out.splitlines()[0]
+
+    assert "on 6 rows of rows.npy, " in title("one.keras")
+    assert "on 6 rows of rows.npy (output[1]), " in title("two.keras", "--target", "1")
+    assert "on 6 rows of rows.npy (yes), " in title("two.keras", "--class-names", "no,yes",
+                                                    "--target", "yes")

@@ -433,8 +433,10 @@ def _print_table(explanation: Any, args: argparse.Namespace, seconds: float) -> 
         rows.append((rank, name or '""', f"{importance[name]:.4g}", f"{shares[name]:.1%}",
                      f"{cumulative:.1%}"))  # an empty token (a padding string) stays visible
     column, noun = _player_words(explanation, args)
+    # a model's only output is named "output": the title names only a chosen output or unit
+    explained = f" ({explanation.output_name})" if explanation.output_name != "output" else ""
     title = (f"{explanation.method} attributions of {Path(args.model).name} on "
-             f"{explanation.n_samples} rows of {Path(args.data).name} ({explanation.output_name}), "
+             f"{explanation.n_samples} rows of {Path(args.data).name}{explained}, "
              f"{seconds:.1f} s: top {len(shown)} of {len(ranking)} {noun} by mean |attribution|")
     output.print_lines([title, ""])
     output.print_table(None, ("rank", column, "importance", "share", "cumulative"), rows,
