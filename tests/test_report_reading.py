@@ -164,3 +164,13 @@ def test_the_explain_title_names_an_output_only_when_one_was_chosen(tmp_path, ca
     assert "on 6 rows of rows.npy (output[1]), " in title("two.keras", "--target", "1")
     assert "on 6 rows of rows.npy (yes), " in title("two.keras", "--class-names", "no,yes",
                                                     "--target", "yes")
+
+
+def test_a_failure_message_keeps_its_table_columns_on_a_narrow_screen():
+    """The message's table scrolls sideways instead of wrapping each row under itself
+    (which misaligned its columns); printed, it wraps so nothing is cut off."""
+    from pytest_kexplain.report.html import STYLE
+
+    rules = dict(rule.split("{", 1) for rule in STYLE.split("}\n") if "{" in rule)
+    assert "white-space:pre;" in rules["pre"] + ";" and "overflow-x:auto" in rules["pre"]
+    assert "@media print{pre{white-space:pre-wrap}" in STYLE

@@ -34,7 +34,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .check.failed{border-left-color:#D55E00}.check.error{border-left-color:#000}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:6px 0 10px}
 dt{color:#555}dd{margin:0}
-pre{background:#f5f5f5;border:1px solid #e2e2e2;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
+pre{background:#f5f5f5;border:1px solid #e2e2e2;padding:8px;overflow-x:auto;font-size:12px;white-space:pre}
+@media print{pre{white-space:pre-wrap}}
 img{max-width:100%;height:auto;display:block;margin:8px 0}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px 14px;margin:14px 0}
 .verdict-ok{color:#0072B2}.verdict-bad{color:#D55E00;font-weight:600}
