@@ -175,21 +175,22 @@ def _branching(x):
 
 
 def _brute_force_shapley(f, x, background):
-    """Shapley values of v(S) = mean_b f(x_S, b_rest), by enumerating every coalition."""
+    """Shapley values of v(S) = mean_b f(x_S, b_rest), by enumerating every coalition (the
+    model evaluated on all of them in one call)."""
     d = len(x)
+    coalitions = [c for size in range(d + 1) for c in itertools.combinations(range(d), size)]
+    mixed = np.repeat(background[None], len(coalitions), axis=0)
+    for k, coalition in enumerate(coalitions):
+        mixed[k][:, list(coalition)] = x[list(coalition)]
+    outputs = np.asarray(f(mixed.reshape(-1, d)), dtype=np.float64).reshape(len(coalitions), -1)
+    v = dict(zip(coalitions, outputs.mean(axis=1)))
     values = np.zeros(d)
-
-    def v(coalition):
-        mixed = background.copy()
-        mixed[:, list(coalition)] = x[list(coalition)]
-        return f(mixed).mean()
-
     for j in range(d):
         others = [k for k in range(d) if k != j]
         for size in range(d):
             weight = math.factorial(size) * math.factorial(d - size - 1) / math.factorial(d)
             for coalition in itertools.combinations(others, size):
-                values[j] += weight * (v(coalition + (j,)) - v(coalition))
+                values[j] += weight * (v[tuple(sorted(coalition + (j,)))] - v[coalition])
     return values
 
 
@@ -224,6 +225,7 @@ def test_exact_shapley_values_of_a_boosting_model_with_missing_values_match_brut
     y = np.nan_to_num(X[:, 0], nan=3.0) - 2 * np.nan_to_num(X[:, 1]) + np.isnan(X[:, 2])
     model = HistGradientBoostingRegressor(max_iter=30, random_state=0).fit(X[:, :4], y)
     rows, background = X[:4, :4], X[100:104, :4]
+    assert np.isnan(rows).any() and np.isnan(background).any()
     explanation = explain(model, rows, method="shap", background=background)
     expected = np.array([_brute_force_shapley(model.predict, row, background) for row in rows])
     np.testing.assert_allclose(explanation.values, expected, atol=1e-9)
