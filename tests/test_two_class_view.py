@@ -376,9 +376,11 @@ def test_gradcam_computes_each_class_on_a_sigmoid_head(method, cnn):
     assert not np.allclose(rejected.values, approved.values)
 
 
-def test_one_sigmoid_output_of_several_with_labels_per_output(rows):
-    """Per-output labels: the one-unit 'risk' head is seen as two units, the softmax head is
-    left as it is."""
+HEAD_LABELS = {"risk": LABELS, "kind": ["a", "b", "c"]}
+
+
+def two_heads():
+    """A sigmoid 'risk' head beside a softmax 'kind' head, and the two-unit model of 'risk'."""
     import keras
 
     keras.utils.set_random_seed(8)
@@ -387,8 +389,14 @@ def test_one_sigmoid_output_of_several_with_labels_per_output(rows):
     risk = keras.layers.Dense(1, activation="sigmoid", name="risk")(hidden)
     kind = keras.layers.Dense(3, activation="softmax", name="kind")(hidden)
     model = keras.Model(inputs, {"risk": risk, "kind": kind})
-    both = keras.Model(inputs, keras.layers.Concatenate()([1.0 - risk, risk]))
-    labels = {"risk": LABELS, "kind": ["a", "b", "c"]}
+    return model, keras.Model(inputs, keras.layers.Concatenate()([1.0 - risk, risk]))
+
+
+def test_one_sigmoid_output_of_several_with_labels_per_output(rows):
+    """Per-output labels: the one-unit 'risk' head is seen as two units, the softmax head is
+    left as it is."""
+    model, both = two_heads()
+    labels = HEAD_LABELS
     scores = np.asarray(both.predict(rows, verbose=0))[:, 1]
     viewed = explain(model, rows, output="risk", target="predicted", class_names=labels,
                      method="integrated_gradients")
@@ -403,6 +411,23 @@ def test_one_sigmoid_output_of_several_with_labels_per_output(rows):
     model.class_names = labels  # carried per output
     carried = explain(model, rows, output="risk", target="rejected", method="saliency")
     assert carried.output_name == "risk[rejected]" and carried.two_class_view == "probability"
+
+
+def test_what_baselines_of_one_of_several_outputs_record(rows):
+    """The unit's own class is recorded by the output's name, as before the view; each row's
+    class says so; 'rejected' by its label."""
+    from pytest_kexplain.baselines.format import from_explanation
+
+    model, _ = two_heads()
+    recorded = {}
+    for target in ("approved", "predicted", "rejected"):
+        explanation = explain(model, rows, output="risk", target=target, class_names=HEAD_LABELS)
+        recorded[target] = from_explanation(explanation, test="t", name=None,
+                                            model_description="m",
+                                            model_fingerprint=None).output
+    assert recorded == {"approved": "risk",
+                        "predicted": "risk[predicted (each row's class: rejected or approved)]",
+                        "rejected": "risk[rejected]"}
 
 
 def sigmoid_lstm():
@@ -555,6 +580,7 @@ def other_backends(tmp_path_factory, backend_launcher):
     cnn_model.save(directory / "cnn.keras")
     lstm_model, _, sequences = sigmoid_lstm()
     lstm_model.save(directory / "lstm.keras")
+    two_heads()[0].save(directory / "heads.keras")
     np.savez(directory / "data.npz", rows=_tabular_rows(3), images=images, sequences=sequences)
     runs = {name: backend_launcher.start(name, two_class_backend_checks.__file__, directory)
             for name in OTHER_BACKENDS}
@@ -589,6 +615,10 @@ def test_other_backends_explain_either_class_as_the_two_unit_model(backend, othe
             if method == "gradcam":
                 rejected = np.asarray(case[f"{method}/rejected"]["values"])
                 assert (rejected >= 0).all() and rejected.max() > 0
+    heads = results["heads"]
+    np.testing.assert_allclose(heads["values"], heads["reference"], rtol=2e-4, atol=2e-6)
+    assert heads["rows"] == [f"risk[{label}]" for label in heads["reference_rows"]]
+    assert set(heads["reference_rows"]) == set(LABELS)
     assert results["check_output"] == "rejected"
     assert results["nan"] == "NonFiniteError"
 

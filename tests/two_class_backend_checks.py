@@ -63,6 +63,16 @@ def run_checks(directory: Path) -> dict[str, Any]:
                     "view": viewed.two_class_view,
                 }
         results[name] = case
+    heads = keras.saving.load_model(directory / "heads.keras")
+    risk = heads.get_layer("risk").output
+    both = keras.Model(heads.inputs[0], keras.layers.Concatenate()([1.0 - risk, risk]))
+    viewed = explain(heads, data["rows"], output="risk", target="predicted",
+                     class_names={"risk": LABELS, "kind": ["a", "b", "c"]}, method="shap")
+    reference = explain(both, data["rows"], target="predicted", class_names=LABELS,
+                        method="shap")
+    results["heads"] = {"values": viewed.values.tolist(), "reference": reference.values.tolist(),
+                        "rows": list(viewed.row_output_names or ()),
+                        "reference_rows": list(reference.row_output_names or ())}
     mlp = keras.saving.load_model(directory / "mlp.keras")
     top = assert_top_features(mlp, data["rows"], ["x0"], k=5, method="shap",
                               target="rejected", class_names=LABELS)
