@@ -44,6 +44,7 @@ def test_every_example_passes(demo_run):
     summary = result.stdout.strip().splitlines()[-1]
     passed = int(re.search(r"(\d+) passed", summary).group(1))
     assert passed >= 25 and "1 xfailed" in summary and "xpassed" not in summary, summary
+    assert "warning" not in summary, result.stdout[-4000:]  # a demo shows no warning to explain
     for name in PROJECTS:
         assert f"examples/{name}/" in result.stdout  # each project ran and was reported
 
@@ -74,6 +75,9 @@ def test_the_report_is_written(demo_run):
         assert f"examples/{name}/" in text
     document = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
     assert document["totals"]["failed"] >= 1  # the drifted candidate's expected failure
+    failed = [check for check in document["checks"] if check["outcome"] == "failed"]
+    assert failed and all("expected_failure" in check for check in failed)
+    assert re.search(r"failed \(\d+ expected, xfail\)", text)  # the demo does not read as broken
     assert text.count("data:image/png;base64,") >= 10  # bars, heat maps, model cards
 
 
