@@ -241,6 +241,26 @@ def test_a_subclassed_model_is_judged_by_its_outputs_on_x(sigmoid, rows):
     np.testing.assert_allclose(rejected.outputs, complement, rtol=1e-5, atol=1e-6)
 
 
+def test_an_unbuilt_sequential_logit_is_read_from_its_graph_once_built():
+    """A Sequential without an Input declares no output: the first call builds it, and then
+    its graph, not its outputs on X (all within [0, 1] here), says the unit is a logit."""
+    import keras
+
+    def unbuilt():
+        return keras.Sequential([keras.layers.Dense(
+            1, kernel_initializer=keras.initializers.Constant(1.0),
+            bias_initializer=keras.initializers.Constant(0.3))])
+
+    model = unbuilt()
+    assert not model.built
+    x = np.linspace(-0.1, 0.1, 12, dtype="float32").reshape(12, 1) * np.ones((1, 2), "float32")
+    explanation = explain(model, x, method="saliency", target="predicted", class_names=LABELS)
+    z = _scores(model, x)
+    assert ((z > 0) & (z < 0.5)).any() and ((z >= 0) & (z <= 1)).all()
+    assert explanation.two_class_view == "logit"
+    assert explanation.row_output_names == tuple(np.where(z > 0, "approved", "rejected"))
+
+
 def test_labels_the_model_carries(rows):
     model, _ = probability_mlp()
     model.class_names = LABELS

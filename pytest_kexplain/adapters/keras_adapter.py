@@ -212,16 +212,17 @@ class KerasAdapter:
         return graph_kind(self.model, _chosen_head_tensor(self.model, self.output_choice))
 
     def unit_kind_on(self, x: np.ndarray, batch_size: int | None = None) -> UnitKind | None:
-        """For a model whose graph does not tell: a probability when its one output unit lies
-        in [0, 1] on every row of x, else a logit; None when the output has several units.
-        One forward pass over x, remembered per x."""
+        """For a model that declares no output shape: None when its output has several units;
+        else what its graph shows, now that the call built it (an unbuilt Sequential), or, where
+        the graph does not tell, a probability when the unit lies in [0, 1] on every row of x
+        and a logit otherwise. One forward pass over x, remembered per x."""
         key = (tuple(x.shape), hashlib.blake2b(np.ascontiguousarray(x).tobytes(),
                                                digest_size=16).hexdigest())
         if key not in self._kinds_on_rows:
             outputs = self.predict(x, batch_size)
             if outputs.shape[1] != 1:
                 return None
-            self._kinds_on_rows[key] = kind_from_outputs(outputs)
+            self._kinds_on_rows[key] = self.unit_kind() or kind_from_outputs(outputs)
         return self._kinds_on_rows[key]
 
     # -- shape checks -------------------------------------------------------------------
