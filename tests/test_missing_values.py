@@ -573,3 +573,23 @@ def test_which_estimators_accept_missing_values_is_read_from_their_tags(case):
     else:
         with pytest.raises(InvalidArgument, match="does not accept missing values"):
             explain(estimator, X_missing[:8], method="permutation")
+
+
+def test_consistency_of_two_models_refuses_nan_the_candidate_cannot_take_before_any_call(cancer):
+    from sklearn.datasets import load_breast_cancer
+
+    from pytest_kexplain import assert_consistent_explanations
+
+    model, X, names = cancer
+    calls = []
+
+    @accepts_missing
+    def reference(x):
+        calls.append(len(x))
+        return model.predict_proba(x)[:, 1]
+
+    logistic = CountingLogistic(np.nan_to_num(X), load_breast_cancer().target)
+    with pytest.raises(InvalidArgument, match="Counted does not accept missing values"):
+        assert_consistent_explanations(reference, logistic, X[:10], method="permutation")
+    assert calls == [] and type(logistic).calls == 0
+    assert_consistent_explanations(reference, model, X[:10], method="permutation")

@@ -36,6 +36,10 @@ def assert_consistent_explanations(reference_model: Any, candidate_model: Any, X
     if method is not None:
         explain_kwargs["method"] = method
     explain_kwargs = with_defaults(explain_kwargs, defaults)
+    from pytest_kexplain.baselines.fixture import _check_data
+
+    for model in (reference_model, candidate_model):  # X's mistakes for either model first
+        _check_data(model, X, explain_kwargs)
     reference = explain(reference_model, X, **explain_kwargs)
     candidate = explain(candidate_model, X, **explain_kwargs)
     if reference.method != candidate.method:
