@@ -174,3 +174,21 @@ def test_a_failure_message_keeps_its_table_columns_on_a_narrow_screen():
     rules = dict(rule.split("{", 1) for rule in STYLE.split("}\n") if "{" in rule)
     assert "white-space:pre;" in rules["pre"] + ";" and "overflow-x:auto" in rules["pre"]
     assert "@media print{pre{white-space:pre-wrap}" in STYLE
+
+
+def test_diff_says_the_defaults_were_used_when_the_config_sets_no_tolerance(tmp_path, capsys,
+                                                                              monkeypatch):
+    """A pytest.ini without kexplain_* options is not where the tolerances came from."""
+    from pathlib import Path
+
+    from pytest_kexplain.cli import main
+
+    baseline = str(Path(__file__).resolve().parent.parent / "examples" / "credit_scoring"
+                   / "explanation_baselines" / "test_credit_scoring.test_release_gate.json")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -q\n")
+    assert main(["diff", baseline, baseline, "--ini", "pytest.ini"]) == 0
+    assert "tolerances: the defaults (no kexplain_* options in pytest.ini)" in capsys.readouterr().out
+    (tmp_path / "pytest.ini").write_text("[pytest]\nkexplain_max_share_change = 0.1\n")
+    assert main(["diff", baseline, baseline, "--ini", "pytest.ini"]) == 0
+    assert "tolerances: kexplain_* options of pytest.ini (max_share_change)" in capsys.readouterr().out

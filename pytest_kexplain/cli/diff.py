@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                               before="old", after="new",
                               notes=_context_notes(old, new),
                               column=_row_kind(old, new)).splitlines()
-        where = f"kexplain_* options of {config_path}" if config_path else "the defaults"
+        where = _tolerance_source(config_path, ini)
         lines += ["", f"tolerances: {where}" + (", overridden on the command line" if flags else "")]
         output.print_lines(lines)
     return EXIT_OK if comparison.passed else EXIT_DRIFT
@@ -113,6 +113,20 @@ def _row_kind(old: Any, new: Any) -> str:
     """What the table's rows are; a file written before baselines recorded their groups
     reads as features, so the other file's word wins where it knows more."""
     return new.row_kind if new.row_kind != "feature" else old.row_kind
+
+
+def _tolerance_source(config_path: Path | None, ini: dict[str, Any]) -> str:
+    """Where the tolerances came from, as the reader would look for them."""
+    if config_path is None:
+        return "the defaults"
+    shown = config_path
+    try:
+        shown = config_path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        pass  # outside the working directory: the full path
+    if not ini:
+        return f"the defaults (no kexplain_* options in {shown})"
+    return f"kexplain_* options of {shown} ({', '.join(sorted(ini))})"
 
 
 def _document(args: argparse.Namespace, comparison: Any, config_path: Path | None,
