@@ -593,3 +593,19 @@ def test_consistency_of_two_models_refuses_nan_the_candidate_cannot_take_before_
         assert_consistent_explanations(reference, logistic, X[:10], method="permutation")
     assert calls == [] and type(logistic).calls == 0
     assert_consistent_explanations(reference, model, X[:10], method="permutation")
+
+
+def test_the_command_names_an_empty_csv_cell_of_a_keras_model_before_loading_it(tmp_path, capsys):
+    """The command explains .keras models, which do not accept missing values: an empty cell
+    is one line naming it, not a traceback."""
+    import keras
+
+    from cli_runs import cli
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.save(tmp_path / "m.keras")
+    (tmp_path / "rows.csv").write_text("a,b,c\n1,2,3\n4,,6\n7,8,9\n", encoding="utf-8")
+    code, out, err = cli(capsys, "explain", tmp_path / "m.keras", tmp_path / "rows.csv")
+    assert code != 0 and out == ""
+    assert "rows.csv contains nan at row 1, column 'b'" in err
+    assert "drop or impute those rows first" in err and "Traceback" not in err
