@@ -192,3 +192,19 @@ def test_diff_says_the_defaults_were_used_when_the_config_sets_no_tolerance(tmp_
     (tmp_path / "pytest.ini").write_text("[pytest]\nkexplain_max_share_change = 0.1\n")
     assert main(["diff", baseline, baseline, "--ini", "pytest.ini"]) == 0
     assert "tolerances: kexplain_* options of pytest.ini (max_share_change)" in capsys.readouterr().out
+
+
+def test_the_random_deletion_is_a_visible_point_at_k():
+    """Drawn as a horizontal line it hid under the required line just above it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pytest_kexplain.report.plots import _draw_deletion
+
+    picture = {"deleted": [0, 2, 4, 6], "change": [0.0, 0.2, 0.3, 0.35], "k": 4,
+               "random_change": 0.034, "required": 0.037}
+    axes = _draw_deletion(picture, {}).axes[0]
+    points = [line for line in axes.get_lines() if line.get_marker() == "D"]
+    assert len(points) == 1
+    assert list(points[0].get_xdata()) == [4] and list(points[0].get_ydata()) == [0.034]
+    assert points[0].get_label() == "4 random features deleted"

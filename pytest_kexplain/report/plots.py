@@ -390,8 +390,10 @@ def _draw_deletion(picture: Mapping[str, Any], data: Mapping[str, Any], **_: Any
     row = picture.get("row", "feature")
     rows = _plural(row)
     if picture.get("random_change") is not None:
-        axes.axhline(picture["random_change"], color=GREY, linestyle=":",
-                     label=f"{picture['k']} random {row if picture['k'] == 1 else rows} deleted")
+        # a point at k, where it was measured: a line there hid under the required line
+        axes.plot([picture["k"]], [picture["random_change"]], color=BLACK, marker="D",
+                  markersize=5, linestyle="none", zorder=4,
+                  label=f"{picture['k']} random {row if picture['k'] == 1 else rows} deleted")
     if picture.get("required") is not None:
         axes.axhline(picture["required"], color=VERMILLION, linestyle="--",
                      label="required at k (random x (1 + margin))")
