@@ -661,3 +661,27 @@ def test_other_backends_match_tensorflow(other_backends):
                 scale = float(np.abs(mine.values).max())
                 np.testing.assert_allclose(theirs, mine.values, rtol=1e-3, atol=1e-4 * scale,
                                            err_msg=f"{backend} {name} {target}")
+
+
+def test_a_token_model_with_a_sigmoid_head():
+    """A text classifier (Embedding, sigmoid): the gradient methods at the embedding and the
+    masking methods by token give each review's own class as the two-unit model does."""
+    import keras
+
+    from pytest_kexplain import zoo
+
+    ids, labels = zoo.review_tokens(80)
+    model = zoo.train_review_model(ids, labels, epochs=8)
+    p = model.outputs[0]
+    both = keras.Model(model.inputs[0], keras.layers.Concatenate()([1.0 - p, p]))
+    reviews = ids[:10]
+    scores = _scores(model, reviews)
+    assert (scores < 0.5).any() and (scores > 0.5).any()
+    vocabulary = list(zoo.REVIEW_VOCABULARY)
+    for method in ("integrated_gradients", "occlusion"):
+        viewed = explain(model, reviews, method=method, target="predicted", class_names=LABELS,
+                         vocabulary=vocabulary)
+        reference = explain(both, reviews, method=method, target="predicted",
+                            class_names=LABELS, vocabulary=vocabulary)
+        np.testing.assert_allclose(viewed.values, reference.values, rtol=2e-4, atol=2e-6)
+        assert viewed.row_output_names == tuple(np.where(scores > 0.5, "approved", "rejected"))
