@@ -46,6 +46,20 @@ def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _pearson_rows(average_ranks(a), average_ranks(b))
 
 
+def spearman_rows_attributed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman correlation of each row of a with the same row of b over the entries that are
+    not 0 in both (a token the row does not hold, a pad position): a block of shared zeros
+    ranks as a tie both sides agree on, whatever the other entries do. A row with fewer than
+    two such entries is compared whole."""
+    a, b = np.atleast_2d(np.asarray(a, dtype=np.float64)), np.atleast_2d(np.asarray(b, dtype=np.float64))
+    result = spearman_rows(a, b)
+    attributed = (a != 0) | (b != 0)
+    for row in np.flatnonzero((attributed.sum(axis=-1) >= 2) & ~attributed.all(axis=-1)):
+        keep = attributed[row]
+        result[row] = spearman_rows(a[row, keep], b[row, keep])[0]
+    return result
+
+
 def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
     """Kendall's tau-b of two vectors, in [-1, 1] (O(n^2); fine for feature counts)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)

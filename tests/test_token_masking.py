@@ -68,3 +68,35 @@ def test_model_sensitivity_compares_tokens(reviews):
                                     max_similarity=0.99)
     assert result.randomized_explanation.feature_names == result.explanation.feature_names
     assert "refund" in result.explanation.feature_names
+
+
+@pytest.mark.parametrize("vocabulary", [VOCABULARY, None], ids=["tokens", "positions"])
+def test_model_sensitivity_is_not_inflated_by_tokens_a_row_lacks(reviews, vocabulary):
+    """Tokens a row does not hold (and its pad positions) get 0 from the trained and the
+    re-initialised model alike; ranked as agreeing ties, they made a model whose top token lost
+    almost all its attribution look like one whose explanations ignore its weights."""
+    from pytest_kexplain import assert_model_sensitive
+
+    model, ids = reviews
+    result = assert_model_sensitive(model, ids, vocabulary=vocabulary)
+    assert result.similarity < 0.5
+    if vocabulary is not None:  # what the re-initialised model lost
+        trained = result.explanation.importance()["refund"]
+        assert result.randomized_explanation.importance()["refund"] < 0.1 * trained
+
+
+def test_rank_similarity_skips_entries_zero_on_both_sides():
+    from pytest_kexplain import metrics
+
+    rng = np.random.default_rng(0)
+    a, b = np.zeros((3, 12)), np.zeros((3, 12))
+    a[:, :4], b[:, :4] = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    a[1, :4] = [4.0, 3.0, 2.0, 1.0]
+    b[1, :4] = [1.0, 2.0, 3.0, 4.0]  # reversed order: -1, however many shared zeros
+    plain = metrics.spearman_rows(a, b)
+    attributed = metrics.spearman_rows_attributed(a, b)
+    np.testing.assert_allclose(attributed, [metrics.spearman(a[i, :4], b[i, :4]) for i in range(3)])
+    assert attributed[1] == pytest.approx(-1.0) and plain[1] > 0
+    np.testing.assert_allclose(metrics.spearman_rows_attributed(a, a), 1.0)
+    one = np.zeros((1, 5)); one[0, 2] = 1.0  # a single entry: compared whole
+    np.testing.assert_allclose(metrics.spearman_rows_attributed(one, one), 1.0)

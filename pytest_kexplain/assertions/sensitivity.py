@@ -277,11 +277,15 @@ def stage_layers(mode: str, layers: Sequence[str]) -> list[tuple[str, ...]]:
     return [(name,) for name in reversed(layers)]
 
 
-def _similarity(metric: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _similarity(metric: str, a: np.ndarray, b: np.ndarray, tokens: bool = False) -> np.ndarray:
+    """Per-row similarity; of token ids (`tokens`), over the entries not 0 under both weights:
+    a token the row does not hold and a pad position get 0 from every model, and ranked as
+    ties both sides agree on they would hide how much the row's own tokens changed."""
+    rank_rows = metrics.spearman_rows_attributed if tokens else metrics.spearman_rows
     if metric == "spearman_abs":
-        return metrics.spearman_rows(np.abs(a), np.abs(b))
+        return rank_rows(np.abs(a), np.abs(b))
     if metric == "spearman":
-        return metrics.spearman_rows(a, b)
+        return rank_rows(a, b)
     return metrics.cosine_rows(a, b)
 
 
@@ -340,7 +344,8 @@ def assert_model_sensitive(
             randomized_explanation = explain_for_check(model, rows, {**explain_kwargs, **names})
         count = len(reinitialized)
         row_similarity = _similarity(
-            metric, explanation.flat_values, randomized_explanation.flat_values)
+            metric, explanation.flat_values, randomized_explanation.flat_values,
+            tokens=explanation.options.get("token_ids") is not None)
         stages.append(RandomizationStage(randomized_layers, float(row_similarity.mean()), count,
                                          reinitialized))
         measured.append((randomized_explanation, row_similarity))
