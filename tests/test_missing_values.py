@@ -609,3 +609,33 @@ def test_the_command_names_an_empty_csv_cell_of_a_keras_model_before_loading_it(
     assert code != 0 and out == ""
     assert "rows.csv contains nan at row 1, column 'b'" in err
     assert "drop or impute those rows first" in err and "Traceback" not in err
+
+
+class _LookAlike:
+    """An estimator outside scikit-learn (as xgboost's and lightgbm's wrappers are)."""
+
+    def __init__(self, tags=None):
+        self.tags = tags
+
+    def get_params(self, deep=True):
+        return {"tags": self.tags}
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        return np.nan_to_num(np.asarray(X, dtype=np.float64))[:, 0]
+
+
+class _OldStyleTags(_LookAlike):
+    def _more_tags(self):
+        return {"allow_nan": True}
+
+
+def test_estimators_outside_scikit_learn_are_read_by_their_tags_old_or_new():
+    X, _ = _rows_with_missing()
+    explanation = explain(_OldStyleTags(), X, method="permutation")
+    assert (explanation.values[:, 1:] == 0).all() and np.isfinite(explanation.values).all()
+    with pytest.raises(InvalidArgument, match="_LookAlike does not accept missing values "
+                                              r"\(it has no scikit-learn tags saying it allows NaN\)"):
+        explain(_LookAlike(), X, method="permutation")

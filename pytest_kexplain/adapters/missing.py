@@ -78,17 +78,21 @@ def allow_nan(estimator: Any) -> bool | None:
     try:
         from sklearn.utils import get_tags
 
-        return bool(get_tags(estimator).input_tags.allow_nan)
+        if get_tags(estimator).input_tags.allow_nan:
+            return True
+        recent: bool | None = False
     except Exception:  # an older scikit-learn, or an object it cannot tag
-        pass
+        recent = None
     old_tags = getattr(estimator, "_get_tags", None)
-    if callable(old_tags):
+    if recent is None and callable(old_tags):
         try:
             value = old_tags().get("allow_nan")
         except Exception:
             value = None
         if value is not None:
             return bool(value)
+    # an estimator that states its tags the older way only (recent scikit-learn's defaults
+    # then say False)
     more = getattr(estimator, "_more_tags", None)
     if callable(more):
         try:
@@ -97,7 +101,7 @@ def allow_nan(estimator: Any) -> bool | None:
             value = None
         if value is not None:
             return bool(value)
-    return None
+    return recent
 
 
 def _is_imputer(estimator: Any) -> bool:

@@ -119,7 +119,7 @@ def _check_fitted(estimator: Any) -> None:
             f"the {type(estimator).__name__} is not fitted yet; call fit(X, y) before explaining "
             "it."
         ) from exc
-    except TypeError:  # not an estimator scikit-learn can inspect
+    except (TypeError, AttributeError):  # not an estimator scikit-learn can inspect (no tags)
         return
 
 
