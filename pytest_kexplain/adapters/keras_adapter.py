@@ -34,6 +34,7 @@ from pytest_kexplain.adapters.multi_io import (
     select_output,
 )
 from pytest_kexplain.adapters.outputs import as_output_matrix
+from pytest_kexplain.adapters.user_code import user_code_digests
 from pytest_kexplain.errors import InvalidArgument, KexplainError, ModelCallError
 
 if TYPE_CHECKING:
@@ -801,6 +802,11 @@ def architecture_bytes(model: Any) -> bytes:
     # a class of one's own may keep settings outside its config (self.temperature = 2.0):
     # two instances with the same weights would otherwise share one fingerprint
     config = {"config": config, "settings": _own_settings(model)}
+    # a custom layer's call or a function a Lambda names is saved by name only: its code
+    # decides what the model computes (absent for Keras' own layers: fingerprints stay)
+    code = user_code_digests([model, *_all_layers(model)])
+    if code:
+        config["code"] = code
     placeholders: dict[str, str] = {}
     names = {layer.name for layer in _all_layers(model)} | {getattr(model, "name", "")}
     # operations applied to symbolic tensors (`x + y`, keras.ops.mean) are named alike: `add_3`
