@@ -639,3 +639,11 @@ def test_estimators_outside_scikit_learn_are_read_by_their_tags_old_or_new():
     with pytest.raises(InvalidArgument, match="_LookAlike does not accept missing values "
                                               r"\(it has no scikit-learn tags saying it allows NaN\)"):
         explain(_LookAlike(), X, method="permutation")
+
+
+def test_monotonic_on_a_feature_missing_in_every_row_is_a_usage_error(cancer):
+    model, X, names = cancer
+    rows = X[:10].copy()
+    rows[:, 3] = np.nan
+    with pytest.raises(InvalidArgument, match="feature 'f3' is missing \\(NaN\\) in all 10 rows"):
+        assert_monotonic(model, rows, "f3", feature_names=names)

@@ -357,6 +357,11 @@ def _check_varies(feature: FeatureBounds, grid: np.ndarray, n_rows: int) -> None
     if len(grid) > 1:
         return
     rows = "X's only row" if n_rows == 1 else f"all {n_rows} rows of X"
+    if np.isnan(grid[0]):
+        raise InvalidArgument(
+            f"feature {feature.name!r} is missing (NaN) in {rows}, so there is no range to "
+            "sweep it over: the ICE curves and the hypothesis search take its values from the "
+            "values X holds. Pass rows in which it is present (a sample of the training data).")
     raise InvalidArgument(
         f"feature {feature.name!r} takes the single value {feature.label(grid[0])} in {rows}, "
         "so there is no range to sweep it over and nothing would be checked: the ICE curves "
