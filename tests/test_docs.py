@@ -4,7 +4,7 @@
   names the pages use (`model`, `X`, `background`, `FEATURES`, `explanation`, ...). Test
   functions a block defines are called with those names as their fixtures
   (`explanation_baseline` writes a baseline, then checks the model against it).
-  A `print(expression)  # value` line must print that value (text after `: ` is commentary).
+  A `print(expression)  # comment` line whose comment states a value prints that value.
   A ```python fails block must raise CheckFailed (or AssertionError); when a ```text block
   follows it, its first line must be the first line of the failure message.
 - ```python file=PATH blocks are written to PATH in the page's working directory (a
@@ -200,21 +200,22 @@ def test_page_blocks_run(page, prelude, pytester, monkeypatch):
             raise AssertionError(f"{block.where}: {type(error).__name__}: {error}") from error
         for line, expression, claimed in printed_claims(block):
             shown = str(eval(expression, namespace))
-            assert shown == claimed, (f"{block.page.relative_to(ROOT)}:{block.line + line}: "
-                                      f"print({expression}) shows {shown}, the page says {claimed}")
+            assert re.search(r"(?<![\w.])" + re.escape(shown) + r"(?!\.?\d)", claimed), (
+                f"{block.page.relative_to(ROOT)}:{block.line + line}: print({expression}) "
+                f"shows {shown}, the page says {claimed}")
 
 
 PRINT_CLAIM = re.compile(r"^print\((?P<expression>.+)\)\s+#\s*(?P<claim>\S.*?)\s*$")
 
 
 def printed_claims(block: Block) -> list[tuple[int, str, str]]:
-    """(line in the block, expression, what the comment says it prints) for each
-    `print(expression)  # value` line; text after the value's first ': ' is commentary."""
+    """(line in the block, expression, its comment) for each `print(expression)  # comment`
+    line whose comment states a value (a number, a list, a tuple or a string)."""
     claims = []
     for number, text in enumerate(block.code.splitlines(), start=1):
         match = PRINT_CLAIM.match(text)
-        if match:
-            claims.append((number, match["expression"], match["claim"].split(": ", 1)[0]))
+        if match and re.search(r"\d|^[\[('\"]", match["claim"]):
+            claims.append((number, match["expression"], match["claim"]))
     return claims
 
 
@@ -222,9 +223,12 @@ def test_printed_claims_are_read_from_print_lines():
     block = Block(ROOT / "README.md", 1, "python", (), "\n".join([
         "print(explanation.top(2))   # ['income', 'debt_ratio']",
         'print(f"{share:.4f}")       # 0.0000: the model does not read gender',
+        "print(f\"{ratio:.2f}\")  # moves the output 1.57x more", "print(x)  # the table",
         "print(x)", "y = 1  # 1"]) + "\n", None)
-    assert printed_claims(block) == [(1, "explanation.top(2)", "['income', 'debt_ratio']"),
-                                     (2, 'f"{share:.4f}"', "0.0000")]
+    assert printed_claims(block) == [
+        (1, "explanation.top(2)", "['income', 'debt_ratio']"),
+        (2, 'f"{share:.4f}"', "0.0000: the model does not read gender"),
+        (3, 'f"{ratio:.2f}"', "moves the output 1.57x more")]
 
 
 def prepare_workdir(workdir: Path, prelude: dict) -> None:
