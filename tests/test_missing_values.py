@@ -473,16 +473,15 @@ GATE_TESTS = textwrap.dedent('''
 def test_the_gate_writes_then_passes_with_missing_values_serial_and_under_xdist(pytester):
     pytester.makeconftest(GATE_CONFTEST)
     pytester.makepyfile(test_missing=GATE_TESTS)
-    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update").assert_outcomes(passed=2)
-    files = sorted(pytester.path.rglob("*.json"))
-    assert len(files) >= 2
-    written = {path.name: path.read_bytes() for path in files}
-    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-report", "report.html"
-                       ).assert_outcomes(passed=2)
+    pytester.runpytest("-p", "no:cacheprovider", "--kexplain-update", "--kexplain-report",
+                       "report.html").assert_outcomes(passed=2)
     page = (pytester.path / "report.html").read_text(encoding="utf-8")
     assert "HistGradientBoostingClassifier" in page and "<img" in page
     (pytester.path / "report.html").unlink()
     (pytester.path / "report.json").unlink()
+    files = sorted(pytester.path.rglob("*.json"))
+    assert len(files) >= 2
+    written = {path.name: path.read_bytes() for path in files}
     for path in files:
         path.unlink()
     pytester.runpytest("-p", "no:cacheprovider", "-n", "2", "--kexplain-update"
