@@ -672,7 +672,8 @@ def _sign(result: Any, arguments: Mapping[str, Any]) -> Fields:
 def _monotonic(result: Any, arguments: Mapping[str, Any]) -> Fields:
     counterexamples = [
         {"source": c.source, "row": c.row, "low": c.low, "high": c.high,
-         "output_low": _number(c.output_low), "output_high": _number(c.output_high)}
+         "output_low": _number(c.output_low), "output_high": _number(c.output_high),
+         **({"output": c.output} if getattr(c, "output", None) is not None else {})}
         for c in result.counterexamples]
     picture: dict[str, Any] = {"kind": "ice", "feature": result.feature,
                                "direction": result.direction, "grid": _round(result.grid),

@@ -325,3 +325,36 @@ def test_a_token_is_not_a_column_to_sweep(vocabulary):
                        r"column of X: .* token ids are categories.*\(x0, x1, x2, \.\.\.\)"):
         assert_monotonic(model, ids, "refund", vocabulary=vocabulary)
     assert_monotonic(model, ids, "x0", vocabulary=vocabulary, max_examples=5)  # a position
+
+
+@pytest.fixture(scope="module")
+def three_classes():
+    """Softmax over logits (2 x0, -2 x0, 0): 'up' rises with x0, 'down' falls, and rows with
+    x0 < 0 are predicted 'down'."""
+    import keras
+
+    inputs = keras.Input((2,))
+    dense = keras.layers.Dense(3, activation="softmax")
+    model = keras.Model(inputs, dense(inputs))
+    dense.set_weights([np.array([[2.0, -2.0, 0.0], [0.0, 0.0, 0.0]]), np.zeros(3)])
+    return model
+
+
+def test_a_counterexample_of_target_predicted_names_the_class_its_row_follows(three_classes):
+    X = np.random.default_rng(1).uniform(-2, 2, size=(30, 2))
+    labels = ["up", "down", "flat"]
+    with pytest.raises(CheckFailed) as failure:
+        assert_monotonic(three_classes, X, "x0", target="predicted", class_names=labels)
+    message = str(failure.value)
+    assert message.splitlines()[1].split()[:3] == ["found", "by", "row"]
+    assert "class" in message.splitlines()[1]
+    examples = failure.value.result.counterexamples
+    assert examples and all(c.output in labels for c in examples)
+    ice = next(c for c in examples if c.source == "ICE curve")
+    assert ice.output == "down" and X[ice.row, 0] < 0  # its row is predicted 'down'
+    assert f"  ICE curve          {ice.row:<3}  down" in message
+    # one class for every row: the output is in the headline, no column
+    with pytest.raises(CheckFailed) as single:
+        assert_monotonic(three_classes, X, "x0", target="down", class_names=labels)
+    assert "class" not in str(single.value).splitlines()[1]
+    assert all(c.output is None for c in single.value.result.counterexamples)

@@ -42,6 +42,25 @@ class OutputModel:
         self.label = output_label(self.bound.output_head, resolved[1], outputs.shape[1])
         return resolved
 
+    @property
+    def per_row(self) -> bool:
+        """Whether rows may follow different units (target='predicted' or one per row)."""
+        return self.target is not None and not isinstance(self.target, (int, np.integer)) and (
+            not isinstance(self.target, str) or self.target == "predicted")
+
+    def unit_name(self, x: np.ndarray) -> str:
+        """The unit the first row of x follows, named as failure messages name an output
+        ('barbera', 'kind[car]', 'output[2]'), for targets chosen per row."""
+        label = self.label
+        outputs = self.adapter.predict(np.asarray(x[:1], dtype=np.float64),
+                                       batch_size=self.batch_size)
+        index = int(self._resolve(outputs)[0][0])
+        self.label = label  # resolving one row must not rename the check's output
+        labels = self.bound.labels(outputs.shape[1]) if self.bound is not None else None
+        unit = str(labels[index]) if labels else f"output[{index}]"
+        head = self.bound.output_head if self.bound is not None else None
+        return output_label(head, unit, outputs.shape[1])
+
     def row_targets(self, x: np.ndarray) -> np.ndarray:
         """Output index per row of x, fixed before the rows are modified."""
         if self._constant_target is not None:

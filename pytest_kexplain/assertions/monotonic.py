@@ -53,6 +53,9 @@ class Counterexample:
     high: float
     output_low: float
     output_high: float
+    #: the unit the row follows, when the target is chosen per row ('barbera' for
+    #: target='predicted'); None when every row follows the check's one output
+    output: str | None = None
 
     @property
     def change(self) -> float:
@@ -169,7 +172,8 @@ def _search(
             values_at_low = rows[low]
             raise _Violation(Counterexample(
                 "hypothesis search", None, tuple(map(float, values_at_low)), float(points[low]),
-                float(points[high]), float(curve[low]), float(curve[high])))
+                float(points[high]), float(curve[low]), float(curve[high]),
+                bound.unit_name(rows[:1]) if bound.per_row else None))
 
     try:
         search()
@@ -277,7 +281,8 @@ def assert_monotonic(
         counterexamples.append(Counterexample(
             "ICE curve", row, tuple(map(float, values)), float(grid[lows[row]]),
             float(grid[highs[row]]),
-            float(curves[row, lows[row]]), float(curves[row, highs[row]])))
+            float(curves[row, lows[row]]), float(curves[row, highs[row]]),
+            bound.unit_name(x[row:row + 1]) if bound.per_row else None))
     examples = 0
     target_per_row = keywords.get("target") is not None and not isinstance(
         keywords.get("target"), (int, np.integer, str))
@@ -387,8 +392,14 @@ def _failure_message(
     feature = bounds[column]
     moves = "decreases" if result.direction == "increasing" else "increases"
     ordered = sorted(result.counterexamples, key=lambda c: -abs(c.change))
-    rows = [(c.source, "-" if c.row is None else c.row, feature.label(c.low), feature.label(c.high),
-             c.output_low, c.output_high, c.change) for c in ordered]
+    rows: list[tuple[Any, ...]] = [
+        (c.source, "-" if c.row is None else c.row, feature.label(c.low), feature.label(c.high),
+         c.output_low, c.output_high, c.change) for c in ordered]
+    header: tuple[str, ...] = ("found by", "row", f"{result.feature} from", "to", "output from",
+                               "to", "change")
+    if any(c.output is not None for c in ordered):  # target='predicted': each row's own class
+        header = (*header[:2], "class", *header[2:])
+        rows = [(*cells[:2], c.output or "-", *cells[2:]) for cells, c in zip(rows, ordered)]
     described = "".join(
         f"\n{messages.INDENT}{c.source}, "
         f"{'generated row' if c.row is None else f'row {c.row}'}: {_full_row(bounds, c, column)}"
@@ -397,8 +408,7 @@ def _failure_message(
         f"{messages.the_output(output)} {moves} when "
         f"{result.feature} increases (expected {result.direction}, "
         f"tolerance={messages.number(result.tolerance)}); worst counterexample first:\n"
-        + messages.table(("found by", "row", f"{result.feature} from", "to", "output from", "to",
-                          "change"), rows)
+        + messages.table(header, rows)
         + described + "\n"
         f"{messages.INDENT}{result.n_rows_violating} of {result.n_rows} ICE curves over "
         f"{len(result.grid)} grid values violate it; the hypothesis search ran "
