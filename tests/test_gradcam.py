@@ -139,6 +139,9 @@ def test_unknown_or_flat_layer(digits_cnn):
         explain(model, images[:2], method="gradcam", layer="conv3", target=0)
     with pytest.raises(InvalidArgument, match="keeps spatial axes.*'classes'"):
         explain(model, images[:2], method="gradcam", layer="classes", target=0)
+    with pytest.raises(InvalidArgument, match="no layer named 'cnov2'; Did you mean 'conv2'\\? "
+                                              "Its layers are: .*conv1, conv2"):
+        explain(model, images[:2], method="gradcam", layer="cnov2", target=0)
 
 
 def test_sign_check_refuses_the_rectified_maps(digits_cnn):

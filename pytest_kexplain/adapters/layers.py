@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -510,7 +511,10 @@ def find_layer(model: Any, name: str, description: str) -> Any:
         if layer.name == name:
             return layer
     names = ", ".join(layer.name for layer in layers)
-    raise InvalidArgument(f"{description} has no layer named {name!r}; its layers are: {names}.")
+    close = difflib.get_close_matches(name, [layer.name for layer in layers], n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise InvalidArgument(
+        f"{description} has no layer named {name!r};{hint} Its layers are: {names}.")
 
 
 def last_convolution(model: Any, description: str, method: str) -> Any:
