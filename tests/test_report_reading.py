@@ -208,3 +208,12 @@ def test_the_random_deletion_is_a_visible_point_at_k():
     assert len(points) == 1
     assert list(points[0].get_xdata()) == [4] and list(points[0].get_ydata()) == [0.034]
     assert points[0].get_label() == "4 random features deleted"
+
+
+def test_kexplain_report_counts_the_expected_failures(xfail_run, tmp_path, capsys):
+    from pytest_kexplain.cli import main
+
+    (tmp_path / "results.json").write_text(json.dumps(xfail_run[1]), encoding="utf-8")
+    assert main(["report", str(tmp_path / "results.json"), "-o", str(tmp_path / "page.html")]) == 0
+    assert "(1 passed, 2 failed (1 expected, xfail), 0 errors" in capsys.readouterr().out
+    assert "failed (1 expected, xfail)" in (tmp_path / "page.html").read_text(encoding="utf-8")

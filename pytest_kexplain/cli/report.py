@@ -26,15 +26,19 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"JSON report {args.results} is malformed: {detail}.") from None
     page.write_text(html, encoding="utf-8")
     totals = document.get("totals", {})
-    checks = len(document.get("checks", []))
-    output.print_lines([f"report of {checks} checks ({_summary(totals)}) written to {page}"])
+    checks = document.get("checks", [])
+    expected = sum(isinstance(c, dict) and c.get("outcome") == "failed" and "expected_failure" in c
+                   for c in checks)
+    output.print_lines([f"report of {len(checks)} checks ({_summary(totals, expected)}) "
+                        f"written to {page}"])
     return EXIT_OK
 
 
-def _summary(totals: object) -> str:
+def _summary(totals: object, expected: int = 0) -> str:
     if not isinstance(totals, dict):
         return "no totals"
-    labels = {"passed": "passed", "failed": "failed", "errors": "errors",
-              "baselines_drifted": "baselines drifted"}
+    labels = {"passed": "passed",
+              "failed": "failed" + (f" ({expected} expected, xfail)" if expected else ""),
+              "errors": "errors", "baselines_drifted": "baselines drifted"}
     return ", ".join(f"{totals[key]} {label}" for key, label in labels.items()
                      if key in totals) or "no totals"
