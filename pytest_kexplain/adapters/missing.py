@@ -41,7 +41,10 @@ F = TypeVar("F")
 
 
 def accepts_missing(function: F) -> F:
-    """Mark a model function as accepting NaN in its input; returns the function itself."""
+    """Mark a model function as accepting NaN in its input; returns the function itself.
+
+    A bound method is marked through its function, so the method accepts NaN for every
+    instance of its class (as its code does)."""
     if not callable(function):
         raise InvalidArgumentType(
             f"accepts_missing() takes the model function, got {type(function).__name__}.")
