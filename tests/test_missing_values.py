@@ -369,8 +369,11 @@ def test_a_pipeline_whose_scaler_passes_nan_to_the_model_is_refused(credit):
          ["region"])])
     model = Pipeline([("columns", columns), ("lr", LogisticRegression())])
     model.fit(frame.fillna({"income": 50, "debt": 20, "noise": 0}), np.arange(len(frame)) % 2)
-    with pytest.raises(InvalidArgument, match="step 'lr' of the Pipeline.*impute the missing"):
+    with pytest.raises(InvalidArgument, match="step 'lr' of the Pipeline.*impute the missing"
+                       ) as raised:
         explain(model, frame.iloc[:20])
+    assert "through step 'columns' (ColumnTransformer, its transformer 'num' " \
+        "(StandardScaler))" in str(raised.value)
     # the numeric columns imputed: only the category column's None remains, which it imputes
     filled = frame.iloc[:20].fillna({"income": 50, "debt": 20, "noise": 0})
     assert np.isfinite(explain(model, filled, method="permutation").values).all()

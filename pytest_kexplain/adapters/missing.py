@@ -74,6 +74,8 @@ class Flow:
     passes_on: bool = False
     #: why it refuses them, naming the estimator
     reason: str = ""
+    #: what hands NaN on, when it does (a ColumnTransformer's transformer, by name)
+    via: str = ""
 
 
 def allow_nan(estimator: Any) -> bool | None:
@@ -147,7 +149,7 @@ def _selected_columns(spec: Any, names: Sequence[str]) -> list[int] | None:
 def _column_transformer_flow(transformer: Any, missing: set[int], names: Sequence[str]) -> Flow:
     fitted = getattr(transformer, "transformers_", None) or []
     indices = getattr(transformer, "_transformer_to_input_indices", None)
-    passes_on = False
+    passes_on, via = False, ""
     for entry in fitted:
         name, part, spec = entry[0], entry[1], entry[2]
         selected: list[int] | None = None
@@ -159,7 +161,7 @@ def _column_transformer_flow(transformer: Any, missing: set[int], names: Sequenc
         if not reached or part == "drop":
             continue
         if part == "passthrough":
-            passes_on = True
+            passes_on, via = True, via or f"its {name!r} columns passed through"
             continue
         sub_names = [names[i] for i in sorted(selected)] if selected is not None else names
         sub_missing = ({sorted(selected).index(i) for i in reached} if selected is not None
@@ -169,8 +171,10 @@ def _column_transformer_flow(transformer: Any, missing: set[int], names: Sequenc
             shown = ", ".join(repr(names[i]) for i in sorted(reached)[:5])
             return Flow(False, reason=f"{flow.reason} (its transformer {name!r} of the "
                                       f"ColumnTransformer reads column(s) {shown})")
+        if flow.passes_on and not via:
+            via = f"its transformer {name!r} ({flow.via or type(part).__name__})"
         passes_on = passes_on or flow.passes_on
-    return Flow(True, passes_on=passes_on)
+    return Flow(True, passes_on=passes_on, via=via)
 
 
 def estimator_flow(estimator: Any, missing: set[int], names: Sequence[str]) -> Flow:
@@ -190,8 +194,9 @@ def estimator_flow(estimator: Any, missing: set[int], names: Sequence[str]) -> F
                 return Flow(False, reason=f"{flow.reason}, and it is step {step_name!r} of the "
                                           f"Pipeline{passed_by}: impute the missing values in "
                                           "a step before it (SimpleImputer)")
-            passed_by = (f", which gets them through {type(step).__name__} (step "
-                         f"{step_name!r} allows NaN and passes it on)")
+            through = type(step).__name__ + (f", {flow.via}" if flow.via else "")
+            passed_by = (f", which gets them through step {step_name!r} ({through}), which "
+                         "allows NaN and passes it on")
             reaching = flow.passes_on
             # columns after a transformer have other positions: every one may hold NaN
             missing, names = set(range(max(len(names), 1))), names
