@@ -85,6 +85,30 @@ def saved_model_digest(model: Any) -> str | None:
     return f"keras-file:{digest.hexdigest()}"
 
 
+def saved_model_runs_own_code(path: str | os.PathLike[str]) -> bool:
+    """Whether a saved model names a class or function outside Keras (a registered custom
+    layer, a custom activation): the file holds its name, not its code, so the file's bytes
+    do not identify what the loaded model computes."""
+    import json
+    import zipfile
+
+    def outside_keras(value: Any) -> bool:
+        if isinstance(value, dict):
+            module = value.get("module", "keras")
+            if ("class_name" in value and not str(module or "").startswith("keras")):
+                return True
+            return any(outside_keras(item) for item in value.values())
+        if isinstance(value, list):
+            return any(outside_keras(item) for item in value)
+        return False
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return outside_keras(json.loads(archive.read("config.json")))
+    except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile):
+        return True  # unreadable here: identified by the loaded model, which says what is wrong
+
+
 def choose_method(method: str, adapter: ModelAdapter) -> ExplainerSpec:
     """Resolve 'auto' and check that the model supports the method."""
     if method == AUTO:
@@ -376,6 +400,8 @@ def explain(
         raise InvalidArgumentType(f"pad_id must be an integer token id, got {pad_id!r}.")
     io_key = {"output": output, "class_names": labels}
     file_digest = saved_model_digest(model)
+    # a file naming code of one's own is identified by the loaded model, that code included
+    own_code = file_digest is not None and saved_model_runs_own_code(model)
     key = None
     file_first: bool | None = False  # whether the saved model reads X channels first
     if file_digest is not None and not isinstance(X, (Mapping, list, tuple)) and groups is not None:
@@ -385,7 +411,7 @@ def explain(
     # two labels may see a one-unit output as two (adapters/binary.py): known once loaded
     two_labels = labels is not None and len(labels) == 2
     if file_digest is not None and not isinstance(X, (Mapping, list, tuple)) \
-            and file_first is not None and not two_labels:
+            and file_first is not None and not two_labels and not own_code:
         # A saved model is identified by its bytes: a cached explanation needs no Keras import.
         prepared = prepare_input(X, feature_names)
         background_array = prepare_background(background, prepared)
@@ -477,7 +503,8 @@ def explain(
     tokens = _tokens(pad_id, vocabulary, players, prepared, X)
     if embedded is not None:
         embedded = _with_pad_id(embedded, tokens.pad_id)
-    fingerprint = file_digest or adapter.fingerprint()
+    fingerprint = (adapter.fingerprint() or file_digest) if own_code else \
+        (file_digest or adapter.fingerprint())
     if bound.output_view is not None:  # never the one-unit explanation's entry
         io_key = {**io_key, "two_class_view": bound.output_view}
     if key is None:

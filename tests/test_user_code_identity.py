@@ -112,3 +112,39 @@ def test_the_fingerprint_of_user_code_is_the_same_in_every_process(pytester, mon
         result = pytester.runpython(pytester.path / "fingerprint.py")
         printed += [line for line in result.outlines if line.startswith("fingerprint ")]
     assert len(printed) == 2 and printed[0] == printed[1]
+
+
+SAVED = textwrap.dedent('''
+    import keras
+    import numpy as np
+    from keras import layers
+
+    from pytest_kexplain import explain
+
+    X = np.random.default_rng(0).normal(size=(6, 3)).astype("float32")
+
+
+    @keras.saving.register_keras_serializable(package="project")
+    class Picked(layers.Layer):
+        def call(self, x):
+            return x[:, {read}:{read} + 1] * 3.0
+
+
+    def test_saved_model_with_a_custom_layer(tmp_path_factory):
+        path = tmp_path_factory.getbasetemp().parent / "picked.keras"
+        if not path.exists():
+            inputs = keras.Input((3,))
+            keras.Model(inputs, Picked()(inputs)).save(path)
+        assert explain(str(path), X, method="occlusion").top(1) == ["x{read}"]
+''')
+
+
+def test_a_saved_model_naming_an_edited_custom_layer_is_explained_again(pytester):
+    """A .keras file is identified by its bytes, which name a registered layer without its
+    code: the disk cache served the explanation of the layer's old call."""
+    pytester.makepyfile(test_saved=SAVED.format(read=0))
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    pytester.makepyfile(test_saved=SAVED.format(read=2))
+    edited = pytester.runpytest_subprocess()
+    edited.assert_outcomes(passed=1)
+    edited.stdout.fnmatch_lines(["*1 explanation(s): 1 computed, 0 from cache*"])
