@@ -327,6 +327,9 @@ def test_several_outputs_need_an_output_and_say_which(two_outputs, x4):
         explain(two_outputs, x4)
     with pytest.raises(KexplainError, match="output='risk' is not an output"):
         explain(two_outputs, x4, output="risk")
+    with pytest.raises(KexplainError, match="output='prise' is not an output of .*; Did you "
+                                             "mean output='price'\\? Its outputs are "):
+        explain(two_outputs, x4, output="prise")
     with pytest.raises(KexplainError, match="output=2 is out of range"):
         explain(two_outputs, x4, output=2)
     with pytest.raises(KexplainError, match="output must be an output's name"):

@@ -9,6 +9,7 @@ model with several outputs, ``OutputChoice`` picks the explained one by name or 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -211,8 +212,11 @@ def resolve_output(
     key = choice.key
     if isinstance(key, str):
         if key not in heads:
+            close = difflib.get_close_matches(key, heads, n=1, cutoff=0.6)
+            hint = f" Did you mean output={close[0]!r}?" if close else ""
             raise InvalidArgument(
-                f"output={key!r} is not an output of {description}; its outputs are {listing}."
+                f"output={key!r} is not an output of {description};{hint} Its outputs are "
+                f"{listing}."
             )
         index = heads.index(key)
     else:
