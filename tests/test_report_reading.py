@@ -2,6 +2,7 @@
 facts that carry no information are left out, and long check names wrap."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -32,17 +33,18 @@ def xfail_run(request, tmp_path_factory):
     (project / "conftest.py").write_text(LINEAR_CONFTEST)
     (project / "test_suite.py").write_text(XFAIL_SUITE)
     workers = ["-n", "2"] if request.param == "xdist" else []
+    summary = project / "step_summary.md"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--kexplain-no-disk-cache",
          "--kexplain-report=out/report.html", *workers], cwd=project, capture_output=True,
-        text=True, timeout=600)
+        text=True, timeout=600, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)})
     document = json.loads((project / "out" / "report.json").read_text(encoding="utf-8"))
     page = (project / "out" / "report.html").read_text(encoding="utf-8")
-    return result, document, page
+    return result, document, page, summary.read_text(encoding="utf-8")
 
 
 def test_a_failed_check_of_an_xfail_test_is_marked_expected(xfail_run):
-    result, document, page = xfail_run
+    result, document, page, step_summary = xfail_run
     assert "1 failed, 1 passed, 1 xfailed" in result.stdout, result.stdout[-3000:]
     by_test = {check["test"].split("::")[-1]: check for check in document["checks"]}
     assert by_test["test_expected_to_fail"]["outcome"] == "failed"
@@ -54,6 +56,10 @@ def test_a_failed_check_of_an_xfail_test_is_marked_expected(xfail_run):
     assert page.count('<span class="muted">expected (xfail)</span>') == 2  # index row, heading
     assert "to fail: the test is marked xfail (shows a failing ranking)" in page
     assert "3 check(s): 1 passed, 2 failed (1 expected, xfail)" in result.stdout
+    assert "3 check(s): 1 passed, 2 failed (1 expected, xfail);" in step_summary
+    assert "| `test_suite.py::test_expected_to_fail` | assert_top_features | failed (expected, " \
+           "xfail) |" in step_summary
+    assert "| `test_suite.py::test_fails` | assert_top_features | failed |" in step_summary
 
 
 def test_the_report_json_with_an_expected_failure_follows_the_schema(xfail_run):
@@ -65,7 +71,7 @@ def test_the_report_json_with_an_expected_failure_follows_the_schema(xfail_run):
 
 def test_a_single_output_is_not_listed_as_a_fact(xfail_run):
     """'output: output' (the only output's default name) tells the reader nothing."""
-    _, document, page = xfail_run
+    _, document, page, _ = xfail_run
     assert {check["output"] for check in document["checks"]} == {"output"}
     assert "<dt>output</dt>" not in page
 

@@ -105,8 +105,11 @@ def junit_properties(record: CheckRecord, index: int) -> list[tuple[str, str]]:
 def github_summary(report: RunReport) -> str:
     """Markdown for the GitHub Actions job summary: totals, failed checks, drifted baselines."""
     counts = report.check_counts()
+    expected = sum(c.record.outcome == "failed" and c.test in report.expected_failures
+                   for c in report.checks)
     lines = ["## pytest-kexplain", "",
              f"{counts['checks']} check(s): {counts['passed']} passed, {counts['failed']} failed"
+             + (f" ({expected} expected, xfail)" if expected else "")
              + (f", {counts['errors']} error(s)" if counts["errors"] else "")
              + f"; {counts['baselines_drifted']} of {counts['baselines_compared']} baseline(s) "
              f"drifted; {counts['explanations']} explanation(s), "
@@ -124,7 +127,9 @@ def github_summary(report: RunReport) -> str:
             figures = "; ".join(f"{m.name}: {format_measure(m)}" for m in record.measures
                                 if m.passed is False) or _first_line(record.message)
             what = record.check + (f" ({record.baseline})" if record.baseline else "")
-            lines.append(f"| `{_cell(check.test)}` | {_cell(what)} | {record.outcome} | "
+            outcome = record.outcome + (" (expected, xfail)" if record.outcome == "failed"
+                                        and check.test in report.expected_failures else "")
+            lines.append(f"| `{_cell(check.test)}` | {_cell(what)} | {outcome} | "
                          f"{_cell(figures)} |")
         lines.append("")
     if not bad and report.checks:
