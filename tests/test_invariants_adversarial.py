@@ -280,3 +280,53 @@ def test_a_half_precision_model_that_reads_nothing_gets_its_zeros_without_a_warn
         explanation = explain(model, np.random.default_rng(0).normal(size=(8, 3)), method=method)
     assert not np.any(explanation.values)
     assert "hidden_by_round_off" not in explanation.options
+
+
+def _training_only_models():
+    """A table model and a CNN whose layers act only in training (noise, dropout, random
+    augmentation, batch statistics, power iteration): in inference they are deterministic."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(4)
+    table = keras.Input((5,))
+    hidden = layers.Dense(8, activation="relu")(table)
+    for layer in (layers.GaussianDropout(0.5), layers.GaussianNoise(1.0), layers.AlphaDropout(0.5),
+                  layers.BatchNormalization(), layers.SpectralNormalization(layers.Dense(6))):
+        hidden = layer(hidden)
+    dense = keras.Model(table, layers.Dense(1)(hidden))
+    image = keras.Input((8, 8, 1))
+    hidden = image
+    for layer in (layers.RandomFlip(), layers.RandomRotation(0.3), layers.RandomContrast(0.5),
+                  layers.Conv2D(3, 3, activation="relu"), layers.Dropout(0.5),
+                  layers.GlobalAveragePooling2D()):
+        hidden = layer(hidden)
+    cnn = keras.Model(image, layers.Dense(1)(hidden))
+    rng = np.random.default_rng(0)
+    return [(dense, rng.normal(size=(8, 5)).astype("float32")),
+            (cnn, rng.uniform(size=(4, 8, 8, 1)).astype("float32"))]
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "smoothgrad", "shap", "lime"])
+def test_layers_that_act_only_in_training_explain_the_same_twice_and_pass_their_gate(
+        tmp_path, monkeypatch, method):
+    from pytest_kexplain import Grid
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+    from pytest_kexplain.cache import SESSION_CACHE
+
+    monkeypatch.setattr(SESSION_CACHE, "persistent", None)
+    options = {"samples": 200} if method == "lime" else {}
+    for model, x in _training_only_models():
+        if x.ndim == 4 and method in ("shap", "lime"):
+            options["groups"] = Grid(2, 2)
+        SESSION_CACHE.clear()
+        first = explain(model, x, method=method, **options)
+        SESSION_CACHE.clear()
+        second = explain(model, x, method=method, **options)
+        assert np.array_equal(first.values, second.values)
+        assert np.array_equal(first.outputs, np.asarray(model(x, training=False)).reshape(-1))
+        where = {"nodeid": f"test_m.py::test_{x.ndim}", "directory": tmp_path,
+                 "rootdir": tmp_path}
+        ExplanationBaseline(update=True, **where).assert_match(model, x, method=method, **options)
+        assert ExplanationBaseline(update=False, **where).assert_match(
+            model, x, method=method, **options).passed
