@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 #: what to use instead when a model cannot be differentiated
-MODEL_AGNOSTIC_ADVICE = "use a model-agnostic method: method='shap', 'permutation' or 'occlusion'"
+MODEL_AGNOSTIC_ADVICE = "use a model-agnostic method: method='shap', 'permutation', 'occlusion' or 'lime'"
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

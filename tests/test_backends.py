@@ -11,7 +11,7 @@ import backend_checks
 from conftest import BIAS, WEIGHTS
 
 OTHER_BACKENDS = ("jax", "torch")
-ADVICE = "use a model-agnostic method: method='shap', 'permutation' or 'occlusion'"
+ADVICE = "use a model-agnostic method: method='shap', 'permutation', 'occlusion' or 'lime'"
 
 
 def tanh_mlp(n_features, hidden, outputs, output_activation, seed):

@@ -154,7 +154,7 @@ def test_model_without_gradient_suggests_model_agnostic_method():
     outputs = keras.layers.Dense(1)(keras.ops.stop_gradient(rounded))
     model = keras.Model(inputs, outputs)
     x = np.random.default_rng(0).normal(size=(4, 3))
-    with pytest.raises(ModelHasNoGradientError, match="method='shap', 'permutation' or 'occlusion'"):
+    with pytest.raises(ModelHasNoGradientError, match="method='shap', 'permutation', 'occlusion' or 'lime'"):
         explain(model, x, method="integrated_gradients")
     # ... and the model-agnostic methods still work on it
     assert explain(model, x, method="occlusion").values.shape == (4, 3)

@@ -141,7 +141,7 @@ def test_a_model_that_fails_only_when_differentiated_is_a_model_call_error(backe
         assert message == "no error"
         return
     assert "raised an exception inside its call while it was differentiated" in message
-    assert "method='shap', 'permutation' or 'occlusion'" in message
+    assert "method='shap', 'permutation', 'occlusion' or 'lime'" in message
 
 
 def test_similarities_of_huge_and_tiny_attributions_neither_overflow_nor_underflow():
