@@ -254,3 +254,24 @@ def test_a_nan_score_never_makes_a_permutation_importance_that_passes_a_check():
         assert_top_features(model, X, ["x0"], method="permutation", y=y)
     with pytest.raises(InvalidArgumentType, match=r"option 'y' must hold numbers"):
         explain(model, X, method="permutation", y=["yes"] * 12)
+
+
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients", "smoothgrad"])
+def test_a_nan_gradient_of_a_finite_output_says_so_and_how_to_avoid_it(method):
+    """sqrt(0 * x0) (a norm of a zero vector) is 0 everywhere, but its gradient is inf * 0:
+    the message said the model's output was not finite and pointed at the weights."""
+    import keras
+    from keras import ops
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Lambda(
+        lambda t: ops.sqrt(t[:, :1] * 0.0) + t[:, 1:])(inputs))
+    x = np.array([[0.0, 1.0], [0.0, 2.0], [0.0, -1.0]])
+    assert np.all(np.isfinite(np.asarray(model(x))))
+    with pytest.raises(NonFiniteError) as error:
+        explain(model, x, method=method, noise=0.0) if method == "smoothgrad" else \
+            explain(model, x, method=method, background=np.zeros((1, 2)))
+    message = str(error.value)
+    assert "NaN in its input gradients" in message
+    assert "whose output is not finite" not in message
+    assert "A finite output can have one" in message and "method='shap', 'occlusion'" in message

@@ -96,10 +96,24 @@ def require_finite(values: np.ndarray, description: str, what: str) -> np.ndarra
 def non_finite_error(description: str, what: str, rows: np.ndarray, n_rows: int,
                      kinds: Sequence[str]) -> NonFiniteError:
     """The NonFiniteError for `rows` (of `n_rows` input rows) holding `kinds` of non-finite numbers."""
+    if "gradient" in what:
+        # outputs are checked on their own: these rows' outputs may well be finite
+        advice = (
+            "a gradient method cannot explain a model whose gradients are not finite. A "
+            "finite output can have one: a square root at 0 (the norm of a zero vector), or "
+            "`where(c, sqrt(x), 0)`, which still differentiates sqrt where c is false (JAX "
+            "and PyTorch give NaN there), as does a log or a division in a branch the model "
+            "discards; give such a branch a safe input "
+            "(`where(c, sqrt(where(c, x, 1)), 0)`), or explain with a method that needs no "
+            "gradient (method='shap', 'occlusion'). Otherwise look for exploding or NaN "
+            "weights.")
+    else:
+        advice = (
+            "a model whose output is not finite cannot be explained or pass a check. Look for "
+            "a division by zero, a log of a non-positive number, exploding weights or NaN "
+            "weights.")
     return NonFiniteError(
         f"{description} produced {'/'.join(kinds)} in its {what} for {len(rows)} of "
-        f"{n_rows} input rows (rows {_listed(rows)} of the inputs it was given); a model "
-        "whose output is not finite cannot be explained or pass a check. Look for a division "
-        "by zero, a log of a non-positive number, exploding weights or NaN weights.",
+        f"{n_rows} input rows (rows {_listed(rows)} of the inputs it was given); {advice}",
         rows=tuple(int(row) for row in rows), kinds=tuple(kinds),
     )
