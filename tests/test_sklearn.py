@@ -144,6 +144,32 @@ def test_class_labels_come_from_classes(data):
         explain(model, X, target="setosaa")
 
 
+@pytest.mark.parametrize("n_classes", [3, 4])
+def test_a_pairwise_decision_function_names_its_pairs_not_the_classes(n_classes):
+    """SVC(decision_function_shape='ovo') scores each pair of classes: with three classes it
+    has three columns, as many as classes, which were labelled as the classes."""
+    from sklearn.datasets import load_iris
+    from sklearn.svm import SVC
+
+    iris = load_iris()
+    x = np.column_stack([iris.data, iris.data[:, :1] * 0.5])
+    y = np.asarray(["setosa", "versicolor", "virginica", "hybrid"])[
+        np.where(np.arange(len(x)) % 7 == 0, 3, iris.target) if n_classes == 4 else iris.target]
+    model = SVC(decision_function_shape="ovo").fit(x, y)
+    rows = x[::15]
+    classes = [str(label) for label in model.classes_]
+    pairs = [f"{a} vs {b}" for i, a in enumerate(classes) for b in classes[i + 1:]]
+    explanation = explain(model, rows, target=pairs[-1], max_evals=64)
+    assert explanation.class_names == tuple(pairs) and explanation.output_name == pairs[-1]
+    scores = model.decision_function(rows)
+    np.testing.assert_allclose(np.ravel(explanation.outputs), scores[:, -1], rtol=1e-6)
+    # a positive score favours the pair's first class, as scikit-learn counts its votes
+    first, second = classes[0], classes[1]
+    assert ((scores[:, 0] > 0) <= (model.predict(rows) != second)).all()
+    with pytest.raises(KexplainError, match=f"target='{first}' is not a class label.*'{pairs[0]}'"):
+        explain(model, rows, target=first)
+
+
 def test_a_multi_output_regressor_explains_the_output_chosen_by_output_or_target(data):
     """scikit-learn calls a regressor's targets its outputs: output=1 picks the second
     target's predictions, as target=1 does, in explain() and the checks."""

@@ -207,8 +207,26 @@ class SklearnAdapter(SelectsRawOutput):
 
     # -- labels and defaults ---------------------------------------------------------------
     @property
+    def _pairwise(self) -> bool:
+        """A decision function with one score per pair of classes (an SVC fitted with
+        decision_function_shape='ovo' and more than two classes), not one per class."""
+        final = self.estimator.steps[-1][1] if hasattr(self.estimator, "steps") else self.estimator
+        classes = self._classes
+        return (self.response == "decision_function" and classes is not None and len(classes) > 2
+                and getattr(final, "decision_function_shape", None) == "ovo")
+
+    def _pair_names(self) -> tuple[str, ...]:
+        """'a vs b' per score of a pairwise decision function, in scikit-learn's order (a
+        positive score favours a)."""
+        classes = self._classes or ()
+        return tuple(f"{a} vs {b}" for i, a in enumerate(classes) for b in classes[i + 1:])
+
+    @property
     def class_names(self) -> tuple[str, ...] | None:
-        """classes_ when the explained outputs are one per class."""
+        """classes_ when the explained outputs are one per class ('a vs b' per pair of
+        classes for a pairwise decision function)."""
+        if self._pairwise:
+            return self._pair_names()
         classes = self._chosen_classes()
         if self.response == "decision_function" and classes is not None and len(classes) == 2 \
                 and self._n_outputs in (None, 1):
@@ -400,6 +418,8 @@ class SklearnAdapter(SelectsRawOutput):
             return None
         if self.response == "predict_proba":
             return len(classes)
+        if self._pairwise:
+            return len(self._pair_names())
         if self.response == "decision_function" and self._class_lists is None:
             return 1 if len(classes) == 2 else len(classes)
         return None
