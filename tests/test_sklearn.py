@@ -167,7 +167,7 @@ def test_a_pairwise_decision_function_names_its_pairs_not_the_classes(n_classes)
     first, second = classes[0], classes[1]
     assert ((scores[:, 0] > 0) <= (model.predict(rows) != second)).all()
     with pytest.raises(KexplainError, match=f"target='{first}' is not a class label.*'{pairs[0]}'"):
-        explain(model, rows, target=first)
+        explain(model, rows, target=model.classes_[0])  # NumPy's str, quoted as a plain one
 
 
 def test_a_multi_output_regressor_explains_the_output_chosen_by_output_or_target(data):

@@ -131,6 +131,7 @@ def _wanted(n_outputs: int) -> str:
 
 def label_index(label: str, class_names: tuple[str, ...] | None, n_outputs: int) -> int:
     """The unit index of a class label; unknown labels list the known ones."""
+    label = str(label)  # NumPy's str (clf.classes_[0]) is quoted as the label it is
     if class_names is None:
         raise InvalidArgument(
             f"target={label!r} is a class label, but the model's {n_outputs} output "
