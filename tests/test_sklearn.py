@@ -157,6 +157,13 @@ def test_a_pairwise_decision_function_names_its_pairs_not_the_classes(n_classes)
         np.where(np.arange(len(x)) % 7 == 0, 3, iris.target) if n_classes == 4 else iris.target]
     model = SVC(decision_function_shape="ovo").fit(x, y)
     rows = x[::15]
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    searched = GridSearchCV(make_pipeline(StandardScaler(), SVC(decision_function_shape="ovo")),
+                            {"svc__C": [1.0]}, cv=2).fit(x, y)  # found through search and steps
+    assert len(explain(searched, rows, target=0, max_evals=32).class_names[0].split(" vs ")) == 2
     classes = [str(label) for label in model.classes_]
     pairs = [f"{a} vs {b}" for i, a in enumerate(classes) for b in classes[i + 1:]]
     explanation = explain(model, rows, target=pairs[-1], max_evals=64)

@@ -210,7 +210,13 @@ class SklearnAdapter(SelectsRawOutput):
     def _pairwise(self) -> bool:
         """A decision function with one score per pair of classes (an SVC fitted with
         decision_function_shape='ovo' and more than two classes), not one per class."""
-        final = self.estimator.steps[-1][1] if hasattr(self.estimator, "steps") else self.estimator
+        final = self.estimator
+        for _ in range(8):  # through pipelines and searches (their best estimator) to the SVC
+            inner = (final.steps[-1][1] if hasattr(final, "steps")
+                     else getattr(final, "best_estimator_", None))
+            if inner is None:
+                break
+            final = inner
         classes = self._classes
         return (self.response == "decision_function" and classes is not None and len(classes) > 2
                 and getattr(final, "decision_function_shape", None) == "ovo")
