@@ -275,3 +275,27 @@ def test_a_nan_gradient_of_a_finite_output_says_so_and_how_to_avoid_it(method):
     assert "NaN in its input gradients" in message
     assert "whose output is not finite" not in message
     assert "A finite output can have one" in message and "method='shap', 'occlusion'" in message
+
+
+def test_smoothgrad_refuses_gradients_where_a_noisy_copy_overflows_a_float16_output():
+    """The gradient of a float16 output past 65504 is finite (its weights): SmoothGrad
+    averaged gradients taken where the output was inf, and a check passed on them."""
+    import keras
+
+    from pytest_kexplain import assert_max_importance_share
+
+    keras.mixed_precision.set_global_policy("float16")
+    try:
+        inputs = keras.Input((3,))
+        dense = keras.layers.Dense(1)
+        model = keras.Model(inputs, dense(inputs))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    dense.set_weights([np.array([[30000.0], [1.0], [0.0]]), np.zeros(1)])
+    x = np.array([[0.5, 1.0, 0.0], [2.1, 0.0, 1.0], [-1.0, 2.0, -1.0], [0.0, -1.0, 0.5]])
+    assert np.all(np.isfinite(np.asarray(model(x), dtype="float64")))  # 63000 at most
+    with pytest.raises(NonFiniteError, match=r"produced (-inf/)?inf in its outputs on noisy "
+                                             r"copies of \d row\(s\) of X \(rows [\d, ]*1"):
+        assert_max_importance_share(model, x, ["x2"], 0.5, method="smoothgrad", noise=0.5)
+    explanation = explain(model, x, method="smoothgrad", noise=0.0)  # X alone: finite
+    assert np.all(explanation.values[:, 0] == 30000.0)

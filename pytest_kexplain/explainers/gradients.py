@@ -320,6 +320,26 @@ def _padded_steps(request: ExplainRequest) -> np.ndarray | None:
     return None if padded is None else padded.reshape(request.x.shape)
 
 
+def _require_finite_outputs(request: ExplainRequest, noisy: np.ndarray, rows: slice,
+                            samples: int, noise: float) -> None:
+    """Refuse gradients taken where the model's output is NaN or infinite (a float16 output
+    overflowing on a noisy copy): a gradient there is no explanation, and the outputs were
+    finite on X itself, where they are checked."""
+    try:
+        request.adapter.predict(noisy, batch_size=request.batch_size)
+    except NonFiniteError as error:
+        bad = np.unique(np.asarray(error.rows, dtype=np.int64) // samples) + (rows.start or 0)
+        raise NonFiniteError(
+            f"{getattr(request.adapter, 'description', 'the model')} produced "
+            f"{'/'.join(error.kinds)} in its outputs on noisy copies of {len(bad)} row(s) of X "
+            f"(rows {', '.join(str(int(r)) for r in bad[:10])}{', ...' if len(bad) > 10 else ''})"
+            f" that smoothgrad differentiates (noise={noise:g} of each feature's range); a "
+            "gradient where the output is not finite explains nothing. Lower noise=, or look "
+            "for an overflow (a float16 output past 65504), a division by zero or a log of a "
+            "non-positive number on inputs near X.",
+            rows=tuple(int(r) for r in bad), kinds=error.kinds) from None
+
+
 @register(
     "smoothgrad",
     defaults={"noise": 0.1, "samples": 32},
@@ -345,5 +365,6 @@ def smoothgrad(request: ExplainRequest) -> Attribution:
         grads = request.adapter.gradient(
             flat, np.repeat(request.target[rows], samples), batch_size=request.batch_size
         )
+        _require_finite_outputs(request, flat, rows, samples, noise)
         values[rows] = grads.reshape(noisy.shape).mean(axis=1)
     return Attribution(values=values, base_values=_reference_outputs(request))
