@@ -903,7 +903,8 @@ def _check_names_mapping(feature_names: Any, specs: tuple[InputSpec, ...]) -> No
         raise InvalidArgument("feature_names must be a list of names, not a single string.")
 
 
-def _check_declared_shape(spec: InputSpec, shape: tuple[int, ...], label: str) -> None:
+def _check_declared_shape(spec: InputSpec, shape: tuple[int, ...], label: str,
+                          in_order: str = "") -> None:
     declared = spec.shape
     if declared is None:
         return
@@ -911,7 +912,7 @@ def _check_declared_shape(spec: InputSpec, shape: tuple[int, ...], label: str) -
         expected = "(n, " + ", ".join("?" if d is None else str(d) for d in declared) + ")"
         raise InvalidArgument(
             f"{label} has samples of shape {shape} but the model's input {spec.name!r} expects "
-            f"input of shape {expected}."
+            f"input of shape {expected}{in_order}."
         )
 
 
@@ -937,11 +938,13 @@ def _prepare_multi_input(
     shapes: list[Any] = []
     category_columns: list[tuple[int, tuple[str, ...]]] = []
     categories: list[tuple[str, Any]] = []
-    for spec, part in zip(specs, parts):
-        label = f"{name}[{spec.name!r}]"
+    in_order = "" if isinstance(X, Mapping) else (  # a list: its position names the input
+        f" (a list is bound in the model's input order, {', '.join(repr(s.name) for s in specs)})")
+    for position, (spec, part) in enumerate(zip(specs, parts)):
+        label = f"{name}[{spec.name!r}]" if isinstance(X, Mapping) else f"{name}[{position}]"
         prepared = prepare_input(part, _names_for_input(feature_names, spec), name=label,
                                  missing=missing)
-        _check_declared_shape(spec, prepared.feature_shape, label)
+        _check_declared_shape(spec, prepared.feature_shape, label, in_order)
         _check_integer_ids(prepared.array, spec, label)
         offset = sum(array.shape[1] for array in arrays)
         category_columns.extend((offset + position, labels)

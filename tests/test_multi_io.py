@@ -7,6 +7,7 @@ gradients from a zero reference and interventional SHAP of a linear function are
 
 import json
 import os
+import re
 import textwrap
 
 import numpy as np
@@ -739,3 +740,16 @@ def test_assert_monotonic_on_a_group_name_names_its_members(image_and_table):
                                             r"\(image:x\[0,0,0\], .*, \.\.\. \(9 in all\)\)"):
         assert_monotonic(model, X, "image:patch(0,0)", groups=groups, direction="increasing")
     assert assert_monotonic(model, X, "table:id", groups=groups, direction="increasing").n_rows
+
+
+def test_a_list_of_inputs_in_the_wrong_order_says_how_a_list_is_bound(list_model, data):
+    """The mismatch was reported as X['num'] of a list the user never keyed, without saying
+    that a list follows the model's input order."""
+    with pytest.raises(KexplainError, match=re.escape(
+            "X[0] has samples of shape (2,) but the model's input 'num' expects input of shape "
+            "(n, 3) (a list is bound in the model's input order, 'num', 'aux').")):
+        explain(list_model, [data["aux"], data["num"]])
+    with pytest.raises(KexplainError, match=re.escape(  # a dict names its keys, as before
+            "X['num'] has samples of shape (2,) but the model's input 'num' expects input of "
+            "shape (n, 3).")):
+        explain(list_model, {"num": data["aux"], "aux": data["num"]})
