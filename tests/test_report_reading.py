@@ -223,3 +223,18 @@ def test_kexplain_report_counts_the_expected_failures(xfail_run, tmp_path, capsy
     assert main(["report", str(tmp_path / "results.json"), "-o", str(tmp_path / "page.html")]) == 0
     assert "(1 passed, 2 failed (1 expected, xfail), 0 errors" in capsys.readouterr().out
     assert "failed (1 expected, xfail)" in (tmp_path / "page.html").read_text(encoding="utf-8")
+
+
+def test_a_table_with_one_column_too_many_lists_its_columns(tmp_path, capsys):
+    """The user picks the label column to --drop from the list instead of opening the file."""
+    import keras
+    import numpy as np
+    import pandas as pd
+
+    from pytest_kexplain.cli import main
+
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]).save(tmp_path / "model.keras")
+    rows = pd.DataFrame(np.random.default_rng(0).normal(size=(5, 3)), columns=["a", "b", "c"])
+    rows.assign(label=1).to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["explain", str(tmp_path / "model.keras"), str(tmp_path / "rows.csv"), "--quiet"]) == 2
+    assert "leave it out with --drop COLUMN (its columns: a, b, c, label)." in capsys.readouterr().err

@@ -151,8 +151,10 @@ def run(args: argparse.Namespace) -> int:
                            "trained.") from None
         if args.drop or not hasattr(data.rows, "columns") or "shape" not in message:
             raise CliError(message) from None
+        columns = [str(name) for name in data.rows.columns]
+        listed = ", ".join(columns[:12]) + (f", ... ({len(columns)} in all)" if len(columns) > 12 else "")
         raise CliError(f"{message} If {args.data} has a label or id column, leave it out with "
-                       "--drop COLUMN.") from None
+                       f"--drop COLUMN (its columns: {listed}).") from None
     seconds = time.perf_counter() - started
     if args.json:
         output.print_json(_document(explanation, args, seconds))
