@@ -173,6 +173,25 @@ def test_a_hand_broken_baseline_fails_clearly_and_an_update_rewrites_it(project,
     run(project).assert_outcomes(passed=1)
 
 
+@pytest.mark.parametrize("name", ["x.obtained", "x.OBTAINED"])
+def test_a_name_ending_in_obtained_is_a_usage_error_not_a_baseline_a_pass_deletes(project, name):
+    """name='x.obtained' wrote test_lin.test_gate--x.obtained.json, the .obtained file of the
+    baseline named 'x': the next plain run, passing 'x', deleted it."""
+    project.makepyfile(test_lin=f'''
+        def test_gate(model, X, explanation_baseline):
+            explanation_baseline.assert_match(model, X, name="x")
+            explanation_baseline.assert_match(model, X, name={name!r})
+    ''')
+    result = run(project, "--kexplain-update")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert (f"InvalidArgument: name {name!r} gives the baseline file test_lin.test_gate--{name}"
+            ".json, the name of the current explanation a drifted gate writes beside the "
+            "baseline test_lin.test_gate--x.json") in output
+    assert "Choose a name that does not end with '.obtained'." in output
+    assert files(project) == ["test_lin.test_gate--x.json"]
+
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
 def test_files_are_written_with_the_users_umask(project, monkeypatch, umask, mode):
     monkeypatch.setenv("ROWS", "300")

@@ -128,6 +128,13 @@ class ExplanationBaseline:
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise InvalidArgument(f"name must be a non-empty string, got {name!r}.")
         stem = store.baseline_stem(self.nodeid, name, self.prefix)
+        if stem.lower().endswith(store.OBTAINED):
+            owner = stem[: -len(store.OBTAINED)]
+            raise InvalidArgument(
+                f"name {name!r} gives the baseline file {stem}.json, the name of the current "
+                f"explanation a drifted gate writes beside the baseline {owner}.json (and "
+                "deletes once that gate passes): it would be taken for, and removed as, such a "
+                "file. Choose a name that does not end with '.obtained'.")
         if stem in self._checked:
             which = "without a name" if name is None else f"named {name!r}"
             raise InvalidArgument(
