@@ -163,7 +163,7 @@ def test_grad_cam_follows_transposed_height_and_width():
 def reshaped():
     """(3, 6, 10) samples a Reshape turns into (6, 10, 3): no axis can be followed."""
     inputs = keras.Input((3, 6, 10))
-    model = _cnn(inputs, layers.Reshape((6, 10, 3))(inputs))
+    model = _cnn(inputs, layers.Reshape((6, 10, 3), name="reshape")(inputs))
     X = np.random.default_rng(6).uniform(size=(4, 3, 6, 10)).astype("float32")
     return model, X
 
