@@ -86,7 +86,8 @@ def test_a_file_written_before_the_field_loads_passes_and_is_not_rewritten(
     statuses: list[str] = []
     _gate(tmp_path, update=True, statuses=statuses).assert_match(model, rows)
     assert statuses == ["unchanged"] and path.read_bytes() == old
-    assert "  Keras backend           -\n" in _show(capsys, path)
+    assert "  Keras backend           not recorded (a model Keras does not run, or a file " \
+        "older than the field)\n" in _show(capsys, path)
 
 
 def test_a_file_another_backend_wrote_passes_and_keeps_its_bytes(tmp_path, model_and_rows,
