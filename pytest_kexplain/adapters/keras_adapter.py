@@ -328,8 +328,8 @@ class KerasAdapter:
                 f"{self.description} raised an exception inside its call while it was "
                 f"differentiated (its forward pass runs): {raised} (the model's traceback is "
                 "chained above). A gradient method needs every operation of the model to be "
-                "differentiable on this Keras backend; method='shap', 'permutation' or "
-                "'occlusion' only call the model")
+                "differentiable on this Keras backend; method='shap', 'permutation', "
+                "'occlusion' or 'lime' only call the model")
         ran_on = [shape for shape in self._functions if shape != sample_shape]
         if ran_on:  # built for other samples: this shape is what does not fit
             return InvalidArgument(
