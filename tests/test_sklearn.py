@@ -279,7 +279,7 @@ def test_label_and_output_mistakes_fail_before_the_estimator_is_called(data):
          "target='top' is not a class label"),
         (lambda: explain(classifier, rows, output="risk", target="mid"),
          "output='risk' does not exist: .* has a single output"),
-        (lambda: explain(svc, rows, target="bad"), "is not the class of this one-unit output"),
+        (lambda: explain(svc, rows, target="god"), "target='god' is not a class label"),
     ]
     for call, pattern in mistakes:
         with pytest.raises(KexplainError, match=pattern):
@@ -465,7 +465,7 @@ def test_a_bound_method_of_a_pipeline_fitted_on_strings_is_explained_as_the_pipe
     rows, background = X.iloc[:20], X.iloc[100:130]
     scores = explain(model.decision_function, rows, method="shap", background=background)
     np.testing.assert_allclose(scores.outputs, model.decision_function(rows))
-    assert scores.feature_names == ("region", "income") and scores.class_names == ("good",)
+    assert scores.feature_names == ("region", "income") and scores.class_names == ("bad", "good")
     log_odds = explain(model.predict_log_proba, rows, target="good", method="shap",
                        background=background)
     np.testing.assert_allclose(log_odds.outputs, model.predict_log_proba(rows)[:, 1])

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kexplain.adapters.base import batches, require_finite
+from pytest_kexplain.adapters.binary import LOGIT
 from pytest_kexplain.adapters.missing import estimator_refusal
 from pytest_kexplain.adapters.multi_io import (
     InputLayout,
@@ -234,20 +235,32 @@ class SklearnAdapter(SelectsRawOutput):
         if self._pairwise:
             return self._pair_names()
         classes = self._chosen_classes()
-        if self.response == "decision_function" and classes is not None and len(classes) == 2 \
-                and self._n_outputs in (None, 1):
-            return classes[1:]  # a binary decision function scores the second class
         if classes is None or self._n_outputs not in (None, len(classes)):
             return None
         return classes
 
     @property
     def default_target(self) -> int | None:
-        """For a binary classifier's probabilities, the positive class (classes_[1])."""
+        """For a binary classifier's probabilities or decision function, the positive class
+        (classes_[1])."""
+        if self.output_view is not None:
+            return 1
         classes = self._chosen_classes()
         if self.response == "predict_proba" and classes is not None and len(classes) == 2 \
                 and (self._selector is None or self._class_lists is not None):
             return 1  # a multi-output classifier's binary output too
+        return None
+
+    @property
+    def output_view(self) -> str | None:
+        """'logit' for a binary classifier's decision function: its one score z favours
+        classes_[1], and it is explained as the two units [-z, z] labelled classes_, so that
+        either class and each row's own (z > 0: classes_[1]) can be explained, as a one-unit
+        Keras logit with two class labels is (adapters/binary.py)."""
+        classes = self._classes
+        if self.response == "decision_function" and self._class_lists is None \
+                and classes is not None and len(classes) == 2:
+            return LOGIT
         return None
 
     def _chosen_classes(self) -> tuple[str, ...] | None:
@@ -389,6 +402,8 @@ class SklearnAdapter(SelectsRawOutput):
         chunks = [as_output_matrix(self._call(x[part]), part.stop - part.start)
                   for part in batches(len(x), size)]
         outputs = require_finite(np.concatenate(chunks, axis=0), self.description, "outputs")
+        if self.output_view is not None and outputs.shape[1] == 1:
+            outputs = np.concatenate([-outputs, outputs], axis=1)  # [-z, z]: classes_ in order
         self._n_outputs = outputs.shape[1]
         return outputs
 
@@ -427,7 +442,7 @@ class SklearnAdapter(SelectsRawOutput):
         if self._pairwise:
             return len(self._pair_names())
         if self.response == "decision_function" and self._class_lists is None:
-            return 1 if len(classes) == 2 else len(classes)
+            return len(classes)  # a binary one is seen as [-z, z]
         return None
 
     def check_output_chosen(self) -> None:

@@ -364,6 +364,18 @@ def _per_row_change(before: baseline_format.Baseline, after: baseline_format.Bas
             "threshold)")
 
 
+def _binary_score_change(before: baseline_format.Baseline,
+                         after: baseline_format.Baseline) -> str:
+    """Why a binary classifier's decision function now explains a class where earlier
+    releases explained its one score under the name 'output'."""
+    if before.output != "output" or "(decision_function)" not in after.model_description:
+        return ""
+    return (" (a binary classifier's decision function: earlier releases explained its one "
+            "score under the name 'output'; this one explains it as two classes, [-z, z] "
+            "labelled classes_, and with no target the positive class classes_[1], as "
+            "predict_proba does)")
+
+
 def compatibility_problems(before: baseline_format.Baseline, after: baseline_format.Baseline,
                            sides: tuple[str, str] = ("the baseline", "this check"),
                            given: Any = None) -> list[str]:
@@ -376,7 +388,8 @@ def compatibility_problems(before: baseline_format.Baseline, after: baseline_for
         problems.append(f"method: {old} used {before.method!r}, {new} uses {after.method!r}")
     if before.output != after.output:
         problems.append(f"explained output: {old} explains {before.output!r}, "
-                        f"{new} explains {after.output!r}" + _per_row_change(before, after))
+                        f"{new} explains {after.output!r}"
+                        + (_per_row_change(before, after) or _binary_score_change(before, after)))
     # a file written before baselines recorded their groups reads as ungrouped: only rows
     # that changed show that the grouping did
     regrouped = before.groups != after.groups and (
