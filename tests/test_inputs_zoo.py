@@ -431,6 +431,8 @@ def test_a_binary_decision_function_takes_the_class_it_scores_as_target():
     np.testing.assert_allclose(explanation.outputs, svc.decision_function(X.iloc[:20]))
     np.testing.assert_array_equal(explain(svc, X.iloc[:20], method="shap").values,
                                   explanation.values)
-    with pytest.raises(InvalidArgument, match="target='benign' is not the class of this one-unit "
-                                              "output: it scores 'malignant'"):
-        explain(svc, X.iloc[:20], method="shap", target="benign")
+    # the other class: the negated score, [-z, z] labelled classes_
+    benign = explain(svc, X.iloc[:20], method="shap", target="benign")
+    assert benign.output_name == "benign"
+    np.testing.assert_allclose(benign.outputs, -svc.decision_function(X.iloc[:20]))
+    np.testing.assert_allclose(benign.values, -explanation.values, rtol=1e-9, atol=1e-12)
