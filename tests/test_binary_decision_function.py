@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_kexplain import assert_top_features, explain
+from pytest_kexplain import CheckFailed, assert_monotonic, assert_top_features, explain
 
 METHODS = ("shap", "permutation", "occlusion", "lime")
 
@@ -126,6 +126,16 @@ def test_a_check_explains_each_rows_own_class():
     # each row's own class: 'dose' pushes every row toward the class it is given
     dose = rows["dose"].to_numpy() - rows["dose"].mean()
     assert np.all(values[np.abs(dose) > 0.3, 0] > 0)
+
+
+def test_a_sweep_follows_the_class_it_is_given():
+    """With no target the score of 'responds' rises with 'dose'; that of 'resists', its
+    negation, falls."""
+    model, rows = _separable()
+    assert_monotonic(model, rows, "dose", direction="increasing")
+    assert_monotonic(model, rows, "dose", direction="decreasing", target="resists")
+    with pytest.raises(CheckFailed, match="the output resists decreases when dose increases"):
+        assert_monotonic(model, rows, "dose", direction="increasing", target="resists")
 
 
 GATE_TESTS = '''

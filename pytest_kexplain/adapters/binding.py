@@ -150,7 +150,7 @@ def _two_class_view(adapter: ModelAdapter, base: ModelAdapter, given: tuple[str,
     unit_kind = getattr(adapter, "unit_kind", None)
     configure = getattr(base, "configured", None)
     if unit_kind is None or configure is None:
-        return adapter  # not a Keras model: its one unit keeps the second label alone
+        return adapter  # not a Keras model (a binary decision function is viewed in its adapter)
     labels = given if given is not None else getattr(adapter, "class_names", None)
     if labels is None or len(labels) != 2:
         return adapter

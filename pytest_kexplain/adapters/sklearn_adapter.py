@@ -3,7 +3,8 @@
 Which method is explained, as a user of scikit-learn expects:
 
 - a classifier: ``predict_proba`` (one output per class, labelled by ``classes_``); without
-  it (``SVC(probability=False)``, ``RidgeClassifier``) ``decision_function``;
+  it (``SVC(probability=False)``, ``RidgeClassifier``) ``decision_function``, a binary one's
+  score ``z`` (favouring ``classes_[1]``) seen as ``[-z, z]`` labelled ``classes_``;
 - anything else (regressors, pipelines ending in one): ``predict``.
 
 To explain another method, pass the bound method itself (``explain(clf.decision_function,
