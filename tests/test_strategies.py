@@ -410,7 +410,9 @@ def test_a_failing_example_prints_the_drawn_rows_not_the_call_that_made_them(pyt
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=3)
     output = result.stdout.str()
-    assert output.count("Failing test case") == 3
+    # hypothesis prints each failing case once, or twice under its CI profile (CI=true)
+    for name in ("test_frame", "test_inputs", "test_list"):
+        assert f"Failing test case: {name}(" in output
     assert "space.features" not in output and "parts.values()" not in output
     assert "rows=_like(" not in output and "rows=type(X)(" not in output
     result.stdout.fnmatch_lines(["*rows=*income*visits*"])
