@@ -22,7 +22,7 @@ from pytest_kexplain.assertions._common import (
 from pytest_kexplain.assertions._outputs import bind_model
 from pytest_kexplain.errors import InvalidArgument
 from pytest_kexplain.events import recorded
-from pytest_kexplain.explainers.base import nan_mean
+from pytest_kexplain.explainers.base import nan_std
 from pytest_kexplain.explanation import Explanation
 from pytest_kexplain.groups import flatten_input_groups, repeat_rows
 from pytest_kexplain.inputs import judged_later, prepare_input
@@ -68,8 +68,7 @@ def _noise_scale(x: np.ndarray, background: Any, epsilon: float, model: Any = No
         model_data(model, background, "background"), name="background",
         missing=judged_later).array
     if np.isnan(source).any():
-        squares = nan_mean((source - nan_mean(source)) ** 2)
-        spread = np.sqrt(np.nan_to_num(squares, nan=0.0))
+        spread = nan_std(source)
     else:
         spread = source.std(axis=0)
     if frozen is not None:

@@ -110,6 +110,14 @@ def nan_mean(rows: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
 
 
+def nan_std(rows: np.ndarray) -> np.ndarray:
+    """The standard deviation over axis 0 of the values that are not missing; 0 where all
+    are missing."""
+    rows = np.asarray(rows, dtype=np.float64)
+    squares = nan_mean((rows - nan_mean(rows)) ** 2)
+    return np.sqrt(np.nan_to_num(squares, nan=0.0))
+
+
 @dataclass(frozen=True)
 class ExplainRequest:
     """Validated inputs of one explanation."""

@@ -276,11 +276,9 @@ def _nan_statistics(training: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     distribution; 0 and 0 for a feature missing in every row)."""
     if not np.isnan(training).any():
         return training.mean(axis=0), training.std(axis=0)
-    from pytest_kexplain.explainers.base import nan_mean
+    from pytest_kexplain.explainers.base import nan_mean, nan_std
 
-    mean = nan_mean(training)
-    squares = nan_mean((training - mean) ** 2)
-    return np.nan_to_num(mean, nan=0.0), np.sqrt(np.nan_to_num(squares, nan=0.0))
+    return np.nan_to_num(nan_mean(training), nan=0.0), nan_std(training)
 
 
 def _tabular(request: ExplainRequest, settings: LimeSettings
