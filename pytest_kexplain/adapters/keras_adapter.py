@@ -217,8 +217,7 @@ class KerasAdapter:
         else what its graph shows, now that the call built it (an unbuilt Sequential), or, where
         the graph does not tell, a probability when the unit lies in [0, 1] on every row of x
         and a logit otherwise. One forward pass over x, remembered per x."""
-        key = (tuple(x.shape), hashlib.blake2b(np.ascontiguousarray(x).tobytes(),
-                                               digest_size=16).hexdigest())
+        key = _rows_key(x)
         if key not in self._kinds_on_rows:
             outputs = self.predict(x, batch_size)
             if outputs.shape[1] != 1:
@@ -355,8 +354,7 @@ class KerasAdapter:
             return
         import keras
 
-        key = (tuple(x.shape), hashlib.blake2b(np.ascontiguousarray(x).tobytes(),
-                                               digest_size=16).hexdigest())
+        key = _rows_key(x)
         if key in self._finite_rows:
             return
         size = self.batch_size_for(tuple(x.shape[1:]), batch_size)
@@ -722,6 +720,12 @@ def _chosen_head(model: Any, choice: OutputChoice) -> tuple[str, tuple[Any, ...]
     else:
         return None
     return heads[index]
+
+
+def _rows_key(x: np.ndarray) -> tuple[Any, ...]:
+    """What identifies the rows a once-per-X pass was made on: their shape and bytes."""
+    return (tuple(x.shape), hashlib.blake2b(np.ascontiguousarray(x).tobytes(),
+                                            digest_size=16).hexdigest())
 
 
 def _chosen_head_tensor(model: Any, choice: OutputChoice) -> Any:
