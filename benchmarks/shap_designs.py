@@ -42,10 +42,17 @@ It decides whether the orders' design in explainers/shapley.py changes: only for
 at least 10% below the current one on the image game that is not worse on any tabular
 model. Not part of `make bench`: it measures error only, never time.
 
+It also compares, on the same coalitions of the image game, a KernelSHAP-style regression
+(regression_on_paths): against the 8 background images and against their mean as a single
+fill image.
+
 Outcome (16 seeds on the image game, 8 on each tabular model): no design is more than 3%
 better on the image game, the cyclic shifts are 7-17% worse there (their orders share
 predecessors), positions explain about 4% of a pair's variance; single paths at 384 or 480
-model rows have 2 to 2.6 times the current error. The independent orders stay.
+model rows have 2 to 2.6 times the current error. The independent orders stay. The
+regression over the same coalitions has about 17 times the paths' error against 8
+background images (pooling games whose values differ) and 1.2 times with the fill image
+alone, so regression does not replace the paths either.
 """
 
 from __future__ import annotations
@@ -257,6 +264,7 @@ def position_share(model: Any, x: np.ndarray, background: np.ndarray, target: in
     stratification by position could remove, a bound on its variance reduction.
     """
     from pytest_kexplain.adapters import get_adapter
+    from pytest_kexplain.explainers.shapley import inner_coalitions
 
     _, adapter = get_adapter(model)
     n, m = len(x), len(background)
@@ -266,9 +274,11 @@ def position_share(model: Any, x: np.ndarray, background: np.ndarray, target: in
     drawn = np.tile(np.arange(m), (n, pairs // m))
     column_ranks = ranks if cells is None else ranks[..., cells]
     flat = np.repeat(x, pairs, axis=0)
+    every = inner_coalitions(np.full(n * pairs, p))  # path by path: prefixes, complements
     inner = adapter.path_outputs(column_ranks.reshape(n * pairs, -1), flat,
                                  background[drawn.reshape(-1)], np.full(n * pairs, target),
-                                 n_players=p).reshape(n, pairs, 2, p - 1)
+                                 every.path, every.size, every.forward
+                                 ).reshape(n, pairs, 2, p - 1)
     start = adapter.predict(background)[:, target][drawn]
     end = np.broadcast_to(adapter.predict(x)[:, target][:, None, None], (n, pairs, 1))
     forward = np.concatenate([start[..., None], inner[:, :, 0], end], axis=2)
@@ -358,8 +368,10 @@ def single_paths(game: dict[str, Any], design: Design, paths: int, seed: int,
     """
     from pytest_kexplain.adapters import get_adapter
     from pytest_kexplain.explainers.shapley import (
+        PathCoalitions,
         background_cycles,
-        mixed_paths,
+        inner_coalitions,
+        mixed_coalitions,
         stratum_weights,
     )
 
@@ -378,7 +390,11 @@ def single_paths(game: dict[str, Any], design: Design, paths: int, seed: int,
     column_ranks = ranks[..., cells.reshape(-1)].astype(np.int16)
     x = rows.reshape(n, -1).astype(np.float32)
     bg = background.reshape(m, -1).astype(np.float32)
-    inner = mixed_paths(column_ranks, x, bg[drawn], p)[:, 0]  # (n, paths, p - 1, 784)
+    every = inner_coalitions(np.full(n * paths, p))
+    prefixes = PathCoalitions(every.path[every.forward], every.size[every.forward],
+                              every.forward[every.forward])
+    inner = mixed_coalitions(column_ranks.reshape(n * paths, -1), np.repeat(x, paths, axis=0),
+                             bg[drawn].reshape(n * paths, -1), prefixes)  # (n * paths * 48, 784)
     outputs = adapter.predict(inner.reshape(-1, 28, 28, 1))[:, 3].reshape(n, paths, p - 1)
     start = adapter.predict(bg.reshape(-1, 28, 28, 1))[:, 3][drawn]
     end = adapter.predict(x.reshape(-1, 28, 28, 1))[:, 3]
@@ -390,6 +406,57 @@ def single_paths(game: dict[str, Any], design: Design, paths: int, seed: int,
     if not np.allclose(values.sum(axis=1), end - every_start, atol=1e-6):
         raise AssertionError("single paths lost efficiency")
     return values
+
+
+def regression_on_paths(game: dict[str, Any], background: np.ndarray, pairs: int,
+                        seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The current estimator and a regression over the same coalitions: (rows, players) each.
+
+    The regression is KernelSHAP's: weighted least squares of v_b(S) - f(b) on the coalition
+    indicators, every inner coalition of the antithetic pairs (background rows in turn)
+    weighted by the Shapley kernel over how often the paths sample its size (1 / (k (p - k))),
+    the values constrained to sum to f(x) - E f(b). It pools every coalition into every
+    player's value, where a path gives each coalition to two players; it keeps additivity
+    but not the exact null player (a player the model never reads gets noise).
+    """
+    from pytest_kexplain.adapters import get_adapter
+    from pytest_kexplain.explainers.shapley import inner_coalitions
+
+    rows, grid = game["rows"], game["grid"]
+    n, m, p = len(rows), len(background), grid * grid
+    _, adapter = get_adapter(game["model"])
+    cells = (np.arange(28)[:, None] // (28 // grid)) * grid + np.arange(28)[None, :] // (28 // grid)
+    ranks = independent(np.random.default_rng(seed), n, pairs, p)
+    drawn = np.tile(np.arange(m), (n, -(-pairs // m)))[:, :pairs]
+    every = inner_coalitions(np.full(n * pairs, p))
+    inner = adapter.path_outputs(ranks[..., cells.reshape(-1)].reshape(n * pairs, -1),
+                                 np.repeat(rows, pairs, axis=0), background[drawn.reshape(-1)],
+                                 np.full(n * pairs, 3), every.path, every.size, every.forward
+                                 ).reshape(n, pairs, 2, p - 1)
+    start = adapter.predict(background)[:, 3][drawn]
+    end = adapter.predict(rows)[:, 3]
+    ends = np.broadcast_to(end[:, None, None], (n, pairs, 1))
+    forward = np.concatenate([start[..., None], inner[:, :, 0], ends], axis=2)
+    reverse = np.concatenate([ends, inner[:, :, 1], start[..., None]], axis=2)
+    steps = np.diff(forward, axis=2) - np.diff(reverse, axis=2)
+    paths = np.take_along_axis(steps, ranks, axis=2)
+    current = np.stack([paths[:, drawn[0] == b].mean(axis=1) for b in range(m)]).mean(0) / 2
+    sizes = np.arange(1, p)
+    kernel = 1.0 / (sizes * (p - sizes))
+    regression = np.empty((n, p))
+    for i in range(n):
+        inside = ranks[i][:, None, :] < sizes[None, :, None]  # (pairs, p - 1, p)
+        indicators = np.concatenate([inside, ~inside]).reshape(-1, p).astype(float)
+        targets = np.concatenate([forward[i, :, 1:-1] - start[i, :, None],
+                                  reverse[i, :, 1:-1] - start[i, :, None]]).reshape(-1)
+        weights = np.tile(np.concatenate([kernel, kernel[::-1]]), pairs)  # complement: p - k
+        gram = indicators.T @ (weights[:, None] * indicators)
+        system = np.block([[2 * gram, np.ones((p, 1))], [np.ones((1, p)), np.zeros((1, 1))]])
+        total = end[i] - adapter.predict(background)[:, 3].mean()
+        solution = np.linalg.solve(system, np.concatenate(
+            [2 * indicators.T @ (weights * targets), [total]]))
+        regression[i] = solution[:p]
+    return current, regression
 
 
 def image_study(quick: bool) -> None:
@@ -422,6 +489,18 @@ def image_study(quick: bool) -> None:
         current = current or error
         print(f"{'pairs: ' + name:<40} {768:>10} {error:>9.3g} {se:>8.2g} "
               f"{error / current:>9.2f} {error / theirs:>7.2f}", flush=True)
+    for label, background, pairs, reference in (
+            ("8 background rows", game["background"], 8, truth),
+            ("the fill image", game["background"].mean(axis=0, keepdims=True), 2, None)):
+        if reference is None:
+            fill_game = {**game, "background": background}
+            reference = np.mean([grouped(fill_game, seed, reference_evals)
+                                 for seed in REFERENCE_SEEDS], axis=0)
+        pairs_of = [regression_on_paths(game, background, pairs, seed) for seed in seeds]
+        for name, index in (("paths (the current estimator)", 0), ("regression", 1)):
+            error, se = mean_error([rmse(values[index], reference) for values in pairs_of])
+            print(f"{f'{label}: {name}':<40} {2 * pairs * 48:>10} {error:>9.3g} {se:>8.2g}",
+                  flush=True)
     singles = {"independent": (independent, False), "shifted": (shifted, False),
                "orthogonal (no reverse)": (orthogonal, False),
                "antithetic, split background": (independent, True),

@@ -204,6 +204,38 @@ def _pole_on_a_refined_point() -> dict[str, Any]:
     return {"rows": None}
 
 
+def _blank_border_skipped() -> dict[str, Any]:
+    """A CNN on images drawn inside a blank border, against blank-bordered backgrounds, with
+    a 4x4 grid: sampled SHAP calls the model only for coalitions of the 4 centre patches
+    (mixed in the compiled call), the border gets exactly 0, and the values equal those of
+    the same model mixed in NumPy (a plain callable)."""
+    import keras
+
+    from pytest_kexplain import Grid, explain
+
+    rng = np.random.default_rng(2)
+    images = np.zeros((10, 16, 16, 1), dtype="float32")
+    images[:, 4:12, 4:12, 0] = rng.random((10, 8, 8))
+    keras.utils.set_random_seed(3)
+    cnn = keras.Sequential([keras.Input((16, 16, 1)),
+                            keras.layers.Conv2D(4, 3, activation="tanh"),
+                            keras.layers.Flatten(), keras.layers.Dense(2)])
+    x, background = images[:3], images[3:]
+    grouped = explain(cnn, x, method="shap", background=background, groups=Grid(4, 4),
+                      target=1)
+    numpy_mixed = explain(lambda batch: np.asarray(cnn.predict(batch, verbose=0)), x,
+                          method="shap", background=background, groups=Grid(4, 4), target=1)
+    border = np.ones((4, 4), dtype=bool)
+    border[1:3, 1:3] = False
+    return {"model_rows_per_sample": grouped.options["model_rows_per_sample"],
+            "sampled_orders": grouped.options["sampled_orders"],
+            "border": float(np.abs(grouped.values.reshape(3, 4, 4)[:, border]).max()),
+            "centre": float(np.abs(grouped.values.reshape(3, 4, 4)[:, ~border]).min()),
+            "numpy_mixing": float(np.abs(grouped.values - numpy_mixed.values).max()),
+            "additivity": float(np.abs(grouped.values.sum(axis=1) + grouped.base_values
+                                       - grouped.outputs).max())}
+
+
 def run_checks(directory: Path) -> dict[str, Any]:
     """Every explanation the backend tests compare, as JSON-ready lists."""
     import keras
@@ -243,6 +275,7 @@ def run_checks(directory: Path) -> dict[str, Any]:
     results["baseline_gate"] = _baseline_gate(x)
     results["unread_group"] = _unread_group_gets_nothing()
     results["all_pad"] = _all_pad_rows()
+    results["blank_border"] = _blank_border_skipped()
     results["path_through_a_pole"] = _path_through_a_pole()
     results["pole_on_a_refined_point"] = _pole_on_a_refined_point()
     return results

@@ -141,6 +141,16 @@ def test_masking_methods_give_an_unread_group_exactly_nothing(results):
                              "shap_sampled", "shap_sampled_groups")}
 
 
+def test_sampled_shap_calls_the_model_only_where_a_patch_changes_the_image(results):
+    """Each order calls the model for 3 coalitions of the 4 centre patches, not 15 of all
+    16 (tests/test_shap_unchanged_players.py has the estimator's own checks)."""
+    blank_border = results["blank_border"]
+    assert blank_border["model_rows_per_sample"] == blank_border["sampled_orders"] * (4 - 1)
+    assert blank_border["border"] == 0.0 < blank_border["centre"]
+    assert blank_border["numpy_mixing"] < 1e-6
+    assert blank_border["additivity"] < 1e-5
+
+
 def test_a_model_undefined_on_an_all_pad_row_gets_an_error_that_says_so(results):
     """jax and torch give NaN for a masked average over no tokens; masking methods then say
     why, instead of naming a row the user never passed."""

@@ -167,7 +167,7 @@ def test_players_that_group_columns_are_exact_on_additive_models(kind):
     background_outputs = (background @ weights + 0.1)[None]
     ends = np.stack([np.full(len(x), base), outputs], axis=1)
     sampled = permutation_shapley(request, background, 7, ends, background_outputs,
-                                  np.zeros(len(x), dtype=int), player_of_column)
+                                  np.zeros(len(x), dtype=int), player_of_column).values
     np.testing.assert_allclose(sampled, truth, atol=1e-12)
     assert np.abs(sampled[:, 1]).max() <= 1e-12
     np.testing.assert_allclose(sampled.sum(axis=1), outputs - base, atol=1e-12)

@@ -15,8 +15,12 @@ over the whole background. Each path's marginal contributions telescope from f(b
 and each background row's paths are averaged first, then the background rows with equal
 weight, so the Shapley axioms hold exactly, whatever the number of orders: a feature the
 model never reads gets 0, an additive model gets its exact values, and the values sum to
-f(x) - E[f(b)]. Where the adapter can, a path's coalitions are mixed inside the compiled
-model call, so only the order, the sample and the background row cross into it.
+f(x) - E[f(b)]. A player whose values are the same bits in the row and in a path's
+background row (a blank border on a blank background, a pad token, a shared category) cannot
+change the model's input on that path: it moves to the end of the order, where it adds
+exactly 0, and the prefixes past the other players (x itself) take no model call. Where the
+adapter can, a path's coalitions are mixed inside the compiled model call, so only the
+order, the sample and the background row cross into it.
 """
 
 from __future__ import annotations
@@ -196,38 +200,106 @@ def background_cycles(rng: np.random.Generator, n_rows: int, pairs: int, m: int)
     return shuffled.reshape(n_rows, passes * m)[:, :pairs]
 
 
-def mixed_paths(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
-                n_players: int | None = None) -> np.ndarray:
-    """The inner coalitions of each order and of its reverse, each mixed with one background row.
+@dataclass(frozen=True)
+class PathCoalitions:
+    """The inner coalitions of Q paths that need a model call, E of them, path by path.
 
-    ranks (n, pairs, d) is each column's position in the forward orders (its player's
-    position; players default to single columns, n_players to d); x (n, d) and background
-    (n, pairs, d) hold float32 or float64. Returns (n, 2, pairs, n_players - 1, d): [:, 0]
-    row k has the first k + 1 players of the order from x and the rest from the background
-    row; [:, 1] is its complement, the reverse order's coalition of n_players - k - 1.
+    Coalition e has the first size[e] players of path[e]'s order from x and the rest from
+    its background row (forward[e]), or the complement of that (the reverse order's).
     """
-    n, pairs, d = ranks.shape
-    n_players = d if n_players is None else n_players
+
+    path: np.ndarray  # (E,) int: which path
+    size: np.ndarray  # (E,) int: players of the forward order, 1 .. changing - 1
+    forward: np.ndarray  # (E,) bool: the order's own coalition, else its complement
+
+
+def changing_players(x_bits: np.ndarray, background_bits: np.ndarray,
+                     player_of_column: np.ndarray | None, n_players: int) -> np.ndarray:
+    """Whether each player changes the input when it joins: (r, pairs, players) bool.
+
+    x_bits (r, d) and background_bits (r, pairs, d) hold the values' bit patterns. A
+    player whose every column holds the same bits in the row and in the pair's background
+    row (a blank border on a blank fill, a pad token against the pad row, a category the
+    background row shares) is a null player of that row's game: adding it changes no model
+    input. player_of_column is (d,) or (r, d) (a label mask per image), None for one
+    player per column.
+    """
+    differs = x_bits[:, None, :] != background_bits
+    if player_of_column is None:
+        return differs
+    r, pairs, d = differs.shape
+    assignment = np.broadcast_to(player_of_column, (r, d))
+    offsets = (np.arange(r * pairs) * n_players).reshape(r, pairs, 1)
+    index = offsets + assignment[:, None, :]
+    counts = np.bincount(index[differs], minlength=r * pairs * n_players)
+    return (counts > 0).reshape(r, pairs, n_players)
+
+
+def changing_first(ranks: np.ndarray, changing: np.ndarray) -> np.ndarray:
+    """The drawn orders with the players that change nothing moved to the end.
+
+    A null player adds exactly 0 wherever it stands in an order, and the others' marginal
+    contributions depend only on which of them come before: the values are those of the
+    drawn orders, while every prefix past the changing players is x itself (and every
+    complement the background row), which needs no model call.
+    """
+    keys = ranks.astype(np.int64) + ranks.shape[-1] * ~changing
+    return np.argsort(np.argsort(keys, axis=-1), axis=-1).astype(ranks.dtype)
+
+
+def inner_coalitions(changing_counts: np.ndarray) -> PathCoalitions:
+    """The coalitions each path needs: sizes 1 .. c - 1 and their complements, for c changing.
+
+    changing_counts is (Q,): the players of each path that change the input.
+    """
+    per_side = np.maximum(np.asarray(changing_counts, dtype=np.int64) - 1, 0)
+    per_path = 2 * per_side
+    path = np.repeat(np.arange(len(per_path)), per_path)
+    starts = np.cumsum(per_path) - per_path
+    within = np.arange(len(path)) - starts[path]
+    forward = within < per_side[path]
+    size = np.where(forward, within + 1, within - per_side[path] + 1)
+    return PathCoalitions(path=path, size=size, forward=forward)
+
+
+def mixed_coalitions(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
+                     coalitions: PathCoalitions) -> np.ndarray:
+    """The inputs of the coalitions, (E, d): ranks, x and background are (Q, d) per path."""
     bits = np.dtype(f"i{x.dtype.itemsize}")  # select by bit masks: exact and faster than where
-    x_bits, background_bits = x.view(bits)[:, None, :], background.view(bits)
-    out = np.empty((n, 2, pairs, n_players - 1, d), dtype=bits)
-    prefix_sizes = np.arange(1, n_players, dtype=ranks.dtype)
-    np.less(ranks[:, :, None, :], prefix_sizes[None, None, :, None], out=out[:, 0])
-    np.negative(out[:, 0], out=out[:, 0])  # 1 -> all bits set, 0 -> none
-    out[:, 0] &= (x_bits ^ background_bits)[:, :, None, :]
-    np.bitwise_xor(out[:, 0], x_bits[:, :, None, :], out=out[:, 1])  # the complement
-    out[:, 0] ^= background_bits[:, :, None, :]  # from x inside the coalition, else background
+    x_bits, background_bits = x.view(bits), background.view(bits)
+    path = coalitions.path
+    inside = ranks[path] < coalitions.size[:, None].astype(ranks.dtype)
+    from_x = inside == coalitions.forward[:, None]
+    out = (x_bits ^ background_bits)[path]
+    out &= -from_x.astype(bits)  # 1 -> all bits set, 0 -> none
+    out ^= background_bits[path]  # from x where selected, else the background
     return out.view(x.dtype)
+
+
+def filled_paths(outputs: np.ndarray, coalitions: PathCoalitions, start: np.ndarray,
+                 end: np.ndarray, n_players: int) -> np.ndarray:
+    """Outputs along every path, (Q, 2, players - 1), from the E evaluated coalitions.
+
+    [:, 0, k] has the first k + 1 players of the order from x, [:, 1, k] the complement.
+    Past a path's changing players the prefix is x itself, f(x) (end, (Q,)), and the
+    complement its background row, f(b) (start, (Q,)).
+    """
+    filled = np.empty((len(start), 2, n_players - 1))
+    filled[:, 0] = end[:, None]
+    filled[:, 1] = start[:, None]
+    filled[coalitions.path, (~coalitions.forward).astype(np.intp), coalitions.size - 1] = outputs
+    return filled
 
 
 @dataclass(frozen=True)
 class PathChunk:
-    """The sampled paths of one chunk of rows: feature orders and background rows."""
+    """The sampled paths of one chunk of rows: orders, background rows, coalitions to call."""
 
     rows: slice
-    ranks: np.ndarray  # (n_rows, pairs, players): each player's position in the forward orders
+    ranks: np.ndarray  # (n_rows, pairs, players): each player's position, changing ones first
     drawn: np.ndarray  # (n_rows, pairs): the background row of each pair of paths
-    mixed: np.ndarray | None  # the paths' inputs (mixed_paths), None when mixed in the graph
+    coalitions: PathCoalitions  # of the n_rows * pairs paths, row by row
+    mixed: np.ndarray | None  # the coalitions' inputs (E, d), None when mixed in the graph
 
 
 def column_ranks(player_ranks: np.ndarray, player_of_column: np.ndarray | None,
@@ -248,30 +320,38 @@ def column_ranks(player_ranks: np.ndarray, player_of_column: np.ndarray | None,
 
 
 def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
-                 background: np.ndarray, player_of_column: np.ndarray | None = None) -> np.ndarray:
+                 background: np.ndarray, start: np.ndarray, end: np.ndarray,
+                 player_of_column: np.ndarray | None = None) -> np.ndarray:
     """Model outputs along every path of the chunk: (n_rows, 2, pairs, players - 1).
 
     [:, 0, p, k] has the first k + 1 players of order p from x and the rest from its
-    background row; [:, 1, p, k] is the complement. Mixed inside the compiled model call
-    unless the chunk carries inputs mixed in NumPy.
+    background row; [:, 1, p, k] is the complement. Only the coalitions that change the
+    input are evaluated, mixed inside the compiled model call unless the chunk carries
+    inputs mixed in NumPy. start (n_rows, pairs) is f(b) of each pair's background row,
+    end (n_rows,) f(x).
     """
     n_rows, pairs, n_players = chunk.ranks.shape
     d = x.shape[1]
-    targets = request.target[chunk.rows]
+    targets = np.repeat(request.target[chunk.rows], pairs)
+    coalitions = chunk.coalitions
     if chunk.mixed is None:
-        # Only the players - 1 prefixes of the player order are evaluated, so the cost
-        # follows the number of players, not of columns.
         ranks = column_ranks(chunk.ranks, player_of_column, chunk.rows)
         outputs = request.adapter.path_outputs(
             ranks.reshape(n_rows * pairs, d),
             np.repeat(x[chunk.rows], pairs, axis=0).reshape(-1, *request.sample_shape),
-            background[chunk.drawn].reshape(-1, *request.sample_shape),
-            np.repeat(targets, pairs), batch_size=request.batch_size, n_players=n_players)
-        return outputs.reshape(n_rows, pairs, 2, n_players - 1).transpose(0, 2, 1, 3)
-    batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
-    outputs = request.adapter.predict(chunk.mixed.reshape(-1, *request.sample_shape), batch_size)
-    selected = outputs[np.arange(len(outputs)), np.repeat(targets, 2 * pairs * (n_players - 1))]
-    return selected.reshape(n_rows, 2, pairs, n_players - 1)
+            background[chunk.drawn].reshape(-1, *request.sample_shape), targets,
+            coalitions.path, coalitions.size, coalitions.forward,
+            batch_size=request.batch_size)
+    elif len(chunk.mixed):
+        batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
+        predicted = request.adapter.predict(chunk.mixed.reshape(-1, *request.sample_shape),
+                                            batch_size)
+        outputs = predicted[np.arange(len(predicted)), targets[coalitions.path]]
+    else:
+        outputs = np.empty(0)
+    filled = filled_paths(outputs, coalitions, start.reshape(-1),
+                          np.repeat(end, pairs), n_players)
+    return filled.reshape(n_rows, pairs, 2, n_players - 1).transpose(0, 2, 1, 3)
 
 
 def path_contributions(inner: np.ndarray, start: np.ndarray, end: np.ndarray,
@@ -317,11 +397,19 @@ def stratum_weights(drawn: np.ndarray, m: int) -> np.ndarray:
     return 1.0 / (2.0 * m * np.take_along_axis(counts, drawn, axis=1))
 
 
+@dataclass(frozen=True)
+class SampledValues:
+    """Sampled Shapley values (n, players) and how many model rows they took."""
+
+    values: np.ndarray
+    model_rows: int
+
+
 def permutation_shapley(
     request: ExplainRequest, background: np.ndarray, pairs: int, ends: np.ndarray,
     background_outputs: np.ndarray, target_index: np.ndarray,
     player_of_column: np.ndarray | None = None, n_players: int | None = None,
-) -> np.ndarray:
+) -> SampledValues:
     """Antithetic permutation sampling with one background row per pair of paths: (n, players).
 
     ``ends`` is (n, 2): mean f over the background and f(x) per row; background_outputs is
@@ -339,28 +427,43 @@ def permutation_shapley(
     drawn = background_cycles(background_rng, n, pairs, m)  # an order and its reverse share b
     weights = stratum_weights(drawn, m)
     dtype = mixing_dtype(request)
-    # contiguous: mixed_paths views the values as integers of the same width
+    # contiguous: changing_players and mixed_coalitions view the values as integers
     x = np.ascontiguousarray(request.x.reshape(n, -1), dtype=dtype)
     bg = np.ascontiguousarray(background.reshape(m, -1), dtype=dtype)
 
     mixes_in_graph = getattr(request.adapter, "mixes_paths_in_graph", None)
     in_graph = bool(mixes_in_graph and mixes_in_graph(request.sample_shape))
+    bits = np.dtype(f"i{dtype.itemsize}")
+    x_bits, background_bits = x.view(bits), bg.view(bits)
 
     def sampled_paths(rows: slice) -> PathChunk:
         # Called for one chunk at a time, in row order: the draws do not depend on chunking.
-        ranks = random_ranks(order_rng, rows.stop - rows.start, pairs, n_players)
-        mixed = None if in_graph else mixed_paths(column_ranks(ranks, player_of_column, rows),
-                                                  x[rows], bg[drawn[rows]], n_players)
-        return PathChunk(rows, ranks, drawn[rows], mixed)
+        r = rows.stop - rows.start
+        drawn_ranks = random_ranks(order_rng, r, pairs, n_players)
+        own_players = (player_of_column[rows] if player_of_column is not None
+                       and player_of_column.ndim == 2 else player_of_column)
+        changing = changing_players(x_bits[rows], background_bits[drawn[rows]], own_players,
+                                    n_players)
+        ranks = changing_first(drawn_ranks, changing)
+        coalitions = inner_coalitions(changing.sum(axis=2).reshape(-1))
+        mixed = None
+        if not in_graph:
+            mixed = mixed_coalitions(
+                column_ranks(ranks, player_of_column, rows).reshape(r * pairs, d),
+                np.repeat(x[rows], pairs, axis=0), bg[drawn[rows]].reshape(r * pairs, d),
+                coalitions)
+        return PathChunk(rows, ranks, drawn[rows], coalitions, mixed)
 
     values = np.zeros((n, n_players))
+    evaluated = 0
     for chunk in prefetched(sampled_paths, row_chunks(n, 2 * pairs * (n_players - 1), 1, d)):
         rows = chunk.rows
         start = background_outputs[target_index[rows, None], chunk.drawn]  # f(b)
-        outputs = path_outputs(request, chunk, x, bg, player_of_column)
+        outputs = path_outputs(request, chunk, x, bg, start, ends[rows, 1], player_of_column)
         values[rows] = path_contributions(outputs, start, ends[rows, 1], chunk.ranks,
                                           weights[rows], round_off_epsilon(request.adapter))
-    return values
+        evaluated += len(chunk.coalitions.path)
+    return SampledValues(values, evaluated)
 
 
 def sampled_pairs(max_evals: int, n_features: int, background_rows: int) -> int:
@@ -408,10 +511,10 @@ def shapley(request: ExplainRequest) -> Attribution:
         budget = DEFAULT_SAMPLED_EVALS if max_evals is None else max_evals
         pairs = sampled_pairs(budget, d, len(background))
         ends = np.stack([base_values, request.predict_selected(request.x, request.target)], 1)
-        flat_values = permutation_shapley(request, background, pairs, ends,
-                                          outputs_by_target, target_index)
-        estimator = "permutation"
-        model_rows = 2 * pairs * (d - 1)
+        sampled = permutation_shapley(request, background, pairs, ends, outputs_by_target,
+                                      target_index)
+        flat_values, estimator = sampled.values, "permutation"
+        model_rows = round(sampled.model_rows / len(request.x))
     return Attribution(
         values=flat_values.reshape(request.x.shape),
         base_values=base_values,
@@ -440,9 +543,10 @@ def group_shapley(
         budget = DEFAULT_SAMPLED_EVALS if max_evals is None else max_evals
         pairs = sampled_pairs(budget, p, len(background))
         ends = np.stack([base_values, request.predict_selected(request.x, request.target)], 1)
-        values = permutation_shapley(request, background, pairs, ends, background_outputs,
-                                     target_index, np.asarray(players.assignment), p)
-        estimator, model_rows = "permutation", 2 * pairs * (p - 1)
+        sampled = permutation_shapley(request, background, pairs, ends, background_outputs,
+                                      target_index, np.asarray(players.assignment), p)
+        values, estimator = sampled.values, "permutation"
+        model_rows = round(sampled.model_rows / len(request.x))
     return Attribution(
         values=values, base_values=base_values, grouped=True,
         details={"estimator": estimator, "background_rows": len(background),

@@ -138,31 +138,34 @@ def build_functions(
 
 
 def build_path_outputs(
-    model: Any, sample_shape: tuple[int, ...], dtype: str, n_players: int
-) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
-    """Compile permutation-path evaluation: build each path's coalitions inside the jit.
+    model: Any, sample_shape: tuple[int, ...], dtype: str
+) -> Callable[..., np.ndarray]:
+    """Compile permutation-path evaluation: build the paths' coalitions inside the jit.
 
-    For P paths (an order of n_players players given by each feature's player's rank, a
-    sample and one background row), the 2 * (n_players - 1) inner coalitions of the order
-    and of its reverse are mixed inside the compiled call, as in the TensorFlow backend.
+    Q paths and E coalitions along them (a path, a prefix size, the prefix or its
+    complement), mixed inside the compiled call, as in the TensorFlow backend.
     """
 
     def path_outputs(trainable: list[Any], non_trainable: list[Any], ranks: jax.Array,
-                     x: jax.Array, background: jax.Array, target: jax.Array) -> jax.Array:
-        inside = ranks[:, None, :] < jnp.arange(1, n_players)[None, :, None]  # (P, players - 1, d)
-        from_x = jnp.stack([inside, ~inside], axis=1)  # and the complements
-        mixed = jnp.where(from_x, x[:, None, None, :], background[:, None, None, :])
+                     x: jax.Array, background: jax.Array, target: jax.Array, path: jax.Array,
+                     prefix: jax.Array, forward: jax.Array) -> jax.Array:
+        inside = ranks[path] < prefix[:, None]  # (E, d)
+        from_x = inside == forward[:, None]  # the prefix, or its complement
+        mixed = jnp.where(from_x, x[path], background[path])
         raw, _ = stateless_call(model, trainable, non_trainable, mixed.reshape((-1, *sample_shape)))
-        per_path = single_output(raw).reshape((x.shape[0], 2 * (n_players - 1), -1))
-        return jnp.take_along_axis(per_path, target[:, None, None], axis=2)[:, :, 0]
+        outputs = single_output(raw).reshape((path.shape[0], -1))
+        return jnp.take_along_axis(outputs, target[path][:, None], axis=1)[:, 0]
 
     compiled = _jit(path_outputs, model)
 
     def path_outputs_numpy(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
-                           target: np.ndarray) -> np.ndarray:
-        n_rows = padded_row_count(len(x))
-        padded = [_pad_rows(array, n_rows) for array in (ranks, x, background, target)]
-        return np.asarray(compiled(*_variables(model), *padded))[: len(x)]
+                           target: np.ndarray, path: np.ndarray, prefix: np.ndarray,
+                           forward: np.ndarray) -> np.ndarray:
+        n_paths, n_rows = padded_row_count(len(x)), padded_row_count(len(path))
+        per_path = [_pad_rows(array, n_paths) for array in (ranks, x, background, target)]
+        # padded coalitions take path 0's row 0 prefix: rows are independent in inference
+        per_row = [_pad_rows(array, n_rows) for array in (path, prefix, forward)]
+        return np.asarray(compiled(*_variables(model), *per_path, *per_row))[: len(path)]
 
     return path_outputs_numpy
 
