@@ -50,9 +50,9 @@ Outcome (16 seeds on the image game, 8 on each tabular model): no design is more
 better on the image game, the cyclic shifts are 7-17% worse there (their orders share
 predecessors), positions explain about 4% of a pair's variance; single paths at 384 or 480
 model rows have 2 to 2.6 times the current error. The independent orders stay. The
-regression over the same coalitions has about 17 times the paths' error against 8
-background images (pooling games whose values differ) and 1.2 times with the fill image
-alone, so regression does not replace the paths either.
+regression over the same coalitions has about 8 times the paths' error against 8
+background images (it pools games whose values differ, which the paths average apart) and
+1.2 times with the fill image alone (6 seeds each), so it does not replace the paths either.
 """
 
 from __future__ import annotations
