@@ -264,7 +264,6 @@ def position_share(model: Any, x: np.ndarray, background: np.ndarray, target: in
     stratification by position could remove, a bound on its variance reduction.
     """
     from pytest_kexplain.adapters import get_adapter
-    from pytest_kexplain.explainers.shapley import inner_coalitions
 
     _, adapter = get_adapter(model)
     n, m = len(x), len(background)
@@ -274,11 +273,9 @@ def position_share(model: Any, x: np.ndarray, background: np.ndarray, target: in
     drawn = np.tile(np.arange(m), (n, pairs // m))
     column_ranks = ranks if cells is None else ranks[..., cells]
     flat = np.repeat(x, pairs, axis=0)
-    every = inner_coalitions(np.full(n * pairs, p))  # path by path: prefixes, complements
     inner = adapter.path_outputs(column_ranks.reshape(n * pairs, -1), flat,
                                  background[drawn.reshape(-1)], np.full(n * pairs, target),
-                                 every.path, every.size, every.forward
-                                 ).reshape(n, pairs, 2, p - 1)
+                                 n_players=p).reshape(n, pairs, 2, p - 1)
     start = adapter.predict(background)[:, target][drawn]
     end = np.broadcast_to(adapter.predict(x)[:, target][:, None, None], (n, pairs, 1))
     forward = np.concatenate([start[..., None], inner[:, :, 0], end], axis=2)
@@ -368,10 +365,8 @@ def single_paths(game: dict[str, Any], design: Design, paths: int, seed: int,
     """
     from pytest_kexplain.adapters import get_adapter
     from pytest_kexplain.explainers.shapley import (
-        PathCoalitions,
         background_cycles,
-        inner_coalitions,
-        mixed_coalitions,
+        mixed_paths,
         stratum_weights,
     )
 
@@ -390,11 +385,7 @@ def single_paths(game: dict[str, Any], design: Design, paths: int, seed: int,
     column_ranks = ranks[..., cells.reshape(-1)].astype(np.int16)
     x = rows.reshape(n, -1).astype(np.float32)
     bg = background.reshape(m, -1).astype(np.float32)
-    every = inner_coalitions(np.full(n * paths, p))
-    prefixes = PathCoalitions(every.path[every.forward], every.size[every.forward],
-                              every.forward[every.forward])
-    inner = mixed_coalitions(column_ranks.reshape(n * paths, -1), np.repeat(x, paths, axis=0),
-                             bg[drawn].reshape(n * paths, -1), prefixes)  # (n * paths * 48, 784)
+    inner = mixed_paths(column_ranks, x, bg[drawn], p)[:, 0]  # (n, paths, p - 1, 784)
     outputs = adapter.predict(inner.reshape(-1, 28, 28, 1))[:, 3].reshape(n, paths, p - 1)
     start = adapter.predict(bg.reshape(-1, 28, 28, 1))[:, 3][drawn]
     end = adapter.predict(x.reshape(-1, 28, 28, 1))[:, 3]
@@ -420,7 +411,6 @@ def regression_on_paths(game: dict[str, Any], background: np.ndarray, pairs: int
     but not the exact null player (a player the model never reads gets noise).
     """
     from pytest_kexplain.adapters import get_adapter
-    from pytest_kexplain.explainers.shapley import inner_coalitions
 
     rows, grid = game["rows"], game["grid"]
     n, m, p = len(rows), len(background), grid * grid
@@ -428,11 +418,9 @@ def regression_on_paths(game: dict[str, Any], background: np.ndarray, pairs: int
     cells = (np.arange(28)[:, None] // (28 // grid)) * grid + np.arange(28)[None, :] // (28 // grid)
     ranks = independent(np.random.default_rng(seed), n, pairs, p)
     drawn = np.tile(np.arange(m), (n, -(-pairs // m)))[:, :pairs]
-    every = inner_coalitions(np.full(n * pairs, p))
     inner = adapter.path_outputs(ranks[..., cells.reshape(-1)].reshape(n * pairs, -1),
                                  np.repeat(rows, pairs, axis=0), background[drawn.reshape(-1)],
-                                 np.full(n * pairs, 3), every.path, every.size, every.forward
-                                 ).reshape(n, pairs, 2, p - 1)
+                                 np.full(n * pairs, 3), n_players=p).reshape(n, pairs, 2, p - 1)
     start = adapter.predict(background)[:, 3][drawn]
     end = adapter.predict(rows)[:, 3]
     ends = np.broadcast_to(end[:, None, None], (n, pairs, 1))

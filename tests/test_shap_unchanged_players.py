@@ -14,7 +14,7 @@ from pytest_kexplain import accepts_missing, explain
 from pytest_kexplain.explainers.shapley import (
     changing_first,
     changing_players,
-    inner_coalitions,
+    needed_rows,
     sampled_pairs,
 )
 
@@ -57,10 +57,14 @@ def test_players_equal_to_the_background_move_to_the_end_of_each_order():
     moved = changing_first(ranks, changing)
     # the changing players 0, 2, 4 keep their order (4, 0, 2 -> ranks 1, 2, 0), then 1, 3
     np.testing.assert_array_equal(moved, [[[1, 3, 2, 4, 0]]])
-    coalitions = inner_coalitions(np.array([3, 1, 0, 4]))
-    np.testing.assert_array_equal(coalitions.path, [0, 0, 0, 0, 3, 3, 3, 3, 3, 3])
-    np.testing.assert_array_equal(coalitions.size, [1, 2, 1, 2, 1, 2, 3, 1, 2, 3])
-    np.testing.assert_array_equal(coalitions.forward, [1, 1, 0, 0, 1, 1, 1, 0, 0, 0])
+    # 5 players, paths with 3, 1 and 5 changing: prefixes of 1 and 2 players (and their
+    # complements), none, every one; flat indices into (paths, 2, players - 1)
+    rows = needed_rows(np.array([3, 1, 5]), 5).reshape(-1)
+    np.testing.assert_array_equal(rows, [0, 1, 4, 5, *range(16, 24)])
+    assert needed_rows(np.array([5, 5]), 5) is None
+    # saving less than an eighth of the rows is dearer than calling them all
+    assert needed_rows(np.array([5] * 7 + [4]), 5) is None
+    assert len(needed_rows(np.array([5] * 3 + [2]), 5)) == 2 * (3 * 4 + 1)  # saves 3 of 16
 
 
 def test_a_player_changes_the_input_when_any_of_its_columns_differ_in_its_bits():
@@ -82,7 +86,9 @@ def expected_model_rows(x, background, seed, max_evals):
     _, background_rng = np.random.default_rng(seed).spawn(2)
     drawn = background_cycles(background_rng, len(x), pairs, len(background))
     per_pair = 2 * np.maximum(changing_counts(x, background, drawn) - 1, 0)
-    return per_pair.sum(axis=1), 2 * pairs * (x.shape[1] - 1)
+    every = 2 * pairs * (x.shape[1] - 1)
+    assert per_pair.sum() <= (1 - 1 / 8) * every * len(x)  # saves an eighth: skipped
+    return per_pair.sum(axis=1), every
 
 
 def test_sampled_values_stay_exact_on_a_pairwise_game_with_shared_columns():
@@ -135,14 +141,16 @@ def test_a_missing_value_in_the_row_and_the_background_row_changes_nothing():
     """NaN against the same NaN is the same input (masking treats NaN as a value)."""
     rng = np.random.default_rng(6)
     x, background = rng.normal(size=(4, 12)), rng.normal(size=(3, 12))
-    x[:, 2] = background[:, 2] = np.nan
+    x[:, 2:6] = background[:, 2:6] = np.nan  # 4 of 12 columns: a third of the rows skipped
     counting = CountingPairwise(12, seed=1)
 
     @accepts_missing
     def model(batch):
         return counting(batch)
 
-    values = explain(model, x, method="shap", background=background, max_evals=40).values
-    assert (values[:, 2] == 0).all()
+    sampled = explain(model, x, method="shap", background=background, max_evals=40)
+    values = sampled.values
+    assert (values[:, 2:6] == 0).all()
+    assert sampled.options["model_rows_per_sample"] == sampled.options["sampled_orders"] * 7
     exact = explain(model, x, method="shap", background=background, max_evals=2**12).values
     np.testing.assert_allclose(values, exact, rtol=0, atol=1e-10)

@@ -445,40 +445,45 @@ class KerasAdapter:
 
     def path_outputs(
         self, ranks: np.ndarray, x: np.ndarray, background: np.ndarray, target: np.ndarray,
-        path: np.ndarray, size: np.ndarray, forward: np.ndarray, batch_size: int | None = None,
+        batch_size: int | None = None, n_players: int | None = None,
+        rows: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Outputs (E,) of E coalitions along Q permutation paths, mixed in the compiled call.
+        """Outputs along P permutation paths, mixed in the compiled call: flat, path by path.
 
-        ranks (Q, d) is each feature's position in path q's order (a player's columns share
-        its rank); x and background are (Q, *sample_shape), one sample and one background
-        row per path, target (Q,) its explained output. Coalition e takes the features
-        ranked below size[e] on path[e] from x and the rest from the background row
-        (forward[e]), or the complement. path is sorted. Only where mixes_paths_in_graph
-        says so.
+        ranks (P, d) is each feature's position in path p's order (a player's columns share
+        its rank; players default to the d features); x and background are (P,
+        *sample_shape), one sample and one background row per path. Path p's coalitions are
+        rows p * 2 (players - 1) + k: for k < players - 1 the first k + 1 players of the
+        order from x and the rest from the background row, then their complements. Returns
+        every row, or only `rows` (sorted indices), which are all the model sees. Only where
+        mixes_paths_in_graph says so.
         """
         sample_shape = tuple(x.shape[1:])
         d = int(np.prod(sample_shape))
-        function = self._coalition_function("build_path_outputs", sample_shape)
+        n_players = d if n_players is None else n_players
+        function = self._coalition_function("build_path_outputs", sample_shape, n_players)
+        per_path = 2 * (n_players - 1)
         rows_per_call = int(batch_size or coalition_batch_size(sample_shape))
         # a power of two: the JAX backend pads each call's rows up to one
-        rows_per_call = 1 << max(0, rows_per_call.bit_length() - 1)
+        paths_per_call = 1 << max(0, (rows_per_call // per_path).bit_length() - 1)
         flat_x = np.asarray(x, dtype=self.dtype).reshape(len(x), d)
         flat_background = np.asarray(background, dtype=self.dtype).reshape(len(x), d)
         ranks = np.asarray(ranks, dtype=np.int32)
         target = np.asarray(target, dtype=np.int32)
-        path = np.asarray(path, dtype=np.int64)
-        size, forward = np.asarray(size, dtype=np.int32), np.asarray(forward, dtype=bool)
-        calls = list(batches(len(path), rows_per_call))
-        # each call takes the paths its coalitions use; JAX compiles once for the widest
-        widest = max((int(path[part][-1] - path[part][0]) + 1 for part in calls), default=0)
-        out = np.empty(len(path), dtype=np.float64)
-        for part in calls:
-            first = int(path[part][0])
-            paths = slice(first, first + widest)
-            out[part] = function(ranks[paths], flat_x[paths], flat_background[paths],
-                                 target[paths], (path[part] - first).astype(np.int32),
-                                 size[part], forward[part])
-        return require_finite(out, self.description, "outputs")
+        parts = []
+        for part in batches(len(flat_x), paths_per_call):
+            arrays = (ranks[part], flat_x[part], flat_background[part], target[part])
+            if rows is None:
+                parts.append(function(*arrays))
+                continue
+            first, last = np.searchsorted(rows, [part.start * per_path, part.stop * per_path])
+            local = (rows[first:last] - part.start * per_path).astype(np.int32)
+            if len(local) == (part.stop - part.start) * per_path:  # every row of these paths
+                parts.append(function(*arrays))
+            elif len(local):
+                parts.append(function(*arrays, local))
+        out = np.concatenate(parts) if parts else np.empty(0)
+        return require_finite(out.astype(np.float64, copy=False), self.description, "outputs")
 
     def path_gradients(
         self, x: np.ndarray, reference: np.ndarray, alphas: np.ndarray, weights: np.ndarray,

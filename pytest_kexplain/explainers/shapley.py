@@ -52,6 +52,10 @@ DEFAULT_SAMPLED_EVALS = 96
 # many players a budget can buy a single pair, whose two orders leave a player's value to
 # two marginal contributions; two pairs halve that variance.
 MIN_SAMPLED_PAIRS = 2
+# Sampled paths skip the coalitions that equal x or the background row only when that saves
+# at least this share of a chunk's model rows: picking the rest out of the mixed rows costs
+# about a tenth of a small MLP's call, so below it every coalition is cheaper to evaluate.
+MIN_SKIPPED_SHARE = 1 / 8
 # Upper bound on input values (model rows x features) materialised at once for coalitions:
 # 2**24 float32 values are 64 MB, and each chunk fills several large model batches.
 VALUES_PER_CHUNK = 2**24
@@ -200,19 +204,6 @@ def background_cycles(rng: np.random.Generator, n_rows: int, pairs: int, m: int)
     return shuffled.reshape(n_rows, passes * m)[:, :pairs]
 
 
-@dataclass(frozen=True)
-class PathCoalitions:
-    """The inner coalitions of Q paths that need a model call, E of them, path by path.
-
-    Coalition e has the first size[e] players of path[e]'s order from x and the rest from
-    its background row (forward[e]), or the complement of that (the reverse order's).
-    """
-
-    path: np.ndarray  # (E,) int: which path
-    size: np.ndarray  # (E,) int: players of the forward order, 1 .. changing - 1
-    forward: np.ndarray  # (E,) bool: the order's own coalition, else its complement
-
-
 def changing_players(x_bits: np.ndarray, background_bits: np.ndarray,
                      player_of_column: np.ndarray | None, n_players: int) -> np.ndarray:
     """Whether each player changes the input when it joins: (r, pairs, players) bool.
@@ -243,52 +234,79 @@ def changing_first(ranks: np.ndarray, changing: np.ndarray) -> np.ndarray:
     drawn orders, while every prefix past the changing players is x itself (and every
     complement the background row), which needs no model call.
     """
-    keys = ranks.astype(np.int64) + ranks.shape[-1] * ~changing
-    return np.argsort(np.argsort(keys, axis=-1), axis=-1).astype(ranks.dtype)
+    moving = ~changing.all(axis=-1)  # the orders with a player to move
+    if not moving.any():
+        return ranks
+    keys = ranks[moving].astype(np.int64) + ranks.shape[-1] * ~changing[moving]
+    moved = ranks.copy()
+    moved[moving] = np.argsort(np.argsort(keys, axis=-1), axis=-1)
+    return moved
 
 
-def inner_coalitions(changing_counts: np.ndarray) -> PathCoalitions:
-    """The coalitions each path needs: sizes 1 .. c - 1 and their complements, for c changing.
+def needed_rows(changing_counts: np.ndarray, n_players: int) -> np.ndarray | None:
+    """The coalitions that need a model call, as flat indices into (paths, 2, players - 1).
 
-    changing_counts is (Q,): the players of each path that change the input.
+    With c players that change the input first in its order (changing_first), a path needs
+    its prefixes of 1 .. c - 1 players and their complements; past those the prefix is x
+    and the complement the background row. None (call every coalition, in the drawn
+    orders) when that would save less than MIN_SKIPPED_SHARE of the rows.
     """
-    per_side = np.maximum(np.asarray(changing_counts, dtype=np.int64) - 1, 0)
-    per_path = 2 * per_side
-    path = np.repeat(np.arange(len(per_path)), per_path)
-    starts = np.cumsum(per_path) - per_path
-    within = np.arange(len(path)) - starts[path]
-    forward = within < per_side[path]
-    size = np.where(forward, within + 1, within - per_side[path] + 1)
-    return PathCoalitions(path=path, size=size, forward=forward)
+    counts = np.asarray(changing_counts).reshape(-1)
+    per_side = np.maximum(counts - 1, 0)
+    if per_side.sum() > (1 - MIN_SKIPPED_SHARE) * len(counts) * (n_players - 1):
+        return None
+    needed = np.arange(n_players - 1)[None, None, :] < per_side[:, None, None]
+    return np.flatnonzero(np.broadcast_to(needed, (len(counts), 2, n_players - 1)))
 
 
-def mixed_coalitions(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
-                     coalitions: PathCoalitions) -> np.ndarray:
-    """The inputs of the coalitions, (E, d): ranks, x and background are (Q, d) per path."""
-    bits = np.dtype(f"i{x.dtype.itemsize}")  # select by bit masks: exact and faster than where
-    x_bits, background_bits = x.view(bits), background.view(bits)
-    path = coalitions.path
-    inside = ranks[path] < coalitions.size[:, None].astype(ranks.dtype)
-    from_x = inside == coalitions.forward[:, None]
-    out = (x_bits ^ background_bits)[path]
-    out &= -from_x.astype(bits)  # 1 -> all bits set, 0 -> none
-    out ^= background_bits[path]  # from x where selected, else the background
-    return out.view(x.dtype)
-
-
-def filled_paths(outputs: np.ndarray, coalitions: PathCoalitions, start: np.ndarray,
+def filled_paths(outputs: np.ndarray, rows: np.ndarray | None, start: np.ndarray,
                  end: np.ndarray, n_players: int) -> np.ndarray:
-    """Outputs along every path, (Q, 2, players - 1), from the E evaluated coalitions.
+    """Outputs along every path, (paths, 2, players - 1), from those of the needed rows.
 
     [:, 0, k] has the first k + 1 players of the order from x, [:, 1, k] the complement.
-    Past a path's changing players the prefix is x itself, f(x) (end, (Q,)), and the
-    complement its background row, f(b) (start, (Q,)).
+    Past a path's changing players the prefix is x itself, f(x) (end, (paths,)), and the
+    complement its background row, f(b) (start, (paths,)).
     """
+    if rows is None:
+        return outputs.reshape(len(start), 2, n_players - 1)
     filled = np.empty((len(start), 2, n_players - 1))
     filled[:, 0] = end[:, None]
     filled[:, 1] = start[:, None]
-    filled[coalitions.path, (~coalitions.forward).astype(np.intp), coalitions.size - 1] = outputs
+    filled.reshape(-1)[rows] = outputs
     return filled
+
+
+def mixed_paths(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
+                n_players: int | None = None) -> np.ndarray:
+    """The inner coalitions of each order and of its reverse, each mixed with one background row.
+
+    ranks (n, pairs, d) is each column's position in the forward orders (its player's
+    position; players default to single columns, n_players to d); x (n, d) and background
+    (n, pairs, d) hold float32 or float64. Returns (n, 2, pairs, n_players - 1, d): [:, 0]
+    row k has the first k + 1 players of the order from x and the rest from the background
+    row; [:, 1] is its complement, the reverse order's coalition of n_players - k - 1.
+    """
+    n, pairs, d = ranks.shape
+    n_players = d if n_players is None else n_players
+    bits = np.dtype(f"i{x.dtype.itemsize}")  # select by bit masks: exact and faster than where
+    x_bits, background_bits = x.view(bits)[:, None, :], background.view(bits)
+    out = np.empty((n, 2, pairs, n_players - 1, d), dtype=bits)
+    prefix_sizes = np.arange(1, n_players, dtype=ranks.dtype)
+    np.less(ranks[:, :, None, :], prefix_sizes[None, None, :, None], out=out[:, 0])
+    np.negative(out[:, 0], out=out[:, 0])  # 1 -> all bits set, 0 -> none
+    out[:, 0] &= (x_bits ^ background_bits)[:, :, None, :]
+    np.bitwise_xor(out[:, 0], x_bits[:, :, None, :], out=out[:, 1])  # the complement
+    out[:, 0] ^= background_bits[:, :, None, :]  # from x inside the coalition, else background
+    return out.view(x.dtype)
+
+
+def path_major(rows: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """needed_rows (path by path) as indices into mixed_paths' (r, 2, pairs, players - 1)."""
+    _, _, pairs, prefixes = shape[:4]
+    path, within = np.divmod(rows, 2 * prefixes)
+    row, pair = np.divmod(path, pairs)
+    side, k = np.divmod(within, prefixes)
+    return row, side, pair, k
 
 
 @dataclass(frozen=True)
@@ -298,8 +316,8 @@ class PathChunk:
     rows: slice
     ranks: np.ndarray  # (n_rows, pairs, players): each player's position, changing ones first
     drawn: np.ndarray  # (n_rows, pairs): the background row of each pair of paths
-    coalitions: PathCoalitions  # of the n_rows * pairs paths, row by row
-    mixed: np.ndarray | None  # the coalitions' inputs (E, d), None when mixed in the graph
+    needed: np.ndarray | None  # needed_rows of the n_rows * pairs paths, None for all
+    mixed: np.ndarray | None  # the needed coalitions' inputs, None when mixed in the graph
 
 
 def column_ranks(player_ranks: np.ndarray, player_of_column: np.ndarray | None,
@@ -333,24 +351,32 @@ def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
     n_rows, pairs, n_players = chunk.ranks.shape
     d = x.shape[1]
     targets = np.repeat(request.target[chunk.rows], pairs)
-    coalitions = chunk.coalitions
     if chunk.mixed is None:
+        # Only the players - 1 prefixes of the player order are evaluated, so the cost
+        # follows the number of players, not of columns.
         ranks = column_ranks(chunk.ranks, player_of_column, chunk.rows)
         outputs = request.adapter.path_outputs(
             ranks.reshape(n_rows * pairs, d),
             np.repeat(x[chunk.rows], pairs, axis=0).reshape(-1, *request.sample_shape),
             background[chunk.drawn].reshape(-1, *request.sample_shape), targets,
-            coalitions.path, coalitions.size, coalitions.forward,
-            batch_size=request.batch_size)
+            batch_size=request.batch_size, n_players=n_players, rows=chunk.needed)
+    elif chunk.needed is None:  # every coalition, mixed as mixed_paths lays them out
+        batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
+        predicted = request.adapter.predict(chunk.mixed.reshape(-1, *request.sample_shape),
+                                            batch_size)
+        row_targets = np.repeat(request.target[chunk.rows], 2 * pairs * (n_players - 1))
+        return predicted[np.arange(len(predicted)), row_targets].reshape(
+            n_rows, 2, pairs, n_players - 1)
     elif len(chunk.mixed):
         batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
         predicted = request.adapter.predict(chunk.mixed.reshape(-1, *request.sample_shape),
                                             batch_size)
-        outputs = predicted[np.arange(len(predicted)), targets[coalitions.path]]
+        row_targets = targets[chunk.needed // (2 * (n_players - 1))]
+        outputs = predicted[np.arange(len(predicted)), row_targets]
     else:
         outputs = np.empty(0)
-    filled = filled_paths(outputs, coalitions, start.reshape(-1),
-                          np.repeat(end, pairs), n_players)
+    filled = filled_paths(outputs, chunk.needed, start.reshape(-1), np.repeat(end, pairs),
+                          n_players)
     return filled.reshape(n_rows, pairs, 2, n_players - 1).transpose(0, 2, 1, 3)
 
 
@@ -427,7 +453,7 @@ def permutation_shapley(
     drawn = background_cycles(background_rng, n, pairs, m)  # an order and its reverse share b
     weights = stratum_weights(drawn, m)
     dtype = mixing_dtype(request)
-    # contiguous: changing_players and mixed_coalitions view the values as integers
+    # contiguous: changing_players and mixed_paths view the values as integers
     x = np.ascontiguousarray(request.x.reshape(n, -1), dtype=dtype)
     bg = np.ascontiguousarray(background.reshape(m, -1), dtype=dtype)
 
@@ -444,15 +470,14 @@ def permutation_shapley(
                        and player_of_column.ndim == 2 else player_of_column)
         changing = changing_players(x_bits[rows], background_bits[drawn[rows]], own_players,
                                     n_players)
-        ranks = changing_first(drawn_ranks, changing)
-        coalitions = inner_coalitions(changing.sum(axis=2).reshape(-1))
+        needed = needed_rows(changing.sum(axis=2), n_players)
+        ranks = drawn_ranks if needed is None else changing_first(drawn_ranks, changing)
         mixed = None
         if not in_graph:
-            mixed = mixed_coalitions(
-                column_ranks(ranks, player_of_column, rows).reshape(r * pairs, d),
-                np.repeat(x[rows], pairs, axis=0), bg[drawn[rows]].reshape(r * pairs, d),
-                coalitions)
-        return PathChunk(rows, ranks, drawn[rows], coalitions, mixed)
+            every = mixed_paths(column_ranks(ranks, player_of_column, rows), x[rows],
+                                bg[drawn[rows]], n_players)  # (r, 2, pairs, players - 1, d)
+            mixed = every if needed is None else every[path_major(needed, every.shape)]
+        return PathChunk(rows, ranks, drawn[rows], needed, mixed)
 
     values = np.zeros((n, n_players))
     evaluated = 0
@@ -462,7 +487,8 @@ def permutation_shapley(
         outputs = path_outputs(request, chunk, x, bg, start, ends[rows, 1], player_of_column)
         values[rows] = path_contributions(outputs, start, ends[rows, 1], chunk.ranks,
                                           weights[rows], round_off_epsilon(request.adapter))
-        evaluated += len(chunk.coalitions.path)
+        evaluated += (2 * (n_players - 1) * len(chunk.ranks.reshape(-1, n_players))
+                      if chunk.needed is None else len(chunk.needed))
     return SampledValues(values, evaluated)
 
 

@@ -138,34 +138,52 @@ def build_functions(
 
 
 def build_path_outputs(
-    model: Any, sample_shape: tuple[int, ...], dtype: str
+    model: Any, sample_shape: tuple[int, ...], dtype: str, n_players: int
 ) -> Callable[..., np.ndarray]:
-    """Compile permutation-path evaluation: build the paths' coalitions inside the jit.
+    """Compile permutation-path evaluation: build each path's coalitions inside the jit.
 
-    Q paths and E coalitions along them (a path, a prefix size, the prefix or its
-    complement), mixed inside the compiled call, as in the TensorFlow backend.
+    For P paths (an order of n_players players given by each feature's player's rank, a
+    sample and one background row), the 2 * (n_players - 1) inner coalitions of the order
+    and of its reverse are mixed inside the compiled call, as in the TensorFlow backend;
+    given `rows`, only those coalitions reach the model.
     """
+    per_path = 2 * (n_players - 1)
 
-    def path_outputs(trainable: list[Any], non_trainable: list[Any], ranks: jax.Array,
-                     x: jax.Array, background: jax.Array, target: jax.Array, path: jax.Array,
-                     prefix: jax.Array, forward: jax.Array) -> jax.Array:
-        inside = ranks[path] < prefix[:, None]  # (E, d)
-        from_x = inside == forward[:, None]  # the prefix, or its complement
-        mixed = jnp.where(from_x, x[path], background[path])
-        raw, _ = stateless_call(model, trainable, non_trainable, mixed.reshape((-1, *sample_shape)))
-        outputs = single_output(raw).reshape((path.shape[0], -1))
-        return jnp.take_along_axis(outputs, target[path][:, None], axis=1)[:, 0]
+    def mixed_paths(ranks: jax.Array, x: jax.Array, background: jax.Array) -> jax.Array:
+        inside = ranks[:, None, :] < jnp.arange(1, n_players)[None, :, None]  # (P, players - 1, d)
+        from_x = jnp.stack([inside, ~inside], axis=1)  # and the complements
+        mixed = jnp.where(from_x, x[:, None, None, :], background[:, None, None, :])
+        return mixed.reshape((-1, x.shape[1]))
 
-    compiled = _jit(path_outputs, model)
+    def selected(trainable: list[Any], non_trainable: list[Any], mixed: jax.Array,
+                 target: jax.Array) -> jax.Array:
+        raw, _ = stateless_call(model, trainable, non_trainable,
+                                mixed.reshape((-1, *sample_shape)))
+        outputs = single_output(raw).reshape((mixed.shape[0], -1))
+        return jnp.take_along_axis(outputs, target[:, None], axis=1)[:, 0]
+
+    def every_row(trainable: list[Any], non_trainable: list[Any], ranks: jax.Array,
+                  x: jax.Array, background: jax.Array, target: jax.Array) -> jax.Array:
+        return selected(trainable, non_trainable, mixed_paths(ranks, x, background),
+                        jnp.repeat(target, per_path))
+
+    def some_rows(trainable: list[Any], non_trainable: list[Any], ranks: jax.Array,
+                  x: jax.Array, background: jax.Array, target: jax.Array,
+                  rows: jax.Array) -> jax.Array:
+        mixed = mixed_paths(ranks, x, background)[rows]
+        return selected(trainable, non_trainable, mixed, target[rows // per_path])
+
+    every_compiled, some_compiled = _jit(every_row, model), _jit(some_rows, model)
 
     def path_outputs_numpy(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
-                           target: np.ndarray, path: np.ndarray, prefix: np.ndarray,
-                           forward: np.ndarray) -> np.ndarray:
-        n_paths, n_rows = padded_row_count(len(x)), padded_row_count(len(path))
-        per_path = [_pad_rows(array, n_paths) for array in (ranks, x, background, target)]
-        # padded coalitions take path 0's row 0 prefix: rows are independent in inference
-        per_row = [_pad_rows(array, n_rows) for array in (path, prefix, forward)]
-        return np.asarray(compiled(*_variables(model), *per_path, *per_row))[: len(path)]
+                           target: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        n_paths = padded_row_count(len(x))
+        padded = [_pad_rows(array, n_paths) for array in (ranks, x, background, target)]
+        if rows is None:
+            return np.asarray(every_compiled(*_variables(model), *padded))[: len(x) * per_path]
+        # padded rows repeat coalition 0: rows are independent in inference mode
+        picked = _pad_rows(rows, padded_row_count(len(rows)))
+        return np.asarray(some_compiled(*_variables(model), *padded, picked))[: len(rows)]
 
     return path_outputs_numpy
 

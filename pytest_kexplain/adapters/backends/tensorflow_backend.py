@@ -116,34 +116,51 @@ def build_masked_outputs(
 
 
 def build_path_outputs(
-    model: Any, sample_shape: tuple[int, ...], dtype: str
+    model: Any, sample_shape: tuple[int, ...], dtype: str, n_players: int
 ) -> Callable[..., np.ndarray]:
     """Compile permutation-path evaluation: build each path's coalitions inside the graph.
 
-    Q paths (an order given by each feature's player's rank, a sample and one background
-    row) and E coalitions along them (a path, a prefix size, the prefix or its
-    complement): the coalitions are mixed inside TensorFlow, so only Q * 3 * d values and
-    three numbers per coalition cross into the graph instead of E * d.
+    For P paths (an order of n_players players given by each feature's player's rank, a
+    sample and one background row), the 2 * (n_players - 1) inner coalitions of the order
+    and of its reverse are mixed inside TensorFlow, so only P * 3 * d values cross into the
+    graph instead of P * 2 * (n_players - 1) * d. Given `rows` (indices into the paths'
+    coalitions, path by path), only those reach the model.
     """
     size = int(np.prod(sample_shape))
     flat_spec = tf.TensorSpec((None, size), tf.as_dtype(dtype))
-    indices = tf.TensorSpec((None,), tf.int32)
+    path_specs = [tf.TensorSpec((None, size), tf.int32), flat_spec, flat_spec,
+                  tf.TensorSpec((None,), tf.int32)]
 
-    @tf.function(input_signature=[
-        tf.TensorSpec((None, size), tf.int32), flat_spec, flat_spec, indices, indices,
-        indices, tf.TensorSpec((None,), tf.bool),
-    ])
-    def path_outputs(ranks: tf.Tensor, x: tf.Tensor, background: tf.Tensor,
-                     target: tf.Tensor, path: tf.Tensor, prefix: tf.Tensor,
-                     forward: tf.Tensor) -> tf.Tensor:
-        inside = tf.gather(ranks, path) < prefix[:, None]  # (E, d)
-        from_x = tf.equal(inside, forward[:, None])  # the prefix, or its complement
-        mixed = tf.where(from_x, tf.gather(x, path), tf.gather(background, path))
-        outputs = single_output(model(tf.reshape(mixed, (-1, *sample_shape)), training=False))
-        return tf.gather(outputs, tf.gather(target, path), axis=1, batch_dims=1)
+    def mixed_paths(ranks: tf.Tensor, x: tf.Tensor, background: tf.Tensor) -> tf.Tensor:
+        prefix_sizes = tf.range(1, n_players, dtype=tf.int32)
+        inside = ranks[:, None, :] < prefix_sizes[None, :, None]  # (P, players - 1, d)
+        from_x = tf.stack([inside, tf.logical_not(inside)], axis=1)  # and the complements
+        mixed = tf.where(from_x, x[:, None, None, :], background[:, None, None, :])
+        return tf.reshape(mixed, (-1, size))
 
-    def path_outputs_numpy(*arrays: np.ndarray) -> np.ndarray:
-        return path_outputs(*(tf.convert_to_tensor(array) for array in arrays)).numpy()
+    def outputs_of(mixed: tf.Tensor) -> tf.Tensor:
+        return single_output(model(tf.reshape(mixed, (-1, *sample_shape)), training=False))
+
+    @tf.function(input_signature=path_specs)
+    def every_row(ranks: tf.Tensor, x: tf.Tensor, background: tf.Tensor,
+                  target: tf.Tensor) -> tf.Tensor:
+        outputs = outputs_of(mixed_paths(ranks, x, background))
+        per_path = tf.reshape(outputs, (tf.shape(x)[0], 2 * (n_players - 1), -1))
+        return tf.reshape(tf.gather(per_path, target, axis=2, batch_dims=1), (-1,))
+
+    @tf.function(input_signature=[*path_specs, tf.TensorSpec((None,), tf.int32)])
+    def some_rows(ranks: tf.Tensor, x: tf.Tensor, background: tf.Tensor, target: tf.Tensor,
+                  rows: tf.Tensor) -> tf.Tensor:
+        outputs = outputs_of(tf.gather(mixed_paths(ranks, x, background), rows))
+        row_target = tf.gather(target, rows // (2 * (n_players - 1)))
+        return tf.gather(outputs, row_target, axis=1, batch_dims=1)
+
+    def path_outputs_numpy(ranks: np.ndarray, x: np.ndarray, background: np.ndarray,
+                           target: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        tensors = [tf.convert_to_tensor(array) for array in (ranks, x, background, target)]
+        if rows is None:
+            return every_row(*tensors).numpy()
+        return some_rows(*tensors, tf.convert_to_tensor(rows)).numpy()
 
     return path_outputs_numpy
 
