@@ -154,3 +154,25 @@ def test_a_missing_value_in_the_row_and_the_background_row_changes_nothing():
     assert sampled.options["model_rows_per_sample"] == sampled.options["sampled_orders"] * 7
     exact = explain(model, x, method="shap", background=background, max_evals=2**12).values
     np.testing.assert_allclose(values, exact, rtol=0, atol=1e-10)
+
+
+def test_a_row_equal_to_its_only_background_row_takes_no_path_rows(nonlinear5):
+    """Row 1 is the background row: no player changes its input, so none of its coalitions
+    is called and every value is exactly 0, for the compiled mixing (Keras) and the NumPy
+    mixing (a plain callable) alike; the other rows call all of theirs."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(3, 5))
+    background = x[1:2].copy()
+
+    def as_callable(batch):
+        return np.asarray(nonlinear5(batch))
+
+    for model in (nonlinear5, as_callable):
+        explanation = explain(model, x, method="shap", background=background, max_evals=12)
+        assert explanation.options["estimator"] == "permutation"
+        per_row = explanation.options["sampled_orders"] * (5 - 1)
+        assert explanation.options["model_rows_per_sample"] == round(2 * per_row / 3)
+        assert (explanation.values[1] == 0).all()
+        assert (explanation.values[[0, 2]] != 0).any()
+        np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values,
+                                   explanation.outputs, atol=1e-10)

@@ -317,7 +317,7 @@ class PathChunk:
     ranks: np.ndarray  # (n_rows, pairs, players): each player's position, changing ones first
     drawn: np.ndarray  # (n_rows, pairs): the background row of each pair of paths
     needed: np.ndarray | None  # needed_rows of the n_rows * pairs paths, None for all
-    mixed: np.ndarray | None  # the needed coalitions' inputs, None when mixed in the graph
+    mixed: np.ndarray | None  # the needed coalitions' inputs (all: mixed_paths'), None in graph
 
 
 def column_ranks(player_ranks: np.ndarray, player_of_column: np.ndarray | None,
@@ -360,21 +360,16 @@ def path_outputs(request: ExplainRequest, chunk: PathChunk, x: np.ndarray,
             np.repeat(x[chunk.rows], pairs, axis=0).reshape(-1, *request.sample_shape),
             background[chunk.drawn].reshape(-1, *request.sample_shape), targets,
             batch_size=request.batch_size, n_players=n_players, rows=chunk.needed)
-    elif chunk.needed is None:  # every coalition, mixed as mixed_paths lays them out
+    else:
         batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
-        predicted = request.adapter.predict(chunk.mixed.reshape(-1, *request.sample_shape),
-                                            batch_size)
-        row_targets = np.repeat(request.target[chunk.rows], 2 * pairs * (n_players - 1))
-        return predicted[np.arange(len(predicted)), row_targets].reshape(
-            n_rows, 2, pairs, n_players - 1)
-    elif len(chunk.mixed):
-        batch_size = request.batch_size or coalition_batch_size(request.sample_shape)
-        predicted = request.adapter.predict(chunk.mixed.reshape(-1, *request.sample_shape),
-                                            batch_size)
+        predicted = (request.adapter.predict(chunk.mixed.reshape(-1, *request.sample_shape),
+                                             batch_size) if len(chunk.mixed) else np.empty((0, 1)))
+        if chunk.needed is None:  # every coalition, laid out as mixed_paths does
+            row_targets = np.repeat(request.target[chunk.rows], 2 * pairs * (n_players - 1))
+            return predicted[np.arange(len(predicted)), row_targets].reshape(
+                n_rows, 2, pairs, n_players - 1)
         row_targets = targets[chunk.needed // (2 * (n_players - 1))]
         outputs = predicted[np.arange(len(predicted)), row_targets]
-    else:
-        outputs = np.empty(0)
     filled = filled_paths(outputs, chunk.needed, start.reshape(-1), np.repeat(end, pairs),
                           n_players)
     return filled.reshape(n_rows, pairs, 2, n_players - 1).transpose(0, 2, 1, 3)
