@@ -236,6 +236,47 @@ def _blank_border_skipped() -> dict[str, Any]:
                                        - grouped.outputs).max())}
 
 
+def _padded_text_skipped() -> dict[str, Any]:
+    """A masked (mask_zero) LSTM on token rows of every length, one of them all pad and one
+    without pad, each row's target its own: sampled SHAP with the pad positions skipped
+    against the same call with every coalition evaluated (the skip turned off)."""
+    import keras
+
+    from pytest_kexplain import clear_cache, explain
+    from pytest_kexplain.cache import SESSION_CACHE
+    from pytest_kexplain.explainers import shapley
+
+    keras.utils.set_random_seed(5)
+    lstm = keras.Sequential([keras.Input((12,), dtype="int32"),
+                             keras.layers.Embedding(20, 4, mask_zero=True),
+                             keras.layers.LSTM(4), keras.layers.Dense(3)])
+    rng = np.random.default_rng(5)
+    ids = np.zeros((4, 12), dtype="int32")  # row 0: every token the pad id
+    ids[1, :3] = rng.integers(1, 20, 3)
+    ids[2, 5:] = rng.integers(1, 20, 7)
+    ids[3] = rng.integers(1, 20, 12)
+    target = np.array([0, 1, 2, 1])
+    # both calls have one cache key: neither may come from a cache
+    saving, persistent = shapley.MIN_SKIPPED_SHARE, SESSION_CACHE.persistent
+    SESSION_CACHE.persistent = None
+    clear_cache()
+    try:
+        skipped = explain(lstm, ids, method="shap", target=target)
+        shapley.MIN_SKIPPED_SHARE = 2.0  # a share never reached: every coalition evaluated
+        clear_cache()
+        every = explain(lstm, ids, method="shap", target=target)
+    finally:
+        shapley.MIN_SKIPPED_SHARE, SESSION_CACHE.persistent = saving, persistent
+        clear_cache()
+    return {"rows": [skipped.options["model_rows_per_sample"],
+                     every.options["model_rows_per_sample"]],
+            "pad": float(np.abs(skipped.values[ids == 0]).max()),
+            "difference": float(np.abs(skipped.values - every.values).max()),
+            "scale": float(np.abs(every.values).max()),
+            "additivity": float(np.abs(skipped.values.sum(axis=1) + skipped.base_values
+                                       - skipped.outputs).max())}
+
+
 def run_checks(directory: Path) -> dict[str, Any]:
     """Every explanation the backend tests compare, as JSON-ready lists."""
     import keras
@@ -276,6 +317,7 @@ def run_checks(directory: Path) -> dict[str, Any]:
     results["unread_group"] = _unread_group_gets_nothing()
     results["all_pad"] = _all_pad_rows()
     results["blank_border"] = _blank_border_skipped()
+    results["padded_text"] = _padded_text_skipped()
     results["path_through_a_pole"] = _path_through_a_pole()
     results["pole_on_a_refined_point"] = _pole_on_a_refined_point()
     return results

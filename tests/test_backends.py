@@ -151,6 +151,19 @@ def test_sampled_shap_calls_the_model_only_where_a_patch_changes_the_image(resul
     assert blank_border["additivity"] < 1e-5
 
 
+def test_sampled_shap_skips_the_pad_positions_of_padded_text_rows(results):
+    """Rows of 0, 3, 7 and 12 tokens cost their own tokens' coalitions and keep the values
+    of every coalition evaluated, up to float32 rounding of the outputs."""
+    from pytest_kexplain.explainers.shapley import sampled_pairs
+
+    padded = results["padded_text"]
+    pairs = sampled_pairs(96, 12, 1)
+    assert padded["rows"] == [round(2 * pairs * (0 + 2 + 6 + 11) / 4), 2 * pairs * 11]
+    assert padded["pad"] == 0.0
+    assert padded["difference"] <= 1e-6 * padded["scale"]
+    assert padded["additivity"] < 1e-5
+
+
 def test_a_model_undefined_on_an_all_pad_row_gets_an_error_that_says_so(results):
     """jax and torch give NaN for a masked average over no tokens; masking methods then say
     why, instead of naming a row the user never passed."""
