@@ -272,7 +272,7 @@ def _padded_text_skipped() -> dict[str, Any]:
                      every.options["model_rows_per_sample"]],
             "pad": float(np.abs(skipped.values[ids == 0]).max()),
             "difference": float(np.abs(skipped.values - every.values).max()),
-            "scale": float(np.abs(every.values).max()),
+            "scale": float(max(np.abs(every.values).max(), np.abs(every.outputs).max())),
             "additivity": float(np.abs(skipped.values.sum(axis=1) + skipped.base_values
                                        - skipped.outputs).max())}
 

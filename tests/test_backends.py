@@ -153,7 +153,8 @@ def test_sampled_shap_calls_the_model_only_where_a_patch_changes_the_image(resul
 
 def test_sampled_shap_skips_the_pad_positions_of_padded_text_rows(results):
     """Rows of 0, 3, 7 and 12 tokens cost their own tokens' coalitions and keep the values
-    of every coalition evaluated, up to float32 rounding of the outputs."""
+    of every coalition evaluated, up to float32 rounding of the outputs (scale: the largest
+    output or value)."""
     from pytest_kexplain.explainers.shapley import sampled_pairs
 
     padded = results["padded_text"]
