@@ -40,6 +40,7 @@ from pytest_kexplain.errors import (
     MODEL_AGNOSTIC_ADVICE,
     InvalidArgument,
     InvalidArgumentType,
+    KexplainWarning,
     ModelHasNoGradientError,
     NonFiniteError,
     RoundOffWarning,
@@ -503,6 +504,8 @@ def explain(
     tokens = _tokens(pad_id, vocabulary, players, prepared, X)
     if embedded is not None:
         embedded = _with_pad_id(embedded, tokens.pad_id)
+    if background_array is not None:
+        _warn_if_background_is_unused(adapter, prepared, tokens, spec.name)
     fingerprint = (adapter.fingerprint() or file_digest) if own_code else \
         (file_digest or adapter.fingerprint())
     if bound.output_view is not None:  # never the one-unit explanation's entry
@@ -924,6 +927,25 @@ def _check_rows_vary(method: str, x: np.ndarray) -> None:
         f"a feature with: every feature would get exactly 0. Pass background= (rows of the "
         f"training data), or explain several different rows."
     )
+
+
+def _warn_if_background_is_unused(adapter: ModelAdapter, prepared: PreparedInput,
+                                  tokens: TokenSettings, method: str) -> None:
+    """A model of one input of token ids masks a token with the pad id: background= is unused."""
+    from pytest_kexplain.adapters.layers import token_embedding
+
+    if prepared.layout is not None:  # several inputs: the background sets the float inputs
+        return
+    model = getattr(adapter, "model", None)
+    if tokens.pad_id is None and (model is None or token_embedding(model) is None):
+        return
+    pad = DEFAULT_PAD_ID if tokens.pad_id is None else tokens.pad_id
+    warnings.warn(
+        f"background= is not used: {adapter.description} reads token ids, and "
+        f"method={method!r} masks a token with the pad id ({pad}), whatever the background "
+        "(a token replaced by another text's token at the same position means nothing). "
+        "Leave background= out; pad_id= sets the id that masks.",
+        KexplainWarning, stacklevel=_frames_to_user_code() + 1)
 
 
 def _token_model(adapter: ModelAdapter, x: np.ndarray, tokens: TokenSettings | None

@@ -212,6 +212,48 @@ def test_masking_uses_the_pad_id(reviews):
     assert (padded.values[ids == 0] == 0).all()
 
 
+@pytest.mark.filterwarnings("ignore::pytest_kexplain.IntegrationToleranceWarning")
+@pytest.mark.parametrize("method", ["shap", "integrated_gradients", "occlusion"])
+def test_a_background_of_texts_is_unused_and_said_so(reviews, method):
+    """One input of token ids masks a token with the pad id whatever the background: a
+    background= is not silently dropped, the warning says so at the user's line (for
+    explain() and for a check), and the values are those without it."""
+    from pytest_kexplain import KexplainWarning
+
+    model, ids, _ = reviews
+    texts = zoo.review_tokens(n=40, seed=7)[0]
+    with pytest.warns(KexplainWarning, match=f"background= is not used: .* reads token ids, "
+                      f"and method='{method}' masks a token with the pad id \\(0\\)") as caught:
+        with_texts = explain(model, ids[:8], method=method, background=texts)
+    assert caught[0].filename == __file__
+    np.testing.assert_array_equal(with_texts.values,
+                                  explain(model, ids[:8], method=method).values)
+    with pytest.warns(KexplainWarning, match="background= is not used") as caught:
+        assert_top_features(model, ids[:8], ["refund", "broken"], vocabulary=VOCABULARY,
+                            method=method, background=texts)
+    assert caught[0].filename == __file__
+
+
+def test_a_background_sets_the_float_inputs_beside_token_ids():
+    """With several inputs the background replaces the float inputs: used, no warning."""
+    import warnings
+
+    import keras
+
+    text = keras.Input((4,), name="text", dtype="int32")
+    num = keras.Input((2,), name="num")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(18, 4)(text))
+    model = keras.Model({"text": text, "num": num},
+                        keras.layers.Dense(1)(keras.layers.Concatenate()([pooled, num])))
+    rng = np.random.default_rng(1)
+    X = {"text": rng.integers(0, 18, (6, 4)), "num": rng.normal(size=(6, 2))}
+    background = {"text": rng.integers(0, 18, (5, 4)), "num": rng.normal(size=(5, 2)) + 3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        used = explain(model, X, method="shap", background=background)
+    assert not np.array_equal(used.values, explain(model, X, method="shap").values)
+
+
 def test_bad_token_input(reviews):
     model, ids, _ = reviews
     with pytest.raises(InvalidArgument, match="integer token ids; row 0"):
