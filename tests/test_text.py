@@ -188,14 +188,19 @@ def test_a_token_no_row_holds_is_named_as_such(reviews):
         assert_top_features(model, without, ["refunds"], vocabulary=VOCABULARY)
 
 
-def test_vocabulary_names_the_token_input_of_a_model_with_several():
+def text_and_numbers_model():
+    """A functional model of 4 token ids ("text") and 2 floats ("num")."""
     import keras
 
     text = keras.Input((4,), name="text", dtype="int32")
     num = keras.Input((2,), name="num")
     pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(18, 4)(text))
-    model = keras.Model({"text": text, "num": num},
-                        keras.layers.Dense(1)(keras.layers.Concatenate()([pooled, num])))
+    return keras.Model({"text": text, "num": num},
+                       keras.layers.Dense(1)(keras.layers.Concatenate()([pooled, num])))
+
+
+def test_vocabulary_names_the_token_input_of_a_model_with_several():
+    model = text_and_numbers_model()
     X = {"text": np.array([[1, 2, 3, 0]]), "num": np.ones((1, 2))}
     explanation = explain(model, X, method="occlusion", vocabulary=VOCABULARY)
     assert explanation.feature_names == ("text:<pad>", "text:the", "text:a", "text:product",
@@ -238,13 +243,7 @@ def test_a_background_sets_the_float_inputs_beside_token_ids():
     """With several inputs the background replaces the float inputs: used, no warning."""
     import warnings
 
-    import keras
-
-    text = keras.Input((4,), name="text", dtype="int32")
-    num = keras.Input((2,), name="num")
-    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(18, 4)(text))
-    model = keras.Model({"text": text, "num": num},
-                        keras.layers.Dense(1)(keras.layers.Concatenate()([pooled, num])))
+    model = text_and_numbers_model()
     rng = np.random.default_rng(1)
     X = {"text": rng.integers(0, 18, (6, 4)), "num": rng.normal(size=(6, 2))}
     background = {"text": rng.integers(0, 18, (5, 4)), "num": rng.normal(size=(5, 2)) + 3}
