@@ -187,11 +187,29 @@ def _path_not_finite(request: ExplainRequest, rows: np.ndarray, n_rows: int,
                             INTEGRATION_PATH, rows, n_rows, kinds)
 
 
+def _check_given_integration(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> None:
+    """max_steps bounds the refinement: refused where no refinement can run, not ignored."""
+    if given.get("max_steps") is None:
+        return
+    if resolved["tolerance"] is None:
+        raise InvalidArgument(
+            f"option 'max_steps' ({given['max_steps']}) bounds the refinement of rows over "
+            "the tolerance, but tolerance=None turns the refinement off, so every row is "
+            f"integrated with steps={resolved['steps']} alone; drop max_steps=, or give a "
+            "tolerance (the default is 0.01).")
+    if resolved["max_steps"] < resolved["steps"]:
+        raise InvalidArgument(
+            f"option 'max_steps' ({resolved['max_steps']}) is below steps="
+            f"{resolved['steps']}, where the integration starts, so no row could be refined; "
+            "pass max_steps >= steps (it doubles steps up to max_steps), or drop max_steps=.")
+
+
 @register(
     "integrated_gradients",
     defaults={"steps": 64, "rule": "trapezoid", "tolerance": 0.01, "max_steps": 1024},
     requires_gradient=True,
     summary="path integral of gradients from the reference to the input (Sundararajan 2017)",
+    check_given=_check_given_integration,
 )
 def integrated_gradients(request: ExplainRequest) -> Attribution:
     """(x - x') times the average gradient along the straight path from x' to x.

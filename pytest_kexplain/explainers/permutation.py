@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -50,9 +50,19 @@ def labels_per_row(y: Any, n: int) -> np.ndarray:
     return labels
 
 
+def _check_given(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> None:
+    """scoring= scores predictions against y=: refused without labels, not ignored."""
+    if given.get("scoring") is not None and resolved["y"] is None:
+        raise InvalidArgument(
+            "option 'scoring' scores the predictions against the labels y=, but no y was "
+            "given, so the global importance is the mean absolute output change and scoring "
+            "would be unused; pass y= (one label per row of X) too, or drop scoring=.")
+
+
 @register(
     "permutation",
     defaults={"repeats": 5, "y": None, "scoring": None},
+    check_given=_check_given,
     requires_gradient=False,
     summary="output change when one feature is shuffled across rows (seeded, repeated)",
 )

@@ -1,0 +1,86 @@
+"""An argument that the chosen method would never read is refused, not silently ignored."""
+
+import numpy as np
+import pytest
+
+from known_models import CountingModel
+from pytest_kexplain import InvalidArgument, KexplainError, assert_top_features, explain
+
+
+def _dense(n_features: int):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((n_features,)), keras.layers.Dense(8, activation="tanh"),
+                             keras.layers.Dense(1)])
+
+
+def _conv(n_steps: int):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([keras.Input((n_steps, 2)), keras.layers.Conv1D(4, 3, activation="relu"),
+                             keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+
+
+@pytest.fixture(scope="module")
+def models():
+    """Models that differ: a dense one on 5 features, a convolution over 7 steps of 2 channels."""
+    rng = np.random.default_rng(0)
+    return [(_dense(5), rng.normal(size=(10, 5)).astype("float32")),
+            (_conv(7), rng.normal(size=(10, 7, 2)).astype("float32"))]
+
+
+def _mean_absolute_error(labels, predicted):
+    return -float(np.mean(np.abs(labels - predicted)))
+
+
+IGNORED = [
+    ({"method": "permutation", "scoring": _mean_absolute_error},
+     r"option 'scoring' scores the predictions against the labels y=, but no y was given.*"
+     r"pass y= \(one label per row of X\) too, or drop scoring="),
+    ({"method": "integrated_gradients", "tolerance": None, "max_steps": 512},
+     r"option 'max_steps' \(512\) bounds the refinement .* tolerance=None turns the refinement "
+     r"off, so every row is integrated with steps=64 alone; drop max_steps=, or give a "
+     r"tolerance"),
+    ({"method": "integrated_gradients", "steps": 128, "max_steps": 32},
+     r"option 'max_steps' \(32\) is below steps=128.*pass max_steps >= steps"),
+]
+
+
+@pytest.mark.parametrize("kwargs, pattern", IGNORED)
+def test_an_option_the_method_would_not_read_is_a_usage_error_before_any_model_call(
+        kwargs, pattern):
+    counting = CountingModel()
+    x = np.random.default_rng(1).normal(size=(6, 4))
+    with pytest.raises(InvalidArgument, match=pattern) as raised:
+        explain(counting.model, x, **kwargs)
+    assert not isinstance(raised.value, AssertionError)
+    assert counting.calls == 0, "the model was called before the mistake was reported"
+
+
+@pytest.mark.parametrize("kwargs, pattern", IGNORED)
+def test_real_models_and_checks_refuse_the_ignored_option(models, kwargs, pattern):
+    """On Keras models of different layers, from explain() and from a check passing it on."""
+    for model, x in models:
+        with pytest.raises(KexplainError, match=pattern):
+            explain(model, x, **kwargs)
+    dense, x = models[0]
+    with pytest.raises(KexplainError, match=pattern) as raised:
+        assert_top_features(dense, x, ["x0"], k=5, **kwargs)
+    assert not isinstance(raised.value, AssertionError)
+
+
+def test_the_options_still_work_where_they_are_read(models):
+    """scoring= with y= and max_steps= with a tolerance change the result, as documented."""
+    model, x = models[0]
+    y = np.asarray(model(x)).reshape(-1) + np.random.default_rng(2).normal(0, 0.1, len(x))
+    squared = explain(model, x, method="permutation", y=y)
+    absolute = explain(model, x, method="permutation", y=y, scoring=_mean_absolute_error)
+    assert not np.allclose(squared.global_importance, absolute.global_importance)
+
+    fixed = explain(model, x, method="integrated_gradients", steps=2, tolerance=None)
+    refined = explain(model, x, method="integrated_gradients", steps=2, tolerance=1e-6,
+                      max_steps=64)
+    assert refined.options["max_steps_used"] > 2
+    assert not np.allclose(fixed.values, refined.values)
