@@ -80,7 +80,49 @@ def test_the_options_still_work_where_they_are_read(models):
     assert not np.allclose(squared.global_importance, absolute.global_importance)
 
     fixed = explain(model, x, method="integrated_gradients", steps=2, tolerance=None)
-    refined = explain(model, x, method="integrated_gradients", steps=2, tolerance=1e-6,
+    refined = explain(model, x, method="integrated_gradients", steps=2, tolerance=1e-3,
                       max_steps=64)
     assert refined.options["max_steps_used"] > 2
     assert not np.allclose(fixed.values, refined.values)
+
+
+
+@pytest.mark.parametrize("metric", ["spearman", "cosine"])
+def test_saliency_stability_warns_that_k_is_unused_with_a_metric_that_compares_every_one(
+        models, metric):
+    """k= sizes metric='top_k''s set; with another metric it changed nothing, silently. The
+    warning comes before any model call, at the user's line, and the result is unchanged."""
+    from pytest_kexplain import KexplainWarning, assert_saliency_stable
+
+    counting = CountingModel()
+    x = np.random.default_rng(3).normal(size=(6, 4))
+    pattern = (rf"k= is not used: assert_saliency_stable got k=2, the size of metric='top_k''s "
+               rf"set .* but metric='{metric}' compares every attribution\. Pass "
+               r"metric='top_k' too, or drop k=\.")
+    with pytest.warns(KexplainWarning, match=pattern) as caught, \
+            pytest.raises(KexplainError, match="min_similarity must lie in"):
+        assert_saliency_stable(counting.model, x, metric=metric, k=2, min_similarity=1.5)
+    assert counting.calls == 0
+    model, x = models[1]
+    plain = assert_saliency_stable(model, x, method="saliency", metric=metric, min_similarity=-1)
+    with pytest.warns(KexplainWarning, match=pattern) as caught:
+        given = assert_saliency_stable(model, x, method="saliency", metric=metric, k=2,
+                                       min_similarity=-1)
+    assert [w.filename for w in caught] == [__file__]
+    assert given.similarity == plain.similarity
+
+
+def test_saliency_stability_reads_k_with_top_k(models):
+    """On real models k= changes the top-k similarity, so it is read there (no warning)."""
+    import warnings
+
+    from pytest_kexplain import KexplainWarning, assert_saliency_stable
+
+    for model, x in models:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", KexplainWarning)
+            one = assert_saliency_stable(model, x, method="saliency", metric="top_k", k=1,
+                                         min_similarity=0.0, epsilon=0.5)
+            every = assert_saliency_stable(model, x, method="saliency", metric="top_k",
+                                           k=x[0].size, min_similarity=0.0, epsilon=0.5)
+        assert every.similarity == 1.0 and one.similarity < 1.0

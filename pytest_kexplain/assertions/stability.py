@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 
 from pytest_kexplain import metrics
 from pytest_kexplain.adapters.binding import model_data
-from pytest_kexplain.api import channels_first_of, uses_gradient_by_default
+from pytest_kexplain.api import _frames_to_user_code, channels_first_of, uses_gradient_by_default
 from pytest_kexplain.assertions import messages
 from pytest_kexplain.assertions._common import (
     check_choice,
@@ -20,7 +21,7 @@ from pytest_kexplain.assertions._common import (
     fail,
 )
 from pytest_kexplain.assertions._outputs import bind_model
-from pytest_kexplain.errors import InvalidArgument
+from pytest_kexplain.errors import InvalidArgument, KexplainWarning
 from pytest_kexplain.events import recorded
 from pytest_kexplain.explainers.base import nan_std
 from pytest_kexplain.explanation import Explanation
@@ -165,6 +166,12 @@ def assert_saliency_stable(
     epsilon = check_number("epsilon", epsilon, low=0.0, low_open=True)
     samples = check_count("samples", samples)
     metric = check_choice("metric", metric, tuple(SIMILARITY_METRICS))
+    if k is not None and metric != "top_k":
+        warnings.warn(
+            f"k= is not used: assert_saliency_stable got k={k!r}, the size of "
+            f"metric='top_k''s set of largest attributions, but metric={metric!r} compares "
+            "every attribution. Pass metric='top_k' too, or drop k=.",
+            KexplainWarning, stacklevel=_frames_to_user_code() + 1)
     min_similarity = check_number("min_similarity", min_similarity,
                                   low=0.0 if metric == "top_k" else -1.0, high=1.0)
     if max_sensitivity is not None:
