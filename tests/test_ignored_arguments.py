@@ -126,3 +126,64 @@ def test_saliency_stability_reads_k_with_top_k(models):
             every = assert_saliency_stable(model, x, method="saliency", metric="top_k",
                                            k=x[0].size, min_similarity=0.0, epsilon=0.5)
         assert every.similarity == 1.0 and one.similarity < 1.0
+
+
+# -- the kexplain command: --top where nothing is cut to N rows ----------------------------------
+
+@pytest.fixture(scope="module")
+def saved(models, tmp_path_factory):
+    """The two models saved, their rows as .npy files, and a baseline of the dense one."""
+    from pytest_kexplain.baselines.fixture import ExplanationBaseline
+
+    root = tmp_path_factory.mktemp("ignored_cli")
+    paths = []
+    for index, (model, x) in enumerate(models):
+        model.save(root / f"model{index}.keras")
+        np.save(root / f"rows{index}.npy", x)
+        paths.append((root / f"model{index}.keras", root / f"rows{index}.npy"))
+    gate = ExplanationBaseline(nodeid="tests/test_gate.py::test_gate", directory=root / "gate",
+                               update=True, rootdir=root)
+    gate.assert_match(str(paths[0][0]), models[0][1], method="saliency")
+    (baseline,) = (root / "gate").glob("*.json")
+    return paths, baseline
+
+
+def test_kexplain_explain_warns_that_top_is_unused_with_json_alone(capsys, saved):
+    """--json prints every feature: --top changed nothing there, silently; with --plot it sizes
+    the chart, and without --json the table, so it does not warn."""
+    import json
+
+    from cli_runs import cli
+
+    paths, _ = saved
+    for model_path, rows in paths:
+        code, out, err = cli(capsys, "explain", model_path, rows, "--method", "saliency",
+                             "--json", "--top", "3", "--quiet")
+        assert code == 0, err
+        assert err.strip() == ("kexplain explain: warning: --top 3 is not used: --json prints "
+                               "every feature. Drop --top, or add --plot IMAGE, whose chart "
+                               "shows the top N.")
+        n_features = int(np.prod(np.load(rows).shape[1:]))
+        assert len(json.loads(out)["features"]) == n_features
+    model_path, rows = paths[0]
+    code, out, err = cli(capsys, "explain", model_path, rows, "--method", "saliency", "--json",
+                         "--quiet")
+    assert code == 0 and err == ""
+    code, out, err = cli(capsys, "explain", model_path, rows, "--method", "saliency", "--top",
+                         "2", "--quiet")
+    assert code == 0 and err == "" and "top 2 of 5 features" in out
+
+
+def test_kexplain_show_warns_that_top_is_unused_with_json(capsys, saved):
+    import json
+
+    from cli_runs import cli
+
+    _, baseline = saved
+    code, out, err = cli(capsys, "show", baseline, "--json", "--top", "2")
+    assert code == 0, err
+    assert err.strip() == ("kexplain show: warning: --top 2 is not used: --json prints every "
+                           "feature of the baseline. Drop --top.")
+    assert len(json.loads(out)["features"]) == 5
+    code, out, err = cli(capsys, "show", baseline, "--top", "2")
+    assert code == 0 and err == "" and "top 2 of 5" in out

@@ -24,6 +24,7 @@ SETTINGS_NOT_THRESHOLDS = ("rank_metric", "top_k")
 EXIT_OK = 0
 EXIT_DRIFT = 1
 EXIT_USAGE = 2
+DEFAULT_TOP = 10  # rows of a table (--top)
 
 #: subcommand -> module that implements it (imported only when the subcommand runs)
 COMMANDS = {
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "INPUT=FILE, repeatable, gives each token input of several its own")
     explain.add_argument("--pad-id", type=_non_negative_int, default=None, metavar="ID",
                          help="token model: the id that masks a token (default 0)")
-    explain.add_argument("--top", type=_positive_int, default=10, metavar="N",
+    explain.add_argument("--top", type=_positive_int, default=None, metavar="N",
                          help="features to list (default 10)")
     explain.add_argument("--plot", metavar="IMAGE", default=None,
                          help="also write a bar chart of the top features to this image file "
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "shares, method and options, model fingerprint, and the Keras backend and "
                     "versions it was written with.")
     show.add_argument("baseline", metavar="BASELINE", help="a baseline .json file")
-    show.add_argument("--top", type=_positive_int, default=10, metavar="N",
+    show.add_argument("--top", type=_positive_int, default=None, metavar="N",
                       help="features to list (default 10)")
     show.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -195,6 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"kexplain {args.command}: error: {one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def listed_rows(args: argparse.Namespace, used: bool, unused_because: str) -> int:
+    """--top N, else the default; a --top given where nothing is cut to N rows warns."""
+    if args.top is not None and not used:
+        from pytest_kexplain.errors import KexplainWarning
+
+        warnings.warn(f"--top {args.top} is not used: {unused_because}", KexplainWarning,
+                      stacklevel=2)
+    return DEFAULT_TOP if args.top is None else int(args.top)
 
 
 def _warning_printer(command: str, fallback: Any) -> Any:

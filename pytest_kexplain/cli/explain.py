@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_kexplain.cli import EXIT_OK, CliError, output
+from pytest_kexplain.cli import EXIT_OK, CliError, listed_rows, output
 from pytest_kexplain.cli.files import Table, output_file, read_data, regular_file, row_count, row_slice
 from pytest_kexplain.cli.specs import GroupsSpec, Vocabulary, target_value
 from pytest_kexplain.cli.wording import flag_wording
@@ -92,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
                        "pytest_kexplain.explain(joblib.load(path), X).")
     model_path = regular_file(args.model, "model file", (".keras",))
     plot_path = _plot_path(args.plot) if args.plot else None
+    args.top = listed_rows(args, not args.json or plot_path is not None,
+                           "--json prints every feature. Drop --top, or add --plot IMAGE, "
+                           "whose chart shows the top N.")
     options = dict(_option(text) for text in args.option)
     target = target_value(args.target, args.class_names)
     vocabulary = _vocabulary_argument(args.vocabulary)

@@ -6,12 +6,14 @@ import argparse
 import datetime
 from typing import Any
 
-from pytest_kexplain.cli import EXIT_OK, output
+from pytest_kexplain.cli import EXIT_OK, listed_rows, output
 from pytest_kexplain.cli.files import read_baseline
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the baseline's metadata and its top features."""
+    args.top = listed_rows(args, not args.json,
+                           "--json prints every feature of the baseline. Drop --top.")
     path, baseline = read_baseline(args.baseline)
     summary = summarise(baseline)
     modified = datetime.datetime.fromtimestamp(path.stat().st_mtime, tz=datetime.timezone.utc)
