@@ -299,9 +299,11 @@ EXPLAIN_KEYWORDS = ("method", "target", "output", "class_names", "feature_names"
                     "seed", "batch_size", "groups", "pad_id", "vocabulary")
 
 
-def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, Any]:
+def resolve_options(spec: ExplainerSpec, options: dict[str, Any], warn: bool = True
+                    ) -> dict[str, Any]:
     """The method's options; a keyword that is neither explain()'s nor the method's is named
-    as such, with the closest valid keyword (a misspelled `target=` is not a method option)."""
+    as such, with the closest valid keyword (a misspelled `target=` is not a method option).
+    An option the others make unused warns (once per explain() call: `warn`)."""
     unknown = sorted(set(options) - set(spec.defaults))
     if "options" in unknown and isinstance(options["options"], Mapping):
         given = ", ".join(f"{key}={value!r}" for key, value in options["options"].items())
@@ -342,8 +344,9 @@ def resolve_options(spec: ExplainerSpec, options: dict[str, Any]) -> dict[str, A
             positive_int(resolved, name)
         elif isinstance(default, float):
             non_negative_float(resolved, name)
-    if spec.check_given is not None:
-        spec.check_given(options, resolved)
+    unused = spec.check_given(options, resolved) if spec.check_given is not None else None
+    if unused is not None and warn:
+        warnings.warn(unused, KexplainWarning, stacklevel=_frames_to_user_code() + 1)
     return resolved
 
 
@@ -404,6 +407,7 @@ def explain(
     # a file naming code of one's own is identified by the loaded model, that code included
     own_code = file_digest is not None and saved_model_runs_own_code(model)
     key = None
+    warned_for: str | None = None
     file_first: bool | None = False  # whether the saved model reads X channels first
     if file_digest is not None and not isinstance(X, (Mapping, list, tuple)) and groups is not None:
         from pytest_kexplain.adapters.layers import saved_samples_channels_first
@@ -420,6 +424,7 @@ def explain(
         check_target(target, len(prepared.array), class_names=labels)
         players = _players(groups, prepared, file_first)
         tokens = _tokens(pad_id, vocabulary, players, prepared, X)
+        warned_for = spec.name  # its options' warnings are issued here, not again below
         key = cache_key(model=file_digest, method=spec.name, options=resolve_options(spec, options),
                         **_data_key(prepared, background_array, target, seed, players), **io_key,
                         tokens=tokens.key())
@@ -452,7 +457,7 @@ def explain(
     if key is not None and spec.name != KERAS_AUTO_METHOD and method == AUTO:
         key = None  # the saved model's key assumed 'auto' was integrated gradients
     _check_method_fits_inputs(spec, embedded)
-    resolved_options = resolve_options(spec, options)
+    resolved_options = resolve_options(spec, options, warn=spec.name != warned_for)
     if spec.name == "permutation" and resolved_options.get("y") is not None:
         from pytest_kexplain.explainers.permutation import labels_per_row
 

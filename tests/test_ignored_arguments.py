@@ -187,3 +187,34 @@ def test_kexplain_show_warns_that_top_is_unused_with_json(capsys, saved):
     assert len(json.loads(out)["features"]) == 5
     code, out, err = cli(capsys, "show", baseline, "--top", "2")
     assert code == 0 and err == "" and "top 2 of 5" in out
+
+
+# -- smoothgrad's samples= with noise=0 --------------------------------------------------------
+
+def test_smoothgrad_warns_that_samples_are_unused_without_noise(models, saved):
+    """noise=0 makes every copy X itself: samples= changed nothing, silently. It warns once per
+    call, at the user's line (a model in memory or a saved file), and the values are the plain
+    gradient's."""
+    import re
+    import warnings
+
+    from pytest_kexplain import KexplainWarning
+
+    pattern = (r"samples=8 is not used: smoothgrad with noise=0 adds no noise, so every copy is "
+               r"X itself .* give a noise > 0 \(the default is 0\.1\), or drop samples=\.")
+    paths, _ = saved
+    for model, x in [*models, (str(paths[0][0]), models[0][1])]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quiet = explain(model, x, method="smoothgrad", noise=0.0)
+            noisy = explain(model, x, method="smoothgrad", noise=0.0, samples=8)
+        ours = [w for w in caught if issubclass(w.category, KexplainWarning)]
+        assert len(ours) == 1 and ours[0].filename == __file__, [str(w.message) for w in ours]
+        assert re.search(pattern, str(ours[0].message))
+        np.testing.assert_allclose(noisy.values, quiet.values, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(noisy.values, explain(model, x, method="saliency").values,
+                                   rtol=1e-5, atol=1e-7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KexplainWarning)
+        explain(models[0][0], models[0][1], method="smoothgrad", samples=8)  # noise: it is read
+        explain(models[0][0], models[0][1], method="smoothgrad", noise=0.0, samples=1)

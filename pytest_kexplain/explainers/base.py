@@ -237,8 +237,9 @@ class ExplainerSpec:
     defaults: Mapping[str, Any]
     requires_gradient: bool
     summary: str
-    # rejects options that the caller gave but that the resolved ones make unused
-    check_given: Callable[[Mapping[str, Any], Mapping[str, Any]], None] | None = None
+    # rejects options that the caller gave but that the resolved ones make unused, or returns
+    # the warning for a harmless one (explain() issues it at the user's line)
+    check_given: Callable[[Mapping[str, Any], Mapping[str, Any]], str | None] | None = None
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with the caller's options; unknown options are an error."""
@@ -257,7 +258,7 @@ REGISTRY: dict[str, ExplainerSpec] = {}
 
 def register(
     name: str, *, defaults: Mapping[str, Any], requires_gradient: bool, summary: str,
-    check_given: Callable[[Mapping[str, Any], Mapping[str, Any]], None] | None = None,
+    check_given: Callable[[Mapping[str, Any], Mapping[str, Any]], str | None] | None = None,
 ) -> Callable[[ExplainFunction], ExplainFunction]:
     """Register an explanation method under `name`."""
 

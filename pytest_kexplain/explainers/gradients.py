@@ -358,11 +358,21 @@ def _require_finite_outputs(request: ExplainRequest, noisy: np.ndarray, rows: sl
             rows=tuple(int(r) for r in bad), kinds=error.kinds) from None
 
 
+def _check_given_smoothgrad(given: Mapping[str, Any], resolved: Mapping[str, Any]) -> str | None:
+    """samples= draws noisy copies: with noise=0 every copy is X, so it changes nothing."""
+    if given.get("samples") is None or resolved["noise"] != 0 or resolved["samples"] == 1:
+        return None
+    return (f"samples={resolved['samples']} is not used: smoothgrad with noise=0 adds no noise, "
+            "so every copy is X itself and the result is the plain gradient (method="
+            "'saliency'); give a noise > 0 (the default is 0.1), or drop samples=.")
+
+
 @register(
     "smoothgrad",
     defaults={"noise": 0.1, "samples": 32},
     requires_gradient=True,
     summary="gradient averaged over noisy copies of the input (Smilkov 2017)",
+    check_given=_check_given_smoothgrad,
 )
 def smoothgrad(request: ExplainRequest) -> Attribution:
     """Mean gradient over Gaussian-perturbed inputs; noise is relative to each feature's range."""
