@@ -511,6 +511,8 @@ def explain(
         embedded = _with_pad_id(embedded, tokens.pad_id)
     if background_array is not None:
         _warn_if_background_is_unused(adapter, prepared, tokens, spec.name)
+    if spec.name == "permutation":
+        _warn_if_repeats_are_unused(adapter, prepared, tokens, background_array, options)
     fingerprint = (adapter.fingerprint() or file_digest) if own_code else \
         (file_digest or adapter.fingerprint())
     if bound.output_view is not None:  # never the one-unit explanation's entry
@@ -934,17 +936,48 @@ def _check_rows_vary(method: str, x: np.ndarray) -> None:
     )
 
 
-def _warn_if_background_is_unused(adapter: ModelAdapter, prepared: PreparedInput,
-                                  tokens: TokenSettings, method: str) -> None:
-    """A model of one input of token ids masks a token with the pad id: background= is unused."""
+def _masking_pad_id(adapter: ModelAdapter, prepared: PreparedInput,
+                    tokens: TokenSettings) -> int | None:
+    """The pad id every method masks with, for a model of one input of token ids; else None."""
     from pytest_kexplain.adapters.layers import token_embedding
 
     if prepared.layout is not None:  # several inputs: the background sets the float inputs
-        return
+        return None
     model = getattr(adapter, "model", None)
     if tokens.pad_id is None and (model is None or token_embedding(model) is None):
+        return None
+    return DEFAULT_PAD_ID if tokens.pad_id is None else tokens.pad_id
+
+
+def _warn_if_repeats_are_unused(adapter: ModelAdapter, prepared: PreparedInput,
+                                tokens: TokenSettings, background: np.ndarray | None,
+                                options: Mapping[str, Any]) -> None:
+    """Permutation draws replacements from one row (the pad id, or a one-row background): every
+    repeat is the same, so a repeats= given changes nothing."""
+    if options.get("repeats") in (None, 1):
         return
-    pad = DEFAULT_PAD_ID if tokens.pad_id is None else tokens.pad_id
+    pad = _masking_pad_id(adapter, prepared, tokens)
+    if pad is not None:
+        source = (f"{adapter.description} reads token ids, and a token is replaced by the pad "
+                  f"id ({pad})")
+        fix = "Drop repeats=."
+    elif background is not None and len(background) == 1:
+        source = "the background holds one row, and every replacement comes from it"
+        fix = "Drop repeats=, or pass a background of several rows (or none: X's own rows)."
+    else:
+        return
+    warnings.warn(
+        f"repeats={options['repeats']} is not used: {source}, so every repeat of "
+        f"method='permutation' draws the same values and gives the same result. {fix}",
+        KexplainWarning, stacklevel=_frames_to_user_code() + 1)
+
+
+def _warn_if_background_is_unused(adapter: ModelAdapter, prepared: PreparedInput,
+                                  tokens: TokenSettings, method: str) -> None:
+    """A model of one input of token ids masks a token with the pad id: background= is unused."""
+    pad = _masking_pad_id(adapter, prepared, tokens)
+    if pad is None:
+        return
     warnings.warn(
         f"background= is not used: {adapter.description} reads token ids, and "
         f"method={method!r} masks a token with the pad id ({pad}), whatever the background "

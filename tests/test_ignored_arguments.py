@@ -218,3 +218,47 @@ def test_smoothgrad_warns_that_samples_are_unused_without_noise(models, saved):
         warnings.simplefilter("error", KexplainWarning)
         explain(models[0][0], models[0][1], method="smoothgrad", samples=8)  # noise: it is read
         explain(models[0][0], models[0][1], method="smoothgrad", noise=0.0, samples=1)
+
+
+# -- permutation's repeats= where every repeat draws the same values ----------------------------
+
+def _token_model():
+    import keras
+
+    keras.utils.set_random_seed(4)
+    return keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 4),
+                             keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+
+
+def test_permutation_warns_that_repeats_are_unused_with_one_replacement_row(models):
+    """A token model's tokens are replaced by the pad id, and a one-row background is the only
+    row to draw from: every repeat was the same, so repeats= changed nothing, silently."""
+    import re
+    import warnings
+
+    from pytest_kexplain import KexplainWarning
+
+    ids = np.random.default_rng(5).integers(1, 12, size=(8, 6))
+    cases = [(_token_model(), ids, {}, r"reads token ids, and a token is replaced by the pad id "
+                                       r"\(0\), so every repeat .* same result\. Drop repeats=\.")]
+    for model, x in models:
+        cases.append((model, x, {"background": x[:1]},
+                      r"the background holds one row, and every replacement comes from it, so "
+                      r"every repeat of method='permutation' draws the same values .* pass a "
+                      r"background of several rows"))
+    for model, x, keywords, pattern in cases:
+        once = explain(model, x, method="permutation", repeats=1, **keywords)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            many = explain(model, x, method="permutation", repeats=7, **keywords)
+        ours = [w for w in caught if issubclass(w.category, KexplainWarning)]
+        assert len(ours) == 1 and ours[0].filename == __file__, [str(w.message) for w in ours]
+        assert re.search(pattern, str(ours[0].message)), str(ours[0].message)
+        np.testing.assert_allclose(many.values, once.values, rtol=1e-9, atol=1e-12)
+    model, x = models[0]
+    with warnings.catch_warnings():  # several rows to draw from: repeats are read
+        warnings.simplefilter("error", KexplainWarning)
+        a = explain(model, x, method="permutation", repeats=1)
+        b = explain(model, x, method="permutation", repeats=7, background=x[:3])
+        c = explain(model, x, method="permutation", repeats=7)
+    assert not np.allclose(a.values, c.values) and b.values.shape == c.values.shape
